@@ -1,0 +1,255 @@
+// Package pgtest gives tests a real PostgreSQL: the server named by
+// SCHEDULERD_TEST_DATABASE_URL, or else a throwaway PostgreSQL 15 that it starts with
+// scripts/pg-up.sh and stops by its PID when the test binary ends. The schema is migrated
+// once into a template database, and each test gets a fresh copy of it.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/schedulerd/schedulerd/migrations"
+)
+
+// EnvDatabaseURL names an existing server to use instead of starting one. Its user must be
+// allowed to create databases.
+const EnvDatabaseURL = "SCHEDULERD_TEST_DATABASE_URL"
+
+// Server is a PostgreSQL server for one test binary.
+type Server struct {
+	// URL connects to the server's maintenance database.
+	URL string
+
+	dir          string // data directory of a server this package started; empty otherwise
+	templateOnce sync.Once
+	template     string
+	templateErr  error
+}
+
+var (
+	shared    *Server
+	sharedErr error
+)
+
+// Main starts the server for a package's tests, runs them and stops it. Call it from
+// TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
+func Main(m *testing.M) {
+	shared, sharedErr = Start()
+	code := m.Run()
+
+	if shared != nil {
+		if err := shared.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// Start connects to EnvDatabaseURL or starts a throwaway server.
+func Start() (*Server, error) {
+	if envURL := os.Getenv(EnvDatabaseURL); envURL != "" {
+		return &Server{URL: envURL}, nil
+	}
+
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "schedulerd-pgtest-")
+	if err != nil {
+		return nil, fmt.Errorf("create PostgreSQL directory: %w", err)
+	}
+
+	out, err := exec.Command("bash", filepath.Join(root, "scripts", "pg-up.sh"), dir).CombinedOutput()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("start PostgreSQL with scripts/pg-up.sh: %w\n%s", err, out)
+	}
+	urlBytes, err := os.ReadFile(filepath.Join(dir, "url"))
+	if err != nil {
+		return nil, fmt.Errorf("read URL of the started PostgreSQL: %w", err)
+	}
+	return &Server{URL: strings.TrimSpace(string(urlBytes)), dir: dir}, nil
+}
+
+// Stop stops a server this package started, by its PID, and deletes its files. A server
+// named by EnvDatabaseURL is left running.
+func (s *Server) Stop() error {
+	if s.dir == "" {
+		return nil
+	}
+
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	script := filepath.Join(root, "scripts", "pg-down.sh")
+	if out, err := exec.Command("bash", script, s.dir, "--purge").CombinedOutput(); err != nil {
+		return fmt.Errorf("stop PostgreSQL in %s: %w\n%s", s.dir, err, out)
+	}
+	return nil
+}
+
+// Shared returns the server Main started, failing the test if it could not start.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	if sharedErr != nil {
+		t.Fatalf("PostgreSQL for tests: %v", sharedErr)
+	}
+	if shared == nil {
+		t.Fatal("pgtest: call pgtest.Main from TestMain before using the shared server")
+	}
+	return shared
+}
+
+// NewDatabase creates a migrated database for one test, dropped when the test ends, and
+// returns its URL.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	s := Shared(t)
+	ctx := context.Background()
+
+	template, err := s.migratedTemplate(ctx)
+	if err != nil {
+		t.Fatalf("prepare template database: %v", err)
+	}
+	name := "test_" + randomSuffix()
+	if err := s.exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.exec(ctx, fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", name)); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	return s.DatabaseURL(name)
+}
+
+// NewEmptyDatabase creates a database without any schema, for migration tests.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	s := Shared(t)
+	ctx := context.Background()
+
+	name := "empty_" + randomSuffix()
+	if err := s.exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create empty database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.exec(ctx, fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", name)); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return s.DatabaseURL(name)
+}
+
+// NewPool returns a pool on a fresh migrated database, closed when the test ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	if err != nil {
+		t.Fatalf("open pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// DatabaseURL returns the server's URL with its database replaced by name. The server
+// URL must be a postgres:// URL, not a keyword/value string.
+func (s *Server) DatabaseURL(name string) string {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		panic(fmt.Sprintf("pgtest: %s is not a postgres:// URL: %v", EnvDatabaseURL, err))
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// migratedTemplate creates and migrates the template database once per test binary. Test
+// binaries that share a server each make their own template, so none waits on another.
+func (s *Server) migratedTemplate(ctx context.Context) (string, error) {
+	s.templateOnce.Do(func() {
+		name := "template_" + randomSuffix()
+		if err := s.exec(ctx, "CREATE DATABASE "+name); err != nil {
+			s.templateErr = err
+			return
+		}
+
+		conn, err := pgx.Connect(ctx, s.DatabaseURL(name))
+		if err != nil {
+			s.templateErr = fmt.Errorf("connect to template %s: %w", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+
+		if err := migrations.Up(ctx, conn); err != nil {
+			s.templateErr = err
+			return
+		}
+		s.template = name
+	})
+	return s.template, s.templateErr
+}
+
+func (s *Server) exec(ctx context.Context, sql string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	conn, err := pgx.Connect(ctx, s.URL)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redact(s.URL), err)
+	}
+	defer conn.Close(ctx)
+
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
+}
+
+// ModuleRoot returns the directory of the go.mod above the working directory, where the
+// project's scripts are.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory; run tests from the repository")
+		}
+		dir = parent
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redact(databaseURL string) string {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return "the configured URL"
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL 15 on 127.0.0.1 with every file under DIR, and writes its
+# connection URL to DIR/url. PostgreSQL refuses to run as root, so as root the server runs
+# as the postgres system user, in a directory that user owns. Stop it with pg-down.sh DIR.
+# fsync is off: the data is for tests and demos only and does not survive a machine crash.
+set -euo pipefail
+
+dir=${1:?usage: pg-up.sh DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+bindir=${SCHEDULERD_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+if [ ! -x "$bindir/initdb" ]; then
+  echo "pg-up: no PostgreSQL 15 server in $bindir; run 'make setup' (installs Debian's postgresql) or set SCHEDULERD_PG_BINDIR" >&2
+  exit 1
+fi
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+if [ "$(id -u)" = 0 ]; then
+  chown postgres: "$dir"
+fi
+
+if [ ! -f "$dir/data/PG_VERSION" ]; then
+  as_postgres "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
+    --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+fi
+
+# A port is free when nothing answers on it; the server start below still fails cleanly
+# if another process takes it in between, and then the next port is tried.
+port_is_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+for attempt in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 30000))
+  port_is_free "$port" || continue
+  if as_postgres "$bindir/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/postgres.log" -o "\
+      -c listen_addresses=127.0.0.1 -p $port -k $dir \
+      -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+      -c max_connections=${SCHEDULERD_PG_MAX_CONNECTIONS:-300} \
+      -c shared_buffers=${SCHEDULERD_PG_SHARED_BUFFERS:-256MB}" >/dev/null; then
+    head -n 1 "$dir/data/postmaster.pid" >"$dir/pid"
+    echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable" >"$dir/url"
+    cat "$dir/url"
+    exit 0
+  fi
+done
+
+echo "pg-up: PostgreSQL did not start; the end of $dir/postgres.log follows" >&2
+tail -n 20 "$dir/postgres.log" >&2 || true
+exit 1
