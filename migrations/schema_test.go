@@ -254,7 +254,7 @@ func TestConfigImmutable(t *testing.T) {
 var legalTransitions = map[[2]string]bool{
 	{"submitted", "queued"}: true, {"submitted", "cancelled"}: true, {"submitted", "failed"}: true,
 	{"queued", "running"}: true, {"queued", "paused"}: true, {"queued", "cancelled"}: true,
-	{"queued", "failed"}: true,
+	{"queued", "failed"}:  true,
 	{"running", "queued"}: true, {"running", "paused"}: true, {"running", "completed"}: true,
 	{"running", "failed"}: true, {"running", "cancelled"}: true, {"running", "eval_failed"}: true,
 	{"paused", "queued"}: true, {"paused", "cancelled"}: true,

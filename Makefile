@@ -1,0 +1,42 @@
+# schedulerd: `make demo` replays the GPU trace end to end; `make test` runs every test.
+# Tools built from source (Kubernetes, and later Temporal and the S3 server) are cached in
+# $(SCHEDULERD_CACHE), outside the clone, keyed by version.
+
+SHELL := /bin/bash
+export SCHEDULERD_CACHE ?= $(HOME)/.cache/schedulerd
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+TEST_FLAGS ?= -count=1 -timeout 30m
+
+.PHONY: setup build test lint migrate demo kube-tools clean
+
+setup:
+	@scripts/setup.sh
+
+build:
+	$(GO) build -o bin/schedulerd ./cmd/schedulerd
+
+kube-tools:
+	@scripts/kube-tools.sh
+
+test: setup kube-tools
+	$(GO) test $(TEST_FLAGS) ./...
+
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+migrate: build
+	bin/schedulerd migrate up
+
+demo: setup kube-tools build
+	@scripts/demo.sh
+
+clean:
+	rm -rf bin out

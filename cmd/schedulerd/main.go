@@ -1,0 +1,111 @@
+// Command schedulerd is the GPU training-job scheduler daemon and its tools. It only wires
+// packages together: each subcommand reads the configuration once, builds the parts it needs
+// and runs them until done or until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/schedulerd/schedulerd/config"
+)
+
+// command is one subcommand: run gets the configuration and the arguments after the flags.
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *environment, args []string) error
+}
+
+// environment is what every subcommand receives.
+type environment struct {
+	cfg    config.Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+var commands = map[string]command{
+	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate},
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// realMain returns the exit code: 0 on success, 1 when the command failed, 2 on bad usage or
+// configuration. Every failure is one line on stderr.
+func realMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		return 2
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "schedulerd: unknown command %q; run 'schedulerd help' for the list\n", args[0])
+		return 2
+	}
+
+	cfg, rest, err := config.Load("schedulerd "+args[0], args[1:], getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "schedulerd: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &environment{cfg: cfg, log: newLogger(cfg, stderr), stdout: stdout, stderr: stderr}
+	if err := cmd.run(ctx, env, rest); err != nil {
+		fmt.Fprintf(stderr, "schedulerd %s: %s\n", args[0], oneLine(err))
+		var usageErr usageError
+		if errors.As(err, &usageErr) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks a bad command line, so that realMain exits 2 rather than 1.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// oneLine folds a multi-line error, such as pgx's list of connection attempts, into one
+// line, so that every failure is one line in logs.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: schedulerd COMMAND [flags] [args]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nEvery flag can also be set by its SCHEDULERD_* variable; 'schedulerd COMMAND -h' lists them.")
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func run(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = realMain(args, func(k string) string { return env[k] }, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestBadConfigurationIsOneLine(t *testing.T) {
+	cases := []struct {
+		name string
+		url  string
+		code int
+		want string
+	}{
+		{"malformed URL", "postgres://u@host:port/db", 2, "schedulerd: invalid -database-url (env SCHEDULERD_DATABASE_URL): cannot parse the URL"},
+		{"not postgres", "mysql://u@h/db", 2, "schedulerd: invalid -database-url (env SCHEDULERD_DATABASE_URL): must start with postgres://"},
+		{"unreachable", "postgres://u@127.0.0.1:1/db?connect_timeout=2", 1, "schedulerd migrate: connect to database at 127.0.0.1:1:"},
+		{"missing", "", 2, "schedulerd migrate: no database configured: set SCHEDULERD_DATABASE_URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := run(t, map[string]string{"SCHEDULERD_DATABASE_URL": c.url}, "migrate", "status")
+			if code != c.code {
+				t.Errorf("exit code %d, want %d", code, c.code)
+			}
+			if !strings.HasPrefix(stderr, c.want) {
+				t.Errorf("stderr %q, want prefix %q", stderr, c.want)
+			}
+			if lines := strings.Count(strings.TrimRight(stderr, "\n"), "\n"); lines != 0 {
+				t.Errorf("stderr has %d lines, want 1: %q", lines+1, stderr)
+			}
+		})
+	}
+}
+
+func TestMigrateUpDownStatus(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewEmptyDatabase(t)}
+	latest, err := migrations.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func(v int32) string { return fmt.Sprintf("schema version %d of %d\n", v, latest) }
+
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "status"}, version(0)},
+		{[]string{"migrate", "up"}, version(latest)},
+		{[]string{"migrate", "down"}, version(latest - 1)},
+		{[]string{"migrate", "down", "-to", "0"}, version(0)},
+		{[]string{"migrate", "up"}, version(latest)},
+	}
+	for _, step := range steps {
+		code, stdout, stderr := run(t, env, step.args...)
+		if code != 0 || stdout != step.want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 0 and %q", step.args, code, stdout, stderr, step.want)
+		}
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	code, _, stderr := run(t, nil, "frobnicate")
+	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/schedulerd/schedulerd/migrations"
+)
+
+// runMigrate applies, rolls back or reports the schema migrations.
+func runMigrate(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 {
+		return usageError{"want a subcommand: up, down or status"}
+	}
+	if err := env.cfg.RequireDatabase(); err != nil {
+		return usageError{err.Error()}
+	}
+
+	fs := flag.NewFlagSet("migrate "+args[0], flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	to := fs.Int("to", -1, "with down: the version to roll back to (0 removes every table); default one step")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+
+	conn, err := connect(ctx, env.cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	switch args[0] {
+	case "up":
+		if err := migrations.Up(ctx, conn); err != nil {
+			return err
+		}
+	case "down":
+		if err := migrateDown(ctx, conn, *to); err != nil {
+			return err
+		}
+	case "status":
+	default:
+		return usageError{fmt.Sprintf("unknown migrate subcommand %q: want up, down or status", args[0])}
+	}
+
+	status, err := migrations.CurrentStatus(ctx, conn)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "schema version %d of %d\n", status.Current, status.Latest)
+	return nil
+}
+
+func migrateDown(ctx context.Context, conn *pgx.Conn, to int) error {
+	if to >= 0 {
+		return migrations.To(ctx, conn, int32(to))
+	}
+	status, err := migrations.CurrentStatus(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if status.Current == 0 {
+		return nil
+	}
+	return migrations.To(ctx, conn, status.Current-1)
+}
+
+// connect opens one connection, with a deadline so that an unreachable server fails in
+// seconds rather than hanging.
+func connect(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+
+	conn, err := pgx.ConnectConfig(dialCtx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,169 @@
+// Package config reads schedulerd's settings from flags and SCHEDULERD_* environment
+// variables, once at start, and validates them so that a bad setting stops the daemon with
+// one line naming it. Flags win over the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Config is every setting of the daemon and its subcommands.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection URL (SCHEDULERD_DATABASE_URL).
+	DatabaseURL string
+	// HTTPAddr is where the admin API and /metrics listen (SCHEDULERD_HTTP_ADDR).
+	HTTPAddr string
+	// Kubeconfig is the kubeconfig file; empty means in-cluster (SCHEDULERD_KUBECONFIG).
+	Kubeconfig string
+	// KubeQPS and KubeBurst are the client-side rate limits of the Kubernetes client.
+	// client-go's defaults (5 and 10) would cap pod creation at 5 per second.
+	KubeQPS   float64
+	KubeBurst int
+	// PollInterval is how often the scheduler looks for queued jobs when no notification
+	// wakes it earlier.
+	PollInterval time.Duration
+	// DequeueBatch is how many jobs one dequeue transaction admits at most.
+	DequeueBatch int
+	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
+	// requeued and its reservation released.
+	UnschedulableTimeout time.Duration
+	// LogLevel is debug, info, warn or error; LogFormat is json or text.
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// setting is one configurable value: its flag name, its environment variable and how to
+// parse it into the Config.
+type setting struct {
+	flag, env, usage, fallback string
+	parse                      func(c *Config, value string) error
+}
+
+var settings = []setting{
+	{"database-url", "SCHEDULERD_DATABASE_URL", "PostgreSQL URL, postgres://user@host:port/db", "",
+		func(c *Config, v string) error { c.DatabaseURL = v; return validateDatabaseURL(v) }},
+	{"http-addr", "SCHEDULERD_HTTP_ADDR", "host:port of the admin API and /metrics", "127.0.0.1:8080",
+		func(c *Config, v string) error { c.HTTPAddr = v; return validateAddr(v) }},
+	{"kubeconfig", "SCHEDULERD_KUBECONFIG", "kubeconfig file; empty uses the in-cluster service account", "",
+		func(c *Config, v string) error { c.Kubeconfig = v; return nil }},
+	{"kube-qps", "SCHEDULERD_KUBE_QPS", "Kubernetes client requests per second", "500",
+		func(c *Config, v string) (err error) { c.KubeQPS, err = positiveFloat(v); return }},
+	{"kube-burst", "SCHEDULERD_KUBE_BURST", "Kubernetes client burst of requests", "1000",
+		func(c *Config, v string) (err error) { c.KubeBurst, err = positiveInt(v); return }},
+	{"poll-interval", "SCHEDULERD_POLL_INTERVAL", "longest wait between two dequeues", "1s",
+		func(c *Config, v string) (err error) { c.PollInterval, err = positiveDuration(v); return }},
+	{"dequeue-batch", "SCHEDULERD_DEQUEUE_BATCH", "jobs admitted per dequeue transaction at most", "32",
+		func(c *Config, v string) (err error) { c.DequeueBatch, err = positiveInt(v); return }},
+	{"unschedulable-timeout", "SCHEDULERD_UNSCHEDULABLE_TIMEOUT", "time a pod may stay unschedulable before its job is requeued", "5m",
+		func(c *Config, v string) (err error) { c.UnschedulableTimeout, err = positiveDuration(v); return }},
+	{"log-level", "SCHEDULERD_LOG_LEVEL", "debug, info, warn or error", "info",
+		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"log-format", "SCHEDULERD_LOG_FORMAT", "json or text", "json",
+		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
+}
+
+// Load parses args (without the subcommand) over the environment read by getenv. The
+// returned error names the flag and variable of the first bad setting.
+func Load(name string, args []string, getenv func(string) string, output io.Writer) (Config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		value := s.fallback
+		if env := getenv(s.env); env != "" {
+			value = env
+		}
+		values[i] = fs.String(s.flag, value, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, nil, err
+	}
+
+	var c Config
+	for i, s := range settings {
+		if err := s.parse(&c, *values[i]); err != nil {
+			return Config{}, nil, fmt.Errorf("invalid -%s (env %s): %w", s.flag, s.env, err)
+		}
+	}
+	return c, fs.Args(), nil
+}
+
+// RequireDatabase reports the missing database URL in the words a user needs.
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return errors.New("no database configured: set SCHEDULERD_DATABASE_URL or -database-url")
+	}
+	return nil
+}
+
+func validateDatabaseURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+		return errors.New("must start with postgres:// or postgresql://")
+	}
+	if _, err := pgx.ParseConfig(v); err != nil {
+		return fmt.Errorf("cannot parse the URL: %s", pgErrorText(err))
+	}
+	return nil
+}
+
+// pgErrorText drops the URL itself from pgx's parse errors, which may contain a password.
+func pgErrorText(err error) string {
+	text := err.Error()
+	if i := strings.LastIndex(text, ": "); i >= 0 {
+		return text[i+2:]
+	}
+	return text
+}
+
+func validateAddr(v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	return nil
+}
+
+func positiveFloat(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return 0, fmt.Errorf("want a positive number, got %q", v)
+	}
+	return f, nil
+}
+
+func positiveInt(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a positive integer, got %q", v)
+	}
+	return n, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a positive duration such as 500ms or 2m, got %q", v)
+	}
+	return d, nil
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s, got %q", strings.Join(allowed, ", "), v)
+}

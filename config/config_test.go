@@ -1,0 +1,62 @@
+package config
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(values map[string]string) func(string) string {
+	return func(k string) string { return values[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, rest, err := Load("run", []string{"extra"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.PollInterval != time.Second || c.KubeQPS != 500 {
+		t.Errorf("defaults %+v", c)
+	}
+	if len(rest) != 1 || rest[0] != "extra" {
+		t.Errorf("remaining args %v, want [extra]", rest)
+	}
+}
+
+func TestFlagOverridesEnvironment(t *testing.T) {
+	c, _, err := Load("run", []string{"-poll-interval", "250ms"},
+		env(map[string]string{"SCHEDULERD_POLL_INTERVAL": "5s", "SCHEDULERD_DEQUEUE_BATCH": "8"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PollInterval != 250*time.Millisecond {
+		t.Errorf("poll interval %v, want 250ms from the flag", c.PollInterval)
+	}
+	if c.DequeueBatch != 8 {
+		t.Errorf("dequeue batch %d, want 8 from the environment", c.DequeueBatch)
+	}
+}
+
+func TestLoadNamesBadSetting(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SCHEDULERD_DATABASE_URL": "mysql://x"}, "invalid -database-url (env SCHEDULERD_DATABASE_URL): must start with postgres://"},
+		{map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "invalid -database-url (env SCHEDULERD_DATABASE_URL): cannot parse the URL"},
+		{map[string]string{"SCHEDULERD_POLL_INTERVAL": "-1s"}, "invalid -poll-interval (env SCHEDULERD_POLL_INTERVAL): want a positive duration"},
+		{map[string]string{"SCHEDULERD_KUBE_QPS": "zero"}, "invalid -kube-qps (env SCHEDULERD_KUBE_QPS): want a positive number"},
+		{map[string]string{"SCHEDULERD_HTTP_ADDR": "8080"}, "invalid -http-addr (env SCHEDULERD_HTTP_ADDR): want host:port"},
+		{map[string]string{"SCHEDULERD_LOG_FORMAT": "xml"}, `invalid -log-format (env SCHEDULERD_LOG_FORMAT): want one of json, text, got "xml"`},
+	}
+	for _, c := range cases {
+		_, _, err := Load("run", nil, env(c.env), io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("env %v: error %v, want prefix %q", c.env, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("error %q leaks the password", err)
+		}
+	}
+}

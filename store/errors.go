@@ -1,0 +1,80 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors callers test with errors.Is. Every error the store returns wraps one of
+// these or a driver error, with what was being done.
+var (
+	// ErrNotFound: no row has the given id.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicateIdempotencyKey: the project already has a job with this key. The error is
+	// a *DuplicateKeyError that names the job.
+	ErrDuplicateIdempotencyKey = errors.New("duplicate idempotency key")
+	// ErrIllegalTransition: the status change is not in the transition table.
+	ErrIllegalTransition = errors.New("illegal status transition")
+	// ErrStaleStatus: the row is no longer in the status the caller read, because another
+	// writer changed it first. Read it again and decide again.
+	ErrStaleStatus = errors.New("status changed since it was read")
+	// ErrImmutable: the change touches a column that cannot change after insert.
+	ErrImmutable = errors.New("column cannot change after insert")
+	// ErrBudgetExceeded: the GPU-hour debit would take the project past its budget.
+	ErrBudgetExceeded = errors.New("GPU-hour budget exceeded")
+	// ErrNoPartition: no jobs partition covers the submission time. The partition task
+	// creates them months ahead; run `schedulerd cron run partitions` to create them now.
+	ErrNoPartition = errors.New("no jobs partition for this month")
+	// ErrInvalid: a value breaks a rule of the schema (range, format or reference).
+	ErrInvalid = errors.New("invalid value")
+)
+
+// DuplicateKeyError is returned when a submission reuses an idempotency key.
+type DuplicateKeyError struct {
+	JobID uuid.UUID
+	// SameRequest is true when the earlier submission had the same content, so the caller
+	// is retrying; false when the key was reused for a different request.
+	SameRequest bool
+}
+
+func (e *DuplicateKeyError) Error() string {
+	if e.SameRequest {
+		return fmt.Sprintf("idempotency key already used by job %s", e.JobID)
+	}
+	return fmt.Sprintf("idempotency key already used by job %s with a different request", e.JobID)
+}
+
+func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateIdempotencyKey }
+
+// wrap adds what the store was doing to err and maps PostgreSQL errors that callers act on
+// to the sentinels above.
+func wrap(err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", doing, ErrNotFound)
+	}
+
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	switch {
+	case pgErr.Code == "SD001":
+		return fmt.Errorf("%s: %w: %s", doing, ErrIllegalTransition, pgErr.Message)
+	case pgErr.Code == "SD002":
+		return fmt.Errorf("%s: %w: %s", doing, ErrImmutable, pgErr.Message)
+	case pgErr.Code == "23514" && pgErr.ConstraintName == "":
+		// A check violation without a constraint is the partition router finding no
+		// partition for the row.
+		return fmt.Errorf("%s: %w", doing, ErrNoPartition)
+	case pgErr.Code == "23514", pgErr.Code == "23503", pgErr.Code == "23502", pgErr.Code == "22P02":
+		return fmt.Errorf("%s: %w: %s (%s)", doing, ErrInvalid, pgErr.Message, pgErr.ConstraintName)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}

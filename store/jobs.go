@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// JobStatus is the life-cycle state of a job. The legal moves between them are the rows of
+// the job_status_transitions table.
+type JobStatus string
+
+const (
+	JobSubmitted  JobStatus = "submitted"
+	JobQueued     JobStatus = "queued"
+	JobRunning    JobStatus = "running"
+	JobPaused     JobStatus = "paused"
+	JobCompleted  JobStatus = "completed"
+	JobFailed     JobStatus = "failed"
+	JobCancelled  JobStatus = "cancelled"
+	JobEvalFailed JobStatus = "eval_failed"
+)
+
+// Terminal reports whether no further run can start for a job in this status.
+func (s JobStatus) Terminal() bool {
+	switch s {
+	case JobCompleted, JobFailed, JobCancelled, JobEvalFailed:
+		return true
+	}
+	return false
+}
+
+// JobRef is a job's key: jobs are partitioned by month of created_at, so the key includes it
+// and every lookup by JobRef reads one partition.
+type JobRef struct {
+	ID        uuid.UUID `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Job is one row of jobs.
+type Job struct {
+	ID                 uuid.UUID       `db:"id"`
+	CreatedAt          time.Time       `db:"created_at"`
+	IdempotencyKey     *string         `db:"idempotency_key"`
+	ProjectID          string          `db:"project_id"`
+	OrgID              string          `db:"org_id"`
+	JobType            string          `db:"job_type"`
+	Status             JobStatus       `db:"status"`
+	Priority           int             `db:"priority"`
+	ConfigJSON         json.RawMessage `db:"config_json"`
+	TemporalWorkflowID *string         `db:"temporal_workflow_id"`
+	ParentJobID        *uuid.UUID      `db:"parent_job_id"`
+	ParentCreatedAt    *time.Time      `db:"parent_created_at"`
+	UpdatedAt          time.Time       `db:"updated_at"`
+	StartedAt          *time.Time      `db:"started_at"`
+	CompletedAt        *time.Time      `db:"completed_at"`
+	ErrorMessage       *string         `db:"error_message"`
+	Tags               json.RawMessage `db:"tags"`
+	GPUMilli           int             `db:"gpu_milli"`
+	GPUModels          []string        `db:"gpu_models"`
+	MaxRuntimeSeconds  int             `db:"max_runtime_seconds"`
+	MaxAttempts        int             `db:"max_attempts"`
+	Attempts           int             `db:"attempts"`
+	RunCount           int             `db:"run_count"`
+	GPUHoursReserved   float64         `db:"gpu_hours_reserved"`
+	WaitReason         *string         `db:"wait_reason"`
+}
+
+// Ref returns the job's key.
+func (j Job) Ref() JobRef { return JobRef{ID: j.ID, CreatedAt: j.CreatedAt} }
+
+const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_type::text AS job_type,
+    status::text AS status, priority, config_json, temporal_workflow_id, parent_job_id,
+    parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
+    gpu_models, max_runtime_seconds, max_attempts, attempts, run_count,
+    gpu_hours_reserved::float8 AS gpu_hours_reserved, wait_reason`
+
+// Submission is a new job as the API accepted it. The scheduling fields are derived from
+// the validated config by the caller.
+type Submission struct {
+	ProjectID         string
+	IdempotencyKey    string // empty for none
+	JobType           string
+	Priority          int
+	Config            json.RawMessage
+	Tags              json.RawMessage
+	Parent            *JobRef
+	GPUMilli          int
+	GPUModels         []string
+	MaxRuntimeSeconds int
+	MaxAttempts       int
+}
+
+// RequestHash identifies the content of a submission, to tell a retry (same content) from a
+// reuse of its idempotency key for another request. JSON objects are compared by value, so
+// key order and spacing do not matter.
+func (s Submission) RequestHash() ([]byte, error) {
+	canonical := struct {
+		Project, Type string
+		Priority      int
+		Config, Tags  any
+		Parent        *JobRef
+	}{s.ProjectID, s.JobType, s.Priority, nil, nil, s.Parent}
+	for _, field := range []struct {
+		raw  json.RawMessage
+		into *any
+	}{{s.Config, &canonical.Config}, {s.Tags, &canonical.Tags}} {
+		if len(field.raw) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(field.raw, field.into); err != nil {
+			return nil, fmt.Errorf("hash submission: %w", err)
+		}
+	}
+	encoded, err := json.Marshal(canonical)
+	if err != nil {
+		return nil, fmt.Errorf("hash submission: %w", err)
+	}
+	sum := sha256.Sum256(encoded)
+	return sum[:], nil
+}
+
+const sqlInsertJob = `
+INSERT INTO jobs (id, created_at, idempotency_key, project_id, org_id, job_type, status, priority,
+                  config_json, tags, parent_job_id, parent_created_at, gpu_milli, gpu_models,
+                  max_runtime_seconds, max_attempts)
+SELECT $1, $2, $3, p.id, p.org_id, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, $13, $14
+FROM projects p WHERE p.id = $4
+RETURNING ` + jobColumns
+
+const sqlInsertKey = `
+INSERT INTO job_idempotency_keys (project_id, idempotency_key, job_id, job_created_at, request_sha256)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (project_id, idempotency_key) DO NOTHING`
+
+const sqlGetKey = `
+SELECT job_id, request_sha256 FROM job_idempotency_keys WHERE project_id = $1 AND idempotency_key = $2`
+
+// SubmitJob stores a new queued job. Its id is a UUIDv7 whose timestamp is its created_at,
+// so the id alone finds its partition. When the project already has a job with the same
+// idempotency key, nothing is stored and the error is a *DuplicateKeyError naming that job;
+// concurrent submissions with one key store exactly one job.
+func (s *Store) SubmitJob(ctx context.Context, sub Submission) (Job, error) {
+	doing := "submit job to project " + sub.ProjectID
+	hash, err := sub.RequestHash()
+	if err != nil {
+		return Job{}, err
+	}
+	id, createdAt, err := newJobID()
+	if err != nil {
+		return Job{}, fmt.Errorf("%s: %w", doing, err)
+	}
+
+	var job Job
+	inserted := false
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		job, err = insertJob(ctx, tx, id, createdAt, sub)
+		if err != nil || sub.IdempotencyKey == "" {
+			return err
+		}
+
+		tag, err := tx.Exec(ctx, sqlInsertKey, sub.ProjectID, sub.IdempotencyKey, id, createdAt, hash)
+		if err != nil {
+			return err
+		}
+		inserted = tag.RowsAffected() == 1
+		if !inserted {
+			return errKeyTaken
+		}
+		return nil
+	})
+	if errors.Is(err, errKeyTaken) {
+		return Job{}, s.duplicateKey(ctx, sub, hash, doing)
+	}
+	return job, wrap(err, doing)
+}
+
+// errKeyTaken rolls back a submission whose key another transaction committed first.
+var errKeyTaken = errors.New("idempotency key taken")
+
+func insertJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, createdAt time.Time, sub Submission) (Job, error) {
+	var parentID *uuid.UUID
+	var parentCreatedAt *time.Time
+	if sub.Parent != nil {
+		parentID, parentCreatedAt = &sub.Parent.ID, &sub.Parent.CreatedAt
+	}
+	var key *string
+	if sub.IdempotencyKey != "" {
+		key = &sub.IdempotencyKey
+	}
+	tags := sub.Tags
+	if len(tags) == 0 {
+		tags = json.RawMessage("{}")
+	}
+	models := sub.GPUModels
+	if models == nil {
+		models = []string{}
+	}
+
+	rows, err := tx.Query(ctx, sqlInsertJob, id, createdAt, key, sub.ProjectID, sub.JobType, sub.Priority,
+		sub.Config, tags, parentID, parentCreatedAt, sub.GPUMilli, models, sub.MaxRuntimeSeconds,
+		sub.MaxAttempts)
+	if err != nil {
+		return Job{}, err
+	}
+	job, err := collectOne[Job](rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, fmt.Errorf("project %q: %w", sub.ProjectID, ErrNotFound)
+	}
+	return job, err
+}
+
+func (s *Store) duplicateKey(ctx context.Context, sub Submission, hash []byte, doing string) error {
+	var existing uuid.UUID
+	var existingHash []byte
+	if err := s.pool.QueryRow(ctx, sqlGetKey, sub.ProjectID, sub.IdempotencyKey).Scan(&existing, &existingHash); err != nil {
+		return wrap(err, doing+": read the job holding the idempotency key")
+	}
+	return fmt.Errorf("%s: %w", doing, &DuplicateKeyError{JobID: existing, SameRequest: string(existingHash) == string(hash)})
+}
+
+// newJobID returns a UUIDv7 and the millisecond timestamp it carries.
+func newJobID() (uuid.UUID, time.Time, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.Nil, time.Time{}, fmt.Errorf("generate job id: %w", err)
+	}
+	sec, nsec := id.Time().UnixTime()
+	return id, time.Unix(sec, nsec).UTC(), nil
+}
+
+// createdAtOf returns the created_at that SubmitJob stored for id, when id is a UUIDv7.
+func createdAtOf(id uuid.UUID) (time.Time, bool) {
+	if id.Version() != 7 {
+		return time.Time{}, false
+	}
+	sec, nsec := id.Time().UnixTime()
+	return time.Unix(sec, nsec).UTC(), true
+}
+
+const sqlGetJobByRef = `SELECT ` + jobColumns + ` FROM jobs WHERE id = $1 AND created_at = $2`
+
+const sqlGetJobByID = `SELECT ` + jobColumns + ` FROM jobs WHERE id = $1`
+
+// GetJob reads a job by id. For ids made by SubmitJob it reads one partition; other ids
+// probe the primary key of every partition.
+func (s *Store) GetJob(ctx context.Context, id uuid.UUID) (Job, error) {
+	doing := "get job " + id.String()
+	var rows pgx.Rows
+	var err error
+	if createdAt, ok := createdAtOf(id); ok {
+		rows, err = s.pool.Query(ctx, sqlGetJobByRef, id, createdAt)
+	} else {
+		rows, err = s.pool.Query(ctx, sqlGetJobByID, id)
+	}
+	if err != nil {
+		return Job{}, wrap(err, doing)
+	}
+	job, err := collectOne[Job](rows)
+	return job, wrap(err, doing)
+}
+
+const sqlTransitionJob = `
+UPDATE jobs SET status = $4, error_message = COALESCE($5, error_message),
+    completed_at = CASE WHEN $4::job_status IN ('completed', 'failed', 'cancelled', 'eval_failed')
+                        THEN now() ELSE completed_at END
+WHERE id = $1 AND created_at = $2 AND status = $3
+RETURNING ` + jobColumns
+
+// TransitionJob moves a job from the status the caller saw to another. It returns
+// ErrStaleStatus when the job is no longer in status from, and ErrIllegalTransition when the
+// move is not in the transition table. message, when not empty, is stored as the job's
+// error_message.
+func (s *Store) TransitionJob(ctx context.Context, ref JobRef, from, to JobStatus, message string) (Job, error) {
+	doing := fmt.Sprintf("move job %s from %s to %s", ref.ID, from, to)
+	var msg *string
+	if message != "" {
+		msg = &message
+	}
+	rows, err := s.pool.Query(ctx, sqlTransitionJob, ref.ID, ref.CreatedAt, from, to, msg)
+	if err != nil {
+		return Job{}, wrap(err, doing)
+	}
+	job, err := collectOne[Job](rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, s.staleOrMissing(ctx, ref, doing)
+	}
+	return job, wrap(err, doing)
+}
+
+// staleOrMissing explains why a guarded statement on a job changed no row.
+func (s *Store) staleOrMissing(ctx context.Context, ref JobRef, doing string) error {
+	var status JobStatus
+	err := s.pool.QueryRow(ctx, `SELECT status::text FROM jobs WHERE id = $1 AND created_at = $2`,
+		ref.ID, ref.CreatedAt).Scan(&status)
+	if err != nil {
+		return wrap(err, doing)
+	}
+	return fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, status)
+}
