@@ -74,7 +74,6 @@ CREATE TABLE jobs (
     max_attempts         integer NOT NULL DEFAULT 3 CHECK (max_attempts BETWEEN 1 AND 100),
     attempts             integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     run_count            integer NOT NULL DEFAULT 0 CHECK (run_count >= 0),
-    gpu_hours_reserved   numeric(14, 4) NOT NULL DEFAULT 0 CHECK (gpu_hours_reserved >= 0),
     wait_reason          text,
     PRIMARY KEY (id, created_at),
     CHECK ((parent_job_id IS NULL) = (parent_created_at IS NULL)),

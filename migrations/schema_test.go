@@ -385,7 +385,7 @@ func TestNoNegativeAmounts(t *testing.T) {
 		{"run gpu hours", `UPDATE runs SET gpu_hours_used = -0.001 WHERE id = $1`, []any{run}},
 		{"artifact size", `INSERT INTO artifacts (run_id, artifact_type, storage_uri, checksum_sha256, size_bytes)
 			VALUES ($1, 'checkpoint', 's3://b/k', repeat('a', 64), -1)`, []any{run}},
-		{"job reserved hours", `UPDATE jobs SET gpu_hours_reserved = -1 WHERE id = $1`, []any{job}},
+		{"job max attempts", `UPDATE jobs SET max_attempts = 0 WHERE id = $1`, []any{job}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -68,7 +68,6 @@ type Job struct {
 	MaxAttempts        int             `db:"max_attempts"`
 	Attempts           int             `db:"attempts"`
 	RunCount           int             `db:"run_count"`
-	GPUHoursReserved   float64         `db:"gpu_hours_reserved"`
 	WaitReason         *string         `db:"wait_reason"`
 }
 
@@ -78,8 +77,7 @@ func (j Job) Ref() JobRef { return JobRef{ID: j.ID, CreatedAt: j.CreatedAt} }
 const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_type::text AS job_type,
     status::text AS status, priority, config_json, temporal_workflow_id, parent_job_id,
     parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
-    gpu_models, max_runtime_seconds, max_attempts, attempts, run_count,
-    gpu_hours_reserved::float8 AS gpu_hours_reserved, wait_reason`
+    gpu_models, max_runtime_seconds, max_attempts, attempts, run_count, wait_reason`
 
 // Submission is a new job as the API accepted it. The scheduling fields are derived from
 // the validated config by the caller.

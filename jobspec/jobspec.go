@@ -1,0 +1,180 @@
+// Package jobspec defines a job's configuration (the config_json stored at submission), how
+// it is decoded strictly and validated, and what the scheduler derives from it. It decides
+// nothing about when or where a job runs.
+package jobspec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"unicode/utf8"
+)
+
+// MilliPerGPU is the number of GPU thousandths in one whole GPU.
+const MilliPerGPU = 1000
+
+// MaxRuntimeLimit bounds max_runtime_seconds: 30 days. A training job longer than that
+// should checkpoint and be resubmitted, so a typo cannot reserve a year of budget.
+const MaxRuntimeLimit = 30 * 24 * 3600
+
+// Spec is a job's configuration. It is immutable after submission.
+type Spec struct {
+	// Image is the container image of the training or evaluation program.
+	Image string `json:"image"`
+	// Command overrides the image's entrypoint.
+	Command []string `json:"command,omitempty"`
+	// Resources is what one run's pod requests.
+	Resources Resources `json:"resources"`
+	// MaxRuntimeSeconds bounds each run; it also sizes the GPU-hour reservation taken at
+	// admission (GPUs times this), so a run can never take its project past the budget.
+	MaxRuntimeSeconds int `json:"max_runtime_seconds"`
+	// MaxAttempts is how many runs may fail before the job fails. Preemptions do not count.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Simulation makes a simulated pod (KWOK) finish after a while. Demo and tests only:
+	// production pods carry no such setting.
+	Simulation *Simulation `json:"simulation,omitempty"`
+}
+
+// Resources is the request of one pod. A job asks for whole GPUs or for a share of one.
+type Resources struct {
+	// GPUs is the number of whole GPUs.
+	GPUs int `json:"gpus,omitempty"`
+	// GPUShareMilli is a share of one GPU in thousandths (1 to 999), when GPUs is 0.
+	GPUShareMilli int `json:"gpu_share_milli,omitempty"`
+	// GPUModels lists the GPU models the job may run on; empty means any.
+	GPUModels []string `json:"gpu_models,omitempty"`
+	// CPUMilli and MemoryMiB are the CPU (thousandths of a core) and memory requests.
+	CPUMilli  int64 `json:"cpu_milli"`
+	MemoryMiB int64 `json:"memory_mib"`
+}
+
+// Simulation tells a KWOK-simulated pod how long to run and how to end.
+type Simulation struct {
+	RunSeconds float64 `json:"run_seconds"`
+	ExitCode   int     `json:"exit_code,omitempty"`
+	// Reason is the container's termination reason when ExitCode is not 0, such as
+	// OOMKilled; empty means Error.
+	Reason string `json:"reason,omitempty"`
+}
+
+// FieldError names the invalid field by its JSON path.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
+
+// MaxBytes bounds an encoded configuration.
+const MaxBytes = 64 << 10
+
+var modelName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// Decode parses raw strictly: unknown fields, trailing data, invalid UTF-8 and wrong types
+// are errors naming the field, and the result is validated.
+func Decode(raw []byte) (Spec, error) {
+	if len(raw) > MaxBytes {
+		return Spec{}, &FieldError{"config", fmt.Sprintf("larger than %d bytes", MaxBytes)}
+	}
+	if !utf8.Valid(raw) {
+		return Spec{}, &FieldError{"config", "not valid UTF-8"}
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var spec Spec
+	if err := dec.Decode(&spec); err != nil {
+		return Spec{}, decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Spec{}, &FieldError{"config", "trailing data after the JSON object"}
+	}
+	return spec, spec.Validate()
+}
+
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return &FieldError{"config." + typeErr.Field, fmt.Sprintf("want %s, got JSON %s", typeErr.Type, typeErr.Value)}
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return &FieldError{"config", fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, err)}
+	}
+	// encoding/json reports unknown fields only in the message: json: unknown field "x".
+	return &FieldError{"config", err.Error()}
+}
+
+// Validate checks every field and returns the first problem.
+func (s Spec) Validate() error {
+	r := s.Resources
+	checks := []struct {
+		bad           bool
+		field, reason string
+	}{
+		{s.Image == "", "config.image", "required"},
+		{len(s.Image) > 512, "config.image", "longer than 512 characters"},
+		{s.MaxRuntimeSeconds < 1 || s.MaxRuntimeSeconds > MaxRuntimeLimit, "config.max_runtime_seconds",
+			fmt.Sprintf("must be between 1 and %d", MaxRuntimeLimit)},
+		{s.MaxAttempts < 0 || s.MaxAttempts > 100, "config.max_attempts", "must be between 1 and 100 (0 means 3)"},
+		{r.GPUs < 0 || r.GPUs > 64, "config.resources.gpus", "must be between 0 and 64"},
+		{r.GPUShareMilli < 0 || r.GPUShareMilli >= MilliPerGPU, "config.resources.gpu_share_milli", "must be between 1 and 999"},
+		{r.GPUs > 0 && r.GPUShareMilli > 0, "config.resources.gpu_share_milli", "set either gpus or gpu_share_milli, not both"},
+		{r.CPUMilli < 0 || r.CPUMilli > 1024_000, "config.resources.cpu_milli", "must be between 0 and 1024000"},
+		{r.MemoryMiB < 0 || r.MemoryMiB > 16<<20, "config.resources.memory_mib", "must be between 0 and 16777216"},
+		{len(r.GPUModels) > 16, "config.resources.gpu_models", "at most 16 models"},
+	}
+	for _, c := range checks {
+		if c.bad {
+			return &FieldError{c.field, c.reason}
+		}
+	}
+	for i, m := range r.GPUModels {
+		if !modelName.MatchString(m) {
+			return &FieldError{fmt.Sprintf("config.resources.gpu_models[%d]", i), fmt.Sprintf("invalid model name %q", m)}
+		}
+	}
+	return s.validateSimulation()
+}
+
+func (s Spec) validateSimulation() error {
+	sim := s.Simulation
+	if sim == nil {
+		return nil
+	}
+	if sim.RunSeconds < 0 || sim.RunSeconds > float64(MaxRuntimeLimit) {
+		return &FieldError{"config.simulation.run_seconds", fmt.Sprintf("must be between 0 and %d", MaxRuntimeLimit)}
+	}
+	if sim.ExitCode < 0 || sim.ExitCode > 255 {
+		return &FieldError{"config.simulation.exit_code", "must be between 0 and 255"}
+	}
+	if len(sim.Reason) > 100 {
+		return &FieldError{"config.simulation.reason", "longer than 100 characters"}
+	}
+	return nil
+}
+
+// GPUMilli is the job's GPU request in thousandths: 1000 per whole GPU, or the share.
+func (s Spec) GPUMilli() int {
+	if s.Resources.GPUs > 0 {
+		return s.Resources.GPUs * MilliPerGPU
+	}
+	return s.Resources.GPUShareMilli
+}
+
+// Attempts returns MaxAttempts with its default of 3 applied.
+func (s Spec) Attempts() int {
+	if s.MaxAttempts == 0 {
+		return 3
+	}
+	return s.MaxAttempts
+}
+
+// ReservedGPUHours is what admission reserves from the project's budget: the GPU request
+// times the maximum run time.
+func ReservedGPUHours(gpuMilli, maxRuntimeSeconds int) float64 {
+	return float64(gpuMilli) / MilliPerGPU * float64(maxRuntimeSeconds) / 3600
+}

@@ -1,0 +1,169 @@
+package scheduler
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Wait reasons stored on queued jobs. They are stable strings that the API shows as is.
+const (
+	ReasonBudget      = "GPU-hour budget exhausted"
+	ReasonConcurrency = "concurrency limit reached"
+	ReasonDrained     = "queue drained"
+	ReasonNoModel     = "no node has an allowed GPU model"
+	ReasonTooLarge    = "larger than any node of the allowed GPU models"
+	ReasonNoCapacity  = "no free capacity of the allowed GPU models"
+	ReasonReserved    = "GPU capacity held for an older job that has waited too long"
+)
+
+// Policy holds the rules of a dequeue.
+type Policy struct {
+	// StarvationBound is how long a job may wait for capacity before later jobs stop
+	// backfilling the GPU models it can use, so that a stream of small jobs cannot keep a
+	// large one waiting for ever.
+	StarvationBound time.Duration
+}
+
+// decision state: the snapshot's quotas and models as admissions so far changed them.
+type plan struct {
+	policy   Policy
+	now      time.Time
+	quotas   map[string]store.Quota
+	models   map[string]*store.ModelCapacity
+	order    []string // model names, sorted, for deterministic choices
+	reserved map[string]bool
+}
+
+// Decide walks the candidates in queue order and admits each one its project and the
+// cluster can take, choosing for each GPU job the allowed model with the most free capacity.
+func (p Policy) Decide(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	pl := newPlan(p, snap)
+	var decisions []store.Decision
+	var refusals []store.Refusal
+	for _, c := range snap.Candidates {
+		decision, reason := pl.place(c)
+		if reason != "" {
+			refusals = append(refusals, store.Refusal{Job: c.Ref(), Reason: reason})
+			continue
+		}
+		decisions = append(decisions, decision)
+	}
+	return decisions, refusals
+}
+
+func newPlan(p Policy, snap store.Snapshot) *plan {
+	pl := &plan{policy: p, now: snap.Now, quotas: map[string]store.Quota{},
+		models: map[string]*store.ModelCapacity{}, reserved: map[string]bool{}}
+	for id, q := range snap.Quotas {
+		pl.quotas[id] = q
+	}
+	for i := range snap.Models {
+		m := snap.Models[i]
+		pl.models[m.Model] = &m
+		pl.order = append(pl.order, m.Model)
+	}
+	return pl
+}
+
+// place admits c or returns why it waits.
+func (pl *plan) place(c store.Candidate) (store.Decision, string) {
+	hours := ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
+	if reason := pl.quotaRefusal(c.ProjectID, hours); reason != "" {
+		return store.Decision{}, reason
+	}
+
+	model := ""
+	if c.GPUMilli > 0 {
+		var reason string
+		model, reason = pl.chooseModel(c)
+		if reason != "" {
+			return store.Decision{}, reason
+		}
+		pl.models[model].AllocatedMilli += int64(c.GPUMilli)
+	}
+
+	q := pl.quotas[c.ProjectID]
+	q.CurrentConcurrent++
+	q.GPUHoursReserved += hours
+	pl.quotas[c.ProjectID] = q
+	return store.Decision{Candidate: c, GPUModel: model, GPUHoursReserved: hours}, ""
+}
+
+func (pl *plan) quotaRefusal(project string, hours float64) string {
+	q, ok := pl.quotas[project]
+	switch {
+	case !ok:
+		return "project has no quota"
+	case q.DrainedAt != nil:
+		return ReasonDrained
+	case q.CurrentConcurrent >= q.MaxConcurrentJobs:
+		return ReasonConcurrency
+	case q.GPUHoursUsed+q.GPUHoursReserved+hours > q.GPUHoursBudget+1e-9:
+		return ReasonBudget
+	}
+	return ""
+}
+
+// chooseModel picks the allowed, unreserved model with the most free capacity that has a
+// node large enough. A job that finds none after waiting StarvationBound reserves its
+// models: later candidates in this dequeue may not use them.
+func (pl *plan) chooseModel(c store.Candidate) (string, string) {
+	best, bestFree := "", int64(-1)
+	known, fits, heldBack := false, false, false
+	for _, name := range pl.allowed(c) {
+		m := pl.models[name]
+		if m == nil || m.Nodes == 0 {
+			continue
+		}
+		known = true
+		if m.LargestNodeMilli < int64(c.GPUMilli) {
+			continue
+		}
+		fits = true
+		free := m.CapacityMilli - m.AllocatedMilli
+		if free < int64(c.GPUMilli) || free <= bestFree {
+			continue
+		}
+		if pl.reserved[name] {
+			heldBack = true
+			continue
+		}
+		best, bestFree = name, free
+	}
+
+	switch {
+	case best != "":
+		return best, ""
+	case !known:
+		return "", ReasonNoModel
+	case !fits:
+		return "", ReasonTooLarge
+	case heldBack:
+		return "", ReasonReserved
+	}
+	if pl.now.Sub(c.QueuedAt) < pl.policy.StarvationBound {
+		return "", ReasonNoCapacity
+	}
+	for _, name := range pl.allowed(c) {
+		pl.reserved[name] = true
+	}
+	return "", fmt.Sprintf("%s; waiting since %s, later jobs no longer backfill its models",
+		ReasonNoCapacity, c.QueuedAt.UTC().Format(time.RFC3339))
+}
+
+func (pl *plan) allowed(c store.Candidate) []string {
+	if len(c.GPUModels) > 0 {
+		return c.GPUModels
+	}
+	return pl.order
+}
+
+// ReservedGPUHours is the reservation admission takes for a job, rounded to the 4 decimals
+// the quotas table keeps, so that releasing it later subtracts exactly what was added.
+func ReservedGPUHours(gpuMilli, maxRuntimeSeconds int) float64 {
+	return math.Round(jobspec.ReservedGPUHours(gpuMilli, maxRuntimeSeconds)*1e4) / 1e4
+}

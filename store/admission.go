@@ -1,0 +1,267 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Candidate is a queued job that passed the quota filter of a dequeue.
+type Candidate struct {
+	JobID             uuid.UUID `db:"job_id"`
+	JobCreatedAt      time.Time `db:"job_created_at"`
+	ProjectID         string    `db:"project_id"`
+	Priority          int       `db:"priority"`
+	GPUMilli          int       `db:"gpu_milli"`
+	GPUModels         []string  `db:"gpu_models"`
+	MaxRuntimeSeconds int       `db:"max_runtime_seconds"`
+	QueuedAt          time.Time `db:"queued_at"`
+	Namespace         string    `db:"k8s_namespace"`
+}
+
+// Ref returns the candidate's job key.
+func (c Candidate) Ref() JobRef { return JobRef{ID: c.JobID, CreatedAt: c.JobCreatedAt} }
+
+// ModelCapacity is the GPU capacity of one model, in thousandths of a GPU.
+type ModelCapacity struct {
+	Model            string `db:"model"`
+	CapacityMilli    int64  `db:"capacity_milli"`
+	AllocatedMilli   int64  `db:"allocated_milli"`
+	Nodes            int    `db:"nodes"`
+	LargestNodeMilli int64  `db:"largest_node_milli"`
+}
+
+// Snapshot is what a dequeue decides on. Its quota and model rows are locked until the
+// dequeue commits, so the decision cannot be invalidated by another writer.
+type Snapshot struct {
+	Now        time.Time
+	Candidates []Candidate
+	Quotas     map[string]Quota
+	Models     []ModelCapacity
+}
+
+// Decision admits one candidate, on a GPU model (empty for a job without GPUs).
+type Decision struct {
+	Candidate        Candidate
+	GPUModel         string
+	GPUHoursReserved float64
+}
+
+// Refusal records why a candidate stays queued.
+type Refusal struct {
+	Job    JobRef
+	Reason string
+}
+
+// Admission is an admitted job's new run, ready for the dispatcher to create its pod.
+type Admission struct {
+	Job              JobRef
+	ProjectID        string
+	Namespace        string
+	RunID            uuid.UUID
+	RunNumber        int
+	PodName          string
+	GPUModel         string
+	GPUMilli         int
+	GPUHoursReserved float64
+}
+
+// Decider chooses, from a locked snapshot, which candidates to admit and why the others wait.
+type Decider func(Snapshot) ([]Decision, []Refusal)
+
+// PodName derives a run's pod name from its job and run number, so that a dispatcher
+// retrying after a crash finds the pod it already created instead of creating another.
+func PodName(jobID uuid.UUID, runNumber int) string {
+	return fmt.Sprintf("job-%s-r%d", jobID, runNumber)
+}
+
+// The candidates: queued jobs in priority order whose project could take them now. Jobs
+// of drained, full or exhausted projects are left out here, so they never block the jobs of
+// other projects behind them.
+const sqlCandidates = `
+SELECT q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli, q.gpu_models,
+       q.max_runtime_seconds, q.queued_at, p.k8s_namespace
+FROM job_queue q
+JOIN quotas u ON u.project_id = q.project_id
+JOIN projects p ON p.id = q.project_id
+WHERE u.drained_at IS NULL
+  AND u.current_concurrent < u.max_concurrent_jobs
+  AND u.gpu_hours_used + u.gpu_hours_reserved
+      + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 <= u.gpu_hours_budget
+ORDER BY q.priority DESC, q.job_created_at, q.job_id
+LIMIT $1
+FOR UPDATE OF q SKIP LOCKED`
+
+const sqlLockQuotas = `SELECT ` + quotaColumns + ` FROM quotas WHERE project_id = ANY($1)
+ORDER BY project_id FOR UPDATE`
+
+const sqlLockModels = `
+SELECT model, capacity_milli, allocated_milli, nodes, largest_node_milli
+FROM gpu_models ORDER BY model FOR UPDATE`
+
+// Dequeue runs one admission transaction: it locks up to limit candidates with their quota
+// and model rows, asks decide, and applies the decisions with guarded statements. It
+// returns the new runs. When no candidate is found it returns nil without calling decide.
+func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admission, error) {
+	var admissions []Admission
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		snap, err := lockSnapshot(ctx, tx, limit)
+		if err != nil || len(snap.Candidates) == 0 {
+			return err
+		}
+
+		decisions, refusals := decide(snap)
+		if err := setWaitReasons(ctx, tx, refusals); err != nil {
+			return err
+		}
+		admissions, err = admit(ctx, tx, decisions)
+		return err
+	})
+	return admissions, wrap(err, "dequeue")
+}
+
+func lockSnapshot(ctx context.Context, tx pgx.Tx, limit int) (Snapshot, error) {
+	var snap Snapshot
+	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&snap.Now); err != nil {
+		return snap, err
+	}
+	rows, err := tx.Query(ctx, sqlCandidates, limit)
+	if err != nil {
+		return snap, err
+	}
+	snap.Candidates, err = collectAll[Candidate](rows)
+	if err != nil || len(snap.Candidates) == 0 {
+		return snap, err
+	}
+
+	rows, err = tx.Query(ctx, sqlLockQuotas, candidateProjects(snap.Candidates))
+	if err != nil {
+		return snap, err
+	}
+	quotas, err := collectAll[Quota](rows)
+	if err != nil {
+		return snap, err
+	}
+	snap.Quotas = make(map[string]Quota, len(quotas))
+	for _, q := range quotas {
+		snap.Quotas[q.ProjectID] = q
+	}
+
+	rows, err = tx.Query(ctx, sqlLockModels)
+	if err != nil {
+		return snap, err
+	}
+	snap.Models, err = collectAll[ModelCapacity](rows)
+	return snap, err
+}
+
+func candidateProjects(candidates []Candidate) []string {
+	seen := map[string]bool{}
+	var projects []string
+	for _, c := range candidates {
+		if !seen[c.ProjectID] {
+			seen[c.ProjectID] = true
+			projects = append(projects, c.ProjectID)
+		}
+	}
+	sort.Strings(projects)
+	return projects
+}
+
+const sqlSetWaitReasons = `
+UPDATE jobs j SET wait_reason = r.reason
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS r(id, created_at, reason)
+WHERE j.id = r.id AND j.created_at = r.created_at AND j.status = 'queued'
+  AND j.wait_reason IS DISTINCT FROM r.reason`
+
+// setWaitReasons stores why refused candidates wait, writing only rows whose reason changed.
+func setWaitReasons(ctx context.Context, tx pgx.Tx, refusals []Refusal) error {
+	if len(refusals) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(refusals))
+	created := make([]time.Time, len(refusals))
+	reasons := make([]string, len(refusals))
+	for i, r := range refusals {
+		ids[i], created[i], reasons[i] = r.Job.ID, r.Job.CreatedAt, r.Reason
+	}
+	_, err := tx.Exec(ctx, sqlSetWaitReasons, ids, created, reasons)
+	return err
+}
+
+// QueueChannel is the PostgreSQL notification channel that announces newly queued jobs.
+const QueueChannel = "schedulerd_queue"
+
+const sqlSyncCapacity = `
+WITH seen AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[])
+        AS x(model, capacity_milli, nodes, largest_node_milli)
+), upserted AS (
+    INSERT INTO gpu_models (model, capacity_milli, nodes, largest_node_milli, updated_at)
+    SELECT model, capacity_milli, nodes, largest_node_milli, now() FROM seen
+    ON CONFLICT (model) DO UPDATE SET capacity_milli = EXCLUDED.capacity_milli,
+        nodes = EXCLUDED.nodes, largest_node_milli = EXCLUDED.largest_node_milli, updated_at = now()
+    WHERE (gpu_models.capacity_milli, gpu_models.nodes, gpu_models.largest_node_milli)
+        IS DISTINCT FROM (EXCLUDED.capacity_milli, EXCLUDED.nodes, EXCLUDED.largest_node_milli)
+)
+UPDATE gpu_models SET capacity_milli = 0, nodes = 0, largest_node_milli = 0, updated_at = now()
+WHERE model NOT IN (SELECT model FROM seen) AND nodes > 0`
+
+// SyncGPUCapacity stores the schedulable GPU capacity by model as the dispatcher counts it
+// from the nodes. Models missing from capacity have lost every node and drop to zero.
+func (s *Store) SyncGPUCapacity(ctx context.Context, capacity []ModelCapacity) error {
+	n := len(capacity)
+	models, milli, nodes, largest := make([]string, n), make([]int64, n), make([]int, n), make([]int64, n)
+	for i, c := range capacity {
+		models[i], milli[i], nodes[i], largest[i] = c.Model, c.CapacityMilli, c.Nodes, c.LargestNodeMilli
+	}
+	_, err := s.pool.Exec(ctx, sqlSyncCapacity, models, milli, nodes, largest)
+	return wrap(err, "store GPU capacity")
+}
+
+// ListGPUModels reads the capacity and allocation of every GPU model.
+func (s *Store) ListGPUModels(ctx context.Context) ([]ModelCapacity, error) {
+	rows, err := s.pool.Query(ctx, `SELECT model, capacity_milli, allocated_milli, nodes, largest_node_milli
+		FROM gpu_models ORDER BY model`)
+	if err != nil {
+		return nil, wrap(err, "list GPU models")
+	}
+	models, err := collectAll[ModelCapacity](rows)
+	return models, wrap(err, "list GPU models")
+}
+
+// The reasons for jobs the candidate query leaves out: their project is drained, full or
+// out of budget. Only rows whose reason changes are written.
+const sqlExplainWaits = `
+UPDATE jobs j SET wait_reason = w.reason
+FROM (
+    SELECT q.job_id, q.job_created_at, CASE
+        WHEN u.project_id IS NULL THEN 'project has no quota'
+        WHEN u.drained_at IS NOT NULL THEN $1
+        WHEN u.current_concurrent >= u.max_concurrent_jobs THEN $2
+        WHEN u.gpu_hours_used + u.gpu_hours_reserved
+             + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 > u.gpu_hours_budget THEN $3
+        END AS reason
+    FROM job_queue q LEFT JOIN quotas u ON u.project_id = q.project_id
+) w
+WHERE w.reason IS NOT NULL AND j.id = w.job_id AND j.created_at = w.job_created_at
+  AND j.status = 'queued' AND j.wait_reason IS DISTINCT FROM w.reason`
+
+// WaitReasons are the words ExplainWaits stores for each cause.
+type WaitReasons struct {
+	Drained, Concurrency, Budget string
+}
+
+// ExplainWaits stores, on every queued job that its project's quota holds back, why it
+// waits. It returns how many jobs got a new reason.
+func (s *Store) ExplainWaits(ctx context.Context, reasons WaitReasons) (int64, error) {
+	tag, err := s.pool.Exec(ctx, sqlExplainWaits, reasons.Drained, reasons.Concurrency, reasons.Budget)
+	if err != nil {
+		return 0, wrap(err, "explain waiting jobs")
+	}
+	return tag.RowsAffected(), nil
+}

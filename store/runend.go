@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// RunEnd is how a run ended, as the dispatcher judged it from its pod.
+type RunEnd struct {
+	RunID  uuid.UUID
+	Status RunStatus // completed, failed, preempted or cancelled
+	// EndedAt is when the container stopped (from the pod's status, so that a restart
+	// replaying old pods accounts the same hours); for a run that never started it is the
+	// time the end was seen.
+	EndedAt  time.Time
+	ExitCode *int
+	Reason   string
+	// Retryable is false for failures no retry can fix (a missing image, a bad container
+	// config): the job fails at once.
+	Retryable bool
+}
+
+// RunEndResult is what EndRun changed.
+type RunEndResult struct {
+	ProjectID    string
+	GPUHoursUsed float64
+	JobStatus    JobStatus // the job's status afterwards
+}
+
+const sqlEndRun = `
+UPDATE runs r SET status = $2, completed_at = $3, exit_code = $4, end_reason = $5,
+    gpu_hours_used = CASE WHEN r.started_at IS NULL THEN 0 ELSE LEAST(r.gpu_hours_reserved,
+        r.gpu_milli / 1000.0 * greatest(0, extract(epoch FROM $3::timestamptz - r.started_at)) / 3600.0) END
+WHERE r.id = $1 AND r.status IN ('pending', 'running')
+RETURNING r.job_id, r.job_created_at, r.gpu_hours_used::float8, r.gpu_hours_reserved::float8,
+    COALESCE(r.gpu_model, ''), r.gpu_milli`
+
+// The end of a run releases what admission took: one concurrency slot, the reservation,
+// and the model's capacity; the hours the run used are debited with the budget statement.
+// used never passes the budget because a run's hours are capped at its reservation, which
+// was already counted.
+const sqlReleaseQuota = `
+UPDATE quotas u SET current_concurrent = u.current_concurrent - 1,
+    gpu_hours_reserved = u.gpu_hours_reserved - $2, gpu_hours_used = u.gpu_hours_used + $3
+FROM jobs j
+WHERE j.id = $1 AND j.created_at = $4 AND u.project_id = j.project_id
+  AND u.current_concurrent >= 1 AND u.gpu_hours_reserved >= $2
+  AND u.gpu_hours_used + $3 + (u.gpu_hours_reserved - $2) <= u.gpu_hours_budget
+RETURNING u.project_id`
+
+const sqlReleaseModel = `
+UPDATE gpu_models SET allocated_milli = allocated_milli - $2
+WHERE model = $1 AND allocated_milli >= $2`
+
+// The job's next status follows the run's end: completed; requeued after a preemption
+// (no attempt used) or a retryable failure with attempts left; failed otherwise. A job that
+// is no longer running (cancelled or paused meanwhile) keeps its status.
+const sqlJobAfterRun = `
+UPDATE jobs SET
+    attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
+    status = CASE
+        WHEN $3 = 'completed' THEN 'completed'
+        WHEN $3 = 'preempted' THEN 'queued'
+        WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts THEN 'queued'
+        ELSE 'failed' END::job_status,
+    error_message = CASE WHEN $3 IN ('failed', 'preempted') THEN $5 ELSE error_message END,
+    wait_reason = CASE WHEN $3 = 'preempted' THEN 'requeued after preemption: ' || $5
+                       WHEN $3 = 'failed' THEN 'retrying after failure: ' || $5 END,
+    completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
+                        THEN $6 ELSE completed_at END
+WHERE id = $1 AND created_at = $2 AND status = 'running' AND $3 <> 'cancelled'
+RETURNING status::text`
+
+// EndRun records the end of a pending or running run, releases its admission and moves its
+// job on, in one transaction. It returns ErrStaleStatus when the run had already ended, so
+// that seeing a pod's end twice (after a restart, say) counts it once.
+func (s *Store) EndRun(ctx context.Context, end RunEnd) (RunEndResult, error) {
+	doing := fmt.Sprintf("end run %s as %s", end.RunID, end.Status)
+	var result RunEndResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var job JobRef
+		var reserved float64
+		var model string
+		var milli int
+		err := tx.QueryRow(ctx, sqlEndRun, end.RunID, end.Status, end.EndedAt, end.ExitCode, end.Reason).
+			Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &model, &milli)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrStaleStatus
+		}
+		if err != nil {
+			return err
+		}
+
+		if err := tx.QueryRow(ctx, sqlReleaseQuota, job.ID, reserved, result.GPUHoursUsed, job.CreatedAt).
+			Scan(&result.ProjectID); err != nil {
+			return fmt.Errorf("release quota: %w", err)
+		}
+		if model != "" {
+			if err := releaseModel(ctx, tx, model, milli); err != nil {
+				return err
+			}
+		}
+		return moveJobAfterRun(ctx, tx, job, end, &result)
+	})
+	return result, wrap(err, doing)
+}
+
+func releaseModel(ctx context.Context, tx pgx.Tx, model string, milli int) error {
+	tag, err := tx.Exec(ctx, sqlReleaseModel, model, milli)
+	if err != nil {
+		return fmt.Errorf("release %s capacity: %w", model, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("release %d milli of %s: less than that was allocated", milli, model)
+	}
+	return nil
+}
+
+func moveJobAfterRun(ctx context.Context, tx pgx.Tx, job JobRef, end RunEnd, result *RunEndResult) error {
+	err := tx.QueryRow(ctx, sqlJobAfterRun, job.ID, job.CreatedAt, string(end.Status), end.Retryable,
+		end.Reason, end.EndedAt).Scan(&result.JobStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tx.QueryRow(ctx, `SELECT status::text FROM jobs WHERE id = $1 AND created_at = $2`,
+			job.ID, job.CreatedAt).Scan(&result.JobStatus)
+	}
+	return err
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// RunStatus is the state of one attempt of a job.
+type RunStatus string
+
+const (
+	RunPending   RunStatus = "pending" // pod created or about to be, not running yet
+	RunRunning   RunStatus = "running"
+	RunCompleted RunStatus = "completed"
+	RunFailed    RunStatus = "failed"
+	RunPreempted RunStatus = "preempted"
+	RunCancelled RunStatus = "cancelled"
+)
+
+// Run is one row of runs, with the job fields the dispatcher needs to build and judge its pod.
+type Run struct {
+	ID                 uuid.UUID       `db:"id"`
+	JobID              uuid.UUID       `db:"job_id"`
+	JobCreatedAt       time.Time       `db:"job_created_at"`
+	RunNumber          int             `db:"run_number"`
+	Status             RunStatus       `db:"status"`
+	CreatedAt          time.Time       `db:"created_at"`
+	StartedAt          *time.Time      `db:"started_at"`
+	CompletedAt        *time.Time      `db:"completed_at"`
+	GPUHoursUsed       float64         `db:"gpu_hours_used"`
+	GPUHoursReserved   float64         `db:"gpu_hours_reserved"`
+	GPUMilli           int             `db:"gpu_milli"`
+	GPUModel           *string         `db:"gpu_model"`
+	Namespace          string          `db:"namespace"`
+	PodName            string          `db:"pod_name"`
+	PodCreatedAt       *time.Time      `db:"pod_created_at"`
+	WorkerNode         *string         `db:"worker_node"`
+	LastCheckpointURI  *string         `db:"last_checkpoint_uri"`
+	LastCheckpointStep *int            `db:"last_checkpoint_step"`
+	EndReason          *string         `db:"end_reason"`
+	ExitCode           *int            `db:"exit_code"`
+	ProjectID          string          `db:"project_id"`
+	JobStatus          JobStatus       `db:"job_status"`
+	JobPriority        int             `db:"job_priority"`
+	ConfigJSON         json.RawMessage `db:"config_json"`
+}
+
+// Job returns the key of the run's job.
+func (r Run) Job() JobRef { return JobRef{ID: r.JobID, CreatedAt: r.JobCreatedAt} }
+
+const runColumns = `r.id, r.job_id, r.job_created_at, r.run_number, r.status::text AS status,
+    r.created_at, r.started_at, r.completed_at, r.gpu_hours_used::float8 AS gpu_hours_used,
+    r.gpu_hours_reserved::float8 AS gpu_hours_reserved, r.gpu_milli, r.gpu_model, r.namespace,
+    r.pod_name, r.pod_created_at, r.worker_node, r.last_checkpoint_uri, r.last_checkpoint_step,
+    r.end_reason, r.exit_code, j.project_id, j.status::text AS job_status, j.priority AS job_priority,
+    j.config_json`
+
+const sqlLiveRuns = `SELECT ` + runColumns + `
+FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+WHERE r.status IN ('pending', 'running')
+ORDER BY r.created_at`
+
+// ListLiveRuns reads every pending or running run, oldest first.
+func (s *Store) ListLiveRuns(ctx context.Context) ([]Run, error) {
+	rows, err := s.pool.Query(ctx, sqlLiveRuns)
+	if err != nil {
+		return nil, wrap(err, "list live runs")
+	}
+	runs, err := collectAll[Run](rows)
+	return runs, wrap(err, "list live runs")
+}
+
+const sqlGetRun = `SELECT ` + runColumns + `
+FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+WHERE r.id = $1`
+
+// GetRun reads one run with its job's fields.
+func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
+	rows, err := s.pool.Query(ctx, sqlGetRun, id)
+	if err != nil {
+		return Run{}, wrap(err, "get run "+id.String())
+	}
+	run, err := collectOne[Run](rows)
+	return run, wrap(err, "get run "+id.String())
+}
+
+const sqlLastCheckpoint = `
+SELECT last_checkpoint_uri FROM runs
+WHERE job_id = $1 AND job_created_at = $2 AND last_checkpoint_uri IS NOT NULL
+ORDER BY run_number DESC LIMIT 1`
+
+// LastCheckpoint returns the newest checkpoint any run of the job recorded, or "" if none:
+// the point a new run resumes from.
+func (s *Store) LastCheckpoint(ctx context.Context, job JobRef) (string, error) {
+	var uri string
+	err := s.pool.QueryRow(ctx, sqlLastCheckpoint, job.ID, job.CreatedAt).Scan(&uri)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return uri, wrap(err, "read last checkpoint of job "+job.ID.String())
+}
+
+// MarkPodCreated records that the run's pod exists, so that a pod missing later means it
+// was deleted, not that it was never made.
+func (s *Store) MarkPodCreated(ctx context.Context, runID uuid.UUID) error {
+	_, err := s.pool.Exec(ctx, `UPDATE runs SET pod_created_at = now()
+		WHERE id = $1 AND status = 'pending' AND pod_created_at IS NULL`, runID)
+	return wrap(err, "mark pod of run "+runID.String()+" created")
+}
+
+const sqlStartRun = `
+WITH run AS (
+    UPDATE runs SET status = 'running', started_at = $2, worker_node = $3,
+        pod_created_at = COALESCE(pod_created_at, $2)
+    WHERE id = $1 AND status = 'pending'
+    RETURNING job_id, job_created_at
+)
+UPDATE jobs j SET started_at = COALESCE(j.started_at, $2)
+FROM run WHERE j.id = run.job_id AND j.created_at = run.job_created_at
+RETURNING j.id`
+
+// StartRun moves a pending run to running at startedAt, the time its container started:
+// the GPU-hour clock starts then, never while the pod was pending. It returns
+// ErrStaleStatus when the run is not pending.
+func (s *Store) StartRun(ctx context.Context, runID uuid.UUID, startedAt time.Time, node string) error {
+	doing := "start run " + runID.String()
+	var jobID uuid.UUID
+	err := s.pool.QueryRow(ctx, sqlStartRun, runID, startedAt, node).Scan(&jobID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", doing, ErrStaleStatus)
+	}
+	return wrap(err, doing)
+}
+
+const sqlAccrueRuns = `
+UPDATE runs SET gpu_hours_used = LEAST(gpu_hours_reserved,
+    gpu_milli / 1000.0 * extract(epoch FROM $1::timestamptz - started_at) / 3600.0)
+WHERE status = 'running' AND started_at < $1`
+
+// AccrueRunning updates the GPU-hours of every running run as of now, capped at its
+// reservation. The quota is debited when the run ends.
+func (s *Store) AccrueRunning(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, sqlAccrueRuns, now)
+	if err != nil {
+		return 0, wrap(err, "accrue GPU-hours of running runs")
+	}
+	return tag.RowsAffected(), nil
+}

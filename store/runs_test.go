@@ -1,0 +1,122 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// admitOne queues a job of gpuMilli for one hour with maxAttempts and admits it on A10,
+// returning its run.
+func admitOne(t *testing.T, s *store.Store, gpuMilli, maxAttempts int) store.Admission {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := submission("")
+	sub.GPUMilli, sub.MaxAttempts, sub.MaxRuntimeSeconds = gpuMilli, maxAttempts, 3600
+	if _, err := s.SubmitJob(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	admissions, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		c := snap.Candidates[0]
+		return []store.Decision{{Candidate: c, GPUModel: "A10", GPUHoursReserved: float64(gpuMilli) / 1000}}, nil
+	})
+	if err != nil || len(admissions) != 1 {
+		t.Fatalf("dequeue: %v admissions, err %v", len(admissions), err)
+	}
+	return admissions[0]
+}
+
+func TestCompletedRunDebitsExactHours(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 2000, 3)
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+	if err := s.StartRun(ctx, a.RunID, start, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	result, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunCompleted, EndedAt: start.Add(45 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if result.GPUHoursUsed != 1.5 || result.JobStatus != store.JobCompleted || result.ProjectID != "vision" {
+		t.Errorf("result %+v, want 1.5 GPU-hours, job completed, project vision", result)
+	}
+	quota, _ := s.GetQuota(ctx, "vision")
+	if quota.GPUHoursUsed != 1.5 || quota.GPUHoursReserved != 0 || quota.CurrentConcurrent != 0 {
+		t.Errorf("quota %+v, want used 1.5, nothing reserved, no job running", quota)
+	}
+	models, _ := s.ListGPUModels(ctx)
+	if models[0].AllocatedMilli != 0 {
+		t.Errorf("A10 still has %d milli allocated", models[0].AllocatedMilli)
+	}
+
+	_, err = s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunCompleted, EndedAt: start.Add(time.Hour)})
+	if !errors.Is(err, store.ErrStaleStatus) {
+		t.Errorf("second end: %v, want ErrStaleStatus", err)
+	}
+	quota, _ = s.GetQuota(ctx, "vision")
+	if quota.GPUHoursUsed != 1.5 {
+		t.Errorf("after the second end: used %v, want 1.5 (counted once)", quota.GPUHoursUsed)
+	}
+}
+
+func TestRunHoursCappedAtReservation(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	if err := s.StartRun(ctx, a.RunID, start, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+
+	result, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunCompleted, EndedAt: start.Add(5 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result.GPUHoursUsed != 1 {
+		t.Errorf("used %v GPU-hours, want 1 (the reservation)", result.GPUHoursUsed)
+	}
+}
+
+func TestRunEndMovesJob(t *testing.T) {
+	cases := []struct {
+		name        string
+		maxAttempts int
+		end         store.RunEnd
+		wantJob     store.JobStatus
+		wantTries   int
+	}{
+		{"retryable failure with attempts left", 3, store.RunEnd{Status: store.RunFailed, Retryable: true, Reason: "OOMKilled"}, store.JobQueued, 1},
+		{"failure on the last attempt", 1, store.RunEnd{Status: store.RunFailed, Retryable: true, Reason: "Error"}, store.JobFailed, 1},
+		{"non-retryable failure", 3, store.RunEnd{Status: store.RunFailed, Retryable: false, Reason: "ErrImagePull"}, store.JobFailed, 1},
+		{"preemption uses no attempt", 1, store.RunEnd{Status: store.RunPreempted, Reason: "Evicted"}, store.JobQueued, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := setup(t)
+			ctx := context.Background()
+			a := admitOne(t, s, 1000, c.maxAttempts)
+			c.end.RunID, c.end.EndedAt = a.RunID, time.Now()
+
+			result, err := s.EndRun(ctx, c.end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			job, _ := s.GetJob(ctx, a.Job.ID)
+			if result.JobStatus != c.wantJob || job.Status != c.wantJob || job.Attempts != c.wantTries {
+				t.Errorf("job %s with %d attempts (result %s), want %s with %d", job.Status, job.Attempts, result.JobStatus, c.wantJob, c.wantTries)
+			}
+			if result.GPUHoursUsed != 0 {
+				t.Errorf("a run that never started used %v GPU-hours, want 0", result.GPUHoursUsed)
+			}
+		})
+	}
+}
