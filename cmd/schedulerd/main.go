@@ -35,6 +35,8 @@ type environment struct {
 
 var commands = map[string]command{
 	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate},
+	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon},
+	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport},
 }
 
 func main() {

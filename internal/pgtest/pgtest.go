@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/schedulerd/schedulerd/cron"
 	"github.com/schedulerd/schedulerd/migrations"
 )
 
@@ -48,6 +49,12 @@ var (
 // Main starts the server for a package's tests, runs them and stops it. Call it from
 // TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit: it returns the tests' exit code, so that a TestMain can
+// also start other servers around it (see internal/s3test).
+func Run(m *testing.M) int {
 	shared, sharedErr = Start()
 	code := m.Run()
 
@@ -56,7 +63,7 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Start connects to EnvDatabaseURL or starts a throwaway server.
@@ -200,9 +207,25 @@ func (s *Server) migratedTemplate(ctx context.Context) (string, error) {
 			s.templateErr = err
 			return
 		}
+		if err := migrateRiver(ctx, s.DatabaseURL(name)); err != nil {
+			s.templateErr = err
+			return
+		}
 		s.template = name
 	})
 	return s.template, s.templateErr
+}
+
+// migrateRiver adds River's tables, which the cron service needs, as `schedulerd migrate up`
+// does. The pool is closed before the template is copied, since PostgreSQL copies only a
+// database that no one is connected to.
+func migrateRiver(ctx context.Context, databaseURL string) error {
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("open pool for River migrations: %w", err)
+	}
+	defer pool.Close()
+	return cron.MigrateRiver(ctx, pool)
 }
 
 func (s *Server) exec(ctx context.Context, sql string) error {

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/schedulerd/schedulerd/accounting"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// runReport prints GPU-hours by org and project for runs that started in a period, by
+// default the current month in UTC.
+func runReport(ctx context.Context, env *environment, args []string) error {
+	if err := env.cfg.RequireDatabase(); err != nil {
+		return usageError{err.Error()}
+	}
+	now := time.Now().UTC()
+	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	from := fs.String("from", monthStart.Format(time.DateOnly), "first day of the period (YYYY-MM-DD, UTC)")
+	to := fs.String("to", monthStart.AddDate(0, 1, 0).Format(time.DateOnly), "day after the period (YYYY-MM-DD, UTC)")
+	output := fs.String("o", "table", "output format: table or json")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	start, err := time.Parse(time.DateOnly, *from)
+	if err != nil {
+		return usageError{fmt.Sprintf("invalid -from %q: want YYYY-MM-DD", *from)}
+	}
+	end, err := time.Parse(time.DateOnly, *to)
+	if err != nil {
+		return usageError{fmt.Sprintf("invalid -to %q: want YYYY-MM-DD", *to)}
+	}
+
+	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	lines, err := accounting.Report(ctx, db, start, end)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		return json.NewEncoder(env.stdout).Encode(lines)
+	}
+	return accounting.WriteReport(env.stdout, lines)
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/schedulerd/schedulerd/daemon"
+	"github.com/schedulerd/schedulerd/dispatcher"
+	"github.com/schedulerd/schedulerd/migrations"
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// runDaemon is `schedulerd run`: the scheduler, the dispatcher, GPU-hour accrual and the
+// HTTP endpoints, until SIGINT or SIGTERM.
+func runDaemon(ctx context.Context, env *environment, _ []string) error {
+	cfg := env.cfg
+	if err := cfg.RequireDatabase(); err != nil {
+		return usageError{err.Error()}
+	}
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: 40})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := requireCurrentSchema(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	kube, err := newKubeClient(cfg)
+	if err != nil {
+		return err
+	}
+	// The address is bound before anything starts, so a port in use fails the start.
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+
+	d := daemon.New(daemon.Config{
+		Store:      db,
+		Kube:       kube,
+		Scheduler:  scheduler.Config{Batch: cfg.DequeueBatch, PollInterval: cfg.PollInterval},
+		Dispatcher: dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout},
+		Listener:   listener,
+		Logger:     env.log,
+	})
+	env.log.Info("schedulerd started", "http_addr", listener.Addr().String())
+	return d.Run(ctx)
+}
+
+// requireCurrentSchema refuses to run against a database whose migrations this binary does
+// not match: an old schema lacks columns, a newer one may have changed their meaning.
+func requireCurrentSchema(ctx context.Context, url string) error {
+	conn, err := connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	status, err := migrations.CurrentStatus(ctx, conn)
+	if err != nil {
+		return err
+	}
+	switch {
+	case status.Current < status.Latest:
+		return fmt.Errorf("database schema is at version %d, this binary needs %d: run 'schedulerd migrate up'", status.Current, status.Latest)
+	case status.Current > status.Latest:
+		return fmt.Errorf("database schema is at version %d, newer than this binary's %d: upgrade schedulerd", status.Current, status.Latest)
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package dispatcher
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// loopCapacity recounts GPU capacity at most twice a second, after node changes.
+func (d *Dispatcher) loopCapacity(ctx context.Context) {
+	ticker := time.NewTicker(500 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if !d.capacityDirty.Swap(false) {
+			continue
+		}
+		if err := d.syncCapacity(ctx); err != nil && ctx.Err() == nil {
+			d.capacityDirty.Store(true)
+			d.cfg.Logger.Error("GPU capacity sync failed", "err", err)
+		}
+	}
+}
+
+// syncCapacity stores the GPU capacity by model of the nodes that can take new pods.
+func (d *Dispatcher) syncCapacity(ctx context.Context) error {
+	nodes, err := d.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	if err := d.store.SyncGPUCapacity(ctx, CountCapacity(nodes)); err != nil {
+		return err
+	}
+	d.cfg.OnCapacityChanged()
+	return nil
+}
+
+// CountCapacity sums, by GPU model, the GPU thousandths of nodes that are ready and not
+// cordoned. A cordoned model has no capacity, so its jobs stay queued until uncordon.
+func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
+	byModel := map[string]*store.ModelCapacity{}
+	for _, n := range nodes {
+		model := n.Labels[GPUModelLabel]
+		milli := nodeGPUMilli(n)
+		if model == "" || milli == 0 || !nodeSchedulable(n) {
+			continue
+		}
+		c := byModel[model]
+		if c == nil {
+			c = &store.ModelCapacity{Model: model}
+			byModel[model] = c
+		}
+		c.CapacityMilli += milli
+		c.Nodes++
+		c.LargestNodeMilli = max(c.LargestNodeMilli, milli)
+	}
+
+	out := make([]store.ModelCapacity, 0, len(byModel))
+	for _, c := range byModel {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
+	return out
+}
+
+// nodeGPUMilli is a node's allocatable GPU thousandths: the GPUMilliResource when the node
+// advertises it, else 1000 per whole GPU.
+func nodeGPUMilli(n *corev1.Node) int64 {
+	if q, ok := n.Status.Allocatable[GPUMilliResource]; ok {
+		return q.Value()
+	}
+	if q, ok := n.Status.Allocatable[GPUResource]; ok {
+		return q.Value() * 1000
+	}
+	return 0
+}
+
+func nodeSchedulable(n *corev1.Node) bool {
+	if n.Spec.Unschedulable || n.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -1,0 +1,225 @@
+// Package dispatcher turns admitted runs into pods and follows each pod to its end. It is
+// the only part of schedulerd that talks to Kubernetes. It decides nothing about which job
+// runs next (the scheduler does); it records what the pods say: a run started, ended and
+// how, and frees what the run held so the scheduler can admit more.
+//
+// Every run is reconciled the same way, whatever woke it: an admission, a pod event, a node
+// event or the periodic resync. Reconciling reads the run from the database and its pod
+// from the informer cache, and makes one guarded change. That makes a crash at any point
+// safe: the next reconcile of the run finds the pod it created (pod names derive from job
+// and run number) or sees it missing, and nothing is counted twice.
+package dispatcher
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Config tunes the dispatcher. Zero values take the defaults in parentheses.
+type Config struct {
+	// Workers reconcile runs in parallel (32). Pod creation is most of their work, so this
+	// and the client's QPS bound the dispatch rate.
+	Workers int
+	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
+	// requeued and its reservation released (5m).
+	UnschedulableTimeout time.Duration
+	// ResyncInterval is how often every live run is reconciled even without events (10s).
+	// It catches timeouts, pods lost while the daemon was down and missed events.
+	ResyncInterval time.Duration
+	// OnRunEnded is called after each run's end is recorded; the daemon wakes the scheduler.
+	OnRunEnded func(store.RunEndResult)
+	// OnCapacityChanged is called after the GPU capacity stored for admission changed.
+	OnCapacityChanged func()
+	// Now returns the current time (time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Dispatcher creates and follows the pods of runs.
+type Dispatcher struct {
+	cfg    Config
+	client kubernetes.Interface
+	store  *store.Store
+
+	pods      corelisters.PodLister
+	podIndex  cache.Indexer
+	nodes     corelisters.NodeLister
+	factories []informers.SharedInformerFactory
+	queue     workqueue.TypedRateLimitingInterface[uuid.UUID]
+
+	namespaces    sync.Map // namespaces known to exist
+	terminating   sync.Map // run ID to why its pod is being deleted by someone else
+	capacityDirty atomic.Bool
+	synced        atomic.Bool
+}
+
+// New returns a dispatcher; Run starts it.
+func New(client kubernetes.Interface, s *store.Store, cfg Config) *Dispatcher {
+	cfg = withDefaults(cfg)
+	d := &Dispatcher{cfg: cfg, client: client, store: s,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[uuid.UUID](),
+			workqueue.TypedRateLimitingQueueConfig[uuid.UUID]{Name: "runs"}),
+	}
+	d.setUpInformers()
+	return d
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.UnschedulableTimeout <= 0 {
+		cfg.UnschedulableTimeout = 5 * time.Minute
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 10 * time.Second
+	}
+	if cfg.OnRunEnded == nil {
+		cfg.OnRunEnded = func(store.RunEndResult) {}
+	}
+	if cfg.OnCapacityChanged == nil {
+		cfg.OnCapacityChanged = func() {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// Enqueue asks for the runs of new admissions to be reconciled, which creates their pods.
+func (d *Dispatcher) Enqueue(admissions []store.Admission) {
+	for _, a := range admissions {
+		d.queue.Add(a.RunID)
+	}
+}
+
+// Synced reports whether the first resync with the live pods has finished.
+func (d *Dispatcher) Synced() bool { return d.synced.Load() }
+
+// Run follows pods until ctx ends. Before it reconciles anything it waits for the informer
+// caches to hold the live pods and nodes, so that a restart adopts running pods instead of
+// taking them for lost.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	log := d.cfg.Logger
+	if err := d.ensurePriorityClasses(ctx); err != nil {
+		return err
+	}
+
+	// Step 1: fill the caches with the live pods and nodes.
+	for _, f := range d.factories {
+		f.Start(ctx.Done())
+	}
+	for _, f := range d.factories {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return contextErrorf(ctx, "wait for the %v cache", typ)
+			}
+		}
+	}
+
+	// Step 2: count GPU capacity and reconcile every live run once.
+	if err := d.syncCapacity(ctx); err != nil {
+		log.Error("GPU capacity sync failed", "err", err)
+	}
+	if err := d.resync(ctx); err != nil {
+		return err
+	}
+	d.synced.Store(true)
+	log.Info("dispatcher synced with the cluster", "pods", len(d.podIndex.ListKeys()))
+
+	// Step 3: work until ctx ends.
+	var wg sync.WaitGroup
+	for range d.cfg.Workers {
+		wg.Go(func() { d.work(ctx) })
+	}
+	wg.Go(func() { d.loopCapacity(ctx) })
+	wg.Go(func() { d.loopResync(ctx) })
+
+	<-ctx.Done()
+	d.queue.ShutDown()
+	wg.Wait()
+	for _, f := range d.factories {
+		f.Shutdown()
+	}
+	return nil
+}
+
+func (d *Dispatcher) work(ctx context.Context) {
+	for {
+		runID, shutdown := d.queue.Get()
+		if shutdown {
+			return
+		}
+		err := d.reconcile(ctx, runID)
+		switch {
+		case err == nil:
+			d.queue.Forget(runID)
+		case ctx.Err() != nil:
+		default:
+			d.cfg.Logger.Warn("reconcile failed; retrying", "run_id", runID, "err", err)
+			d.queue.AddRateLimited(runID)
+		}
+		d.queue.Done(runID)
+	}
+}
+
+func (d *Dispatcher) loopResync(ctx context.Context) {
+	ticker := time.NewTicker(d.cfg.ResyncInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := d.resync(ctx); err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Error("resync failed", "err", err)
+			}
+		}
+	}
+}
+
+// resync queues every live run and every pod of ours, so that runs without events are
+// judged (timeouts, pods lost while the daemon was down) and pods of ended runs are removed.
+func (d *Dispatcher) resync(ctx context.Context) error {
+	runs, err := d.store.ListLiveRuns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		d.queue.Add(r.ID)
+	}
+
+	pods, err := d.pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if id, ok := runIDOf(p); ok {
+			d.queue.Add(id)
+		}
+	}
+	return nil
+}
+
+func runIDOf(pod *corev1.Pod) (uuid.UUID, bool) {
+	id, err := uuid.Parse(pod.Labels[LabelRunID])
+	return id, err == nil
+}

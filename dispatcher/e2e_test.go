@@ -1,0 +1,380 @@
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/schedulerd/schedulerd/dispatcher"
+	"github.com/schedulerd/schedulerd/internal/daemontest"
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
+const wait = 60 * time.Second
+
+// uniqueModel returns a GPU model name no other test uses, so tests sharing the cluster
+// never compete for nodes.
+func uniqueModel() string { return "M" + strings.ToUpper(uuid.NewString()[:8]) }
+
+// gpuNode creates a KWOK node and waits until it is Ready; it is deleted when the test ends.
+func gpuNode(t *testing.T, model string, gpus int, cpuMilli int64) string {
+	t.Helper()
+	ctx := context.Background()
+	name := "node-" + strings.ToLower(model) + "-" + uuid.NewString()[:4]
+	if _, err := daemontest.Kube.CreateGPUNode(ctx, name, model, gpus, cpuMilli, 65536); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = daemontest.Kube.Clientset.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := daemontest.Kube.WaitNodesReady(waitCtx, name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func gpuSpec(model string, gpus int, sim *jobspec.Simulation) jobspec.Spec {
+	return jobspec.Spec{Image: "trainer:1", MaxRuntimeSeconds: 3600, Simulation: sim,
+		Resources: jobspec.Resources{GPUs: gpus, GPUModels: []string{model}, CPUMilli: 1000, MemoryMiB: 1024}}
+}
+
+func podOf(t *testing.T, run store.Run) (*corev1.Pod, error) {
+	t.Helper()
+	return daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace).Get(context.Background(), run.PodName, metav1.GetOptions{})
+}
+
+// waitRun polls the job's run number n until cond holds.
+func waitRun(t *testing.T, h *daemontest.Harness, job uuid.UUID, n int, what string, cond func(store.Run) bool) store.Run {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		runs := h.Runs(job)
+		if len(runs) >= n && cond(runs[n-1]) {
+			return runs[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %d of job %s: %s not reached within %s (runs: %d)", n, job, what, wait, len(runs))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func runStatus(want store.RunStatus) func(store.Run) bool {
+	return func(r store.Run) bool { return r.Status == want }
+}
+
+func waitPodGone(t *testing.T, run store.Run) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		_, err := podOf(t, run)
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s still exists %s after its run ended (err %v)", run.PodName, wait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestPodSucceeds(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	h.Project("vision", 100, 10)
+
+	job := h.Submit("vision", 50, gpuSpec(model, 2, &jobspec.Simulation{RunSeconds: 2}))
+	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+
+	runs := h.Runs(job.ID)
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(runs))
+	}
+	run := runs[0]
+	if run.Status != store.RunCompleted || run.StartedAt == nil || run.WorkerNode == nil {
+		t.Fatalf("run %+v, want completed with a start time and node", run)
+	}
+	// Two GPUs for 2 s, from the pod's whole-second timestamps: 2 or 3 s after rounding.
+	if min, max := 2*2.0/3600, 2*3.0/3600; run.GPUHoursUsed < min-1e-6 || run.GPUHoursUsed > max+1e-6 {
+		t.Errorf("run used %.6f GPU-hours, want between %.6f and %.6f", run.GPUHoursUsed, min, max)
+	}
+	quota, _ := h.Store.GetQuota(context.Background(), "vision")
+	if quota.GPUHoursUsed < run.GPUHoursUsed-1e-4 || quota.GPUHoursUsed > run.GPUHoursUsed+1e-4 {
+		t.Errorf("quota used %.4f, want the run's %.4f", quota.GPUHoursUsed, run.GPUHoursUsed)
+	}
+	if quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
+		t.Errorf("quota still holds %d jobs and %.4f GPU-hours", quota.CurrentConcurrent, quota.GPUHoursReserved)
+	}
+	waitPodGone(t, run)
+}
+
+func TestOOMKilledUsesAttempts(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	h.Project("vision", 100, 10)
+
+	spec := gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1, ExitCode: 137, Reason: "OOMKilled"})
+	spec.MaxAttempts = 2
+	job := h.Submit("vision", 50, spec)
+	got := h.WaitJob(job.ID, wait, "failed", daemontest.Status(store.JobFailed))
+
+	if got.Attempts != 2 || got.RunCount != 2 {
+		t.Errorf("attempts %d, runs %d; want 2 and 2", got.Attempts, got.RunCount)
+	}
+	if got.ErrorMessage == nil || *got.ErrorMessage != "OOMKilled (exit code 137)" {
+		t.Errorf("error message %v, want OOMKilled (exit code 137)", got.ErrorMessage)
+	}
+	for _, run := range h.Runs(job.ID) {
+		if run.Status != store.RunFailed || run.ExitCode == nil || *run.ExitCode != 137 {
+			t.Errorf("run %d: %s exit %v, want failed with 137", run.RunNumber, run.Status, run.ExitCode)
+		}
+	}
+}
+
+// runningJob submits a job that runs until stopped and waits for its first run to run.
+func runningJob(t *testing.T, h *daemontest.Harness, model string) (store.Job, store.Run) {
+	t.Helper()
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
+	run := waitRun(t, h, job.ID, 1, "running", runStatus(store.RunRunning))
+	return job, run
+}
+
+func setCheckpoint(t *testing.T, h *daemontest.Harness, run store.Run, uri string) {
+	t.Helper()
+	_, err := h.Store.Pool().Exec(context.Background(),
+		`UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = 100 WHERE id = $1`, run.ID, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expectResumed checks that the job's second run runs and was told the checkpoint.
+func expectResumed(t *testing.T, h *daemontest.Harness, job store.Job, checkpoint, reason string) {
+	t.Helper()
+	second := waitRun(t, h, job.ID, 2, "running", runStatus(store.RunRunning))
+	first := h.Runs(job.ID)[0]
+	if first.Status != store.RunPreempted || first.EndReason == nil || !strings.Contains(*first.EndReason, reason) {
+		t.Errorf("first run %s with reason %v, want preempted with %q", first.Status, first.EndReason, reason)
+	}
+	got, _ := h.Store.GetJob(context.Background(), job.ID)
+	if got.Attempts != 0 {
+		t.Errorf("job used %d attempts, want 0 (preemption is free)", got.Attempts)
+	}
+	pod, err := podOf(t, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Annotations[dispatcher.AnnotationResumeFrom] != checkpoint {
+		t.Errorf("second pod resumes from %q, want %q", pod.Annotations[dispatcher.AnnotationResumeFrom], checkpoint)
+	}
+}
+
+func TestEvictionRequeuesFromCheckpoint(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	job, run := runningJob(t, h, model)
+	setCheckpoint(t, h, run, "s3://ckpt/job/step-100")
+
+	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: run.PodName, Namespace: run.Namespace}}
+	if err := daemontest.Kube.Clientset.PolicyV1().Evictions(run.Namespace).Evict(context.Background(), eviction); err != nil {
+		t.Fatal(err)
+	}
+	expectResumed(t, h, job, "s3://ckpt/job/step-100", "Evict")
+}
+
+func TestDeletedPodPreempts(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	job, run := runningJob(t, h, model)
+	setCheckpoint(t, h, run, "s3://ckpt/job/step-7")
+
+	err := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace).Delete(context.Background(), run.PodName, metav1.DeleteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectResumed(t, h, job, "s3://ckpt/job/step-7", "pod deleted")
+}
+
+func TestLostNodePreempts(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	first := gpuNode(t, model, 8, 64000)
+	job, run := runningJob(t, h, model)
+	if *run.WorkerNode != first {
+		t.Fatalf("run on %s, want %s", *run.WorkerNode, first)
+	}
+	setCheckpoint(t, h, run, "s3://ckpt/job/step-9")
+	gpuNode(t, model, 8, 64000)
+
+	if err := daemontest.Kube.Clientset.CoreV1().Nodes().Delete(context.Background(), first, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expectResumed(t, h, job, "s3://ckpt/job/step-9", "node "+first+" lost")
+}
+
+func TestImagePullFailureFailsAtOnce(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := unmanagedNode(t, model)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
+
+	run := waitRun(t, h, job.ID, 1, "pod created", func(r store.Run) bool { return r.PodCreatedAt != nil })
+	pod := waitBound(t, run, node)
+	pod.Status.Phase = corev1.PodPending
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "train", Image: "trainer:1",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "pull access denied"}}}}
+	if _, err := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	got := h.WaitJob(job.ID, wait, "failed", daemontest.Status(store.JobFailed))
+	if got.RunCount != 1 {
+		t.Errorf("%d runs, want 1: an image pull failure is not retried", got.RunCount)
+	}
+	ended := h.Runs(job.ID)[0]
+	if ended.GPUHoursUsed != 0 || ended.EndReason == nil || !strings.HasPrefix(*ended.EndReason, "ImagePullBackOff") {
+		t.Errorf("run used %v GPU-hours with reason %v, want 0 and ImagePullBackOff", ended.GPUHoursUsed, ended.EndReason)
+	}
+}
+
+// unmanagedNode creates a Ready GPU node that KWOK does not simulate, so that its pods stay
+// as the test sets them.
+func unmanagedNode(t *testing.T, model string) string {
+	t.Helper()
+	name := "manual-" + strings.ToLower(model)
+	res := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("64Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), dispatcher.GPUResource: resource.MustParse("8"),
+		dispatcher.GPUMilliResource: resource.MustParse("8000"),
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{dispatcher.GPUModelLabel: model}},
+		Status: corev1.NodeStatus{Capacity: res, Allocatable: res, Conditions: []corev1.NodeCondition{
+			{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}},
+	}
+	if _, err := daemontest.Kube.Clientset.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = daemontest.Kube.Clientset.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+func waitBound(t *testing.T, run store.Run, node string) *corev1.Pod {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	pod, err := daemontest.Kube.WaitPod(ctx, run.Namespace, run.PodName, func(p *corev1.Pod) (bool, error) {
+		return p.Spec.NodeName == node, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod
+}
+
+func TestUnschedulablePodRequeued(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: 2 * time.Second})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 2000) // two CPUs: the job's pod asks for four
+	h.Project("vision", 100, 10)
+	spec := gpuSpec(model, 1, nil)
+	spec.Resources.CPUMilli = 4000
+	job := h.Submit("vision", 50, spec)
+
+	first := waitRun(t, h, job.ID, 1, "ended", runStatus(store.RunPreempted))
+	if first.EndReason == nil || !strings.HasPrefix(*first.EndReason, "unschedulable for") {
+		t.Errorf("first run ended with %v, want unschedulable", first.EndReason)
+	}
+	if first.GPUHoursUsed != 0 {
+		t.Errorf("a pod that never ran used %v GPU-hours", first.GPUHoursUsed)
+	}
+	waitRun(t, h, job.ID, 2, "admitted again", func(store.Run) bool { return true })
+	got, _ := h.Store.GetJob(context.Background(), job.ID)
+	if got.Attempts != 0 {
+		t.Errorf("job used %d attempts, want 0", got.Attempts)
+	}
+	waitPodGone(t, first)
+}
+
+func TestCordonedModelWaitsForUncordon(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := gpuNode(t, model, 8, 64000)
+	setCordoned(t, node, true)
+	// The capacity admission reads is recounted twice a second; submit once it has seen
+	// the cordon, as a job submitted before that would be admitted on the old count.
+	waitCapacity(t, h, model, 0)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
+
+	h.WaitJob(job.ID, wait, "wait reason", func(j store.Job) bool {
+		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
+	})
+	if got, _ := h.Store.GetJob(context.Background(), job.ID); got.Status != store.JobQueued || got.RunCount != 0 {
+		t.Fatalf("job %s with %d runs while its model is cordoned, want queued with none", got.Status, got.RunCount)
+	}
+	setCordoned(t, node, false)
+	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+}
+
+func setCordoned(t *testing.T, node string, cordoned bool) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, cordoned)
+	_, err := daemontest.Kube.Clientset.CoreV1().Nodes().Patch(context.Background(), node,
+		types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitCapacity(t *testing.T, h *daemontest.Harness, model string, milli int64) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		models, err := h.Store.ListGPUModels(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := false
+		for _, m := range models {
+			if m.Model == model {
+				seen = true
+				if m.CapacityMilli == milli {
+					return
+				}
+			}
+		}
+		// A model never counted has no capacity to go stale.
+		if !seen && milli == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capacity of %s never became %d milli: %+v", model, milli, models)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

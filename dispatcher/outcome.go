@@ -1,0 +1,176 @@
+package dispatcher
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Verdict is what a pod says about its run.
+type Verdict int
+
+const (
+	// Waiting: the pod is pending and nothing is wrong yet.
+	Waiting Verdict = iota
+	// Started: a container is running; the run's GPU clock starts at StartedAt.
+	Started
+	// Ended: the run is over; End says how.
+	Ended
+	// Stuck: the pod has been unschedulable past the timeout; delete it and requeue.
+	Stuck
+	// Terminating: someone else is deleting the pod. The run ends, as End says, once the pod
+	// is gone, so that a requeued job never has a second pod while the first still runs.
+	Terminating
+)
+
+// Observation is the judgement of one pod.
+type Observation struct {
+	Verdict   Verdict
+	StartedAt time.Time // when a container started, zero if none did
+	Node      string
+	End       store.RunEnd // with Verdict Ended or Stuck; RunID is left to the caller
+}
+
+// Waiting reasons of a container that no retry can fix.
+var permanentWaitReasons = map[string]bool{
+	"ErrImagePull":               true,
+	"ImagePullBackOff":           true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"CreateContainerConfigError": true,
+	"CreateContainerError":       true,
+}
+
+// Judge reads a pod's status. now and unschedulableTimeout decide when a pending pod that
+// cannot be placed is given up. A pod being deleted that has not finished counts as
+// preempted: schedulerd deletes a live run's pod only after recording the run's end, so
+// someone else (an operator, an eviction, kube-scheduler making room) removed it.
+func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) Observation {
+	obs := Observation{Node: pod.Spec.NodeName, StartedAt: containerStart(pod)}
+
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded:
+		obs.Verdict, obs.End = Ended, store.RunEnd{Status: store.RunCompleted, EndedAt: finishedAt(pod, now), Reason: "Completed"}
+		return obs
+	case corev1.PodFailed:
+		obs.Verdict, obs.End = Ended, failedEnd(pod, now)
+		return obs
+	}
+
+	if pod.DeletionTimestamp != nil {
+		obs.Verdict = Terminating
+		obs.End = store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: deletionReason(pod)}
+		return obs
+	}
+	if reason, message := permanentWait(pod); reason != "" {
+		obs.Verdict = Ended
+		obs.End = store.RunEnd{Status: store.RunFailed, EndedAt: now, Reason: reason + ": " + message, Retryable: false}
+		return obs
+	}
+	if pod.Status.Phase == corev1.PodRunning && !obs.StartedAt.IsZero() {
+		obs.Verdict = Started
+		return obs
+	}
+	if since, message, ok := unschedulableSince(pod); ok && now.Sub(since) >= unschedulableTimeout {
+		obs.Verdict = Stuck
+		obs.End = store.RunEnd{Status: store.RunPreempted, EndedAt: now,
+			Reason: fmt.Sprintf("unschedulable for %s: %s", now.Sub(since).Round(time.Second), message)}
+	}
+	return obs
+}
+
+// failedEnd tells a preemption (eviction, node shutdown, kube-scheduler preemption),
+// which requeues the job without using an attempt, from a failure of the program.
+func failedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
+	end := store.RunEnd{EndedAt: finishedAt(pod, now)}
+	if reason := disruptionReason(pod); reason != "" {
+		end.Status, end.Reason = store.RunPreempted, reason
+		return end
+	}
+	if pod.Status.Reason == "DeadlineExceeded" {
+		end.Status, end.Reason, end.Retryable = store.RunFailed, "DeadlineExceeded: ran past max_runtime_seconds", true
+		return end
+	}
+
+	end.Status, end.Retryable, end.Reason = store.RunFailed, true, "Error"
+	if t := terminated(pod); t != nil {
+		code := int(t.ExitCode)
+		end.ExitCode = &code
+		if t.Reason != "" {
+			end.Reason = t.Reason
+		}
+		end.Reason = fmt.Sprintf("%s (exit code %d)", end.Reason, code)
+	}
+	return end
+}
+
+// disruptionReason returns why the pod was disrupted from outside, or "".
+func disruptionReason(pod *corev1.Pod) string {
+	switch pod.Status.Reason {
+	case "Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost", "UnexpectedAdmissionError":
+		return pod.Status.Reason
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func deletionReason(pod *corev1.Pod) string {
+	if reason := disruptionReason(pod); reason != "" {
+		return reason
+	}
+	return "pod deleted"
+}
+
+func permanentWait(pod *corev1.Pod) (string, string) {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && permanentWaitReasons[w.Reason] {
+			return w.Reason, w.Message
+		}
+	}
+	return "", ""
+}
+
+func unschedulableSince(pod *corev1.Pod) (time.Time, string, bool) {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return c.LastTransitionTime.Time, c.Message, true
+		}
+	}
+	return time.Time{}, "", false
+}
+
+// containerStart returns when the training container started running.
+func containerStart(pod *corev1.Pod) time.Time {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Running != nil {
+			return cs.State.Running.StartedAt.Time
+		}
+		if t := cs.State.Terminated; t != nil && !t.StartedAt.IsZero() {
+			return t.StartedAt.Time
+		}
+	}
+	return time.Time{}
+}
+
+func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Terminated != nil {
+			return cs.State.Terminated
+		}
+	}
+	return nil
+}
+
+func finishedAt(pod *corev1.Pod, now time.Time) time.Time {
+	if t := terminated(pod); t != nil && !t.FinishedAt.IsZero() {
+		return t.FinishedAt.Time
+	}
+	return now
+}

@@ -1,0 +1,199 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// deadlineGrace is how long past its max_runtime_seconds a running pod may go before the
+// dispatcher stops it. A kubelet enforces activeDeadlineSeconds itself; this catches
+// kubelets that do not (KWOK) and pods whose status is not reported.
+const deadlineGrace = time.Minute
+
+// reconcile brings one run and its pod into agreement.
+func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
+	run, err := d.store.GetRun(ctx, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pod, err := d.cachedPod(run)
+	if err != nil {
+		return err
+	}
+
+	if run.Status != store.RunPending && run.Status != store.RunRunning {
+		return d.deletePod(ctx, pod, "run already ended", false)
+	}
+	if run.JobStatus != store.JobRunning {
+		// The job was cancelled or paused while this run was live.
+		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: "job " + string(run.JobStatus)})
+	}
+	if pod == nil {
+		return d.reconcileMissingPod(ctx, run)
+	}
+	return d.reconcilePod(ctx, run, pod)
+}
+
+func (d *Dispatcher) cachedPod(run store.Run) (*corev1.Pod, error) {
+	pod, err := d.pods.Pods(run.Namespace).Get(run.PodName)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return pod, err
+}
+
+// reconcileMissingPod creates the pod of a new run, or ends the run whose pod vanished.
+// The cache may lag behind a pod just created, so a vanished pod is confirmed with the API.
+func (d *Dispatcher) reconcileMissingPod(ctx context.Context, run store.Run) error {
+	if run.Status == store.RunPending && run.PodCreatedAt == nil {
+		return d.createPod(ctx, run)
+	}
+	_, err := d.client.CoreV1().Pods(run.Namespace).Get(ctx, run.PodName, metav1.GetOptions{})
+	if err == nil {
+		d.queue.AddAfter(run.ID, time.Second)
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("confirm pod %s/%s is gone: %w", run.Namespace, run.PodName, err)
+	}
+	reason := "pod deleted"
+	if why, ok := d.terminating.LoadAndDelete(run.ID); ok {
+		reason = why.(string)
+	}
+	return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunPreempted, EndedAt: d.cfg.Now(), Reason: reason}, false)
+}
+
+func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev1.Pod) error {
+	now := d.cfg.Now()
+	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
+	if obs.Verdict != Ended && obs.Node != "" {
+		if _, err := d.nodes.Get(obs.Node); apierrors.IsNotFound(err) {
+			// Nothing runs a pod bound to a deleted node: end the run now and force the
+			// pod's deletion, since no kubelet will confirm it.
+			end := store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: "node " + obs.Node + " lost"}
+			return d.endRun(ctx, run, pod, end, true)
+		}
+	}
+
+	if run.Status == store.RunPending && !obs.StartedAt.IsZero() {
+		if err := d.startRun(ctx, run, obs); err != nil {
+			return err
+		}
+		run.Status = store.RunRunning
+		run.StartedAt = &obs.StartedAt
+	}
+
+	switch obs.Verdict {
+	case Waiting:
+		if run.PodCreatedAt == nil {
+			return d.store.MarkPodCreated(ctx, run.ID)
+		}
+	case Started:
+		return d.enforceDeadline(ctx, run, pod, now)
+	case Ended, Stuck:
+		return d.endRun(ctx, run, pod, obs.End, false)
+	case Terminating:
+		d.terminating.Store(run.ID, obs.End.Reason)
+	}
+	return nil
+}
+
+func (d *Dispatcher) startRun(ctx context.Context, run store.Run, obs Observation) error {
+	err := d.store.StartRun(ctx, run.ID, obs.StartedAt, obs.Node)
+	if err != nil && !errors.Is(err, store.ErrStaleStatus) {
+		return err
+	}
+	d.cfg.Logger.Info("run started", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,
+		"pod", run.PodName, "node", obs.Node)
+	return nil
+}
+
+// enforceDeadline stops a run that has run past its maximum run time.
+func (d *Dispatcher) enforceDeadline(ctx context.Context, run store.Run, pod *corev1.Pod, now time.Time) error {
+	spec, err := jobspec.Decode(run.ConfigJSON)
+	if err != nil || run.StartedAt == nil {
+		return nil
+	}
+	limit := time.Duration(spec.MaxRuntimeSeconds)*time.Second + deadlineGrace
+	if now.Sub(*run.StartedAt) < limit {
+		return nil
+	}
+	return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunFailed, Retryable: true,
+		Reason: "DeadlineExceeded: ran past max_runtime_seconds"})
+}
+
+// stopRun deletes a live run's pod and records the end. The end is recorded first: a pod
+// of an ended run is deleted by any later reconcile, while a run whose pod was deleted
+// first would be taken for preempted.
+func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
+	end.EndedAt = d.cfg.Now()
+	return d.endRun(ctx, run, pod, end, false)
+}
+
+// endRun records a run's end once, then deletes its pod, which is no longer needed and
+// costs apiserver memory.
+func (d *Dispatcher) endRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd, force bool) error {
+	end.RunID = run.ID
+	result, err := d.store.EndRun(ctx, end)
+	switch {
+	case errors.Is(err, store.ErrStaleStatus):
+	case err != nil:
+		return err
+	default:
+		d.cfg.Logger.Info("run ended", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,
+			"pod", run.PodName, "outcome", end.Status, "reason", end.Reason, "gpu_hours", result.GPUHoursUsed,
+			"job_status", result.JobStatus)
+		d.cfg.OnRunEnded(result)
+	}
+	return d.deletePod(ctx, pod, string(end.Status), force)
+}
+
+// createPod creates the pod of a pending run. AlreadyExists means an earlier attempt (before
+// a crash, say) created it, which is what we want.
+func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
+	spec, err := jobspec.Decode(run.ConfigJSON)
+	if err != nil {
+		return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunFailed, EndedAt: d.cfg.Now(),
+			Reason: "invalid job config: " + err.Error()}, false)
+	}
+	resume, err := d.store.LastCheckpoint(ctx, run.Job())
+	if err != nil {
+		return err
+	}
+	if err := d.ensureNamespace(ctx, run.Namespace); err != nil {
+		return err
+	}
+
+	model := ""
+	if run.GPUModel != nil {
+		model = *run.GPUModel
+	}
+	pod := BuildPod(PodInput{JobID: run.JobID, JobCreatedAt: run.JobCreatedAt, RunID: run.ID,
+		RunNumber: run.RunNumber, ProjectID: run.ProjectID, Namespace: run.Namespace, PodName: run.PodName,
+		Priority: run.JobPriority, GPUMilli: run.GPUMilli, GPUModel: model, ResumeFrom: resume, Spec: spec})
+
+	_, err = d.client.CoreV1().Pods(run.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	switch {
+	case err == nil, apierrors.IsAlreadyExists(err):
+	case apierrors.IsInvalid(err), apierrors.IsForbidden(err) && !apierrors.IsTimeout(err):
+		return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunFailed, EndedAt: d.cfg.Now(),
+			Reason: "pod rejected: " + err.Error()}, false)
+	default:
+		return fmt.Errorf("create pod %s/%s: %w", run.Namespace, run.PodName, err)
+	}
+	d.cfg.Logger.Debug("pod created", "job_id", run.JobID, "run", run.RunNumber, "pod", run.PodName)
+	return d.store.MarkPodCreated(ctx, run.ID)
+}

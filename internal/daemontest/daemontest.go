@@ -1,0 +1,196 @@
+// Package daemontest runs a whole schedulerd in a test: a fresh migrated database from
+// pgtest, the local Kubernetes cluster from kubetest, and the daemon's loops with short
+// intervals, stopped when the test ends.
+package daemontest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/daemon"
+	"github.com/schedulerd/schedulerd/dispatcher"
+	"github.com/schedulerd/schedulerd/internal/kubetest"
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Main starts the cluster and PostgreSQL for a package's tests, runs them and stops both.
+func Main(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	env, err := kubetest.Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "daemontest: start the Kubernetes cluster:", err)
+		os.Exit(1)
+	}
+	Kube = env
+	code := pgtest.Run(m)
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "daemontest:", err)
+	}
+	os.Exit(code)
+}
+
+// Kube is the package's cluster, set by Main.
+var Kube *kubetest.Env
+
+// Options changes the daemon of one test.
+type Options struct {
+	UnschedulableTimeout time.Duration
+}
+
+// Harness is a running daemon with its database.
+type Harness struct {
+	T      *testing.T
+	Store  *store.Store
+	Daemon *daemon.Daemon
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs a daemon on a fresh database; it stops when the test ends.
+func Start(t *testing.T, opts Options) *Harness {
+	t.Helper()
+	h := &Harness{T: t, Store: store.New(pgtest.NewPool(t))}
+	level := slog.LevelWarn
+	if os.Getenv("SCHEDULERD_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	h.Daemon = daemon.New(daemon.Config{
+		Store: h.Store,
+		Kube:  Kube.Clientset,
+		Scheduler: scheduler.Config{Batch: 32, PollInterval: 200 * time.Millisecond,
+			Policy: scheduler.Policy{StarvationBound: time.Minute}},
+		Dispatcher: dispatcher.Config{UnschedulableTimeout: opts.UnschedulableTimeout,
+			ResyncInterval: time.Second},
+		AccrualInterval: time.Second,
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.Daemon.Run(ctx) }()
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// Stop stops the daemon and waits for it.
+func (h *Harness) Stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.T.Errorf("daemon: %v", err)
+	}
+	h.cancel = nil
+}
+
+// Project creates a project with a quota, its namespace named after the test so that
+// tests sharing the cluster never share pods.
+func (h *Harness) Project(id string, budget float64, maxConcurrent int) store.Project {
+	h.T.Helper()
+	ctx := context.Background()
+	ns := fmt.Sprintf("%s-%s", id, uuid.NewString()[:8])
+	p, err := h.Store.UpsertProject(ctx, store.Project{ID: id, OrgID: "acme", K8sNamespace: ns})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	_, err = h.Store.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: budget,
+		MaxConcurrentJobs: maxConcurrent, PriorityTier: 5,
+		PeriodStart: time.Now().AddDate(0, -1, 0), PeriodEnd: time.Now().AddDate(1, 0, 0)})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return p
+}
+
+// Submit queues a job with spec.
+func (h *Harness) Submit(project string, priority int, spec jobspec.Spec) store.Job {
+	h.T.Helper()
+	if err := spec.Validate(); err != nil {
+		h.T.Fatalf("invalid spec: %v", err)
+	}
+	raw, _ := json.Marshal(spec)
+	job, err := h.Store.SubmitJob(context.Background(), store.Submission{
+		ProjectID: project, JobType: "fine_tune", Priority: priority, Config: raw,
+		GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
+		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
+	})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return job
+}
+
+// WaitJob polls the job until cond holds or timeout passes.
+func (h *Harness) WaitJob(id uuid.UUID, timeout time.Duration, what string, cond func(store.Job) bool) store.Job {
+	h.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		job, err := h.Store.GetJob(context.Background(), id)
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		if cond(job) {
+			return job
+		}
+		if time.Now().After(deadline) {
+			h.T.Fatalf("job %s: %s not reached within %s; last status %s, runs %d, wait reason %v, error %v",
+				id, what, timeout, job.Status, job.RunCount, deref(job.WaitReason), deref(job.ErrorMessage))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Runs returns the job's runs, in order.
+func (h *Harness) Runs(job uuid.UUID) []store.Run {
+	h.T.Helper()
+	var runs []store.Run
+	rows, err := h.Store.Pool().Query(context.Background(),
+		`SELECT id FROM runs WHERE job_id = $1 ORDER BY run_number`, job)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	var ids []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			h.T.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		h.T.Fatal(err)
+	}
+	for _, id := range ids {
+		run, err := h.Store.GetRun(context.Background(), id)
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		runs = append(runs, run)
+	}
+	return runs
+}
+
+// Status is a WaitJob condition on the job's status.
+func Status(want store.JobStatus) func(store.Job) bool {
+	return func(j store.Job) bool { return j.Status == want }
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
