@@ -193,4 +193,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
