@@ -30,8 +30,10 @@ type Config struct {
 	Dispatcher dispatcher.Config
 	// AccrualInterval is how often running runs' GPU-hours are brought up to date.
 	AccrualInterval time.Duration
-	// Listener serves /healthz and /readyz; nil serves nothing.
+	// Listener serves /healthz, /readyz and Handler; nil serves nothing.
 	Listener net.Listener
+	// Handler serves every other path on Listener (the admin API); nil serves none.
+	Handler http.Handler
 	Logger   *slog.Logger
 }
 
@@ -109,6 +111,9 @@ func (d *Daemon) serveHTTP(wg *sync.WaitGroup) *http.Server {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if d.cfg.Handler != nil {
+		mux.Handle("/", d.cfg.Handler)
+	}
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	wg.Go(func() { _ = server.Serve(d.cfg.Listener) })
 	return server

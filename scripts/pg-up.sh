@@ -32,15 +32,12 @@ if [ ! -f "$dir/data/PG_VERSION" ]; then
     --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
 fi
 
-# A port is free when nothing answers on it; the server start below still fails cleanly
-# if another process takes it in between, and then the next port is tried.
-port_is_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+source "$(dirname "$0")/lib/free-port.sh"
 
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 30000))
-  port_is_free "$port" || continue
+# The server start fails cleanly if another process takes the port first; then the next
+# port is tried.
+for _ in 1 2 3 4 5; do
+  port=$(free_port)
   if as_postgres "$bindir/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/postgres.log" -o "\
       -c listen_addresses=127.0.0.1 -p $port -k $dir \
       -c fsync=off -c synchronous_commit=off -c full_page_writes=off \

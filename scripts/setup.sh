@@ -7,6 +7,7 @@ set -euo pipefail
 need_packages=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_packages+=(postgresql postgresql-contrib)
 command -v openssl >/dev/null || need_packages+=(openssl)
+command -v curl >/dev/null || need_packages+=(curl)
 id postgres >/dev/null 2>&1 || need_packages+=(postgresql)
 
 if [ ${#need_packages[@]} -gt 0 ]; then

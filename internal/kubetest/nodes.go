@@ -5,12 +5,13 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/schedulerd/schedulerd/sim"
 )
 
 // Node labels, annotations and resources that CreateGPUNode sets.
@@ -36,33 +37,7 @@ func (e *Env) CreateGPUNode(ctx context.Context, name, model string, gpus int, c
 	if gpus < 0 || cpuMilli <= 0 || memMiB <= 0 {
 		return nil, fmt.Errorf("create node %s: invalid resources gpus=%d cpuMilli=%d memMiB=%d: expected gpus >= 0, cpuMilli > 0 and memMiB > 0", name, gpus, cpuMilli, memMiB)
 	}
-	resources := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewMilliQuantity(cpuMilli, resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(memMiB*1024*1024, resource.BinarySI),
-		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
-		GPUResource:           *resource.NewQuantity(int64(gpus), resource.DecimalSI),
-		GPUMilliResource:      *resource.NewQuantity(int64(gpus)*1000, resource.DecimalSI),
-	}
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Annotations: map[string]string{KWOKNodeAnnotation: "fake"},
-			Labels: map[string]string{
-				"type":                   "kwok",
-				GPUProductLabel:          model,
-				corev1.LabelHostname:     name,
-				corev1.LabelOSStable:     "linux",
-				corev1.LabelArchStable:   "amd64",
-				corev1.LabelInstanceType: "kwok-gpu",
-			},
-		},
-		// The apiserver accepts status on node creation, and KWOK keeps
-		// capacity and allocatable when it marks the node Ready.
-		Status: corev1.NodeStatus{
-			Capacity:    resources,
-			Allocatable: resources.DeepCopy(),
-		},
-	}
+	node := sim.GPUNode(name, model, gpus, cpuMilli, memMiB, nil)
 	created, err := e.Clientset.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create node %s: %w", name, err)
