@@ -5,7 +5,6 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,29 +72,75 @@ var settings = []setting{
 }
 
 // Load parses args (without the subcommand) over the environment read by getenv. The
-// returned error names the flag and variable of the first bad setting.
+// settings' flags may appear anywhere among args; every other argument, including the
+// subcommand's own flags, is returned in order for the subcommand to parse. The error
+// names the flag and variable of the first bad setting.
 func Load(name string, args []string, getenv func(string) string, output io.Writer) (Config, []string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(output)
-	values := make([]*string, len(settings))
-	for i, s := range settings {
-		value := s.fallback
+	values := make(map[string]string, len(settings))
+	for _, s := range settings {
+		values[s.flag] = s.fallback
 		if env := getenv(s.env); env != "" {
-			value = env
+			values[s.flag] = env
 		}
-		values[i] = fs.String(s.flag, value, fmt.Sprintf("%s (env %s)", s.usage, s.env))
 	}
-	if err := fs.Parse(args); err != nil {
+
+	rest, err := takeSettingFlags(args, values)
+	if err != nil {
 		return Config{}, nil, err
+	}
+	if wantsHelp(rest) {
+		printSettings(name, values, output)
 	}
 
 	var c Config
-	for i, s := range settings {
-		if err := s.parse(&c, *values[i]); err != nil {
+	for _, s := range settings {
+		if err := s.parse(&c, values[s.flag]); err != nil {
 			return Config{}, nil, fmt.Errorf("invalid -%s (env %s): %w", s.flag, s.env, err)
 		}
 	}
-	return c, fs.Args(), nil
+	return c, rest, nil
+}
+
+// takeSettingFlags moves the values of setting flags (-name value, -name=value, with one or
+// two dashes) from args into values and returns the other arguments.
+func takeSettingFlags(args []string, values map[string]string) ([]string, error) {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			return append(rest, args[i:]...), nil
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if _, known := values[name]; !known || !strings.HasPrefix(arg, "-") {
+			rest = append(rest, arg)
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("flag -%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		values[name] = value
+	}
+	return rest, nil
+}
+
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+func printSettings(name string, values map[string]string, w io.Writer) {
+	fmt.Fprintf(w, "Settings of %s (flag, environment variable, current value):\n", name)
+	for _, s := range settings {
+		fmt.Fprintf(w, "  -%s (env %s) = %q\n      %s\n", s.flag, s.env, values[s.flag], s.usage)
+	}
 }
 
 // RequireDatabase reports the missing database URL in the words a user needs.

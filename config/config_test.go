@@ -60,3 +60,24 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadLeavesOtherFlags(t *testing.T) {
+	c, rest, err := Load("replay", []string{"-trace-dir", "/t", "--poll-interval=2s", "-limit", "5", "-dequeue-batch", "4"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PollInterval != 2*time.Second || c.DequeueBatch != 4 {
+		t.Errorf("poll interval %v, batch %d; want 2s and 4", c.PollInterval, c.DequeueBatch)
+	}
+	want := []string{"-trace-dir", "/t", "-limit", "5"}
+	if strings.Join(rest, " ") != strings.Join(want, " ") {
+		t.Errorf("remaining args %q, want %q", rest, want)
+	}
+}
+
+func TestLoadFlagWithoutValue(t *testing.T) {
+	_, _, err := Load("run", []string{"-poll-interval"}, env(nil), io.Discard)
+	if err == nil || err.Error() != "flag -poll-interval needs a value" {
+		t.Errorf("error %v, want: flag -poll-interval needs a value", err)
+	}
+}

@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate},
 	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon},
 	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport},
+	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay},
 }
 
 func main() {
@@ -57,9 +58,6 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 
 	cfg, rest, err := config.Load("schedulerd "+args[0], args[1:], getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 2
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "schedulerd: %v\n", err)
 		return 2
@@ -71,7 +69,7 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	if err := cmd.run(ctx, env, rest); err != nil {
 		fmt.Fprintf(stderr, "schedulerd %s: %s\n", args[0], oneLine(err))
 		var usageErr usageError
-		if errors.As(err, &usageErr) {
+		if errors.As(err, &usageErr) || errors.Is(err, flag.ErrHelp) {
 			return 2
 		}
 		return 1

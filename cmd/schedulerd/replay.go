@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schedulerd/schedulerd/replay"
+	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// runReplay is `schedulerd replay`: it replays a GPU-cluster trace through a running
+// schedulerd that uses the same database and cluster, then writes a report.
+func runReplay(ctx context.Context, env *environment, args []string) error {
+	if err := env.cfg.RequireDatabase(); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := parseReplayFlags(env, args)
+	if err != nil {
+		return err
+	}
+
+	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 8})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	kube, err := newKubeClient(env.cfg)
+	if err != nil {
+		return err
+	}
+
+	r, err := replay.New(cfg, db, kube)
+	if err != nil {
+		return err
+	}
+	path, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "report written to %s\n", path)
+	return nil
+}
+
+func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	dir := fs.String("trace-dir", "", "folder with openb_node_list_gpu_node.csv and openb_pod_list_default.csv")
+	nodes := fs.String("nodes", "", "node file (default: openb_node_list_gpu_node.csv in -trace-dir)")
+	tasks := fs.String("tasks", "", "task file (default: openb_pod_list_default.csv in -trace-dir)")
+	limit := fs.Int("limit", 0, "replay only the first N GPU tasks of the file; 0 replays all")
+	mode := fs.String("mode", string(trace.ModePaced), "paced (the trace's clock) or fill (arrive in order, never leave)")
+	speedup := fs.Float64("speedup", 20000, "trace seconds per wall-clock second")
+	load := fs.Float64("load", 20, "extra compression of arrivals only: above 1 the cluster saturates")
+	budgetScale := fs.Float64("budget-scale", 1, "multiplies the projects' GPU-hour budgets")
+	concurrent := fs.Int("max-concurrent", 2000, "each project's concurrency limit; 0 keeps the trace projects' own (12 to 16, sized for the trace's own pace)")
+	reportDir := fs.String("report-dir", "", "folder for report.md and its plots (default out/replay-TIME)")
+	pid := fs.Int("daemon-pid", 0, "PID of the schedulerd whose peak memory and CPU the report shows")
+	timeout := fs.Duration("timeout", 2*time.Hour, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return replay.Config{}, usageError{err.Error()}
+	}
+
+	cfg := replay.Config{NodesFile: *nodes, TasksFile: *tasks, Limit: *limit, Mode: trace.Mode(*mode),
+		Speedup: *speedup, Load: *load, BudgetScale: *budgetScale, MaxConcurrent: *concurrent,
+		ReportDir: *reportDir, DaemonPID: *pid, Timeout: *timeout, Progress: env.stdout,
+		Command: "schedulerd replay " + strings.Join(args, " "), Logger: env.log}
+	if cfg.NodesFile == "" && *dir != "" {
+		cfg.NodesFile = filepath.Join(*dir, "openb_node_list_gpu_node.csv")
+	}
+	if cfg.TasksFile == "" && *dir != "" {
+		cfg.TasksFile = filepath.Join(*dir, "openb_pod_list_default.csv")
+	}
+	if cfg.NodesFile == "" || cfg.TasksFile == "" {
+		return cfg, usageError{"name the trace with -trace-dir, or with -nodes and -tasks"}
+	}
+	if cfg.ReportDir == "" {
+		cfg.ReportDir = filepath.Join("out", "replay-"+time.Now().UTC().Format("20060102-150405"))
+	}
+	if _, err := os.Stat(cfg.TasksFile); err != nil {
+		return cfg, usageError{fmt.Sprintf("task file: %v", err)}
+	}
+	return cfg, nil
+}

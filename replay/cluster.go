@@ -1,0 +1,113 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/sim"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// replayLabel marks the nodes a replay created, so that waiting for them ignores others.
+const replayLabel = "sim.schedulerd.io/replay"
+
+// createNodes creates the trace's nodes as KWOK nodes, 16 at a time, and waits until they
+// are all Ready. Nodes left by an interrupted run of the same replay are kept.
+func (r *Replayer) createNodes(ctx context.Context) error {
+	nodes := r.plan.nodes
+	work := make(chan trace.Node)
+	errs := make(chan error, len(nodes))
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for n := range work {
+				errs <- r.createNode(ctx, n)
+			}
+		})
+	}
+	for _, n := range nodes {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(r.cfg.Progress, "created %d nodes; waiting until they are Ready\n", len(nodes))
+	return r.waitNodesReady(ctx, len(nodes))
+}
+
+func (r *Replayer) createNode(ctx context.Context, n trace.Node) error {
+	name := strings.ToLower(n.SerialNumber)
+	node := sim.GPUNode(name, n.Model, n.GPUs, n.CPUMilli, n.MemoryMiB, map[string]string{replayLabel: "true"})
+	_, err := r.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create node %s: %w", name, err)
+	}
+	return nil
+}
+
+func (r *Replayer) waitNodesReady(ctx context.Context, want int) error {
+	for {
+		list, err := r.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: replayLabel + "=true"})
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		ready := 0
+		for _, n := range list.Items {
+			for _, c := range n.Status.Conditions {
+				if c.Type == "Ready" && c.Status == "True" {
+					ready++
+				}
+			}
+		}
+		if ready >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d nodes to be Ready (%d are): %w", want, ready, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// createProjects creates the trace's projects and quotas. Budgets are divided by the
+// speedup, because the replay's jobs hold GPUs for 1/speedup of their trace time.
+func (r *Replayer) createProjects(ctx context.Context) error {
+	now := time.Now().UTC()
+	for _, p := range trace.DefaultProjects() {
+		id := string(p.Name)
+		if _, err := r.store.UpsertProject(ctx, store.Project{ID: id, OrgID: "alibaba-trace",
+			DisplayName: "trace project " + id, K8sNamespace: "trace-" + id}); err != nil {
+			return err
+		}
+		concurrent := p.MaxConcurrentJobs
+		if r.cfg.MaxConcurrent > 0 {
+			concurrent = r.cfg.MaxConcurrent
+		}
+		_, err := r.store.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: r.budget(p),
+			MaxConcurrentJobs: concurrent, PriorityTier: 50,
+			PeriodStart: now.AddDate(0, 0, -1), PeriodEnd: now.AddDate(1, 0, 0)})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// budget is a project's wall-clock GPU-hour budget, rounded to the 4 decimals kept.
+func (r *Replayer) budget(p trace.ProjectQuota) float64 {
+	return math.Round(p.BudgetGPUHours/r.cfg.Speedup*r.cfg.BudgetScale*1e4) / 1e4
+}

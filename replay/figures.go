@@ -1,0 +1,143 @@
+package replay
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/schedulerd/schedulerd/replay/report"
+	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/scheduler"
+)
+
+const sqlJobStates = `
+SELECT CASE WHEN status = 'queued' AND wait_reason = $1 THEN $2 ELSE status::text END, count(*)::int
+FROM jobs GROUP BY 1 ORDER BY 2 DESC, 1`
+
+func (r *Replayer) jobStates(ctx context.Context) ([]report.StateCount, error) {
+	rows, err := r.store.Pool().Query(ctx, sqlJobStates, scheduler.ReasonBudget, StateWaitingForBudget)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.StateCount, error) {
+		var s report.StateCount
+		return s, row.Scan(&s.State, &s.Jobs)
+	})
+}
+
+// The wait of a job is from submission to the start of its first run's container.
+const sqlTierWaits = `
+SELECT j.tags->>'tier' AS tier, count(*)::int,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.started_at - j.created_at)),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.started_at - j.created_at)),
+       max(extract(epoch FROM r.started_at - j.created_at))::float8
+FROM jobs j JOIN runs r ON r.job_id = j.id AND r.job_created_at = j.created_at AND r.run_number = 1
+WHERE r.started_at IS NOT NULL
+GROUP BY 1 ORDER BY 1`
+
+func (r *Replayer) tierWaits(ctx context.Context) ([]report.TierWait, error) {
+	rows, err := r.store.Pool().Query(ctx, sqlTierWaits)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.TierWait, error) {
+		var w report.TierWait
+		var tier *string
+		var p50, p99, most float64
+		err := row.Scan(&tier, &w.Jobs, &p50, &p99, &most)
+		if tier != nil {
+			w.Tier = *tier
+		}
+		w.P50, w.P99, w.Max = seconds(p50), seconds(p99), seconds(most)
+		return w, err
+	})
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+const sqlProjectUsage = `
+SELECT p.id, (SELECT count(*) FROM jobs j WHERE j.project_id = p.id)::int,
+       q.gpu_hours_used::float8, q.gpu_hours_budget::float8
+FROM projects p JOIN quotas q ON q.project_id = p.id ORDER BY p.id`
+
+// projectUsage returns each project's GPU-hours against its budget, and what the trace
+// says its ended jobs should have used.
+func (r *Replayer) projectUsage(ctx context.Context) ([]report.ProjectUsage, error) {
+	rows, err := r.store.Pool().Query(ctx, sqlProjectUsage)
+	if err != nil {
+		return nil, err
+	}
+	usage, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.ProjectUsage, error) {
+		var u report.ProjectUsage
+		return u, row.Scan(&u.Project, &u.Jobs, &u.GPUHours, &u.BudgetGPUHours)
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	expected, err := r.ExpectedByProject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range usage {
+		usage[i].ExpectedGPUHours = expected[usage[i].Project]
+	}
+	return usage, nil
+}
+
+// ExpectedByProject sums, by project, the GPU-hours the trace gives the jobs that ended
+// after running: what accounting should have charged, up to whole-second rounding.
+func (r *Replayer) ExpectedByProject(ctx context.Context) (map[string]float64, error) {
+	ended := map[string]bool{}
+	rows, err := r.store.Pool().Query(ctx, `SELECT idempotency_key FROM jobs
+		WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND idempotency_key IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		ended[k] = true
+	}
+
+	expected := map[string]float64{}
+	for _, e := range r.plan.schedule.Entries {
+		if ended[e.Task.IdempotencyKey()] && !e.RunForever {
+			expected[string(trace.Project(e.Task))] += ExpectedGPUHours(e)
+		}
+	}
+	return expected, nil
+}
+
+const sqlDispatch = `
+SELECT count(*)::int, COALESCE(extract(epoch FROM max(pod_created_at) - min(pod_created_at)), 0)::float8,
+       COALESCE((SELECT max(n) FROM (SELECT count(*) AS n FROM runs WHERE pod_created_at IS NOT NULL
+                 GROUP BY date_trunc('second', pod_created_at)) b), 0)::float8
+FROM runs WHERE pod_created_at IS NOT NULL`
+
+func (r *Replayer) dispatchRate(ctx context.Context) (report.DispatchRate, error) {
+	var d report.DispatchRate
+	var span float64
+	err := r.store.Pool().QueryRow(ctx, sqlDispatch).Scan(&d.Pods, &span, &d.PeakPerSecond)
+	if span > 0 {
+		d.MeanPerSecond = float64(d.Pods) / span
+	}
+	return d, err
+}
+
+func (r *Replayer) capacity(ctx context.Context) (map[string]int64, []report.ModelShare, error) {
+	models, err := r.store.ListGPUModels(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	capacity := map[string]int64{}
+	var shares []report.ModelShare
+	for _, m := range models {
+		capacity[m.Model] = m.CapacityMilli
+		shares = append(shares, report.ModelShare{Model: m.Model, AllocatedMilli: m.AllocatedMilli, CapacityMilli: m.CapacityMilli})
+	}
+	return capacity, shares, nil
+}

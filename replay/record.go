@@ -1,0 +1,135 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schedulerd/schedulerd/replay/report"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// sampleInterval is how often the replay records GPU allocation and the daemon's usage.
+const sampleInterval = 2 * time.Second
+
+// recorder samples the cluster's GPU allocation by model and the daemon's memory and CPU
+// while the replay runs, and prints progress.
+type recorder struct {
+	store     *store.Store
+	pid       int
+	submitted atomic.Int64
+
+	mu      sync.Mutex
+	samples []report.Sample
+	usage   report.ProcessUsage
+	last    counts
+}
+
+type counts struct {
+	queued, running, completed, failed, other int
+	allocatedMilli                            int64
+}
+
+func newRecorder(s *store.Store, pid int) *recorder {
+	return &recorder{store: s, pid: pid, usage: report.ProcessUsage{PID: pid}}
+}
+
+func (rec *recorder) run(ctx context.Context, started time.Time) {
+	ticker := time.NewTicker(sampleInterval)
+	defer ticker.Stop()
+	for {
+		rec.sample(ctx, started)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+const sqlAllocation = `
+SELECT COALESCE(gpu_model, ''), sum(gpu_milli)::bigint FROM runs WHERE status = 'running' GROUP BY 1`
+
+func (rec *recorder) sample(ctx context.Context, started time.Time) {
+	allocated := map[string]int64{}
+	rows, err := rec.store.Pool().Query(ctx, sqlAllocation)
+	if err == nil {
+		for rows.Next() {
+			var model string
+			var milli int64
+			if rows.Scan(&model, &milli) == nil {
+				allocated[model] = milli
+			}
+		}
+		rows.Close()
+	}
+	c, _ := rec.count(ctx)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.samples = append(rec.samples, report.Sample{At: time.Since(started), AllocatedMilli: allocated})
+	rec.last = c
+	if rec.pid > 0 {
+		rss, cpu := processUsage(rec.pid)
+		rec.usage.PeakRSSBytes = max(rec.usage.PeakRSSBytes, rss)
+		if cpu > 0 {
+			rec.usage.CPUSeconds = cpu
+		}
+	}
+}
+
+const sqlCounts = `
+SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
+       count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+       count(*) FILTER (WHERE status NOT IN ('queued', 'running', 'completed', 'failed')),
+       (SELECT COALESCE(sum(gpu_milli), 0)::bigint FROM runs WHERE status = 'running')
+FROM jobs`
+
+func (rec *recorder) count(ctx context.Context) (counts, error) {
+	var c counts
+	err := rec.store.Pool().QueryRow(ctx, sqlCounts).Scan(&c.queued, &c.running, &c.completed, &c.failed,
+		&c.other, &c.allocatedMilli)
+	return c, err
+}
+
+func (rec *recorder) progressLine(total int) string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	c := rec.last
+	return fmt.Sprintf("submitted %d/%d  queued %d  running %d  completed %d  failed %d  GPUs allocated %.1f",
+		rec.submitted.Load(), total, c.queued, c.running, c.completed, c.failed, float64(c.allocatedMilli)/1000)
+}
+
+// processUsage reads a process's peak resident memory (VmHWM, bytes) and its user plus
+// system CPU time (seconds) from /proc. It returns zeros when the process is gone.
+func processUsage(pid int) (int64, float64) {
+	var peak int64
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				peak = kib << 10
+			}
+		}
+	}
+	var cpu float64
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// The command name may contain spaces; the fields after it do not.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 12 {
+			user, _ := strconv.ParseFloat(fields[11], 64)
+			system, _ := strconv.ParseFloat(fields[12], 64)
+			cpu = (user + system) / clockTicksPerSecond
+		}
+	}
+	return peak, cpu
+}
+
+// clockTicksPerSecond is USER_HZ, which Linux fixes at 100 for /proc on every architecture
+// Go supports.
+const clockTicksPerSecond = 100

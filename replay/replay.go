@@ -1,0 +1,133 @@
+// Package replay drives a GPU-cluster trace through a running schedulerd: it creates the
+// trace's nodes as KWOK nodes, the projects and their quotas, submits each GPU task as a job
+// on the trace's clock (compressed by a speedup and a load factor), follows the jobs to
+// their ends and writes a report. It decides nothing about scheduling; it is a client of
+// the database and the cluster, like a user would be.
+//
+// NOTE: jobs are submitted through the store, not yet through an admin HTTP API; the
+// daemon sees them exactly as it would see API submissions.
+package replay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Config is one replay.
+type Config struct {
+	NodesFile, TasksFile string
+	// Limit replays only the first Limit GPU tasks in file order; 0 replays all.
+	Limit int
+	// Mode is trace.ModePaced or trace.ModeFill.
+	Mode trace.Mode
+	// Speedup is trace seconds per wall second; Load compresses arrivals further.
+	Speedup, Load float64
+	// BudgetScale multiplies the projects' GPU-hour budgets, which are first divided by
+	// Speedup because accounting meters wall-clock GPU time.
+	BudgetScale float64
+	// MaxConcurrent is each project's concurrency limit; 0 keeps the trace defaults.
+	MaxConcurrent int
+	// ReportDir receives report.md and its plots.
+	ReportDir string
+	// DaemonPID is the schedulerd process whose memory and CPU the report shows; 0 for none.
+	DaemonPID int
+	// Timeout ends a replay that has not finished; 0 means 24 hours.
+	Timeout time.Duration
+	// Command is the command line, for the report.
+	Command  string
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// Replayer runs one replay.
+type Replayer struct {
+	cfg   Config
+	store *store.Store
+	kube  kubernetes.Interface
+	plan  *plan
+	// fillStop says, in fill mode, which task found no room.
+	fillStop string
+}
+
+// New checks the configuration and reads the trace, so that a malformed file stops the
+// replay before anything is created or submitted.
+func New(cfg Config, s *store.Store, kube kubernetes.Interface) (*Replayer, error) {
+	if err := validate(&cfg); err != nil {
+		return nil, err
+	}
+	p, err := loadPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Replayer{cfg: cfg, store: s, kube: kube, plan: p}, nil
+}
+
+func validate(cfg *Config) error {
+	switch {
+	case cfg.NodesFile == "" || cfg.TasksFile == "":
+		return fmt.Errorf("both the node file and the task file are required")
+	case cfg.Speedup <= 0:
+		return fmt.Errorf("invalid speedup %v: must be positive", cfg.Speedup)
+	case cfg.Load <= 0:
+		return fmt.Errorf("invalid load %v: must be positive", cfg.Load)
+	case cfg.Mode != trace.ModePaced && cfg.Mode != trace.ModeFill:
+		return fmt.Errorf("invalid mode %q: want %s or %s", cfg.Mode, trace.ModePaced, trace.ModeFill)
+	case cfg.Limit < 0:
+		return fmt.Errorf("invalid limit %d: must be 0 (all) or positive", cfg.Limit)
+	}
+	if cfg.BudgetScale <= 0 {
+		cfg.BudgetScale = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 24 * time.Hour
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Run replays the trace and writes the report, returning its path.
+func (r *Replayer) Run(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	started := time.Now()
+
+	// Step 1: the cluster and the projects.
+	if err := r.createNodes(ctx); err != nil {
+		return "", err
+	}
+	if err := r.createProjects(ctx); err != nil {
+		return "", err
+	}
+
+	// Step 2: submit on the trace's clock while sampling, until every job has ended.
+	rec := newRecorder(r.store, r.cfg.DaemonPID)
+	sampling, stopSampling := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rec.run(sampling, started) }()
+
+	submitted, err := r.submitAll(ctx, rec)
+	if err == nil {
+		err = r.waitForEnd(ctx, rec)
+	}
+	stopSampling()
+	<-done
+	if err != nil {
+		return "", err
+	}
+
+	// Step 3: the report.
+	return r.writeReport(ctx, rec, started, submitted)
+}

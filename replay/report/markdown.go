@@ -1,0 +1,201 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// none is the whole body of a section that has no data, so that a reader
+// sees that the figure was empty and not forgotten.
+const none = "none\n"
+
+// renderMarkdown returns the text of report.md.
+func renderMarkdown(d Data) string {
+	var b strings.Builder
+
+	title := oneLine(d.Title)
+	if title == "" {
+		title = "Trace replay report"
+	}
+	fmt.Fprintf(&b, "# %s\n", title)
+
+	writeRun(&b, d)
+	writeTasks(&b, d.Tasks)
+	writeJobs(&b, d.Jobs)
+	writeWaits(&b, d.Waits)
+	writeAllocation(&b, d)
+	writeProjects(&b, d)
+	writeDispatch(&b, d.Dispatch)
+	writeDaemon(&b, d)
+	writeFill(&b, d.Fill)
+	writeProblems(&b, d.Problems)
+
+	return b.String()
+}
+
+// section starts a level-two section.
+func section(b *strings.Builder, heading string) {
+	fmt.Fprintf(b, "\n## %s\n\n", heading)
+}
+
+// table is a Markdown table. Columns marked in rightAligned contain numbers
+// and are aligned right.
+type table struct {
+	header       []string
+	rightAligned []bool
+	rows         [][]string
+}
+
+// newTable returns a table with the given header. A header that starts with
+// "> " names a right-aligned column, and the marker is not printed.
+func newTable(header ...string) *table {
+	t := &table{}
+	for _, name := range header {
+		text, right := strings.CutPrefix(name, "> ")
+		t.header = append(t.header, text)
+		t.rightAligned = append(t.rightAligned, right)
+	}
+
+	return t
+}
+
+// add appends a row. Cells are escaped, so callers pass plain text.
+func (t *table) add(cells ...string) {
+	t.rows = append(t.rows, cells)
+}
+
+func (t *table) write(b *strings.Builder) {
+	writeRow(b, t.header)
+
+	separators := make([]string, len(t.header))
+	for i, right := range t.rightAligned {
+		separators[i] = "---"
+		if right {
+			separators[i] = "---:"
+		}
+	}
+	b.WriteString("| " + strings.Join(separators, " | ") + " |\n")
+
+	for _, row := range t.rows {
+		writeRow(b, row)
+	}
+}
+
+func writeRow(b *strings.Builder, cells []string) {
+	escaped := make([]string, len(cells))
+	for i, cell := range cells {
+		escaped[i] = escapeCell(cell)
+	}
+
+	b.WriteString("| " + strings.Join(escaped, " | ") + " |\n")
+}
+
+func writeRun(b *strings.Builder, d Data) {
+	section(b, "How it was run")
+
+	command := "not recorded"
+	if d.Command != "" {
+		command = codeSpan(d.Command)
+	}
+
+	duration := "not recorded"
+	if !d.Started.IsZero() && !d.Finished.IsZero() {
+		duration = formatDuration(d.Finished.Sub(d.Started))
+	}
+
+	fmt.Fprintf(b, "- Command: %s\n", command)
+	fmt.Fprintf(b, "- Mode: %s\n", orNotRecorded(oneLine(d.Mode)))
+	fmt.Fprintf(b, "- Speedup: %s\n", formatFactor(d.Speedup))
+	fmt.Fprintf(b, "- Load: %s\n", formatFactor(d.Load))
+	fmt.Fprintf(b, "- Started: %s\n", formatTime(d.Started))
+	fmt.Fprintf(b, "- Finished: %s\n", formatTime(d.Finished))
+	fmt.Fprintf(b, "- Duration: %s\n", duration)
+}
+
+// formatFactor formats a speedup or load factor. A factor of 0 has no
+// meaning for a replay, so the report prints 0 as "not recorded".
+func formatFactor(v float64) string {
+	if v == 0 {
+		return "not recorded"
+	}
+
+	return formatTrimmed(v, 2)
+}
+
+func writeTasks(b *strings.Builder, tasks TaskCounts) {
+	section(b, "Tasks")
+
+	t := newTable("Tasks", "> Count")
+	t.add("Total in the trace", formatInt(int64(tasks.Total)))
+	t.add("GPU", formatInt(int64(tasks.GPU)))
+	t.add("CPU-only, skipped", formatInt(int64(tasks.CPUOnlySkipped)))
+	t.add("Submitted", formatInt(int64(tasks.Submitted)))
+	t.add("Problems, not submitted", formatInt(int64(tasks.Problems)))
+	t.write(b)
+}
+
+func writeJobs(b *strings.Builder, jobs []StateCount) {
+	section(b, "Jobs by end state")
+	if len(jobs) == 0 {
+		b.WriteString(none)
+		return
+	}
+
+	total := 0
+	for _, state := range jobs {
+		total += state.Jobs
+	}
+
+	t := newTable("State", "> Jobs", "> Share")
+	for _, state := range sortedStates(jobs) {
+		t.add(state.State, formatInt(int64(state.Jobs)), formatPercent(float64(state.Jobs), float64(total)))
+	}
+	t.add("Total", formatInt(int64(total)), formatPercent(float64(total), float64(total)))
+	t.write(b)
+}
+
+func writeWaits(b *strings.Builder, waits []TierWait) {
+	section(b, "Queue wait by priority tier")
+	if len(waits) == 0 {
+		b.WriteString(none)
+		return
+	}
+
+	t := newTable("Tier", "> Jobs", "> p50", "> p99", "> Max")
+	for _, wait := range sortedWaits(waits) {
+		t.add(wait.Tier, formatInt(int64(wait.Jobs)),
+			formatDuration(wait.P50), formatDuration(wait.P99), formatDuration(wait.Max))
+	}
+	t.write(b)
+}
+
+func writeDispatch(b *strings.Builder, rate DispatchRate) {
+	section(b, "Dispatch rate")
+	if rate == (DispatchRate{}) {
+		b.WriteString(none)
+		return
+	}
+
+	fmt.Fprintf(b, "- Pods: %s\n", formatInt(int64(rate.Pods)))
+	fmt.Fprintf(b, "- Mean: %s pods/s\n", formatFixed(rate.MeanPerSecond, 2))
+	fmt.Fprintf(b, "- Peak: %s pods/s, the maximum over 1-second buckets\n", formatTrimmed(rate.PeakPerSecond, 2))
+}
+
+func writeDaemon(b *strings.Builder, d Data) {
+	section(b, "Daemon process")
+	if d.Daemon == (ProcessUsage{}) {
+		b.WriteString(none)
+		return
+	}
+
+	wall := 0.0
+	if !d.Started.IsZero() && !d.Finished.IsZero() {
+		wall = d.Finished.Sub(d.Started).Seconds()
+	}
+
+	fmt.Fprintf(b, "- PID: %d\n", d.Daemon.PID)
+	fmt.Fprintf(b, "- Peak RSS: %s\n", formatMiB(d.Daemon.PeakRSSBytes))
+	fmt.Fprintf(b, "- CPU time: %s s\n", formatFixed(d.Daemon.CPUSeconds, 1))
+	fmt.Fprintf(b, "- CPU share of wall time: %s, where 100%% is one core busy for the whole run\n",
+		formatPercent(d.Daemon.CPUSeconds, wall))
+}

@@ -1,0 +1,108 @@
+package report
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRenderCapacityWithoutSamples(t *testing.T) {
+	d := Data{Capacity: map[string]int64{"T4": 404000, "A10": 2000}}
+
+	text := renderMarkdown(d)
+
+	wantLines := []string{
+		"Samples: none, so the peaks are not known.",
+		"| A10 | n/a | n/a | 2 | n/a |",
+		"| T4 | n/a | n/a | 404 | n/a |",
+	}
+	for _, line := range wantLines {
+		if !strings.Contains(text, "\n"+line+"\n") {
+			t.Errorf("report lacks line %q:\n%s", line, text)
+		}
+	}
+
+	if strings.Contains(text, AllocationChartFile) {
+		t.Errorf("report links %s without samples", AllocationChartFile)
+	}
+}
+
+func TestRenderOneProblem(t *testing.T) {
+	text := renderMarkdown(Data{Problems: []string{"task a: GPU model A100 not found"}})
+
+	want := "## Problems\n\n1 task was reported and not submitted.\n\n```text\ntask a: GPU model A100 not found\n```\n"
+	if !strings.HasSuffix(text, want) {
+		t.Errorf("report ends with\n%s\nwant\n%s", text[strings.Index(text, "## Problems"):], want)
+	}
+}
+
+func TestRenderProblemWithFence(t *testing.T) {
+	text := renderMarkdown(Data{Problems: []string{"task ```b```: odd name"}})
+
+	want := "````text\ntask ```b```: odd name\n````\n"
+	if !strings.HasSuffix(text, want) {
+		t.Errorf("report does not end with a four-backtick fence:\n%s", text)
+	}
+}
+
+func TestRenderDurationWithoutFinish(t *testing.T) {
+	d := Data{Started: started, Daemon: ProcessUsage{PID: 7, CPUSeconds: 3}}
+
+	text := renderMarkdown(d)
+
+	if !strings.Contains(text, "- Duration: not recorded\n") {
+		t.Errorf("report gives a duration without a finish time:\n%s", text)
+	}
+
+	if !strings.Contains(text, "- CPU share of wall time: n/a, ") {
+		t.Errorf("report gives a CPU share without a finish time:\n%s", text)
+	}
+}
+
+func TestRenderEscapesTableCells(t *testing.T) {
+	d := Data{Jobs: []StateCount{{State: "odd|state", Jobs: 1}}}
+
+	text := renderMarkdown(d)
+
+	if !strings.Contains(text, "| odd\\|state | 1 | 100.0% |\n") {
+		t.Errorf("report does not escape the pipe in a state name:\n%s", text)
+	}
+}
+
+func TestRenderStateOrder(t *testing.T) {
+	d := Data{Jobs: []StateCount{
+		{"zombie", 1}, {"cancelled", 1}, {"queued", 1}, {"completed", 1}, {"archived", 1},
+	}}
+
+	text := renderMarkdown(d)
+
+	want := []string{"| queued |", "| completed |", "| cancelled |", "| archived |", "| zombie |", "| Total |"}
+	last := -1
+	for _, row := range want {
+		at := strings.Index(text, row)
+		if at < 0 {
+			t.Fatalf("report lacks row %q", row)
+		}
+		if at < last {
+			t.Errorf("row %q is out of order:\n%s", row, text)
+		}
+		last = at
+	}
+}
+
+func TestRenderSamplesOutOfOrder(t *testing.T) {
+	d := Data{Samples: []Sample{
+		{At: 2 * time.Minute, AllocatedMilli: map[string]int64{"T4": 5000}},
+		{At: time.Minute, AllocatedMilli: map[string]int64{"T4": 5000}},
+	}}
+
+	text := renderMarkdown(d)
+
+	if !strings.Contains(text, "2 samples from 1m00s to 2m00s after the start.") {
+		t.Errorf("report gives the wrong sample span:\n%s", text)
+	}
+
+	if !strings.Contains(text, "| T4 | 5 | 1m00s | unknown | n/a |") {
+		t.Errorf("peak is not at the first sample that reached it:\n%s", text)
+	}
+}

@@ -1,0 +1,177 @@
+// Package report writes the report of a trace replay: a Markdown file,
+// report.md, and the PNG charts that it links.
+//
+// The output depends only on Data, so the same Data always gives the same
+// report.md. Rows are sorted before they are written:
+//   - Job states follow the job life cycle of the store package (submitted,
+//     queued, running, paused, completed, failed, cancelled, eval_failed).
+//   - Priority tiers go from highest to lowest (critical, high, normal, low).
+//   - GPU models and projects are in alphabetical order.
+//
+// States and tiers outside those lists follow them in alphabetical order.
+// Problems keep the order of Data.Problems. A section without data still
+// appears with the single word "none", and a chart without data is not drawn.
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// File names inside the report directory. report.md links the charts by
+// these relative names, so the directory can be moved as a whole.
+const (
+	ReportFile          = "report.md"
+	AllocationChartFile = "gpus-by-model.png"
+	ProjectChartFile    = "gpu-hours-by-project.png"
+)
+
+// Data is everything the replay measured.
+type Data struct {
+	Title    string // e.g. "Trace replay of openb_pod_list_default.csv"
+	Command  string // the command line that produced it
+	Mode     string // "paced" or "fill"
+	Speedup  float64
+	Load     float64
+	Started  time.Time
+	Finished time.Time
+	Tasks    TaskCounts
+	Jobs     []StateCount     // jobs by end state, e.g. {"completed", 6000}
+	Waits    []TierWait       // queue wait by priority tier
+	Samples  []Sample         // GPU allocation over time, every few seconds
+	Capacity map[string]int64 // GPU capacity by model, thousandths of a GPU
+	Projects []ProjectUsage
+	Dispatch DispatchRate
+	Daemon   ProcessUsage
+	Fill     []ModelShare // fill mode only: allocated share per model when the first task found no room
+	Problems []string     // tasks reported and not submitted (unknown GPU model, larger than any node)
+}
+
+// TaskCounts is the number of trace tasks at each step of the replay.
+type TaskCounts struct{ Total, GPU, CPUOnlySkipped, Submitted, Problems int }
+
+// StateCount is the number of jobs that ended the replay in one state.
+type StateCount struct {
+	State string
+	Jobs  int
+}
+
+// TierWait is the time that the jobs of one priority tier spent queued.
+type TierWait struct {
+	Tier          string
+	Jobs          int
+	P50, P99, Max time.Duration
+}
+
+// Sample is the GPU allocation by model at one moment, in thousandths of a
+// GPU. At is the time since Data.Started. A model missing from
+// AllocatedMilli counts as 0.
+type Sample struct {
+	At             time.Duration
+	AllocatedMilli map[string]int64
+}
+
+// ProjectUsage is the GPU-hours that one project used, was expected to use
+// from the trace, and was budgeted.
+type ProjectUsage struct {
+	Project                                    string
+	Jobs                                       int
+	GPUHours, BudgetGPUHours, ExpectedGPUHours float64
+}
+
+// DispatchRate is the number of pods created and their rate. PeakPerSecond
+// is the maximum over 1-second buckets.
+type DispatchRate struct {
+	Pods                         int
+	MeanPerSecond, PeakPerSecond float64
+}
+
+// ProcessUsage is the resource use of the schedulerd daemon process.
+type ProcessUsage struct {
+	PID          int
+	PeakRSSBytes int64
+	CPUSeconds   float64
+}
+
+// ModelShare is the allocation of one GPU model against its capacity, in
+// thousandths of a GPU.
+type ModelShare struct {
+	Model                         string
+	AllocatedMilli, CapacityMilli int64
+}
+
+// Write writes dir/report.md and its PNG plots into dir (created if missing) and returns the report's path.
+//
+// Each file is written to a temporary file in dir and renamed, so a reader
+// never sees a partial file. A chart that has no data is not drawn, and a
+// file of that name left by an earlier report is removed so that dir does not
+// show a chart from another run.
+func Write(dir string, d Data) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create report directory %q: %w", dir, err)
+	}
+
+	if err := writeCharts(dir, d); err != nil {
+		return "", err
+	}
+
+	path := filepath.Join(dir, ReportFile)
+	markdown := renderMarkdown(d)
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, markdown)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("write report %q: %w", path, err)
+	}
+
+	return path, nil
+}
+
+// writeFileAtomic writes path through a temporary file in the same
+// directory and renames it into place.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+
+	if err := write(tmp); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+
+	// CreateTemp makes the file readable by its owner only, but a report is
+	// meant to be shared like any other output file.
+	if err := tmp.Chmod(0o644); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+
+	return os.Rename(tmp.Name(), path)
+}
+
+// removeStale deletes path if it exists.
+func removeStale(path string) error {
+	err := os.Remove(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale chart %q: %w", path, err)
+	}
+
+	return nil
+}

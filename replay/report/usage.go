@@ -1,0 +1,153 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxListedProblems is the number of problems printed in full. A node file
+// that lacks a GPU model makes a problem of every task that requests only
+// that model, which can be thousands, and the first few show the kind.
+const maxListedProblems = 50
+
+func writeAllocation(b *strings.Builder, d Data) {
+	section(b, "GPUs allocated over time")
+
+	peaks := peaksByModel(d)
+	if len(peaks) == 0 {
+		b.WriteString(none)
+		return
+	}
+
+	if hasAllocationChart(d) {
+		samples := sortedSamples(d.Samples)
+		first, last := samples[0].At, samples[len(samples)-1].At
+		fmt.Fprintf(b, "![GPUs allocated by model over time](%s)\n\n", AllocationChartFile)
+		fmt.Fprintf(b, "%s samples from %s to %s after the start.\n\n",
+			formatInt(int64(len(samples))), formatDuration(first), formatDuration(last))
+	} else {
+		b.WriteString("Samples: none, so the peaks are not known.\n\n")
+	}
+
+	t := newTable("Model", "> Peak GPUs", "> Peak at", "> Capacity GPUs", "> Peak share of capacity")
+	for _, peak := range peaks {
+		t.add(peakRow(peak, len(d.Samples) > 0)...)
+	}
+	t.write(b)
+}
+
+// peakRow returns the table cells of one model. Without samples only the
+// capacity is known.
+func peakRow(peak modelPeak, sampled bool) []string {
+	capacity, share := "unknown", notAvailable
+	if peak.HasCapacity {
+		capacity = formatGPUs(peak.CapacityMilli)
+		share = formatPercent(float64(peak.PeakMilli), float64(peak.CapacityMilli))
+	}
+
+	if !sampled {
+		return []string{peak.Model, notAvailable, notAvailable, capacity, notAvailable}
+	}
+
+	return []string{peak.Model, formatGPUs(peak.PeakMilli), formatDuration(peak.At), capacity, share}
+}
+
+func writeProjects(b *strings.Builder, d Data) {
+	section(b, "GPU-hours by project")
+	if !hasProjectChart(d) {
+		b.WriteString(none)
+		return
+	}
+
+	fmt.Fprintf(b, "![GPU-hours used and budget by project](%s)\n\n", ProjectChartFile)
+	b.WriteString("Used, Expected and Budget are in GPU-hours.\n\n")
+
+	var total ProjectUsage
+	t := newTable("Project", "> Jobs", "> Used", "> Expected", "> Budget", "> Used share of budget")
+	for _, project := range sortedProjects(d.Projects) {
+		t.add(projectRow(project)...)
+
+		total.Jobs += project.Jobs
+		total.GPUHours += project.GPUHours
+		total.ExpectedGPUHours += project.ExpectedGPUHours
+		total.BudgetGPUHours += project.BudgetGPUHours
+	}
+
+	total.Project = "Total"
+	t.add(projectRow(total)...)
+	t.write(b)
+}
+
+func projectRow(p ProjectUsage) []string {
+	return []string{
+		p.Project,
+		formatInt(int64(p.Jobs)),
+		formatFixed(p.GPUHours, 2),
+		formatFixed(p.ExpectedGPUHours, 2),
+		formatFixed(p.BudgetGPUHours, 2),
+		formatPercent(p.GPUHours, p.BudgetGPUHours),
+	}
+}
+
+func writeFill(b *strings.Builder, shares []ModelShare) {
+	section(b, "Fill mode: allocation when the first task found no room")
+	if len(shares) == 0 {
+		b.WriteString(none)
+		return
+	}
+
+	var total ModelShare
+	t := newTable("Model", "> Allocated GPUs", "> Capacity GPUs", "> Allocated share")
+	for _, share := range sortedShares(shares) {
+		t.add(shareRow(share)...)
+
+		total.AllocatedMilli += share.AllocatedMilli
+		total.CapacityMilli += share.CapacityMilli
+	}
+
+	total.Model = "Total"
+	t.add(shareRow(total)...)
+	t.write(b)
+}
+
+func shareRow(s ModelShare) []string {
+	return []string{
+		s.Model,
+		formatGPUs(s.AllocatedMilli),
+		formatGPUs(s.CapacityMilli),
+		formatPercent(float64(s.AllocatedMilli), float64(s.CapacityMilli)),
+	}
+}
+
+// writeProblems lists the first maxListedProblems problems in a fenced code
+// block, which prints task names and model names verbatim.
+func writeProblems(b *strings.Builder, problems []string) {
+	section(b, "Problems")
+	if len(problems) == 0 {
+		b.WriteString(none)
+		return
+	}
+
+	listed := problems[:min(len(problems), maxListedProblems)]
+	if len(problems) == 1 {
+		b.WriteString("1 task was reported and not submitted.\n\n")
+	} else {
+		fmt.Fprintf(b, "%s tasks were reported and not submitted.\n\n", formatInt(int64(len(problems))))
+	}
+
+	longest := 0
+	for _, problem := range listed {
+		longest = max(longest, longestBacktickRun(problem))
+	}
+	fence := strings.Repeat("`", max(3, longest+1))
+
+	b.WriteString(fence + "text\n")
+	for _, problem := range listed {
+		b.WriteString(oneLine(problem) + "\n")
+	}
+	b.WriteString(fence + "\n")
+
+	if hidden := len(problems) - len(listed); hidden > 0 {
+		fmt.Fprintf(b, "\nand %s more\n", formatInt(int64(hidden)))
+	}
+}

@@ -1,0 +1,211 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// runSlack is added to each simulated run's length to make its max_runtime_seconds: the
+// KWOK stages finish pods on whole seconds, so a run may last a second longer than asked.
+const runSlack = 30
+
+// Submission returns the job of one schedule entry: the trace task's resources, priority
+// and project, a simulated run of the entry's wall-clock length that exits as the task did,
+// and one attempt, since the trace records one outcome per task.
+func Submission(e trace.Entry) (store.Submission, jobspec.Spec, error) {
+	t := e.Task
+	req := t.GPURequest()
+	spec := jobspec.Spec{
+		Image:       "trace/" + t.Name,
+		MaxAttempts: 1,
+		Resources: jobspec.Resources{CPUMilli: t.CPUMilli, MemoryMiB: t.MemoryMiB,
+			GPUModels: t.AllowedModels},
+	}
+	if t.IsShared() {
+		spec.Resources.GPUShareMilli = req.SharedMilli
+	} else {
+		spec.Resources.GPUs = req.Whole
+	}
+	if e.RunForever {
+		spec.MaxRuntimeSeconds = jobspec.MaxRuntimeLimit
+	} else {
+		seconds := SimulatedSeconds(e)
+		spec.MaxRuntimeSeconds = int(min(seconds+runSlack, jobspec.MaxRuntimeLimit))
+		spec.Simulation = &jobspec.Simulation{RunSeconds: float64(seconds), ExitCode: t.ExitCode()}
+	}
+	if err := spec.Validate(); err != nil {
+		return store.Submission{}, spec, fmt.Errorf("task %s: %w", t.Name, err)
+	}
+
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return store.Submission{}, spec, err
+	}
+	tags, _ := json.Marshal(map[string]string{"trace_task": t.Name, "qos": string(t.QoS), "tier": string(t.QoS.Tier())})
+	return store.Submission{
+		ProjectID: string(trace.Project(t)), IdempotencyKey: t.IdempotencyKey(), JobType: "fine_tune",
+		Priority: t.QoS.Priority(), Config: raw, Tags: tags, GPUMilli: spec.GPUMilli(),
+		GPUModels: spec.Resources.GPUModels, MaxRuntimeSeconds: spec.MaxRuntimeSeconds,
+		MaxAttempts: spec.Attempts(),
+	}, spec, nil
+}
+
+// SimulatedSeconds is the whole seconds a simulated pod of the entry runs: the pod
+// annotation KWOK reads takes whole seconds.
+func SimulatedSeconds(e trace.Entry) int64 {
+	return int64(math.Round(e.Run.Seconds()))
+}
+
+// ExpectedGPUHours is what accounting should charge for the entry's run.
+func ExpectedGPUHours(e trace.Entry) float64 {
+	return float64(e.Task.GPUMilli()) / 1000 * float64(SimulatedSeconds(e)) / 3600
+}
+
+// submitAll submits the schedule and returns how many jobs it holds. Entries whose key
+// the database already has (a replay interrupted and started again) are not submitted
+// again, and the clock starts at the first entry still missing.
+func (r *Replayer) submitAll(ctx context.Context, rec *recorder) (int, error) {
+	entries := r.plan.schedule.Entries
+	done, err := r.alreadySubmitted(ctx, entries)
+	if err != nil {
+		return 0, err
+	}
+	if done > 0 {
+		fmt.Fprintf(r.cfg.Progress, "continuing: %d of %d tasks were submitted by an earlier run\n", done, len(entries))
+	}
+	if r.plan.schedule.StopAtFirstUnplaced {
+		return r.fill(ctx, entries, done, rec)
+	}
+
+	offset := time.Duration(0)
+	if done < len(entries) {
+		offset = entries[done].Submit
+	}
+	start := time.Now()
+	for i := done; i < len(entries); i++ {
+		if err := sleepUntil(ctx, start.Add(entries[i].Submit-offset)); err != nil {
+			return i, err
+		}
+		if _, err := r.submit(ctx, entries[i]); err != nil {
+			return i, err
+		}
+		rec.submitted.Add(1)
+	}
+	return len(entries), nil
+}
+
+// alreadySubmitted counts the leading entries whose idempotency keys are stored.
+func (r *Replayer) alreadySubmitted(ctx context.Context, entries []trace.Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Task.IdempotencyKey()
+	}
+	var n int
+	err := r.store.Pool().QueryRow(ctx,
+		`SELECT count(*) FROM job_idempotency_keys WHERE idempotency_key = ANY($1)`, keys).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count submitted tasks: %w", err)
+	}
+	return n, nil
+}
+
+// submit stores one entry's job; a key already stored counts as submitted.
+func (r *Replayer) submit(ctx context.Context, e trace.Entry) (store.Job, error) {
+	sub, _, err := Submission(e)
+	if err != nil {
+		return store.Job{}, err
+	}
+	job, err := r.store.SubmitJob(ctx, sub)
+	var dup *store.DuplicateKeyError
+	if errors.As(err, &dup) {
+		return r.store.GetJob(ctx, dup.JobID)
+	}
+	return job, err
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// placedOrStuck waits until the job of a fill-mode entry runs, or until it is clear it
+// cannot: it waits in the queue for capacity, or its pod cannot be scheduled.
+func (r *Replayer) placedOrStuck(ctx context.Context, job store.Job) (bool, string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := r.store.GetJob(ctx, job.ID)
+		if err != nil {
+			return false, "", err
+		}
+		if got.Status == store.JobRunning && got.StartedAt != nil {
+			return true, "", nil
+		}
+		if reason := deref(got.WaitReason); got.Status == store.JobQueued && isCapacityReason(reason) {
+			return false, reason, nil
+		}
+		if got.Status != store.JobQueued && got.Status != store.JobRunning {
+			return false, "job " + string(got.Status), nil
+		}
+		if err := sleepUntil(ctx, time.Now().Add(20*time.Millisecond)); err != nil {
+			return false, "", err
+		}
+	}
+	return false, "not running after 30 s (its pod found no node)", nil
+}
+
+func isCapacityReason(reason string) bool {
+	return strings.HasPrefix(reason, "no free capacity") || strings.HasPrefix(reason, "larger than any node") ||
+		strings.HasPrefix(reason, "GPU capacity held")
+}
+
+// fill submits entries one at a time, each after the previous runs, and stops at the first
+// that finds no room. Nothing ends: fill-mode jobs run until the replay stops them.
+func (r *Replayer) fill(ctx context.Context, entries []trace.Entry, done int, rec *recorder) (int, error) {
+	for i := done; i < len(entries); i++ {
+		job, err := r.submit(ctx, entries[i])
+		if err != nil {
+			return i, err
+		}
+		rec.submitted.Add(1)
+		placed, why, err := r.placedOrStuck(ctx, job)
+		if err != nil {
+			return i + 1, err
+		}
+		if !placed {
+			r.fillStop = fmt.Sprintf("task %d of %d (%s) found no room: %s", i+1, len(entries), entries[i].Task.Name, why)
+			fmt.Fprintln(r.cfg.Progress, r.fillStop)
+			return i + 1, nil
+		}
+	}
+	r.fillStop = "every task found room"
+	return len(entries), nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The main job: starts PostgreSQL, the local Kubernetes stack and schedulerd on loopback,
+# replays the GPU-cluster trace through them, prints where the report is and stops
+# everything it started, by PID, whatever happens. Arguments are passed to
+# `schedulerd replay`, e.g. scripts/demo.sh -limit 500 or -mode fill.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+trace_dir=${TRACE_DIR:-$root/../shared/traces/alibaba-gpu-v2023}
+work=$(mktemp -d /tmp/schedulerd-demo-XXXXXX)
+# PostgreSQL runs as the postgres user, which must be able to enter this folder.
+chmod 711 "$work"
+report_dir=${REPORT_DIR:-$root/out/replay-$(date -u +%Y%m%d-%H%M%S)}
+source "$root/scripts/lib/stop-pid.sh"
+source "$root/scripts/lib/free-port.sh"
+
+daemon_pid=""
+cleanup() {
+  local status=$?
+  echo "demo: stopping everything it started"
+  [ -n "$daemon_pid" ] && stop_pid "$daemon_pid" TERM schedulerd
+  "$root/scripts/kube-down.sh" "$work/kube" >/dev/null 2>&1 || true
+  "$root/scripts/pg-down.sh" "$work/pg" >/dev/null 2>&1 || true
+  if [ $status -ne 0 ]; then
+    echo "demo: failed; logs are in $work (schedulerd.log, kube/log, pg/postgres.log)" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+[ -f "$trace_dir/openb_pod_list_default.csv" ] || {
+  echo "demo: no trace in $trace_dir; set TRACE_DIR to the folder of the openb CSV files" >&2
+  exit 1
+}
+
+echo "demo: starting PostgreSQL"
+export SCHEDULERD_DATABASE_URL
+SCHEDULERD_DATABASE_URL=$("$root/scripts/pg-up.sh" "$work/pg")
+
+echo "demo: starting etcd, kube-apiserver, kube-scheduler and KWOK"
+export SCHEDULERD_KUBECONFIG
+SCHEDULERD_KUBECONFIG=$("$root/scripts/kube-up.sh" "$work/kube" | tail -n 1)
+
+"$root/bin/schedulerd" migrate up
+
+export SCHEDULERD_HTTP_ADDR="127.0.0.1:$(free_port)"
+"$root/bin/schedulerd" run >"$work/schedulerd.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do
+  curl -fs "http://$SCHEDULERD_HTTP_ADDR/readyz" >/dev/null 2>&1 && break
+  kill -0 "$daemon_pid" 2>/dev/null || { tail -n 20 "$work/schedulerd.log" >&2; exit 1; }
+  sleep 0.2
+done
+echo "demo: schedulerd is running (pid $daemon_pid, admin API on $SCHEDULERD_HTTP_ADDR)"
+
+start=$(date +%s)
+"$root/bin/schedulerd" replay -trace-dir "$trace_dir" -daemon-pid "$daemon_pid" \
+  -report-dir "$report_dir" "$@"
+echo "demo: the replay took $(( $(date +%s) - start )) s; open $report_dir/report.md"
