@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: setup build test lint migrate demo kube-tools clean
+.PHONY: setup build test lint migrate demo kube-tools s3-tools clean
 
 setup:
 	@scripts/setup.sh
@@ -18,9 +18,12 @@ build:
 	$(GO) build -o bin/schedulerd ./cmd/schedulerd
 
 kube-tools:
-	@scripts/kube-tools.sh
+	@scripts/kube-tools.sh >/dev/null
 
-test: setup kube-tools
+s3-tools:
+	@scripts/s3-tools.sh >/dev/null
+
+test: setup kube-tools s3-tools
 	$(GO) test $(TEST_FLAGS) ./...
 
 $(STATICCHECK):

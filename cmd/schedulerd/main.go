@@ -28,6 +28,7 @@ type command struct {
 // environment is what every subcommand receives.
 type environment struct {
 	cfg    config.Config
+	getenv func(string) string
 	log    *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
@@ -35,6 +36,7 @@ type environment struct {
 
 var commands = map[string]command{
 	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate},
+	"cron":    {"cron run partitions|retention [-dry-run]: run a maintenance task once, now", runCron},
 	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon},
 	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport},
 	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay},
@@ -65,7 +67,7 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &environment{cfg: cfg, log: newLogger(cfg, stderr), stdout: stdout, stderr: stderr}
+	env := &environment{cfg: cfg, getenv: getenv, log: newLogger(cfg, stderr), stdout: stdout, stderr: stderr}
 	if err := cmd.run(ctx, env, rest); err != nil {
 		fmt.Fprintf(stderr, "schedulerd %s: %s\n", args[0], oneLine(err))
 		var usageErr usageError

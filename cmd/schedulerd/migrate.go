@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/schedulerd/schedulerd/cron"
 	"github.com/schedulerd/schedulerd/migrations"
 )
 
@@ -36,6 +38,9 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	switch args[0] {
 	case "up":
 		if err := migrations.Up(ctx, conn); err != nil {
+			return err
+		}
+		if err := migrateRiver(ctx, env.cfg.DatabaseURL); err != nil {
 			return err
 		}
 	case "down":
@@ -67,6 +72,17 @@ func migrateDown(ctx context.Context, conn *pgx.Conn, to int) error {
 		return nil
 	}
 	return migrations.To(ctx, conn, status.Current-1)
+}
+
+// migrateRiver applies River's own migrations, which the cron service's durable jobs need.
+// They live in the schema "river", so `migrate down` leaves them alone.
+func migrateRiver(ctx context.Context, url string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("open pool for River's migrations: %w", err)
+	}
+	defer pool.Close()
+	return cron.MigrateRiver(ctx, pool)
 }
 
 // connect opens one connection, with a deadline so that an unreachable server fails in

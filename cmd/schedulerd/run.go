@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/schedulerd/schedulerd/daemon"
 	"github.com/schedulerd/schedulerd/dispatcher"
@@ -38,6 +39,12 @@ func runDaemon(ctx context.Context, env *environment, _ []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 
+	stopCron, err := startCron(ctx, env, db)
+	if err != nil {
+		return err
+	}
+	defer stopCron()
+
 	d := daemon.New(daemon.Config{
 		Store:      db,
 		Kube:       kube,
@@ -69,4 +76,33 @@ func requireCurrentSchema(ctx context.Context, url string) error {
 		return fmt.Errorf("database schema is at version %d, newer than this binary's %d: upgrade schedulerd", status.Current, status.Latest)
 	}
 	return nil
+}
+
+// startCron starts the partition and retention tasks, which run once per scheduled time
+// across all replicas. Retention is off when no S3 endpoint or region is configured, since
+// it would have nowhere to delete from.
+func startCron(ctx context.Context, env *environment, db *store.Store) (func(), error) {
+	settings, err := loadCronSettings(env.getenv)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if settings.retentionSchedule != "off" && settings.s3.Endpoint == "" && settings.s3.Region == "" &&
+		env.getenv("AWS_REGION") == "" {
+		env.log.Warn("checkpoint retention is off: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to turn it on")
+		settings.retentionSchedule = "off"
+	}
+	svc, err := newCronService(ctx, db.Pool(), settings, env.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start cron service: %w", err)
+	}
+	return func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := svc.Stop(stopCtx); err != nil {
+			env.log.Error("cron service did not stop cleanly", "err", err)
+		}
+	}, nil
 }

@@ -1,0 +1,234 @@
+package retention
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// planAll plans every run with more than one live checkpoint, a page of runs at a time, and
+// outside a dry run marks each page's deletions before reading the next. It returns the ids
+// it marked.
+func (r *Retainer) planAll(ctx context.Context, db querier, now time.Time, report *Report) (map[uuid.UUID]bool, error) {
+	overrides, err := loadOverrides(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+
+	marked := make(map[uuid.UUID]bool)
+	after := uuid.Nil
+	for {
+		runs, err := loadPage(ctx, db, after, runsPerPage)
+		if err != nil || len(runs) == 0 {
+			return marked, err
+		}
+		after = runs[len(runs)-1][0].RunID
+
+		planned := r.planPage(runs, overrides, now, report)
+		if report.DryRun {
+			report.Planned = append(report.Planned, planned...)
+			continue
+		}
+		if err := r.markPage(ctx, db, planned, now, marked, report); err != nil {
+			return marked, err
+		}
+	}
+}
+
+// planPage applies each run's policy and returns the checkpoints to delete.
+func (r *Retainer) planPage(runs [][]Checkpoint, overrides map[string]override, now time.Time, report *Report) []Deletion {
+	var out []Deletion
+	for _, run := range runs {
+		report.RunsChecked++
+		policy := overrides[run[0].ProjectID].apply(r.cfg.Policy)
+
+		deletions, kept, err := plan(run, policy, now)
+		report.Kept += kept
+		if err != nil {
+			report.RunsSkipped++
+			r.cfg.Logger.Debug("checkpoint retention left a run whole",
+				"run", run[0].RunID, "project", run[0].ProjectID, "reason", err)
+			continue
+		}
+		for _, c := range deletions {
+			out = append(out, Deletion{ID: c.ID, RunID: c.RunID, ProjectID: c.ProjectID, URI: c.URI, SizeBytes: c.SizeBytes})
+		}
+	}
+	return out
+}
+
+// markPage takes the first step of deleting planned: it marks the rows, in batches. A row
+// that gained a reference since it was read is not marked, and so not deleted.
+func (r *Retainer) markPage(ctx context.Context, db querier, planned []Deletion, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
+	for batch := range slices.Chunk(planned, r.cfg.BatchSize) {
+		ids := make([]uuid.UUID, len(batch))
+		for i, d := range batch {
+			ids[i] = d.ID
+		}
+		got, err := markDeleting(ctx, db, ids, now)
+		if err != nil {
+			return err
+		}
+
+		for _, d := range batch {
+			if !got[d.ID] {
+				r.cfg.Logger.Info("checkpoint kept: referenced since it was planned", "artifact_id", d.ID, "run", d.RunID)
+				continue
+			}
+			marked[d.ID] = true
+			report.Planned = append(report.Planned, d)
+		}
+	}
+	return nil
+}
+
+// countPending counts, for a dry run, the rows an earlier run marked and left.
+func (r *Retainer) countPending(ctx context.Context, db querier, report *Report) error {
+	for _, d := range report.Planned {
+		report.BytesFreed += d.SizeBytes
+	}
+	after := uuid.Nil
+	for {
+		rows, err := loadPending(ctx, db, after, r.cfg.BatchSize)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		report.Pending += len(rows)
+		after = rows[len(rows)-1].ID
+	}
+}
+
+// finishPending deletes the objects of every marked row, this run's and those earlier runs
+// left, and sets deleted_at on the rows whose objects are all gone.
+// NOTE: a row is finished even if a model version started to point at it after it was
+// marked, since its objects may already be gone. Registering a model version should copy the
+// checkpoint, or check that delete_started_at is NULL, in the same transaction.
+func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
+	after := uuid.Nil
+	for {
+		rows, err := loadPending(ctx, db, after, r.cfg.BatchSize)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		after = rows[len(rows)-1].ID
+
+		if err := r.finishBatch(ctx, db, rows, now, marked, report); err != nil {
+			return err
+		}
+	}
+}
+
+// object is one S3 object of a batch and the rows it belongs to.
+type object struct {
+	bucket, key string
+	rows        []int
+}
+
+// finishBatch deletes the objects of rows and marks deleted the rows whose objects S3 all
+// confirmed. A failed request stops the batch after the confirmed rows are marked.
+func (r *Retainer) finishBatch(ctx context.Context, db querier, rows []pendingRow, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
+	objects, left, err := r.collectObjects(ctx, rows, report)
+	if err != nil {
+		return err
+	}
+	if r.beforeDelete != nil {
+		if err := r.beforeDelete(ctx); err != nil {
+			return err
+		}
+	}
+
+	deleteErr := r.deleteObjects(ctx, objects, left, report)
+	if r.afterDelete != nil {
+		if err := r.afterDelete(ctx); err != nil {
+			return err
+		}
+	}
+
+	var done []uuid.UUID
+	var freed int64
+	for i, row := range rows {
+		if left[i] == 0 {
+			done = append(done, row.ID)
+			freed += row.SizeBytes
+			if !marked[row.ID] {
+				report.Resumed++
+			}
+		}
+	}
+	n, err := markDeleted(ctx, db, done, now)
+	report.Deleted += int(n)
+	report.BytesFreed += freed
+	if err != nil {
+		return err
+	}
+	return deleteErr
+}
+
+// collectObjects lists the objects of each row: one key, or every key under a prefix. left
+// counts each row's objects not yet deleted; a row whose URI cannot be read keeps -1.
+func (r *Retainer) collectObjects(ctx context.Context, rows []pendingRow, report *Report) (map[string]*object, []int, error) {
+	objects := make(map[string]*object)
+	left := make([]int, len(rows))
+	for i, row := range rows {
+		bucket, key, err := parseURI(row.URI)
+		if err != nil {
+			left[i] = -1
+			report.Refused++
+			r.cfg.Logger.Error("artifact being deleted has an unusable URI", "artifact_id", row.ID, "error", err)
+			continue
+		}
+
+		keys := []string{key}
+		if strings.HasSuffix(key, "/") {
+			if keys, err = listPrefix(ctx, r.store, bucket, key); err != nil {
+				return nil, nil, err
+			}
+		}
+		for _, k := range keys {
+			name := bucket + "/" + k
+			if objects[name] == nil {
+				objects[name] = &object{bucket: bucket, key: k}
+			}
+			objects[name].rows = append(objects[name].rows, i)
+			left[i]++
+		}
+	}
+	return objects, left, nil
+}
+
+// deleteObjects deletes objects bucket by bucket and lowers left for each confirmed one.
+func (r *Retainer) deleteObjects(ctx context.Context, objects map[string]*object, left []int, report *Report) error {
+	byBucket := make(map[string][]*object)
+	for _, o := range objects {
+		byBucket[o.bucket] = append(byBucket[o.bucket], o)
+	}
+
+	for bucket, list := range byBucket {
+		keys := make([]string, len(list))
+		for i, o := range list {
+			keys[i] = o.key
+		}
+		slices.Sort(keys)
+
+		done, refused, err := deleteKeys(ctx, r.store, bucket, keys, r.cfg.BatchSize)
+		for _, o := range list {
+			if done[o.key] {
+				for _, i := range o.rows {
+					left[i]--
+				}
+			}
+		}
+		for key, reason := range refused {
+			report.Refused++
+			r.cfg.Logger.Warn("S3 rejected the delete of a checkpoint object", "bucket", bucket, "key", key, "reason", reason)
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint retention: %w", err)
+		}
+	}
+	return nil
+}

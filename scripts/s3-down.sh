@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Stops the versitygw that s3-up.sh started in DIR, by the PID it recorded, and waits for it
+# to exit. Safe to run twice. Pass --purge to delete DIR, objects included, afterwards.
+set -euo pipefail
+
+dir=${1:?usage: s3-down.sh DIR [--purge]}
+source "$(dirname "$0")/lib/stop-pid.sh"
+
+if [ -f "$dir/pid" ]; then
+  stop_pid "$(cat "$dir/pid")" TERM versitygw
+  rm -f "$dir/pid"
+fi
+
+if [ "${2:-}" = "--purge" ]; then
+  rm -rf "$dir"
+fi
