@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -26,6 +27,7 @@ func (d *Dispatcher) loopCapacity(ctx context.Context) {
 		}
 		if err := d.syncCapacity(ctx); err != nil && ctx.Err() == nil {
 			d.capacityDirty.Store(true)
+			d.cfg.Metrics.LoopError(metrics.LoopCapacity)
 			d.cfg.Logger.Error("GPU capacity sync failed", "err", err)
 		}
 	}
@@ -62,6 +64,8 @@ func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
 		c.CapacityMilli += milli
 		c.Nodes++
 		c.LargestNodeMilli = max(c.LargestNodeMilli, milli)
+		c.LargestNodeCPUMilli = max(c.LargestNodeCPUMilli, n.Status.Allocatable.Cpu().MilliValue())
+		c.LargestNodeMemoryMiB = max(c.LargestNodeMemoryMiB, n.Status.Allocatable.Memory().Value()>>20)
 	}
 
 	out := make([]store.ModelCapacity, 0, len(byModel))

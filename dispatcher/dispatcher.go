@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -40,13 +41,20 @@ type Config struct {
 	// ResyncInterval is how often every live run is reconciled even without events (10s).
 	// It catches timeouts, pods lost while the daemon was down and missed events.
 	ResyncInterval time.Duration
+	// DeadlineGrace is how long past its max_runtime_seconds a running pod may go before the
+	// dispatcher stops it (10m). A kubelet enforces the pod's activeDeadlineSeconds itself;
+	// this is the backstop for pods whose kubelet does not, such as KWOK's simulated ones,
+	// whose ends lag under load.
+	DeadlineGrace time.Duration
 	// OnRunEnded is called after each run's end is recorded; the daemon wakes the scheduler.
 	OnRunEnded func(store.RunEndResult)
 	// OnCapacityChanged is called after the GPU capacity stored for admission changed.
 	OnCapacityChanged func()
 	// Now returns the current time (time.Now).
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// Metrics receives dispatch latencies, run ends and loop errors; nil records nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Dispatcher creates and follows the pods of runs.
@@ -85,6 +93,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.UnschedulableTimeout <= 0 {
 		cfg.UnschedulableTimeout = 5 * time.Minute
+	}
+	if cfg.DeadlineGrace <= 0 {
+		cfg.DeadlineGrace = 10 * time.Minute
 	}
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 10 * time.Second
@@ -168,12 +179,15 @@ func (d *Dispatcher) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
+		start := time.Now()
 		err := d.reconcile(ctx, runID)
+		d.cfg.Metrics.ObserveReconcile(time.Since(start))
 		switch {
 		case err == nil:
 			d.queue.Forget(runID)
 		case ctx.Err() != nil:
 		default:
+			d.cfg.Metrics.LoopError(metrics.LoopReconcile)
 			d.cfg.Logger.Warn("reconcile failed; retrying", "run_id", runID, "err", err)
 			d.queue.AddRateLimited(runID)
 		}
@@ -190,6 +204,7 @@ func (d *Dispatcher) loopResync(ctx context.Context) {
 			return
 		case <-ticker.C:
 			if err := d.resync(ctx); err != nil && ctx.Err() == nil {
+				d.cfg.Metrics.LoopError(metrics.LoopResync)
 				d.cfg.Logger.Error("resync failed", "err", err)
 			}
 		}

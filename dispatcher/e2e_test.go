@@ -299,11 +299,16 @@ func waitBound(t *testing.T, run store.Run, node string) *corev1.Pod {
 func TestUnschedulablePodRequeued(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: 2 * time.Second})
 	model := uniqueModel()
-	gpuNode(t, model, 8, 2000) // two CPUs: the job's pod asks for four
+	node := gpuNode(t, model, 8, 64000)
+	// A taint the pod does not tolerate: admission counts the node's GPUs, kube-scheduler
+	// cannot place the pod on it.
+	taint := `{"spec":{"taints":[{"key":"example.com/reserved","effect":"NoSchedule"}]}}`
+	if _, err := daemontest.Kube.Clientset.CoreV1().Nodes().Patch(context.Background(), node,
+		types.MergePatchType, []byte(taint), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	h.Project("vision", 100, 10)
-	spec := gpuSpec(model, 1, nil)
-	spec.Resources.CPUMilli = 4000
-	job := h.Submit("vision", 50, spec)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
 
 	first := waitRun(t, h, job.ID, 1, "ended", runStatus(store.RunPreempted))
 	if first.EndReason == nil || !strings.HasPrefix(*first.EndReason, "unschedulable for") {
@@ -324,9 +329,10 @@ func TestCordonedModelWaitsForUncordon(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})
 	model := uniqueModel()
 	node := gpuNode(t, model, 8, 64000)
+	// The capacity admission reads is recounted from the informer's nodes: see the node
+	// counted, then the cordon, before submitting, or the job is admitted on an old count.
+	waitCapacity(t, h, model, 8000)
 	setCordoned(t, node, true)
-	// The capacity admission reads is recounted twice a second; submit once it has seen
-	// the cordon, as a job submitted before that would be admitted on the old count.
 	waitCapacity(t, h, model, 0)
 	h.Project("vision", 100, 10)
 	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
@@ -359,18 +365,10 @@ func waitCapacity(t *testing.T, h *daemontest.Harness, model string, milli int64
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen := false
 		for _, m := range models {
-			if m.Model == model {
-				seen = true
-				if m.CapacityMilli == milli {
-					return
-				}
+			if m.Model == model && m.CapacityMilli == milli {
+				return
 			}
-		}
-		// A model never counted has no capacity to go stale.
-		if !seen && milli == 0 {
-			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("capacity of %s never became %d milli: %+v", model, milli, models)

@@ -30,7 +30,7 @@ func (d *Dispatcher) setUpInformers() {
 	_, _ = podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    d.onPod,
 		UpdateFunc: func(_, obj any) { d.onPod(obj) },
-		DeleteFunc: d.onPod,
+		DeleteFunc: d.onPodDelete,
 	})
 	d.pods = podInformer.Lister()
 	d.podIndex = podInformer.Informer().GetIndexer()
@@ -57,6 +57,27 @@ func (d *Dispatcher) onPod(obj any) {
 			d.queue.Add(id)
 		}
 	}
+}
+
+// onPodDelete remembers why a pod that had not finished was deleted, from its last state
+// (an eviction, kube-scheduler's preemption), because the run is judged after the pod is
+// gone from the cache.
+func (d *Dispatcher) onPodDelete(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	id, ok := runIDOf(pod)
+	if !ok {
+		return
+	}
+	if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		d.terminating.Store(id, deletionReason(pod))
+	}
+	d.queue.Add(id)
 }
 
 // onNodeUpdate marks capacity for recount only when something admission reads changed;

@@ -15,11 +15,6 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// deadlineGrace is how long past its max_runtime_seconds a running pod may go before the
-// dispatcher stops it. A kubelet enforces activeDeadlineSeconds itself; this catches
-// kubelets that do not (KWOK) and pods whose status is not reported.
-const deadlineGrace = time.Minute
-
 // reconcile brings one run and its pod into agreement.
 func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	run, err := d.store.GetRun(ctx, runID)
@@ -35,11 +30,19 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	}
 
 	if run.Status != store.RunPending && run.Status != store.RunRunning {
+		d.terminating.Delete(run.ID)
 		return d.deletePod(ctx, pod, "run already ended", false)
 	}
 	if run.JobStatus != store.JobRunning {
 		// The job was cancelled or paused while this run was live.
 		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: "job " + string(run.JobStatus)})
+	}
+	passed, err := d.drainDeadlinePassed(ctx, run)
+	if err != nil {
+		return err
+	}
+	if passed {
+		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunPreempted, Reason: drainDeadlineReason})
 	}
 	if pod == nil {
 		return d.reconcileMissingPod(ctx, run)
@@ -113,8 +116,14 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 
 func (d *Dispatcher) startRun(ctx context.Context, run store.Run, obs Observation) error {
 	err := d.store.StartRun(ctx, run.ID, obs.StartedAt, obs.Node)
-	if err != nil && !errors.Is(err, store.ErrStaleStatus) {
+	if errors.Is(err, store.ErrStaleStatus) {
+		return nil // another reconcile recorded the start
+	}
+	if err != nil {
 		return err
+	}
+	if run.RunNumber == 1 {
+		d.cfg.Metrics.ObserveSubmitToRunning(run.JobPriority, obs.StartedAt.Sub(run.JobCreatedAt))
 	}
 	d.cfg.Logger.Info("run started", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,
 		"pod", run.PodName, "node", obs.Node)
@@ -127,7 +136,7 @@ func (d *Dispatcher) enforceDeadline(ctx context.Context, run store.Run, pod *co
 	if err != nil || run.StartedAt == nil {
 		return nil
 	}
-	limit := time.Duration(spec.MaxRuntimeSeconds)*time.Second + deadlineGrace
+	limit := time.Duration(spec.MaxRuntimeSeconds)*time.Second + d.cfg.DeadlineGrace
 	if now.Sub(*run.StartedAt) < limit {
 		return nil
 	}
@@ -156,6 +165,7 @@ func (d *Dispatcher) endRun(ctx context.Context, run store.Run, pod *corev1.Pod,
 		d.cfg.Logger.Info("run ended", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,
 			"pod", run.PodName, "outcome", end.Status, "reason", end.Reason, "gpu_hours", result.GPUHoursUsed,
 			"job_status", result.JobStatus)
+		d.cfg.Metrics.RunEnded(runEndCause(end), result.ProjectID, result.GPUHoursUsed)
 		d.cfg.OnRunEnded(result)
 	}
 	return d.deletePod(ctx, pod, string(end.Status), force)
@@ -194,6 +204,27 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 	default:
 		return fmt.Errorf("create pod %s/%s: %w", run.Namespace, run.PodName, err)
 	}
+	if err == nil {
+		d.cfg.Metrics.ObserveDispatch(d.cfg.Now().Sub(run.CreatedAt))
+	}
 	d.cfg.Logger.Debug("pod created", "job_id", run.JobID, "run", run.RunNumber, "pod", run.PodName)
 	return d.store.MarkPodCreated(ctx, run.ID)
+}
+
+// The drain deadline. An operator who drains a queue may give a deadline; once it passes,
+// the queue's live runs end as preempted, so their jobs go back to the queue, which admits
+// none of them while it stays drained. The check runs on every reconcile of a live run, so
+// it takes effect within one ResyncInterval of the deadline.
+
+// drainDeadlineReason is the end reason of runs preempted at a drain deadline.
+const drainDeadlineReason = store.DrainReason + ": deadline passed"
+
+// drainDeadlinePassed reports whether the run's queue is drained with a deadline that has
+// passed.
+func (d *Dispatcher) drainDeadlinePassed(ctx context.Context, run store.Run) (bool, error) {
+	deadline, err := d.store.DrainDeadline(ctx, run.ProjectID)
+	if err != nil || deadline == nil {
+		return false, err
+	}
+	return !d.cfg.Now().Before(*deadline), nil
 }

@@ -11,6 +11,10 @@ CREATE TABLE gpu_models (
     allocated_milli bigint NOT NULL DEFAULT 0 CHECK (allocated_milli >= 0),
     nodes           integer NOT NULL DEFAULT 0 CHECK (nodes >= 0),
     largest_node_milli bigint NOT NULL DEFAULT 0 CHECK (largest_node_milli >= 0),
+    -- The most CPU and memory one node of the model offers, so that admission never picks
+    -- a model none of whose nodes can hold the job's pod.
+    largest_node_cpu_milli bigint NOT NULL DEFAULT 0 CHECK (largest_node_cpu_milli >= 0),
+    largest_node_memory_mib bigint NOT NULL DEFAULT 0 CHECK (largest_node_memory_mib >= 0),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 
@@ -22,9 +26,16 @@ ALTER TABLE runs
 
 CREATE INDEX runs_live_idx ON runs (status) WHERE status IN ('pending', 'running');
 
+-- A pod's CPU and memory request, copied from config_json at submission like gpu_milli.
+ALTER TABLE jobs
+    ADD COLUMN cpu_milli bigint NOT NULL DEFAULT 0 CHECK (cpu_milli >= 0),
+    ADD COLUMN memory_mib bigint NOT NULL DEFAULT 0 CHECK (memory_mib >= 0);
+
 ALTER TABLE job_queue
     ADD COLUMN queued_at timestamptz NOT NULL DEFAULT now(),
-    ADD COLUMN max_runtime_seconds integer NOT NULL DEFAULT 1;
+    ADD COLUMN max_runtime_seconds integer NOT NULL DEFAULT 1,
+    ADD COLUMN cpu_milli bigint NOT NULL DEFAULT 0,
+    ADD COLUMN memory_mib bigint NOT NULL DEFAULT 0;
 
 CREATE OR REPLACE FUNCTION jobs_sync_queue() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -36,9 +47,9 @@ BEGIN
 
     IF NEW.status = 'queued' THEN
         INSERT INTO job_queue (job_id, job_created_at, project_id, priority, gpu_milli, gpu_models,
-                               max_runtime_seconds)
+                               max_runtime_seconds, cpu_milli, memory_mib)
         VALUES (NEW.id, NEW.created_at, NEW.project_id, NEW.priority, NEW.gpu_milli, NEW.gpu_models,
-                NEW.max_runtime_seconds)
+                NEW.max_runtime_seconds, NEW.cpu_milli, NEW.memory_mib)
         ON CONFLICT (job_id) DO UPDATE SET priority = EXCLUDED.priority;
         -- Wakes schedulers that LISTEN, at commit; PostgreSQL folds the notifications of one
         -- transaction into one.
@@ -69,7 +80,9 @@ BEGIN
 END
 $$;
 
-ALTER TABLE job_queue DROP COLUMN max_runtime_seconds, DROP COLUMN queued_at;
+ALTER TABLE job_queue DROP COLUMN memory_mib, DROP COLUMN cpu_milli, DROP COLUMN max_runtime_seconds,
+    DROP COLUMN queued_at;
+ALTER TABLE jobs DROP COLUMN memory_mib, DROP COLUMN cpu_milli;
 DROP INDEX runs_live_idx;
 ALTER TABLE runs DROP COLUMN gpu_hours_reserved, DROP COLUMN pod_created_at,
     DROP COLUMN namespace, DROP COLUMN gpu_model;

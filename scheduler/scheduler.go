@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -27,7 +28,9 @@ type Config struct {
 	// OnAdmitted receives each transaction's new runs, for the dispatcher. It must not block
 	// for long: the loop waits for it.
 	OnAdmitted func([]store.Admission)
-	Logger     *slog.Logger
+	// Metrics receives admission decisions and dequeue durations; nil records nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Scheduler is the dequeue loop.
@@ -89,6 +92,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
+			s.cfg.Metrics.LoopError(metrics.LoopDequeue)
 			s.cfg.Logger.Error("dequeue failed", "err", err)
 		case admitted == s.cfg.Batch:
 			next = 0
@@ -99,7 +103,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // RunOnce runs one dequeue transaction and returns how many jobs it admitted.
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
-	admissions, err := s.store.Dequeue(ctx, s.cfg.Batch*4, s.decide)
+	admissions, err := s.dequeue(ctx)
 	if err != nil {
 		return 0, err
 	}

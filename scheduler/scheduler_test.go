@@ -326,3 +326,28 @@ func ExamplePolicy() {
 	fmt.Println(scheduler.ReservedGPUHours(500, 3600), scheduler.ReservedGPUHours(2000, 5400))
 	// Output: 0.5 3
 }
+
+func TestModelWithoutLargeEnoughNodeSkipped(t *testing.T) {
+	f := setup(t)
+	f.capacity(
+		store.ModelCapacity{Model: "G2", CapacityMilli: 800000, Nodes: 100, LargestNodeMilli: 8000,
+			LargestNodeCPUMilli: 96000, LargestNodeMemoryMiB: 400000},
+		store.ModelCapacity{Model: "V100M32", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000,
+			LargestNodeCPUMilli: 128000, LargestNodeMemoryMiB: 800000},
+	)
+	job, err := f.store.SubmitJob(context.Background(), store.Submission{
+		ProjectID: "vision", JobType: "fine_tune", Priority: 5, Config: json.RawMessage(`{}`),
+		GPUMilli: 8000, MaxRuntimeSeconds: 3600, MaxAttempts: 1, CPUMilli: 120000, MemoryMiB: 500000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var admitted []store.Admission
+	s := scheduler.New(f.store, scheduler.Config{Batch: 8, OnAdmitted: func(a []store.Admission) { admitted = a }})
+	f.runOnce(s)
+	// G2 has the most free GPUs, but no G2 node has 120 CPUs.
+	if len(admitted) != 1 || admitted[0].GPUModel != "V100M32" {
+		t.Fatalf("admissions %+v, want job %s on V100M32", admitted, job.ID)
+	}
+}

@@ -20,6 +20,8 @@ type Candidate struct {
 	GPUModels         []string  `db:"gpu_models"`
 	MaxRuntimeSeconds int       `db:"max_runtime_seconds"`
 	QueuedAt          time.Time `db:"queued_at"`
+	CPUMilli          int64     `db:"cpu_milli"`
+	MemoryMiB         int64     `db:"memory_mib"`
 	Namespace         string    `db:"k8s_namespace"`
 }
 
@@ -33,7 +35,15 @@ type ModelCapacity struct {
 	AllocatedMilli   int64  `db:"allocated_milli"`
 	Nodes            int    `db:"nodes"`
 	LargestNodeMilli int64  `db:"largest_node_milli"`
+	// LargestNodeCPUMilli and LargestNodeMemoryMiB are the most one node of the model
+	// offers; they may come from different nodes.
+	LargestNodeCPUMilli  int64 `db:"largest_node_cpu_milli"`
+	LargestNodeMemoryMiB int64 `db:"largest_node_memory_mib"`
 }
+
+// modelColumns are the columns of gpu_models that ModelCapacity holds.
+const modelColumns = `model, capacity_milli, allocated_milli, nodes, largest_node_milli,
+    largest_node_cpu_milli, largest_node_memory_mib`
 
 // Snapshot is what a dequeue decides on. Its quota and model rows are locked until the
 // dequeue commits, so the decision cannot be invalidated by another writer.
@@ -84,7 +94,7 @@ func PodName(jobID uuid.UUID, runNumber int) string {
 // other projects behind them.
 const sqlCandidates = `
 SELECT q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli, q.gpu_models,
-       q.max_runtime_seconds, q.queued_at, p.k8s_namespace
+       q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace
 FROM job_queue q
 JOIN quotas u ON u.project_id = q.project_id
 JOIN projects p ON p.id = q.project_id
@@ -99,9 +109,7 @@ FOR UPDATE OF q SKIP LOCKED`
 const sqlLockQuotas = `SELECT ` + quotaColumns + ` FROM quotas WHERE project_id = ANY($1)
 ORDER BY project_id FOR UPDATE`
 
-const sqlLockModels = `
-SELECT model, capacity_milli, allocated_milli, nodes, largest_node_milli
-FROM gpu_models ORDER BY model FOR UPDATE`
+const sqlLockModels = `SELECT ` + modelColumns + ` FROM gpu_models ORDER BY model FOR UPDATE`
 
 // Dequeue runs one admission transaction: it locks up to limit candidates with their quota
 // and model rows, asks decide, and applies the decisions with guarded statements. It
@@ -198,35 +206,42 @@ const QueueChannel = "schedulerd_queue"
 
 const sqlSyncCapacity = `
 WITH seen AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[])
-        AS x(model, capacity_milli, nodes, largest_node_milli)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[])
+        AS x(model, capacity_milli, nodes, largest_node_milli, largest_node_cpu_milli, largest_node_memory_mib)
 ), upserted AS (
-    INSERT INTO gpu_models (model, capacity_milli, nodes, largest_node_milli, updated_at)
-    SELECT model, capacity_milli, nodes, largest_node_milli, now() FROM seen
+    INSERT INTO gpu_models (model, capacity_milli, nodes, largest_node_milli, largest_node_cpu_milli,
+                            largest_node_memory_mib, updated_at)
+    SELECT *, now() FROM seen
     ON CONFLICT (model) DO UPDATE SET capacity_milli = EXCLUDED.capacity_milli,
-        nodes = EXCLUDED.nodes, largest_node_milli = EXCLUDED.largest_node_milli, updated_at = now()
-    WHERE (gpu_models.capacity_milli, gpu_models.nodes, gpu_models.largest_node_milli)
-        IS DISTINCT FROM (EXCLUDED.capacity_milli, EXCLUDED.nodes, EXCLUDED.largest_node_milli)
+        nodes = EXCLUDED.nodes, largest_node_milli = EXCLUDED.largest_node_milli,
+        largest_node_cpu_milli = EXCLUDED.largest_node_cpu_milli,
+        largest_node_memory_mib = EXCLUDED.largest_node_memory_mib, updated_at = now()
+    WHERE (gpu_models.capacity_milli, gpu_models.nodes, gpu_models.largest_node_milli,
+           gpu_models.largest_node_cpu_milli, gpu_models.largest_node_memory_mib)
+        IS DISTINCT FROM (EXCLUDED.capacity_milli, EXCLUDED.nodes, EXCLUDED.largest_node_milli,
+                          EXCLUDED.largest_node_cpu_milli, EXCLUDED.largest_node_memory_mib)
 )
-UPDATE gpu_models SET capacity_milli = 0, nodes = 0, largest_node_milli = 0, updated_at = now()
+UPDATE gpu_models SET capacity_milli = 0, nodes = 0, largest_node_milli = 0, largest_node_cpu_milli = 0,
+    largest_node_memory_mib = 0, updated_at = now()
 WHERE model NOT IN (SELECT model FROM seen) AND nodes > 0`
 
 // SyncGPUCapacity stores the schedulable GPU capacity by model as the dispatcher counts it
 // from the nodes. Models missing from capacity have lost every node and drop to zero.
 func (s *Store) SyncGPUCapacity(ctx context.Context, capacity []ModelCapacity) error {
 	n := len(capacity)
-	models, milli, nodes, largest := make([]string, n), make([]int64, n), make([]int, n), make([]int64, n)
+	models, nodes := make([]string, n), make([]int, n)
+	milli, largest, cpu, memory := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, c := range capacity {
-		models[i], milli[i], nodes[i], largest[i] = c.Model, c.CapacityMilli, c.Nodes, c.LargestNodeMilli
+		models[i], nodes[i], milli[i], largest[i] = c.Model, c.Nodes, c.CapacityMilli, c.LargestNodeMilli
+		cpu[i], memory[i] = c.LargestNodeCPUMilli, c.LargestNodeMemoryMiB
 	}
-	_, err := s.pool.Exec(ctx, sqlSyncCapacity, models, milli, nodes, largest)
+	_, err := s.pool.Exec(ctx, sqlSyncCapacity, models, milli, nodes, largest, cpu, memory)
 	return wrap(err, "store GPU capacity")
 }
 
 // ListGPUModels reads the capacity and allocation of every GPU model.
 func (s *Store) ListGPUModels(ctx context.Context) ([]ModelCapacity, error) {
-	rows, err := s.pool.Query(ctx, `SELECT model, capacity_milli, allocated_milli, nodes, largest_node_milli
-		FROM gpu_models ORDER BY model`)
+	rows, err := s.pool.Query(ctx, `SELECT `+modelColumns+` FROM gpu_models ORDER BY model`)
 	if err != nil {
 		return nil, wrap(err, "list GPU models")
 	}

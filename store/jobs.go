@@ -93,6 +93,10 @@ type Submission struct {
 	GPUModels         []string
 	MaxRuntimeSeconds int
 	MaxAttempts       int
+	// CPUMilli and MemoryMiB are one pod's CPU and memory request, for admission to pick a
+	// GPU model with a node large enough.
+	CPUMilli  int64
+	MemoryMiB int64
 }
 
 // RequestHash identifies the content of a submission, to tell a retry (same content) from a
@@ -127,8 +131,8 @@ func (s Submission) RequestHash() ([]byte, error) {
 const sqlInsertJob = `
 INSERT INTO jobs (id, created_at, idempotency_key, project_id, org_id, job_type, status, priority,
                   config_json, tags, parent_job_id, parent_created_at, gpu_milli, gpu_models,
-                  max_runtime_seconds, max_attempts)
-SELECT $1, $2, $3, p.id, p.org_id, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, $13, $14
+                  max_runtime_seconds, max_attempts, cpu_milli, memory_mib)
+SELECT $1, $2, $3, p.id, p.org_id, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
 FROM projects p WHERE p.id = $4
 RETURNING ` + jobColumns
 
@@ -203,7 +207,7 @@ func insertJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, createdAt time.Time
 
 	rows, err := tx.Query(ctx, sqlInsertJob, id, createdAt, key, sub.ProjectID, sub.JobType, sub.Priority,
 		sub.Config, tags, parentID, parentCreatedAt, sub.GPUMilli, models, sub.MaxRuntimeSeconds,
-		sub.MaxAttempts)
+		sub.MaxAttempts, sub.CPUMilli, sub.MemoryMiB)
 	if err != nil {
 		return Job{}, err
 	}

@@ -46,6 +46,12 @@ var Kube *kubetest.Env
 // Options changes the daemon of one test.
 type Options struct {
 	UnschedulableTimeout time.Duration
+	// Store is the database to run on, so that several daemons can share one; nil gives
+	// the daemon a fresh database.
+	Store *store.Store
+	// Configure, when set, changes the daemon's configuration before the daemon is built,
+	// for example to add a listener, a metrics registry or leader election.
+	Configure func(*daemon.Config)
 }
 
 // Harness is a running daemon with its database.
@@ -54,18 +60,24 @@ type Harness struct {
 	Store  *store.Store
 	Daemon *daemon.Daemon
 	cancel context.CancelFunc
-	done   chan error
+	exited chan struct{}
+	runErr error
+	// stopped is set once the test has seen Run's result, so Stop reports it only once.
+	stopped bool
 }
 
-// Start runs a daemon on a fresh database; it stops when the test ends.
+// Start runs a daemon on a fresh database, or on opts.Store; it stops when the test ends.
 func Start(t *testing.T, opts Options) *Harness {
 	t.Helper()
-	h := &Harness{T: t, Store: store.New(pgtest.NewPool(t))}
+	h := &Harness{T: t, Store: opts.Store}
+	if h.Store == nil {
+		h.Store = store.New(pgtest.NewPool(t))
+	}
 	level := slog.LevelWarn
 	if os.Getenv("SCHEDULERD_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
-	h.Daemon = daemon.New(daemon.Config{
+	cfg := daemon.Config{
 		Store: h.Store,
 		Kube:  Kube.Clientset,
 		Scheduler: scheduler.Config{Batch: 32, PollInterval: 200 * time.Millisecond,
@@ -74,25 +86,50 @@ func Start(t *testing.T, opts Options) *Harness {
 			ResyncInterval: time.Second},
 		AccrualInterval: time.Second,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-	})
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	h.Daemon = daemon.New(cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel, h.done = cancel, make(chan error, 1)
-	go func() { h.done <- h.Daemon.Run(ctx) }()
+	h.cancel, h.exited = cancel, make(chan struct{})
+	go func() {
+		defer close(h.exited)
+		h.runErr = h.Daemon.Run(ctx)
+	}()
 	t.Cleanup(h.Stop)
 	return h
 }
 
-// Stop stops the daemon and waits for it.
+// Stop stops the daemon and waits for it, failing the test if Run returned an error that
+// the test has not seen through Shutdown or Err.
 func (h *Harness) Stop() {
-	if h.cancel == nil {
+	if h.stopped {
 		return
 	}
-	h.cancel()
-	if err := <-h.done; err != nil {
+	if err := h.Shutdown(); err != nil {
 		h.T.Errorf("daemon: %v", err)
 	}
-	h.cancel = nil
+}
+
+// Shutdown cancels the daemon's context, as SIGTERM does, waits for Run to return and
+// returns its error.
+func (h *Harness) Shutdown() error {
+	h.cancel()
+	<-h.exited
+	h.stopped = true
+	return h.runErr
+}
+
+// Exited is closed once the daemon's Run has returned, whether stopped or by itself.
+func (h *Harness) Exited() <-chan struct{} { return h.exited }
+
+// Err returns Run's error once Exited is closed.
+func (h *Harness) Err() error {
+	<-h.exited
+	h.stopped = true
+	return h.runErr
 }
 
 // Project creates a project with a quota, its namespace named after the test so that
@@ -125,6 +162,7 @@ func (h *Harness) Submit(project string, priority int, spec jobspec.Spec) store.
 		ProjectID: project, JobType: "fine_tune", Priority: priority, Config: raw,
 		GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
 		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
+		CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB,
 	})
 	if err != nil {
 		h.T.Fatal(err)

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// QueuePosition is where a queued job stands in admission order (priority, then age).
+type QueuePosition struct {
+	Ahead          int64 // queued jobs of every project admitted before it
+	AheadInProject int64 // of those, the jobs of its own project
+	Queued         int64 // queued jobs in all
+}
+
+// JobExplanation is what decides whether a job may start, read in one snapshot.
+type JobExplanation struct {
+	Job Job
+	// Position is nil unless the job is queued.
+	Position *QueuePosition
+	// Quota is nil when the project has no quota.
+	Quota  *QuotaState
+	Models []ModelCapacity
+}
+
+const sqlQueuePosition = `
+SELECT count(*) FILTER (WHERE ahead) AS ahead,
+       count(*) FILTER (WHERE ahead AND project_id = $4) AS ahead_in_project,
+       count(*) AS queued
+FROM (SELECT project_id,
+             priority > $1 OR (priority = $1 AND (job_created_at, job_id) < ($2, $3)) AS ahead
+      FROM job_queue) q`
+
+// ExplainJob reads a job with its queue position, its project's quota and the GPU
+// capacity by model, in one read-only snapshot so that the numbers agree with each other.
+func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, error) {
+	doing := "explain job " + id.String()
+	var e JobExplanation
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	err := pgx.BeginTxFunc(ctx, s.pool, opts, func(tx pgx.Tx) error {
+		var err error
+		if e.Job, err = getJobIn(ctx, tx, id); err != nil {
+			return err
+		}
+		if e.Job.Status == JobQueued {
+			if e.Position, err = queuePosition(ctx, tx, e.Job); err != nil {
+				return err
+			}
+		}
+
+		quota, err := getQuotaState(ctx, tx, e.Job.ProjectID, sqlGetQuotaState)
+		switch {
+		case err == nil:
+			e.Quota = &quota
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+
+		rows, err := tx.Query(ctx, `SELECT model, capacity_milli, allocated_milli, nodes, largest_node_milli
+			FROM gpu_models ORDER BY model`)
+		if err != nil {
+			return err
+		}
+		e.Models, err = collectAll[ModelCapacity](rows)
+		return err
+	})
+	return e, wrap(err, doing)
+}
+
+func getJobIn(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Job, error) {
+	var rows pgx.Rows
+	var err error
+	if createdAt, ok := createdAtOf(id); ok {
+		rows, err = tx.Query(ctx, sqlGetJobByRef, id, createdAt)
+	} else {
+		rows, err = tx.Query(ctx, sqlGetJobByID, id)
+	}
+	if err != nil {
+		return Job{}, err
+	}
+	return collectOne[Job](rows)
+}
+
+func queuePosition(ctx context.Context, tx pgx.Tx, job Job) (*QueuePosition, error) {
+	var p QueuePosition
+	err := tx.QueryRow(ctx, sqlQueuePosition, job.Priority, job.CreatedAt, job.ID, job.ProjectID).
+		Scan(&p.Ahead, &p.AheadInProject, &p.Queued)
+	return &p, err
+}

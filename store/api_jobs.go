@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrRunLive: the job cannot go back to the queue yet because a run of it is still
+// pending or running; the dispatcher ends that run within seconds of a pause or cancel.
+var ErrRunLive = errors.New("a run of the job is still live")
+
+// JobFilter selects jobs for ListJobs. Empty lists and nil times select everything.
+type JobFilter struct {
+	Projects []string
+	Statuses []JobStatus
+	JobTypes []string
+	// CreatedAfter and CreatedBefore bound created_at to [CreatedAfter, CreatedBefore).
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	// After is the last job of the previous page: only jobs after it in the list order
+	// (created_at, then id, both descending) are returned.
+	After *JobRef
+	Limit int
+}
+
+// where builds the filter's WHERE clause with numbered parameters. Only the filters that
+// are set appear, so that PostgreSQL plans each combination with the indexes it can use
+// and prunes partitions by the created_at bounds.
+func (f JobFilter) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, values ...any) {
+		numbers := make([]any, len(values))
+		for i, v := range values {
+			args = append(args, v)
+			numbers[i] = len(args)
+		}
+		conds = append(conds, fmt.Sprintf(cond, numbers...))
+	}
+
+	if len(f.Projects) > 0 {
+		add("project_id = ANY($%d)", f.Projects)
+	}
+	if len(f.Statuses) > 0 {
+		statuses := make([]string, len(f.Statuses))
+		for i, s := range f.Statuses {
+			statuses[i] = string(s)
+		}
+		add("status = ANY($%d::job_status[])", statuses)
+	}
+	if len(f.JobTypes) > 0 {
+		add("job_type = ANY($%d::job_type[])", f.JobTypes)
+	}
+	if f.CreatedAfter != nil {
+		add("created_at >= $%d", *f.CreatedAfter)
+	}
+	if f.CreatedBefore != nil {
+		add("created_at < $%d", *f.CreatedBefore)
+	}
+	if f.After != nil {
+		add("(created_at, id) < ($%d, $%d)", f.After.CreatedAt, f.After.ID)
+	}
+	if len(conds) == 0 {
+		return "", args
+	}
+	return "WHERE " + strings.Join(conds, " AND "), args
+}
+
+// ListJobs reads the jobs that match f, newest first, at most f.Limit of them.
+func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	where, args := f.where()
+	args = append(args, f.Limit)
+	sql := fmt.Sprintf(`SELECT %s FROM jobs %s ORDER BY created_at DESC, id DESC LIMIT $%d`,
+		jobColumns, where, len(args))
+
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, wrap(err, "list jobs")
+	}
+	jobs, err := collectAll[Job](rows)
+	return jobs, wrap(err, "list jobs")
+}
+
+// The status change of SetJobStatus. A job goes back to the queue only when none of its
+// runs is live, so that a paused job resumed at once cannot run twice.
+const sqlSetJobStatus = `
+UPDATE jobs j SET status = $4,
+    completed_at = CASE WHEN $4::job_status IN ('completed', 'failed', 'cancelled', 'eval_failed')
+                        THEN $5 ELSE j.completed_at END,
+    wait_reason = CASE WHEN $4::job_status = 'queued' THEN NULL ELSE j.wait_reason END
+WHERE j.id = $1 AND j.created_at = $2 AND j.status = $3
+  AND ($4::job_status <> 'queued' OR NOT EXISTS (
+      SELECT 1 FROM runs r
+      WHERE r.job_id = j.id AND r.job_created_at = j.created_at AND r.status IN ('pending', 'running')))
+RETURNING ` + jobColumns
+
+// SetJobStatus moves a job from the status the caller saw to another, at time at, and
+// records the move when audit is not nil. It returns ErrStaleStatus when the job is no
+// longer in status from, ErrIllegalTransition when the move is not allowed, and ErrRunLive
+// when a move to queued finds a run of the job still live. A running job's pod is not
+// touched here: the dispatcher stops the run when it sees the job cancelled or paused.
+func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus, at time.Time, audit *Audit) (Job, error) {
+	doing := fmt.Sprintf("move job %s from %s to %s", ref.ID, from, to)
+	var job Job
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlSetJobStatus, ref.ID, ref.CreatedAt, from, to, at)
+		if err != nil {
+			return err
+		}
+		job, err = collectOne[Job](rows)
+		if err != nil {
+			return err
+		}
+		before := map[string]any{"status": from, "priority": job.Priority}
+		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before, jobImage(job))
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, s.whyStatusUnchanged(ctx, ref, from, doing)
+	}
+	return job, wrap(err, doing)
+}
+
+// whyStatusUnchanged explains why the guarded statement of SetJobStatus changed no row.
+func (s *Store) whyStatusUnchanged(ctx context.Context, ref JobRef, from JobStatus, doing string) error {
+	var status JobStatus
+	var live bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT j.status::text, EXISTS (SELECT 1 FROM runs r WHERE r.job_id = j.id
+		    AND r.job_created_at = j.created_at AND r.status IN ('pending', 'running'))
+		FROM jobs j WHERE j.id = $1 AND j.created_at = $2`, ref.ID, ref.CreatedAt).Scan(&status, &live)
+	if err != nil {
+		return wrap(err, doing)
+	}
+	if status == from && live {
+		return fmt.Errorf("%s: %w", doing, ErrRunLive)
+	}
+	return fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, status)
+}
+
+const sqlSetJobPriority = `
+UPDATE jobs SET priority = $4
+WHERE id = $1 AND created_at = $2 AND status = $3
+RETURNING ` + jobColumns
+
+// SetJobPriority changes the priority of a job still in the status the caller saw, and
+// records the change when audit is not nil. A queued job's place in the queue follows at
+// once; a running job keeps its pod and uses the new priority when it is queued again.
+func (s *Store) SetJobPriority(ctx context.Context, ref JobRef, seen JobStatus, priority int, audit *Audit) (Job, error) {
+	doing := fmt.Sprintf("set priority of job %s to %d", ref.ID, priority)
+	var job Job
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var oldPriority int
+		err := tx.QueryRow(ctx, `SELECT priority FROM jobs WHERE id = $1 AND created_at = $2 FOR UPDATE`,
+			ref.ID, ref.CreatedAt).Scan(&oldPriority)
+		if err != nil {
+			return err
+		}
+
+		rows, err := tx.Query(ctx, sqlSetJobPriority, ref.ID, ref.CreatedAt, seen, priority)
+		if err != nil {
+			return err
+		}
+		job, err = collectOne[Job](rows)
+		if err != nil {
+			return err
+		}
+		before := map[string]any{"status": seen, "priority": oldPriority}
+		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before, jobImage(job))
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, s.staleOrMissing(ctx, ref, doing)
+	}
+	return job, wrap(err, doing)
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// QueueDepth is how many of a project's jobs are in one status.
+type QueueDepth struct {
+	ProjectID string    `db:"project_id"`
+	Status    JobStatus `db:"status"`
+	Jobs      int64     `db:"jobs"`
+}
+
+// Only the statuses a job leaves again are counted: the final ones grow without bound and
+// the status index makes these counts cheap.
+const sqlQueueDepths = `
+SELECT project_id, status::text AS status, count(*) AS jobs
+FROM jobs
+WHERE status IN ('submitted', 'queued', 'running', 'paused')
+GROUP BY project_id, status
+ORDER BY project_id, status`
+
+// QueueDepths counts every project's submitted, queued, running and paused jobs. Projects
+// and statuses without jobs have no row.
+func (s *Store) QueueDepths(ctx context.Context) ([]QueueDepth, error) {
+	rows, err := s.pool.Query(ctx, sqlQueueDepths)
+	if err != nil {
+		return nil, wrap(err, "count jobs by project and status")
+	}
+	depths, err := collectAll[QueueDepth](rows)
+	return depths, wrap(err, "count jobs by project and status")
+}
+
+const sqlListQuotaStates = `SELECT ` + quotaStateColumns + ` FROM quotas ORDER BY project_id`
+
+// ListQuotaStates reads every project's quota, ordered by project.
+func (s *Store) ListQuotaStates(ctx context.Context) ([]QuotaState, error) {
+	rows, err := s.pool.Query(ctx, sqlListQuotaStates)
+	if err != nil {
+		return nil, wrap(err, "list quotas")
+	}
+	quotas, err := collectAll[QuotaState](rows)
+	return quotas, wrap(err, "list quotas")
+}
+
+// DrainReason is the end reason of the runs that a drain or its deadline preempts.
+const DrainReason = "queue drained"
+
+const sqlDrainQuota = `
+UPDATE quotas SET drained_at = COALESCE(drained_at, $2), drain_deadline = $3
+WHERE project_id = $1`
+
+// The project's runs that were admitted but have not started: their pod may not exist yet,
+// or exist and wait for a node. Locking them makes a concurrent StartRun wait for the
+// drain and then find the run ended.
+const sqlPendingRunsOfProject = `
+SELECT r.id FROM runs r
+JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+WHERE j.project_id = $1 AND r.status = 'pending'
+ORDER BY r.created_at
+FOR UPDATE OF r`
+
+// DrainResult is what a drain changed.
+type DrainResult struct {
+	Quota QuotaState
+	// Requeued are the runs that were admitted but had not started. They ended as
+	// preempted and their jobs are queued again.
+	Requeued []RequeuedRun
+}
+
+// RequeuedRun is a run that a drain ended before it started.
+type RequeuedRun struct {
+	RunID uuid.UUID
+	Job   JobRef
+}
+
+// DrainQueue stops the project's queued jobs from starting: it sets drained_at (kept when
+// already drained) and deadline, and ends the project's pending runs as preempted so their
+// jobs go back to the queue, all in one transaction.
+//
+// Once it returns, none of the project's runs can start. Admission locks the quota row and
+// its statement requires drained_at IS NULL, so the UPDATE here waits for a dequeue in
+// flight, and the pending runs that dequeue created are then read and ended. A dispatcher
+// creating the pod of such a run meanwhile may still create it, but StartRun and
+// MarkPodCreated only change a pending run, so the run stays ended and the dispatcher's
+// next reconcile of it deletes the pod. Running runs go on until deadline, when the
+// dispatcher preempts them; a nil deadline lets them finish.
+func (s *Store) DrainQueue(ctx context.Context, projectID string, at time.Time, deadline *time.Time, audit *Audit) (DrainResult, error) {
+	doing := "drain queue of " + projectID
+	var result DrainResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := getQuotaState(ctx, tx, projectID, sqlLockQuotaState)
+		if err != nil {
+			return err
+		}
+
+		if _, err := tx.Exec(ctx, sqlDrainQuota, projectID, at, deadline); err != nil {
+			return err
+		}
+		result.Requeued, err = preemptPendingRuns(ctx, tx, projectID, at)
+		if err != nil {
+			return err
+		}
+
+		// Read again: ending the runs released their slots and reservations.
+		result.Quota, err = getQuotaState(ctx, tx, projectID, sqlGetQuotaState)
+		if err != nil {
+			return err
+		}
+		after := quotaImage(result.Quota)
+		after["requeued_runs"] = len(result.Requeued)
+		return writeAudit(ctx, tx, audit, projectID, nil, quotaImage(before), after)
+	})
+	return result, wrap(err, doing)
+}
+
+func preemptPendingRuns(ctx context.Context, tx pgx.Tx, projectID string, at time.Time) ([]RequeuedRun, error) {
+	rows, err := tx.Query(ctx, sqlPendingRunsOfProject, projectID)
+	if err != nil {
+		return nil, err
+	}
+	runIDs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, err
+	}
+
+	requeued := make([]RequeuedRun, 0, len(runIDs))
+	for _, id := range runIDs {
+		end := RunEnd{RunID: id, Status: RunPreempted, EndedAt: at, Reason: DrainReason}
+		job, _, err := endRunInTx(ctx, tx, end)
+		if err != nil {
+			return nil, fmt.Errorf("requeue run %s: %w", id, err)
+		}
+		requeued = append(requeued, RequeuedRun{RunID: id, Job: job})
+	}
+	return requeued, nil
+}
+
+// endRunInTx is EndRun's sequence inside the caller's transaction, with EndRun's
+// statements: record the end, release the quota and the GPU model, move the job on. It
+// returns the run's job.
+func endRunInTx(ctx context.Context, tx pgx.Tx, end RunEnd) (JobRef, RunEndResult, error) {
+	var result RunEndResult
+	var job JobRef
+	var reserved float64
+	var model string
+	var milli int
+	err := tx.QueryRow(ctx, sqlEndRun, end.RunID, end.Status, end.EndedAt, end.ExitCode, end.Reason).
+		Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &model, &milli)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return job, result, ErrStaleStatus
+	}
+	if err != nil {
+		return job, result, err
+	}
+
+	if err := tx.QueryRow(ctx, sqlReleaseQuota, job.ID, reserved, result.GPUHoursUsed, job.CreatedAt).
+		Scan(&result.ProjectID); err != nil {
+		return job, result, fmt.Errorf("release quota: %w", err)
+	}
+	if model != "" {
+		if err := releaseModel(ctx, tx, model, milli); err != nil {
+			return job, result, err
+		}
+	}
+	return job, result, moveJobAfterRun(ctx, tx, job, end, &result)
+}
+
+const sqlUndrainQuota = `
+UPDATE quotas SET drained_at = NULL, drain_deadline = NULL
+WHERE project_id = $1 AND drained_at IS NOT NULL
+RETURNING ` + quotaStateColumns
+
+// UndrainQueue lets the project's queued jobs start again. It returns changed false, and
+// records nothing, when the queue was not drained.
+func (s *Store) UndrainQueue(ctx context.Context, projectID string, audit *Audit) (q QuotaState, changed bool, err error) {
+	doing := "undrain queue of " + projectID
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := getQuotaState(ctx, tx, projectID, sqlLockQuotaState)
+		if err != nil {
+			return err
+		}
+		if before.DrainedAt == nil {
+			q = before
+			return nil
+		}
+
+		rows, err := tx.Query(ctx, sqlUndrainQuota, projectID)
+		if err != nil {
+			return err
+		}
+		q, err = collectOne[QuotaState](rows)
+		if err != nil {
+			return err
+		}
+		changed = true
+		return writeAudit(ctx, tx, audit, projectID, nil, quotaImage(before), quotaImage(q))
+	})
+	return q, changed, wrap(err, doing)
+}
+
+// The shift of a reprioritization. The CTE locks the queued jobs and keeps their old
+// priority for the audit record; jobs already at the bound are left alone.
+const sqlReprioritize = `
+WITH old AS (
+    SELECT id, created_at, priority FROM jobs
+    WHERE project_id = $1 AND status = 'queued'
+    FOR UPDATE
+)
+UPDATE jobs j SET priority = LEAST(100, GREATEST(0, old.priority + $2))
+FROM old
+WHERE j.id = old.id AND j.created_at = old.created_at AND j.status = 'queued'
+  AND j.priority <> LEAST(100, GREATEST(0, old.priority + $2))
+RETURNING j.id, old.priority, j.priority`
+
+// PriorityChange is one job's priority before and after a reprioritization.
+type PriorityChange struct {
+	JobID  uuid.UUID
+	Before int
+	After  int
+}
+
+// ReprioritizeQueue adds delta to the priority of each of the project's queued jobs,
+// clamped to 0..100, and returns the jobs whose priority changed.
+func (s *Store) ReprioritizeQueue(ctx context.Context, projectID string, delta int, audit *Audit) ([]PriorityChange, error) {
+	doing := fmt.Sprintf("shift priorities of queue %s by %d", projectID, delta)
+	var changes []PriorityChange
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlReprioritize, projectID, delta)
+		if err != nil {
+			return err
+		}
+		var c PriorityChange
+		_, err = pgx.ForEachRow(rows, []any{&c.JobID, &c.Before, &c.After}, func() error {
+			changes = append(changes, c)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+
+		oldPriorities := make(map[string]int, len(changes))
+		newPriorities := make(map[string]int, len(changes))
+		for _, c := range changes {
+			oldPriorities[c.JobID.String()] = c.Before
+			newPriorities[c.JobID.String()] = c.After
+		}
+		before := map[string]any{"delta": delta, "priorities": oldPriorities}
+		return writeAudit(ctx, tx, audit, projectID, nil, before, map[string]any{"priorities": newPriorities})
+	})
+	return changes, wrap(err, doing)
+}
+
+// DrainDeadline returns the drain deadline of the project's queue, or nil when the queue
+// is not drained, has no deadline, or the project has no quota.
+func (s *Store) DrainDeadline(ctx context.Context, projectID string) (*time.Time, error) {
+	var deadline *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT drain_deadline FROM quotas WHERE project_id = $1`, projectID).
+		Scan(&deadline)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return deadline, wrap(err, "read drain deadline of "+projectID)
+}

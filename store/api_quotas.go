@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// QuotaState is a quota with the drain deadline that migration 6 added.
+type QuotaState struct {
+	Quota
+	DrainDeadline *time.Time `db:"drain_deadline"`
+}
+
+// GPUHoursLeft is what the project may still reserve: budget minus used and reserved.
+func (q QuotaState) GPUHoursLeft() float64 {
+	return q.GPUHoursBudget - q.GPUHoursUsed - q.GPUHoursReserved
+}
+
+const quotaStateColumns = quotaColumns + `, drain_deadline`
+
+const sqlGetQuotaState = `SELECT ` + quotaStateColumns + ` FROM quotas WHERE project_id = $1`
+
+// GetQuotaState reads a project's quota with its drain deadline.
+func (s *Store) GetQuotaState(ctx context.Context, projectID string) (QuotaState, error) {
+	return getQuotaState(ctx, s.pool, projectID, sqlGetQuotaState)
+}
+
+// querier is what pgxpool.Pool and pgx.Tx share for reading rows.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func getQuotaState(ctx context.Context, db querier, projectID, sql string) (QuotaState, error) {
+	doing := "get quota of " + projectID
+	rows, err := db.Query(ctx, sql, projectID)
+	if err != nil {
+		return QuotaState{}, wrap(err, doing)
+	}
+	q, err := collectOne[QuotaState](rows)
+	return q, wrap(err, doing)
+}
+
+const sqlLockQuotaState = sqlGetQuotaState + ` FOR UPDATE`
+
+// The quota statement of SetQuota. Beyond the schema's checks it keeps the budget at or
+// above what is used and reserved, because the end of a run releases its reservation with a
+// statement that requires used + reserved <= budget: a lower budget would leave runs that
+// can never end. The limit stays at or above the jobs admitted, as the schema requires.
+const sqlSetQuota = `
+INSERT INTO quotas (project_id, gpu_hours_budget, max_concurrent_jobs, priority_tier, period_start, period_end)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (project_id) DO UPDATE
+SET gpu_hours_budget = EXCLUDED.gpu_hours_budget, max_concurrent_jobs = EXCLUDED.max_concurrent_jobs,
+    priority_tier = EXCLUDED.priority_tier, period_start = EXCLUDED.period_start,
+    period_end = EXCLUDED.period_end
+WHERE quotas.gpu_hours_used + quotas.gpu_hours_reserved <= EXCLUDED.gpu_hours_budget
+  AND quotas.current_concurrent <= EXCLUDED.max_concurrent_jobs
+RETURNING ` + quotaStateColumns
+
+// QuotaConflictError is returned by SetQuota when the new limits are below what the
+// project's admitted jobs hold now.
+type QuotaConflictError struct {
+	Field string  // gpu_hours_budget or max_concurrent_jobs
+	InUse float64 // GPU-hours used and reserved, or jobs admitted
+}
+
+func (e *QuotaConflictError) Error() string {
+	return fmt.Sprintf("%s is below the %v the project's jobs hold now", e.Field, e.InUse)
+}
+
+// SetQuota creates or replaces a project's budget, concurrency limit, tier and period,
+// keeping what is used, reserved and drained. A budget below used plus reserved, or a
+// limit below the jobs admitted now, is a *QuotaConflictError and changes nothing.
+func (s *Store) SetQuota(ctx context.Context, q Quota, audit *Audit) (QuotaState, error) {
+	doing := "set quota of " + q.ProjectID
+	var after QuotaState
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := getQuotaState(ctx, tx, q.ProjectID, sqlLockQuotaState)
+		exists := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+
+		rows, err := tx.Query(ctx, sqlSetQuota, q.ProjectID, q.GPUHoursBudget, q.MaxConcurrentJobs,
+			q.PriorityTier, q.PeriodStart, q.PeriodEnd)
+		if err != nil {
+			return err
+		}
+		after, err = collectOne[QuotaState](rows)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return quotaConflict(before, q)
+		}
+		if err != nil {
+			return err
+		}
+
+		var beforeImage any
+		if exists {
+			beforeImage = quotaImage(before)
+		}
+		return writeAudit(ctx, tx, audit, q.ProjectID, nil, beforeImage, quotaImage(after))
+	})
+	var conflict *QuotaConflictError
+	if errors.As(err, &conflict) {
+		return QuotaState{}, fmt.Errorf("%s: %w", doing, conflict)
+	}
+	return after, wrap(err, doing)
+}
+
+// quotaConflict names the limit that the guard of sqlSetQuota found too low. The quota row
+// is locked, so before is still what the guard compared with.
+func quotaConflict(before QuotaState, q Quota) error {
+	if q.MaxConcurrentJobs < before.CurrentConcurrent {
+		return &QuotaConflictError{Field: "max_concurrent_jobs", InUse: float64(before.CurrentConcurrent)}
+	}
+	return &QuotaConflictError{Field: "gpu_hours_budget", InUse: before.GPUHoursUsed + before.GPUHoursReserved}
+}
