@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: setup build test lint migrate demo kube-tools s3-tools clean
+.PHONY: setup build test lint migrate demo kube-tools s3-tools prom-tools clean
 
 setup:
 	@scripts/setup.sh
@@ -23,7 +23,10 @@ kube-tools:
 s3-tools:
 	@scripts/s3-tools.sh >/dev/null
 
-test: setup kube-tools s3-tools
+prom-tools:
+	@scripts/prom-tools.sh >/dev/null
+
+test: setup kube-tools s3-tools prom-tools
 	$(GO) test $(TEST_FLAGS) ./...
 
 $(STATICCHECK):

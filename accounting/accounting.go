@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -18,7 +19,9 @@ type Accruer struct {
 	Store    *store.Store
 	Interval time.Duration // 30s when zero
 	Now      func() time.Time
-	Logger   *slog.Logger
+	// Metrics counts failed accruals; nil records nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Run accrues until ctx ends.
@@ -43,6 +46,7 @@ func (a *Accruer) Run(ctx context.Context) {
 		case <-ticker.C:
 		}
 		if _, err := a.Store.AccrueRunning(ctx, now()); err != nil && ctx.Err() == nil {
+			a.Metrics.LoopError(metrics.LoopAccrual)
 			log.Error("GPU-hour accrual failed", "err", err)
 		}
 	}

@@ -32,7 +32,8 @@ func runEndCause(end store.RunEnd) string {
 	return metrics.CausePreempted
 }
 
-// failureCause tells, from a failed run's reason, the failures operators act on separately.
+// failureCause returns the cause of a failed run from its reason, separating the failures
+// that operators act on differently (memory, deadline, image) from the others.
 func failureCause(reason string) string {
 	switch {
 	case strings.HasPrefix(reason, "OOMKilled"):

@@ -211,8 +211,8 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 	return d.store.MarkPodCreated(ctx, run.ID)
 }
 
-// The drain deadline. An operator who drains a queue may give a deadline; once it passes,
-// the queue's live runs end as preempted, so their jobs go back to the queue, which admits
+// The drain deadline. An operator who drains a queue may give a deadline. Once it passes,
+// the queue's live runs end as preempted and their jobs go back to the queue, which admits
 // none of them while it stays drained. The check runs on every reconcile of a live run, so
 // it takes effect within one ResyncInterval of the deadline.
 

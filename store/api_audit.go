@@ -18,9 +18,9 @@ type Actor struct {
 	Role    Role
 }
 
-// Audit asks a store method to record its change in audit_log, in the same transaction as
-// the change, so that no change lands without its record. The method fills in the
-// before and after images of what it changed.
+// Audit is a request to a store method to record its change in audit_log, in the same
+// transaction as the change, so that no change lands without its record. The method fills
+// in the before and after images of the rows it changed.
 type Audit struct {
 	Actor  Actor
 	Action string

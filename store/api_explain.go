@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// QueuePosition is where a queued job stands in admission order (priority, then age).
+// QueuePosition is the place of a queued job in admission order (priority, then age).
 type QueuePosition struct {
 	Ahead          int64 // queued jobs of every project admitted before it
 	AheadInProject int64 // of those, the jobs of its own project
@@ -18,6 +18,10 @@ type QueuePosition struct {
 // JobExplanation is what decides whether a job may start, read in one snapshot.
 type JobExplanation struct {
 	Job Job
+	// CPUMilli and MemoryMiB are the job's pod request, which a node of its GPU model must
+	// offer.
+	CPUMilli  int64
+	MemoryMiB int64
 	// Position is nil unless the job is queued.
 	Position *QueuePosition
 	// Quota is nil when the project has no quota.
@@ -44,6 +48,11 @@ func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, e
 		if e.Job, err = getJobIn(ctx, tx, id); err != nil {
 			return err
 		}
+		err = tx.QueryRow(ctx, `SELECT cpu_milli, memory_mib FROM jobs WHERE id = $1 AND created_at = $2`,
+			e.Job.ID, e.Job.CreatedAt).Scan(&e.CPUMilli, &e.MemoryMiB)
+		if err != nil {
+			return err
+		}
 		if e.Job.Status == JobQueued {
 			if e.Position, err = queuePosition(ctx, tx, e.Job); err != nil {
 				return err
@@ -58,8 +67,7 @@ func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, e
 			return err
 		}
 
-		rows, err := tx.Query(ctx, `SELECT model, capacity_milli, allocated_milli, nodes, largest_node_milli
-			FROM gpu_models ORDER BY model`)
+		rows, err := tx.Query(ctx, `SELECT `+modelColumns+` FROM gpu_models ORDER BY model`)
 		if err != nil {
 			return err
 		}

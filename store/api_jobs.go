@@ -11,7 +11,7 @@ import (
 )
 
 // ErrRunLive: the job cannot go back to the queue yet because a run of it is still
-// pending or running; the dispatcher ends that run within seconds of a pause or cancel.
+// pending or running. The dispatcher ends that run soon after a pause or cancel.
 var ErrRunLive = errors.New("a run of the job is still live")
 
 // JobFilter selects jobs for ListJobs. Empty lists and nil times select everything.
@@ -28,9 +28,9 @@ type JobFilter struct {
 	Limit int
 }
 
-// where builds the filter's WHERE clause with numbered parameters. Only the filters that
-// are set appear, so that PostgreSQL plans each combination with the indexes it can use
-// and prunes partitions by the created_at bounds.
+// where returns the filter's WHERE clause and its numbered parameters. Only the filters
+// that are set appear, so that PostgreSQL plans each combination with the indexes it can
+// use and prunes partitions by the created_at bounds.
 func (f JobFilter) where() (string, []any) {
 	var conds []string
 	var args []any
@@ -103,11 +103,14 @@ RETURNING ` + jobColumns
 // records the move when audit is not nil. It returns ErrStaleStatus when the job is no
 // longer in status from, ErrIllegalTransition when the move is not allowed, and ErrRunLive
 // when a move to queued finds a run of the job still live. A running job's pod is not
-// touched here: the dispatcher stops the run when it sees the job cancelled or paused.
+// touched here: the dispatcher stops the run when it finds the job cancelled or paused.
 func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus, at time.Time, audit *Audit) (Job, error) {
 	doing := fmt.Sprintf("move job %s from %s to %s", ref.ID, from, to)
 	var job Job
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTxRetry(ctx, func(tx pgx.Tx) error {
+		if err := lockQueueRow(ctx, tx, ref, from); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, sqlSetJobStatus, ref.ID, ref.CreatedAt, from, to, at)
 		if err != nil {
 			return err
@@ -148,12 +151,15 @@ WHERE id = $1 AND created_at = $2 AND status = $3
 RETURNING ` + jobColumns
 
 // SetJobPriority changes the priority of a job still in the status the caller saw, and
-// records the change when audit is not nil. A queued job's place in the queue follows at
-// once; a running job keeps its pod and uses the new priority when it is queued again.
+// records the change when audit is not nil. A queued job moves in the queue at once. A
+// running job keeps its pod and uses the new priority when it is queued again.
 func (s *Store) SetJobPriority(ctx context.Context, ref JobRef, seen JobStatus, priority int, audit *Audit) (Job, error) {
 	doing := fmt.Sprintf("set priority of job %s to %d", ref.ID, priority)
 	var job Job
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTxRetry(ctx, func(tx pgx.Tx) error {
+		if err := lockQueueRow(ctx, tx, ref, seen); err != nil {
+			return err
+		}
 		var oldPriority int
 		err := tx.QueryRow(ctx, `SELECT priority FROM jobs WHERE id = $1 AND created_at = $2 FOR UPDATE`,
 			ref.ID, ref.CreatedAt).Scan(&oldPriority)
@@ -176,4 +182,16 @@ func (s *Store) SetJobPriority(ctx context.Context, ref JobRef, seen JobStatus, 
 		return Job{}, s.staleOrMissing(ctx, ref, doing)
 	}
 	return job, wrap(err, doing)
+}
+
+// lockQueueRow takes a queued job's job_queue row before its jobs row, in the order a
+// dequeue takes them, because the jobs triggers write job_queue: the other order could
+// deadlock with a dequeue admitting the job. A dequeue that holds the row first commits,
+// and the guarded statement that follows then finds the job running.
+func lockQueueRow(ctx context.Context, tx pgx.Tx, ref JobRef, seen JobStatus) error {
+	if seen != JobQueued {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `SELECT 1 FROM job_queue WHERE job_id = $1 FOR UPDATE`, ref.ID)
+	return err
 }

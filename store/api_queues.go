@@ -66,7 +66,7 @@ WHERE j.project_id = $1 AND r.status = 'pending'
 ORDER BY r.created_at
 FOR UPDATE OF r`
 
-// DrainResult is what a drain changed.
+// DrainResult is the outcome of a drain.
 type DrainResult struct {
 	Quota QuotaState
 	// Requeued are the runs that were admitted but had not started. They ended as
@@ -84,17 +84,20 @@ type RequeuedRun struct {
 // already drained) and deadline, and ends the project's pending runs as preempted so their
 // jobs go back to the queue, all in one transaction.
 //
-// Once it returns, none of the project's runs can start. Admission locks the quota row and
-// its statement requires drained_at IS NULL, so the UPDATE here waits for a dequeue in
-// flight, and the pending runs that dequeue created are then read and ended. A dispatcher
+// Once it returns, no run of the project can move to running. Admission locks the quota
+// row and its statement requires drained_at IS NULL, so locking the row here waits for a
+// dequeue in flight, and the pending runs that dequeue created are then read and ended. A dispatcher
 // creating the pod of such a run meanwhile may still create it, but StartRun and
 // MarkPodCreated only change a pending run, so the run stays ended and the dispatcher's
 // next reconcile of it deletes the pod. Running runs go on until deadline, when the
-// dispatcher preempts them; a nil deadline lets them finish.
+// dispatcher preempts them. A nil deadline lets them finish.
+//
+// NOTE: a pod created in that window may start its container before the dispatcher
+// deletes it. Those seconds are not charged, because the run never moved to running.
 func (s *Store) DrainQueue(ctx context.Context, projectID string, at time.Time, deadline *time.Time, audit *Audit) (DrainResult, error) {
 	doing := "drain queue of " + projectID
 	var result DrainResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTxRetry(ctx, func(tx pgx.Tx) error {
 		before, err := getQuotaState(ctx, tx, projectID, sqlLockQuotaState)
 		if err != nil {
 			return err
@@ -205,6 +208,12 @@ func (s *Store) UndrainQueue(ctx context.Context, projectID string, audit *Audit
 	return q, changed, wrap(err, doing)
 }
 
+// sqlLockQueueOfProject locks the project's job_queue rows before their jobs, the order in
+// which a dequeue locks them. The priority trigger writes job_queue, so locking the jobs
+// first could deadlock with a dequeue that admits the same jobs.
+const sqlLockQueueOfProject = `
+SELECT job_id FROM job_queue WHERE project_id = $1 ORDER BY job_id FOR UPDATE`
+
 // The shift of a reprioritization. The CTE locks the queued jobs and keeps their old
 // priority for the audit record; jobs already at the bound are left alone.
 const sqlReprioritize = `
@@ -231,7 +240,11 @@ type PriorityChange struct {
 func (s *Store) ReprioritizeQueue(ctx context.Context, projectID string, delta int, audit *Audit) ([]PriorityChange, error) {
 	doing := fmt.Sprintf("shift priorities of queue %s by %d", projectID, delta)
 	var changes []PriorityChange
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTxRetry(ctx, func(tx pgx.Tx) error {
+		changes = nil
+		if _, err := tx.Exec(ctx, sqlLockQueueOfProject, projectID); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, sqlReprioritize, projectID, delta)
 		if err != nil {
 			return err

@@ -15,7 +15,8 @@ type QuotaState struct {
 	DrainDeadline *time.Time `db:"drain_deadline"`
 }
 
-// GPUHoursLeft is what the project may still reserve: budget minus used and reserved.
+// GPUHoursLeft returns the GPU-hours the project may still reserve: budget minus used and
+// reserved.
 func (q QuotaState) GPUHoursLeft() float64 {
 	return q.GPUHoursBudget - q.GPUHoursUsed - q.GPUHoursReserved
 }
@@ -29,7 +30,7 @@ func (s *Store) GetQuotaState(ctx context.Context, projectID string) (QuotaState
 	return getQuotaState(ctx, s.pool, projectID, sqlGetQuotaState)
 }
 
-// querier is what pgxpool.Pool and pgx.Tx share for reading rows.
+// querier is the query method that pgxpool.Pool and pgx.Tx share.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Role is what an API token may do; the values are those of the api_role type. The api
+// Role is the permission level of an API token, a value of the api_role type. The api
 // package decides what each role allows.
 type Role string
 

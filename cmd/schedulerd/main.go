@@ -40,6 +40,11 @@ var commands = map[string]command{
 	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon},
 	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport},
 	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay},
+	"job":     {"job submit|get|list|cancel|pause|resume|explain: manage jobs through the API", runJob},
+	"queue":   {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue},
+	"quota":   {"quota get|set PROJECT: read or change a project's quota through the API", runQuota},
+	"project": {"project create PROJECT -org ORG: create or update a project through the API", runProject},
+	"token":   {"token create|list|revoke: manage API tokens in the database directly", runToken},
 }
 
 func main() {

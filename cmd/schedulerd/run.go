@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
+	"github.com/schedulerd/schedulerd/api"
 	"github.com/schedulerd/schedulerd/daemon"
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/migrations"
@@ -39,6 +41,12 @@ func runDaemon(ctx context.Context, env *environment, _ []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 
+	election, err := leaderElection(os.Getenv)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	routeKlog(env.log)
+
 	stopCron, err := startCron(ctx, env, db)
 	if err != nil {
 		return err
@@ -46,12 +54,15 @@ func runDaemon(ctx context.Context, env *environment, _ []string) error {
 	defer stopCron()
 
 	d := daemon.New(daemon.Config{
-		Store:      db,
-		Kube:       kube,
-		Scheduler:  scheduler.Config{Batch: cfg.DequeueBatch, PollInterval: cfg.PollInterval},
-		Dispatcher: dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout},
-		Listener:   listener,
-		Logger:     env.log,
+		Store:          db,
+		Kube:           kube,
+		Scheduler:      scheduler.Config{Batch: cfg.DequeueBatch, PollInterval: cfg.PollInterval},
+		Dispatcher:     dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout},
+		Listener:       listener,
+		Registry:       newRegistry(),
+		LeaderElection: election,
+		Handler:        api.New(api.Config{Store: db, Logger: env.log.With("component", "api")}),
+		Logger:         env.log,
 	})
 	env.log.Info("schedulerd started", "http_addr", listener.Addr().String())
 	return d.Run(ctx)

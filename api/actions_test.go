@@ -1,0 +1,160 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// admit runs one dequeue with the scheduler's policy and returns the new runs.
+func (f *fixture) admit() []store.Admission {
+	f.t.Helper()
+	policy := scheduler.Policy{StarvationBound: time.Hour}
+	admissions, err := f.store.Dequeue(context.Background(), 100, policy.Decide)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return admissions
+}
+
+func (f *fixture) action(token string, job api.Job, action string) response {
+	f.t.Helper()
+	return f.do(token, "POST", "/v1/jobs/"+job.ID.String()+"/"+action, nil)
+}
+
+func TestJobActions(t *testing.T) {
+	steps := []struct {
+		action     string
+		wantStatus int
+		wantJob    string
+	}{
+		{"pause", 200, "paused"},
+		{"pause", 200, "paused"},
+		{"resume", 200, "queued"},
+		{"resume", 200, "queued"},
+		{"cancel", 200, "cancelled"},
+		{"cancel", 200, "cancelled"},
+		{"pause", 409, "cancelled"},
+		{"resume", 409, "cancelled"},
+	}
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+
+	for i, step := range steps {
+		resp := f.action(f.submitter, job, step.action)
+		if resp.status != step.wantStatus {
+			t.Fatalf("step %d %s: status %d, want %d: %s", i, step.action, resp.status, step.wantStatus, resp.body)
+		}
+		if got := f.job(job.ID).Status; string(got) != step.wantJob {
+			t.Errorf("step %d %s: job %s, want %s", i, step.action, got, step.wantJob)
+		}
+	}
+}
+
+func TestCancelRunningJob(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	if n := len(f.admit()); n != 1 {
+		t.Fatalf("admitted %d jobs, want 1", n)
+	}
+
+	var got api.Job
+	f.action(f.submitter, job, "cancel").want(200).decode(&got)
+	if got.Status != "cancelled" || got.CompletedAt == nil {
+		t.Errorf("job %s with completed_at %v, want cancelled with a completion time", got.Status, got.CompletedAt)
+	}
+}
+
+func TestResumeWaitsForLiveRun(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	admissions := f.admit()
+	f.action(f.submitter, job, "pause").want(200)
+
+	p := f.action(f.submitter, job, "resume").problem(409, api.TypeConflict)
+	if p.Detail == "" {
+		t.Error("409 without a detail")
+	}
+
+	// The dispatcher stops the run of a paused job; then the job may go back to the queue.
+	_, err := f.store.EndRun(context.Background(), store.RunEnd{RunID: admissions[0].RunID,
+		Status: store.RunCancelled, EndedAt: time.Now(), Reason: "job paused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.action(f.submitter, job, "resume").want(200)
+	if got := f.job(job.ID).Status; got != store.JobQueued {
+		t.Errorf("job %s, want queued", got)
+	}
+}
+
+func TestSetPriority(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	path := "/v1/jobs/" + job.ID.String() + "/priority"
+
+	var got api.Job
+	f.do(f.submitter, "PATCH", path, `{"priority": 40}`).want(200).decode(&got)
+	if got.Priority != 40 {
+		t.Errorf("priority %d, want 40", got.Priority)
+	}
+	if n := f.count(`SELECT priority FROM job_queue WHERE job_id = $1`, job.ID); n != 40 {
+		t.Errorf("job_queue priority %d, want 40", n)
+	}
+
+	cases := []struct {
+		name, token, body string
+		status            int
+		field             string
+	}{
+		{"above tier", f.submitter, `{"priority": 51}`, 422, "priority"},
+		{"out of range", f.operator, `{"priority": 101}`, 400, "priority"},
+		{"missing", f.operator, `{}`, 400, "priority"},
+		{"other project", f.audioSubmitter, `{"priority": 1}`, 403, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			resp := f.do(c.token, "PATCH", path, c.body).want(c.status)
+			var p api.Problem
+			resp.decode(&p)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q", p.Field, c.field)
+			}
+		})
+	}
+	f.t = t
+
+	f.do(f.operator, "PATCH", path, `{"priority": 95}`).want(200)
+	f.action(f.submitter, job, "cancel").want(200)
+	f.do(f.operator, "PATCH", path, `{"priority": 1}`).problem(409, api.TypeConflict)
+}
+
+func TestStaffJobActionsAudited(t *testing.T) {
+	f := setup(t)
+	mine := f.submit(f.submitter, "vision", 5)
+	theirs := f.submit(f.submitter, "vision", 5)
+
+	f.action(f.submitter, mine, "cancel").want(200)
+	f.action(f.operator, theirs, "pause").want(200)
+	f.do(f.operator, "PATCH", "/v1/jobs/"+theirs.ID.String()+"/priority", `{"priority": 9}`).want(200)
+
+	var audit api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	if len(audit.Records) != 2 {
+		t.Fatalf("%d audit records, want 2 (the operator's actions only): %+v", len(audit.Records), audit.Records)
+	}
+	pause := audit.Records[1]
+	if pause.Action != "job.pause" || pause.Actor != "oncall" || pause.Role != "operator" ||
+		pause.JobID == nil || *pause.JobID != theirs.ID {
+		t.Errorf("record %+v, want job.pause by oncall (operator) on %s", pause, theirs.ID)
+	}
+	wantJSON(t, "before", pause.Before, `{"priority":5,"status":"queued"}`)
+	wantJSON(t, "after", pause.After, `{"priority":5,"status":"paused"}`)
+	wantJSON(t, "priority before", audit.Records[0].Before, `{"priority":5,"status":"paused"}`)
+	wantJSON(t, "priority after", audit.Records[0].After, `{"priority":9,"status":"paused"}`)
+}

@@ -1,0 +1,151 @@
+package api_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+func TestAuthentication(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	expired, expiredSecret := f.tokenAt("old", time.Now().Add(-2*time.Hour), time.Hour)
+	revoked := f.token("leaked", store.RoleAdmin)
+	revokedToken, err := f.store.TokenByHash(ctx, api.HashSecret(revoked), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.RevokeToken(ctx, revokedToken.ID, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if expired.ExpiresAt == nil {
+		t.Fatal("the expired token has no expiry")
+	}
+
+	cases := []struct {
+		name, header string
+	}{
+		{"no header", ""},
+		{"unknown token", "Bearer sdt_not-a-real-token"},
+		{"basic scheme", "Basic " + f.admin},
+		{"bearer without token", "Bearer "},
+		{"expired", "Bearer " + expiredSecret},
+		{"revoked", "Bearer " + revoked},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			var headers []string
+			if c.header != "" {
+				headers = []string{"Authorization", c.header}
+			}
+			resp := f.do("", "GET", "/v1/jobs", nil, headers...)
+			resp.problem(401, api.TypeUnauthorized)
+			if got := resp.header.Get("WWW-Authenticate"); got != `Bearer realm="schedulerd"` {
+				t.Errorf("WWW-Authenticate %q", got)
+			}
+		})
+	}
+}
+
+// tokenAt stores an admin token created at createdAt that lives for ttl.
+func (f *fixture) tokenAt(name string, createdAt time.Time, ttl time.Duration) (store.Token, string) {
+	f.t.Helper()
+	token, secret, err := api.CreateToken(context.Background(), f.store,
+		api.TokenRequest{Name: name, Role: store.RoleAdmin, TTL: ttl}, createdAt, store.Actor{Name: "test", Role: store.RoleAdmin})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return token, secret
+}
+
+func TestRolesAndProjects(t *testing.T) {
+	f := setup(t)
+	audioJob := f.submit(f.audioSubmitter, "audio", 5)
+	quota := `{"gpu_hours_budget":10,"max_concurrent_jobs":2,"priority_tier":5,` +
+		`"period_start":"2026-01-01","period_end":"2027-01-01"}`
+
+	cases := []struct {
+		name, token, method, path, body string
+		status                          int
+	}{
+		{"submitter on another project", f.submitter, "POST", "/v1/projects/audio/jobs", validSubmission, 403},
+		{"submitter reads a job of another project", f.submitter, "GET", "/v1/jobs/" + audioJob.ID.String(), "", 403},
+		{"submitter cancels a job of another project", f.submitter, "POST", "/v1/jobs/" + audioJob.ID.String() + "/cancel", "", 403},
+		{"submitter explains a job of another project", f.submitter, "GET", "/v1/jobs/" + audioJob.ID.String() + "/explain", "", 403},
+		{"submitter reads the quota of another project", f.submitter, "GET", "/v1/projects/audio/quota", "", 403},
+		{"submitter sets a quota", f.submitter, "PUT", "/v1/projects/vision/quota", quota, 403},
+		{"submitter drains", f.submitter, "POST", "/v1/queues/vision/drain", "", 403},
+		{"operator sets a quota", f.operator, "PUT", "/v1/projects/vision/quota", quota, 403},
+		{"operator creates a project", f.operator, "POST", "/v1/projects", `{"id":"x","org":"acme"}`, 403},
+		{"operator reads the audit log", f.operator, "GET", "/v1/audit", "", 403},
+		{"submitter on its project", f.submitter, "POST", "/v1/projects/vision/jobs", validSubmission, 201},
+		{"operator on any project", f.operator, "POST", "/v1/projects/audio/jobs", validSubmission, 201},
+		{"operator drains", f.operator, "POST", "/v1/queues/audio/drain", "", 200},
+		{"admin sets a quota", f.admin, "PUT", "/v1/projects/vision/quota", quota, 200},
+		{"admin reads the audit log", f.admin, "GET", "/v1/audit", "", 200},
+		{"anyone reads the OpenAPI document", "", "GET", "/openapi.json", "", 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			resp := f.do(c.token, c.method, c.path, body)
+			if c.status == 403 {
+				resp.problem(403, api.TypeForbidden)
+				return
+			}
+			resp.want(c.status)
+		})
+	}
+}
+
+const validSubmission = `{"job_type":"fine_tune","config":` + validConfig + `}`
+
+func TestTokensStoredAsHashes(t *testing.T) {
+	f := setup(t)
+	if !strings.HasPrefix(f.admin, "sdt_") || len(f.admin) != 47 {
+		t.Errorf("secret %q, want sdt_ and 43 base64 characters", f.admin)
+	}
+	var rows int
+	err := f.store.Pool().QueryRow(context.Background(),
+		`SELECT count(*) FROM api_tokens t WHERE t::text LIKE '%' || $1 || '%'`, f.admin[4:]).Scan(&rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("%d token rows contain the secret", rows)
+	}
+	if n := f.count(`SELECT count(*) FROM api_tokens WHERE token_sha256 = sha256($1::bytea)`, []byte(f.admin)); n != 1 {
+		t.Errorf("%d rows hold the SHA-256 of the secret, want 1", n)
+	}
+}
+
+func TestTokenRequestValidation(t *testing.T) {
+	f := setup(t)
+	cases := []struct {
+		name string
+		req  api.TokenRequest
+	}{
+		{"no name", api.TokenRequest{Role: store.RoleAdmin}},
+		{"unknown role", api.TokenRequest{Name: "x", Role: "root"}},
+		{"submitter without projects", api.TokenRequest{Name: "x", Role: store.RoleSubmitter}},
+		{"operator with projects", api.TokenRequest{Name: "x", Role: store.RoleOperator, Projects: []string{"vision"}}},
+		{"missing project", api.TokenRequest{Name: "x", Role: store.RoleSubmitter, Projects: []string{"nope"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := api.CreateToken(context.Background(), f.store, c.req, time.Now(), store.Actor{Name: "test", Role: store.RoleAdmin})
+			if err == nil {
+				t.Error("token created, want an error")
+			}
+		})
+	}
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// decodeBody reads a JSON request body into v strictly: at most MaxBodyBytes, valid UTF-8,
+// one JSON object with only the fields v has and values of their types. Each failure is a
+// 400 problem naming the field. An empty body is allowed only when optional is true, and
+// leaves v unchanged.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	if err := checkContentType(r); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return invalid("body", "the request body is larger than %d bytes", tooLarge.Limit)
+	}
+	if err != nil {
+		return invalid("body", "the request body could not be read: %v", err)
+	}
+	return decodeJSON(body, v, optional)
+}
+
+// decodeJSON is decodeBody's check of the bytes, apart from HTTP so that it can be fuzzed.
+func decodeJSON(body []byte, v any, optional bool) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return invalid("body", "a JSON object is required")
+	}
+	if !utf8.Valid(body) {
+		return invalid("body", "the request body is not valid UTF-8")
+	}
+
+	// NOTE: encoding/json accepts an object with a repeated key and keeps the last value,
+	// so such a body is not rejected.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonProblem names the field of an encoding/json error.
+func jsonProblem(err error) *Problem {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return invalid(field, "expected %s, got JSON %s", jsonTypeName(typeErr.Type), typeErr.Value)
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return invalid("body", "invalid JSON at byte %d: %s", syntaxErr.Offset, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return invalid("body", "the JSON object is incomplete")
+	}
+	// encoding/json names an unknown field only in its message: json: unknown field "x".
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return invalid(strings.Trim(name, `"`), "unknown field")
+	}
+	return invalid("body", "invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonTypeName names a Go type in JSON words.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return t.String()
+}
+
+// checkContentType accepts JSON bodies and bodies that declare no type; any other
+// declared type is 415.
+func checkContentType(r *http.Request) error {
+	header := r.Header.Get("Content-Type")
+	if header == "" {
+		return nil
+	}
+	mediaType, _, err := mime.ParseMediaType(header)
+	if err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")) {
+		return nil
+	}
+	return newProblem(TypeUnsupportedMediaType, http.StatusUnsupportedMediaType, "Content-Type",
+		"send the body as application/json, not "+header)
+}
+
+// pathJobID parses the {id} of a job path.
+func pathJobID(r *http.Request) (uuid.UUID, error) {
+	raw := r.PathValue("id")
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return uuid.Nil, invalid("id", "%q is not a job id (a UUID such as 0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d)", raw)
+	}
+	return id, nil
+}

@@ -1,0 +1,194 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Explanation is the response to "why is my job waiting": the facts admission decides on,
+// read in one snapshot, and the blockers they add up to now.
+type Explanation struct {
+	JobID   uuid.UUID `json:"job_id"`
+	Project string    `json:"project"`
+	Status  string    `json:"status"`
+	// WaitReason is the reason the scheduler stored at its last look at the job.
+	WaitReason *string `json:"wait_reason,omitempty"`
+	// Position is absent unless the job is queued.
+	Position *Position `json:"queue_position,omitempty"`
+	// Budget and Concurrency are absent when the project has no quota.
+	Budget        *BudgetState      `json:"budget,omitempty"`
+	Concurrency   *ConcurrencyState `json:"concurrency,omitempty"`
+	Drained       bool              `json:"drained"`
+	DrainedAt     *time.Time        `json:"drained_at,omitempty"`
+	DrainDeadline *time.Time        `json:"drain_deadline,omitempty"`
+	GPUMilli      int               `json:"gpu_milli"`
+	// CPUMilli and MemoryMiB are the pod's request, which one node of a GPU model must offer.
+	CPUMilli  int64 `json:"cpu_milli"`
+	MemoryMiB int64 `json:"memory_mib"`
+	// GPUModels are the models the job may use (all models when it names none), with their
+	// free capacity now.
+	GPUModels []ModelState `json:"gpu_models"`
+	// Blockers are the scheduler's reasons that keep a queued job from starting now. None
+	// for a queued job means the next dequeue may admit it, after the jobs ahead of it.
+	// Other statuses have none.
+	Blockers []string `json:"blockers"`
+}
+
+// Position is the place of a queued job in admission order: priority, then age.
+type Position struct {
+	Ahead          int64 `json:"ahead"`
+	AheadInProject int64 `json:"ahead_in_project"`
+	Queued         int64 `json:"queued"`
+}
+
+// BudgetState is the project's GPU-hour budget against what the job would reserve.
+type BudgetState struct {
+	GPUHoursBudget   float64 `json:"gpu_hours_budget"`
+	GPUHoursUsed     float64 `json:"gpu_hours_used"`
+	GPUHoursReserved float64 `json:"gpu_hours_reserved"`
+	GPUHoursLeft     float64 `json:"gpu_hours_left"`
+	// JobReservation is the GPU-hours admission would reserve for the job: its GPUs times
+	// its max_runtime_seconds.
+	JobReservation float64 `json:"job_reservation_gpu_hours"`
+	Fits           bool    `json:"fits"`
+}
+
+// ConcurrencyState is the project's concurrency limit and how much of it is taken.
+type ConcurrencyState struct {
+	MaxConcurrentJobs int `json:"max_concurrent_jobs"`
+	CurrentConcurrent int `json:"current_concurrent"`
+	FreeSlots         int `json:"free_slots"`
+}
+
+// ModelState is one GPU model's capacity, in thousandths of a GPU.
+type ModelState struct {
+	Model            string `json:"model"`
+	Nodes            int    `json:"nodes"`
+	CapacityMilli    int64  `json:"capacity_milli"`
+	AllocatedMilli   int64  `json:"allocated_milli"`
+	FreeMilli        int64  `json:"free_milli"`
+	LargestNodeMilli int64  `json:"largest_node_milli"`
+	// LargestNodeCPUMilli and LargestNodeMemoryMiB are the most one node offers; they may
+	// come from different nodes.
+	LargestNodeCPUMilli  int64 `json:"largest_node_cpu_milli"`
+	LargestNodeMemoryMiB int64 `json:"largest_node_memory_mib"`
+}
+
+func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	id, err := pathJobID(r)
+	if err != nil {
+		return err
+	}
+	facts, err := s.store.ExplainJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("job %s does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	if err := caller.requireProject(facts.Job.ProjectID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "application/json", explain(facts))
+	return nil
+}
+
+// explain turns the facts into the response. It mirrors the checks of scheduler.Policy.
+func explain(f store.JobExplanation) Explanation {
+	j := f.Job
+	e := Explanation{JobID: j.ID, Project: j.ProjectID, Status: string(j.Status), WaitReason: j.WaitReason,
+		GPUMilli: j.GPUMilli, CPUMilli: f.CPUMilli, MemoryMiB: f.MemoryMiB, GPUModels: allowedModels(j, f.Models),
+		Blockers: []string{}}
+	if f.Position != nil {
+		e.Position = &Position{Ahead: f.Position.Ahead, AheadInProject: f.Position.AheadInProject,
+			Queued: f.Position.Queued}
+	}
+	if q := f.Quota; q != nil {
+		reservation := scheduler.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
+		e.Budget = &BudgetState{GPUHoursBudget: q.GPUHoursBudget, GPUHoursUsed: q.GPUHoursUsed,
+			GPUHoursReserved: q.GPUHoursReserved, GPUHoursLeft: q.GPUHoursLeft(), JobReservation: reservation,
+			Fits: reservation <= q.GPUHoursLeft()+1e-9}
+		e.Concurrency = &ConcurrencyState{MaxConcurrentJobs: q.MaxConcurrentJobs,
+			CurrentConcurrent: q.CurrentConcurrent, FreeSlots: max(0, q.MaxConcurrentJobs-q.CurrentConcurrent)}
+		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
+	}
+	if j.Status == store.JobQueued {
+		e.Blockers = blockers(e)
+	}
+	return e
+}
+
+func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
+	states := []ModelState{}
+	for _, m := range models {
+		if len(j.GPUModels) > 0 && !slices.Contains(j.GPUModels, m.Model) {
+			continue
+		}
+		states = append(states, ModelState{Model: m.Model, Nodes: m.Nodes, CapacityMilli: m.CapacityMilli,
+			AllocatedMilli: m.AllocatedMilli, FreeMilli: max(0, m.CapacityMilli-m.AllocatedMilli),
+			LargestNodeMilli: m.LargestNodeMilli, LargestNodeCPUMilli: m.LargestNodeCPUMilli,
+			LargestNodeMemoryMiB: m.LargestNodeMemoryMiB})
+	}
+	return states
+}
+
+// blockers lists what holds a queued job back, quota first, as admission checks it.
+func blockers(e Explanation) []string {
+	var found []string
+	switch {
+	case e.Budget == nil:
+		found = append(found, scheduler.ReasonNoQuota)
+	default:
+		if e.Drained {
+			found = append(found, scheduler.ReasonDrained)
+		}
+		if e.Concurrency.FreeSlots == 0 {
+			found = append(found, scheduler.ReasonConcurrency)
+		}
+		if !e.Budget.Fits {
+			found = append(found, scheduler.ReasonBudget)
+		}
+	}
+	if reason := capacityBlocker(e); reason != "" {
+		found = append(found, reason)
+	}
+	if found == nil {
+		return []string{}
+	}
+	return found
+}
+
+func capacityBlocker(e Explanation) string {
+	if e.GPUMilli == 0 {
+		return ""
+	}
+	withNodes, fits := false, false
+	for _, m := range e.GPUModels {
+		if m.Nodes == 0 {
+			continue
+		}
+		withNodes = true
+		if m.LargestNodeMilli < int64(e.GPUMilli) || m.LargestNodeCPUMilli < e.CPUMilli ||
+			m.LargestNodeMemoryMiB < e.MemoryMiB {
+			continue
+		}
+		fits = true
+		if m.FreeMilli >= int64(e.GPUMilli) {
+			return ""
+		}
+	}
+	switch {
+	case !withNodes:
+		return scheduler.ReasonNoModel
+	case !fits:
+		return scheduler.ReasonTooLarge
+	}
+	return scheduler.ReasonNoCapacity
+}

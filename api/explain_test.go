@@ -1,0 +1,126 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+func (f *fixture) explain(token string, job api.Job) api.Explanation {
+	f.t.Helper()
+	var e api.Explanation
+	f.do(token, "GET", "/v1/jobs/"+job.ID.String()+"/explain", nil).want(200).decode(&e)
+	return e
+}
+
+func TestExplainWaitingJob(t *testing.T) {
+	f := setup(t)
+	var running []api.Job
+	for range 4 {
+		running = append(running, f.submit(f.submitter, "vision", 5))
+	}
+	for _, a := range f.admit() {
+		if err := f.store.StartRun(context.Background(), a.RunID, time.Now(), "node-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting := f.submit(f.submitter, "vision", 5)
+	f.submit(f.audioSubmitter, "audio", 9)
+	_, err := f.store.ExplainWaits(context.Background(), store.WaitReasons{Drained: scheduler.ReasonDrained,
+		Concurrency: scheduler.ReasonConcurrency, Budget: scheduler.ReasonBudget})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e := f.explain(f.submitter, waiting)
+	if e.Status != "queued" || e.WaitReason == nil || *e.WaitReason != scheduler.ReasonConcurrency {
+		t.Errorf("status %s, wait reason %v; want queued, %q", e.Status, e.WaitReason, scheduler.ReasonConcurrency)
+	}
+	if e.Position == nil || *e.Position != (api.Position{Ahead: 1, AheadInProject: 0, Queued: 2}) {
+		t.Errorf("position %+v, want 1 ahead (the audio job), 0 of vision, 2 queued", e.Position)
+	}
+	wantBudget := api.BudgetState{GPUHoursBudget: 100, GPUHoursReserved: 4, GPUHoursLeft: 96, JobReservation: 1, Fits: true}
+	if e.Budget == nil || *e.Budget != wantBudget {
+		t.Errorf("budget %+v, want %+v", e.Budget, wantBudget)
+	}
+	if e.Concurrency == nil || *e.Concurrency != (api.ConcurrencyState{MaxConcurrentJobs: 4, CurrentConcurrent: 4}) {
+		t.Errorf("concurrency %+v, want 4 of 4 taken", e.Concurrency)
+	}
+	wantModels := []api.ModelState{{Model: "A10", Nodes: 2, CapacityMilli: 16000, AllocatedMilli: 4000,
+		FreeMilli: 12000, LargestNodeMilli: 8000, LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}}
+	if fmt.Sprint(e.GPUModels) != fmt.Sprint(wantModels) {
+		t.Errorf("models %+v, want %+v", e.GPUModels, wantModels)
+	}
+	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonConcurrency}) {
+		t.Errorf("blockers %q, want only the concurrency limit", e.Blockers)
+	}
+
+	f.do(f.operator, "POST", "/v1/queues/vision/drain", nil).want(200)
+	e = f.explain(f.submitter, waiting)
+	if !e.Drained || fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonDrained, scheduler.ReasonConcurrency}) {
+		t.Errorf("drained %t, blockers %q; want drained and concurrency", e.Drained, e.Blockers)
+	}
+
+	e = f.explain(f.submitter, running[0])
+	if e.Status != "running" || e.Position != nil || len(e.Blockers) != 0 {
+		t.Errorf("a running job: status %s, position %+v, blockers %q; want running, none, none", e.Status, e.Position, e.Blockers)
+	}
+}
+
+func TestExplainCapacityBlockers(t *testing.T) {
+	cases := []struct {
+		name     string
+		gpus     int
+		cpuMilli int
+		seconds  int
+		model    string
+		want     string
+	}{
+		{"fits", 1, 4000, 3600, "A10", ""},
+		{"more GPUs than any node", 16, 4000, 3600, "A10", scheduler.ReasonTooLarge},
+		{"more CPU than any node", 1, 128000, 3600, "A10", scheduler.ReasonTooLarge},
+		{"no free capacity", 4, 4000, 3600, "T4", scheduler.ReasonNoCapacity},
+		{"budget", 8, 4000, 13 * 3600, "A10", scheduler.ReasonBudget},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			f.submit(f.operator, "audio", 90)
+			f.admitOnly("T4") // 1 of the 4 T4 GPUs taken
+			config := map[string]any{"image": "x", "max_runtime_seconds": c.seconds,
+				"resources": map[string]any{"gpus": c.gpus, "cpu_milli": c.cpuMilli, "gpu_models": []string{c.model}}}
+			var job api.Job
+			f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
+
+			e := f.explain(f.operator, job)
+			want := []string{}
+			if c.want != "" {
+				want = []string{c.want}
+			}
+			if fmt.Sprint(e.Blockers) != fmt.Sprint(want) {
+				t.Errorf("blockers %q, want %q", e.Blockers, want)
+			}
+		})
+	}
+}
+
+// admitOnly admits every queued job on model.
+func (f *fixture) admitOnly(model string) {
+	f.t.Helper()
+	_, err := f.store.Dequeue(context.Background(), 100, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		var decisions []store.Decision
+		for _, c := range snap.Candidates {
+			hours := scheduler.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
+			decisions = append(decisions, store.Decision{Candidate: c, GPUModel: model, GPUHoursReserved: hours})
+		}
+		return decisions, nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}

@@ -1,0 +1,322 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// SubmitRequest is the body of POST /v1/projects/{project}/jobs.
+type SubmitRequest struct {
+	JobType string `json:"job_type"`
+	// Priority is 0 to 100, higher first; 5 when absent. A submitter may not go above its
+	// project's priority tier.
+	Priority *int              `json:"priority,omitempty"`
+	Config   json.RawMessage   `json:"config"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	// ParentJobID makes the job a child of another job of the same project, such as a
+	// trial of an hpo job.
+	ParentJobID string `json:"parent_job_id,omitempty"`
+	// IdempotencyKey may also come in the Idempotency-Key header; if both are sent they
+	// must be equal.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// DefaultPriority is the priority of a job submitted without one, as in the schema.
+const DefaultPriority = 5
+
+const (
+	maxTags           = 32
+	maxTagValueLength = 256
+	maxKeyLength      = 200
+)
+
+var tagKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
+
+// submission is a request that passed the checks that need no database.
+type submission struct {
+	store.Submission
+	parentID *uuid.UUID
+	spec     jobspec.Spec
+}
+
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	project := r.PathValue("project")
+	if err := caller.requireProject(project); err != nil {
+		return err
+	}
+	var req SubmitRequest
+	if err := s.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	sub, err := parseSubmission(project, req, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	if err := s.checkSubmission(r, caller, &sub); err != nil {
+		return err
+	}
+
+	job, err := s.store.SubmitJob(r.Context(), sub.Submission)
+	if err != nil {
+		return submitProblem(err, sub.IdempotencyKey)
+	}
+	s.cfg.Logger.Info("job submitted", "job_id", job.ID, "project", project, "job_type", job.JobType,
+		"priority", job.Priority, "actor", caller.token.Name)
+	w.Header().Set("Location", jobPath(job.ID))
+	writeJSON(w, http.StatusCreated, "application/json", jobView(job))
+	return nil
+}
+
+func jobPath(id uuid.UUID) string { return "/v1/jobs/" + id.String() }
+
+// parseSubmission checks everything about a submission that needs no database.
+func parseSubmission(project string, req SubmitRequest, headerKey string) (submission, error) {
+	var sub submission
+	priority := DefaultPriority
+	if req.Priority != nil {
+		priority = *req.Priority
+	}
+	if priority < 0 || priority > 100 {
+		return sub, invalid("priority", "must be between 0 and 100, got %d", priority)
+	}
+
+	spec, err := parseConfig(req.JobType, req.Config)
+	if err != nil {
+		return sub, err
+	}
+	tags, err := parseTags(req.Tags)
+	if err != nil {
+		return sub, err
+	}
+	key, err := idempotencyKey(headerKey, req.IdempotencyKey)
+	if err != nil {
+		return sub, err
+	}
+	if req.ParentJobID != "" {
+		parent, err := uuid.Parse(req.ParentJobID)
+		if err != nil || len(req.ParentJobID) != 36 {
+			return sub, invalid("parent_job_id", "%q is not a job id", req.ParentJobID)
+		}
+		sub.parentID = &parent
+	}
+
+	sub.spec = spec
+	sub.Submission = store.Submission{
+		ProjectID: project, IdempotencyKey: key, JobType: req.JobType, Priority: priority,
+		Config: req.Config, Tags: tags, GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
+		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
+		CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB,
+	}
+	return sub, nil
+}
+
+// parseConfig decodes and validates the config with the rules of its job type.
+func parseConfig(jobType string, raw json.RawMessage) (jobspec.Spec, error) {
+	if jobType == "" {
+		return jobspec.Spec{}, invalid("job_type", "required; one of %s", strings.Join(jobspec.JobTypes, ", "))
+	}
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || trimmed[0] != '{' {
+		return jobspec.Spec{}, invalid("config", "required, as a JSON object")
+	}
+
+	spec, err := jobspec.Decode(raw)
+	if err == nil {
+		err = spec.ValidateFor(jobType)
+	}
+	var fieldErr *jobspec.FieldError
+	if errors.As(err, &fieldErr) {
+		return spec, invalid(fieldErr.Field, "%s", fieldErr.Reason)
+	}
+	return spec, err
+}
+
+// parseTags checks the tags and encodes them; no tags encode as {} so that a retry with
+// and without an empty tags object is the same request.
+func parseTags(tags map[string]string) (json.RawMessage, error) {
+	if len(tags) > maxTags {
+		return nil, invalid("tags", "at most %d tags, got %d", maxTags, len(tags))
+	}
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		if !tagKey.MatchString(k) {
+			return nil, invalid("tags", "invalid tag key %q: use 1 to 63 letters, digits, '.', '_', '/' or '-'", k)
+		}
+		if len(tags[k]) > maxTagValueLength {
+			return nil, invalid("tags."+k, "longer than %d bytes", maxTagValueLength)
+		}
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	encoded, err := json.Marshal(tags)
+	return encoded, err
+}
+
+// idempotencyKey merges the header and body keys.
+func idempotencyKey(header, body string) (string, error) {
+	if header != "" && body != "" && header != body {
+		return "", invalid("Idempotency-Key", "the header and the body's idempotency_key differ")
+	}
+	key, field := body, "idempotency_key"
+	if header != "" {
+		key, field = header, "Idempotency-Key"
+	}
+	if len(key) > maxKeyLength {
+		return "", invalid(field, "longer than %d characters", maxKeyLength)
+	}
+	for _, c := range key {
+		if c < 0x21 || c > 0x7e {
+			return "", invalid(field, "use printable ASCII without spaces")
+		}
+	}
+	return key, nil
+}
+
+// checkSubmission checks what needs the database: the project, its priority tier, the GPU
+// models and the parent job.
+func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submission) error {
+	ctx := r.Context()
+	if _, err := s.store.GetProject(ctx, sub.ProjectID); errors.Is(err, store.ErrNotFound) {
+		return notFound("project %q does not exist", sub.ProjectID)
+	} else if err != nil {
+		return err
+	}
+	if err := s.checkPriorityTier(r, caller, sub.ProjectID, sub.Priority); err != nil {
+		return err
+	}
+	if err := s.checkGPUModels(r, sub.spec.Resources.GPUModels); err != nil {
+		return err
+	}
+	if sub.parentID == nil {
+		return nil
+	}
+
+	parent, err := s.store.GetJob(ctx, *sub.parentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return unprocessable("parent_job_id", "no job %s exists", sub.parentID)
+	}
+	if err != nil {
+		return err
+	}
+	if parent.ProjectID != sub.ProjectID {
+		return unprocessable("parent_job_id", "job %s belongs to another project", sub.parentID)
+	}
+	sub.Parent = &store.JobRef{ID: parent.ID, CreatedAt: parent.CreatedAt}
+	return nil
+}
+
+// checkPriorityTier keeps a submitter's priorities at or below its project's tier, so that
+// a team cannot jump the queue of every other team by itself. Operators and admins may set
+// any priority. A project without a quota has no tier; its jobs wait until it gets one.
+func (s *Server) checkPriorityTier(r *http.Request, caller *principal, project string, priority int) error {
+	if caller.isStaff() {
+		return nil
+	}
+	quota, err := s.store.GetQuotaState(r.Context(), project)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if priority > quota.PriorityTier {
+		return unprocessable("priority", "%d is above the priority tier %d of project %q; an operator may set it",
+			priority, quota.PriorityTier, project)
+	}
+	return nil
+}
+
+// checkGPUModels rejects models that no node of the cluster has: such a job could only
+// wait, and a typo in a model name is the likely cause.
+func (s *Server) checkGPUModels(r *http.Request, models []string) error {
+	if len(models) == 0 {
+		return nil
+	}
+	known, err := s.store.ListGPUModels(r.Context())
+	if err != nil {
+		return err
+	}
+	withNodes := map[string]bool{}
+	var names []string
+	for _, m := range known {
+		if m.Nodes > 0 {
+			withNodes[m.Model] = true
+			names = append(names, m.Model)
+		}
+	}
+
+	for i, m := range models {
+		if withNodes[m] {
+			continue
+		}
+		p := newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity,
+			fmt.Sprintf("config.resources.gpu_models[%d]", i),
+			fmt.Sprintf("no node of the cluster has GPU model %q; models with nodes: %s", m, listOrNone(names)))
+		return p
+	}
+	return nil
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// submitProblem turns a failed SubmitJob into the idempotency responses: 409 for a retry,
+// 422 for a key reused with a different request.
+func submitProblem(err error, key string) error {
+	var dup *store.DuplicateKeyError
+	if !errors.As(err, &dup) {
+		return err
+	}
+	if dup.SameRequest {
+		detail := fmt.Sprintf("job %s was already submitted with idempotency key %q and the same request",
+			dup.JobID, key)
+		p := newProblem(TypeDuplicateSubmission, http.StatusConflict, "idempotency_key", detail)
+		p.JobID, p.location = dup.JobID.String(), jobPath(dup.JobID)
+		return p
+	}
+	detail := fmt.Sprintf("idempotency key %q belongs to job %s, submitted with a different request; use a new key",
+		key, dup.JobID)
+	p := newProblem(TypeIdempotencyKeyReused, http.StatusUnprocessableEntity, "idempotency_key", detail)
+	p.JobID = dup.JobID.String()
+	return p
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	job, err := s.jobForCaller(r, caller)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "application/json", jobView(job))
+	return nil
+}
+
+// jobForCaller reads the job of the path and checks the caller may act on its project.
+func (s *Server) jobForCaller(r *http.Request, caller *principal) (store.Job, error) {
+	id, err := pathJobID(r)
+	if err != nil {
+		return store.Job{}, err
+	}
+	job, err := s.store.GetJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Job{}, notFound("job %s does not exist", id)
+	}
+	if err != nil {
+		return store.Job{}, err
+	}
+	return job, caller.requireProject(job.ProjectID)
+}

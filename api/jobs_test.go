@@ -1,0 +1,316 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+func TestSubmitAndGet(t *testing.T) {
+	f := setup(t)
+	body := map[string]any{"job_type": "fine_tune", "priority": 7, "config": fineTune(2),
+		"tags": map[string]string{"team": "vision", "run": "baseline"}}
+
+	resp := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", body).want(201)
+	var job api.Job
+	resp.decode(&job)
+
+	if got, want := resp.header.Get("Location"), "/v1/jobs/"+job.ID.String(); got != want {
+		t.Errorf("Location %q, want %q", got, want)
+	}
+	if job.Project != "vision" || job.Org != "acme" || job.Status != "queued" || job.Priority != 7 {
+		t.Errorf("job %+v, want project vision, org acme, queued, priority 7", job)
+	}
+	if job.GPUMilli != 2000 || job.MaxRuntimeSeconds != 3600 || job.MaxAttempts != 3 {
+		t.Errorf("gpu_milli %d, max_runtime_seconds %d, max_attempts %d; want 2000, 3600, 3",
+			job.GPUMilli, job.MaxRuntimeSeconds, job.MaxAttempts)
+	}
+	var tags map[string]string
+	if err := json.Unmarshal(job.Tags, &tags); err != nil || len(tags) != 2 || tags["team"] != "vision" || tags["run"] != "baseline" {
+		t.Errorf("tags %s, want team vision and run baseline", job.Tags)
+	}
+
+	var got api.Job
+	f.do(f.submitter, "GET", "/v1/jobs/"+job.ID.String(), nil).want(200).decode(&got)
+	if got.ID != job.ID || got.Status != "queued" || string(got.Config) != string(job.Config) {
+		t.Errorf("GET returned %+v, want the submitted job", got)
+	}
+}
+
+func TestSubmitDefaults(t *testing.T) {
+	f := setup(t)
+	var job api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs",
+		map[string]any{"job_type": "eval_only", "config": map[string]any{"image": "eval:1", "max_runtime_seconds": 600}}).
+		want(201).decode(&job)
+
+	if job.Priority != api.DefaultPriority || job.GPUMilli != 0 || string(job.Tags) != "{}" || len(job.GPUModels) != 0 {
+		t.Errorf("job %+v, want priority 5, no GPU, tags {}, no models", job)
+	}
+}
+
+// badSubmissions are bodies that must be rejected with 400 naming field.
+var badSubmissions = []struct {
+	name  string
+	body  string
+	field string
+}{
+	{"unknown field", `{"job_type":"fine_tune","config":{},"colour":"red"}`, "colour"},
+	{"priority wrong type", `{"job_type":"fine_tune","priority":"high","config":{}}`, "priority"},
+	{"priority fraction", `{"job_type":"fine_tune","priority":5.5,"config":{}}`, "priority"},
+	{"priority too high", `{"job_type":"fine_tune","priority":101,"config":` + validConfig + `}`, "priority"},
+	{"priority negative", `{"job_type":"fine_tune","priority":-1,"config":` + validConfig + `}`, "priority"},
+	{"missing job type", `{"config":` + validConfig + `}`, "job_type"},
+	{"unknown job type", `{"job_type":"pretrain","config":` + validConfig + `}`, "job_type"},
+	{"missing config", `{"job_type":"fine_tune"}`, "config"},
+	{"config not an object", `{"job_type":"fine_tune","config":"big"}`, "config"},
+	{"config unknown field", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":1,"gpus":1}}`, "config"},
+	{"config wrong type", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":"1h"}}`, "config.max_runtime_seconds"},
+	{"config missing image", `{"job_type":"fine_tune","config":{"max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
+	{"training without GPU", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60}}`, "config.resources"},
+	{"rlhf on a GPU share", `{"job_type":"rlhf","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpu_share_milli":500}}}`, "config.resources.gpus"},
+	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags"},
+	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},
+	{"parent not a uuid", `{"job_type":"fine_tune","config":` + validConfig + `,"parent_job_id":"42"}`, "parent_job_id"},
+	{"key with space", `{"job_type":"fine_tune","config":` + validConfig + `,"idempotency_key":"a b"}`, "idempotency_key"},
+	{"trailing data", `{"job_type":"fine_tune","config":` + validConfig + `} {}`, "body"},
+	{"array body", `[1,2]`, "body"},
+	{"truncated", `{"job_type":"fine_tune","config":{`, "body"},
+	{"syntax error", `{"job_type" "fine_tune"}`, "body"},
+	{"empty body", ``, "body"},
+	{"invalid UTF-8", "{\"job_type\":\"fine_tune\",\"config\":" + validConfig + ",\"tags\":{\"a\":\"\xff\"}}", "body"},
+}
+
+const validConfig = `{"image":"trainer:1","max_runtime_seconds":3600,"resources":{"gpus":1,"gpu_models":["A10"]}}`
+
+func TestSubmitRejectsBadRequests(t *testing.T) {
+	f := setup(t)
+	for _, c := range badSubmissions {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", c.body).problem(400, api.TypeInvalidRequest)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q (detail %q)", p.Field, c.field, p.Detail)
+			}
+			if p.Detail == "" || p.RequestID == "" {
+				t.Errorf("problem %+v lacks a detail or a request id", p)
+			}
+		})
+	}
+	f.t = t
+	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
+		t.Errorf("%d jobs stored, want 0", n)
+	}
+}
+
+func TestSubmitOversizedBody(t *testing.T) {
+	f := setup(t)
+	body := `{"job_type":"fine_tune","config":` + validConfig + `,"idempotency_key":"` +
+		strings.Repeat("k", api.DefaultMaxBodyBytes) + `"}`
+
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", body).problem(400, api.TypeInvalidRequest)
+	if p.Field != "body" || !strings.Contains(p.Detail, "larger than 1048576 bytes") {
+		t.Errorf("problem %+v, want field body and the size limit", p)
+	}
+}
+
+func TestSubmitWrongContentType(t *testing.T) {
+	f := setup(t)
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", `job_type=fine_tune`,
+		"Content-Type", "application/x-www-form-urlencoded").problem(415, api.TypeUnsupportedMediaType)
+	if p.Field != "Content-Type" {
+		t.Errorf("field %q, want Content-Type", p.Field)
+	}
+}
+
+func TestSubmitUnknownGPUModel(t *testing.T) {
+	f := setup(t)
+	a10 := store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000, LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
+	h100 := store.ModelCapacity{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000, LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
+	f.capacity(a10, h100)
+	f.capacity(a10) // H100 lost its only node: the row stays, with 0 nodes.
+	config := fineTune(1)
+	config["resources"].(map[string]any)["gpu_models"] = []string{"A10", "H100"}
+
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).
+		problem(422, api.TypeUnknownGPUModel)
+	if p.Field != "config.resources.gpu_models[1]" || !strings.Contains(p.Detail, `"H100"; models with nodes: A10`) {
+		t.Errorf("problem %+v, want field config.resources.gpu_models[1] naming H100", p)
+	}
+	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
+		t.Errorf("%d jobs stored, want 0", n)
+	}
+}
+
+func TestSubmitUnknownProject(t *testing.T) {
+	f := setup(t)
+	f.do(f.operator, "POST", "/v1/projects/nope/jobs", submitBody(5, fineTune(1))).problem(404, api.TypeNotFound)
+}
+
+func TestSubmitPriorityTier(t *testing.T) {
+	f := setup(t)
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(51, fineTune(1))).
+		problem(422, api.TypeUnprocessable)
+	if p.Field != "priority" {
+		t.Errorf("field %q, want priority", p.Field)
+	}
+
+	var job api.Job
+	f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(90, fineTune(1))).want(201).decode(&job)
+	if job.Priority != 90 {
+		t.Errorf("priority %d, want 90", job.Priority)
+	}
+}
+
+func TestSubmitParent(t *testing.T) {
+	f := setup(t)
+	parent := f.submit(f.submitter, "vision", 5)
+	other := f.submit(f.audioSubmitter, "audio", 5)
+	withParent := func(id string) map[string]any {
+		body := submitBody(5, fineTune(1))
+		body["job_type"] = "hpo"
+		body["parent_job_id"] = id
+		return body
+	}
+
+	var child api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(parent.ID.String())).want(201).decode(&child)
+	if child.ParentJobID == nil || *child.ParentJobID != parent.ID {
+		t.Errorf("parent %v, want %s", child.ParentJobID, parent.ID)
+	}
+
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(other.ID.String())).problem(422, api.TypeUnprocessable)
+	if p.Field != "parent_job_id" {
+		t.Errorf("parent in another project: field %q, want parent_job_id", p.Field)
+	}
+	p = f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent("0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")).
+		problem(422, api.TypeUnprocessable)
+	if p.Field != "parent_job_id" {
+		t.Errorf("missing parent: field %q, want parent_job_id", p.Field)
+	}
+}
+
+func TestGetJobErrors(t *testing.T) {
+	f := setup(t)
+	p := f.do(f.submitter, "GET", "/v1/jobs/not-a-uuid", nil).problem(400, api.TypeInvalidRequest)
+	if p.Field != "id" {
+		t.Errorf("field %q, want id", p.Field)
+	}
+	f.do(f.submitter, "GET", "/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", nil).problem(404, api.TypeNotFound)
+}
+
+func TestListJobsPages(t *testing.T) {
+	f := setup(t)
+	var submitted []string
+	for range 7 {
+		submitted = append(submitted, f.submit(f.submitter, "vision", 5).ID.String())
+	}
+
+	var got []string
+	path := "/v1/jobs?project=vision&limit=3"
+	var pageSizes []int
+	for path != "" {
+		var page api.JobList
+		f.do(f.submitter, "GET", path, nil).want(200).decode(&page)
+		pageSizes = append(pageSizes, len(page.Jobs))
+		for _, j := range page.Jobs {
+			got = append(got, j.ID.String())
+		}
+		path = ""
+		if page.NextPage != "" {
+			path = "/v1/jobs?project=vision&limit=3&page_token=" + page.NextPage
+		}
+	}
+
+	if fmt.Sprint(pageSizes) != "[3 3 1]" {
+		t.Errorf("page sizes %v, want [3 3 1]", pageSizes)
+	}
+	for i := range submitted {
+		if got[i] != submitted[len(submitted)-1-i] {
+			t.Fatalf("jobs %v, want newest first: %v", got, submitted)
+		}
+	}
+}
+
+func TestListJobsFilters(t *testing.T) {
+	f := setup(t)
+	jobs := []api.Job{f.submit(f.submitter, "vision", 5), f.submit(f.submitter, "vision", 5),
+		f.submit(f.audioSubmitter, "audio", 5)}
+	f.do(f.submitter, "POST", "/v1/jobs/"+jobs[0].ID.String()+"/cancel", nil).want(200)
+	// Ids carry milliseconds, so two jobs may share a created_at: count from the jobs.
+	pivot := jobs[1].CreatedAt
+	atOrAfter := 0
+	for _, j := range jobs {
+		if !j.CreatedAt.Before(pivot) {
+			atOrAfter++
+		}
+	}
+	between := pivot.Format(time.RFC3339Nano)
+
+	cases := []struct {
+		name, query string
+		want        int
+	}{
+		{"everything", "", 3},
+		{"one project", "project=audio", 1},
+		{"two projects", "project=audio,vision", 3},
+		{"status", "status=cancelled", 1},
+		{"two statuses", "status=cancelled&status=queued", 3},
+		{"job type", "job_type=eval_only", 0},
+		{"created after", "created_after=" + between, atOrAfter},
+		{"created before", "created_before=" + between, 3 - atOrAfter},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			var page api.JobList
+			f.do(f.operator, "GET", "/v1/jobs?"+c.query, nil).want(200).decode(&page)
+			if len(page.Jobs) != c.want {
+				t.Errorf("%d jobs, want %d", len(page.Jobs), c.want)
+			}
+		})
+	}
+}
+
+func TestListJobsRejectsBadQueries(t *testing.T) {
+	f := setup(t)
+	cases := []struct{ query, field string }{
+		{"limit=501", "limit"},
+		{"limit=0", "limit"},
+		{"limit=ten", "limit"},
+		{"status=done", "status"},
+		{"job_type=pretrain", "job_type"},
+		{"created_after=yesterday", "created_after"},
+		{"page_token=xyz", "page_token"},
+		{"sort=priority", "sort"},
+		{"project=Bad_Name", "project"},
+		{"project=%zz", "query"},
+	}
+	for _, c := range cases {
+		t.Run(c.query, func(t *testing.T) {
+			f.t = t
+			p := f.do(f.operator, "GET", "/v1/jobs?"+c.query, nil).problem(400, api.TypeInvalidRequest)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q", p.Field, c.field)
+			}
+		})
+	}
+}
+
+func TestListJobsSubmitterScope(t *testing.T) {
+	f := setup(t)
+	mine := f.submit(f.submitter, "vision", 5)
+	f.submit(f.audioSubmitter, "audio", 5)
+
+	var page api.JobList
+	f.do(f.submitter, "GET", "/v1/jobs", nil).want(200).decode(&page)
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != mine.ID {
+		t.Errorf("a vision submitter listed %d jobs, want only its own", len(page.Jobs))
+	}
+	f.do(f.submitter, "GET", "/v1/jobs?project=audio", nil).problem(403, api.TypeForbidden)
+}

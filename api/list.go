@@ -1,0 +1,195 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+const (
+	defaultPageSize = 50
+	// MaxPageSize bounds limit: a page is read and encoded in one go.
+	MaxPageSize = 500
+)
+
+var jobStatuses = []store.JobStatus{store.JobSubmitted, store.JobQueued, store.JobRunning, store.JobPaused,
+	store.JobCompleted, store.JobFailed, store.JobCancelled, store.JobEvalFailed}
+
+var listJobsParams = []string{"project", "status", "job_type", "created_after", "created_before", "limit", "page_token"}
+
+// listJobs serves GET /v1/jobs: newest first, one page at a time. The page token holds the
+// (created_at, id) of the page's last job, so pages stay stable while jobs are submitted.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	query, err := parseQuery(r, listJobsParams)
+	if err != nil {
+		return err
+	}
+	filter, err := parseJobFilter(query)
+	if err != nil {
+		return err
+	}
+	if err := restrictToCaller(caller, &filter.Projects); err != nil {
+		return err
+	}
+
+	pageSize := filter.Limit
+	filter.Limit = pageSize + 1
+	jobs, err := s.store.ListJobs(r.Context(), filter)
+	if err != nil {
+		return err
+	}
+	list := JobList{Jobs: make([]Job, 0, min(len(jobs), pageSize))}
+	if len(jobs) > pageSize {
+		jobs = jobs[:pageSize]
+		list.NextPage = encodePageToken(jobs[pageSize-1].Ref())
+	}
+	for _, j := range jobs {
+		list.Jobs = append(list.Jobs, jobView(j))
+	}
+	writeJSON(w, http.StatusOK, "application/json", list)
+	return nil
+}
+
+// parseQuery parses the query string strictly: a malformed one or an unknown parameter is
+// a 400, so that a typo does not silently widen a listing.
+func parseQuery(r *http.Request, known []string) (url.Values, error) {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, invalid("query", "malformed query string: %v", err)
+	}
+	for name := range query {
+		if !slices.Contains(known, name) {
+			return nil, invalid(name, "unknown query parameter; known: %s", strings.Join(known, ", "))
+		}
+	}
+	return query, nil
+}
+
+// listValues returns a parameter's values, comma-separated or repeated, without empties.
+func listValues(query url.Values, name string) []string {
+	var values []string
+	for _, v := range query[name] {
+		for part := range strings.SplitSeq(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				values = append(values, part)
+			}
+		}
+	}
+	return values
+}
+
+func parseJobFilter(query url.Values) (store.JobFilter, error) {
+	f := store.JobFilter{Projects: listValues(query, "project"), JobTypes: listValues(query, "job_type"),
+		Limit: defaultPageSize}
+	for _, p := range f.Projects {
+		if !projectID.MatchString(p) {
+			return f, invalid("project", "%q is not a project id", p)
+		}
+	}
+	for _, t := range f.JobTypes {
+		if !slices.Contains(jobspec.JobTypes, t) {
+			return f, invalid("job_type", "%q is not a job type; want one of %s", t, strings.Join(jobspec.JobTypes, ", "))
+		}
+	}
+	for _, v := range listValues(query, "status") {
+		if !slices.Contains(jobStatuses, store.JobStatus(v)) {
+			return f, invalid("status", "%q is not a job status", v)
+		}
+		f.Statuses = append(f.Statuses, store.JobStatus(v))
+	}
+
+	var err error
+	if f.CreatedAfter, err = timeParam(query, "created_after"); err != nil {
+		return f, err
+	}
+	if f.CreatedBefore, err = timeParam(query, "created_before"); err != nil {
+		return f, err
+	}
+	if f.Limit, err = limitParam(query, defaultPageSize, MaxPageSize); err != nil {
+		return f, err
+	}
+	if token := query.Get("page_token"); token != "" {
+		ref, ok := decodePageToken(token)
+		if !ok {
+			return f, invalid("page_token", "not a page token of this API; use next_page of the previous page")
+		}
+		f.After = &ref
+	}
+	return f, nil
+}
+
+func timeParam(query url.Values, name string) (*time.Time, error) {
+	v := query.Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return nil, invalid(name, "%q is not an RFC 3339 time such as 2026-05-01T00:00:00Z", v)
+	}
+	return &t, nil
+}
+
+func limitParam(query url.Values, fallback, most int) (int, error) {
+	v := query.Get("limit")
+	if v == "" {
+		return fallback, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, invalid("limit", "must be an integer from 1 to %d, got %q", most, v)
+	}
+	return n, nil
+}
+
+// restrictToCaller limits a submitter to the projects of its token: no filter means all of
+// them, and naming another project is 403. Operators and admins keep the filter as it is.
+func restrictToCaller(caller *principal, projects *[]string) error {
+	if caller.isStaff() {
+		return nil
+	}
+	if len(*projects) == 0 {
+		*projects = caller.token.Projects
+		return nil
+	}
+	for _, p := range *projects {
+		if err := caller.requireProject(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func encodePageToken(ref store.JobRef) string {
+	raw := ref.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + ref.ID.String()
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodePageToken(token string) (store.JobRef, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return store.JobRef{}, false
+	}
+	at, id, ok := strings.Cut(string(raw), "|")
+	if !ok {
+		return store.JobRef{}, false
+	}
+	createdAt, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return store.JobRef{}, false
+	}
+	jobID, err := uuid.Parse(id)
+	if err != nil {
+		return store.JobRef{}, false
+	}
+	return store.JobRef{ID: jobID, CreatedAt: createdAt}, true
+}

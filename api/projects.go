@@ -1,0 +1,201 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// projectID is the form of project ids and Kubernetes namespaces (a DNS label), as the
+// projects table checks it.
+var projectID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// ProjectRequest is the body of POST /v1/projects.
+type ProjectRequest struct {
+	ID          string `json:"id"`
+	Org         string `json:"org"`
+	DisplayName string `json:"display_name,omitempty"`
+	// Namespace is the Kubernetes namespace of the project's pods; the project id when
+	// absent.
+	Namespace string `json:"namespace,omitempty"`
+	Owner     string `json:"owner,omitempty"`
+}
+
+func (req ProjectRequest) validate() error {
+	switch {
+	case !projectID.MatchString(req.ID):
+		return invalid("id", "%q is not a project id: 1 to 63 lowercase letters, digits and '-', "+
+			"starting and ending with a letter or digit", req.ID)
+	case req.Org == "" || len(req.Org) > 63:
+		return invalid("org", "required, at most 63 characters")
+	case req.Namespace != "" && !projectID.MatchString(req.Namespace):
+		return invalid("namespace", "%q is not a Kubernetes namespace name", req.Namespace)
+	case len(req.DisplayName) > 200:
+		return invalid("display_name", "longer than 200 characters")
+	case len(req.Owner) > 200:
+		return invalid("owner", "longer than 200 characters")
+	}
+	return nil
+}
+
+// upsertProject serves POST /v1/projects: it creates the project (201) or updates its
+// fields (200).
+func (s *Server) upsertProject(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	var req ProjectRequest
+	if err := s.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	namespace := req.Namespace
+	if namespace == "" {
+		namespace = req.ID
+	}
+
+	p := store.Project{ID: req.ID, OrgID: req.Org, DisplayName: req.DisplayName, K8sNamespace: namespace,
+		Owner: req.Owner}
+	saved, created, err := s.store.SaveProject(r.Context(), p, s.audit(caller, "project.save"))
+	if err != nil {
+		return err
+	}
+
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/projects/"+saved.ID+"/quota")
+	}
+	s.cfg.Logger.Info("project saved", "project", saved.ID, "created", created, "actor", caller.token.Name)
+	writeJSON(w, status, "application/json", projectView(saved))
+	return nil
+}
+
+// QuotaRequest is the body of PUT /v1/projects/{project}/quota. Every field is required:
+// PUT replaces the quota's limits. What is used, reserved and drained is kept.
+type QuotaRequest struct {
+	GPUHoursBudget    *float64 `json:"gpu_hours_budget"`
+	MaxConcurrentJobs *int     `json:"max_concurrent_jobs"`
+	PriorityTier      *int     `json:"priority_tier"`
+	// PeriodStart and PeriodEnd are dates, YYYY-MM-DD; the period ends before PeriodEnd.
+	PeriodStart *string `json:"period_start"`
+	PeriodEnd   *string `json:"period_end"`
+}
+
+// maxBudget is the largest budget numeric(14, 4) holds.
+const maxBudget = 9_999_999_999
+
+func (req QuotaRequest) parse(project string) (store.Quota, error) {
+	q := store.Quota{ProjectID: project}
+	switch {
+	case req.GPUHoursBudget == nil:
+		return q, invalid("gpu_hours_budget", "required, in GPU-hours")
+	case *req.GPUHoursBudget < 0 || *req.GPUHoursBudget > maxBudget:
+		return q, invalid("gpu_hours_budget", "must be between 0 and %d", maxBudget)
+	case req.MaxConcurrentJobs == nil:
+		return q, invalid("max_concurrent_jobs", "required")
+	case *req.MaxConcurrentJobs < 0 || *req.MaxConcurrentJobs > 1_000_000:
+		return q, invalid("max_concurrent_jobs", "must be between 0 and 1000000")
+	case req.PriorityTier == nil:
+		return q, invalid("priority_tier", "required, 0 to 100")
+	case *req.PriorityTier < 0 || *req.PriorityTier > 100:
+		return q, invalid("priority_tier", "must be between 0 and 100")
+	}
+	q.GPUHoursBudget, q.MaxConcurrentJobs, q.PriorityTier = *req.GPUHoursBudget, *req.MaxConcurrentJobs, *req.PriorityTier
+
+	var err error
+	if q.PeriodStart, err = dateField("period_start", req.PeriodStart); err != nil {
+		return q, err
+	}
+	if q.PeriodEnd, err = dateField("period_end", req.PeriodEnd); err != nil {
+		return q, err
+	}
+	if !q.PeriodEnd.After(q.PeriodStart) {
+		return q, invalid("period_end", "must be after period_start")
+	}
+	return q, nil
+}
+
+func dateField(field string, v *string) (time.Time, error) {
+	if v == nil {
+		return time.Time{}, invalid(field, "required, a date such as 2026-01-01")
+	}
+	t, err := time.Parse(time.DateOnly, *v)
+	if err != nil {
+		return time.Time{}, invalid(field, "%q is not a date such as 2026-01-01", *v)
+	}
+	return t, nil
+}
+
+func (s *Server) getQuota(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	project := r.PathValue("project")
+	if err := caller.requireProject(project); err != nil {
+		return err
+	}
+	q, err := s.quotaOf(r, project)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "application/json", quotaView(q))
+	return nil
+}
+
+// quotaOf reads a project's quota. A missing project or quota is a 404 that names which
+// one is missing.
+func (s *Server) quotaOf(r *http.Request, project string) (store.QuotaState, error) {
+	q, err := s.store.GetQuotaState(r.Context(), project)
+	if !errors.Is(err, store.ErrNotFound) {
+		return q, err
+	}
+	if err := s.requireProjectExists(r, project); err != nil {
+		return q, err
+	}
+	return q, notFound("project %q has no quota; an admin sets one with PUT /v1/projects/%s/quota", project, project)
+}
+
+func (s *Server) requireProjectExists(r *http.Request, project string) error {
+	_, err := s.store.GetProject(r.Context(), project)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("project %q does not exist", project)
+	}
+	return err
+}
+
+func (s *Server) putQuota(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	project := r.PathValue("project")
+	var req QuotaRequest
+	if err := s.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	q, err := req.parse(project)
+	if err != nil {
+		return err
+	}
+	if err := s.requireProjectExists(r, project); err != nil {
+		return err
+	}
+
+	saved, err := s.store.SetQuota(r.Context(), q, s.audit(caller, "quota.set"))
+	var conflictErr *store.QuotaConflictError
+	if errors.As(err, &conflictErr) {
+		return unprocessable(conflictErr.Field, "%s; wait for jobs to end or drain the queue first",
+			quotaConflictText(conflictErr))
+	}
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("quota set", "project", project, "gpu_hours_budget", saved.GPUHoursBudget,
+		"max_concurrent_jobs", saved.MaxConcurrentJobs, "actor", caller.token.Name)
+	writeJSON(w, http.StatusOK, "application/json", quotaView(saved))
+	return nil
+}
+
+func quotaConflictText(e *store.QuotaConflictError) string {
+	if e.Field == "max_concurrent_jobs" {
+		return fmt.Sprintf("the limit is below the %d jobs the project has admitted now", int(e.InUse))
+	}
+	return fmt.Sprintf("the budget is below the %.4f GPU-hours the project has used and reserved", e.InUse)
+}

@@ -1,0 +1,107 @@
+package api_test
+
+import (
+	"testing"
+
+	"github.com/schedulerd/schedulerd/api"
+)
+
+const newQuota = `{"gpu_hours_budget":250.5,"max_concurrent_jobs":8,"priority_tier":30,` +
+	`"period_start":"2026-06-01","period_end":"2026-07-01"}`
+
+func TestPutAndGetQuota(t *testing.T) {
+	f := setup(t)
+	var put, got api.Quota
+	f.do(f.admin, "PUT", "/v1/projects/vision/quota", newQuota).want(200).decode(&put)
+	f.do(f.submitter, "GET", "/v1/projects/vision/quota", nil).want(200).decode(&got)
+
+	want := api.Quota{Project: "vision", GPUHoursBudget: 250.5, GPUHoursLeft: 250.5, MaxConcurrentJobs: 8,
+		PriorityTier: 30, PeriodStart: "2026-06-01", PeriodEnd: "2026-07-01"}
+	if put != want || got != want {
+		t.Errorf("PUT returned %+v and GET %+v, want %+v", put, got, want)
+	}
+
+	var audit api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	if len(audit.Records) != 1 || audit.Records[0].Action != "quota.set" || audit.Records[0].Actor != "root" {
+		t.Fatalf("audit %+v, want one quota.set by root", audit.Records)
+	}
+	wantJSON(t, "before", audit.Records[0].Before, `{"gpu_hours_budget":100,"max_concurrent_jobs":4,"priority_tier":50,`+
+		`"period_start":"2026-01-01","period_end":"2030-01-01","drained_at":null,"drain_deadline":null}`)
+	wantJSON(t, "after", audit.Records[0].After, `{"gpu_hours_budget":250.5,"max_concurrent_jobs":8,"priority_tier":30,`+
+		`"period_start":"2026-06-01","period_end":"2026-07-01","drained_at":null,"drain_deadline":null}`)
+}
+
+func TestPutQuotaCreatesIt(t *testing.T) {
+	f := setup(t)
+	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme"}`).want(201)
+	p := f.do(f.admin, "GET", "/v1/projects/speech/quota", nil).problem(404, api.TypeNotFound)
+	if p.Detail != `project "speech" has no quota; an admin sets one with PUT /v1/projects/speech/quota` {
+		t.Errorf("detail %q", p.Detail)
+	}
+
+	f.do(f.admin, "PUT", "/v1/projects/speech/quota", newQuota).want(200)
+	var audit api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?project=speech", nil).want(200).decode(&audit)
+	if len(audit.Records) != 2 || string(audit.Records[0].Before) != "null" {
+		t.Errorf("audit %+v, want project.save then quota.set with no before image", audit.Records)
+	}
+}
+
+func TestPutQuotaRejects(t *testing.T) {
+	f := setup(t)
+	f.submit(f.submitter, "vision", 5)
+	f.submit(f.submitter, "vision", 5)
+	f.admit() // two jobs of 1 GPU for 1 hour: 2 admitted, 2 GPU-hours reserved
+
+	cases := []struct {
+		name, project, body string
+		status              int
+		field               string
+	}{
+		{"missing field", "vision", `{"gpu_hours_budget":1}`, 400, "max_concurrent_jobs"},
+		{"negative budget", "vision", `{"gpu_hours_budget":-1,"max_concurrent_jobs":1,"priority_tier":5,"period_start":"2026-01-01","period_end":"2027-01-01"}`, 400, "gpu_hours_budget"},
+		{"tier out of range", "vision", `{"gpu_hours_budget":1,"max_concurrent_jobs":1,"priority_tier":101,"period_start":"2026-01-01","period_end":"2027-01-01"}`, 400, "priority_tier"},
+		{"bad date", "vision", `{"gpu_hours_budget":1,"max_concurrent_jobs":1,"priority_tier":5,"period_start":"01/01/2026","period_end":"2027-01-01"}`, 400, "period_start"},
+		{"period backwards", "vision", `{"gpu_hours_budget":1,"max_concurrent_jobs":1,"priority_tier":5,"period_start":"2027-01-01","period_end":"2026-01-01"}`, 400, "period_end"},
+		{"budget below reserved", "vision", `{"gpu_hours_budget":1.5,"max_concurrent_jobs":4,"priority_tier":5,"period_start":"2026-01-01","period_end":"2027-01-01"}`, 422, "gpu_hours_budget"},
+		{"limit below admitted", "vision", `{"gpu_hours_budget":100,"max_concurrent_jobs":1,"priority_tier":5,"period_start":"2026-01-01","period_end":"2027-01-01"}`, 422, "max_concurrent_jobs"},
+		{"missing project", "nope", newQuota, 404, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			var p api.Problem
+			f.do(f.admin, "PUT", "/v1/projects/"+c.project+"/quota", c.body).want(c.status).decode(&p)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q (%s)", p.Field, c.field, p.Detail)
+			}
+		})
+	}
+	f.t = t
+
+	var got api.Quota
+	f.do(f.admin, "GET", "/v1/projects/vision/quota", nil).want(200).decode(&got)
+	if got.GPUHoursBudget != 100 || got.GPUHoursReserved != 2 || got.CurrentConcurrent != 2 {
+		t.Errorf("quota %+v, want the old budget 100 with 2 GPU-hours reserved by 2 jobs", got)
+	}
+}
+
+func TestUpsertProject(t *testing.T) {
+	f := setup(t)
+	var created, updated api.Project
+	resp := f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme","owner":"ana"}`).want(201)
+	resp.decode(&created)
+	if created.Namespace != "speech" || created.Owner != "ana" || resp.header.Get("Location") != "/v1/projects/speech/quota" {
+		t.Errorf("project %+v at %q, want namespace speech, owner ana", created, resp.header.Get("Location"))
+	}
+
+	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme","namespace":"team-speech"}`).want(200).decode(&updated)
+	if updated.Namespace != "team-speech" || !updated.CreatedAt.Equal(created.CreatedAt) {
+		t.Errorf("project %+v, want namespace team-speech and the first created_at", updated)
+	}
+
+	for _, body := range []string{`{"id":"Speech","org":"acme"}`, `{"id":"speech"}`, `{"id":"speech","org":"acme","namespace":"a_b"}`} {
+		f.do(f.admin, "POST", "/v1/projects", body).problem(400, api.TypeInvalidRequest)
+	}
+}

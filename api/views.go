@@ -1,0 +1,171 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// The response bodies. Their JSON names are the API's contract and match openapi.json.
+
+// Job is a job as the API shows it.
+type Job struct {
+	ID                uuid.UUID       `json:"id"`
+	Project           string          `json:"project"`
+	Org               string          `json:"org"`
+	JobType           string          `json:"job_type"`
+	Status            string          `json:"status"`
+	Priority          int             `json:"priority"`
+	Config            json.RawMessage `json:"config"`
+	Tags              json.RawMessage `json:"tags"`
+	ParentJobID       *uuid.UUID      `json:"parent_job_id,omitempty"`
+	IdempotencyKey    *string         `json:"idempotency_key,omitempty"`
+	GPUMilli          int             `json:"gpu_milli"`
+	GPUModels         []string        `json:"gpu_models"`
+	MaxRuntimeSeconds int             `json:"max_runtime_seconds"`
+	MaxAttempts       int             `json:"max_attempts"`
+	Attempts          int             `json:"attempts"`
+	RunCount          int             `json:"run_count"`
+	WaitReason        *string         `json:"wait_reason,omitempty"`
+	ErrorMessage      *string         `json:"error_message,omitempty"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+	StartedAt         *time.Time      `json:"started_at,omitempty"`
+	CompletedAt       *time.Time      `json:"completed_at,omitempty"`
+}
+
+func jobView(j store.Job) Job {
+	models := j.GPUModels
+	if models == nil {
+		models = []string{}
+	}
+	return Job{
+		ID: j.ID, Project: j.ProjectID, Org: j.OrgID, JobType: j.JobType, Status: string(j.Status),
+		Priority: j.Priority, Config: j.ConfigJSON, Tags: j.Tags, ParentJobID: j.ParentJobID,
+		IdempotencyKey: j.IdempotencyKey, GPUMilli: j.GPUMilli, GPUModels: models,
+		MaxRuntimeSeconds: j.MaxRuntimeSeconds, MaxAttempts: j.MaxAttempts, Attempts: j.Attempts,
+		RunCount: j.RunCount, WaitReason: j.WaitReason, ErrorMessage: j.ErrorMessage,
+		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
+	}
+}
+
+// JobList is one page of jobs. NextPage, when set, is the page_token of the next page.
+type JobList struct {
+	Jobs     []Job  `json:"jobs"`
+	NextPage string `json:"next_page,omitempty"`
+}
+
+// Quota is a project's quota with its drain state.
+type Quota struct {
+	Project           string     `json:"project"`
+	GPUHoursBudget    float64    `json:"gpu_hours_budget"`
+	GPUHoursUsed      float64    `json:"gpu_hours_used"`
+	GPUHoursReserved  float64    `json:"gpu_hours_reserved"`
+	GPUHoursLeft      float64    `json:"gpu_hours_left"`
+	MaxConcurrentJobs int        `json:"max_concurrent_jobs"`
+	CurrentConcurrent int        `json:"current_concurrent"`
+	PriorityTier      int        `json:"priority_tier"`
+	PeriodStart       string     `json:"period_start"`
+	PeriodEnd         string     `json:"period_end"`
+	Drained           bool       `json:"drained"`
+	DrainedAt         *time.Time `json:"drained_at,omitempty"`
+	DrainDeadline     *time.Time `json:"drain_deadline,omitempty"`
+}
+
+func quotaView(q store.QuotaState) Quota {
+	return Quota{
+		Project: q.ProjectID, GPUHoursBudget: q.GPUHoursBudget, GPUHoursUsed: q.GPUHoursUsed,
+		GPUHoursReserved: q.GPUHoursReserved, GPUHoursLeft: q.GPUHoursLeft(),
+		MaxConcurrentJobs: q.MaxConcurrentJobs, CurrentConcurrent: q.CurrentConcurrent,
+		PriorityTier: q.PriorityTier, PeriodStart: q.PeriodStart.Format(time.DateOnly),
+		PeriodEnd: q.PeriodEnd.Format(time.DateOnly), Drained: q.DrainedAt != nil,
+		DrainedAt: q.DrainedAt, DrainDeadline: q.DrainDeadline,
+	}
+}
+
+// Queue is a project's share of the cluster: its quota and its jobs by status.
+type Queue struct {
+	Project string `json:"project"`
+	// Depth counts the jobs in each status that a job leaves again: submitted, queued,
+	// running and paused. Every one of the four is present.
+	Depth map[string]int64 `json:"depth"`
+	// Quota is absent for a project without a quota, whose jobs cannot start.
+	Quota *Quota `json:"quota,omitempty"`
+}
+
+// QueueList is every queue the caller may see, ordered by project.
+type QueueList struct {
+	Queues []Queue `json:"queues"`
+}
+
+// DrainResult is the queue after a drain.
+type DrainResult struct {
+	Quota Quota `json:"quota"`
+	// RequeuedJobs are the jobs that were admitted but had not started; they are queued
+	// again and will not start while the queue is drained.
+	RequeuedJobs []uuid.UUID `json:"requeued_jobs"`
+}
+
+// PriorityChange is one job's priority before and after a reprioritization.
+type PriorityChange struct {
+	JobID  uuid.UUID `json:"job_id"`
+	Before int       `json:"before"`
+	After  int       `json:"after"`
+}
+
+// ReprioritizeResult lists the queued jobs whose priority changed.
+type ReprioritizeResult struct {
+	Project string           `json:"project"`
+	Delta   int              `json:"delta"`
+	Changes []PriorityChange `json:"changes"`
+}
+
+// Project is a team's share of the cluster.
+type Project struct {
+	ID          string    `json:"id"`
+	Org         string    `json:"org"`
+	DisplayName string    `json:"display_name"`
+	Namespace   string    `json:"namespace"`
+	Owner       string    `json:"owner"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func projectView(p store.Project) Project {
+	return Project{ID: p.ID, Org: p.OrgID, DisplayName: p.DisplayName, Namespace: p.K8sNamespace,
+		Owner: p.Owner, CreatedAt: p.CreatedAt}
+}
+
+// AuditRecord is one admin action.
+type AuditRecord struct {
+	ID      int64           `json:"id"`
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor"`
+	Role    string          `json:"role"`
+	Action  string          `json:"action"`
+	Project *string         `json:"project,omitempty"`
+	JobID   *uuid.UUID      `json:"job_id,omitempty"`
+	Before  json.RawMessage `json:"before"`
+	After   json.RawMessage `json:"after"`
+}
+
+// AuditList is one page of audit records, newest first.
+type AuditList struct {
+	Records []AuditRecord `json:"records"`
+	// NextPage, when set, is the before_id of the next page.
+	NextPage int64 `json:"next_page,omitempty"`
+}
+
+func auditView(r store.AuditRecord) AuditRecord {
+	before, after := r.Before, r.After
+	if before == nil {
+		before = json.RawMessage("null")
+	}
+	if after == nil {
+		after = json.RawMessage("null")
+	}
+	return AuditRecord{ID: r.ID, At: r.At, Actor: r.Actor, Role: string(r.Role), Action: r.Action,
+		Project: r.ProjectID, JobID: r.JobID, Before: before, After: after}
+}

@@ -1,0 +1,530 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schedulerd/schedulerd/api"
+)
+
+// The subcommands that call the HTTP API of a running schedulerd, as SCHEDULERD_TOKEN.
+
+// runJob is `schedulerd job submit|get|list|cancel|pause|resume|explain`.
+func runJob(ctx context.Context, env *environment, args []string) error {
+	action, rest, err := subcommand(args, "job", "submit", "get", "list", "cancel", "pause", "resume", "explain")
+	if err != nil {
+		return err
+	}
+	client, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "submit":
+		return submitJob(ctx, env, client, rest)
+	case "list":
+		return listJobs(ctx, env, client, rest)
+	case "explain":
+		return explainJob(ctx, env, client, rest)
+	}
+	return jobAction(ctx, env, client, action, rest)
+}
+
+func submitJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newFlagSet(env, "job submit")
+	project := fs.String("project", "", "project to submit to (required)")
+	jobType := fs.String("type", "", "job type: fine_tune, hpo, retrain, rlhf or eval_only (required)")
+	priority := fs.Int("priority", -1, "priority from 0 to 100, higher first; unset means the server's default, 5")
+	configPath := fs.String("config", "", "file holding the job config as JSON, or - for standard input (required)")
+	key := fs.String("idempotency-key", "", "key that makes a repeated submission return the first job")
+	parent := fs.String("parent", "", "id of the parent job, such as the hpo job of a trial")
+	tags := map[string]string{}
+	fs.Func("tag", "tag KEY=VALUE; repeat for more", func(v string) error {
+		k, value, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		tags[k] = value
+		return nil
+	})
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if *project == "" || *jobType == "" || *configPath == "" || len(positional) > 0 {
+		return usageError{"usage: schedulerd job submit -project P -type T -config FILE " +
+			"[-priority N] [-tag K=V] [-idempotency-key K]"}
+	}
+
+	config, err := readConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	req := api.SubmitRequest{JobType: *jobType, Config: config, Tags: tags, ParentJobID: *parent,
+		IdempotencyKey: *key}
+	if *priority >= 0 {
+		req.Priority = priority
+	}
+
+	raw, err := client.call(ctx, "POST", "/v1/projects/"+url.PathEscape(*project)+"/jobs", req)
+	var problem *problemError
+	if errors.As(err, &problem) && problem.problem.Type == api.TypeDuplicateSubmission {
+		// A repeated submission is a success: show the job the key already made.
+		fmt.Fprintf(env.stderr, "already submitted with idempotency key %q\n", *key)
+		raw, err = client.call(ctx, "GET", "/v1/jobs/"+problem.problem.JobID, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Job{}, printJob)
+}
+
+func readConfig(path string) (json.RawMessage, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read job config: %w", err)
+	}
+	if !json.Valid(data) {
+		return nil, usageError{fmt.Sprintf("job config %s is not valid JSON", path)}
+	}
+	return data, nil
+}
+
+func listJobs(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newFlagSet(env, "job list")
+	query := url.Values{}
+	for _, name := range []string{"project", "status", "job_type", "created_after", "created_before", "page_token"} {
+		flagName := strings.ReplaceAll(name, "_", "-")
+		fs.Func(flagName, "filter by "+strings.ReplaceAll(name, "_", " ")+" (see GET /v1/jobs)", func(v string) error {
+			query.Set(name, v)
+			return nil
+		})
+	}
+	limit := fs.Int("limit", 50, "jobs per page, at most 500")
+	all := fs.Bool("all", false, "follow next pages to the end")
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if err := exactArgs(positional, 0, "job list [-project P] [-status S] [-limit N] [-all]"); err != nil {
+		return err
+	}
+	query.Set("limit", fmt.Sprint(*limit))
+
+	for {
+		raw, err := client.call(ctx, "GET", "/v1/jobs?"+query.Encode(), nil)
+		if err != nil {
+			return err
+		}
+		var page api.JobList
+		if err := out.print(raw, &page, printJobList); err != nil {
+			return err
+		}
+		if out.format == "json" {
+			_ = json.Unmarshal(raw, &page)
+		}
+		if page.NextPage == "" {
+			return nil
+		}
+		if !*all {
+			if out.format == "table" {
+				fmt.Fprintf(env.stdout, "more jobs: add -page-token %s\n", page.NextPage)
+			}
+			return nil
+		}
+		query.Set("page_token", page.NextPage)
+	}
+}
+
+func explainJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newFlagSet(env, "job explain")
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if err := exactArgs(positional, 1, "job explain JOB_ID"); err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "GET", "/v1/jobs/"+url.PathEscape(positional[0])+"/explain", nil)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Explanation{}, printExplanation)
+}
+
+// jobAction is `job get|cancel|pause|resume JOB_ID`.
+func jobAction(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
+	fs := newFlagSet(env, "job "+action)
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if err := exactArgs(positional, 1, "job "+action+" JOB_ID"); err != nil {
+		return err
+	}
+
+	method, path := "POST", "/v1/jobs/"+url.PathEscape(positional[0])+"/"+action
+	if action == "get" {
+		method, path = "GET", "/v1/jobs/"+url.PathEscape(positional[0])
+	}
+	raw, err := client.call(ctx, method, path, nil)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Job{}, printJob)
+}
+
+// runQueue is `schedulerd queue list|drain|undrain|reprioritize`.
+func runQueue(ctx context.Context, env *environment, args []string) error {
+	action, rest, err := subcommand(args, "queue", "list", "drain", "undrain", "reprioritize")
+	if err != nil {
+		return err
+	}
+	client, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+
+	fs := newFlagSet(env, "queue "+action)
+	deadline := fs.String("deadline", "",
+		"with drain: when running jobs are preempted, as a duration from now (30m) or an RFC 3339 time")
+	delta := fs.Int("delta", 0, "with reprioritize: added to the priority of each queued job, -100 to 100")
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, rest)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+
+	if action == "list" {
+		if err := exactArgs(positional, 0, "queue list"); err != nil {
+			return err
+		}
+		raw, err := client.call(ctx, "GET", "/v1/queues", nil)
+		if err != nil {
+			return err
+		}
+		return out.print(raw, &api.QueueList{}, printQueues)
+	}
+	if err := exactArgs(positional, 1, "queue "+action+" PROJECT"); err != nil {
+		return err
+	}
+	path := "/v1/queues/" + url.PathEscape(positional[0]) + "/" + action
+
+	switch action {
+	case "drain":
+		body := api.DrainRequest{}
+		if body.Deadline, err = absoluteTime(*deadline, time.Now()); err != nil {
+			return err
+		}
+		raw, err := client.call(ctx, "POST", path, body)
+		if err != nil {
+			return err
+		}
+		return out.print(raw, &api.DrainResult{}, printDrain)
+	case "undrain":
+		raw, err := client.call(ctx, "POST", path, nil)
+		if err != nil {
+			return err
+		}
+		return out.print(raw, &api.Quota{}, printQuota)
+	}
+	raw, err := client.call(ctx, "POST", path, api.ReprioritizeRequest{Delta: delta})
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.ReprioritizeResult{}, printReprioritize)
+}
+
+// absoluteTime reads a deadline given as a duration from now or as an RFC 3339 time.
+func absoluteTime(v string, now time.Time) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(d).UTC().Format(time.RFC3339), nil
+	}
+	if _, err := time.Parse(time.RFC3339, v); err != nil {
+		return "", usageError{fmt.Sprintf("invalid -deadline %q: want a duration such as 30m or an RFC 3339 time", v)}
+	}
+	return v, nil
+}
+
+// runQuota is `schedulerd quota get|set PROJECT`.
+func runQuota(ctx context.Context, env *environment, args []string) error {
+	action, rest, err := subcommand(args, "quota", "get", "set")
+	if err != nil {
+		return err
+	}
+	client, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+
+	fs := newFlagSet(env, "quota "+action)
+	budget := fs.Float64("budget", 0, "with set: GPU-hour budget of the period")
+	maxConcurrent := fs.Int("max-concurrent", 0, "with set: jobs admitted at once at most")
+	tier := fs.Int("tier", 0, "with set: highest priority a submitter may give the project's jobs, 0 to 100")
+	periodStart := fs.String("period-start", "", "with set: first day of the period, YYYY-MM-DD")
+	periodEnd := fs.String("period-end", "", "with set: day after the period, YYYY-MM-DD")
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, rest)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if err := exactArgs(positional, 1, "quota "+action+" PROJECT [flags]"); err != nil {
+		return err
+	}
+	path := "/v1/projects/" + url.PathEscape(positional[0]) + "/quota"
+
+	raw, err := client.call(ctx, "GET", path, nil)
+	var problem *problemError
+	missing := errors.As(err, &problem) && problem.status == 404 && action == "set"
+	if err != nil && !missing {
+		return err
+	}
+	if action == "get" {
+		return out.print(raw, &api.Quota{}, printQuota)
+	}
+
+	// set changes only the flags given; a project without a quota needs them all.
+	req := api.QuotaRequest{}
+	if !missing {
+		var current api.Quota
+		if err := json.Unmarshal(raw, &current); err != nil {
+			return fmt.Errorf("decode the current quota: %w", err)
+		}
+		req = api.QuotaRequest{GPUHoursBudget: &current.GPUHoursBudget, MaxConcurrentJobs: &current.MaxConcurrentJobs,
+			PriorityTier: &current.PriorityTier, PeriodStart: &current.PeriodStart, PeriodEnd: &current.PeriodEnd}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "budget":
+			req.GPUHoursBudget = budget
+		case "max-concurrent":
+			req.MaxConcurrentJobs = maxConcurrent
+		case "tier":
+			req.PriorityTier = tier
+		case "period-start":
+			req.PeriodStart = periodStart
+		case "period-end":
+			req.PeriodEnd = periodEnd
+		}
+	})
+	raw, err = client.call(ctx, "PUT", path, req)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Quota{}, printQuota)
+}
+
+// runProject is `schedulerd project create PROJECT -org ORG`.
+func runProject(ctx context.Context, env *environment, args []string) error {
+	_, rest, err := subcommand(args, "project", "create")
+	if err != nil {
+		return err
+	}
+	client, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+
+	fs := newFlagSet(env, "project create")
+	req := api.ProjectRequest{}
+	fs.StringVar(&req.Org, "org", "", "organisation the project belongs to (required)")
+	fs.StringVar(&req.Namespace, "namespace", "", "Kubernetes namespace of its pods; default the project id")
+	fs.StringVar(&req.DisplayName, "display-name", "", "name shown to people")
+	fs.StringVar(&req.Owner, "owner", "", "who to ask about the project")
+	out := output{w: env.stdout}
+	addOutputFlag(fs, &out)
+	positional, err := parseFlags(fs, rest)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if err := exactArgs(positional, 1, "project create PROJECT -org ORG"); err != nil {
+		return err
+	}
+	req.ID = positional[0]
+
+	raw, err := client.call(ctx, "POST", "/v1/projects", req)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Project{}, printProject)
+}
+
+// The table printers: one per response type.
+
+func printJob(tw *tabwriter.Writer, v any) {
+	j := v.(*api.Job)
+	fmt.Fprintf(tw, "id\t%s\n", j.ID)
+	fmt.Fprintf(tw, "project\t%s\n", j.Project)
+	fmt.Fprintf(tw, "type\t%s\n", j.JobType)
+	fmt.Fprintf(tw, "status\t%s\n", j.Status)
+	fmt.Fprintf(tw, "priority\t%d\n", j.Priority)
+	fmt.Fprintf(tw, "gpus\t%s on %s\n", gpus(j.GPUMilli), models(j.GPUModels))
+	fmt.Fprintf(tw, "runs\t%d; %d of %d attempts used by failures\n", j.RunCount, j.Attempts, j.MaxAttempts)
+	fmt.Fprintf(tw, "created\t%s\n", showTime(j.CreatedAt))
+	fmt.Fprintf(tw, "started\t%s\n", orDash(j.StartedAt, showTime))
+	fmt.Fprintf(tw, "completed\t%s\n", orDash(j.CompletedAt, showTime))
+	fmt.Fprintf(tw, "wait reason\t%s\n", orDash(j.WaitReason, plain))
+	fmt.Fprintf(tw, "error\t%s\n", orDash(j.ErrorMessage, plain))
+}
+
+func printJobList(tw *tabwriter.Writer, v any) {
+	fmt.Fprintln(tw, "ID\tPROJECT\tTYPE\tSTATUS\tPRIORITY\tGPUS\tCREATED\tWAIT REASON")
+	for _, j := range v.(*api.JobList).Jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", j.ID, j.Project, j.JobType, j.Status, j.Priority,
+			gpus(j.GPUMilli), showTime(j.CreatedAt), orDash(j.WaitReason, plain))
+	}
+}
+
+func printExplanation(tw *tabwriter.Writer, v any) {
+	e := v.(*api.Explanation)
+	fmt.Fprintf(tw, "job\t%s (%s)\n", e.JobID, e.Status)
+	if p := e.Position; p != nil {
+		fmt.Fprintf(tw, "position\t%d jobs ahead (%d of project %s), %d queued\n",
+			p.Ahead, p.AheadInProject, e.Project, p.Queued)
+	}
+	if b := e.Budget; b != nil {
+		fmt.Fprintf(tw, "budget\t%.2f of %.2f GPU-hours left; the job reserves %.2f\n",
+			b.GPUHoursLeft, b.GPUHoursBudget, b.JobReservation)
+	}
+	if c := e.Concurrency; c != nil {
+		fmt.Fprintf(tw, "slots\t%d of %d free\n", c.FreeSlots, c.MaxConcurrentJobs)
+	}
+	fmt.Fprintf(tw, "drained\t%s\n", yesNo(e.Drained))
+	for _, m := range e.GPUModels {
+		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d nodes, at most %s on one node\n", m.Model,
+			gpus(int(m.FreeMilli)), gpus(int(m.CapacityMilli)), m.Nodes, gpus(int(m.LargestNodeMilli)))
+	}
+	fmt.Fprintf(tw, "wait reason\t%s\n", orDash(e.WaitReason, plain))
+	blockers := "none"
+	if len(e.Blockers) > 0 {
+		blockers = strings.Join(e.Blockers, "; ")
+	}
+	fmt.Fprintf(tw, "blockers\t%s\n", blockers)
+}
+
+func printQueues(tw *tabwriter.Writer, v any) {
+	fmt.Fprintln(tw, "PROJECT\tQUEUED\tRUNNING\tPAUSED\tDRAINED\tGPU-HOURS LEFT\tFREE SLOTS")
+	for _, q := range v.(*api.QueueList).Queues {
+		drained, left, slots := "-", "-", "-"
+		if quota := q.Quota; quota != nil {
+			drained = yesNo(quota.Drained)
+			left = fmt.Sprintf("%.2f", quota.GPUHoursLeft)
+			slots = fmt.Sprint(max(0, quota.MaxConcurrentJobs-quota.CurrentConcurrent))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", q.Project, q.Depth["queued"], q.Depth["running"],
+			q.Depth["paused"], drained, left, slots)
+	}
+}
+
+func printDrain(tw *tabwriter.Writer, v any) {
+	d := v.(*api.DrainResult)
+	printQuota(tw, &d.Quota)
+	fmt.Fprintf(tw, "requeued jobs\t%d\n", len(d.RequeuedJobs))
+}
+
+func printQuota(tw *tabwriter.Writer, v any) {
+	q := v.(*api.Quota)
+	fmt.Fprintf(tw, "project\t%s\n", q.Project)
+	fmt.Fprintf(tw, "budget\t%.2f GPU-hours, %.2f used, %.2f reserved, %.2f left\n",
+		q.GPUHoursBudget, q.GPUHoursUsed, q.GPUHoursReserved, q.GPUHoursLeft)
+	fmt.Fprintf(tw, "concurrency\t%d of %d jobs\n", q.CurrentConcurrent, q.MaxConcurrentJobs)
+	fmt.Fprintf(tw, "priority tier\t%d\n", q.PriorityTier)
+	fmt.Fprintf(tw, "period\t%s to %s\n", q.PeriodStart, q.PeriodEnd)
+	drained := "no"
+	if q.DrainedAt != nil {
+		drained = "since " + showTime(*q.DrainedAt)
+		if q.DrainDeadline != nil {
+			drained += ", running jobs preempted at " + showTime(*q.DrainDeadline)
+		}
+	}
+	fmt.Fprintf(tw, "drained\t%s\n", drained)
+}
+
+func printReprioritize(tw *tabwriter.Writer, v any) {
+	r := v.(*api.ReprioritizeResult)
+	fmt.Fprintln(tw, "JOB\tBEFORE\tAFTER")
+	for _, c := range r.Changes {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", c.JobID, c.Before, c.After)
+	}
+}
+
+func printProject(tw *tabwriter.Writer, v any) {
+	p := v.(*api.Project)
+	fmt.Fprintf(tw, "project\t%s\n", p.ID)
+	fmt.Fprintf(tw, "org\t%s\n", p.Org)
+	fmt.Fprintf(tw, "namespace\t%s\n", p.Namespace)
+	fmt.Fprintf(tw, "created\t%s\n", showTime(p.CreatedAt))
+}
+
+// gpus shows thousandths of a GPU as GPUs.
+func gpus(milli int) string {
+	if milli%1000 == 0 {
+		return fmt.Sprint(milli / 1000)
+	}
+	return fmt.Sprintf("%.3f", float64(milli)/1000)
+}
+
+func models(names []string) string {
+	if len(names) == 0 {
+		return "any model"
+	}
+	return strings.Join(names, ", ")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func plain(s string) string { return s }

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schedulerd/schedulerd/api"
+)
+
+// getenv reads the variables of the API subcommands; tests replace it.
+var getenv = os.Getenv
+
+// stdin is the reader of `job submit -config -`; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// apiClient calls the HTTP API of a running schedulerd.
+type apiClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// newAPIClient reads SCHEDULERD_API_URL (default: http:// and the configured HTTP address)
+// and SCHEDULERD_TOKEN.
+func newAPIClient(env *environment) (*apiClient, error) {
+	base := getenv("SCHEDULERD_API_URL")
+	if base == "" {
+		base = "http://" + env.cfg.HTTPAddr
+	}
+	token := getenv("SCHEDULERD_TOKEN")
+	if token == "" {
+		return nil, usageError{"no API token: set SCHEDULERD_TOKEN (an admin creates one with 'schedulerd token create')"}
+	}
+	return &apiClient{base: strings.TrimRight(base, "/"), token: token,
+		http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// call sends body as JSON (none when nil) and returns the response body. A response that
+// is not 2xx is an error with the problem's words.
+func (c *apiClient) call(ctx context.Context, method, path string, body any, headers ...string) ([]byte, error) {
+	var reader io.Reader
+	if body != nil {
+		encoded, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		reader = bytes.NewReader(encoded)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reader)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, c.base+path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read response of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return nil, newProblemError(resp.StatusCode, data)
+	}
+	return data, nil
+}
+
+// problemError is an error response of the API.
+type problemError struct {
+	status  int
+	problem api.Problem
+	body    string // when the body is not a problem document
+}
+
+func newProblemError(status int, body []byte) *problemError {
+	e := &problemError{status: status}
+	if err := json.Unmarshal(body, &e.problem); err != nil || e.problem.Title == "" {
+		e.body = strings.TrimSpace(string(body))
+	}
+	return e
+}
+
+// Error is one line: status, title, field and detail.
+func (e *problemError) Error() string {
+	p := e.problem
+	if e.body != "" || p.Title == "" {
+		return fmt.Sprintf("HTTP %d: %s", e.status, e.body)
+	}
+	msg := fmt.Sprintf("HTTP %d %s", e.status, p.Title)
+	if p.Field != "" {
+		msg += " (" + p.Field + ")"
+	}
+	if p.Detail != "" {
+		msg += ": " + p.Detail
+	}
+	return msg
+}
+
+// output is the -o flag: table for people, json for programs.
+type output struct {
+	format string
+	w      io.Writer
+}
+
+func addOutputFlag(fs *flag.FlagSet, o *output) {
+	fs.StringVar(&o.format, "o", "table", "output format: table or json")
+}
+
+func (o output) check() error {
+	if o.format != "table" && o.format != "json" {
+		return usageError{fmt.Sprintf("invalid -o %q: want table or json", o.format)}
+	}
+	return nil
+}
+
+// print writes the response: as received (indented) for -o json, else through table.
+func (o output) print(raw []byte, v any, table func(*tabwriter.Writer, any)) error {
+	if o.format == "json" {
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, raw, "", "  "); err != nil {
+			return fmt.Errorf("the API sent invalid JSON: %w", err)
+		}
+		indented.WriteByte('\n')
+		_, err := o.w.Write(indented.Bytes())
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode the API's response: %w", err)
+	}
+	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
+	table(tw, v)
+	return tw.Flush()
+}
+
+// printValue writes v, which did not come from the API: encoded for -o json, else through
+// table.
+func (o output) printValue(v any, table func(*tabwriter.Writer, any)) error {
+	if o.format == "json" {
+		encoded, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = o.w.Write(append(encoded, '\n'))
+		return err
+	}
+	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
+	table(tw, v)
+	return tw.Flush()
+}
+
+// parseFlags parses flags wherever they stand among the positional arguments, so that
+// `job get ID -o json` works like `job get -o json ID`.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// subcommand picks the action of a command such as `job submit`.
+func subcommand(args []string, command string, actions ...string) (string, []string, error) {
+	if len(args) == 0 || !slices.Contains(actions, args[0]) {
+		return "", nil, usageError{fmt.Sprintf("want '%s %s'", command, strings.Join(actions, "|"))}
+	}
+	return args[0], args[1:], nil
+}
+
+func newFlagSet(env *environment, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	return fs
+}
+
+func exactArgs(positional []string, n int, usage string) error {
+	if len(positional) != n {
+		return usageError{"usage: schedulerd " + usage}
+	}
+	return nil
+}
+
+// orDash shows an absent value in a table.
+func orDash[T any](v *T, show func(T) string) string {
+	if v == nil {
+		return "-"
+	}
+	return show(*v)
+}
+
+func showTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/schedulerd/schedulerd/metrics"
+	"github.com/schedulerd/schedulerd/migrations"
+)
+
+// readyTimeout bounds each readiness check, so that /readyz responds within a kubelet
+// probe's timeout even when a dependency hangs.
+const readyTimeout = 2 * time.Second
+
+func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server {
+	if d.cfg.Listener == nil {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.ready(ctx, r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if d.cfg.Registry != nil {
+		mux.Handle("GET /metrics", metrics.Handler(d.cfg.Registry))
+	}
+	if d.cfg.Handler != nil {
+		mux.Handle("/", d.cfg.Handler)
+	}
+	server := &http.Server{Handler: d.metrics.InstrumentHTTP(mux), ReadHeaderTimeout: 10 * time.Second}
+	wg.Go(func() {
+		if err := server.Serve(d.cfg.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.cfg.Logger.Error("HTTP server failed", "err", err)
+		}
+	})
+	return server
+}
+
+// ready returns why this replica should not receive traffic, or nil: it is stopping, the
+// database or the Kubernetes API does not respond, the schema is not the one this binary
+// was built for, or it leads and its dispatcher has not synced with the cluster yet.
+// Replicas that do not lead are ready without a dispatcher: they serve the admin API.
+func (d *Daemon) ready(runCtx, reqCtx context.Context) error {
+	if runCtx.Err() != nil {
+		return errors.New("shutting down")
+	}
+	ctx, cancel := context.WithTimeout(reqCtx, readyTimeout)
+	defer cancel()
+
+	var dbErr, kubeErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { dbErr = d.checkDatabase(ctx) })
+	wg.Go(func() { kubeErr = d.checkKubernetes(ctx) })
+	wg.Wait()
+	if err := errors.Join(dbErr, kubeErr); err != nil {
+		return err
+	}
+	if d.Leading() && !d.Dispatcher.Synced() {
+		return errors.New("dispatcher has not synced with the cluster yet")
+	}
+	return nil
+}
+
+func (d *Daemon) checkDatabase(ctx context.Context) error {
+	conn, err := d.cfg.Store.Pool().Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("reach the database: %w", err)
+	}
+	defer conn.Release()
+	status, err := migrations.CurrentStatus(ctx, conn.Conn())
+	if err != nil {
+		return fmt.Errorf("read database schema version: %w", err)
+	}
+	if status.Current != status.Latest {
+		return fmt.Errorf("database schema is at version %d, this binary needs %d", status.Current, status.Latest)
+	}
+	return nil
+}
+
+// checkKubernetes requests the apiserver's /readyz, which every authenticated client may read.
+func (d *Daemon) checkKubernetes(ctx context.Context) error {
+	err := d.cfg.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	if err != nil {
+		return fmt.Errorf("reach the Kubernetes API: %w", err)
+	}
+	return nil
+}

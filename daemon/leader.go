@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+)
+
+// ErrLeaseLost is returned by Run when this replica stopped holding the Lease while its
+// context was still live, for example because renewals failed for RenewDeadline.
+var ErrLeaseLost = errors.New("leader lease lost")
+
+// LeaderElection names the Lease that replicas compete for and its timing. Zero durations
+// take the defaults in parentheses, which are client-go's usual ones.
+//
+// Safety rests on the loops stopping within LeaseDuration minus RenewDeadline of the last
+// successful renewal: a leader gives up after RenewDeadline without a renewal, while the
+// others wait for the whole LeaseDuration before they take over. The loops stop within
+// about a second of their context's end. Even an overlap double-dispatches nothing, because
+// every state change is a guarded SQL statement and pod names derive from job and run, but
+// it wastes work.
+type LeaderElection struct {
+	Namespace string // of the Lease: schedulerd's own namespace
+	Name      string // of the Lease ("schedulerd")
+	// Identity names this replica in the Lease; it must differ between replicas
+	// (DefaultIdentity()).
+	Identity      string
+	LeaseDuration time.Duration // how long a Lease holds without renewal (15s)
+	RenewDeadline time.Duration // how long the leader keeps retrying a renewal (10s)
+	RetryPeriod   time.Duration // wait between attempts to acquire or renew (2s)
+}
+
+// DefaultIdentity returns the host name, which is the pod name in Kubernetes, with a random
+// suffix, so that a restarted container never takes itself for the previous holder.
+func DefaultIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "schedulerd"
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	return host + "-" + hex.EncodeToString(suffix)
+}
+
+func (le LeaderElection) withDefaults() LeaderElection {
+	if le.Name == "" {
+		le.Name = "schedulerd"
+	}
+	if le.Identity == "" {
+		le.Identity = DefaultIdentity()
+	}
+	if le.LeaseDuration <= 0 {
+		le.LeaseDuration = 15 * time.Second
+	}
+	if le.RenewDeadline <= 0 {
+		le.RenewDeadline = 10 * time.Second
+	}
+	if le.RetryPeriod <= 0 {
+		le.RetryPeriod = 2 * time.Second
+	}
+	return le
+}
+
+// term tracks whether the loops run for the Lease. The elector starts OnStartedLeading in
+// a goroutine of its own, so the callback and the code after elector.Run agree through
+// this state on whether loops ran and must be waited for.
+type term struct {
+	mu       sync.Mutex
+	finished bool // the election is over: a late OnStartedLeading must not start loops
+	leading  bool
+	running  sync.WaitGroup
+}
+
+// runElected takes part in the election until ctx ends or the Lease is lost, and runs the
+// loops while it holds the Lease. It releases the Lease only after the loops stopped, so
+// that the next leader never overlaps with them.
+func (d *Daemon) runElected(ctx context.Context) error {
+	cfg := d.cfg.LeaderElection.withDefaults()
+	log := d.cfg.Logger.With("lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
+	// Leadership changes become Events on the Lease, which `kubectl describe lease` shows.
+	// The broadcaster outlives ctx, so that the stopped-leading Event of a shutdown is sent.
+	events := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
+	defer events.Shutdown()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.cfg.Kube.CoreV1().Events(cfg.Namespace)})
+	recorder := events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "schedulerd", Host: cfg.Identity})
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.Name},
+		Client:     d.cfg.Kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity, EventRecorder: recorder},
+	}
+
+	// The elector gets a context of its own, which ends only after the loops have stopped:
+	// ending it earlier would let it stop renewing while the loops still run.
+	electing, stopElecting := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElecting()
+	var t term
+	var loopsErr error
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:          lock,
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+		Name:          cfg.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(leading context.Context) {
+				if !t.start(ctx) {
+					stopElecting()
+					return
+				}
+				defer t.running.Done()
+				log.Info("became leader; starting the scheduler and dispatcher")
+				loopsErr = d.runLoopsWhile(ctx, leading)
+				stopElecting()
+			},
+			OnStoppedLeading: func() {},
+			OnNewLeader: func(identity string) {
+				if identity != cfg.Identity {
+					log.Info("another replica leads", "leader", identity)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("configure leader election: %w", err)
+	}
+	stopWatching := context.AfterFunc(ctx, func() {
+		if !t.isLeading() {
+			stopElecting()
+		}
+	})
+	defer stopWatching()
+
+	log.Debug("joining the leader election")
+	elector.Run(electing)
+	led, stopped := t.finish(d.cfg.ShutdownTimeout)
+	switch {
+	case !stopped:
+		return fmt.Errorf("election ended, but the loops did not stop within %s", d.cfg.ShutdownTimeout)
+	case ctx.Err() == nil && loopsErr == nil:
+		log.Error("leader lease lost; stopped the scheduler and dispatcher")
+		return ErrLeaseLost
+	}
+	if led {
+		d.releaseLease(lock, cfg, log)
+	}
+	return loopsErr
+}
+
+// runLoopsWhile runs the loops until either ctx (shutdown) or leading (the Lease) ends.
+func (d *Daemon) runLoopsWhile(ctx, leading context.Context) error {
+	loopCtx, cancel := context.WithCancel(leading)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return d.runLoops(loopCtx)
+}
+
+// start records that loops start, unless the election is over or ctx has ended.
+func (t *term) start(ctx context.Context) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finished || ctx.Err() != nil {
+		return false
+	}
+	t.leading = true
+	t.running.Add(1)
+	return true
+}
+
+func (t *term) isLeading() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.leading
+}
+
+// finish ends the election and waits up to timeout for loops that started. It returns
+// whether loops ran and whether they stopped in time.
+func (t *term) finish(timeout time.Duration) (led, stopped bool) {
+	t.mu.Lock()
+	t.finished = true
+	led = t.leading
+	t.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		t.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return led, true
+	case <-time.After(timeout):
+		return led, false
+	}
+}
+
+// releaseLease hands the Lease back after a clean stop, so that another replica takes over
+// at its next retry instead of waiting for the Lease to expire. It changes the Lease only if
+// this replica still holds it.
+func (d *Daemon) releaseLease(lock *resourcelock.LeaseLock, cfg LeaderElection, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.RenewDeadline)
+	defer cancel()
+	record, _, err := lock.Get(ctx)
+	if err != nil {
+		log.Warn("leader lease not released; the next leader waits for it to expire", "err", err)
+		return
+	}
+	if record.HolderIdentity != cfg.Identity {
+		return
+	}
+	now := metav1.NewTime(time.Now())
+	released := resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: now,
+		RenewTime: now, LeaderTransitions: record.LeaderTransitions}
+	if err := lock.Update(ctx, released); err != nil {
+		log.Warn("leader lease not released; the next leader waits for it to expire", "err", err)
+		return
+	}
+	log.Info("leader lease released")
+}

@@ -1,0 +1,312 @@
+package metrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/metrics"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var tiers = []metrics.Tier{{Name: "high", MinPriority: 70}, {Name: "low", MinPriority: 0}}
+
+func newMetrics(t *testing.T) (*metrics.Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	return metrics.New(reg, metrics.Options{Tiers: tiers}), reg
+}
+
+func expectSeries(t *testing.T, reg *prometheus.Registry, want string, names ...string) {
+	t.Helper()
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRunEndedCountsCauseAndGPUSeconds(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.RunEnded(metrics.CauseOOMKilled, "vision", 0.5)
+	m.RunEnded(metrics.CauseCompleted, "vision", 0.25)
+	m.RunEnded(metrics.CauseCompleted, "nlp", 2)
+
+	ended := gatherGauge(t, reg, "schedulerd_runs_ended_total")
+	if got := ended[metrics.CauseCompleted]; got != 2 {
+		t.Errorf("completed runs %v, want 2", got)
+	}
+	if got := ended[metrics.CauseOOMKilled]; got != 1 {
+		t.Errorf("OOM-killed runs %v, want 1", got)
+	}
+	if got := ended[metrics.CauseEvicted]; got != 0 {
+		t.Errorf("evicted runs %v, want 0", got)
+	}
+	expectSeries(t, reg, `
+# HELP schedulerd_project_gpu_seconds_total GPU time of ended runs, in GPU-seconds (3600 make a GPU-hour), added when this replica records each run's end. project is the project id.
+# TYPE schedulerd_project_gpu_seconds_total counter
+schedulerd_project_gpu_seconds_total{project="nlp"} 7200
+schedulerd_project_gpu_seconds_total{project="vision"} 2700
+`, "schedulerd_project_gpu_seconds_total")
+}
+
+func TestAdmissionsByResult(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.Admissions(3, []string{metrics.AdmissionBudget, metrics.AdmissionNoCapacity, metrics.AdmissionBudget})
+	m.Admissions(0, nil)
+
+	expectSeries(t, reg, `
+# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. result is admitted, budget, concurrency, drained, no_capacity or no_quota.
+# TYPE schedulerd_admission_decisions_total counter
+schedulerd_admission_decisions_total{result="admitted"} 3
+schedulerd_admission_decisions_total{result="budget"} 2
+schedulerd_admission_decisions_total{result="concurrency"} 0
+schedulerd_admission_decisions_total{result="drained"} 0
+schedulerd_admission_decisions_total{result="no_capacity"} 1
+schedulerd_admission_decisions_total{result="no_quota"} 0
+`, "schedulerd_admission_decisions_total")
+}
+
+func TestCronAndRetentionCounters(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.CronTaskFinished("partitions", nil)
+	m.CronTaskFinished("retention", errors.New("S3 unreachable"))
+	m.RetentionDeleted(3, 3<<20)
+
+	expectSeries(t, reg, `
+# HELP schedulerd_cron_task_runs_total Cron task runs this replica finished. task is partitions or retention; result is success or failure.
+# TYPE schedulerd_cron_task_runs_total counter
+schedulerd_cron_task_runs_total{result="failure",task="partitions"} 0
+schedulerd_cron_task_runs_total{result="failure",task="retention"} 1
+schedulerd_cron_task_runs_total{result="success",task="partitions"} 1
+schedulerd_cron_task_runs_total{result="success",task="retention"} 0
+# HELP schedulerd_retention_deleted_bytes_total Bytes of the checkpoint objects that checkpoint retention on this replica deleted.
+# TYPE schedulerd_retention_deleted_bytes_total counter
+schedulerd_retention_deleted_bytes_total 3.145728e+06
+# HELP schedulerd_retention_deleted_objects_total Checkpoint objects that checkpoint retention on this replica deleted.
+# TYPE schedulerd_retention_deleted_objects_total counter
+schedulerd_retention_deleted_objects_total 3
+`, "schedulerd_cron_task_runs_total", "schedulerd_retention_deleted_bytes_total",
+		"schedulerd_retention_deleted_objects_total")
+}
+
+func TestTierOf(t *testing.T) {
+	m, _ := newMetrics(t)
+	for priority, want := range map[int]string{100: "high", 70: "high", 69: "low", 0: "low"} {
+		if got := m.TierOf(priority); got != want {
+			t.Errorf("TierOf(%d) = %q, want %q", priority, got, want)
+		}
+	}
+}
+
+func TestNilMetricsRecordsNothing(t *testing.T) {
+	var m *metrics.Metrics
+	m.RunEnded(metrics.CauseFailed, "vision", 1)
+	m.Admissions(1, []string{metrics.AdmissionBudget})
+	m.CronTaskFinished("partitions", nil)
+	m.SetLeader(true)
+	handler := http.NotFoundHandler()
+	if got := m.InstrumentHTTP(handler); got == nil {
+		t.Error("InstrumentHTTP on nil Metrics returned nil, want the handler itself")
+	}
+}
+
+func TestHTTPRequestsByRoutePattern(t *testing.T) {
+	m, reg := newMetrics(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusConflict)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	server := httptest.NewServer(m.InstrumentHTTP(mux))
+	defer server.Close()
+
+	for _, path := range []string{"/v1/jobs/a", "/v1/jobs/b", "/healthz", "/nothing-here"} {
+		resp, err := http.Get(server.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+
+	// Job ids in the path never become label values: the pattern does.
+	expectSeries(t, reg, `
+# HELP schedulerd_http_requests_total HTTP requests served. route is the ServeMux pattern that matched, such as 'GET /readyz', or 'unmatched'; code is the HTTP status code.
+# TYPE schedulerd_http_requests_total counter
+schedulerd_http_requests_total{code="200",route="GET /healthz"} 1
+schedulerd_http_requests_total{code="404",route="unmatched"} 1
+schedulerd_http_requests_total{code="409",route="GET /v1/jobs/{id}"} 2
+`, "schedulerd_http_requests_total")
+	if n := testutil.CollectAndCount(reg, "schedulerd_http_request_duration_seconds"); n != 3 {
+		t.Errorf("%d request duration series, want 3 (one per route)", n)
+	}
+}
+
+// databaseFixture is a migrated database with two projects, queued jobs in both priority
+// tiers, one GPU model and a cron task success.
+func databaseFixture(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	s := store.New(pgtest.NewPool(t))
+	for _, q := range []store.Quota{
+		{ProjectID: "vision", GPUHoursBudget: 100, MaxConcurrentJobs: 4},
+		{ProjectID: "nlp", GPUHoursBudget: 10, MaxConcurrentJobs: 2},
+	} {
+		if _, err := s.UpsertProject(ctx, store.Project{ID: q.ProjectID, OrgID: "acme", K8sNamespace: q.ProjectID}); err != nil {
+			t.Fatal(err)
+		}
+		q.PriorityTier = 5
+		q.PeriodStart, q.PeriodEnd = time.Now().AddDate(0, -1, 0), time.Now().AddDate(1, 0, 0)
+		if _, err := s.UpsertQuota(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, job := range []struct {
+		project  string
+		priority int
+	}{{"vision", 90}, {"vision", 10}, {"vision", 10}, {"nlp", 50}} {
+		_, err := s.SubmitJob(ctx, store.Submission{ProjectID: job.project, JobType: "fine_tune",
+			Priority: job.priority, Config: json.RawMessage(`{}`), GPUMilli: 1000,
+			MaxRuntimeSeconds: 3600, MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A100", CapacityMilli: 16000, Nodes: 2,
+		LargestNodeMilli: 8000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Pool().Exec(ctx, `INSERT INTO cron_task_status (task, last_scheduled_at,
+		last_started_at, last_finished_at, last_success_at, last_duration_seconds)
+		VALUES ('partitions', to_timestamp(1800000000), to_timestamp(1800000000),
+		        to_timestamp(1800000001), to_timestamp(1800000001), 1)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDatabaseGauges(t *testing.T) {
+	s := databaseFixture(t)
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+
+	expectSeries(t, reg, `
+# HELP schedulerd_database_up 1 if every database query of this scrape succeeded within its timeout, else 0.
+# TYPE schedulerd_database_up gauge
+schedulerd_database_up 1
+# HELP schedulerd_gpu_model_capacity_gpus GPUs of schedulable nodes by GPU model, as admission counts them. model is the nvidia.com/gpu.product node label.
+# TYPE schedulerd_gpu_model_capacity_gpus gauge
+schedulerd_gpu_model_capacity_gpus{model="A100"} 16
+# HELP schedulerd_project_gpu_budget_seconds GPU-time budget of the project's quota period, in GPU-seconds (3600 make a GPU-hour). project is the project id.
+# TYPE schedulerd_project_gpu_budget_seconds gauge
+schedulerd_project_gpu_budget_seconds{project="nlp"} 36000
+schedulerd_project_gpu_budget_seconds{project="vision"} 360000
+# HELP schedulerd_project_max_concurrent_jobs Concurrency limit of the project's quota. project is the project id.
+# TYPE schedulerd_project_max_concurrent_jobs gauge
+schedulerd_project_max_concurrent_jobs{project="nlp"} 2
+schedulerd_project_max_concurrent_jobs{project="vision"} 4
+# HELP schedulerd_cron_task_last_success_timestamp_seconds Unix time of the last successful run of a cron task on any replica, from cron_task_status. task is partitions or retention; a task that never succeeded has no series.
+# TYPE schedulerd_cron_task_last_success_timestamp_seconds gauge
+schedulerd_cron_task_last_success_timestamp_seconds{task="partitions"} 1.800000001e+09
+`, "schedulerd_database_up", "schedulerd_gpu_model_capacity_gpus", "schedulerd_project_gpu_budget_seconds",
+		"schedulerd_project_max_concurrent_jobs", "schedulerd_cron_task_last_success_timestamp_seconds")
+
+	// Queue depth: every project, status and tier has a series, zeros included.
+	if n := testutil.CollectAndCount(reg, "schedulerd_jobs"); n != 2*4*2 {
+		t.Errorf("%d queue depth series, want 16 (2 projects, 4 statuses, 2 tiers)", n)
+	}
+	depth := gatherGauge(t, reg, "schedulerd_jobs")
+	for labels, want := range map[string]float64{
+		"vision/queued/high": 1, "vision/queued/low": 2, "nlp/queued/low": 1, "nlp/queued/high": 0,
+		"vision/running/high": 0,
+	} {
+		if got := depth[labels]; got != want {
+			t.Errorf("schedulerd_jobs{%s} = %v, want %v", labels, got, want)
+		}
+	}
+
+	// The migration creates partitions for the current month and the three after it.
+	if got := gatherGauge(t, reg, "schedulerd_jobs_partition_runway_months")[""]; got != 4 {
+		t.Errorf("partition runway %v months, want 4", got)
+	}
+}
+
+func TestDeletedProjectLosesItsSeries(t *testing.T) {
+	s := databaseFixture(t)
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+	m.RunEnded(metrics.CauseCompleted, "vision", 1)
+	m.RunEnded(metrics.CauseCompleted, "nlp", 1)
+
+	ctx := context.Background()
+	if _, err := s.Pool().Exec(ctx, `DELETE FROM jobs WHERE project_id = 'nlp'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `DELETE FROM projects WHERE id = 'nlp'`); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range []string{"schedulerd_project_gpu_seconds_total", "schedulerd_project_gpu_budget_seconds", "schedulerd_jobs"} {
+		for labels := range gatherGauge(t, reg, name) {
+			if strings.HasPrefix(labels, "nlp") {
+				t.Errorf("%s{%s} still exported after project nlp was deleted", name, labels)
+			}
+		}
+	}
+	if got := gatherGauge(t, reg, "schedulerd_project_gpu_seconds_total")["vision"]; got != 3600 {
+		t.Errorf("GPU-seconds of vision %v, want 3600", got)
+	}
+}
+
+func TestDatabaseDownSetsUpToZero(t *testing.T) {
+	s := databaseFixture(t)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.Options{Tiers: tiers, DatabaseTimeout: time.Second})
+	m.CollectDatabase(s.Pool(), nil)
+	s.Pool().Close()
+
+	if got := gatherGauge(t, reg, "schedulerd_database_up")[""]; got != 0 {
+		t.Errorf("schedulerd_database_up %v with the pool closed, want 0", got)
+	}
+	if n := testutil.CollectAndCount(reg, "schedulerd_jobs"); n != 0 {
+		t.Errorf("%d queue depth series without a database, want 0", n)
+	}
+}
+
+// gatherGauge returns the values of one metric family by its label values joined with "/".
+func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			var labels []string
+			for _, l := range metric.GetLabel() {
+				labels = append(labels, l.GetValue())
+			}
+			value := metric.GetGauge().GetValue()
+			if metric.GetCounter() != nil {
+				value = metric.GetCounter().GetValue()
+			}
+			values[strings.Join(labels, "/")] = value
+		}
+	}
+	return values
+}

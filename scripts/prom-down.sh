@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Stops the Prometheus that prom-up.sh started in DIR, by the PID it recorded, and waits for
+# it to exit. Safe to run twice. Pass --purge to delete DIR afterwards.
+set -euo pipefail
+
+dir=${1:?usage: prom-down.sh DIR [--purge]}
+source "$(dirname "$0")/lib/stop-pid.sh"
+
+if [ -f "$dir/pid" ]; then
+  stop_pid "$(cat "$dir/pid")" TERM prometheus
+  rm -f "$dir/pid"
+fi
+
+if [ "${2:-}" = "--purge" ]; then
+  rm -rf "$dir"
+fi
