@@ -1,0 +1,9 @@
+package accounting_test
+
+import (
+	"testing"
+
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
