@@ -55,6 +55,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// OnFinished is called after each run of a task, with its outcome, for metrics. Nil
+	// calls nothing.
+	OnFinished func(Outcome)
 	// ClientID names this replica's River client; empty lets River pick one. It must
 	// differ between replicas.
 	ClientID string

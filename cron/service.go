@@ -43,7 +43,8 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		tasks[t.Name] = t
 	}
 	workers := river.NewWorkers()
-	worker := &taskWorker{tasks: tasks, status: &statusWriter{pool: pool}, now: cfg.Now, log: cfg.Logger}
+	worker := &taskWorker{tasks: tasks, status: &statusWriter{pool: pool}, now: cfg.Now, log: cfg.Logger,
+		onFinished: cfg.OnFinished}
 	if err := river.AddWorkerSafely(workers, worker); err != nil {
 		return nil, fmt.Errorf("register cron worker: %w", err)
 	}

@@ -48,6 +48,8 @@ type taskWorker struct {
 	status *statusWriter
 	now    func() time.Time
 	log    *slog.Logger
+
+	onFinished func(Outcome)
 }
 
 // Timeout gives each task its own deadline rather than River's client-wide one.
@@ -78,6 +80,9 @@ func (w *taskWorker) Work(ctx context.Context, job *river.Job[taskArgs]) error {
 	}
 	if err := w.status.record(context.WithoutCancel(ctx), outcome); err != nil {
 		log.Error("cron task status not recorded", "error", err)
+	}
+	if w.onFinished != nil {
+		w.onFinished(outcome)
 	}
 
 	if runErr != nil {

@@ -35,6 +35,9 @@ type Config struct {
 	// Logger receives one line per run, and per deleted checkpoint at debug level. Nil
 	// discards them.
 	Logger *slog.Logger
+	// OnDeleted is called after each batch with the checkpoints it marked deleted and their
+	// bytes, for metrics. Nil calls nothing.
+	OnDeleted func(checkpoints int, bytes int64)
 }
 
 // runsPerPage is how many runs' checkpoints are read and planned at a time.

@@ -165,6 +165,9 @@ func (r *Retainer) finishBatch(ctx context.Context, db querier, rows []pendingRo
 	if err != nil {
 		return err
 	}
+	if r.cfg.OnDeleted != nil && n > 0 {
+		r.cfg.OnDeleted(int(n), freed)
+	}
 	return deleteErr
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/schedulerd/schedulerd/cron"
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/retention"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -153,7 +154,7 @@ func runPartitionsOnce(ctx context.Context, env *environment, pool *pgxpool.Pool
 }
 
 func runRetentionOnce(ctx context.Context, env *environment, pool *pgxpool.Pool, s cronSettings, dryRun bool) error {
-	r, err := newRetainer(ctx, pool, s, env.log)
+	r, err := newRetainer(ctx, pool, s, env.log, nil)
 	if err != nil {
 		return err
 	}
@@ -173,20 +174,22 @@ func runRetentionOnce(ctx context.Context, env *environment, pool *pgxpool.Pool,
 	return runErr
 }
 
-func newRetainer(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *slog.Logger) (*retention.Retainer, error) {
+// newRetainer builds the retention task; m, when not nil, counts what it deletes.
+func newRetainer(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *slog.Logger, m *metrics.Metrics) (*retention.Retainer, error) {
 	client, err := retention.NewS3Client(ctx, s.s3)
 	if err != nil {
 		return nil, err
 	}
 	return retention.New(pool, client, retention.Config{
 		Policy: s.policy, BatchSize: s.retentionBatchSize, Logger: log.With("task", "retention"),
+		OnDeleted: m.RetentionDeleted,
 	})
 }
 
 // newCronService builds the cron service that `schedulerd run` starts on every replica.
 // It expects River's tables, which `schedulerd migrate up` creates with cron.MigrateRiver.
 // With both schedules off it returns an error, since the service needs a task.
-func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *slog.Logger) (*cron.Service, error) {
+func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *slog.Logger, m *metrics.Metrics) (*cron.Service, error) {
 	var location *time.Location
 	if s.timeZone != "" {
 		loc, err := time.LoadLocation(s.timeZone)
@@ -201,13 +204,14 @@ func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log
 		tasks = append(tasks, cron.PartitionTask(pool, s.partitionsSchedule, s.monthsAhead, log.With("task", "partitions")))
 	}
 	if s.retentionSchedule != "off" {
-		r, err := newRetainer(ctx, pool, s, log)
+		r, err := newRetainer(ctx, pool, s, log, m)
 		if err != nil {
 			return nil, err
 		}
 		tasks = append(tasks, r.Task(s.retentionSchedule))
 	}
-	svc, err := cron.NewService(pool, cron.Config{Tasks: tasks, Location: location, Logger: log.With("component", "cron")})
+	svc, err := cron.NewService(pool, cron.Config{Tasks: tasks, Location: location, Logger: log.With("component", "cron"),
+		OnFinished: func(o cron.Outcome) { m.CronTaskFinished(o.Task, o.Err) }})
 	if err != nil {
 		return nil, fmt.Errorf("build cron service: %w", err)
 	}

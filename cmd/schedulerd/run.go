@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/schedulerd/schedulerd/api"
 	"github.com/schedulerd/schedulerd/daemon"
 	"github.com/schedulerd/schedulerd/dispatcher"
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/migrations"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
@@ -41,17 +41,11 @@ func runDaemon(ctx context.Context, env *environment, _ []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	election, err := leaderElection(os.Getenv)
+	election, err := leaderElection(env.getenv)
 	if err != nil {
 		return usageError{err.Error()}
 	}
 	routeKlog(env.log)
-
-	stopCron, err := startCron(ctx, env, db)
-	if err != nil {
-		return err
-	}
-	defer stopCron()
 
 	d := daemon.New(daemon.Config{
 		Store:          db,
@@ -64,6 +58,12 @@ func runDaemon(ctx context.Context, env *environment, _ []string) error {
 		Handler:        api.New(api.Config{Store: db, Logger: env.log.With("component", "api")}),
 		Logger:         env.log,
 	})
+	stopCron, err := startCron(ctx, env, db, d.Metrics())
+	if err != nil {
+		return err
+	}
+	defer stopCron()
+
 	env.log.Info("schedulerd started", "http_addr", listener.Addr().String())
 	return d.Run(ctx)
 }
@@ -92,7 +92,7 @@ func requireCurrentSchema(ctx context.Context, url string) error {
 // startCron starts the partition and retention tasks, which run once per scheduled time
 // across all replicas. Retention is off when no S3 endpoint or region is configured, since
 // it would have nowhere to delete from.
-func startCron(ctx context.Context, env *environment, db *store.Store) (func(), error) {
+func startCron(ctx context.Context, env *environment, db *store.Store, m *metrics.Metrics) (func(), error) {
 	settings, err := loadCronSettings(env.getenv)
 	if err != nil {
 		return nil, usageError{err.Error()}
@@ -102,7 +102,7 @@ func startCron(ctx context.Context, env *environment, db *store.Store) (func(), 
 		env.log.Warn("checkpoint retention is off: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to turn it on")
 		settings.retentionSchedule = "off"
 	}
-	svc, err := newCronService(ctx, db.Pool(), settings, env.log)
+	svc, err := newCronService(ctx, db.Pool(), settings, env.log, m)
 	if err != nil {
 		return nil, err
 	}
