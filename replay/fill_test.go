@@ -1,0 +1,106 @@
+package replay_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/internal/daemontest"
+	"github.com/schedulerd/schedulerd/replay"
+	"github.com/schedulerd/schedulerd/replay/trace"
+)
+
+// writeTrace writes a node file with nodes nodes of gpus GPUs of model, and a task file
+// with tasks one-GPU tasks restricted to model, one created every 10 trace seconds.
+func writeTrace(t *testing.T, model string, nodes, gpus, tasks int) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	var n strings.Builder
+	n.WriteString("sn,cpu_milli,memory_mib,gpu,model\n")
+	for i := range nodes {
+		fmt.Fprintf(&n, "%s-node-%d,32000,131072,%d,%s\n", strings.ToLower(model), i, gpus, model)
+	}
+	var p strings.Builder
+	p.WriteString("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n")
+	for i := range tasks {
+		created := i * 10
+		fmt.Fprintf(&p, "%s-task-%02d,1000,1024,1,1000,%s,LS,Succeeded,%d,%d,%d\n", model, i, model, created, created+20000, created)
+	}
+	nodesFile, tasksFile := filepath.Join(dir, "nodes.csv"), filepath.Join(dir, "tasks.csv")
+	if err := os.WriteFile(nodesFile, []byte(n.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tasksFile, []byte(p.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return nodesFile, tasksFile
+}
+
+// TestFillStopsAtFirstUnplaced fills two 2-GPU nodes with one-GPU tasks that never end:
+// four run, the fifth finds no room and the replay stops there.
+func TestFillStopsAtFirstUnplaced(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "FILLTEST", 2, 2, 10)
+	cfg := replay.Config{NodesFile: nodes, TasksFile: tasks, Mode: trace.ModeFill, Speedup: 1, Load: 1,
+		MaxConcurrent: 100, ReportDir: t.TempDir(), Timeout: 3 * time.Minute}
+	r, err := replay.New(cfg, h.Store, daemontest.Kube.Clientset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	counts := jobCounts(t, h.Store)
+	if counts["running"] != 4 || counts["queued"] != 1 || len(counts) != 2 {
+		t.Errorf("jobs by state %v, want 4 running and 1 queued (the fifth task; the rest never submitted)", counts)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "fill mode: task 5 of 10 (FILLTEST-task-04) found no room") {
+		t.Errorf("report does not say which task found no room:\n%s", body)
+	}
+}
+
+// TestReplayContinuesWithoutResubmitting replays five tasks, then ten: the second run
+// submits only the five it lacks, so each task has one job.
+func TestReplayContinuesWithoutResubmitting(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "RESUMETEST", 2, 8, 10)
+	run := func(limit int) {
+		t.Helper()
+		cfg := replay.Config{NodesFile: nodes, TasksFile: tasks, Limit: limit, Mode: trace.ModePaced,
+			Speedup: 10000, Load: 10, MaxConcurrent: 100, BudgetScale: 1000, ReportDir: t.TempDir(),
+			Timeout: 3 * time.Minute}
+		r, err := replay.New(cfg, h.Store, daemontest.Kube.Clientset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	run(5)
+	run(10)
+
+	var jobs, keys int
+	err := h.Store.Pool().QueryRow(context.Background(),
+		`SELECT count(*), count(DISTINCT idempotency_key) FROM jobs`).Scan(&jobs, &keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs != 10 || keys != 10 {
+		t.Errorf("%d jobs with %d distinct keys, want 10 and 10", jobs, keys)
+	}
+	if counts := jobCounts(t, h.Store); counts["completed"] != 10 {
+		t.Errorf("jobs by state %v, want 10 completed", counts)
+	}
+}
