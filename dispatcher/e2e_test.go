@@ -3,6 +3,7 @@ package dispatcher_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -111,9 +112,9 @@ func TestPodSucceeds(t *testing.T) {
 	if run.Status != store.RunCompleted || run.StartedAt == nil || run.WorkerNode == nil {
 		t.Fatalf("run %+v, want completed with a start time and node", run)
 	}
-	// Two GPUs for 2 s, from the pod's whole-second timestamps: 2 or 3 s after rounding.
-	if min, max := 2*2.0/3600, 2*3.0/3600; run.GPUHoursUsed < min-1e-6 || run.GPUHoursUsed > max+1e-6 {
-		t.Errorf("run used %.6f GPU-hours, want between %.6f and %.6f", run.GPUHoursUsed, min, max)
+	// Two GPUs for 2 s: the simulated container ran exactly 2 s.
+	if want := 2 * 2.0 / 3600; math.Abs(run.GPUHoursUsed-want) > 1e-6 {
+		t.Errorf("run used %.6f GPU-hours, want %.6f", run.GPUHoursUsed, want)
 	}
 	quota, _ := h.Store.GetQuota(context.Background(), "vision")
 	if quota.GPUHoursUsed < run.GPUHoursUsed-1e-4 || quota.GPUHoursUsed > run.GPUHoursUsed+1e-4 {
