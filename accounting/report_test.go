@@ -13,7 +13,6 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-
 // runFor admits one job of project with gpuMilli and ends its run after minutes, started at
 // start. It returns the run's GPU-hours as stored.
 func runFor(t *testing.T, s *store.Store, project string, gpuMilli int, start time.Time, minutes int) float64 {

@@ -14,7 +14,6 @@ type plan struct {
 	schedule  trace.Schedule
 	counts    taskCounts
 	problems  []string
-	traceHash string
 }
 
 type taskCounts struct {

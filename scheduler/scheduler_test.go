@@ -97,10 +97,9 @@ func TestPriorityThenAgeOrder(t *testing.T) {
 	low := f.submit("vision", 1, 1000)
 	highOld := f.submit("vision", 9, 1000)
 	highNew := f.submit("vision", 9, 1000)
-	s := f.scheduler(1, time.Hour)
 
 	var admitted []store.Admission
-	s = scheduler.New(f.store, scheduler.Config{Batch: 1, OnAdmitted: func(a []store.Admission) { admitted = append(admitted, a...) }})
+	s := scheduler.New(f.store, scheduler.Config{Batch: 1, OnAdmitted: func(a []store.Admission) { admitted = append(admitted, a...) }})
 	for range 3 {
 		f.runOnce(s)
 	}
