@@ -10,10 +10,10 @@ import (
 // plan is what will be replayed: the nodes, the schedule of GPU tasks and the tasks set
 // aside with the reason.
 type plan struct {
-	nodes     []trace.Node
-	schedule  trace.Schedule
-	counts    taskCounts
-	problems  []string
+	nodes    []trace.Node
+	schedule trace.Schedule
+	counts   taskCounts
+	problems []string
 }
 
 type taskCounts struct {
