@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: setup build test lint migrate demo kube-tools s3-tools prom-tools clean
+.PHONY: setup build test fuzz lint migrate demo kube-tools s3-tools prom-tools clean
 
 setup:
 	@scripts/setup.sh
@@ -28,6 +28,10 @@ prom-tools:
 
 test: setup kube-tools s3-tools prom-tools
 	$(GO) test $(TEST_FLAGS) ./...
+	@scripts/fuzz.sh
+
+fuzz:
+	@scripts/fuzz.sh
 
 $(STATICCHECK):
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
