@@ -262,3 +262,33 @@ func TestConcurrentDebitsNeverOverspend(t *testing.T) {
 		t.Errorf("used %v, want 10", quota.GPUHoursUsed)
 	}
 }
+
+func TestSQLMetacharactersStoredVerbatim(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	hostile := `x'); DROP TABLE jobs; -- "\ %_ $1`
+
+	sub := submission(hostile)
+	sub.Config, _ = json.Marshal(map[string]string{"image": hostile})
+	sub.Tags, _ = json.Marshal(map[string]string{"note": hostile})
+	job, err := s.SubmitJob(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.IdempotencyKey == nil || *got.IdempotencyKey != hostile {
+		t.Errorf("idempotency key %v, want %q", got.IdempotencyKey, hostile)
+	}
+	var tags map[string]string
+	if err := json.Unmarshal(got.Tags, &tags); err != nil || tags["note"] != hostile {
+		t.Errorf("tags %s (err %v), want note %q", got.Tags, err, hostile)
+	}
+	var jobs int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM jobs`).Scan(&jobs); err != nil || jobs != 1 {
+		t.Errorf("jobs table has %d rows (err %v), want 1", jobs, err)
+	}
+}
