@@ -123,15 +123,7 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 	limit := fs.Int("limit", 50, "jobs per page, at most 500")
 	all := fs.Bool("all", false, "follow next pages to the end")
 	out := output{w: env.stdout}
-	addOutputFlag(fs, &out)
-	positional, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := out.check(); err != nil {
-		return err
-	}
-	if err := exactArgs(positional, 0, "job list [-project P] [-status S] [-limit N] [-all]"); err != nil {
+	if _, err := parseCommand(fs, args, &out, 0, "job list [-project P] [-status S] [-limit N] [-all]"); err != nil {
 		return err
 	}
 	query.Set("limit", fmt.Sprint(*limit))
@@ -164,15 +156,8 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 func explainJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
 	fs := newFlagSet(env, "job explain")
 	out := output{w: env.stdout}
-	addOutputFlag(fs, &out)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseCommand(fs, args, &out, 1, "job explain JOB_ID")
 	if err != nil {
-		return err
-	}
-	if err := out.check(); err != nil {
-		return err
-	}
-	if err := exactArgs(positional, 1, "job explain JOB_ID"); err != nil {
 		return err
 	}
 	raw, err := client.call(ctx, "GET", "/v1/jobs/"+url.PathEscape(positional[0])+"/explain", nil)
@@ -378,15 +363,8 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 	fs.StringVar(&req.DisplayName, "display-name", "", "name shown to people")
 	fs.StringVar(&req.Owner, "owner", "", "who to ask about the project")
 	out := output{w: env.stdout}
-	addOutputFlag(fs, &out)
-	positional, err := parseFlags(fs, rest)
+	positional, err := parseCommand(fs, rest, &out, 1, "project create PROJECT -org ORG")
 	if err != nil {
-		return err
-	}
-	if err := out.check(); err != nil {
-		return err
-	}
-	if err := exactArgs(positional, 1, "project create PROJECT -org ORG"); err != nil {
 		return err
 	}
 	req.ID = positional[0]

@@ -196,6 +196,20 @@ func newFlagSet(env *environment, name string) *flag.FlagSet {
 	return fs
 }
 
+// parseCommand parses a command's flags, with -o for out, and checks that n positional
+// arguments remain; usage is the command line shown when they do not.
+func parseCommand(fs *flag.FlagSet, args []string, out *output, n int, usage string) ([]string, error) {
+	addOutputFlag(fs, out)
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := out.check(); err != nil {
+		return nil, err
+	}
+	return positional, exactArgs(positional, n, usage)
+}
+
 func exactArgs(positional []string, n int, usage string) error {
 	if len(positional) != n {
 		return usageError{"usage: schedulerd " + usage}
