@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +140,11 @@ func wantsHelp(args []string) bool {
 func printSettings(name string, values map[string]string, w io.Writer) {
 	fmt.Fprintf(w, "Settings of %s (flag, environment variable, current value):\n", name)
 	for _, s := range settings {
-		fmt.Fprintf(w, "  -%s (env %s) = %q\n      %s\n", s.flag, s.env, values[s.flag], s.usage)
+		value := values[s.flag]
+		if s.flag == "database-url" {
+			value = redactPassword(value)
+		}
+		fmt.Fprintf(w, "  -%s (env %s) = %q\n      %s\n", s.flag, s.env, value, s.usage)
 	}
 }
 
@@ -162,6 +167,18 @@ func validateDatabaseURL(v string) error {
 		return fmt.Errorf("cannot parse the URL: %s", pgErrorText(err))
 	}
 	return nil
+}
+
+// redactPassword hides the password of a database URL, for help text and logs.
+func redactPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
 }
 
 // pgErrorText drops the URL itself from pgx's parse errors, which may contain a password.

@@ -81,3 +81,15 @@ func TestLoadFlagWithoutValue(t *testing.T) {
 		t.Errorf("error %v, want: flag -poll-interval needs a value", err)
 	}
 }
+
+func TestHelpRedactsPassword(t *testing.T) {
+	var out strings.Builder
+	_, _, err := Load("run", []string{"-h"},
+		env(map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://u:s3cret@127.0.0.1:5432/db"}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "s3cret") || !strings.Contains(out.String(), "REDACTED") {
+		t.Errorf("help text shows the password or no redaction:\n%s", out.String())
+	}
+}

@@ -73,7 +73,9 @@ func wrap(err error, doing string) error {
 		// A check violation without a constraint is the partition router finding no
 		// partition for the row.
 		return fmt.Errorf("%s: %w", doing, ErrNoPartition)
-	case pgErr.Code == "23514", pgErr.Code == "23503", pgErr.Code == "23502", pgErr.Code == "22P02":
+	case pgErr.Code == "23514", pgErr.Code == "23503", pgErr.Code == "23502", pgErr.Code == "22P02",
+		// Text PostgreSQL cannot store: a NUL byte, or invalid UTF-8.
+		pgErr.Code == "22021", pgErr.Code == "22P05":
 		return fmt.Errorf("%s: %w: %s (%s)", doing, ErrInvalid, pgErr.Message, pgErr.ConstraintName)
 	}
 	return fmt.Errorf("%s: %w", doing, err)

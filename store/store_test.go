@@ -292,3 +292,11 @@ func TestSQLMetacharactersStoredVerbatim(t *testing.T) {
 		t.Errorf("jobs table has %d rows (err %v), want 1", jobs, err)
 	}
 }
+
+func TestNULByteIsInvalid(t *testing.T) {
+	s := setup(t)
+	_, err := s.UpsertProject(context.Background(), store.Project{ID: "nul", OrgID: "ac\x00me", K8sNamespace: "nul"})
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("error %v, want ErrInvalid", err)
+	}
+}

@@ -79,3 +79,26 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestRunHelpDoesNotStart(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
+	for _, args := range [][]string{{"run", "-h"}, {"run", "-bogus-flag", "extra"}} {
+		code, _, stderr := run(t, env, args...)
+		if code != 2 || !strings.Contains(stderr, "run takes only settings flags") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming the arguments", args, code, stderr)
+		}
+	}
+}
+
+func TestMigrateDownRejectsNegativeVersion(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
+	code, _, stderr := run(t, env, "migrate", "down", "-to", "-3")
+	if code != 2 || !strings.Contains(stderr, "invalid -to -3") {
+		t.Errorf("exit %d, stderr %q; want exit 2 and invalid -to -3", code, stderr)
+	}
+	latest, _ := migrations.Latest()
+	_, stdout, _ := run(t, env, "migrate", "status")
+	if want := fmt.Sprintf("schema version %d of %d\n", latest, latest); stdout != want {
+		t.Errorf("status %q after the rejected rollback, want %q", stdout, want)
+	}
+}

@@ -28,6 +28,12 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err.Error()}
 	}
+	if *to < -1 {
+		return usageError{fmt.Sprintf("invalid -to %d: want a version from 0 up", *to)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
 
 	conn, err := connect(ctx, env.cfg.DatabaseURL)
 	if err != nil {

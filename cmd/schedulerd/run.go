@@ -17,8 +17,12 @@ import (
 
 // runDaemon is `schedulerd run`: the scheduler, the dispatcher, GPU-hour accrual and the
 // HTTP endpoints, until SIGINT or SIGTERM.
-func runDaemon(ctx context.Context, env *environment, _ []string) error {
+func runDaemon(ctx context.Context, env *environment, args []string) error {
 	cfg := env.cfg
+	if len(args) > 0 {
+		// -h lands here too, after the settings were printed: stop rather than start.
+		return usageError{fmt.Sprintf("run takes only settings flags, not %q", args)}
+	}
 	if err := cfg.RequireDatabase(); err != nil {
 		return usageError{err.Error()}
 	}

@@ -15,6 +15,9 @@ var (
 	// would leave the replay without a cluster.
 	ErrNoRows = errors.New("no data rows after the header")
 
+	// ErrInvalidText reports a field that is not valid UTF-8 or contains a NUL byte.
+	ErrInvalidText = errors.New("not valid UTF-8 text")
+
 	// ErrMissingColumn reports a required column absent from the header.
 	ErrMissingColumn = errors.New("missing required column")
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxSeconds is the largest trace time accepted, in seconds. Larger values
@@ -77,7 +78,25 @@ func (t *table) next() (bool, error) {
 	t.row = row
 	t.line, _ = t.reader.FieldPos(0)
 
-	return true, nil
+	return true, t.checkText()
+}
+
+// checkText rejects a row with a field that is not valid UTF-8 or contains a NUL byte:
+// such text cannot be stored in PostgreSQL, so it must stop the replay before anything
+// is created.
+func (t *table) checkText() error {
+	for i, cell := range t.row {
+		if utf8.ValidString(cell) && !strings.ContainsRune(cell, 0) {
+			continue
+		}
+		field := ""
+		if i < len(t.header) {
+			field = t.header[i]
+		}
+		return &ParseError{File: t.file, Line: t.line, Column: i + 1, Field: field,
+			Value: strings.ToValidUTF8(strings.ReplaceAll(cell, "\x00", ""), "?"), Err: ErrInvalidText}
+	}
+	return nil
 }
 
 // readError turns an encoding/csv error into a ParseError. The csv column is
