@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: setup build test fuzz lint migrate demo kube-tools s3-tools prom-tools clean
+.PHONY: setup build test fuzz bench lint migrate demo kube-tools s3-tools prom-tools clean
 
 setup:
 	@scripts/setup.sh
@@ -28,7 +28,11 @@ prom-tools:
 
 test: setup kube-tools s3-tools prom-tools
 	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./store ./scheduler ./dispatcher ./accounting
 	@scripts/fuzz.sh
+
+bench: setup kube-tools
+	@scripts/bench.sh
 
 fuzz:
 	@scripts/fuzz.sh

@@ -179,9 +179,12 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 		return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunFailed, EndedAt: d.cfg.Now(),
 			Reason: "invalid job config: " + err.Error()}, false)
 	}
-	resume, err := d.store.LastCheckpoint(ctx, run.Job())
-	if err != nil {
-		return err
+	resume := ""
+	if run.RunNumber > 1 { // a first run has no earlier checkpoint to resume from
+		resume, err = d.store.LastCheckpoint(ctx, run.Job())
+		if err != nil {
+			return err
+		}
 	}
 	if err := d.ensureNamespace(ctx, run.Namespace); err != nil {
 		return err

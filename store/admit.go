@@ -28,10 +28,12 @@ FROM (SELECT model, sum(milli) AS milli
       FROM unnest($1::text[], $2::bigint[]) AS x(model, milli) GROUP BY model) d
 WHERE m.model = d.model AND m.allocated_milli + d.milli <= m.capacity_milli`
 
+	// Job ids are unique, so pairing the two arrays by position is not needed: only the row
+	// with both its id and its created_at matches. The = ANY form plans in a fraction of the
+	// time of a join with unnest, and still prunes partitions by created_at.
 	sqlAdmitJobs = `
 UPDATE jobs j SET status = 'running', run_count = j.run_count + 1, wait_reason = NULL
-FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, created_at)
-WHERE j.id = x.id AND j.created_at = x.created_at AND j.status = 'queued'
+WHERE j.id = ANY($1::uuid[]) AND j.created_at = ANY($2::timestamptz[]) AND j.status = 'queued'
 RETURNING j.id, j.run_count`
 
 	sqlInsertRuns = `

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/schedulerd/schedulerd/dispatcher"
+	"github.com/schedulerd/schedulerd/sim"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// Simulated cluster of the Kubernetes measurements: enough 10-GPU KWOK nodes of one model
+// for the memory measurement's 10,000 pods of a tenth of a GPU each, which also bounds
+// them by the 110 pods a node admits.
+const (
+	benchNodeModel = "A100"
+	benchNodeGPUs  = 10
+)
+
+// ensureNodes creates the KWOK GPU nodes bench-gpu-000 to bench-gpu-(count-1) that do not
+// exist yet and waits until all are Ready.
+func ensureNodes(ctx context.Context, client kubernetes.Interface, count int) error {
+	for i := range count {
+		name := fmt.Sprintf("bench-gpu-%03d", i)
+		node := sim.GPUNode(name, benchNodeModel, benchNodeGPUs, 256_000, 1<<20, nil)
+		_, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create node %s: %w", name, err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			if nodeReady(&n) {
+				ready++
+			}
+		}
+		if ready >= count {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d bench nodes Ready after 3 minutes", ready, count)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// nodeCapacity returns the capacity the dispatcher would store for the bench nodes, so that
+// admission places every job on the nodes' model before the dispatcher first counts them.
+func nodeCapacity(nodes int) []store.ModelCapacity {
+	return []store.ModelCapacity{{Model: benchNodeModel, CapacityMilli: int64(nodes * benchNodeGPUs * 1000),
+		Nodes: nodes, LargestNodeMilli: benchNodeGPUs * 1000}}
+}
+
+// ensureNamespace creates namespace if it does not exist.
+func ensureNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Labels: map[string]string{dispatcher.LabelManagedBy: dispatcher.ManagedByValue}}}
+	_, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// deletePods deletes every pod in namespace at once (no grace period) and waits until the
+// API server has none left there.
+func deletePods(ctx context.Context, client kubernetes.Interface, namespace string) error {
+	grace := int64(0)
+	pods := client.CoreV1().Pods(namespace)
+	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete pods in %s: %w", namespace, err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		list, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return fmt.Errorf("list pods in %s: %w", namespace, err)
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pods still in namespace %s 5 minutes after their deletion", namespace)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
