@@ -7,12 +7,20 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 trace_dir=${TRACE_DIR:-$root/../shared/traces/alibaba-gpu-v2023}
-work=$(mktemp -d /tmp/schedulerd-demo-XXXXXX)
-# PostgreSQL runs as the postgres user, which must be able to enter this folder.
-chmod 711 "$work"
 report_dir=${REPORT_DIR:-$root/out/replay-$(date -u +%Y%m%d-%H%M%S)}
 source "$root/scripts/lib/stop-pid.sh"
 source "$root/scripts/lib/free-port.sh"
+
+[ -f "$trace_dir/openb_pod_list_default.csv" ] || {
+  echo "demo: no trace in $trace_dir; set TRACE_DIR to the folder of the openb CSV files" >&2
+  exit 1
+}
+# Build the binary if it is missing or older than the sources (fast when nothing changed).
+(cd "$root" && go build -o bin/schedulerd ./cmd/schedulerd)
+
+work=$(mktemp -d /tmp/schedulerd-demo-XXXXXX)
+# PostgreSQL runs as the postgres user, which must be able to enter this folder.
+chmod 711 "$work"
 
 daemon_pid=""
 cleanup() {
@@ -22,17 +30,12 @@ cleanup() {
   "$root/scripts/kube-down.sh" "$work/kube" >/dev/null 2>&1 || true
   "$root/scripts/pg-down.sh" "$work/pg" >/dev/null 2>&1 || true
   if [ $status -ne 0 ]; then
-    echo "demo: failed; logs are in $work (schedulerd.log, kube/log, pg/postgres.log)" >&2
+    echo "demo: failed; what was started left its logs in $work" >&2
   else
     rm -rf "$work"
   fi
 }
 trap cleanup EXIT
-
-[ -f "$trace_dir/openb_pod_list_default.csv" ] || {
-  echo "demo: no trace in $trace_dir; set TRACE_DIR to the folder of the openb CSV files" >&2
-  exit 1
-}
 
 echo "demo: starting PostgreSQL"
 export SCHEDULERD_DATABASE_URL
