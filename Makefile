@@ -1,6 +1,6 @@
 # schedulerd: `make demo` replays the GPU trace end to end; `make test` runs every test.
-# Tools built from source (Kubernetes, and later Temporal and the S3 server) are cached in
-# $(SCHEDULERD_CACHE), outside the clone, keyed by version.
+# Tools built from source (the Kubernetes control plane and KWOK, versitygw, Prometheus,
+# staticcheck) are cached in $(SCHEDULERD_CACHE), outside the clone, keyed by version.
 
 SHELL := /bin/bash
 export SCHEDULERD_CACHE ?= $(HOME)/.cache/schedulerd
