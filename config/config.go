@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -199,7 +200,7 @@ func validateAddr(v string) error {
 
 func positiveFloat(v string) (float64, error) {
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 {
+	if err != nil || !(f > 0) || math.IsInf(f, 1) {
 		return 0, fmt.Errorf("want a positive number, got %q", v)
 	}
 	return f, nil

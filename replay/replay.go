@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -82,6 +83,12 @@ func validate(cfg *Config) error {
 		return fmt.Errorf("invalid mode %q: want %s or %s", cfg.Mode, trace.ModePaced, trace.ModeFill)
 	case cfg.Limit < 0:
 		return fmt.Errorf("invalid limit %d: must be 0 (all) or positive", cfg.Limit)
+	case cfg.BudgetScale < 0 || math.IsNaN(cfg.BudgetScale):
+		return fmt.Errorf("invalid budget scale %v: must be positive", cfg.BudgetScale)
+	case cfg.MaxConcurrent < 0:
+		return fmt.Errorf("invalid max concurrent %d: must be 0 (the trace projects' own) or positive", cfg.MaxConcurrent)
+	case math.IsNaN(cfg.Speedup) || math.IsInf(cfg.Speedup, 0) || math.IsNaN(cfg.Load) || math.IsInf(cfg.Load, 0):
+		return fmt.Errorf("invalid speedup %v or load %v: must be finite", cfg.Speedup, cfg.Load)
 	}
 	if cfg.BudgetScale <= 0 {
 		cfg.BudgetScale = 1
