@@ -168,7 +168,7 @@ func setCheckpoint(t *testing.T, h *daemontest.Harness, run store.Run, uri strin
 	}
 }
 
-// expectResumed checks that the job's second run runs and was told the checkpoint.
+// expectResumed checks that the job's second run is running and was given the checkpoint.
 func expectResumed(t *testing.T, h *daemontest.Harness, job store.Job, checkpoint, reason string) {
 	t.Helper()
 	second := waitRun(t, h, job.ID, 2, "running", runStatus(store.RunRunning))

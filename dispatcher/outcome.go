@@ -9,7 +9,7 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// Verdict is what a pod says about its run.
+// Verdict is the state of a run as its pod reports it.
 type Verdict int
 
 const (
@@ -82,7 +82,7 @@ func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) O
 	return obs
 }
 
-// failedEnd tells a preemption (eviction, node shutdown, kube-scheduler preemption),
+// failedEnd distinguishes a preemption (eviction, node shutdown, kube-scheduler preemption),
 // which requeues the job without using an attempt, from a failure of the program.
 func failedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
 	end := store.RunEnd{EndedAt: finishedAt(pod, now)}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: starts PostgreSQL, the local Kubernetes stack and schedulerd on loopback,
 # replays the GPU-cluster trace through them, prints where the report is and stops
-# everything it started, by PID, whatever happens. Arguments are passed to
+# everything it started, by PID, also when a step fails or it is interrupted (not when it
+# is killed with SIGKILL). Arguments are passed to
 # `schedulerd replay`, e.g. scripts/demo.sh -limit 500 or -mode fill.
 set -euo pipefail
 

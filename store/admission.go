@@ -90,8 +90,9 @@ func PodName(jobID uuid.UUID, runNumber int) string {
 }
 
 // The candidates: queued jobs in priority order whose project could take them now. Jobs
-// of drained, full or exhausted projects are left out here, so they never block the jobs of
-// other projects behind them.
+// of drained, full or exhausted projects are left out here. A project with one free slot
+// still passes with all its jobs, so its queue can fill one dequeue's window, but from the
+// next dequeue on it is full and left out, and the jobs of other projects are reached.
 const sqlCandidates = `
 SELECT q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli, q.gpu_models,
        q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace
@@ -112,7 +113,7 @@ ORDER BY project_id FOR UPDATE`
 const sqlLockModels = `SELECT ` + modelColumns + ` FROM gpu_models ORDER BY model FOR UPDATE`
 
 // Dequeue runs one admission transaction: it locks up to limit candidates with their quota
-// and model rows, asks decide, and applies the decisions with guarded statements. It
+// and model rows, calls decide, and applies the decisions with guarded statements. It
 // returns the new runs. When no candidate is found it returns nil without calling decide.
 func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admission, error) {
 	var admissions []Admission

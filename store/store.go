@@ -23,7 +23,7 @@ type Options struct {
 	MaxConns int32
 }
 
-// Open connects to the database at url and checks that it answers.
+// Open connects to the database at url and checks that it responds.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
