@@ -25,19 +25,26 @@ import (
 
 // Main starts the cluster and PostgreSQL for a package's tests, runs them and stops both.
 func Main(m *testing.M) {
+	os.Exit(Run(m, pgtest.Run))
+}
+
+// Run starts the cluster, runs the tests with run (pgtest.Run for PostgreSQL too), stops
+// the cluster and returns the exit code, so that a TestMain can start other servers around
+// it: s3test.Main(m, func(m *testing.M) int { return daemontest.Run(m, pgtest.Run) }).
+func Run(m *testing.M, run func(*testing.M) int) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	env, err := kubetest.Start(ctx)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "daemontest: start the Kubernetes cluster:", err)
-		os.Exit(1)
+		return 1
 	}
 	Kube = env
-	code := pgtest.Run(m)
+	code := run(m)
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "daemontest:", err)
 	}
-	os.Exit(code)
+	return code
 }
 
 // Kube is the package's cluster, set by Main.
@@ -132,42 +139,60 @@ func (h *Harness) Err() error {
 	return h.runErr
 }
 
-// Project creates a project with a quota, its namespace named after the test so that
-// tests sharing the cluster never share pods.
+// Project creates a project with a quota, as CreateProject does.
 func (h *Harness) Project(id string, budget float64, maxConcurrent int) store.Project {
 	h.T.Helper()
-	ctx := context.Background()
-	ns := fmt.Sprintf("%s-%s", id, uuid.NewString()[:8])
-	p, err := h.Store.UpsertProject(ctx, store.Project{ID: id, OrgID: "acme", K8sNamespace: ns})
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	_, err = h.Store.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: budget,
-		MaxConcurrentJobs: maxConcurrent, PriorityTier: 5,
-		PeriodStart: time.Now().AddDate(0, -1, 0), PeriodEnd: time.Now().AddDate(1, 0, 0)})
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	return p
+	return CreateProject(h.T, h.Store, id, budget, maxConcurrent)
 }
 
 // Submit queues a job with spec.
 func (h *Harness) Submit(project string, priority int, spec jobspec.Spec) store.Job {
 	h.T.Helper()
-	if err := spec.Validate(); err != nil {
-		h.T.Fatalf("invalid spec: %v", err)
+	return SubmitJob(h.T, h.Store, project, priority, spec)
+}
+
+// CreateProject creates a project with a quota valid from a month ago to a year ahead, its
+// namespace named after the test so that tests sharing the cluster never share pods.
+func CreateProject(t testing.TB, s *store.Store, id string, budget float64, maxConcurrent int) store.Project {
+	t.Helper()
+	ctx := context.Background()
+	ns := fmt.Sprintf("%s-%s", id, uuid.NewString()[:8])
+	p, err := s.UpsertProject(ctx, store.Project{ID: id, OrgID: "acme", K8sNamespace: ns})
+	if err != nil {
+		t.Fatal(err)
 	}
+	_, err = s.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: budget,
+		MaxConcurrentJobs: maxConcurrent, PriorityTier: 5,
+		PeriodStart: time.Now().AddDate(0, -1, 0), PeriodEnd: time.Now().AddDate(1, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// SubmitJob queues a fine_tune job with spec through the store, as the API's submit does.
+func SubmitJob(t testing.TB, s *store.Store, project string, priority int, spec jobspec.Spec) store.Job {
+	t.Helper()
+	if err := spec.Validate(); err != nil {
+		t.Fatalf("invalid spec: %v", err)
+	}
+	job, err := s.SubmitJob(context.Background(), NewSubmission(project, priority, spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+// NewSubmission returns the submission of a fine_tune job with spec, without an
+// idempotency key.
+func NewSubmission(project string, priority int, spec jobspec.Spec) store.Submission {
 	raw, _ := json.Marshal(spec)
-	job, err := h.Store.SubmitJob(context.Background(), store.Submission{
+	return store.Submission{
 		ProjectID: project, JobType: "fine_tune", Priority: priority, Config: raw,
 		GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
 		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
 		CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB,
-	})
-	if err != nil {
-		h.T.Fatal(err)
 	}
-	return job
 }
 
 // WaitJob polls the job until cond holds or timeout passes.
