@@ -36,6 +36,15 @@ type Spec struct {
 	// Simulation makes a simulated pod (KWOK) finish after a while. Demo and tests only:
 	// production pods carry no such setting.
 	Simulation *Simulation `json:"simulation,omitempty"`
+
+	// Evaluation, Model and HPO are read by the job's workflow (workflow.go): the gate
+	// after training, the registry entry and an hpo job's search.
+	Evaluation *Evaluation   `json:"evaluation,omitempty"`
+	Model      *Registration `json:"model,omitempty"`
+	HPO        *HPO          `json:"hpo,omitempty"`
+	// Hyperparameters is one point of a search space, set by an hpo parent on each trial and
+	// passed to the container as JSON in SCHEDULERD_HYPERPARAMETERS.
+	Hyperparameters map[string]float64 `json:"hyperparameters,omitempty"`
 }
 
 // Resources is the request of one pod. A job asks for whole GPUs or for a share of one.

@@ -21,6 +21,9 @@ func (s Spec) ValidateFor(jobType string) error {
 		return &FieldError{"job_type", fmt.Sprintf("%q is not a job type; want one of %s",
 			jobType, strings.Join(JobTypes, ", "))}
 	}
+	if err := s.validateWorkflow(jobType); err != nil {
+		return err
+	}
 	if jobType == "eval_only" {
 		return nil
 	}

@@ -10,6 +10,9 @@ import (
 func TestValidateFor(t *testing.T) {
 	whole := jobspec.Spec{Resources: jobspec.Resources{GPUs: 2}}
 	share := jobspec.Spec{Resources: jobspec.Resources{GPUShareMilli: 500}}
+	search := share
+	search.HPO = &jobspec.HPO{Search: "grid", Metric: "accuracy", Goal: "max",
+		Parameters: map[string]jobspec.Param{"lr": {Values: []float64{0.1}}}}
 	cpuOnly := jobspec.Spec{}
 	cases := []struct {
 		name    string
@@ -18,7 +21,9 @@ func TestValidateFor(t *testing.T) {
 		field   string // empty when valid
 	}{
 		{"fine_tune on whole GPUs", "fine_tune", whole, ""},
-		{"hpo on a share", "hpo", share, ""},
+		{"hpo on a share", "hpo", search, ""},
+		{"hpo without a search", "hpo", share, "config.hpo"},
+		{"search on fine_tune", "fine_tune", search, "config.hpo"},
 		{"retrain without GPU", "retrain", cpuOnly, "config.resources"},
 		{"rlhf on whole GPUs", "rlhf", whole, ""},
 		{"rlhf on a share", "rlhf", share, "config.resources.gpus"},
