@@ -92,7 +92,7 @@ func TestIdempotencyKeyScopedToProject(t *testing.T) {
 	var speechJob string
 	err := conn.QueryRow(context.Background(), `
 		INSERT INTO jobs (created_at, project_id, org_id, job_type, config_json, max_runtime_seconds)
-		VALUES ('2025-01-21 10:00+00', 'speech', 'acme', 'hpo', '{}', 60) RETURNING id`).Scan(&speechJob)
+		VALUES ('2025-01-21 10:00+00', 'speech', 'acme', 'retrain', '{}', 60) RETURNING id`).Scan(&speechJob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,13 +421,14 @@ func TestChecksumFormat(t *testing.T) {
 
 func TestModelVersionNumbersUnique(t *testing.T) {
 	conn := newSchema(t)
-	job := insertJob(t, conn, "2025-01-20 10:00+00", "queued")
 	var model string
 	if err := conn.QueryRow(context.Background(),
 		`INSERT INTO models (project_id, model_name) VALUES ('vision', 'detector') RETURNING id`).Scan(&model); err != nil {
 		t.Fatal(err)
 	}
+	// Each version comes from its own job: a job registers at most one version.
 	insert := func(version int, stage string) error {
+		job := insertJob(t, conn, "2025-01-20 10:00+00", "queued")
 		_, err := conn.Exec(context.Background(), `
 			INSERT INTO model_versions (model_id, version_number, stage, job_id, job_created_at, artifact_uri)
 			VALUES ($1, $2, $3, $4, '2025-01-20 10:00+00', 's3://b/m')`, model, version, stage, job)

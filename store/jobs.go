@@ -69,6 +69,10 @@ type Job struct {
 	Attempts           int             `db:"attempts"`
 	RunCount           int             `db:"run_count"`
 	WaitReason         *string         `db:"wait_reason"`
+	SubmittedBy        *string         `db:"submitted_by"`
+	// Result is what the job's workflow decided: evaluation metrics, the registered model
+	// version, or an hpo parent's best trial.
+	Result json.RawMessage `db:"result_json"`
 }
 
 // Ref returns the job's key.
@@ -77,7 +81,8 @@ func (j Job) Ref() JobRef { return JobRef{ID: j.ID, CreatedAt: j.CreatedAt} }
 const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_type::text AS job_type,
     status::text AS status, priority, config_json, temporal_workflow_id, parent_job_id,
     parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
-    gpu_models, max_runtime_seconds, max_attempts, attempts, run_count, wait_reason`
+    gpu_models, max_runtime_seconds, max_attempts, attempts, run_count, wait_reason, submitted_by,
+    result_json`
 
 // Submission is a new job as the API accepted it. The scheduling fields are derived from
 // the validated config by the caller.
@@ -97,7 +102,16 @@ type Submission struct {
 	// GPU model with a node large enough.
 	CPUMilli  int64
 	MemoryMiB int64
+	// SubmittedBy names who submitted the job; empty for the replay and other internal
+	// callers.
+	SubmittedBy string
+	// Workflow gives the job a Temporal workflow, named WorkflowID(id): the insert records
+	// a start event in the workflow outbox, which the daemon delivers.
+	Workflow bool
 }
+
+// WorkflowID is the id of the Temporal workflow of the job with this id.
+func WorkflowID(id uuid.UUID) string { return "job-" + id.String() }
 
 // RequestHash identifies the content of a submission, to tell a retry (same content) from a
 // reuse of its idempotency key for another request. JSON objects are compared by value, so
@@ -131,8 +145,12 @@ func (s Submission) RequestHash() ([]byte, error) {
 const sqlInsertJob = `
 INSERT INTO jobs (id, created_at, idempotency_key, project_id, org_id, job_type, status, priority,
                   config_json, tags, parent_job_id, parent_created_at, gpu_milli, gpu_models,
-                  max_runtime_seconds, max_attempts, cpu_milli, memory_mib)
-SELECT $1, $2, $3, p.id, p.org_id, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+                  max_runtime_seconds, max_attempts, cpu_milli, memory_mib, submitted_by,
+                  temporal_workflow_id)
+SELECT $1, $2, $3, p.id, p.org_id, $5::job_type,
+       -- An hpo parent holds no pod: its workflow runs it, so it never enters the queue.
+       CASE WHEN $5::job_type = 'hpo' THEN 'submitted' ELSE 'queued' END::job_status,
+       $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULLIF($17, ''), NULLIF($18, '')
 FROM projects p WHERE p.id = $4
 RETURNING ` + jobColumns
 
@@ -144,7 +162,7 @@ ON CONFLICT (project_id, idempotency_key) DO NOTHING`
 const sqlGetKey = `
 SELECT job_id, request_sha256 FROM job_idempotency_keys WHERE project_id = $1 AND idempotency_key = $2`
 
-// SubmitJob stores a new queued job. Its id is a UUIDv7 whose timestamp is its created_at,
+// SubmitJob stores a new queued job (an hpo job: submitted, for its workflow to run). Its id is a UUIDv7 whose timestamp is its created_at,
 // so the id alone finds its partition. When the project already has a job with the same
 // idempotency key, nothing is stored and the error is a *DuplicateKeyError naming that job;
 // concurrent submissions with one key store exactly one job.
@@ -205,9 +223,14 @@ func insertJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, createdAt time.Time
 		models = []string{}
 	}
 
+	workflow := ""
+	if sub.Workflow {
+		workflow = WorkflowID(id)
+	}
+
 	rows, err := tx.Query(ctx, sqlInsertJob, id, createdAt, key, sub.ProjectID, sub.JobType, sub.Priority,
 		sub.Config, tags, parentID, parentCreatedAt, sub.GPUMilli, models, sub.MaxRuntimeSeconds,
-		sub.MaxAttempts, sub.CPUMilli, sub.MemoryMiB)
+		sub.MaxAttempts, sub.CPUMilli, sub.MemoryMiB, sub.SubmittedBy, workflow)
 	if err != nil {
 		return Job{}, err
 	}

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// ArtifactTypes are the values of the artifact_type column.
+var ArtifactTypes = []string{"checkpoint", "model", "adapter", "log", "eval_report"}
+
+// Artifact is one row of artifacts: an object a run wrote to storage.
+type Artifact struct {
+	ID        uuid.UUID       `db:"id" json:"id"`
+	RunID     uuid.UUID       `db:"run_id" json:"run_id"`
+	Type      string          `db:"artifact_type" json:"artifact_type"`
+	URI       string          `db:"storage_uri" json:"storage_uri"`
+	Checksum  string          `db:"checksum_sha256" json:"checksum_sha256"`
+	SizeBytes int64           `db:"size_bytes" json:"size_bytes"`
+	CreatedAt time.Time       `db:"created_at" json:"created_at"`
+	Metadata  json.RawMessage `db:"metadata_json" json:"metadata"`
+	DeletedAt *time.Time      `db:"deleted_at" json:"deleted_at,omitempty"`
+}
+
+const artifactColumns = `a.id, a.run_id, a.artifact_type::text AS artifact_type, a.storage_uri,
+    a.checksum_sha256, a.size_bytes, a.created_at, a.metadata_json, a.deleted_at`
+
+// NewArtifact is what a run's program reports after writing an object.
+type NewArtifact struct {
+	RunID     uuid.UUID
+	Type      string
+	URI       string
+	Checksum  string // lowercase hex SHA-256 of the object
+	SizeBytes int64
+	Metadata  json.RawMessage
+	// Step is a checkpoint's training step; it becomes the run's last checkpoint, the
+	// point a resumed run starts from.
+	Step *int64
+}
+
+// ErrRunEnded: the run has ended and accepts no more artifacts.
+var ErrRunEnded = errors.New("run has ended")
+
+const sqlLockLiveRun = `
+SELECT j.project_id FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+WHERE r.id = $1 AND r.status IN ('pending', 'running')
+FOR UPDATE OF r`
+
+const sqlFindArtifact = `SELECT ` + artifactColumns + ` FROM artifacts a
+WHERE a.run_id = $1 AND a.artifact_type = $2 AND a.storage_uri = $3`
+
+const sqlInsertArtifact = `
+INSERT INTO artifacts (id, run_id, artifact_type, storage_uri, checksum_sha256, size_bytes, metadata_json)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+const sqlSetCheckpoint = `
+UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = $3 WHERE id = $1`
+
+// RecordArtifact stores an artifact of a live run; a checkpoint also becomes the run's last
+// checkpoint. A run that has ended accepts none (ErrRunEnded), so a late report cannot
+// change what a finished run left. Reporting the same run, type and URI again returns the
+// first record, so the program may retry.
+func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, error) {
+	doing := fmt.Sprintf("record %s artifact of run %s", a.Type, a.RunID)
+	metadata := a.Metadata
+	if len(metadata) == 0 {
+		metadata = json.RawMessage("{}")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Artifact{}, fmt.Errorf("%s: %w", doing, err)
+	}
+
+	var recorded Artifact
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var project string
+		if err := tx.QueryRow(ctx, sqlLockLiveRun, a.RunID).Scan(&project); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, sqlFindArtifact, a.RunID, a.Type, a.URI)
+		if err != nil {
+			return err
+		}
+		if recorded, err = collectOne[Artifact](rows); !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+
+		if _, err := tx.Exec(ctx, sqlInsertArtifact, id, a.RunID, a.Type, a.URI, a.Checksum, a.SizeBytes, metadata); err != nil {
+			return err
+		}
+		if a.Type == "checkpoint" {
+			if _, err := tx.Exec(ctx, sqlSetCheckpoint, a.RunID, a.URI, a.Step); err != nil {
+				return err
+			}
+		}
+		rows, err = tx.Query(ctx, `SELECT `+artifactColumns+` FROM artifacts a WHERE a.id = $1`, id)
+		if err != nil {
+			return err
+		}
+		recorded, err = collectOne[Artifact](rows)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Artifact{}, s.whyNoArtifact(ctx, a.RunID, doing)
+	}
+	return recorded, wrap(err, doing)
+}
+
+func (s *Store) whyNoArtifact(ctx context.Context, runID uuid.UUID, doing string) error {
+	var status string
+	err := s.pool.QueryRow(ctx, `SELECT status::text FROM runs WHERE id = $1`, runID).Scan(&status)
+	if err != nil {
+		return wrap(err, doing)
+	}
+	return fmt.Errorf("%s: %w (it is %s)", doing, ErrRunEnded, status)
+}
+
+// RunProject returns the project of a run's job, for the API to check the caller's access.
+func (s *Store) RunProject(ctx context.Context, runID uuid.UUID) (string, error) {
+	var project string
+	err := s.pool.QueryRow(ctx, `SELECT j.project_id FROM runs r
+		JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at WHERE r.id = $1`, runID).Scan(&project)
+	return project, wrap(err, "find the project of run "+runID.String())
+}
+
+const sqlLatestArtifact = `SELECT ` + artifactColumns + ` FROM artifacts a JOIN runs r ON r.id = a.run_id
+WHERE r.job_id = $1 AND r.job_created_at = $2 AND a.artifact_type = $3 AND a.deleted_at IS NULL
+ORDER BY r.run_number DESC, a.created_at DESC LIMIT 1`
+
+// LatestArtifact returns the newest artifact of a type that the job's runs wrote, from its
+// latest run first; ErrNotFound when there is none.
+func (s *Store) LatestArtifact(ctx context.Context, job JobRef, artifactType string) (Artifact, error) {
+	doing := fmt.Sprintf("find the latest %s of job %s", artifactType, job.ID)
+	rows, err := s.pool.Query(ctx, sqlLatestArtifact, job.ID, job.CreatedAt, artifactType)
+	if err != nil {
+		return Artifact{}, wrap(err, doing)
+	}
+	a, err := collectOne[Artifact](rows)
+	return a, wrap(err, doing)
+}
+
+// JobArtifacts lists every artifact the job's runs wrote, by run and time.
+func (s *Store) JobArtifacts(ctx context.Context, job JobRef) ([]Artifact, error) {
+	doing := "list artifacts of job " + job.ID.String()
+	rows, err := s.pool.Query(ctx, `SELECT `+artifactColumns+` FROM artifacts a JOIN runs r ON r.id = a.run_id
+		WHERE r.job_id = $1 AND r.job_created_at = $2 ORDER BY r.run_number, a.created_at, a.id`, job.ID, job.CreatedAt)
+	if err != nil {
+		return nil, wrap(err, doing)
+	}
+	list, err := collectAll[Artifact](rows)
+	return list, wrap(err, doing)
+}
+
+// JobRuns lists the job's runs in order.
+func (s *Store) JobRuns(ctx context.Context, job JobRef) ([]Run, error) {
+	doing := "list runs of job " + job.ID.String()
+	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM runs r
+		JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at WHERE r.job_id = $1 AND r.job_created_at = $2 ORDER BY r.run_number`, job.ID, job.CreatedAt)
+	if err != nil {
+		return nil, wrap(err, doing)
+	}
+	list, err := collectAll[Run](rows)
+	return list, wrap(err, doing)
+}

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ModelVersion is one row of model_versions with its model's name and project. Its lineage
+// columns record where it came from: the job and run that trained it, the artifact,
+// dataset version, config hash and code commit, and the evaluation that let it in.
+type ModelVersion struct {
+	ID             uuid.UUID       `db:"id" json:"id"`
+	ModelID        uuid.UUID       `db:"model_id" json:"model_id"`
+	ModelName      string          `db:"model_name" json:"model_name"`
+	ProjectID      string          `db:"project_id" json:"project_id"`
+	VersionNumber  int             `db:"version_number" json:"version_number"`
+	Stage          string          `db:"stage" json:"stage"`
+	JobID          uuid.UUID       `db:"job_id" json:"job_id"`
+	JobCreatedAt   time.Time       `db:"job_created_at" json:"-"`
+	RunID          *uuid.UUID      `db:"run_id" json:"run_id,omitempty"`
+	ArtifactURI    string          `db:"artifact_uri" json:"artifact_uri"`
+	DatasetVersion *string         `db:"dataset_version" json:"dataset_version,omitempty"`
+	ConfigHash     *string         `db:"config_hash" json:"config_hash,omitempty"`
+	CodeCommit     *string         `db:"code_commit" json:"code_commit,omitempty"`
+	TrackingRunID  *string         `db:"mlflow_run_id" json:"tracking_run_id,omitempty"`
+	EvalMetrics    json.RawMessage `db:"eval_metrics_json" json:"eval_metrics"`
+	CreatedAt      time.Time       `db:"created_at" json:"created_at"`
+	PromotedAt     *time.Time      `db:"promoted_at" json:"promoted_at,omitempty"`
+	PromotedBy     *string         `db:"promoted_by" json:"promoted_by,omitempty"`
+}
+
+// Job returns the key of the job that trained the version.
+func (v ModelVersion) Job() JobRef { return JobRef{ID: v.JobID, CreatedAt: v.JobCreatedAt} }
+
+const versionColumns = `v.id, v.model_id, m.model_name, m.project_id, v.version_number, v.stage::text AS stage,
+    v.job_id, v.job_created_at, v.run_id, v.artifact_uri, v.dataset_version, v.config_hash,
+    v.code_commit, v.mlflow_run_id, v.eval_metrics_json, v.created_at, v.promoted_at, v.promoted_by`
+
+const sqlVersionFrom = ` FROM model_versions v JOIN models m ON m.id = v.model_id `
+
+// NewVersion is what a workflow registers after a job passed its evaluation.
+type NewVersion struct {
+	ProjectID      string
+	ModelName      string
+	BaseModelRef   string
+	Job            JobRef
+	RunID          *uuid.UUID
+	ArtifactURI    string
+	DatasetVersion string
+	ConfigHash     string
+	CodeCommit     string
+	TrackingRunID  string
+	EvalMetrics    map[string]float64
+}
+
+const sqlEnsureModel = `
+INSERT INTO models (project_id, model_name, base_model_ref) VALUES ($1, $2, NULLIF($3, ''))
+ON CONFLICT (project_id, model_name) DO NOTHING`
+
+// Taking the number locks the model's row until the transaction ends, so registrations of
+// one model are numbered one after another, and a rollback returns the number.
+const sqlNextVersionNumber = `
+UPDATE models SET latest_version = latest_version + 1
+WHERE project_id = $1 AND model_name = $2
+RETURNING id, latest_version`
+
+const sqlInsertVersion = `
+INSERT INTO model_versions (id, model_id, version_number, job_id, job_created_at, run_id, artifact_uri,
+    dataset_version, config_hash, code_commit, mlflow_run_id, eval_metrics_json)
+VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''), $12)`
+
+// RegisterModelVersion creates the model if needed and adds the next version, numbered
+// without gaps per model however many registrations run at once. A job registers at most
+// one version: registering again for the same job returns the version it already has, so a
+// retried workflow step is harmless.
+func (s *Store) RegisterModelVersion(ctx context.Context, nv NewVersion) (ModelVersion, error) {
+	doing := fmt.Sprintf("register a version of model %s/%s for job %s", nv.ProjectID, nv.ModelName, nv.Job.ID)
+	if existing, err := s.versionOfJob(ctx, nv.Job.ID); err == nil || !errors.Is(err, ErrNotFound) {
+		return existing, wrap(err, doing)
+	}
+	metrics, err := json.Marshal(nv.EvalMetrics)
+	if err != nil {
+		return ModelVersion{}, fmt.Errorf("%s: encode metrics: %w", doing, err)
+	}
+
+	id, err := uuid.NewV7()
+	if err != nil {
+		return ModelVersion{}, fmt.Errorf("%s: %w", doing, err)
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlEnsureModel, nv.ProjectID, nv.ModelName, nv.BaseModelRef); err != nil {
+			return err
+		}
+		var modelID uuid.UUID
+		var number int
+		if err := tx.QueryRow(ctx, sqlNextVersionNumber, nv.ProjectID, nv.ModelName).Scan(&modelID, &number); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlInsertVersion, id, modelID, number, nv.Job.ID, nv.Job.CreatedAt, nv.RunID,
+			nv.ArtifactURI, nv.DatasetVersion, nv.ConfigHash, nv.CodeCommit, nv.TrackingRunID, metrics)
+		return err
+	})
+	if isUniqueViolation(err, "model_versions_one_per_job_idx") {
+		// A concurrent registration for the same job committed first.
+		existing, err := s.versionOfJob(ctx, nv.Job.ID)
+		return existing, wrap(err, doing)
+	}
+	if err != nil {
+		return ModelVersion{}, wrap(err, doing)
+	}
+	v, err := s.GetModelVersion(ctx, id)
+	return v, wrap(err, doing)
+}
+
+func isUniqueViolation(err error, index string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == index
+}
+
+func (s *Store) versionOfJob(ctx context.Context, jobID uuid.UUID) (ModelVersion, error) {
+	doing := "find the model version of job " + jobID.String()
+	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+sqlVersionFrom+`WHERE v.job_id = $1`, jobID)
+	if err != nil {
+		return ModelVersion{}, wrap(err, doing)
+	}
+	v, err := collectOne[ModelVersion](rows)
+	return v, wrap(err, doing)
+}
+
+// GetModelVersion reads one version by id.
+func (s *Store) GetModelVersion(ctx context.Context, id uuid.UUID) (ModelVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+sqlVersionFrom+`WHERE v.id = $1`, id)
+	if err != nil {
+		return ModelVersion{}, wrap(err, "get model version "+id.String())
+	}
+	v, err := collectOne[ModelVersion](rows)
+	return v, wrap(err, "get model version "+id.String())
+}
+
+// ListModelVersions returns the versions of a project's model, newest first.
+func (s *Store) ListModelVersions(ctx context.Context, projectID, modelName string) ([]ModelVersion, error) {
+	doing := fmt.Sprintf("list versions of model %s/%s", projectID, modelName)
+	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+sqlVersionFrom+`
+		WHERE m.project_id = $1 AND m.model_name = $2 ORDER BY v.version_number DESC`, projectID, modelName)
+	if err != nil {
+		return nil, wrap(err, doing)
+	}
+	versions, err := collectAll[ModelVersion](rows)
+	return versions, wrap(err, doing)
+}
+
+const sqlArchiveProd = `
+UPDATE model_versions SET stage = 'archived'
+WHERE model_id = $1 AND stage = 'prod' AND id <> $2`
+
+const sqlPromote = `
+UPDATE model_versions SET stage = $2, promoted_at = now(), promoted_by = $3
+WHERE id = $1 AND stage <> $2`
+
+// PromoteVersion moves a version to stage. The database refuses staging and prod without
+// an approved request for that stage (ErrIllegalTransition). Promoting to prod archives the
+// model's previous prod version in the same transaction, so a model never has two prod
+// versions nor, for a moment, none while a promotion runs. Promoting a version to the stage
+// it has changes nothing.
+func (s *Store) PromoteVersion(ctx context.Context, id uuid.UUID, stage, by string) (ModelVersion, error) {
+	doing := fmt.Sprintf("promote model version %s to %s", id, stage)
+	v, err := s.GetModelVersion(ctx, id)
+	if err != nil {
+		return ModelVersion{}, fmt.Errorf("%s: %w", doing, err)
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if stage == "prod" {
+			if _, err := tx.Exec(ctx, sqlArchiveProd, v.ModelID, id); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, sqlPromote, id, stage, by)
+		return err
+	})
+	if err != nil {
+		return ModelVersion{}, wrap(err, doing)
+	}
+	return s.GetModelVersion(ctx, id)
+}

@@ -1,0 +1,241 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// completedJob submits a job and runs it to completion on A10, returning its key.
+func completedJob(t *testing.T, s *store.Store) store.JobRef {
+	t.Helper()
+	a := admitOne(t, s, 1000, 3)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Hour)
+	if err := s.StartRun(ctx, a.RunID, start, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunCompleted, EndedAt: start.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	return a.Job
+}
+
+func register(t *testing.T, s *store.Store, job store.JobRef, model string) store.ModelVersion {
+	t.Helper()
+	v, err := s.RegisterModelVersion(context.Background(), store.NewVersion{ProjectID: "vision", ModelName: model,
+		Job: job, ArtifactURI: "s3://models/" + job.ID.String(), DatasetVersion: "ds-1", CodeCommit: "abc",
+		EvalMetrics: map[string]float64{"accuracy": 0.9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestVersionNumbersHaveNoGaps registers 16 versions of one model at once, one per job:
+// they get the numbers 1 to 16, each once. Registering again for a job returns its version.
+func TestVersionNumbersHaveNoGaps(t *testing.T) {
+	s := setup(t)
+	const n = 16
+	jobs := make([]store.JobRef, n)
+	for i := range jobs {
+		job, err := s.SubmitJob(context.Background(), submission(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs[i] = job.Ref()
+	}
+
+	numbers := make([]int, n)
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		wg.Go(func() { numbers[i] = register(t, s, job, "resnet").VersionNumber })
+	}
+	wg.Wait()
+	sort.Ints(numbers)
+	for i, got := range numbers {
+		if got != i+1 {
+			t.Fatalf("version numbers %v, want 1 to %d", numbers, n)
+		}
+	}
+
+	again := register(t, s, jobs[0], "resnet")
+	versions, _ := s.ListModelVersions(context.Background(), "vision", "resnet")
+	if len(versions) != n || again.JobID != jobs[0].ID {
+		t.Errorf("%d versions after registering job 0 again (got version %d), want %d", len(versions), again.VersionNumber, n)
+	}
+}
+
+// TestPromotionNeedsApprovalAndArchivesOldProd: prod without an approved request is
+// refused; the second prod version archives the first in the same step.
+func TestPromotionNeedsApprovalAndArchivesOldProd(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	first := register(t, s, completedJob(t, s), "resnet")
+	second := register(t, s, completedJob(t, s), "resnet")
+
+	if _, err := s.PromoteVersion(ctx, first.ID, "prod", "olga"); !errors.Is(err, store.ErrIllegalTransition) {
+		t.Fatalf("promotion without approval: %v, want ErrIllegalTransition", err)
+	}
+	for _, v := range []store.ModelVersion{first, second} {
+		approve(t, s, v.ID, "prod")
+		if _, err := s.PromoteVersion(ctx, v.ID, "prod", "olga"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got1, _ := s.GetModelVersion(ctx, first.ID)
+	got2, _ := s.GetModelVersion(ctx, second.ID)
+	if got1.Stage != "archived" || got2.Stage != "prod" || got2.PromotedBy == nil || *got2.PromotedBy != "olga" {
+		t.Errorf("stages %s and %s (promoted by %v), want archived and prod by olga", got1.Stage, got2.Stage, got2.PromotedBy)
+	}
+	if _, err := s.PromoteVersion(ctx, first.ID, "prod", "olga"); !errors.Is(err, store.ErrIllegalTransition) {
+		t.Errorf("promoting an archived version: %v, want ErrIllegalTransition", err)
+	}
+}
+
+func approve(t *testing.T, s *store.Store, version uuid.UUID, stage string) store.Approval {
+	t.Helper()
+	ctx := context.Background()
+	req, err := s.RequestApproval(ctx, store.ApprovalRequest{ModelVersionID: version, TargetStage: stage,
+		RequestedBy: "alice", Snapshot: json.RawMessage(`{"accuracy": 0.9}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided, err := s.DecideApproval(ctx, store.ApprovalDecision{ApprovalID: req.ID, Approve: true, Reason: "good",
+		Audit: &store.Audit{Actor: store.Actor{Name: "olga", Role: store.RoleOperator}, Action: "approval.approve", At: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decided
+}
+
+// TestApprovalRules: the requester cannot decide, a decision is final, the snapshot cannot
+// change, and a workflow asking twice gets its first request.
+func TestApprovalRules(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	v := register(t, s, completedJob(t, s), "resnet")
+	req := store.ApprovalRequest{ModelVersionID: v.ID, TargetStage: "staging", RequestedBy: "alice",
+		Snapshot: json.RawMessage(`{"accuracy": 0.9}`), WorkflowID: "job-x"}
+	first, err := s.RequestApproval(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.RequestApproval(ctx, req); err != nil || again.ID != first.ID {
+		t.Errorf("second request from the workflow: %v (%v), want the first %v", again.ID, err, first.ID)
+	}
+
+	decide := func(actor string) error {
+		_, err := s.DecideApproval(ctx, store.ApprovalDecision{ApprovalID: first.ID, Approve: false, Reason: "no",
+			Audit: &store.Audit{Actor: store.Actor{Name: actor, Role: store.RoleOperator}, Action: "approval.reject", At: time.Now()}})
+		return err
+	}
+	if err := decide("alice"); !errors.Is(err, store.ErrSelfApproval) {
+		t.Errorf("requester deciding: %v, want ErrSelfApproval", err)
+	}
+	if err := decide("olga"); err != nil {
+		t.Fatal(err)
+	}
+	if err := decide("oscar"); !errors.Is(err, store.ErrStaleStatus) {
+		t.Errorf("second decision: %v, want ErrStaleStatus", err)
+	}
+	_, err = s.Pool().Exec(ctx, `UPDATE approvals SET eval_snapshot_json = '{"accuracy": 1}' WHERE id = $1`, first.ID)
+	if err == nil {
+		t.Error("changing the snapshot succeeded, want it refused")
+	}
+
+	var events int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM workflow_events
+		WHERE workflow_id = 'job-x' AND kind = 'approval_decided' AND payload->>'status' = 'rejected'`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 {
+		t.Errorf("%d approval_decided events for job-x, want 1", events)
+	}
+}
+
+// TestArtifactsOnlyFromLiveRuns: a live run's checkpoint becomes its last checkpoint; the
+// same report again returns the first record; an ended run accepts none.
+func TestArtifactsOnlyFromLiveRuns(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+	step := int64(200)
+	art := store.NewArtifact{RunID: a.RunID, Type: "checkpoint", URI: "s3://ckpt/run-1/step-200",
+		Checksum: "3f79bb7b435b05321651daefd374cdc681dc06faa65e374e38337b88ca046dea", SizeBytes: 10, Step: &step}
+	first, err := s.RecordArtifact(ctx, art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.RecordArtifact(ctx, art); err != nil || again.ID != first.ID {
+		t.Errorf("same report again: %v (%v), want %v", again.ID, err, first.ID)
+	}
+	if uri, _ := s.LastCheckpoint(ctx, a.Job); uri != art.URI {
+		t.Errorf("last checkpoint %q, want %q", uri, art.URI)
+	}
+
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunFailed, EndedAt: time.Now(), Retryable: true}); err != nil {
+		t.Fatal(err)
+	}
+	art.URI = "s3://ckpt/run-1/step-300"
+	if _, err := s.RecordArtifact(ctx, art); !errors.Is(err, store.ErrRunEnded) {
+		t.Errorf("artifact of an ended run: %v, want ErrRunEnded", err)
+	}
+}
+
+// TestOutboxEvents: a job with a workflow records start at submission and job_ended only
+// at its first terminal status; a trial's end goes to its parent's workflow.
+func TestOutboxEvents(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	parentSub := submission("")
+	parentSub.JobType, parentSub.Workflow = "hpo", true
+	parent, err := s.SubmitJob(ctx, parentSub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parent.Status != store.JobSubmitted {
+		t.Errorf("hpo parent inserted %s, want submitted", parent.Status)
+	}
+	trialSub := submission("")
+	trialSub.Parent, trialSub.Workflow = &store.JobRef{ID: parent.ID, CreatedAt: parent.CreatedAt}, true
+	trial, err := s.SubmitJob(ctx, trialSub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TransitionJob(ctx, trial.Ref(), store.JobQueued, store.JobFailed, "broken"); err != nil {
+		t.Fatal(err)
+	}
+
+	got := map[string]int{}
+	rows, _ := s.Pool().Query(ctx, `SELECT workflow_id || ' ' || kind FROM workflow_events ORDER BY id`)
+	for rows.Next() {
+		var key string
+		_ = rows.Scan(&key)
+		got[key]++
+	}
+	pw, tw := store.WorkflowID(parent.ID), store.WorkflowID(trial.ID)
+	want := map[string]int{pw + " start": 1, tw + " start": 1, tw + " job_ended": 1, pw + " trial_ended": 1}
+	if len(got) != len(want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("events %v, want %v", got, want)
+			break
+		}
+	}
+
+	if _, err := s.TransitionJob(ctx, parent.Ref(), store.JobSubmitted, store.JobQueued, ""); err == nil {
+		t.Error("hpo parent moved to queued, want refused: it holds no pod")
+	}
+}
