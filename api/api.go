@@ -1,5 +1,6 @@
-// Package api is schedulerd's HTTP API for submitting jobs and for administering queues,
-// quotas and projects. It decides who may do what (bearer tokens and their roles) and
+// Package api is schedulerd's HTTP API for submitting jobs, for administering queues,
+// quotas and projects, for the artifacts a run reports, and for reading the model registry
+// and deciding its approvals. It decides who may do what (bearer tokens and their roles) and
 // whether a request is valid, and writes the intent to the database through the store,
 // with an audit record for every admin action. It never touches pods: the scheduler admits
 // what it queued and the dispatcher stops the runs of jobs it cancelled, paused or drained.
@@ -28,6 +29,10 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// Workflows is true when the daemon runs Temporal workflows, one per submitted job.
+	// Without them, hpo jobs and configs with model or evaluation sections are rejected,
+	// because nothing would run the search, the evaluation or the registration.
+	Workflows bool
 }
 
 // Server serves the API. It is an http.Handler and safe for concurrent use.
@@ -104,6 +109,17 @@ func (s *Server) routes() []route {
 		{"POST", "/v1/queues/{project}/drain", store.RoleOperator, s.drainQueue},
 		{"POST", "/v1/queues/{project}/undrain", store.RoleOperator, s.undrainQueue},
 		{"POST", "/v1/queues/{project}/reprioritize", store.RoleOperator, s.reprioritizeQueue},
+
+		{"POST", "/v1/runs/{run}/artifacts", store.RoleSubmitter, s.recordArtifact},
+
+		{"GET", "/v1/projects/{project}/models/{model}/versions", store.RoleSubmitter, s.listModelVersions},
+		{"GET", "/v1/model-versions/{id}", store.RoleSubmitter, s.getModelVersion},
+		{"GET", "/v1/model-versions/{id}/lineage", store.RoleSubmitter, s.getLineage},
+
+		{"GET", "/v1/approvals", store.RoleSubmitter, s.listApprovals},
+		{"GET", "/v1/approvals/{id}", store.RoleSubmitter, s.getApproval},
+		{"POST", "/v1/approvals/{id}/approve", store.RoleOperator, s.approve},
+		{"POST", "/v1/approvals/{id}/reject", store.RoleOperator, s.reject},
 
 		{"GET", "/v1/audit", store.RoleAdmin, s.listAudit},
 	}

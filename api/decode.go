@@ -121,11 +121,15 @@ func checkContentType(r *http.Request) error {
 }
 
 // pathJobID parses the {id} of a job path.
-func pathJobID(r *http.Request) (uuid.UUID, error) {
-	raw := r.PathValue("id")
+func pathJobID(r *http.Request) (uuid.UUID, error) { return pathUUID(r, "id", "job") }
+
+// pathUUID parses the path wildcard name as the id of a noun, such as a run or an approval.
+func pathUUID(r *http.Request, name, noun string) (uuid.UUID, error) {
+	raw := r.PathValue(name)
 	id, err := uuid.Parse(raw)
 	if err != nil || len(raw) != 36 {
-		return uuid.Nil, invalid("id", "%q is not a job id (a UUID such as 0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d)", raw)
+		return uuid.Nil, invalid(name, "%q is not a %s id (a UUID such as 0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d)",
+			raw, noun)
 	}
 	return id, nil
 }

@@ -64,6 +64,11 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, caller *princ
 	if err != nil {
 		return err
 	}
+	if err := s.checkWorkflowSections(sub); err != nil {
+		return err
+	}
+	sub.SubmittedBy = caller.token.Name
+	sub.Workflow = s.cfg.Workflows
 	if err := s.checkSubmission(r, caller, &sub); err != nil {
 		return err
 	}
@@ -181,6 +186,24 @@ func idempotencyKey(header, body string) (string, error) {
 		}
 	}
 	return key, nil
+}
+
+// checkWorkflowSections rejects what only a job workflow carries out when the daemon runs
+// without workflows: such a job would run its pods but never search, evaluate or register.
+func (s *Server) checkWorkflowSections(sub submission) error {
+	if s.cfg.Workflows {
+		return nil
+	}
+	const noTemporal = "this daemon runs without a Temporal address"
+	switch {
+	case sub.JobType == "hpo":
+		return unprocessable("job_type", "hpo jobs are run by workflows; %s", noTemporal)
+	case sub.spec.Model != nil:
+		return unprocessable("config.model", "a model is registered by the job's workflow; %s", noTemporal)
+	case sub.spec.Evaluation != nil:
+		return unprocessable("config.evaluation", "an evaluation is run by the job's workflow; %s", noTemporal)
+	}
+	return nil
 }
 
 // checkSubmission checks what needs the database: the project, its priority tier, the GPU

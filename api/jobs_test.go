@@ -173,7 +173,6 @@ func TestSubmitParent(t *testing.T) {
 	other := f.submit(f.audioSubmitter, "audio", 5)
 	withParent := func(id string) map[string]any {
 		body := submitBody(5, fineTune(1))
-		body["job_type"] = "hpo"
 		body["parent_job_id"] = id
 		return body
 	}

@@ -66,7 +66,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 				t.Errorf("openapi.json has %s (%s), which no route serves", key, op.OperationID)
 				continue
 			}
-			concrete := strings.NewReplacer("{id}", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", "{project}", "vision").Replace(path)
+			concrete := strings.NewReplacer("{id}", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d",
+				"{run}", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", "{project}", "vision", "{model}", "llama").Replace(path)
 			resp := f.do("", strings.ToUpper(method), concrete, nil)
 			want := http.StatusUnauthorized
 			if op.Role == "" {
@@ -99,6 +100,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ProjectRequest": api.ProjectRequest{}, "Project": api.Project{}, "Position": api.Position{},
 		"BudgetState": api.BudgetState{}, "ConcurrencyState": api.ConcurrencyState{}, "ModelState": api.ModelState{},
 		"Explanation": api.Explanation{}, "AuditRecord": api.AuditRecord{}, "AuditList": api.AuditList{},
+		"ArtifactRequest": api.ArtifactRequest{}, "Artifact": api.Artifact{}, "ModelVersion": api.ModelVersion{},
+		"ModelVersionList": api.ModelVersionList{}, "LineageRun": api.LineageRun{}, "Lineage": api.Lineage{},
+		"Approval": api.Approval{}, "ApprovalList": api.ApprovalList{}, "DecisionRequest": api.DecisionRequest{},
 	}
 	for name, value := range types {
 		schema, ok := doc.Components.Schemas[name]

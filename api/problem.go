@@ -44,6 +44,7 @@ const (
 	TypeNotFound             = "urn:schedulerd:problem:not-found"
 	TypeMethodNotAllowed     = "urn:schedulerd:problem:method-not-allowed"
 	TypeConflict             = "urn:schedulerd:problem:conflict"
+	TypeSelfApproval         = "urn:schedulerd:problem:self-approval"
 	TypeDuplicateSubmission  = "urn:schedulerd:problem:duplicate-submission"
 	TypeIdempotencyKeyReused = "urn:schedulerd:problem:idempotency-key-reused"
 	TypeUnknownGPUModel      = "urn:schedulerd:problem:unknown-gpu-model"
@@ -60,6 +61,7 @@ var problemTitles = map[string]string{
 	TypeNotFound:             "not found",
 	TypeMethodNotAllowed:     "method not allowed",
 	TypeConflict:             "conflict with the current state",
+	TypeSelfApproval:         "requester cannot decide their own approval",
 	TypeDuplicateSubmission:  "job already submitted",
 	TypeIdempotencyKeyReused: "idempotency key used for a different request",
 	TypeUnknownGPUModel:      "unknown GPU model",

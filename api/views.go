@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -35,6 +36,13 @@ type Job struct {
 	UpdatedAt         time.Time       `json:"updated_at"`
 	StartedAt         *time.Time      `json:"started_at,omitempty"`
 	CompletedAt       *time.Time      `json:"completed_at,omitempty"`
+	// SubmittedBy is the name of the token that submitted the job.
+	SubmittedBy *string `json:"submitted_by,omitempty"`
+	// TemporalWorkflowID names the job's workflow when the daemon runs workflows.
+	TemporalWorkflowID *string `json:"temporal_workflow_id,omitempty"`
+	// Result is the outcome the job's workflow recorded: evaluation metrics, the registered
+	// model version, or an hpo job's best trial. It is absent until the workflow records one.
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 func jobView(j store.Job) Job {
@@ -49,7 +57,16 @@ func jobView(j store.Job) Job {
 		MaxRuntimeSeconds: j.MaxRuntimeSeconds, MaxAttempts: j.MaxAttempts, Attempts: j.Attempts,
 		RunCount: j.RunCount, WaitReason: j.WaitReason, ErrorMessage: j.ErrorMessage,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
+		SubmittedBy: j.SubmittedBy, TemporalWorkflowID: j.TemporalWorkflowID, Result: nullToAbsent(j.Result),
 	}
+}
+
+// nullToAbsent returns nil for a JSON null, so that omitempty leaves the field out.
+func nullToAbsent(raw json.RawMessage) json.RawMessage {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return nil
+	}
+	return raw
 }
 
 // JobList is one page of jobs. NextPage, when set, is the page_token of the next page.

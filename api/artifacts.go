@@ -1,0 +1,144 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// ArtifactRequest is the body of POST /v1/runs/{run}/artifacts: an object the run's
+// program wrote to storage.
+type ArtifactRequest struct {
+	ArtifactType   string          `json:"artifact_type"`
+	StorageURI     string          `json:"storage_uri"`
+	ChecksumSHA256 string          `json:"checksum_sha256"`
+	SizeBytes      *int64          `json:"size_bytes"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	// Step is a checkpoint's training step, from which a resumed run starts.
+	Step *int64 `json:"step,omitempty"`
+}
+
+// maxStorageURILength is the length of the storage_uri and last_checkpoint_uri columns.
+const maxStorageURILength = 1024
+
+var (
+	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// s3Bucket accepts 3 to 63 lowercase letters, digits, dots and hyphens, starting and
+	// ending with a letter or digit. NOTE: some names S3 also rejects, such as ones with
+	// adjacent dots or in IP address form, pass this check.
+	s3Bucket = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
+
+// recordArtifact serves POST /v1/runs/{run}/artifacts. A report of the same run, type and
+// URI returns the first record, so the program may retry. A retry with another checksum or
+// size gets 409, because the first record stays.
+func (s *Server) recordArtifact(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	runID, err := pathUUID(r, "run", "run")
+	if err != nil {
+		return err
+	}
+	project, err := s.store.RunProject(r.Context(), runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("run %s does not exist", runID)
+	}
+	if err != nil {
+		return err
+	}
+	if err := caller.requireProject(project); err != nil {
+		return err
+	}
+	var req ArtifactRequest
+	if err := s.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+
+	artifact, err := s.store.RecordArtifact(r.Context(), store.NewArtifact{RunID: runID, Type: req.ArtifactType,
+		URI: req.StorageURI, Checksum: req.ChecksumSHA256, SizeBytes: *req.SizeBytes, Metadata: nullToAbsent(req.Metadata),
+		Step: req.Step})
+	if errors.Is(err, store.ErrRunEnded) {
+		return conflict("run %s has ended and accepts no more artifacts", runID)
+	}
+	if err != nil {
+		return err
+	}
+	if artifact.Checksum != req.ChecksumSHA256 || artifact.SizeBytes != *req.SizeBytes {
+		return conflict("run %s already recorded %s %s with checksum %s and %d bytes; write a changed object "+
+			"under a new URI", runID, artifact.Type, artifact.URI, artifact.Checksum, artifact.SizeBytes)
+	}
+	s.cfg.Logger.Info("artifact recorded", "run", runID, "project", project, "artifact_type", artifact.Type,
+		"storage_uri", artifact.URI, "actor", caller.token.Name)
+	writeJSON(w, http.StatusCreated, "application/json", artifactView(artifact))
+	return nil
+}
+
+// validate checks every field of the request, in order, and names the first invalid one.
+func (req ArtifactRequest) validate() error {
+	if !slices.Contains(store.ArtifactTypes, req.ArtifactType) {
+		return invalid("artifact_type", "%q is not an artifact type; want one of %s",
+			req.ArtifactType, strings.Join(store.ArtifactTypes, ", "))
+	}
+	if err := validateStorageURI(req.StorageURI); err != nil {
+		return err
+	}
+	if !sha256Hex.MatchString(req.ChecksumSHA256) {
+		return invalid("checksum_sha256", "must be the SHA-256 of the object as 64 lowercase hex digits")
+	}
+	if req.SizeBytes == nil {
+		return invalid("size_bytes", "required: the object's size in bytes")
+	}
+	if *req.SizeBytes < 0 {
+		return invalid("size_bytes", "must be 0 or more, got %d", *req.SizeBytes)
+	}
+	if metadata := nullToAbsent(req.Metadata); len(metadata) > 0 && !bytes.HasPrefix(bytes.TrimSpace(metadata), []byte("{")) {
+		return invalid("metadata", "must be a JSON object")
+	}
+	if req.Step == nil {
+		return nil
+	}
+	if req.ArtifactType != "checkpoint" {
+		return invalid("step", "only a checkpoint has a training step")
+	}
+	if *req.Step < 0 || *req.Step > math.MaxInt32 {
+		return invalid("step", "must be from 0 to %d, got %d", math.MaxInt32, *req.Step)
+	}
+	return nil
+}
+
+// validateStorageURI accepts s3://BUCKET/KEY with a valid bucket name and a key of printable
+// characters.
+func validateStorageURI(uri string) error {
+	if uri == "" {
+		return invalid("storage_uri", "required, as s3://BUCKET/KEY")
+	}
+	if n := utf8.RuneCountInString(uri); n > maxStorageURILength {
+		return invalid("storage_uri", "longer than %d characters (%d)", maxStorageURILength, n)
+	}
+	rest, ok := strings.CutPrefix(uri, "s3://")
+	if !ok {
+		return invalid("storage_uri", "%q is not an s3:// URI; want s3://BUCKET/KEY", uri)
+	}
+	bucket, key, _ := strings.Cut(rest, "/")
+	if !s3Bucket.MatchString(bucket) {
+		return invalid("storage_uri", "%q is not an S3 bucket name: use 3 to 63 lowercase letters, digits, "+
+			"'.' or '-', starting and ending with a letter or digit", bucket)
+	}
+	if key == "" {
+		return invalid("storage_uri", "%q has no object key; want s3://BUCKET/KEY", uri)
+	}
+	if strings.ContainsFunc(key, unicode.IsControl) {
+		return invalid("storage_uri", "the object key contains a control character")
+	}
+	return nil
+}

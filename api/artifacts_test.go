@@ -1,0 +1,180 @@
+package api_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+const (
+	checksumA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	checksumB = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+)
+
+// startedRun submits a job as token to project, admits it and starts its run.
+func (f *fixture) startedRun(token, project string) (api.Job, store.Admission) {
+	f.t.Helper()
+	job := f.submit(token, project, 5)
+	return job, f.startNextRun()
+}
+
+// startNextRun admits the one queued job and starts its run on node-1.
+func (f *fixture) startNextRun() store.Admission {
+	f.t.Helper()
+	admissions := f.admit()
+	if len(admissions) != 1 {
+		f.t.Fatalf("%d admissions, want 1", len(admissions))
+	}
+	if err := f.store.StartRun(context.Background(), admissions[0].RunID, time.Now(), "node-1"); err != nil {
+		f.t.Fatal(err)
+	}
+	return admissions[0]
+}
+
+func (f *fixture) endRun(runID uuid.UUID, status store.RunStatus) {
+	f.t.Helper()
+	_, err := f.store.EndRun(context.Background(), store.RunEnd{RunID: runID, Status: status, EndedAt: time.Now(),
+		Reason: "test"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func artifactPath(runID uuid.UUID) string { return "/v1/runs/" + runID.String() + "/artifacts" }
+
+func checkpointBody(uri string, step int) map[string]any {
+	return map[string]any{"artifact_type": "checkpoint", "storage_uri": uri, "checksum_sha256": checksumA,
+		"size_bytes": 1 << 20, "step": step, "metadata": map[string]any{"loss": 0.42}}
+}
+
+// recordArtifact reports an artifact of the run as token and returns it.
+func (f *fixture) recordArtifact(token string, runID uuid.UUID, body map[string]any) api.Artifact {
+	f.t.Helper()
+	var a api.Artifact
+	f.do(token, "POST", artifactPath(runID), body).want(201).decode(&a)
+	return a
+}
+
+func TestRecordCheckpoint(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+	uri := "s3://vision-ckpt/llama/step-100"
+
+	a := f.recordArtifact(f.submitter, run.RunID, checkpointBody(uri, 100))
+
+	if a.RunID != run.RunID || a.ArtifactType != "checkpoint" || a.StorageURI != uri {
+		t.Errorf("artifact %+v, want a checkpoint of run %s at %s", a, run.RunID, uri)
+	}
+	if a.ChecksumSHA256 != checksumA || a.SizeBytes != 1<<20 {
+		t.Errorf("checksum %s size %d, want %s and %d", a.ChecksumSHA256, a.SizeBytes, checksumA, 1<<20)
+	}
+	wantJSON(t, "metadata", a.Metadata, `{"loss": 0.42}`)
+	stored, err := f.store.GetRun(context.Background(), run.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.LastCheckpointURI == nil || *stored.LastCheckpointURI != uri {
+		t.Errorf("last_checkpoint_uri %v, want %s", stored.LastCheckpointURI, uri)
+	}
+	if stored.LastCheckpointStep == nil || *stored.LastCheckpointStep != 100 {
+		t.Errorf("last_checkpoint_step %v, want 100", stored.LastCheckpointStep)
+	}
+}
+
+func TestRecordArtifactRetry(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+	body := checkpointBody("s3://vision-ckpt/llama/step-100", 100)
+
+	first := f.recordArtifact(f.submitter, run.RunID, body)
+	again := f.recordArtifact(f.operator, run.RunID, body)
+	if again.ID != first.ID {
+		t.Errorf("retry recorded %s, want the first record %s", again.ID, first.ID)
+	}
+
+	body["checksum_sha256"] = checksumB
+	p := f.do(f.submitter, "POST", artifactPath(run.RunID), body).problem(409, api.TypeConflict)
+	if !strings.Contains(p.Detail, checksumA) {
+		t.Errorf("detail %q, want it to name the recorded checksum", p.Detail)
+	}
+	if n := f.count(`SELECT count(*) FROM artifacts WHERE run_id = $1`, run.RunID); n != 1 {
+		t.Errorf("%d artifacts stored, want 1", n)
+	}
+}
+
+func TestRecordArtifactEndedRun(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+	f.endRun(run.RunID, store.RunCompleted)
+
+	p := f.do(f.submitter, "POST", artifactPath(run.RunID), checkpointBody("s3://vision-ckpt/late", 5)).
+		problem(409, api.TypeConflict)
+	if !strings.Contains(p.Detail, "has ended") {
+		t.Errorf("detail %q, want it to say the run has ended", p.Detail)
+	}
+	if n := f.count(`SELECT count(*) FROM artifacts`); n != 0 {
+		t.Errorf("%d artifacts stored, want 0", n)
+	}
+}
+
+func TestRecordArtifactAccess(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+	body := checkpointBody("s3://vision-ckpt/a", 1)
+
+	f.do(f.audioSubmitter, "POST", artifactPath(run.RunID), body).problem(403, api.TypeForbidden)
+	f.do(f.submitter, "POST", artifactPath(uuid.Must(uuid.NewV7())), body).problem(404, api.TypeNotFound)
+	p := f.do(f.submitter, "POST", "/v1/runs/not-a-run/artifacts", body).problem(400, api.TypeInvalidRequest)
+	if p.Field != "run" {
+		t.Errorf("field %q, want run", p.Field)
+	}
+	f.recordArtifact(f.admin, run.RunID, body)
+}
+
+func TestRecordArtifactInvalidFields(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+
+	cases := []struct {
+		name  string
+		edit  func(map[string]any)
+		field string
+	}{
+		{"unknown type", func(b map[string]any) { b["artifact_type"] = "weights" }, "artifact_type"},
+		{"missing type", func(b map[string]any) { delete(b, "artifact_type") }, "artifact_type"},
+		{"missing uri", func(b map[string]any) { delete(b, "storage_uri") }, "storage_uri"},
+		{"not s3", func(b map[string]any) { b["storage_uri"] = "gs://bucket/key" }, "storage_uri"},
+		{"bad bucket", func(b map[string]any) { b["storage_uri"] = "s3://Bad_Bucket/key" }, "storage_uri"},
+		{"no key", func(b map[string]any) { b["storage_uri"] = "s3://bucket/" }, "storage_uri"},
+		{"control character", func(b map[string]any) { b["storage_uri"] = "s3://bucket/a\nb" }, "storage_uri"},
+		{"uri too long", func(b map[string]any) { b["storage_uri"] = "s3://bucket/" + strings.Repeat("k", 1013) }, "storage_uri"},
+		{"uppercase checksum", func(b map[string]any) { b["checksum_sha256"] = strings.ToUpper(checksumA) }, "checksum_sha256"},
+		{"short checksum", func(b map[string]any) { b["checksum_sha256"] = checksumA[:63] }, "checksum_sha256"},
+		{"missing size", func(b map[string]any) { delete(b, "size_bytes") }, "size_bytes"},
+		{"negative size", func(b map[string]any) { b["size_bytes"] = -1 }, "size_bytes"},
+		{"metadata array", func(b map[string]any) { b["metadata"] = []int{1} }, "metadata"},
+		{"negative step", func(b map[string]any) { b["step"] = -1 }, "step"},
+		{"step too large", func(b map[string]any) { b["step"] = int64(1) << 31 }, "step"},
+		{"step of a log", func(b map[string]any) { b["artifact_type"] = "log" }, "step"},
+		{"unknown field", func(b map[string]any) { b["bucket"] = "x" }, "bucket"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := checkpointBody("s3://vision-ckpt/a", 1)
+			c.edit(body)
+			p := f.do(f.submitter, "POST", artifactPath(run.RunID), body).problem(400, api.TypeInvalidRequest)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q (%s)", p.Field, c.field, p.Detail)
+			}
+		})
+	}
+
+	longest := checkpointBody("s3://bucket/"+strings.Repeat("k", 1012), 1)
+	f.recordArtifact(f.submitter, run.RunID, longest)
+}
