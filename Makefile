@@ -1,6 +1,7 @@
 # schedulerd: `make demo` replays the GPU trace end to end; `make test` runs every test.
 # Tools built from source (the Kubernetes control plane and KWOK, versitygw, Prometheus,
-# staticcheck) are cached in $(SCHEDULERD_CACHE), outside the clone, keyed by version.
+# the Temporal CLI, staticcheck) are cached in $(SCHEDULERD_CACHE), outside the clone,
+# keyed by version.
 
 SHELL := /bin/bash
 export SCHEDULERD_CACHE ?= $(HOME)/.cache/schedulerd
@@ -9,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: setup build test fuzz bench lint migrate demo kube-tools s3-tools prom-tools clean
+.PHONY: setup build test fuzz bench lint migrate demo kube-tools s3-tools prom-tools temporal-tools clean
 
 setup:
 	@scripts/setup.sh
@@ -26,7 +27,10 @@ s3-tools:
 prom-tools:
 	@scripts/prom-tools.sh >/dev/null
 
-test: setup kube-tools s3-tools prom-tools
+temporal-tools:
+	@scripts/temporal-tools.sh >/dev/null
+
+test: setup kube-tools s3-tools prom-tools temporal-tools
 	$(GO) test $(TEST_FLAGS) ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./store ./scheduler ./dispatcher ./accounting
 	@scripts/fuzz.sh

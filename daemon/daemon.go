@@ -29,6 +29,7 @@ import (
 	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
+	"github.com/schedulerd/schedulerd/workflow"
 )
 
 // Config is what the daemon runs with.
@@ -48,6 +49,9 @@ type Config struct {
 	// LeaderElection, when set, runs the loops only while this replica holds its Lease. Nil
 	// runs them at once, which is safe for a single replica only.
 	LeaderElection *LeaderElection
+	// Workflows, when set, runs the job workflows' Temporal worker and outbox sender on
+	// this replica, leader or not: Temporal shares the work between replicas.
+	Workflows *workflow.Runner
 	// ShutdownTimeout bounds how long Run waits for the loops, and then for the HTTP
 	// server, to stop once its context ends (20s).
 	ShutdownTimeout time.Duration
@@ -125,6 +129,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.cfg.Logger.Info("schedulerd stopping", "cause", context.Cause(ctx))
 	})
 
+	if d.cfg.Workflows != nil {
+		wg.Go(func() {
+			if err := d.cfg.Workflows.Run(ctx); err != nil {
+				cancel(fmt.Errorf("workflows: %w", err))
+			}
+		})
+	}
+
 	var err error
 	if d.cfg.LeaderElection == nil {
 		err = d.runLoops(ctx)
@@ -143,6 +155,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.cfg.Logger.Warn("HTTP server did not drain in time", "err", shutdownErr)
 		}
 	}
+	cancel(nil) // stops the workflow runner when the loops ended by themselves
 	wg.Wait()
 	d.cfg.Logger.Info("schedulerd stopped")
 	return err

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -128,9 +129,16 @@ func podEnv(in PodInput) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: "SCHEDULERD_JOB_ID", Value: in.JobID.String()},
 		{Name: "SCHEDULERD_RUN", Value: strconv.Itoa(in.RunNumber)},
+		// The training program reports its artifacts to POST /v1/runs/{run id}/artifacts.
+		{Name: "SCHEDULERD_RUN_ID", Value: in.RunID.String()},
 	}
 	if in.ResumeFrom != "" {
 		env = append(env, corev1.EnvVar{Name: "SCHEDULERD_RESUME_FROM", Value: in.ResumeFrom})
+	}
+	if len(in.Spec.Hyperparameters) > 0 {
+		// An hpo trial's point. A map of numbers always encodes.
+		encoded, _ := json.Marshal(in.Spec.Hyperparameters)
+		env = append(env, corev1.EnvVar{Name: "SCHEDULERD_HYPERPARAMETERS", Value: string(encoded)})
 	}
 	return env
 }

@@ -11,8 +11,10 @@ import (
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/migrations"
+	"github.com/schedulerd/schedulerd/retention"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
+	"github.com/schedulerd/schedulerd/workflow"
 )
 
 // runDaemon is `schedulerd run`: the scheduler, the dispatcher, GPU-hour accrual and the
@@ -50,6 +52,10 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		return usageError{err.Error()}
 	}
 	routeKlog(env.log)
+	workflows, err := newWorkflows(ctx, env, db)
+	if err != nil {
+		return err
+	}
 
 	d := daemon.New(daemon.Config{
 		Store:          db,
@@ -59,8 +65,10 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		Listener:       listener,
 		Registry:       newRegistry(),
 		LeaderElection: election,
-		Handler:        api.New(api.Config{Store: db, Logger: env.log.With("component", "api")}),
-		Logger:         env.log,
+		Handler: api.New(api.Config{Store: db, Workflows: workflows != nil,
+			Logger: env.log.With("component", "api")}),
+		Workflows: workflows,
+		Logger:    env.log,
 	})
 	stopCron, err := startCron(ctx, env, db, d.Metrics())
 	if err != nil {
@@ -70,6 +78,34 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 
 	env.log.Info("schedulerd started", "http_addr", listener.Addr().String())
 	return d.Run(ctx)
+}
+
+// newWorkflows returns the Temporal side of the daemon when SCHEDULERD_TEMPORAL_ADDRESS is
+// set, or nil: without it, jobs run without workflows and the API refuses what only a
+// workflow carries out (hpo jobs, evaluation, registration). Eval reports are read from the
+// S3 configured for retention.
+func newWorkflows(ctx context.Context, env *environment, db *store.Store) (*workflow.Runner, error) {
+	address := env.getenv("SCHEDULERD_TEMPORAL_ADDRESS")
+	if address == "" {
+		env.log.Info("job workflows are off: set SCHEDULERD_TEMPORAL_ADDRESS to turn them on")
+		return nil, nil
+	}
+	settings, err := loadCronSettings(env.getenv)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	var objects workflow.ObjectReader
+	if settings.s3.Endpoint != "" || settings.s3.Region != "" || env.getenv("AWS_REGION") != "" {
+		client, err := retention.NewS3Client(ctx, settings.s3)
+		if err != nil {
+			return nil, err
+		}
+		objects = client
+	} else {
+		env.log.Warn("no S3 configured: evaluations that need an eval report will wait until one is")
+	}
+	return workflow.New(workflow.Config{Address: address, Namespace: env.getenv("SCHEDULERD_TEMPORAL_NAMESPACE"),
+		Store: db, Objects: objects, Logger: env.log}), nil
 }
 
 // requireCurrentSchema refuses to run against a database whose migrations this binary does

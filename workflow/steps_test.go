@@ -1,0 +1,299 @@
+package workflow_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/testsuite"
+	sdkworkflow "go.temporal.io/sdk/workflow"
+
+	"github.com/schedulerd/schedulerd/internal/daemontest"
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/internal/s3test"
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+	"github.com/schedulerd/schedulerd/workflow"
+)
+
+// The tests here run JobWorkflow in the SDK's test environment, with the real activities
+// on a real database and S3, and play the outbox by sending signals themselves. They cover
+// the paths the end-to-end tests do not: a rejected approval, an altered eval report, the
+// budget cut of an hpo search and the cancellation of its trials.
+
+type steps struct {
+	t      *testing.T
+	store  *store.Store
+	s3     *s3.Client
+	bucket string
+	acts   *workflow.Activities
+}
+
+func newSteps(t *testing.T, budget float64) *steps {
+	t.Helper()
+	db := store.New(pgtest.NewPool(t))
+	daemontest.CreateProject(t, db, "vision", budget, 20)
+	if err := db.SyncGPUCapacity(context.Background(), []store.ModelCapacity{
+		{Model: "A10", CapacityMilli: 64000, Nodes: 8, LargestNodeMilli: 8000, LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 262144},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	client, bucket := s3test.NewBucket(t)
+	return &steps{t: t, store: db, s3: client, bucket: bucket,
+		acts: &workflow.Activities{Store: db, Objects: client, Logger: slog.New(slog.DiscardHandler)}}
+}
+
+// trainedJob submits a job with spec, runs it to completion and records an eval report with
+// metrics (whose object is replaced by stored when not nil) and a model artifact.
+func (s *steps) trainedJob(jobType string, spec jobspec.Spec, metrics map[string]float64, stored []byte) store.Job {
+	s.t.Helper()
+	ctx := context.Background()
+	sub := daemontest.NewSubmission("vision", 5, spec)
+	sub.JobType, sub.SubmittedBy = jobType, "alice"
+	job, err := s.store.SubmitJob(ctx, sub)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	admissions, err := s.store.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		return []store.Decision{{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 1}}, nil
+	})
+	if err != nil || len(admissions) != 1 {
+		s.t.Fatalf("admit: %d admissions, %v", len(admissions), err)
+	}
+	run := admissions[0].RunID
+	start := time.Now().Add(-time.Hour)
+	if err := s.store.StartRun(ctx, run, start, "node-1"); err != nil {
+		s.t.Fatal(err)
+	}
+
+	report, _ := json.Marshal(map[string]any{"metrics": metrics})
+	s.artifact(run, "eval_report", report, stored)
+	s.artifact(run, "model", []byte("weights"), nil)
+	if _, err := s.store.EndRun(ctx, store.RunEnd{RunID: run, Status: store.RunCompleted, EndedAt: start.Add(time.Minute)}); err != nil {
+		s.t.Fatal(err)
+	}
+	return job
+}
+
+// artifact records an artifact whose checksum is that of body, and stores stored (or body)
+// in S3.
+func (s *steps) artifact(run uuid.UUID, kind string, body, stored []byte) {
+	s.t.Helper()
+	if stored == nil {
+		stored = body
+	}
+	key := fmt.Sprintf("%s/%s", run, kind)
+	if _, err := s.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &s.bucket, Key: &key,
+		Body: bytes.NewReader(stored)}); err != nil {
+		s.t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if _, err := s.store.RecordArtifact(context.Background(), store.NewArtifact{RunID: run, Type: kind,
+		URI: "s3://" + s.bucket + "/" + key, Checksum: hex.EncodeToString(sum[:]), SizeBytes: int64(len(body))}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// run executes JobWorkflow for job in the test environment; onStart runs when the
+// workflow has started, to send signals.
+func (s *steps) run(job store.Job, setup func(env *testsuite.TestWorkflowEnvironment)) workflow.Result {
+	s.t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflow.JobWorkflow, workflowOptions())
+	env.RegisterActivity(s.acts)
+	if setup != nil {
+		setup(env)
+	}
+	env.ExecuteWorkflow(workflow.WorkflowName, job.Ref())
+	if !env.IsWorkflowCompleted() {
+		s.t.Fatal("workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		s.t.Fatalf("workflow: %v", err)
+	}
+	var result workflow.Result
+	if err := env.GetWorkflowResult(&result); err != nil {
+		s.t.Fatal(err)
+	}
+	return result
+}
+
+func trainSpec(extra func(*jobspec.Spec)) jobspec.Spec {
+	spec := jobspec.Spec{Image: "trainer:1", MaxRuntimeSeconds: 3600,
+		Resources: jobspec.Resources{GPUs: 1, GPUModels: []string{"A10"}}}
+	if extra != nil {
+		extra(&spec)
+	}
+	return spec
+}
+
+func minAccuracy(v float64) *jobspec.Evaluation {
+	return &jobspec.Evaluation{Thresholds: map[string]jobspec.Threshold{"accuracy": {Min: &v}}}
+}
+
+// TestRejectedApprovalLeavesVersionInDev: the approver rejects, so the version stays in
+// dev and the job stays completed, with the rejection in its result.
+func TestRejectedApprovalLeavesVersionInDev(t *testing.T) {
+	s := newSteps(t, 1000)
+	job := s.trainedJob("fine_tune", trainSpec(func(spec *jobspec.Spec) {
+		spec.Evaluation = minAccuracy(0.8)
+		spec.Model = &jobspec.Registration{Name: "detector", PromoteTo: "staging"}
+	}), map[string]float64{"accuracy": 0.85}, nil)
+
+	result := s.run(job, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			list, err := s.store.ListApprovals(context.Background(), "pending", 10)
+			if err != nil || len(list) != 1 {
+				t.Errorf("pending approvals %v (%v), want 1", list, err)
+				return
+			}
+			_, err = s.store.DecideApproval(context.Background(), store.ApprovalDecision{ApprovalID: list[0].ID,
+				Reason: "not on staging this week", Audit: &store.Audit{
+					Actor: store.Actor{Name: "olga", Role: store.RoleOperator}, Action: "approval.reject", At: time.Now()}})
+			if err != nil {
+				t.Error(err)
+			}
+			env.SignalWorkflow(workflow.SignalApprovalDecided, workflow.ApprovalDecided{ApprovalID: list[0].ID.String(), Status: "rejected"})
+		}, time.Minute)
+	})
+
+	if result.Approval == nil || result.Approval.Status != "rejected" || result.Approval.Reason != "not on staging this week" {
+		t.Fatalf("approval %+v, want rejected with the reason", result.Approval)
+	}
+	v, err := s.store.GetModelVersion(context.Background(), uuid.MustParse(result.ModelVersion.ID))
+	if err != nil || v.Stage != "dev" || v.VersionNumber != 1 {
+		t.Errorf("version %+v (%v), want version 1 in dev", v, err)
+	}
+	after, _ := s.store.GetJob(context.Background(), job.ID)
+	if after.Status != store.JobCompleted {
+		t.Errorf("job %s, want completed", after.Status)
+	}
+}
+
+// TestAlteredReportFailsGate: an eval report whose object no longer matches its recorded
+// checksum fails the gate, whatever metrics it now claims.
+func TestAlteredReportFailsGate(t *testing.T) {
+	s := newSteps(t, 1000)
+	job := s.trainedJob("fine_tune", trainSpec(func(spec *jobspec.Spec) {
+		spec.Evaluation = minAccuracy(0.8)
+		spec.Model = &jobspec.Registration{Name: "detector"}
+	}), map[string]float64{"accuracy": 0.5}, []byte(`{"metrics": {"accuracy": 0.99}}`))
+
+	result := s.run(job, nil)
+	after, _ := s.store.GetJob(context.Background(), job.ID)
+	if after.Status != store.JobEvalFailed || result.Evaluation == nil ||
+		!strings.Contains(result.Evaluation.Failure, "not the recorded") {
+		t.Errorf("job %s with evaluation %+v, want eval_failed on the checksum", after.Status, result.Evaluation)
+	}
+	if versions, _ := s.store.ListModelVersions(context.Background(), "vision", "detector"); len(versions) != 0 {
+		t.Errorf("%d versions registered, want none", len(versions))
+	}
+}
+
+// TestEvalOnlyJudgesWithoutRegistering: an eval_only job that passes stays completed,
+// records the version it evaluated and registers nothing.
+func TestEvalOnlyJudgesWithoutRegistering(t *testing.T) {
+	s := newSteps(t, 1000)
+	evaluated := uuid.New().String()
+	job := s.trainedJob("eval_only", trainSpec(func(spec *jobspec.Spec) {
+		spec.Evaluation = minAccuracy(0.8)
+		spec.Evaluation.ModelVersionID = evaluated
+	}), map[string]float64{"accuracy": 0.93}, nil)
+
+	result := s.run(job, nil)
+	if result.Evaluation == nil || result.Evaluation.Failure != "" || result.Evaluation.ModelVersionID != evaluated ||
+		result.ModelVersion != nil {
+		t.Errorf("result %+v, want a pass on version %s and no registration", result, evaluated)
+	}
+	after, _ := s.store.GetJob(context.Background(), job.ID)
+	if after.Status != store.JobCompleted || len(after.Result) == 0 {
+		t.Errorf("job %s with result %s, want completed with its result", after.Status, after.Result)
+	}
+}
+
+func hpoSpec(trials int) jobspec.Spec {
+	return trainSpec(func(spec *jobspec.Spec) {
+		spec.MaxRuntimeSeconds = 3 * 3600
+		spec.HPO = &jobspec.HPO{Search: "random", Trials: trials, Seed: 1, Metric: "accuracy", Goal: "max",
+			Parameters: map[string]jobspec.Param{"lr": {Values: []float64{0.1, 0.01, 0.001}}}}
+	})
+}
+
+// TestTrialPlanFitsTheBudget: with 10 GPU-hours left and 3 reserved per trial, 3 of 4
+// trials are planned, and the plan says why.
+func TestTrialPlanFitsTheBudget(t *testing.T) {
+	s := newSteps(t, 10)
+	facts := s.parentFacts(hpoSpec(4))
+	plan, err := s.acts.PlanTrials(context.Background(), facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Points) != 3 || !strings.Contains(plan.Limit, "holds 3 of 4 trials") {
+		t.Errorf("plan of %d trials (%q), want 3 with the budget named", len(plan.Points), plan.Limit)
+	}
+}
+
+// TestCancelledParentCancelsTrials: trials are created once however often the step runs,
+// and cancelling the parent cancels those that have not ended.
+func TestCancelledParentCancelsTrials(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	facts := s.parentFacts(hpoSpec(3))
+	plan, err := s.acts.PlanTrials(ctx, facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.acts.CreateTrials(ctx, facts, plan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trials, _ := s.store.ChildJobs(ctx, facts.Job)
+	if len(trials) != 3 {
+		t.Fatalf("%d trials after two creations, want 3", len(trials))
+	}
+	if _, err := s.store.TransitionJob(ctx, trials[0].Ref(), store.JobQueued, store.JobFailed, "broken"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.acts.CancelTrials(ctx, facts.Job); err != nil {
+		t.Fatal(err)
+	}
+	trials, _ = s.store.ChildJobs(ctx, facts.Job)
+	want := []store.JobStatus{store.JobFailed, store.JobCancelled, store.JobCancelled}
+	for i, trial := range trials {
+		if trial.Status != want[i] {
+			t.Errorf("trial %d is %s, want %s", i, trial.Status, want[i])
+		}
+	}
+}
+
+// parentFacts submits an hpo parent with spec and reads it as its workflow would.
+func (s *steps) parentFacts(spec jobspec.Spec) workflow.JobFacts {
+	s.t.Helper()
+	sub := daemontest.NewSubmission("vision", 5, spec)
+	sub.JobType = "hpo"
+	job, err := s.store.SubmitJob(context.Background(), sub)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	facts, err := s.acts.ReadJob(context.Background(), job.Ref())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return facts
+}
+
+func workflowOptions() sdkworkflow.RegisterOptions {
+	return sdkworkflow.RegisterOptions{Name: workflow.WorkflowName}
+}

@@ -1,0 +1,274 @@
+// Package workflow drives each job's life around its runs in Temporal: it waits for the
+// scheduler to finish the job, evaluates the result against the job's thresholds, registers
+// a model version, requests approval and promotes; an hpo job's workflow creates its trials
+// and picks the best. PostgreSQL stays the source of truth: every step is an activity that
+// writes through the store's guarded statements, and every fact the workflow waits for
+// reaches it through the outbox table (workflow_events), never by polling pods.
+//
+// docs/design/workflows.md explains the design and the choice of Temporal server.
+package workflow
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// TaskQueue is the Temporal task queue of the job workflows and their activities.
+const TaskQueue = "schedulerd-jobs"
+
+// WorkflowName is the registered name of JobWorkflow, so the name survives a rename of the
+// Go function.
+const WorkflowName = "JobWorkflow"
+
+// Signal names: the kinds of the outbox rows.
+const (
+	SignalJobEnded        = "job_ended"
+	SignalTrialEnded      = "trial_ended"
+	SignalApprovalDecided = "approval_decided"
+)
+
+// recheckEvery bounds how long a workflow trusts the outbox alone: after this long without
+// a signal it reads the database again, so even a lost event delays it, never stops it.
+const recheckEvery = 30 * time.Minute
+
+// JobEnded is the payload of job_ended and trial_ended signals.
+type JobEnded struct {
+	JobID  string          `json:"job_id,omitempty"`
+	Status store.JobStatus `json:"status"`
+}
+
+// ApprovalDecided is the payload of an approval_decided signal.
+type ApprovalDecided struct {
+	ApprovalID string `json:"approval_id"`
+	Status     string `json:"status"`
+}
+
+// a names the activities for ExecuteActivity; its methods are never called on nil.
+var a *Activities
+
+func withActivities(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second, // steps take milliseconds; a dead worker's step is retried after this
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			// No attempt limit, so a step fails only with a non-retryable error, and a
+			// database or S3 outage delays the workflow until the outage ends.
+		},
+	})
+}
+
+// JobWorkflow is the workflow of one job, started when the job is submitted.
+func JobWorkflow(ctx workflow.Context, job store.JobRef) (Result, error) {
+	ctx = withActivities(ctx)
+	var facts JobFacts
+	if err := workflow.ExecuteActivity(ctx, a.ReadJob, job).Get(ctx, &facts); err != nil {
+		return Result{}, fmt.Errorf("read job %s: %w", job.ID, err)
+	}
+	if facts.Type == "hpo" {
+		return runHPO(ctx, facts)
+	}
+
+	status, err := waitForEnd(ctx, facts)
+	if err != nil || status != store.JobCompleted {
+		return Result{Status: status}, err
+	}
+	return afterTraining(ctx, facts)
+}
+
+// waitForEnd returns the job's terminal status, from the database if it already has one,
+// else from the job_ended signal the outbox sends.
+func waitForEnd(ctx workflow.Context, facts JobFacts) (store.JobStatus, error) {
+	ended := workflow.GetSignalChannel(ctx, SignalJobEnded)
+	status := facts.Status
+	for !status.Terminal() {
+		var signal JobEnded
+		if received(ctx, ended, &signal) {
+			status = signal.Status
+			continue
+		}
+		var now JobFacts
+		if err := workflow.ExecuteActivity(ctx, a.ReadJob, facts.Job).Get(ctx, &now); err != nil {
+			return "", err
+		}
+		status = now.Status
+	}
+	return status, nil
+}
+
+// received waits for a signal on ch for up to recheckEvery and reports whether one came.
+func received(ctx workflow.Context, ch workflow.ReceiveChannel, into any) bool {
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimer(timerCtx, recheckEvery)
+
+	got := false
+	workflow.NewSelector(ctx).
+		AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, into); got = true }).
+		AddFuture(timer, func(workflow.Future) {}).
+		Select(ctx)
+	return got
+}
+
+// afterTraining evaluates a completed job and, for a training job that passed, registers
+// its model version and requests its promotion.
+func afterTraining(ctx workflow.Context, facts JobFacts) (Result, error) {
+	spec := facts.Spec
+	if spec.Evaluation == nil && spec.Model == nil {
+		return Result{Status: store.JobCompleted}, nil
+	}
+	var eval Evaluation
+	if err := workflow.ExecuteActivity(ctx, a.Evaluate, facts.Job, spec.Evaluation).Get(ctx, &eval); err != nil {
+		return Result{}, err
+	}
+	result := Result{Status: store.JobCompleted, Evaluation: &eval}
+	if eval.Failure != "" {
+		return failEvaluation(ctx, facts.Job, result)
+	}
+	if spec.Model == nil {
+		return result, record(ctx, facts.Job, result)
+	}
+
+	version, err := register(ctx, facts, facts.Job, eval.Metrics)
+	if err != nil {
+		return Result{}, err
+	}
+	result.ModelVersion = &version
+	if version.ID == "" {
+		result.Evaluation.Failure = version.Problem
+		return failEvaluation(ctx, facts.Job, result)
+	}
+	return promote(ctx, facts, result)
+}
+
+func failEvaluation(ctx workflow.Context, job store.JobRef, result Result) (Result, error) {
+	result.Status = store.JobEvalFailed
+	err := workflow.ExecuteActivity(ctx, a.FailEvaluation, job, result).Get(ctx, nil)
+	return result, err
+}
+
+func record(ctx workflow.Context, job store.JobRef, result Result) error {
+	return workflow.ExecuteActivity(ctx, a.RecordResult, job, result).Get(ctx, nil)
+}
+
+// register adds the model version trained by job (the job itself, or an hpo parent's best
+// trial). A Version with an empty ID and a Problem means nothing could be registered.
+func register(ctx workflow.Context, facts JobFacts, trained store.JobRef, metrics map[string]float64) (Version, error) {
+	var version Version
+	err := workflow.ExecuteActivity(ctx, a.RegisterVersion, RegisterInput{
+		Trained: trained, ProjectID: facts.ProjectID, Model: *facts.Spec.Model, Metrics: metrics,
+	}).Get(ctx, &version)
+	return version, err
+}
+
+// promote requests an approval when the job's config names a stage, waits for the
+// decision and promotes an approved version.
+func promote(ctx workflow.Context, facts JobFacts, result Result) (Result, error) {
+	stage := facts.Spec.PromotionStage()
+	if stage == "" {
+		return result, record(ctx, facts.Job, result)
+	}
+	var approval Approval
+	err := workflow.ExecuteActivity(ctx, a.RequestApproval, ApprovalInput{
+		VersionID: result.ModelVersion.ID, Stage: stage, RequestedBy: facts.SubmittedBy,
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Evaluation: result.Evaluation,
+	}).Get(ctx, &approval)
+	if err != nil {
+		return Result{}, err
+	}
+	result.Approval = &approval
+	if err := record(ctx, facts.Job, result); err != nil {
+		return Result{}, err
+	}
+
+	if approval, err = awaitDecision(ctx, approval); err != nil {
+		return Result{}, err
+	}
+	result.Approval = &approval
+	if approval.Status == "approved" {
+		err := workflow.ExecuteActivity(ctx, a.Promote, result.ModelVersion.ID, stage, approval.DecidedBy).
+			Get(ctx, result.ModelVersion)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	return result, record(ctx, facts.Job, result)
+}
+
+// awaitDecision returns the approval once it is decided.
+func awaitDecision(ctx workflow.Context, approval Approval) (Approval, error) {
+	decided := workflow.GetSignalChannel(ctx, SignalApprovalDecided)
+	for approval.Status == "pending" {
+		var signal ApprovalDecided
+		if received(ctx, decided, &signal) && signal.ApprovalID != approval.ID {
+			continue // a decision on another request of this workflow, already handled
+		}
+		if err := workflow.ExecuteActivity(ctx, a.ReadApproval, approval.ID).Get(ctx, &approval); err != nil {
+			return Approval{}, err
+		}
+	}
+	return approval, nil
+}
+
+// Result is the outcome a job's workflow decided, also stored as the job's result_json.
+type Result struct {
+	Status       store.JobStatus `json:"status"`
+	Evaluation   *Evaluation     `json:"evaluation,omitempty"`
+	ModelVersion *Version        `json:"model_version,omitempty"`
+	Approval     *Approval       `json:"approval,omitempty"`
+	HPO          *HPOResult      `json:"hpo,omitempty"`
+}
+
+// Evaluation is the outcome of the evaluation gate.
+type Evaluation struct {
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	ReportURI string             `json:"report_uri,omitempty"`
+	// Failure is the reason the gate rejected the job ("" when it passed).
+	Failure string `json:"failure,omitempty"`
+	// ModelVersionID is the version an eval_only job evaluated.
+	ModelVersionID string `json:"model_version_id,omitempty"`
+}
+
+// Version is a registered model version as the workflow reports it.
+type Version struct {
+	ID        string `json:"id,omitempty"`
+	ModelName string `json:"model_name,omitempty"`
+	Number    int    `json:"version_number,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+	// Problem is the reason nothing was registered, such as a job that wrote no model.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Approval is a promotion request as the workflow reports it.
+type Approval struct {
+	ID          string `json:"id"`
+	TargetStage string `json:"target_stage"`
+	Status      string `json:"status"`
+	DecidedBy   string `json:"decided_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// JobFacts is the job as its workflow reads it at the start.
+type JobFacts struct {
+	Job         store.JobRef    `json:"job"`
+	Type        string          `json:"type"`
+	Status      store.JobStatus `json:"status"`
+	ProjectID   string          `json:"project_id"`
+	Priority    int             `json:"priority"`
+	SubmittedBy string          `json:"submitted_by"`
+	Spec        jobspec.Spec    `json:"spec"`
+}
+
+// errNonRetryable marks activity errors that no retry can fix.
+func nonRetryable(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	return temporal.NewNonRetryableApplicationError(msg, "schedulerd.invalid", errors.New(msg))
+}
