@@ -28,6 +28,7 @@ type databaseCollector struct {
 
 	jobs, budget, used, reserved, concurrent, maxConcurrent *prometheus.Desc
 	modelCapacity, modelAllocated, runway, cronSuccess, up  *prometheus.Desc
+	outbox, outboxAge                                       *prometheus.Desc
 }
 
 // CollectDatabase registers the collector of database gauges: queue depth, project quotas,
@@ -78,6 +79,13 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 				"cron_task_status. task is "+labelList(m.opts.CronTasks)+"; a task that never "+
 				"succeeded has no series.",
 			[]string{"task"}, nil),
+		outbox: prometheus.NewDesc("schedulerd_workflow_events_pending",
+			"Job and approval events in the workflow outbox not yet delivered to Temporal.",
+			nil, nil),
+		outboxAge: prometheus.NewDesc("schedulerd_workflow_events_oldest_age_seconds",
+			"Age of the oldest undelivered workflow event, in seconds; 0 when none waits. "+
+				"It grows while Temporal is unreachable.",
+			nil, nil),
 		up: prometheus.NewDesc("schedulerd_database_up",
 			"1 if every database query of this scrape succeeded within its timeout, else 0.",
 			nil, nil),
@@ -90,7 +98,7 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 
 func (c *databaseCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.jobs, c.budget, c.used, c.reserved, c.concurrent,
-		c.maxConcurrent, c.modelCapacity, c.modelAllocated, c.runway, c.cronSuccess, c.up} {
+		c.maxConcurrent, c.modelCapacity, c.modelAllocated, c.runway, c.cronSuccess, c.outbox, c.outboxAge, c.up} {
 		ch <- d
 	}
 	c.m.gpuSeconds.Describe(ch)
@@ -109,6 +117,7 @@ func (c *databaseCollector) Collect(ch chan<- prometheus.Metric) {
 		{"GPU capacity", c.collectModels},
 		{"jobs partition runway", c.collectRunway},
 		{"cron task status", c.collectCron},
+		{"workflow outbox", c.collectOutbox},
 	}
 	for _, step := range steps {
 		if err := step.collect(ctx, ch); err != nil {
@@ -248,6 +257,24 @@ func (c *databaseCollector) collectRunway(ctx context.Context, ch chan<- prometh
 		months = monthIndex(*bound) - monthIndex(c.m.opts.Now())
 	}
 	ch <- prometheus.MustNewConstMetric(c.runway, prometheus.GaugeValue, float64(months))
+	return nil
+}
+
+const sqlOutbox = `
+SELECT count(*)::float8, COALESCE(extract(epoch FROM now() - min(created_at)), 0)::float8
+FROM workflow_events`
+
+func (c *databaseCollector) collectOutbox(ctx context.Context, ch chan<- prometheus.Metric) error {
+	rows, err := c.db.Query(ctx, sqlOutbox)
+	if err != nil {
+		return err
+	}
+	var pending, age float64
+	if _, err := pgx.ForEachRow(rows, []any{&pending, &age}, func() error { return nil }); err != nil {
+		return err
+	}
+	ch <- prometheus.MustNewConstMetric(c.outbox, prometheus.GaugeValue, pending)
+	ch <- prometheus.MustNewConstMetric(c.outboxAge, prometheus.GaugeValue, age)
 	return nil
 }
 

@@ -242,6 +242,29 @@ schedulerd_cron_task_last_success_timestamp_seconds{task="partitions"} 1.8000000
 	}
 }
 
+// TestWorkflowOutboxGauges: undelivered workflow events are counted, with the age of the
+// oldest, so a Temporal outage shows as a growing age.
+func TestWorkflowOutboxGauges(t *testing.T) {
+	s := databaseFixture(t)
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+	if got := gatherGauge(t, reg, "schedulerd_workflow_events_pending")[""]; got != 0 {
+		t.Errorf("%v pending events in an empty outbox, want 0", got)
+	}
+
+	_, err := s.Pool().Exec(context.Background(), `INSERT INTO workflow_events (workflow_id, kind, created_at)
+		VALUES ('job-a', 'start', now() - interval '90 seconds'), ('job-b', 'start', now())`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gatherGauge(t, reg, "schedulerd_workflow_events_pending")[""]; got != 2 {
+		t.Errorf("%v pending events, want 2", got)
+	}
+	if age := gatherGauge(t, reg, "schedulerd_workflow_events_oldest_age_seconds")[""]; age < 90 || age > 150 {
+		t.Errorf("oldest event %v s old, want 90 s", age)
+	}
+}
+
 func TestDeletedProjectLosesItsSeries(t *testing.T) {
 	s := databaseFixture(t)
 	m, reg := newMetrics(t)
