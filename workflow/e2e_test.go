@@ -328,6 +328,29 @@ func (s *system) waitReported(id uuid.UUID) {
 	s.t.Fatalf("job %s: no eval report within 2 minutes", id)
 }
 
+// waitOutboxEmpty waits until the daemon has delivered every workflow event.
+func (s *system) waitOutboxEmpty() {
+	s.t.Helper()
+	var n int
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if err := s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM workflow_events`).Scan(&n); err == nil && n == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	rows, _ := s.store.Pool().Query(context.Background(), `SELECT workflow_id, kind, attempts, last_error FROM workflow_events`)
+	defer rows.Close()
+	for rows.Next() {
+		var id, kind string
+		var attempts int
+		var lastError *string
+		_ = rows.Scan(&id, &kind, &attempts, &lastError)
+		s.t.Logf("undelivered: %s %s after %d attempts: %v", id, kind, attempts, lastError)
+	}
+	s.t.Fatalf("%d workflow events still undelivered after a minute", n)
+}
+
 // result decodes the job's result_json.
 func result(t *testing.T, job store.Job) workflowResult {
 	t.Helper()

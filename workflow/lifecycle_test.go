@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	enums "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
+	"github.com/schedulerd/schedulerd/internal/temporaltest"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -61,7 +64,48 @@ func TestFineTuneIsRegisteredApprovedAndPromoted(t *testing.T) {
 		return r.ModelVersion != nil && r.ModelVersion.Stage == "prod"
 	})
 	checkLineage(t, sys, result(t, job).ModelVersion.ID, id)
+	sys.waitOutboxEmpty()
+
+	// An event for a workflow that has finished is delivered as a no-op: the workflow is
+	// not started again, so its latest run stays the one that promoted the version.
+	firstRun := latestRun(t, id)
+	if _, err := sys.store.Pool().Exec(context.Background(),
+		`SELECT workflow_event($1, 'job_ended', '{"status": "completed"}')`, store.WorkflowID(id)); err != nil {
+		t.Fatal(err)
+	}
+	sys.waitOutboxEmpty()
+	if run := latestRun(t, id); run != firstRun {
+		t.Errorf("a late event started run %s of the finished workflow (first run %s)", run, firstRun)
+	}
 }
+
+// latestRun returns the run id of the job's workflow's latest execution, which must have
+// completed.
+func latestRun(t *testing.T, job uuid.UUID) string {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: temporaltest.Shared(t).Address, Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc, err := c.DescribeWorkflowExecution(context.Background(), store.WorkflowID(job), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		t.Errorf("workflow of job %s is %s, want completed", job, info.GetStatus())
+	}
+	return info.GetExecution().GetRunId()
+}
+
+// quietLogger drops the SDK client's logs.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}
 
 // checkLineage reads the version's lineage through the API back to the job, its runs,
 // checkpoint, dataset version and code commit.
@@ -169,6 +213,7 @@ func TestHPOPicksTheBestOfFourTrials(t *testing.T) {
 	if err != nil || v.JobID != best || v.VersionNumber != 1 {
 		t.Errorf("registered version %+v (%v), want version 1 from trial %s", v, err, best)
 	}
+	sys.waitOutboxEmpty()
 	for _, trial := range trials {
 		now, err := sys.store.GetJob(context.Background(), trial.ID)
 		if err != nil || now.Status != store.JobCompleted || now.RunCount != 1 {
