@@ -136,14 +136,8 @@ func pickBest(ctx workflow.Context, facts JobFacts, result Result) (Result, erro
 		return result, err
 	}
 
-	version, err := register(ctx, facts, best.Job, best.Metrics)
-	if err != nil {
-		return Result{}, err
-	}
-	result.ModelVersion = &version
-	if version.ID == "" {
-		result.Evaluation.Failure = version.Problem
-		return failEvaluation(ctx, facts.Job, result)
+	if ended, err := registerOrFail(ctx, facts, best.Job, best.Metrics, &result); ended || err != nil {
+		return result, err
 	}
 	if err := workflow.ExecuteActivity(ctx, a.EndParent, facts.Job, store.JobCompleted, "", result).Get(ctx, nil); err != nil {
 		return Result{}, err

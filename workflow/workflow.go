@@ -137,14 +137,8 @@ func afterTraining(ctx workflow.Context, facts JobFacts) (Result, error) {
 		return result, record(ctx, facts.Job, result)
 	}
 
-	version, err := register(ctx, facts, facts.Job, eval.Metrics)
-	if err != nil {
-		return Result{}, err
-	}
-	result.ModelVersion = &version
-	if version.ID == "" {
-		result.Evaluation.Failure = version.Problem
-		return failEvaluation(ctx, facts.Job, result)
+	if ended, err := registerOrFail(ctx, facts, facts.Job, eval.Metrics, &result); ended || err != nil {
+		return result, err
 	}
 	return promote(ctx, facts, result)
 }
@@ -159,14 +153,25 @@ func record(ctx workflow.Context, job store.JobRef, result Result) error {
 	return workflow.ExecuteActivity(ctx, a.RecordResult, job, result).Get(ctx, nil)
 }
 
-// register adds the model version trained by job (the job itself, or an hpo parent's best
-// trial). A Version with an empty ID and a Problem means nothing could be registered.
-func register(ctx workflow.Context, facts JobFacts, trained store.JobRef, metrics map[string]float64) (Version, error) {
+// registerOrFail registers the model version trained by job trained (the job itself, or an
+// hpo parent's best trial) into result. When the trained job left no model to register, it
+// ends facts.Job eval_failed with that reason and returns ended.
+func registerOrFail(ctx workflow.Context, facts JobFacts, trained store.JobRef, metrics map[string]float64,
+	result *Result) (ended bool, err error) {
 	var version Version
-	err := workflow.ExecuteActivity(ctx, a.RegisterVersion, RegisterInput{
+	err = workflow.ExecuteActivity(ctx, a.RegisterVersion, RegisterInput{
 		Trained: trained, ProjectID: facts.ProjectID, Model: *facts.Spec.Model, Metrics: metrics,
 	}).Get(ctx, &version)
-	return version, err
+	if err != nil {
+		return false, err
+	}
+	result.ModelVersion = &version
+	if version.ID != "" {
+		return false, nil
+	}
+	result.Evaluation.Failure = version.Problem
+	*result, err = failEvaluation(ctx, facts.Job, *result)
+	return true, err
 }
 
 // promote requests an approval when the job's config names a stage, waits for the

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,7 +72,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create S3 server directory: %w", err)
 	}
-	if err := script("s3-up.sh", dir); err != nil {
+	if err := pgtest.RunScript("s3-up.sh", dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -86,15 +85,15 @@ func (s *Server) Stop() error {
 	if !s.owned {
 		return nil
 	}
-	return script("s3-down.sh", s.dir, "--purge")
+	return pgtest.RunScript("s3-down.sh", s.dir, "--purge")
 }
 
 // Halt stops the server but keeps its objects and port, to test an outage. Restart brings
 // it back.
-func (s *Server) Halt() error { return script("s3-down.sh", s.dir) }
+func (s *Server) Halt() error { return pgtest.RunScript("s3-down.sh", s.dir) }
 
 // Restart starts a halted server again on the same port, with the same objects.
-func (s *Server) Restart() error { return script("s3-up.sh", s.dir) }
+func (s *Server) Restart() error { return pgtest.RunScript("s3-up.sh", s.dir) }
 
 // Shared returns the server Main started, failing the test if it could not start.
 func Shared(t testing.TB) *Server {
@@ -159,19 +158,6 @@ func load(dir string, owned bool) (*Server, error) {
 		return nil, fmt.Errorf("%s/env lacks the endpoint or the credentials; rerun scripts/s3-up.sh %s", dir, dir)
 	}
 	return s, nil
-}
-
-// script runs scripts/NAME from the module root with args.
-func script(name string, args ...string) error {
-	root, err := pgtest.ModuleRoot()
-	if err != nil {
-		return err
-	}
-	cmdArgs := append([]string{filepath.Join(root, "scripts", name)}, args...)
-	if out, err := exec.Command("bash", cmdArgs...).CombinedOutput(); err != nil {
-		return fmt.Errorf("run scripts/%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
 }
 
 func randomSuffix() string {

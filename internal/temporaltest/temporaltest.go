@@ -7,7 +7,6 @@ package temporaltest
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,7 +52,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Temporal server directory: %w", err)
 	}
-	if err := script("temporal-up.sh", dir); err != nil {
+	if err := pgtest.RunScript("temporal-up.sh", dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -66,7 +65,7 @@ func (s *Server) Stop() error {
 	if !s.owned {
 		return nil
 	}
-	return script("temporal-down.sh", s.dir, "--purge")
+	return pgtest.RunScript("temporal-down.sh", s.dir, "--purge")
 }
 
 // Shared returns the server Run started, failing the test if it could not start.
@@ -87,17 +86,4 @@ func load(dir string, owned bool) (*Server, error) {
 		return nil, fmt.Errorf("read the port of the Temporal server in %s: %w", dir, err)
 	}
 	return &Server{Address: "127.0.0.1:" + strings.TrimSpace(string(port)), dir: dir, owned: owned}, nil
-}
-
-// script runs scripts/NAME from the module root with args.
-func script(name string, args ...string) error {
-	root, err := pgtest.ModuleRoot()
-	if err != nil {
-		return err
-	}
-	cmdArgs := append([]string{filepath.Join(root, "scripts", name)}, args...)
-	if out, err := exec.Command("bash", cmdArgs...).CombinedOutput(); err != nil {
-		return fmt.Errorf("run scripts/%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
 }
