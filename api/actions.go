@@ -50,6 +50,12 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 		return err
 	}
 
+	if job.JobType == "hpo" && (a.to == store.JobPaused || a.to == store.JobQueued) {
+		// An hpo parent holds no pod and never waits in the queue; its trials are jobs of
+		// their own.
+		return conflict("job %s is an hpo parent, which cannot be %s: cancel it, or %s its trials",
+			job.ID, a.to, a.name)
+	}
 	for attempt := 1; ; attempt++ {
 		if job.Status == a.to {
 			writeJSON(w, http.StatusOK, "application/json", jobView(job))

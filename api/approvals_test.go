@@ -192,3 +192,19 @@ func TestListApprovals(t *testing.T) {
 		t.Errorf("second page %v next %q, want [%s] and no next page", got, page.NextPage, second.ID)
 	}
 }
+
+// TestDecisionReasonWithNUL: a reason PostgreSQL cannot store is a 400 on the field, and
+// the request stays pending.
+func TestDecisionReasonWithNUL(t *testing.T) {
+	f := setup(t)
+	_, id := f.pendingApproval()
+	p := f.do(f.admin, "POST", approvalPath(id)+"/approve", decision("ok\u0000")).problem(400, api.TypeInvalidRequest)
+	if p.Field != "reason" {
+		t.Errorf("field %q, want reason", p.Field)
+	}
+	var got api.Approval
+	f.do(f.admin, "GET", approvalPath(id), nil).want(200).decode(&got)
+	if got.Status != "pending" {
+		t.Errorf("approval %s, want still pending", got.Status)
+	}
+}

@@ -221,6 +221,9 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 	if err := s.checkGPUModels(r, sub.spec.Resources.GPUModels); err != nil {
 		return err
 	}
+	if err := s.checkEvaluatedVersion(r, sub); err != nil {
+		return err
+	}
 	if sub.parentID == nil {
 		return nil
 	}
@@ -236,6 +239,31 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 		return unprocessable("parent_job_id", "job %s belongs to another project", sub.parentID)
 	}
 	sub.Parent = &store.JobRef{ID: parent.ID, CreatedAt: parent.CreatedAt}
+	return nil
+}
+
+// checkEvaluatedVersion makes an eval_only job name a model version of its own project, so
+// that it neither runs for nothing nor reads another project's model.
+func (s *Server) checkEvaluatedVersion(r *http.Request, sub *submission) error {
+	eval := sub.spec.Evaluation
+	if sub.JobType != "eval_only" || eval == nil || eval.ModelVersionID == "" {
+		return nil
+	}
+	const field = "config.evaluation.model_version_id"
+	id, err := uuid.Parse(eval.ModelVersionID)
+	if err != nil {
+		return unprocessable(field, "%q is not a model version id", eval.ModelVersionID)
+	}
+	version, err := s.store.GetModelVersion(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return unprocessable(field, "no model version %s exists", id)
+	}
+	if err != nil {
+		return err
+	}
+	if version.ProjectID != sub.ProjectID {
+		return unprocessable(field, "model version %s belongs to another project", id)
+	}
 	return nil
 }
 

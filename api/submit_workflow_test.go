@@ -145,3 +145,47 @@ func TestJobViewShowsResult(t *testing.T) {
 	f.do(f.submitter, "GET", "/v1/jobs/"+job.ID.String(), nil).want(200).decode(&read)
 	wantJSON(t, "result", read.Result, `{"metrics": {"accuracy": 0.91}, "model_version": 1}`)
 }
+
+// TestPauseHPOParentConflicts: an hpo parent holds no pod and never waits in the queue, so
+// pausing it is a conflict that says what to do instead.
+func TestPauseHPOParentConflicts(t *testing.T) {
+	f := setup(t)
+	f.useWorkflows()
+	var parent api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", hpoBody()).want(201).decode(&parent)
+
+	p := f.do(f.operator, "POST", "/v1/jobs/"+parent.ID.String()+"/pause", nil).problem(409, api.TypeConflict)
+	if !strings.Contains(p.Detail, "hpo parent") || !strings.Contains(p.Detail, "cancel it") {
+		t.Errorf("detail %q, want it to name the hpo parent and the way out", p.Detail)
+	}
+	if got := f.job(parent.ID); got.Status != store.JobSubmitted {
+		t.Errorf("parent %s after the refused pause, want submitted", got.Status)
+	}
+}
+
+// TestEvalOnlyNeedsVersionOfItsProject: an eval_only job must name a model version that
+// exists and belongs to its own project.
+func TestEvalOnlyNeedsVersionOfItsProject(t *testing.T) {
+	f := setup(t)
+	f.useWorkflows()
+	tr := f.train(f.submitter, "llama-ft")
+	evalOnly := func(version string) map[string]any {
+		config := fineTune(1)
+		config["evaluation"] = map[string]any{"model_version_id": version,
+			"thresholds": map[string]any{"accuracy": map[string]any{"min": 0.8}}}
+		return map[string]any{"job_type": "eval_only", "config": config}
+	}
+
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", evalOnly(tr.version.ID.String())).want(201)
+	for name, c := range map[string]struct {
+		token, project, version, detail string
+	}{
+		"missing version": {f.submitter, "vision", "01930000-0000-7000-8000-000000000000", "no model version"},
+		"other project":   {f.audioSubmitter, "audio", tr.version.ID.String(), "belongs to another project"},
+	} {
+		p := f.do(c.token, "POST", "/v1/projects/"+c.project+"/jobs", evalOnly(c.version)).problem(422, api.TypeUnprocessable)
+		if p.Field != "config.evaluation.model_version_id" || !strings.Contains(p.Detail, c.detail) {
+			t.Errorf("%s: field %q detail %q, want config.evaluation.model_version_id and %q", name, p.Field, p.Detail, c.detail)
+		}
+	}
+}

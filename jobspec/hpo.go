@@ -18,25 +18,24 @@ func (h HPO) Points() []map[string]float64 {
 	return h.random()
 }
 
+// grid enumerates the points by index, the last name varying fastest, and stops at Trials,
+// so a huge grid cut to a few trials costs only those trials.
 func (h HPO) grid() []map[string]float64 {
 	names := h.names()
-	points := []map[string]float64{{}}
-	for _, name := range names {
-		var next []map[string]float64
-		for _, point := range points {
-			for _, v := range h.Parameters[name].Values {
-				p := make(map[string]float64, len(names))
-				for k, old := range point {
-					p[k] = old
-				}
-				p[name] = v
-				next = append(next, p)
-			}
-		}
-		points = next
+	n := h.GridSize()
+	if h.Trials > 0 {
+		n = min(n, h.Trials)
 	}
-	if h.Trials > 0 && len(points) > h.Trials {
-		points = points[:h.Trials]
+	points := make([]map[string]float64, n)
+	for i := range points {
+		point := make(map[string]float64, len(names))
+		rest := i
+		for j := len(names) - 1; j >= 0; j-- {
+			values := h.Parameters[names[j]].Values
+			point[names[j]] = values[rest%len(values)]
+			rest /= len(values)
+		}
+		points[i] = point
 	}
 	return points
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -91,6 +92,9 @@ func Decode(raw []byte) (Spec, error) {
 	if !utf8.Valid(raw) {
 		return Spec{}, &FieldError{"config", "not valid UTF-8"}
 	}
+	if reason := unstorableEscape(raw); reason != "" {
+		return Spec{}, &FieldError{"config", reason}
+	}
 
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -102,6 +106,42 @@ func Decode(raw []byte) (Spec, error) {
 		return Spec{}, &FieldError{"config", "trailing data after the JSON object"}
 	}
 	return spec, spec.Validate()
+}
+
+// unstorableEscape finds a JSON escape that PostgreSQL's jsonb rejects although Go accepts
+// it: \u0000, or half of a UTF-16 surrogate pair. Valid JSON has backslashes only inside
+// strings, so no string tracking is needed.
+func unstorableEscape(raw []byte) string {
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' || i+6 > len(raw) {
+			i++ // an escaped character, such as \\ or \"
+			continue
+		}
+		code, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		if err != nil {
+			return ""
+		}
+		switch {
+		case code == 0:
+			return "contains \\u0000, a NUL character, which cannot be stored"
+		case code >= 0xDC00 && code <= 0xDFFF:
+			return "contains a lone UTF-16 low surrogate escape, which is not a character"
+		case code >= 0xD800 && code <= 0xDBFF:
+			if i+12 > len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+				return "contains a lone UTF-16 high surrogate escape, which is not a character"
+			}
+			low, err := strconv.ParseUint(string(raw[i+8:i+12]), 16, 16)
+			if err != nil || low < 0xDC00 || low > 0xDFFF {
+				return "contains a lone UTF-16 high surrogate escape, which is not a character"
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return ""
 }
 
 func decodeError(err error) error {

@@ -119,8 +119,8 @@ func (s Spec) validateEvaluation(jobType string) error {
 		}
 		return nil
 	}
-	if len(e.Thresholds) > 32 {
-		return &FieldError{"config.evaluation.thresholds", "at most 32 metrics"}
+	if len(e.Thresholds) == 0 || len(e.Thresholds) > 32 {
+		return &FieldError{"config.evaluation.thresholds", "between 1 and 32 metrics: a gate without thresholds passes every job"}
 	}
 	for name, th := range e.Thresholds {
 		field := "config.evaluation.thresholds." + name
@@ -196,8 +196,8 @@ func (h HPO) Validate() error {
 			return err
 		}
 	}
-	if h.Search == "grid" && h.gridSize() > MaxTrials && h.Trials == 0 {
-		return &FieldError{"config.hpo.parameters", fmt.Sprintf("the grid has %d points, more than %d; set trials to cap it", h.gridSize(), MaxTrials)}
+	if h.Search == "grid" && h.GridSize() > MaxTrials && h.Trials == 0 {
+		return &FieldError{"config.hpo.parameters", fmt.Sprintf("the grid has more than %d points; set trials to take the first ones", MaxTrials)}
 	}
 	return nil
 }
@@ -210,10 +210,18 @@ func (p Param) validate(search, field string) error {
 		if p.Min != nil || p.Max != nil {
 			return &FieldError{field, "set values or a range, not both"}
 		}
+		if len(p.Values) > MaxTrials {
+			return &FieldError{field + ".values", fmt.Sprintf("at most %d values", MaxTrials)}
+		}
+		seen := make(map[float64]bool, len(p.Values))
 		for _, v := range p.Values {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return &FieldError{field, "values must be finite numbers"}
 			}
+			if seen[v] {
+				return &FieldError{field + ".values", fmt.Sprintf("%g is listed twice, which would run the same trial twice", v)}
+			}
+			seen[v] = true
 		}
 		return nil
 	}
@@ -239,12 +247,14 @@ func (h HPO) names() []string {
 	return names
 }
 
-func (h HPO) gridSize() int {
+// GridSize returns the number of grid points, or MaxTrials+1 when there are more: a grid of
+// 16 parameters of 100 values would overflow an int.
+func (h HPO) GridSize() int {
 	size := 1
 	for _, p := range h.Parameters {
-		size *= len(p.Values)
-		if size > MaxTrials*MaxTrials {
-			return size
+		size *= max(len(p.Values), 1)
+		if size > MaxTrials {
+			return MaxTrials + 1
 		}
 	}
 	return size

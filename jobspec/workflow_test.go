@@ -2,6 +2,7 @@ package jobspec_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -26,6 +27,34 @@ func TestGridPoints(t *testing.T) {
 	h.Trials = 3
 	if got := h.Points(); len(got) != 3 || !reflect.DeepEqual(got, want[:3]) {
 		t.Errorf("points with trials 3: %v, want the first three", got)
+	}
+}
+
+// TestHugeGridCutByTrials: a grid of 10^16 points cut to 3 trials builds only those 3, the
+// first ones in order.
+func TestHugeGridCutByTrials(t *testing.T) {
+	h := jobspec.HPO{Search: "grid", Trials: 3, Metric: "accuracy", Goal: "max", Parameters: map[string]jobspec.Param{}}
+	for i := range 16 {
+		values := make([]float64, 10)
+		for v := range values {
+			values[v] = float64(v)
+		}
+		h.Parameters[fmt.Sprintf("p%02d", i)] = jobspec.Param{Values: values}
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if h.GridSize() != jobspec.MaxTrials+1 {
+		t.Errorf("grid size %d, want %d for more than the maximum", h.GridSize(), jobspec.MaxTrials+1)
+	}
+	points := h.Points()
+	if len(points) != 3 {
+		t.Fatalf("%d points, want 3", len(points))
+	}
+	for i, p := range points {
+		if p["p15"] != float64(i) || p["p00"] != 0 || len(p) != 16 {
+			t.Errorf("point %d: %v, want p15=%d and every other parameter 0", i, p, i)
+		}
 	}
 }
 
@@ -82,8 +111,12 @@ func TestHPOValidation(t *testing.T) {
 		{"grid range", func(h *jobspec.HPO) { h.Parameters["lr"] = jobspec.Param{Min: ptr(0), Max: ptr(1)} }, "config.hpo.parameters.lr.values"},
 		{"grid of 121 points", func(h *jobspec.HPO) {
 			values := make([]float64, 11)
+			for i := range values {
+				values[i] = float64(i)
+			}
 			h.Parameters = map[string]jobspec.Param{"a": {Values: values}, "b": {Values: values}}
 		}, "config.hpo.parameters"},
+		{"value listed twice", func(h *jobspec.HPO) { h.Parameters["lr"] = jobspec.Param{Values: []float64{0.1, 0.1}} }, "config.hpo.parameters.lr.values"},
 		{"log range from 0", func(h *jobspec.HPO) {
 			h.Search, h.Trials = "random", 4
 			h.Parameters["lr"] = jobspec.Param{Min: ptr(0), Max: ptr(1), Log: true}
@@ -120,8 +153,41 @@ func TestJudge(t *testing.T) {
 			t.Errorf("Judge(%v) = %q, want %q", c.metrics, got, c.want)
 		}
 	}
+	empty := jobspec.Spec{Evaluation: &jobspec.Evaluation{}, Resources: jobspec.Resources{GPUs: 1}}
+	var fieldErr *jobspec.FieldError
+	if err := empty.ValidateFor("fine_tune"); !errors.As(err, &fieldErr) || fieldErr.Field != "config.evaluation.thresholds" {
+		t.Errorf("empty thresholds: %v, want an error on config.evaluation.thresholds", err)
+	}
 	var none *jobspec.Evaluation
 	if got := none.Judge(map[string]float64{"accuracy": math.NaN()}); got != "" {
 		t.Errorf("no thresholds: %q, want a pass", got)
+	}
+}
+
+// TestDecodeRejectsUnstorableEscapes: escapes Go decodes but jsonb rejects fail as a field
+// error, while a surrogate pair and an escaped backslash before "u0000" pass.
+func TestDecodeRejectsUnstorableEscapes(t *testing.T) {
+	cases := []struct {
+		image string // raw JSON string contents
+		bad   bool
+	}{
+		{`a\u0000b`, true},
+		{`a\ud800`, true},
+		{`a\udc00b`, true},
+		{`a\ud800\u0041`, true},
+		{`a\ud83d\ude00`, false},
+		{`a\\u0000`, false},
+		{`a\u00e9`, false},
+	}
+	for _, c := range cases {
+		raw := []byte(`{"image":"` + c.image + `","max_runtime_seconds":60,"resources":{"gpus":1}}`)
+		_, err := jobspec.Decode(raw)
+		var fieldErr *jobspec.FieldError
+		if c.bad && (!errors.As(err, &fieldErr) || fieldErr.Field != "config") {
+			t.Errorf("image %s: %v, want a config error", c.image, err)
+		}
+		if !c.bad && err != nil {
+			t.Errorf("image %s: %v, want it accepted", c.image, err)
+		}
 	}
 }

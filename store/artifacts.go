@@ -144,6 +144,23 @@ func (s *Store) LatestArtifact(ctx context.Context, job JobRef, artifactType str
 	return a, wrap(err, doing)
 }
 
+const sqlRunArtifact = `SELECT ` + artifactColumns + ` FROM artifacts a
+WHERE a.run_id = $1 AND a.artifact_type = $2 AND a.deleted_at IS NULL
+ORDER BY a.created_at DESC, a.id DESC LIMIT 1`
+
+// RunArtifact returns the newest artifact of a type that one run wrote; ErrNotFound when
+// there is none. The evaluation reads the completed run's report this way, never one that
+// an earlier, preempted run left.
+func (s *Store) RunArtifact(ctx context.Context, runID uuid.UUID, artifactType string) (Artifact, error) {
+	doing := fmt.Sprintf("find the latest %s of run %s", artifactType, runID)
+	rows, err := s.pool.Query(ctx, sqlRunArtifact, runID, artifactType)
+	if err != nil {
+		return Artifact{}, wrap(err, doing)
+	}
+	a, err := collectOne[Artifact](rows)
+	return a, wrap(err, doing)
+}
+
 // JobArtifacts lists every artifact the job's runs wrote, by run and time.
 func (s *Store) JobArtifacts(ctx context.Context, job JobRef) ([]Artifact, error) {
 	doing := "list artifacts of job " + job.ID.String()

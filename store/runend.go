@@ -68,7 +68,9 @@ UPDATE jobs SET
         WHEN $3 = 'preempted' THEN 'queued'
         WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts THEN 'queued'
         ELSE 'failed' END::job_status,
-    error_message = CASE WHEN $3 IN ('failed', 'preempted') THEN $5 ELSE error_message END,
+    -- A completed job keeps no error from an earlier, preempted or failed run.
+    error_message = CASE WHEN $3 IN ('failed', 'preempted') THEN $5
+                         WHEN $3 = 'completed' THEN NULL ELSE error_message END,
     wait_reason = CASE WHEN $3 = 'preempted' THEN 'requeued after preemption: ' || $5
                        WHEN $3 = 'failed' THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))

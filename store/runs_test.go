@@ -120,3 +120,37 @@ func TestRunEndMovesJob(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletionClearsEarlierError: a job preempted once and then completed carries no
+// error message from the preemption.
+func TestCompletionClearsEarlierError(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	first := admitOne(t, s, 1000, 3)
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: first.RunID, Status: store.RunPreempted, EndedAt: time.Now(),
+		Reason: "pod deleted"}); err != nil {
+		t.Fatal(err)
+	}
+	job, _ := s.GetJob(ctx, first.Job.ID)
+	if job.ErrorMessage == nil || *job.ErrorMessage != "pod deleted" {
+		t.Fatalf("after the preemption: error %v, want pod deleted", job.ErrorMessage)
+	}
+
+	admissions, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		return []store.Decision{{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 1}}, nil
+	})
+	if err != nil || len(admissions) != 1 {
+		t.Fatalf("second admission: %d, %v", len(admissions), err)
+	}
+	start := time.Now().Add(-time.Minute)
+	if err := s.StartRun(ctx, admissions[0].RunID, start, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: admissions[0].RunID, Status: store.RunCompleted, EndedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	job, _ = s.GetJob(ctx, first.Job.ID)
+	if job.Status != store.JobCompleted || job.ErrorMessage != nil {
+		t.Errorf("job %s with error %v, want completed without an error", job.Status, job.ErrorMessage)
+	}
+}

@@ -30,8 +30,9 @@ func (s *Store) SetJobResult(ctx context.Context, job JobRef, result any) error 
 	return wrap(err, doing)
 }
 
-// FailEvaluation moves a completed job to eval_failed with the reason and the result. A job
-// already eval_failed is left as it is, so the step can be retried.
+// FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
+// reason as its error message and the result. A job already eval_failed is left as it is,
+// so the step can be retried.
 func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, result any) error {
 	doing := "fail the evaluation of job " + job.ID.String()
 	encoded, err := json.Marshal(result)
@@ -41,7 +42,7 @@ func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, r
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE jobs SET status = 'eval_failed', error_message = $3, result_json = $4
 		WHERE id = $1 AND created_at = $2 AND status IN ('completed', 'running')`,
-		job.ID, job.CreatedAt, "evaluation: "+reason, encoded)
+		job.ID, job.CreatedAt, reason, encoded)
 	if err != nil {
 		return wrap(err, doing)
 	}

@@ -47,18 +47,23 @@ func (x *Activities) ReadJob(ctx context.Context, ref store.JobRef) (JobFacts, e
 	return facts, nil
 }
 
-// Evaluate reads the newest eval report of the job and applies the thresholds (none when
-// eval is nil). A report that is missing, altered or malformed fails the gate with the
-// reason. Only an unreachable database or S3 is an error, which Temporal retries.
+// Evaluate reads the eval report of the job's last completed run and applies the
+// thresholds (none when eval is nil). A report that is missing, altered or malformed fails
+// the gate with the reason, and so does a report of an earlier, preempted run alone. Only
+// an unreachable database or S3 is an error, which Temporal retries.
 func (x *Activities) Evaluate(ctx context.Context, job store.JobRef, eval *jobspec.Evaluation) (Evaluation, error) {
 	result := Evaluation{}
 	if eval != nil {
 		result.ModelVersionID = eval.ModelVersionID
 	}
-	report, err := x.Store.LatestArtifact(ctx, job, "eval_report")
+	run, err := x.lastCompletedRun(ctx, job)
+	if err != nil {
+		return Evaluation{}, err
+	}
+	report, err := x.Store.RunArtifact(ctx, run, "eval_report")
 	if errors.Is(err, store.ErrNotFound) {
 		if eval != nil && len(eval.Thresholds) > 0 {
-			result.Failure = "the job wrote no eval_report artifact"
+			result.Failure = "the completed run wrote no eval_report artifact"
 		}
 		return result, nil
 	}
@@ -66,7 +71,7 @@ func (x *Activities) Evaluate(ctx context.Context, job store.JobRef, eval *jobsp
 		return Evaluation{}, err
 	}
 
-	result.ReportURI = report.URI
+	result.ReportURI, result.RunID = report.URI, run.String()
 	metrics, problem, err := readReport(ctx, x.Objects, report)
 	if err != nil {
 		return Evaluation{}, err
@@ -76,16 +81,36 @@ func (x *Activities) Evaluate(ctx context.Context, job store.JobRef, eval *jobsp
 	if problem == "" {
 		result.Failure = eval.Judge(metrics)
 	}
-	x.Logger.Info("job evaluated", "job_id", job.ID, "report", report.URI, "passed", result.Failure == "",
-		"failure", result.Failure)
+	x.Logger.Info("job evaluated", "job_id", job.ID, "run_id", run, "report", report.URI,
+		"passed", result.Failure == "", "failure", result.Failure)
 	return result, nil
 }
 
-// FailEvaluation ends the job eval_failed with the gate's reason and the result.
+// lastCompletedRun returns the id of the job's completed run; uuid.Nil when it has none,
+// which finds no artifact.
+func (x *Activities) lastCompletedRun(ctx context.Context, job store.JobRef) (uuid.UUID, error) {
+	runs, err := x.Store.JobRuns(ctx, job)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	last := uuid.Nil
+	for _, r := range runs {
+		if r.Status == store.RunCompleted {
+			last = r.ID
+		}
+	}
+	return last, nil
+}
+
+// FailEvaluation ends the job eval_failed with the reason: the gate's, or why nothing could
+// be registered.
 func (x *Activities) FailEvaluation(ctx context.Context, job store.JobRef, result Result) error {
 	reason := "evaluation failed"
-	if result.Evaluation != nil && result.Evaluation.Failure != "" {
-		reason = result.Evaluation.Failure
+	switch {
+	case result.ModelVersion != nil && result.ModelVersion.Problem != "":
+		reason = "registration: " + result.ModelVersion.Problem
+	case result.Evaluation != nil && result.Evaluation.Failure != "":
+		reason = "evaluation: " + result.Evaluation.Failure
 	}
 	return x.Store.FailEvaluation(ctx, job, reason, result)
 }
@@ -111,9 +136,9 @@ func (x *Activities) RegisterVersion(ctx context.Context, in RegisterInput) (Ver
 	if err != nil {
 		return Version{}, err
 	}
-	run, artifactURI, err := x.modelOf(ctx, job)
+	run, artifactURI, problem, err := x.modelOf(ctx, job)
 	if err != nil || artifactURI == "" {
-		return Version{Problem: fmt.Sprintf("job %s wrote no model artifact and no checkpoint", job.ID)}, err
+		return Version{Problem: problem}, err
 	}
 
 	hash := sha256.Sum256(job.ConfigJSON)
@@ -131,11 +156,13 @@ func (x *Activities) RegisterVersion(ctx context.Context, in RegisterInput) (Ver
 	return versionOf(v), nil
 }
 
-// modelOf finds the job's last completed run and the URI of the model it wrote.
-func (x *Activities) modelOf(ctx context.Context, job store.Job) (*uuid.UUID, string, error) {
+// modelOf finds the job's last completed run and the URI of the model it wrote: its model
+// artifact, which must exist in S3 with its recorded size, else its last checkpoint. An
+// empty URI comes with the reason.
+func (x *Activities) modelOf(ctx context.Context, job store.Job) (*uuid.UUID, string, string, error) {
 	runs, err := x.Store.JobRuns(ctx, job.Ref())
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	var last *store.Run
 	for i := range runs {
@@ -144,19 +171,23 @@ func (x *Activities) modelOf(ctx context.Context, job store.Job) (*uuid.UUID, st
 		}
 	}
 	if last == nil {
-		return nil, "", nil
+		return nil, "", fmt.Sprintf("job %s has no completed run", job.ID), nil
 	}
 
-	model, err := x.Store.LatestArtifact(ctx, job.Ref(), "model")
+	model, err := x.Store.RunArtifact(ctx, last.ID, "model")
 	switch {
 	case err == nil:
-		return &model.RunID, model.URI, nil
+		problem, err := checkObject(ctx, x.Objects, model)
+		if problem != "" || err != nil {
+			return &last.ID, "", problem, err
+		}
+		return &last.ID, model.URI, "", nil
 	case !errors.Is(err, store.ErrNotFound):
-		return nil, "", err
+		return nil, "", "", err
 	case last.LastCheckpointURI != nil:
-		return &last.ID, *last.LastCheckpointURI, nil
+		return &last.ID, *last.LastCheckpointURI, "", nil
 	}
-	return &last.ID, "", nil
+	return &last.ID, "", fmt.Sprintf("job %s wrote no model artifact and no checkpoint", job.ID), nil
 }
 
 func versionOf(v store.ModelVersion) Version {
@@ -252,7 +283,7 @@ func (x *Activities) PlanTrials(ctx context.Context, facts JobFacts) (TrialPlan,
 
 	perTrial := jobspec.ReservedGPUHours(facts.Spec.GPUMilli(), facts.Spec.MaxRuntimeSeconds)
 	affordable := len(existing) + int(math.Floor(math.Max(remaining, 0)/perTrial+1e-9))
-	plan := TrialPlan{Points: points}
+	plan := TrialPlan{Planned: len(points), Points: points}
 	if affordable < len(points) {
 		plan.Points = points[:affordable]
 		plan.Limit = fmt.Sprintf("the remaining budget of %.4f GPU-hours holds %d of %d trials (%.4f GPU-hours each)",

@@ -32,8 +32,10 @@ type TrialScore struct {
 // TrialPlan is the number of trials the budget allows, decided once and kept in the
 // workflow's history, so that a retried creation makes the same trials.
 type TrialPlan struct {
-	Points []map[string]float64 `json:"points"`
-	Limit  string               `json:"limit,omitempty"`
+	// Planned is the number of points of the search, before the budget cut.
+	Planned int                  `json:"planned"`
+	Points  []map[string]float64 `json:"points"`
+	Limit   string               `json:"limit,omitempty"`
 }
 
 // TrialsState is how far the trials are.
@@ -54,7 +56,7 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 		return Result{}, err
 	}
 	hpo := &HPOResult{Metric: facts.Spec.HPO.Metric, Goal: facts.Spec.HPO.Goal,
-		Planned: len(facts.Spec.HPO.Points()), Created: len(plan.Points), Limit: plan.Limit}
+		Planned: plan.Planned, Created: len(plan.Points), Limit: plan.Limit}
 	result := Result{Status: store.JobRunning, HPO: hpo}
 	if len(plan.Points) == 0 {
 		result.Status = store.JobFailed
@@ -62,6 +64,9 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 		return result, err
 	}
 	if err := workflow.ExecuteActivity(ctx, a.CreateTrials, facts, plan).Get(ctx, nil); err != nil {
+		return Result{}, err
+	}
+	if err := record(ctx, facts.Job, result); err != nil {
 		return Result{}, err
 	}
 

@@ -10,18 +10,19 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// ObjectReader is the part of *s3.Client that reads eval reports.
+// ObjectReader is the part of *s3.Client that reads eval reports and checks models.
 type ObjectReader interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 }
 
 // maxReportBytes bounds an eval report: it holds metrics, not predictions.
@@ -44,9 +45,8 @@ func readReport(ctx context.Context, objects ObjectReader, report store.Artifact
 		return nil, "", errors.New("no S3 client: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to read eval reports")
 	}
 	out, err := objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
-	var noKey *types.NoSuchKey
-	if errors.As(err, &noKey) {
-		return nil, "the eval report " + report.URI + " does not exist", nil
+	if problem, ok := missingObject(err, report.URI); ok {
+		return nil, problem, nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read eval report %s: %w", report.URI, err)
@@ -81,11 +81,52 @@ func parseReport(report store.Artifact, body []byte) (map[string]float64, string
 	return parsed.Metrics, "", nil
 }
 
-// splitURI splits s3://bucket/key.
+// splitURI splits s3://bucket/key at the first slash after the bucket, as the API checked
+// it. The key is taken literally: "#", "?" and "%" are part of it, not URL syntax.
 func splitURI(uri string) (bucket, key string, err error) {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "s3" || u.Host == "" || strings.TrimPrefix(u.Path, "/") == "" {
-		return "", "", fmt.Errorf("the eval report URI %q is not s3://bucket/key", uri)
+	rest, ok := strings.CutPrefix(uri, "s3://")
+	bucket, key, found := strings.Cut(rest, "/")
+	if !ok || !found || bucket == "" || key == "" {
+		return "", "", fmt.Errorf("the URI %q is not s3://bucket/key", uri)
 	}
-	return u.Host, strings.TrimPrefix(u.Path, "/"), nil
+	return bucket, key, nil
+}
+
+// checkObject returns why an artifact's object is unusable: missing, or not the size its
+// row records. The content is not read, since a model may be large.
+func checkObject(ctx context.Context, objects ObjectReader, a store.Artifact) (string, error) {
+	bucket, key, err := splitURI(a.URI)
+	if err != nil {
+		return err.Error(), nil
+	}
+	if objects == nil {
+		return "", errors.New("no S3 client: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to check model artifacts")
+	}
+	out, err := objects.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if problem, ok := missingObject(err, a.URI); ok {
+		return problem, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("check model artifact %s: %w", a.URI, err)
+	}
+	if out.ContentLength != nil && *out.ContentLength != a.SizeBytes {
+		return fmt.Sprintf("the model artifact %s has %d bytes, not the recorded %d", a.URI, *out.ContentLength, a.SizeBytes), nil
+	}
+	return "", nil
+}
+
+// missingObject reports whether err says the object or its bucket does not exist, which
+// no retry fixes, and says so.
+func missingObject(err error, uri string) (string, bool) {
+	var noKey *types.NoSuchKey
+	var notFound *types.NotFound
+	var noBucket *types.NoSuchBucket
+	var apiErr smithy.APIError
+	switch {
+	case errors.As(err, &noKey), errors.As(err, &notFound):
+		return "the object " + uri + " does not exist", true
+	case errors.As(err, &noBucket), errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket":
+		return "the bucket of " + uri + " does not exist", true
+	}
+	return "", false
 }

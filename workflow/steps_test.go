@@ -56,49 +56,74 @@ func newSteps(t *testing.T, budget float64) *steps {
 // metrics (whose object is replaced by stored when not nil) and a model artifact.
 func (s *steps) trainedJob(jobType string, spec jobspec.Spec, metrics map[string]float64, stored []byte) store.Job {
 	s.t.Helper()
-	ctx := context.Background()
+	job := s.submit(jobType, spec)
+	run := s.startRun()
+	report, _ := json.Marshal(map[string]any{"metrics": metrics})
+	s.artifact(run, "eval_report", report, stored)
+	s.artifact(run, "model", []byte("weights"), nil)
+	s.endRun(run, store.RunCompleted)
+	return job
+}
+
+func (s *steps) submit(jobType string, spec jobspec.Spec) store.Job {
+	s.t.Helper()
 	sub := daemontest.NewSubmission("vision", 5, spec)
 	sub.JobType, sub.SubmittedBy = jobType, "alice"
-	job, err := s.store.SubmitJob(ctx, sub)
+	job, err := s.store.SubmitJob(context.Background(), sub)
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	return job
+}
+
+// startRun admits the only queued job on A10 and starts its run an hour ago.
+func (s *steps) startRun() uuid.UUID {
+	s.t.Helper()
+	ctx := context.Background()
 	admissions, err := s.store.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		return []store.Decision{{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 1}}, nil
 	})
 	if err != nil || len(admissions) != 1 {
 		s.t.Fatalf("admit: %d admissions, %v", len(admissions), err)
 	}
-	run := admissions[0].RunID
-	start := time.Now().Add(-time.Hour)
-	if err := s.store.StartRun(ctx, run, start, "node-1"); err != nil {
+	if err := s.store.StartRun(ctx, admissions[0].RunID, time.Now().Add(-time.Hour), "node-1"); err != nil {
 		s.t.Fatal(err)
 	}
+	return admissions[0].RunID
+}
 
-	report, _ := json.Marshal(map[string]any{"metrics": metrics})
-	s.artifact(run, "eval_report", report, stored)
-	s.artifact(run, "model", []byte("weights"), nil)
-	if _, err := s.store.EndRun(ctx, store.RunEnd{RunID: run, Status: store.RunCompleted, EndedAt: start.Add(time.Minute)}); err != nil {
+func (s *steps) endRun(run uuid.UUID, status store.RunStatus) {
+	s.t.Helper()
+	_, err := s.store.EndRun(context.Background(), store.RunEnd{RunID: run, Status: status,
+		EndedAt: time.Now().Add(-59 * time.Minute), Reason: "test", Retryable: true})
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	return job
 }
 
 // artifact records an artifact whose checksum is that of body, and stores stored (or body)
-// in S3.
+// in S3 under RUN/KIND.
 func (s *steps) artifact(run uuid.UUID, kind string, body, stored []byte) {
+	s.t.Helper()
+	s.artifactAt(run, kind, s.bucket, fmt.Sprintf("%s/%s", run, kind), body, stored, true)
+}
+
+// artifactAt records an artifact at s3://bucket/key with the checksum and size of body, and
+// stores stored (or body) there when upload is set.
+func (s *steps) artifactAt(run uuid.UUID, kind, bucket, key string, body, stored []byte, upload bool) {
 	s.t.Helper()
 	if stored == nil {
 		stored = body
 	}
-	key := fmt.Sprintf("%s/%s", run, kind)
-	if _, err := s.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &s.bucket, Key: &key,
-		Body: bytes.NewReader(stored)}); err != nil {
-		s.t.Fatal(err)
+	if upload {
+		if _, err := s.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key,
+			Body: bytes.NewReader(stored)}); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	sum := sha256.Sum256(body)
 	if _, err := s.store.RecordArtifact(context.Background(), store.NewArtifact{RunID: run, Type: kind,
-		URI: "s3://" + s.bucket + "/" + key, Checksum: hex.EncodeToString(sum[:]), SizeBytes: int64(len(body))}); err != nil {
+		URI: "s3://" + bucket + "/" + key, Checksum: hex.EncodeToString(sum[:]), SizeBytes: int64(len(body))}); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -296,4 +321,67 @@ func (s *steps) parentFacts(spec jobspec.Spec) workflow.JobFacts {
 
 func workflowOptions() sdkworkflow.RegisterOptions {
 	return sdkworkflow.RegisterOptions{Name: workflow.WorkflowName}
+}
+
+// TestPreemptedRunReportIsIgnored: a report that a preempted run wrote does not pass the
+// gate for the run that completed without one.
+func TestPreemptedRunReportIsIgnored(t *testing.T) {
+	s := newSteps(t, 1000)
+	job := s.submit("fine_tune", trainSpec(func(spec *jobspec.Spec) { spec.Evaluation = minAccuracy(0.8) }))
+	first := s.startRun()
+	s.artifact(first, "eval_report", []byte(`{"metrics": {"accuracy": 0.95}}`), nil)
+	s.endRun(first, store.RunPreempted)
+	s.endRun(s.startRun(), store.RunCompleted)
+
+	result := s.run(job, nil)
+	after, _ := s.store.GetJob(context.Background(), job.ID)
+	if after.Status != store.JobEvalFailed || result.Evaluation.Failure != "the completed run wrote no eval_report artifact" {
+		t.Errorf("job %s with evaluation %+v, want eval_failed for the missing report", after.Status, result.Evaluation)
+	}
+}
+
+// TestReportKeysAreLiteral: "#", "?" and "%41" in a key are part of the key.
+func TestReportKeysAreLiteral(t *testing.T) {
+	s := newSteps(t, 1000)
+	for _, key := range []string{"reports/rep#1.json", "reports/q?x=1.json", "reports/pct%41.json"} {
+		s.submit("fine_tune", trainSpec(func(spec *jobspec.Spec) { spec.Evaluation = minAccuracy(0.8) }))
+		run := s.startRun()
+		s.artifactAt(run, "eval_report", s.bucket, key, []byte(`{"metrics": {"accuracy": 0.9}}`), nil, true)
+		s.endRun(run, store.RunCompleted)
+
+		r, _ := s.store.GetRun(context.Background(), run)
+		eval, err := s.acts.Evaluate(context.Background(), r.Job(), minAccuracy(0.8))
+		if err != nil || eval.Failure != "" || eval.Metrics["accuracy"] != 0.9 {
+			t.Errorf("key %s: evaluation %+v (%v), want a pass with accuracy 0.9", key, eval, err)
+		}
+	}
+}
+
+// TestMissingObjectsEndTheGate: a report in a bucket that does not exist, and a model
+// artifact that was never uploaded, end the job with the reason instead of being retried
+// for ever.
+func TestMissingObjectsEndTheGate(t *testing.T) {
+	s := newSteps(t, 1000)
+	job := s.submit("fine_tune", trainSpec(func(spec *jobspec.Spec) { spec.Evaluation = minAccuracy(0.8) }))
+	run := s.startRun()
+	s.artifactAt(run, "eval_report", "no-such-bucket-"+uuid.NewString()[:8], "r.json", []byte(`{}`), nil, false)
+	s.endRun(run, store.RunCompleted)
+	result := s.run(job, nil)
+	if !strings.Contains(result.Evaluation.Failure, "does not exist") {
+		t.Errorf("report in a missing bucket: failure %q, want it named", result.Evaluation.Failure)
+	}
+
+	job = s.submit("fine_tune", trainSpec(func(spec *jobspec.Spec) { spec.Model = &jobspec.Registration{Name: "detector"} }))
+	run = s.startRun()
+	s.artifactAt(run, "model", s.bucket, "never-uploaded.bin", []byte("weights"), nil, false)
+	s.endRun(run, store.RunCompleted)
+	s.run(job, nil)
+	after, _ := s.store.GetJob(context.Background(), job.ID)
+	if after.Status != store.JobEvalFailed || after.ErrorMessage == nil ||
+		!strings.HasPrefix(*after.ErrorMessage, "registration: the object s3://") {
+		t.Errorf("model never uploaded: job %s with %v, want eval_failed with a registration reason", after.Status, after.ErrorMessage)
+	}
+	if versions, _ := s.store.ListModelVersions(context.Background(), "vision", "detector"); len(versions) != 0 {
+		t.Errorf("%d versions registered, want none", len(versions))
+	}
 }

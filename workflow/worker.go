@@ -138,7 +138,12 @@ func (r *Runner) sendLoop(ctx context.Context) {
 func (r *Runner) sendDue(ctx context.Context) {
 	for ctx.Err() == nil {
 		n, err := r.cfg.Store.DeliverWorkflowEvents(ctx, 50, func(e store.WorkflowEvent) error {
-			return r.deliver(ctx, e)
+			err := r.deliver(ctx, e)
+			if err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("workflow event not delivered; retrying later", "event_id", e.ID, "kind", e.Kind,
+					"workflow_id", e.WorkflowID, "attempt", e.Attempts+1, "retry_in", retryAfter(e.Attempts+1), "err", err)
+			}
+			return err
 		}, retryAfter)
 		if err != nil {
 			if ctx.Err() == nil {

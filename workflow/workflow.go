@@ -38,6 +38,10 @@ const (
 // a signal it reads the database again, so even a lost event delays it, never stops it.
 const recheckEvery = 30 * time.Minute
 
+// StatusEvaluating is the result status of a completed job whose workflow has not yet
+// decided its evaluation and registration.
+const StatusEvaluating store.JobStatus = "evaluating"
+
 // JobEnded is the payload of job_ended and trial_ended signals.
 type JobEnded struct {
 	JobID  string          `json:"job_id,omitempty"`
@@ -73,6 +77,9 @@ func JobWorkflow(ctx workflow.Context, job store.JobRef) (Result, error) {
 	if err := workflow.ExecuteActivity(ctx, a.ReadJob, job).Get(ctx, &facts); err != nil {
 		return Result{}, fmt.Errorf("read job %s: %w", job.ID, err)
 	}
+	// Signals that arrived after the workflow had read the same fact from the database are
+	// consumed at the end, so Temporal does not warn about unhandled signals.
+	defer drainSignals(ctx)
 	if facts.Type == "hpo" {
 		return runHPO(ctx, facts)
 	}
@@ -82,6 +89,15 @@ func JobWorkflow(ctx workflow.Context, job store.JobRef) (Result, error) {
 		return Result{Status: status}, err
 	}
 	return afterTraining(ctx, facts)
+}
+
+func drainSignals(ctx workflow.Context) {
+	for _, name := range []string{SignalJobEnded, SignalTrialEnded, SignalApprovalDecided} {
+		ch := workflow.GetSignalChannel(ctx, name)
+		var ignored any
+		for ch.ReceiveAsync(&ignored) {
+		}
+	}
 }
 
 // waitForEnd returns the job's terminal status, from the database if it already has one,
@@ -124,6 +140,11 @@ func afterTraining(ctx workflow.Context, facts JobFacts) (Result, error) {
 	spec := facts.Spec
 	if spec.Evaluation == nil && spec.Model == nil {
 		return Result{Status: store.JobCompleted}, nil
+	}
+	// Until the gate decides, the completed job's result says so: a pipeline waiting for a
+	// terminal status must also wait for a result status other than evaluating.
+	if err := record(ctx, facts.Job, Result{Status: StatusEvaluating}); err != nil {
+		return Result{}, err
 	}
 	var eval Evaluation
 	if err := workflow.ExecuteActivity(ctx, a.Evaluate, facts.Job, spec.Evaluation).Get(ctx, &eval); err != nil {
@@ -169,7 +190,6 @@ func registerOrFail(ctx workflow.Context, facts JobFacts, trained store.JobRef, 
 	if version.ID != "" {
 		return false, nil
 	}
-	result.Evaluation.Failure = version.Problem
 	*result, err = failEvaluation(ctx, facts.Job, *result)
 	return true, err
 }
@@ -236,6 +256,8 @@ type Result struct {
 type Evaluation struct {
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
 	ReportURI string             `json:"report_uri,omitempty"`
+	// RunID is the completed run whose report was read.
+	RunID string `json:"run_id,omitempty"`
 	// Failure is the reason the gate rejected the job ("" when it passed).
 	Failure string `json:"failure,omitempty"`
 	// ModelVersionID is the version an eval_only job evaluated.
