@@ -88,11 +88,11 @@ func latestRun(t *testing.T, job uuid.UUID) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	desc, err := c.DescribeWorkflowExecution(context.Background(), store.WorkflowID(job), "")
+	desc, err := c.DescribeWorkflow(context.Background(), store.WorkflowID(job), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	if info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Errorf("workflow of job %s is %s, want completed", job, info.GetStatus())
 	}
