@@ -150,7 +150,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := d.syncCapacity(ctx); err != nil {
 		log.Error("GPU capacity sync failed", "err", err)
 	}
-	if err := d.resync(ctx); err != nil {
+	if err := d.firstResync(ctx); err != nil {
 		return err
 	}
 	d.synced.Store(true)
