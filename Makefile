@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(SCHEDULERD_CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: setup build test fuzz bench lint migrate demo kube-tools s3-tools prom-tools temporal-tools clean
+.PHONY: setup build test reliability fuzz bench lint migrate demo kube-tools s3-tools prom-tools temporal-tools clean
 
 setup:
 	@scripts/setup.sh
@@ -34,6 +34,12 @@ test: setup kube-tools s3-tools prom-tools temporal-tools
 	$(GO) test $(TEST_FLAGS) ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./store ./scheduler ./dispatcher ./accounting
 	@scripts/fuzz.sh
+	$(MAKE) reliability
+
+# The reliability suite kills, pauses and cuts off the daemon and its servers; about 10
+# minutes on 2 cores. Its tests build only with the reliability tag.
+reliability: setup kube-tools s3-tools
+	$(GO) test -tags reliability $(TEST_FLAGS) ./reliability/
 
 bench: setup kube-tools
 	@scripts/bench.sh

@@ -16,6 +16,7 @@ import (
 	"github.com/schedulerd/schedulerd/dashboards"
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/internal/promtest"
+	"github.com/schedulerd/schedulerd/internal/tracetest"
 	"github.com/schedulerd/schedulerd/replay"
 	"github.com/schedulerd/schedulerd/replay/trace"
 )
@@ -36,20 +37,6 @@ func TestFilesMatchDefinitions(t *testing.T) {
 			t.Errorf("%s differs from its definition: run 'go generate ./dashboards'", d.File)
 		}
 	}
-}
-
-// traceDir is the folder of the Alibaba trace, beside the repository unless
-// SCHEDULERD_TRACE_DIR names another.
-func traceDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SCHEDULERD_TRACE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "traces", "alibaba-gpu-v2023")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "openb_pod_list_default.csv")); err != nil {
-		t.Fatalf("trace not found (set SCHEDULERD_TRACE_DIR): %v", err)
-	}
-	return dir
 }
 
 // rateInterval replaces Grafana's $__rate_interval in the queries. It covers the whole test, so that
@@ -84,7 +71,7 @@ func TestQueriesReturnDataFromReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := traceDir(t)
+	dir := tracetest.Dir(t)
 	r, err := replay.New(replay.Config{
 		NodesFile: filepath.Join(dir, "openb_node_list_gpu_node.csv"),
 		TasksFile: filepath.Join(dir, "openb_pod_list_default.csv"),

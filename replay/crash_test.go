@@ -4,63 +4,17 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/internal/tracetest"
 	"github.com/schedulerd/schedulerd/replay"
 	"github.com/schedulerd/schedulerd/replay/trace"
 	"github.com/schedulerd/schedulerd/store"
 )
-
-// daemonProcess is a schedulerd run by the test as a separate process, so that it can be
-// killed with SIGKILL.
-type daemonProcess struct {
-	t   *testing.T
-	bin string
-	env []string
-	cmd *exec.Cmd
-	log *os.File
-}
-
-func buildSchedulerd(t *testing.T) string {
-	t.Helper()
-	root, err := pgtest.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "schedulerd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/schedulerd")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build schedulerd: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func (d *daemonProcess) start() {
-	d.t.Helper()
-	d.cmd = exec.Command(d.bin, "run")
-	d.cmd.Env = d.env
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-}
-
-func (d *daemonProcess) kill() {
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	_ = d.cmd.Wait()
-}
-
-func (d *daemonProcess) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	_ = d.cmd.Wait()
-}
 
 // TestCrashMidReplayLosesNothing kills the daemon with SIGKILL three times during a replay
 // of 200 tasks and restarts it each time. At the end every job has ended as the trace
@@ -71,19 +25,16 @@ func TestCrashMidReplayLosesNothing(t *testing.T) {
 	t.Logf("random seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
 	const limit, speedup, load = 200, 100_000, 20
-	dir := traceDir(t)
+	dir := tracetest.Dir(t)
 
 	url := pgtest.NewDatabase(t)
 	s := storeFor(t, url)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "schedulerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemonProcess{t: t, bin: buildSchedulerd(t), log: logFile, env: append(os.Environ(),
-		"SCHEDULERD_DATABASE_URL="+url, "SCHEDULERD_KUBECONFIG="+daemontest.Kube.Kubeconfig,
-		"SCHEDULERD_HTTP_ADDR=127.0.0.1:0", "SCHEDULERD_POLL_INTERVAL=200ms")}
-	d.start()
-	defer d.stop()
+	d := &daemontest.Process{T: t, Bin: daemontest.BuildBinary(t),
+		LogPath: filepath.Join(t.TempDir(), "schedulerd.log"), Env: append(os.Environ(),
+			"SCHEDULERD_DATABASE_URL="+url, "SCHEDULERD_KUBECONFIG="+daemontest.Kube.Kubeconfig,
+			"SCHEDULERD_HTTP_ADDR=127.0.0.1:0", "SCHEDULERD_POLL_INTERVAL=200ms")}
+	d.Start()
+	defer func() { _ = d.Stop(30 * time.Second) }()
 
 	cfg := replay.Config{
 		NodesFile: filepath.Join(dir, "openb_node_list_gpu_node.csv"),
@@ -105,9 +56,9 @@ func TestCrashMidReplayLosesNothing(t *testing.T) {
 			t.Fatalf("replay ended before crash %d: %v", i+1, err)
 		case <-time.After(pause):
 		}
-		d.kill()
+		d.Kill()
 		t.Logf("crash %d after %s", i+1, pause)
-		d.start()
+		d.Start()
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("replay: %v (seed %d)", err, seed)

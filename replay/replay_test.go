@@ -9,26 +9,13 @@ import (
 	"time"
 
 	"github.com/schedulerd/schedulerd/internal/daemontest"
+	"github.com/schedulerd/schedulerd/internal/tracetest"
 	"github.com/schedulerd/schedulerd/replay"
 	"github.com/schedulerd/schedulerd/replay/trace"
 	"github.com/schedulerd/schedulerd/store"
 )
 
 func TestMain(m *testing.M) { daemontest.Main(m) }
-
-// traceDir is the folder of the Alibaba trace, beside the repository unless
-// SCHEDULERD_TRACE_DIR names another.
-func traceDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SCHEDULERD_TRACE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "traces", "alibaba-gpu-v2023")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "openb_pod_list_default.csv")); err != nil {
-		t.Fatalf("trace not found (set SCHEDULERD_TRACE_DIR): %v", err)
-	}
-	return dir
-}
 
 // firstGPUTasks returns the first n GPU tasks of the trace file, as the replay's -limit
 // selects them, read independently of the replay.
@@ -52,7 +39,7 @@ func firstGPUTasks(t *testing.T, path string, n int) []trace.Task {
 // a task that failed in the trace fails (one attempt), every other completes.
 func TestReplayFirst300Tasks(t *testing.T) {
 	const limit, speedup, load = 300, 200_000, 50
-	dir := traceDir(t)
+	dir := tracetest.Dir(t)
 	h := daemontest.Start(t, daemontest.Options{})
 	cfg := replay.Config{
 		NodesFile: filepath.Join(dir, "openb_node_list_gpu_node.csv"),

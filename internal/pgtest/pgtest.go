@@ -276,3 +276,61 @@ func redact(databaseURL string) string {
 	}
 	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
+
+// Restart stops a server this package started with `pg_ctl stop -m mode`, keeps it down
+// for down, and starts it again on the same port and data. Mode fast cuts open
+// connections and rolls back their transactions. Mode immediate stops the server as a
+// crash does, so it replays its WAL at start. Restart records the new PID for pg-down.sh,
+// and fails for a server named by EnvDatabaseURL.
+func (s *Server) Restart(ctx context.Context, mode string, down time.Duration) error {
+	if s.dir == "" {
+		return fmt.Errorf("the server in %s was not started by this test; it cannot restart it", EnvDatabaseURL)
+	}
+	data := filepath.Join(s.dir, "data")
+	// postmaster.opts holds the server's command line: the binary, then its options.
+	opts, err := os.ReadFile(filepath.Join(data, "postmaster.opts"))
+	if err != nil {
+		return fmt.Errorf("read the server's options: %w", err)
+	}
+	_, options, _ := strings.Cut(strings.TrimSpace(string(opts)), " ")
+
+	if err := s.pgCtl(ctx, "stop", "-w", "-t", "60", "-m", mode, "-D", data); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	if err := s.pgCtl(ctx, "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(s.dir, "postgres.log"),
+		"-o", options); err != nil {
+		return err
+	}
+
+	postmaster, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return fmt.Errorf("read the restarted server's PID: %w", err)
+	}
+	pid, _, _ := strings.Cut(string(postmaster), "\n")
+	if err := os.WriteFile(filepath.Join(s.dir, "pid"), []byte(pid+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record the restarted server's PID: %w", err)
+	}
+	return nil
+}
+
+// pgCtl runs pg_ctl, as the postgres user when this process is root, since PostgreSQL
+// refuses to run as root and pg-up.sh started it as postgres.
+func (s *Server) pgCtl(ctx context.Context, args ...string) error {
+	bindir := os.Getenv("SCHEDULERD_PG_BINDIR")
+	if bindir == "" {
+		bindir = "/usr/lib/postgresql/15/bin"
+	}
+	command := append([]string{filepath.Join(bindir, "pg_ctl")}, args...)
+	if os.Geteuid() == 0 {
+		command = append([]string{"runuser", "-u", "postgres", "--"}, command...)
+	}
+	if out, err := exec.CommandContext(ctx, command[0], command[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl %s in %s: %w\n%s", args[0], s.dir, err, out)
+	}
+	return nil
+}
