@@ -30,8 +30,11 @@ BEGIN
 END
 $$;
 
+-- The WHEN clauses keep the dequeue, which moves every admitted job to running, from
+-- calling these functions at all.
 CREATE TRIGGER jobs_check_hpo_start BEFORE UPDATE OF status ON jobs
-    FOR EACH ROW EXECUTE FUNCTION jobs_check_hpo_start();
+    FOR EACH ROW WHEN (OLD.status = 'submitted' AND NEW.status = 'running')
+    EXECUTE FUNCTION jobs_check_hpo_start();
 
 -- The last version number given out per model. Taking the next number is an UPDATE of this
 -- row inside the transaction that inserts the version, so concurrent registrations queue
@@ -134,8 +137,15 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER jobs_workflow_events AFTER INSERT OR UPDATE OF status ON jobs
-    FOR EACH ROW EXECUTE FUNCTION jobs_workflow_events();
+CREATE TRIGGER jobs_workflow_start AFTER INSERT ON jobs
+    FOR EACH ROW WHEN (NEW.temporal_workflow_id IS NOT NULL)
+    EXECUTE FUNCTION jobs_workflow_events();
+
+CREATE TRIGGER jobs_workflow_end AFTER UPDATE OF status ON jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+        AND NEW.status IN ('completed', 'failed', 'cancelled', 'eval_failed')
+        AND (NEW.temporal_workflow_id IS NOT NULL OR NEW.parent_job_id IS NOT NULL))
+    EXECUTE FUNCTION jobs_workflow_events();
 
 CREATE FUNCTION approvals_workflow_events() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -155,7 +165,8 @@ CREATE TRIGGER approvals_workflow_events AFTER UPDATE OF status ON approvals
 
 DROP TRIGGER approvals_workflow_events ON approvals;
 DROP FUNCTION approvals_workflow_events();
-DROP TRIGGER jobs_workflow_events ON jobs;
+DROP TRIGGER jobs_workflow_end ON jobs;
+DROP TRIGGER jobs_workflow_start ON jobs;
 DROP FUNCTION jobs_workflow_events();
 DROP FUNCTION workflow_event(text, text, jsonb);
 DROP TABLE workflow_events;
