@@ -9,22 +9,25 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// dequeue runs one dequeue transaction and records its duration and, once it committed, its
-// decisions. Refusals of a transaction that rolled back are not counted.
-func (s *Scheduler) dequeue(ctx context.Context) ([]store.Admission, error) {
+// dequeue runs one dequeue transaction that admits at most maxAdmit jobs, and records its
+// duration and, once it committed, its decisions. Refusals of a transaction that rolled
+// back are not counted. It reads candidateLimit candidates and widens the next read when
+// this one refused some.
+func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admission, error) {
 	var refusals []store.Refusal
 	decide := func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
-		decisions, refused := s.decide(snap)
+		decisions, refused := s.decide(snap, maxAdmit)
 		refusals = refused
 		return decisions, refused
 	}
 
 	start := time.Now()
-	admissions, err := s.store.Dequeue(ctx, s.cfg.Batch*4, decide)
+	admissions, err := s.store.Dequeue(ctx, s.candidateLimit(), decide)
 	s.cfg.Metrics.ObserveDequeue(time.Since(start))
 	if err != nil {
 		return nil, err
 	}
+	s.wide = len(refusals) > 0
 
 	results := make([]string, len(refusals))
 	for i, r := range refusals {

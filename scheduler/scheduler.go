@@ -38,6 +38,10 @@ type Scheduler struct {
 	cfg   Config
 	store *store.Store
 	wake  chan struct{}
+	// wide is set after a dequeue refused candidates: the next one reads four batches of
+	// candidates, to look past the refused jobs at the head of the queue. Only the loop's
+	// goroutine touches it.
+	wide bool
 }
 
 // New returns a scheduler; Run starts it.
@@ -101,18 +105,21 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce runs one dequeue transaction and returns how many jobs it admitted.
+// RunOnce dequeues and returns how many jobs it admitted, at most one batch. A dequeue
+// reads one batch of candidates while the head of the queue fits. When that read refused
+// some and admitted less than a batch, a second transaction reads four batches to look
+// past them, so that refused jobs at the head do not leave the batch short.
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
-	admissions, err := s.dequeue(ctx)
+	narrow := !s.wide
+	admissions, err := s.dequeue(ctx, s.cfg.Batch)
+	if err == nil && narrow && s.wide && len(admissions) < s.cfg.Batch {
+		var more []store.Admission
+		more, err = s.dequeue(ctx, s.cfg.Batch-len(admissions))
+		admissions = append(admissions, more...)
+	}
+	s.admitted(admissions)
 	if err != nil {
-		return 0, err
-	}
-	for _, a := range admissions {
-		s.cfg.Logger.Info("job admitted", "job_id", a.Job.ID, "run", a.RunNumber, "project", a.ProjectID,
-			"gpu_model", a.GPUModel, "gpu_milli", a.GPUMilli)
-	}
-	if len(admissions) > 0 {
-		s.cfg.OnAdmitted(admissions)
+		return len(admissions), err
 	}
 	if len(admissions) < s.cfg.Batch {
 		if err := s.explainWaits(ctx); err != nil {
@@ -120,6 +127,25 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return len(admissions), nil
+}
+
+// candidateLimit returns how many candidates the next dequeue reads.
+func (s *Scheduler) candidateLimit() int {
+	if s.wide {
+		return 4 * s.cfg.Batch
+	}
+	return s.cfg.Batch
+}
+
+// admitted logs admissions and hands them to the dispatcher.
+func (s *Scheduler) admitted(admissions []store.Admission) {
+	for _, a := range admissions {
+		s.cfg.Logger.Info("job admitted", "job_id", a.Job.ID, "run", a.RunNumber, "project", a.ProjectID,
+			"gpu_model", a.GPUModel, "gpu_milli", a.GPUMilli)
+	}
+	if len(admissions) > 0 {
+		s.cfg.OnAdmitted(admissions)
+	}
 }
 
 // explainWaits records why quota-held jobs wait, once the queue's admissible head is
@@ -131,12 +157,12 @@ func (s *Scheduler) explainWaits(ctx context.Context) error {
 	return err
 }
 
-// decide caps the policy's admissions at one batch; the candidates read are more than a
-// batch so that jobs refused for capacity do not leave the batch short.
-func (s *Scheduler) decide(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+// decide caps the policy's admissions at maxAdmit. A wide read has more candidates than a
+// batch, so that jobs refused for capacity do not leave the batch short.
+func (s *Scheduler) decide(snap store.Snapshot, maxAdmit int) ([]store.Decision, []store.Refusal) {
 	decisions, refusals := s.cfg.Policy.Decide(snap)
-	if len(decisions) > s.cfg.Batch {
-		decisions = decisions[:s.cfg.Batch]
+	if len(decisions) > maxAdmit {
+		decisions = decisions[:maxAdmit]
 	}
 	return decisions, refusals
 }

@@ -350,3 +350,31 @@ func TestModelWithoutLargeEnoughNodeSkipped(t *testing.T) {
 		t.Fatalf("admissions %+v, want job %s on V100M32", admitted, job.ID)
 	}
 }
+
+func TestRefusedHeadDoesNotLeaveBatchShort(t *testing.T) {
+	f := setup(t)
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000},
+		store.ModelCapacity{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000})
+	// Two H100 jobs at the head of the queue cannot fit one node; the batch of two reads
+	// only them at first, and must look past them to admit the A10 jobs behind.
+	tooLarge := []store.Job{f.submit("vision", 9, 16000, "H100"), f.submit("vision", 9, 16000, "H100")}
+	fits := []store.Job{f.submit("vision", 5, 1000, "A10"), f.submit("vision", 5, 1000, "A10")}
+	s := f.scheduler(2, time.Hour)
+
+	if n := f.runOnce(s); n != 2 {
+		t.Fatalf("RunOnce admitted %d jobs, want the 2 A10 jobs behind the refused head", n)
+	}
+	for _, j := range fits {
+		if got := f.job(j).Status; got != store.JobRunning {
+			t.Errorf("A10 job %s is %s, want running", j.ID, got)
+		}
+	}
+	for _, j := range tooLarge {
+		if got := waitReason(f.job(j)); got != scheduler.ReasonTooLarge {
+			t.Errorf("H100 job %s waits for %q, want %q", j.ID, got, scheduler.ReasonTooLarge)
+		}
+	}
+	if n := f.runOnce(s); n != 0 {
+		t.Errorf("second RunOnce admitted %d jobs, want 0", n)
+	}
+}

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,16 +88,28 @@ type Decider func(Snapshot) ([]Decision, []Refusal)
 // PodName derives a run's pod name from its job and run number, so that a dispatcher
 // retrying after a crash finds the pod it already created instead of creating another.
 func PodName(jobID uuid.UUID, runNumber int) string {
-	return fmt.Sprintf("job-%s-r%d", jobID, runNumber)
+	return podNamePrefix(jobID) + strconv.Itoa(runNumber)
 }
 
-// The candidates: queued jobs in priority order whose project could take them now. Jobs
-// of drained, full or exhausted projects are left out here. A project with one free slot
+// podNamePrefix is the pod name of a run without its number, for the admission statement
+// that learns the number from the database.
+func podNamePrefix(jobID uuid.UUID) string { return "job-" + jobID.String() + "-r" }
+
+// The candidates: queued jobs in priority order whose project could take them now, each
+// with its project's quota as read (not locked) and the transaction's time. Jobs of
+// drained, full or exhausted projects are left out here. A project with one free slot
 // still passes with all its jobs, so its queue can fill one dequeue's window, but from the
 // next dequeue on it is full and left out, and the jobs of other projects are reached.
 const sqlCandidates = `
-SELECT q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli, q.gpu_models,
-       q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace
+SELECT now() AS now, q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli,
+       q.gpu_models, q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace,
+       u.gpu_hours_budget::float8 AS quota_gpu_hours_budget,
+       u.gpu_hours_used::float8 AS quota_gpu_hours_used,
+       u.gpu_hours_reserved::float8 AS quota_gpu_hours_reserved,
+       u.max_concurrent_jobs AS quota_max_concurrent_jobs,
+       u.current_concurrent AS quota_current_concurrent, u.priority_tier AS quota_priority_tier,
+       u.period_start AS quota_period_start, u.period_end AS quota_period_end,
+       u.drained_at AS quota_drained_at
 FROM job_queue q
 JOIN quotas u ON u.project_id = q.project_id
 JOIN projects p ON p.id = q.project_id
@@ -107,65 +121,145 @@ ORDER BY q.priority DESC, q.job_created_at, q.job_id
 LIMIT $1
 FOR UPDATE OF q SKIP LOCKED`
 
+// candidateRow is one row of sqlCandidates.
+type candidateRow struct {
+	Candidate
+	Now               time.Time  `db:"now"`
+	GPUHoursBudget    float64    `db:"quota_gpu_hours_budget"`
+	GPUHoursUsed      float64    `db:"quota_gpu_hours_used"`
+	GPUHoursReserved  float64    `db:"quota_gpu_hours_reserved"`
+	MaxConcurrentJobs int        `db:"quota_max_concurrent_jobs"`
+	CurrentConcurrent int        `db:"quota_current_concurrent"`
+	PriorityTier      int        `db:"quota_priority_tier"`
+	PeriodStart       time.Time  `db:"quota_period_start"`
+	PeriodEnd         time.Time  `db:"quota_period_end"`
+	DrainedAt         *time.Time `db:"quota_drained_at"`
+}
+
+func (r candidateRow) quota() Quota {
+	return Quota{ProjectID: r.ProjectID, GPUHoursBudget: r.GPUHoursBudget, GPUHoursUsed: r.GPUHoursUsed,
+		GPUHoursReserved: r.GPUHoursReserved, MaxConcurrentJobs: r.MaxConcurrentJobs,
+		CurrentConcurrent: r.CurrentConcurrent, PriorityTier: r.PriorityTier,
+		PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, DrainedAt: r.DrainedAt}
+}
+
 const sqlLockQuotas = `SELECT ` + quotaColumns + ` FROM quotas WHERE project_id = ANY($1)
 ORDER BY project_id FOR UPDATE`
 
-const sqlLockModels = `SELECT ` + modelColumns + ` FROM gpu_models ORDER BY model FOR UPDATE`
+const sqlReadModels = `SELECT ` + modelColumns + ` FROM gpu_models ORDER BY model`
 
-// Dequeue runs one admission transaction: it locks up to limit candidates with their quota
-// and model rows, calls decide, and applies the decisions with guarded statements. It
-// returns the new runs. When no candidate is found it returns nil without calling decide.
+// A null $1 locks every model: some candidate accepts any model.
+const sqlLockModels = `SELECT ` + modelColumns + ` FROM gpu_models
+WHERE $1::text[] IS NULL OR model = ANY($1) ORDER BY model FOR UPDATE`
+
+// errAdmissionConflict reports that a guard of the admission statements failed because a
+// quota or GPU model changed after the dequeue read it without a lock.
+var errAdmissionConflict = errors.New("quota or GPU model changed since it was read")
+
+// Dequeue runs one admission transaction: it locks up to limit candidates, calls decide on
+// them with their quota and model rows, and applies the decisions with guarded statements.
+// It returns the new runs. When no candidate is found it returns nil without calling decide.
+//
+// The quota and model rows are first read without locks, and the guarded statements lock
+// them at the end, next to the commit, so that concurrent dequeues hold these shared rows
+// for one round trip instead of the whole transaction. When a guard finds that a row
+// changed in between, the transaction rolls back and the dequeue runs again with the rows
+// locked before deciding. There a failed guard means the decision broke a rule, and the
+// returned error states it.
 func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admission, error) {
+	admissions, err := s.dequeueTx(ctx, limit, decide, false)
+	if errors.Is(err, errAdmissionConflict) {
+		admissions, err = s.dequeueTx(ctx, limit, decide, true)
+	}
+	return admissions, wrap(err, "dequeue")
+}
+
+func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock bool) ([]Admission, error) {
 	var admissions []Admission
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		snap, err := lockSnapshot(ctx, tx, limit)
+		snap, err := readSnapshot(ctx, tx, limit, lock)
 		if err != nil || len(snap.Candidates) == 0 {
 			return err
 		}
 
 		decisions, refusals := decide(snap)
-		if err := setWaitReasons(ctx, tx, refusals); err != nil {
-			return err
+		admissions, err = apply(ctx, tx, decisions, refusals)
+		if lock && errors.Is(err, errAdmissionConflict) {
+			// %v, not %w: this is a bug in the decision, not a conflict to retry.
+			return fmt.Errorf("guard failed on locked rows, so the decision broke a rule: %v", err)
 		}
-		admissions, err = admit(ctx, tx, decisions)
 		return err
 	})
-	return admissions, wrap(err, "dequeue")
+	return admissions, err
 }
 
-func lockSnapshot(ctx context.Context, tx pgx.Tx, limit int) (Snapshot, error) {
+// readSnapshot locks the candidates and reads their quotas and the GPU models in one round
+// trip. With lock set it then locks the quotas and the models the candidates may use, in
+// key order so that two dequeues cannot deadlock, and returns the locked values.
+func readSnapshot(ctx context.Context, tx pgx.Tx, limit int, lock bool) (Snapshot, error) {
 	var snap Snapshot
-	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&snap.Now); err != nil {
-		return snap, err
-	}
-	rows, err := tx.Query(ctx, sqlCandidates, limit)
+	batch := &pgx.Batch{}
+	batch.Queue(sqlCandidates, limit)
+	batch.Queue(sqlReadModels)
+	results := tx.SendBatch(ctx, batch)
+	defer results.Close()
+
+	rows, err := results.Query()
 	if err != nil {
-		return snap, err
+		return snap, fmt.Errorf("read candidates: %w", err)
 	}
-	snap.Candidates, err = collectAll[Candidate](rows)
-	if err != nil || len(snap.Candidates) == 0 {
+	candidates, err := collectAll[candidateRow](rows)
+	if err != nil {
+		return snap, fmt.Errorf("read candidates: %w", err)
+	}
+	if rows, err = results.Query(); err != nil {
+		return snap, fmt.Errorf("read GPU models: %w", err)
+	}
+	if snap.Models, err = collectAll[ModelCapacity](rows); err != nil {
+		return snap, fmt.Errorf("read GPU models: %w", err)
+	}
+	if err := results.Close(); err != nil {
 		return snap, err
 	}
 
-	rows, err = tx.Query(ctx, sqlLockQuotas, candidateProjects(snap.Candidates))
+	snap.Candidates = make([]Candidate, len(candidates))
+	snap.Quotas = make(map[string]Quota)
+	for i, c := range candidates {
+		snap.Now, snap.Candidates[i], snap.Quotas[c.ProjectID] = c.Now, c.Candidate, c.quota()
+	}
+	if !lock || len(candidates) == 0 {
+		return snap, nil
+	}
+	return lockSnapshot(ctx, tx, snap)
+}
+
+// lockSnapshot replaces the snapshot's quotas and models with their locked rows.
+func lockSnapshot(ctx context.Context, tx pgx.Tx, snap Snapshot) (Snapshot, error) {
+	batch := &pgx.Batch{}
+	batch.Queue(sqlLockQuotas, candidateProjects(snap.Candidates))
+	batch.Queue(sqlLockModels, candidateModels(snap.Candidates))
+	results := tx.SendBatch(ctx, batch)
+	defer results.Close()
+
+	rows, err := results.Query()
 	if err != nil {
-		return snap, err
+		return snap, fmt.Errorf("lock quotas: %w", err)
 	}
 	quotas, err := collectAll[Quota](rows)
 	if err != nil {
-		return snap, err
+		return snap, fmt.Errorf("lock quotas: %w", err)
 	}
 	snap.Quotas = make(map[string]Quota, len(quotas))
 	for _, q := range quotas {
 		snap.Quotas[q.ProjectID] = q
 	}
-
-	rows, err = tx.Query(ctx, sqlLockModels)
-	if err != nil {
-		return snap, err
+	if rows, err = results.Query(); err != nil {
+		return snap, fmt.Errorf("lock GPU models: %w", err)
 	}
-	snap.Models, err = collectAll[ModelCapacity](rows)
-	return snap, err
+	if snap.Models, err = collectAll[ModelCapacity](rows); err != nil {
+		return snap, fmt.Errorf("lock GPU models: %w", err)
+	}
+	return snap, results.Close()
 }
 
 func candidateProjects(candidates []Candidate) []string {
@@ -181,26 +275,33 @@ func candidateProjects(candidates []Candidate) []string {
 	return projects
 }
 
+// candidateModels returns the GPU models the candidates may be placed on, or nil when one
+// of them accepts any model.
+func candidateModels(candidates []Candidate) []string {
+	seen := map[string]bool{}
+	models := []string{}
+	for _, c := range candidates {
+		if c.GPUMilli == 0 {
+			continue
+		}
+		if len(c.GPUModels) == 0 {
+			return nil
+		}
+		for _, m := range c.GPUModels {
+			if !seen[m] {
+				seen[m] = true
+				models = append(models, m)
+			}
+		}
+	}
+	return models
+}
+
 const sqlSetWaitReasons = `
 UPDATE jobs j SET wait_reason = r.reason
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS r(id, created_at, reason)
 WHERE j.id = r.id AND j.created_at = r.created_at AND j.status = 'queued'
   AND j.wait_reason IS DISTINCT FROM r.reason`
-
-// setWaitReasons stores why refused candidates wait, writing only rows whose reason changed.
-func setWaitReasons(ctx context.Context, tx pgx.Tx, refusals []Refusal) error {
-	if len(refusals) == 0 {
-		return nil
-	}
-	ids := make([]uuid.UUID, len(refusals))
-	created := make([]time.Time, len(refusals))
-	reasons := make([]string, len(refusals))
-	for i, r := range refusals {
-		ids[i], created[i], reasons[i] = r.Job.ID, r.Job.CreatedAt, r.Reason
-	}
-	_, err := tx.Exec(ctx, sqlSetWaitReasons, ids, created, reasons)
-	return err
-}
 
 // QueueChannel is the PostgreSQL notification channel that announces newly queued jobs.
 const QueueChannel = "schedulerd_queue"

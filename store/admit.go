@@ -9,10 +9,34 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The statements that apply a dequeue's decisions, one per table for the whole batch. Each
-// repeats the admission rules in its WHERE clause: the rows are locked and the decisions
-// were made on them, so a guard that fails means a bug, and the transaction rolls back.
+// The statements that apply a dequeue's decisions, one per table for the whole batch, sent
+// together in one round trip. Each repeats the admission rules in its WHERE clause, on the
+// rows' latest versions: a guard that fails means the quota or model changed since the
+// dequeue read it, and the transaction rolls back.
 const (
+	// The admitted jobs move to running and get their runs in one statement. Job ids are
+	// unique, so pairing the two key arrays by position is not needed in the UPDATE: only
+	// the row with both its id and its created_at matches. The = ANY form plans in a
+	// fraction of the time of a join with unnest, and still prunes partitions by created_at.
+	sqlAdmitRuns = `
+WITH admitted AS (
+    UPDATE jobs j SET status = 'running', run_count = j.run_count + 1, wait_reason = NULL
+    WHERE j.id = ANY($1::uuid[]) AND j.created_at = ANY($2::timestamptz[]) AND j.status = 'queued'
+    RETURNING j.id, j.run_count
+)
+INSERT INTO runs (job_id, job_created_at, run_number, gpu_milli, gpu_model, namespace, pod_name,
+                  gpu_hours_reserved)
+SELECT x.job_id, x.created_at, a.run_count, x.milli, NULLIF(x.model, ''), x.ns,
+       x.pod_prefix || a.run_count, x.hours
+FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[],
+            $7::numeric[]) AS x(job_id, created_at, milli, model, ns, pod_prefix, hours)
+JOIN admitted a ON a.id = x.job_id
+RETURNING job_id, id, run_number`
+
+	// Quotas and models are locked in key order before they are updated, so that two
+	// dequeues cannot deadlock on them.
+	sqlLockQuotaKeys = `SELECT 1 FROM quotas WHERE project_id = ANY($1) ORDER BY project_id FOR UPDATE`
+
 	sqlAdmitQuotas = `
 UPDATE quotas u
 SET current_concurrent = u.current_concurrent + d.jobs, gpu_hours_reserved = u.gpu_hours_reserved + d.hours
@@ -22,69 +46,136 @@ WHERE u.project_id = d.project_id AND u.drained_at IS NULL
   AND u.current_concurrent + d.jobs <= u.max_concurrent_jobs
   AND u.gpu_hours_used + u.gpu_hours_reserved + d.hours <= u.gpu_hours_budget`
 
+	sqlLockModelKeys = `SELECT 1 FROM gpu_models WHERE model = ANY($1) ORDER BY model FOR UPDATE`
+
+	// Besides free capacity, the largest node must still hold the largest pod placed on the
+	// model, in GPUs, CPU and memory.
 	sqlAdmitModels = `
 UPDATE gpu_models m SET allocated_milli = m.allocated_milli + d.milli
-FROM (SELECT model, sum(milli) AS milli
-      FROM unnest($1::text[], $2::bigint[]) AS x(model, milli) GROUP BY model) d
-WHERE m.model = d.model AND m.allocated_milli + d.milli <= m.capacity_milli`
-
-	// Job ids are unique, so pairing the two arrays by position is not needed: only the row
-	// with both its id and its created_at matches. The = ANY form plans in a fraction of the
-	// time of a join with unnest, and still prunes partitions by created_at.
-	sqlAdmitJobs = `
-UPDATE jobs j SET status = 'running', run_count = j.run_count + 1, wait_reason = NULL
-WHERE j.id = ANY($1::uuid[]) AND j.created_at = ANY($2::timestamptz[]) AND j.status = 'queued'
-RETURNING j.id, j.run_count`
-
-	sqlInsertRuns = `
-INSERT INTO runs (job_id, job_created_at, run_number, gpu_milli, gpu_model, namespace, pod_name,
-                  gpu_hours_reserved)
-SELECT job_id, created_at, number, milli, NULLIF(model, ''), ns, pod, hours
-FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::int[], $5::text[], $6::text[],
-            $7::text[], $8::numeric[]) AS x(job_id, created_at, number, milli, model, ns, pod, hours)
-RETURNING job_id, id`
+FROM (SELECT model, sum(milli) AS milli, max(milli) AS largest, max(cpu) AS cpu, max(memory) AS memory
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS x(model, milli, cpu, memory)
+      GROUP BY model) d
+WHERE m.model = d.model AND m.allocated_milli + d.milli <= m.capacity_milli
+  AND m.largest_node_milli >= d.largest AND m.largest_node_cpu_milli >= d.cpu
+  AND m.largest_node_memory_mib >= d.memory`
 )
 
-// admit applies decisions and returns the runs it created, in decision order.
-func admit(ctx context.Context, tx pgx.Tx, decisions []Decision) ([]Admission, error) {
-	if len(decisions) == 0 {
-		return nil, nil
+// apply writes decisions and refusals in one batch and returns the runs it created, in
+// decision order. The shared quota and model rows come last, so that they stay locked only
+// from their update to the commit.
+func apply(ctx context.Context, tx pgx.Tx, decisions []Decision, refusals []Refusal) ([]Admission, error) {
+	batch := &pgx.Batch{}
+	admissions := queueAdmitRuns(batch, decisions)
+	queueWaitReasons(batch, refusals)
+	quotas := queueAdmitQuotas(batch, decisions)
+	models := queueAdmitModels(batch, decisions)
+	results := tx.SendBatch(ctx, batch)
+	defer results.Close()
+
+	if len(decisions) > 0 {
+		if err := readRuns(results, admissions); err != nil {
+			return nil, err
+		}
 	}
-	if err := admitQuotas(ctx, tx, decisions); err != nil {
+	if len(refusals) > 0 {
+		if _, err := results.Exec(); err != nil {
+			return nil, fmt.Errorf("store wait reasons: %w", err)
+		}
+	}
+	if err := checkGuard(results, "quotas", quotas); err != nil {
 		return nil, err
 	}
-	if err := admitModels(ctx, tx, decisions); err != nil {
+	if err := checkGuard(results, "GPU models", models); err != nil {
 		return nil, err
 	}
-	runNumbers, err := admitJobs(ctx, tx, decisions)
-	if err != nil {
-		return nil, err
-	}
-	return insertRuns(ctx, tx, decisions, runNumbers)
+	return admissions, results.Close()
 }
 
-func admitQuotas(ctx context.Context, tx pgx.Tx, decisions []Decision) error {
-	projects := make([]string, len(decisions))
-	hours := make([]float64, len(decisions))
-	distinct := map[string]bool{}
+// queueAdmitRuns queues sqlAdmitRuns and returns the admissions it will fill in.
+func queueAdmitRuns(batch *pgx.Batch, decisions []Decision) []Admission {
+	n := len(decisions)
+	if n == 0 {
+		return nil
+	}
+	admissions := make([]Admission, n)
+	ids, created := make([]uuid.UUID, n), make([]time.Time, n)
+	milli, hours := make([]int, n), make([]float64, n)
+	models, namespaces, prefixes := make([]string, n), make([]string, n), make([]string, n)
 	for i, d := range decisions {
-		projects[i], hours[i] = d.Candidate.ProjectID, d.GPUHoursReserved
-		distinct[d.Candidate.ProjectID] = true
+		c := d.Candidate
+		admissions[i] = Admission{Job: c.Ref(), ProjectID: c.ProjectID, Namespace: c.Namespace,
+			GPUModel: d.GPUModel, GPUMilli: c.GPUMilli, GPUHoursReserved: d.GPUHoursReserved}
+		ids[i], created[i], milli[i], hours[i] = c.JobID, c.JobCreatedAt, c.GPUMilli, d.GPUHoursReserved
+		models[i], namespaces[i], prefixes[i] = d.GPUModel, c.Namespace, podNamePrefix(c.JobID)
 	}
-	tag, err := tx.Exec(ctx, sqlAdmitQuotas, projects, hours)
+	batch.Queue(sqlAdmitRuns, ids, created, milli, models, namespaces, prefixes, hours)
+	return admissions
+}
+
+// readRuns fills admissions with the run ids, numbers and pod names the database assigned.
+func readRuns(results pgx.BatchResults, admissions []Admission) error {
+	rows, err := results.Query()
 	if err != nil {
-		return err
+		return fmt.Errorf("admit jobs: %w", err)
 	}
-	if int(tag.RowsAffected()) != len(distinct) {
-		return fmt.Errorf("quota guard refused %d of %d projects: decision broke a quota rule",
-			len(distinct)-int(tag.RowsAffected()), len(distinct))
+	type run struct {
+		id     uuid.UUID
+		number int
+	}
+	runs := make(map[uuid.UUID]run, len(admissions))
+	var jobID uuid.UUID
+	var r run
+	if _, err := pgx.ForEachRow(rows, []any{&jobID, &r.id, &r.number}, func() error {
+		runs[jobID] = r
+		return nil
+	}); err != nil {
+		return fmt.Errorf("admit jobs: %w", err)
+	}
+	if len(runs) != len(admissions) {
+		return fmt.Errorf("%d of %d admitted jobs were no longer queued", len(admissions)-len(runs), len(admissions))
+	}
+	for i := range admissions {
+		r := runs[admissions[i].Job.ID]
+		admissions[i].RunID, admissions[i].RunNumber = r.id, r.number
+		admissions[i].PodName = PodName(admissions[i].Job.ID, r.number)
 	}
 	return nil
 }
 
-func admitModels(ctx context.Context, tx pgx.Tx, decisions []Decision) error {
+func queueWaitReasons(batch *pgx.Batch, refusals []Refusal) {
+	if len(refusals) == 0 {
+		return
+	}
+	ids := make([]uuid.UUID, len(refusals))
+	created := make([]time.Time, len(refusals))
+	reasons := make([]string, len(refusals))
+	for i, r := range refusals {
+		ids[i], created[i], reasons[i] = r.Job.ID, r.Job.CreatedAt, r.Reason
+	}
+	batch.Queue(sqlSetWaitReasons, ids, created, reasons)
+}
+
+// queueAdmitQuotas queues the lock and update of the decisions' quotas and returns how many
+// rows the update must change.
+func queueAdmitQuotas(batch *pgx.Batch, decisions []Decision) int {
+	if len(decisions) == 0 {
+		return 0
+	}
+	projects := make([]string, len(decisions))
+	hours := make([]float64, len(decisions))
+	for i, d := range decisions {
+		projects[i], hours[i] = d.Candidate.ProjectID, d.GPUHoursReserved
+	}
+	distinct := candidateProjects(decisionCandidates(decisions))
+	batch.Queue(sqlLockQuotaKeys, distinct)
+	batch.Queue(sqlAdmitQuotas, projects, hours)
+	return len(distinct)
+}
+
+// queueAdmitModels is queueAdmitQuotas for the GPU models of the decisions.
+func queueAdmitModels(batch *pgx.Batch, decisions []Decision) int {
 	var models []string
-	var milli []int64
+	var milli, cpu, memory []int64
 	distinct := map[string]bool{}
 	for _, d := range decisions {
 		if d.GPUModel == "" {
@@ -92,87 +183,44 @@ func admitModels(ctx context.Context, tx pgx.Tx, decisions []Decision) error {
 		}
 		models = append(models, d.GPUModel)
 		milli = append(milli, int64(d.Candidate.GPUMilli))
+		cpu, memory = append(cpu, d.Candidate.CPUMilli), append(memory, d.Candidate.MemoryMiB)
 		distinct[d.GPUModel] = true
 	}
 	if len(models) == 0 {
+		return 0
+	}
+	keys := make([]string, 0, len(distinct))
+	for m := range distinct {
+		keys = append(keys, m)
+	}
+	batch.Queue(sqlLockModelKeys, keys)
+	batch.Queue(sqlAdmitModels, models, milli, cpu, memory)
+	return len(distinct)
+}
+
+// checkGuard reads the lock and the update that queueAdmitQuotas or queueAdmitModels queued
+// and returns errAdmissionConflict when the update changed fewer than want rows.
+func checkGuard(results pgx.BatchResults, what string, want int) error {
+	if want == 0 {
 		return nil
 	}
-	tag, err := tx.Exec(ctx, sqlAdmitModels, models, milli)
-	if err != nil {
-		return err
+	if _, err := results.Exec(); err != nil {
+		return fmt.Errorf("lock %s: %w", what, err)
 	}
-	if int(tag.RowsAffected()) != len(distinct) {
-		return fmt.Errorf("GPU capacity guard refused %d of %d models: decision overbooked a model",
-			len(distinct)-int(tag.RowsAffected()), len(distinct))
+	tag, err := results.Exec()
+	if err != nil {
+		return fmt.Errorf("admit to %s: %w", what, err)
+	}
+	if got := int(tag.RowsAffected()); got != want {
+		return fmt.Errorf("guard of %s rejected %d of %d rows: %w", what, want-got, want, errAdmissionConflict)
 	}
 	return nil
 }
 
-func admitJobs(ctx context.Context, tx pgx.Tx, decisions []Decision) (map[uuid.UUID]int, error) {
-	ids := make([]uuid.UUID, len(decisions))
-	created := make([]time.Time, len(decisions))
+func decisionCandidates(decisions []Decision) []Candidate {
+	candidates := make([]Candidate, len(decisions))
 	for i, d := range decisions {
-		ids[i], created[i] = d.Candidate.JobID, d.Candidate.JobCreatedAt
+		candidates[i] = d.Candidate
 	}
-	rows, err := tx.Query(ctx, sqlAdmitJobs, ids, created)
-	if err != nil {
-		return nil, err
-	}
-	runNumbers := make(map[uuid.UUID]int, len(decisions))
-	var id uuid.UUID
-	var runCount int
-	_, err = pgx.ForEachRow(rows, []any{&id, &runCount}, func() error {
-		runNumbers[id] = runCount
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(runNumbers) != len(decisions) {
-		return nil, fmt.Errorf("%d of %d admitted jobs were no longer queued", len(decisions)-len(runNumbers), len(decisions))
-	}
-	return runNumbers, nil
-}
-
-func insertRuns(ctx context.Context, tx pgx.Tx, decisions []Decision, runNumbers map[uuid.UUID]int) ([]Admission, error) {
-	n := len(decisions)
-	admissions := make([]Admission, n)
-	cols := struct {
-		ids             []uuid.UUID
-		created         []time.Time
-		numbers, milli  []int
-		models, ns, pod []string
-		hours           []float64
-	}{make([]uuid.UUID, n), make([]time.Time, n), make([]int, n), make([]int, n),
-		make([]string, n), make([]string, n), make([]string, n), make([]float64, n)}
-
-	for i, d := range decisions {
-		c := d.Candidate
-		number := runNumbers[c.JobID]
-		admissions[i] = Admission{
-			Job: c.Ref(), ProjectID: c.ProjectID, Namespace: c.Namespace, RunNumber: number,
-			PodName: PodName(c.JobID, number), GPUModel: d.GPUModel, GPUMilli: c.GPUMilli,
-			GPUHoursReserved: d.GPUHoursReserved,
-		}
-		cols.ids[i], cols.created[i], cols.numbers[i], cols.milli[i] = c.JobID, c.JobCreatedAt, number, c.GPUMilli
-		cols.models[i], cols.ns[i], cols.pod[i], cols.hours[i] = d.GPUModel, c.Namespace, admissions[i].PodName, d.GPUHoursReserved
-	}
-
-	rows, err := tx.Query(ctx, sqlInsertRuns, cols.ids, cols.created, cols.numbers, cols.milli,
-		cols.models, cols.ns, cols.pod, cols.hours)
-	if err != nil {
-		return nil, err
-	}
-	runIDs := make(map[uuid.UUID]uuid.UUID, n)
-	var jobID, runID uuid.UUID
-	if _, err := pgx.ForEachRow(rows, []any{&jobID, &runID}, func() error {
-		runIDs[jobID] = runID
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for i := range admissions {
-		admissions[i].RunID = runIDs[admissions[i].Job.ID]
-	}
-	return admissions, nil
+	return candidates
 }

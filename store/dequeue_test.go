@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// admitAll admits candidates on A10 up to their project's free concurrency slots in the
+// snapshot, reserving their GPUs for an hour, and records each call and snapshot.
+func admitAll(calls *int, snapshots *[]store.Snapshot) store.Decider {
+	return func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		*calls++
+		*snapshots = append(*snapshots, snap)
+		var decisions []store.Decision
+		for _, c := range snap.Candidates {
+			if snap.Quotas[c.ProjectID].CurrentConcurrent+len(decisions) >= snap.Quotas[c.ProjectID].MaxConcurrentJobs {
+				continue
+			}
+			decisions = append(decisions, store.Decision{Candidate: c, GPUModel: "A10",
+				GPUHoursReserved: float64(c.GPUMilli) / 1000})
+		}
+		return decisions, nil
+	}
+}
+
+func TestDequeueRetriesLockedAfterConflict(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := s.SubmitJob(ctx, submission("")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Between the unlocked read and the write, another writer takes three of the four
+	// concurrency slots, so the admission of three jobs no longer fits.
+	var calls int
+	var snapshots []store.Snapshot
+	decide := admitAll(&calls, &snapshots)
+	conflicting := func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		if calls == 0 {
+			if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET current_concurrent = 3 WHERE project_id = 'vision'`); err != nil {
+				t.Error(err)
+			}
+		}
+		return decide(snap)
+	}
+	admissions, err := s.Dequeue(ctx, 10, conflicting)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if calls != 2 {
+		t.Errorf("decide called %d times, want 2: once on the read rows, once on the locked ones", calls)
+	}
+	if len(snapshots) == 2 && snapshots[1].Quotas["vision"].CurrentConcurrent != 3 {
+		t.Errorf("second decision saw %d running, want the 3 of the other writer", snapshots[1].Quotas["vision"].CurrentConcurrent)
+	}
+	if len(admissions) != 1 {
+		t.Errorf("%d jobs admitted, want the 1 that fits the last free slot", len(admissions))
+	}
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.CurrentConcurrent != 4 {
+		t.Errorf("quota has %d running, want 4 (3 from the other writer, 1 admitted)", quota.CurrentConcurrent)
+	}
+	if quota.GPUHoursReserved != 2 {
+		t.Errorf("quota has %.4f GPU-hours reserved, want the 2 of the admitted job only", quota.GPUHoursReserved)
+	}
+}
+
+func TestDequeueModelGuardChecksLargestNode(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SubmitJob(ctx, submission("")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The nodes shrink to one GPU each after the read: the 2-GPU job no longer fits any.
+	var calls int
+	_, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		calls++
+		if calls == 1 {
+			if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 16, LargestNodeMilli: 1000}}); err != nil {
+				t.Error(err)
+			}
+		}
+		c := snap.Candidates[0]
+		return []store.Decision{{Candidate: c, GPUModel: "A10", GPUHoursReserved: 2}}, nil
+	})
+
+	if calls != 2 {
+		t.Errorf("decide called %d times, want 2", calls)
+	}
+	if err == nil {
+		t.Error("dequeue of a 2-GPU job on 1-GPU nodes succeeded, want the guard's error")
+	}
+	models, err := s.ListGPUModels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if models[0].AllocatedMilli != 0 {
+		t.Errorf("A10 has %d milli allocated after the rolled-back dequeue, want 0", models[0].AllocatedMilli)
+	}
+}
