@@ -68,6 +68,7 @@ type Dispatcher struct {
 	nodes     corelisters.NodeLister
 	factories []informers.SharedInformerFactory
 	queue     workqueue.TypedRateLimitingInterface[uuid.UUID]
+	marks     *createdMarks
 
 	namespaces    sync.Map // namespaces known to exist
 	terminating   sync.Map // run ID to why its pod is being deleted by someone else
@@ -82,6 +83,7 @@ func New(client kubernetes.Interface, s *store.Store, cfg Config) *Dispatcher {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[uuid.UUID](),
 			workqueue.TypedRateLimitingQueueConfig[uuid.UUID]{Name: "runs"}),
+		marks: newCreatedMarks(),
 	}
 	d.setUpInformers()
 	return d
@@ -161,6 +163,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for range d.cfg.Workers {
 		wg.Go(func() { d.work(ctx) })
 	}
+	wg.Go(func() { d.loopMarks(ctx) })
 	wg.Go(func() { d.loopCapacity(ctx) })
 	wg.Go(func() { d.loopResync(ctx) })
 
@@ -214,12 +217,12 @@ func (d *Dispatcher) loopResync(ctx context.Context) {
 // resync queues every live run and every pod of ours, so that runs without events are
 // judged (timeouts, pods lost while the daemon was down) and pods of ended runs are removed.
 func (d *Dispatcher) resync(ctx context.Context) error {
-	runs, err := d.store.ListLiveRuns(ctx)
+	runs, err := d.store.ListLiveRunIDs(ctx)
 	if err != nil {
 		return err
 	}
-	for _, r := range runs {
-		d.queue.Add(r.ID)
+	for _, id := range runs {
+		d.queue.Add(id)
 	}
 
 	pods, err := d.pods.List(labels.Everything())

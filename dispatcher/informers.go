@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -28,8 +29,8 @@ func (d *Dispatcher) setUpInformers() {
 		return []string{pod.Spec.NodeName}, nil
 	}})
 	_, _ = podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    d.onPod,
-		UpdateFunc: func(_, obj any) { d.onPod(obj) },
+		AddFunc:    d.onPodAdd,
+		UpdateFunc: d.onPodUpdate,
 		DeleteFunc: d.onPodDelete,
 	})
 	d.pods = podInformer.Lister()
@@ -57,6 +58,37 @@ func (d *Dispatcher) onPod(obj any) {
 			d.queue.Add(id)
 		}
 	}
+}
+
+// onPodAdd reconciles a new pod unless it is as its creation left it. Such a pod is one the
+// dispatcher has just created, because the first resync queues the pods found at start-up.
+// Judge finds nothing to act on in it, and each later change arrives as an update.
+// Skipping it saves a database read per pod created.
+func (d *Dispatcher) onPodAdd(obj any) {
+	if pod, ok := obj.(*corev1.Pod); ok && freshPod(pod) {
+		return
+	}
+	d.onPod(obj)
+}
+
+// onPodUpdate reconciles a pod when something Judge reads changed: its status, node or
+// deletion. Updates of other fields leave the run's judgement as it was.
+func (d *Dispatcher) onPodUpdate(old, obj any) {
+	before, ok1 := old.(*corev1.Pod)
+	after, ok2 := obj.(*corev1.Pod)
+	if ok1 && ok2 && before.Spec.NodeName == after.Spec.NodeName &&
+		(before.DeletionTimestamp == nil) == (after.DeletionTimestamp == nil) &&
+		equality.Semantic.DeepEqual(before.Status, after.Status) {
+		return
+	}
+	d.onPod(obj)
+}
+
+// freshPod reports whether pod is pending, unbound, not being deleted and without any
+// condition or container status.
+func freshPod(pod *corev1.Pod) bool {
+	return (pod.Status.Phase == "" || pod.Status.Phase == corev1.PodPending) && pod.Spec.NodeName == "" &&
+		pod.DeletionTimestamp == nil && len(pod.Status.Conditions) == 0 && len(pod.Status.ContainerStatuses) == 0
 }
 
 // onPodDelete remembers why a pod that had not finished was deleted, from its last state
@@ -115,17 +147,31 @@ func (d *Dispatcher) onNodeDelete(obj any) {
 }
 
 // stripPod drops what the dispatcher never reads, so that following ten thousand pods costs
-// little memory: managed fields and most of the spec.
+// little memory: managed fields, annotations, labels other than the run id, most of the
+// spec, and the addresses, images and resources of the status. Judge and runIDOf read the
+// rest.
 func stripPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
 	pod.ManagedFields = nil
+	pod.Annotations = nil
+	pod.OwnerReferences = nil
+	if runID, ok := pod.Labels[LabelRunID]; ok {
+		pod.Labels = map[string]string{LabelRunID: runID}
+	} else {
+		pod.Labels = nil
+	}
 	pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
+	pod.Status.HostIP, pod.Status.HostIPs, pod.Status.PodIP, pod.Status.PodIPs = "", nil, "", nil
+	pod.Status.InitContainerStatuses, pod.Status.EphemeralContainerStatuses = nil, nil
+	pod.Status.ResourceClaimStatuses = nil
 	for i := range pod.Status.ContainerStatuses {
-		pod.Status.ContainerStatuses[i].Image = ""
-		pod.Status.ContainerStatuses[i].ImageID = ""
+		cs := &pod.Status.ContainerStatuses[i]
+		cs.Image, cs.ImageID, cs.ContainerID = "", "", ""
+		cs.AllocatedResources, cs.Resources, cs.VolumeMounts, cs.User = nil, nil, nil, nil
+		cs.AllocatedResourcesStatus = nil
 	}
 	return pod, nil
 }

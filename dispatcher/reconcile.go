@@ -37,11 +37,7 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		// The job was cancelled or paused while this run was live.
 		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: "job " + string(run.JobStatus)})
 	}
-	passed, err := d.drainDeadlinePassed(ctx, run)
-	if err != nil {
-		return err
-	}
-	if passed {
+	if d.drainDeadlinePassed(run) {
 		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunPreempted, Reason: drainDeadlineReason})
 	}
 	if pod == nil {
@@ -211,7 +207,8 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 		d.cfg.Metrics.ObserveDispatch(d.cfg.Now().Sub(run.CreatedAt))
 	}
 	d.cfg.Logger.Debug("pod created", "job_id", run.JobID, "run", run.RunNumber, "pod", run.PodName)
-	return d.store.MarkPodCreated(ctx, run.ID)
+	d.marks.add(run.ID)
+	return nil
 }
 
 // The drain deadline. An operator who drains a queue may give a deadline. Once it passes,
@@ -223,11 +220,7 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 const drainDeadlineReason = store.DrainReason + ": deadline passed"
 
 // drainDeadlinePassed reports whether the run's queue is drained with a deadline that has
-// passed.
-func (d *Dispatcher) drainDeadlinePassed(ctx context.Context, run store.Run) (bool, error) {
-	deadline, err := d.store.DrainDeadline(ctx, run.ProjectID)
-	if err != nil || deadline == nil {
-		return false, err
-	}
-	return !d.cfg.Now().Before(*deadline), nil
+// passed. store.GetRun reads the deadline with the run.
+func (d *Dispatcher) drainDeadlinePassed(run store.Run) bool {
+	return run.DrainDeadline != nil && !d.cfg.Now().Before(*run.DrainDeadline)
 }

@@ -49,6 +49,9 @@ type Run struct {
 	JobStatus          JobStatus       `db:"job_status"`
 	JobPriority        int             `db:"job_priority"`
 	ConfigJSON         json.RawMessage `db:"config_json"`
+	// DrainDeadline is the drain deadline of the project's queue, read only by GetRun so
+	// that the dispatcher checks it without another query.
+	DrainDeadline *time.Time `db:"-"`
 }
 
 // Job returns the key of the run's job.
@@ -76,18 +79,38 @@ func (s *Store) ListLiveRuns(ctx context.Context) ([]Run, error) {
 	return runs, wrap(err, "list live runs")
 }
 
-const sqlGetRun = `SELECT ` + runColumns + `
+// ListLiveRunIDs reads the ids of every pending or running run, for a resync that only
+// needs to queue them: reading whole runs with their job configs would hold ten thousand
+// of them in memory at once.
+func (s *Store) ListLiveRunIDs(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM runs WHERE status IN ('pending', 'running')`)
+	if err != nil {
+		return nil, wrap(err, "list live run ids")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	return ids, wrap(err, "list live run ids")
+}
+
+const sqlGetRun = `SELECT ` + runColumns + `, u.drain_deadline
 FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+LEFT JOIN quotas u ON u.project_id = j.project_id
 WHERE r.id = $1`
 
-// GetRun reads one run with its job's fields.
+// runWithDeadline is one row of sqlGetRun.
+type runWithDeadline struct {
+	Run
+	DrainDeadline *time.Time `db:"drain_deadline"`
+}
+
+// GetRun reads one run with its job's fields and its project's drain deadline.
 func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
 	rows, err := s.pool.Query(ctx, sqlGetRun, id)
 	if err != nil {
 		return Run{}, wrap(err, "get run "+id.String())
 	}
-	run, err := collectOne[Run](rows)
-	return run, wrap(err, "get run "+id.String())
+	row, err := collectOne[runWithDeadline](rows)
+	row.Run.DrainDeadline = row.DrainDeadline
+	return row.Run, wrap(err, "get run "+id.String())
 }
 
 const sqlLastCheckpoint = `
@@ -112,6 +135,13 @@ func (s *Store) MarkPodCreated(ctx context.Context, runID uuid.UUID) error {
 	_, err := s.pool.Exec(ctx, `UPDATE runs SET pod_created_at = now()
 		WHERE id = $1 AND status = 'pending' AND pod_created_at IS NULL`, runID)
 	return wrap(err, "mark pod of run "+runID.String()+" created")
+}
+
+// MarkPodsCreated is MarkPodCreated for several runs in one statement.
+func (s *Store) MarkPodsCreated(ctx context.Context, runIDs []uuid.UUID) error {
+	_, err := s.pool.Exec(ctx, `UPDATE runs SET pod_created_at = now()
+		WHERE id = ANY($1) AND status = 'pending' AND pod_created_at IS NULL`, runIDs)
+	return wrap(err, fmt.Sprintf("mark pods of %d runs created", len(runIDs)))
 }
 
 const sqlStartRun = `

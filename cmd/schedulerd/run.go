@@ -28,6 +28,8 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 	if err := cfg.RequireDatabase(); err != nil {
 		return usageError{err.Error()}
 	}
+	setGCPercent(env.getenv)
+	setMemoryLimit(env.getenv, env.log)
 
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: 40})
 	if err != nil {
