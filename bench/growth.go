@@ -85,7 +85,7 @@ func (g *Growth) AddRuns(ctx context.Context, perJob int) error {
 		return err
 	}
 	started := time.Now()
-	if err := vacuumAnalyze(ctx, g.setup.Pool, "runs"); err != nil {
+	if err := vacuumAnalyze(ctx, g.setup.Pool, "runs", "gpu_hours_daily"); err != nil {
 		return err
 	}
 	g.log("vacuumed runs", "seconds", time.Since(started).Seconds())

@@ -89,23 +89,42 @@ func seedHistory(ctx context.Context, pool *pgxpool.Pool, count int, log func(st
 // sqlSeedRuns adds $1 runs to every finished job of one partition: the earlier ones
 // preempted, the last one ending as its job did. Each run used a random share of its
 // reservation. Run ids are UUIDv7 of their start, so that the primary key grows at its end.
+// The runs bypass the trigger that adds each ended run to gpu_hours_daily, so the same
+// statement adds them by day, project and org, counting each job on its first run. It
+// returns how many runs it added.
 const sqlSeedRuns = `
-INSERT INTO runs (id, job_id, job_created_at, run_number, status, created_at, started_at,
-                  completed_at, gpu_hours_used, gpu_milli, gpu_model, namespace, pod_name,
-                  gpu_hours_reserved, pod_created_at, end_reason)
-SELECT ` + uuid7SQL + `, j.id, j.created_at, n,
-       CASE WHEN n < $1 THEN 'preempted'
-            WHEN j.status = 'completed' THEN 'completed'
-            WHEN j.status = 'failed' THEN 'failed'
-            ELSE 'cancelled' END::run_status,
-       ts, ts + interval '10 seconds', ts + interval '50 minutes',
-       round((j.gpu_milli / 1000.0 * random())::numeric, 6), j.gpu_milli, 'A100', 'bench',
-       'job-' || j.id || '-r' || n, j.gpu_milli / 1000.0, ts, NULL
-FROM %s j
-CROSS JOIN generate_series(1, $1) n
-CROSS JOIN LATERAL (SELECT j.created_at + n * interval '55 minutes' AS ts) t
-CROSS JOIN LATERAL (SELECT decode(md5(j.id::text || n::text), 'hex') AS b) r
-WHERE j.status IN ('completed', 'failed', 'cancelled')`
+WITH src AS MATERIALIZED (
+    SELECT ` + uuid7SQL + ` AS id, j.id AS job_id, j.created_at AS job_created_at, n AS run_number,
+           CASE WHEN n < $1 THEN 'preempted'
+                WHEN j.status = 'completed' THEN 'completed'
+                WHEN j.status = 'failed' THEN 'failed'
+                ELSE 'cancelled' END::run_status AS status,
+           ts AS created_at, ts + interval '10 seconds' AS started_at,
+           ts + interval '50 minutes' AS completed_at,
+           round((j.gpu_milli / 1000.0 * random())::numeric, 6) AS gpu_hours_used,
+           j.gpu_milli, 'job-' || j.id || '-r' || n AS pod_name, j.project_id, j.org_id
+    FROM %s j
+    CROSS JOIN generate_series(1, $1) n
+    CROSS JOIN LATERAL (SELECT j.created_at + n * interval '55 minutes' AS ts) t
+    CROSS JOIN LATERAL (SELECT decode(md5(j.id::text || n::text), 'hex') AS b) r
+    WHERE j.status IN ('completed', 'failed', 'cancelled')
+), added AS (
+    INSERT INTO runs (id, job_id, job_created_at, run_number, status, created_at, started_at,
+                      completed_at, gpu_hours_used, gpu_milli, gpu_model, namespace, pod_name,
+                      gpu_hours_reserved, pod_created_at, end_reason)
+    SELECT id, job_id, job_created_at, run_number, status, created_at, started_at, completed_at,
+           gpu_hours_used, gpu_milli, 'A100', 'bench', pod_name, gpu_milli / 1000.0, created_at, NULL
+    FROM src
+), daily AS (
+    INSERT INTO gpu_hours_daily AS d (day, project_id, org_id, runs, jobs, gpu_hours)
+    SELECT (started_at AT TIME ZONE 'UTC')::date, project_id, org_id, count(*),
+           count(*) FILTER (WHERE run_number = 1), sum(gpu_hours_used)
+    FROM src GROUP BY 1, 2, 3
+    ON CONFLICT (day, project_id, org_id) DO UPDATE
+    SET runs = d.runs + EXCLUDED.runs, jobs = d.jobs + EXCLUDED.jobs,
+        gpu_hours = d.gpu_hours + EXCLUDED.gpu_hours
+)
+SELECT count(*) FROM src`
 
 // seedRuns adds perJob runs to every finished job, partition by partition, bypassing the
 // foreign-key triggers as seedHistory does.
@@ -126,9 +145,7 @@ func seedRuns(ctx context.Context, pool *pgxpool.Pool, perJob int, log func(stri
 			if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
 				return err
 			}
-			tag, err := tx.Exec(ctx, fmt.Sprintf(sqlSeedRuns, pgx.Identifier{p}.Sanitize()), perJob)
-			added = tag.RowsAffected()
-			return err
+			return tx.QueryRow(ctx, fmt.Sprintf(sqlSeedRuns, pgx.Identifier{p}.Sanitize()), perJob).Scan(&added)
 		})
 		if err != nil {
 			return fmt.Errorf("seed runs of partition %s: %w", p, err)

@@ -79,6 +79,30 @@ func (c *CallTimes) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQ
 	}
 }
 
+type batchClockKey struct{}
+
+// batchClock is when the batch's previous result arrived.
+type batchClock struct{ last time.Time }
+
+// TraceBatchStart implements pgx.BatchTracer.
+func (c *CallTimes) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return context.WithValue(ctx, batchClockKey{}, &batchClock{last: time.Now()})
+}
+
+// TraceBatchQuery implements pgx.BatchTracer. The statements of a batch travel together, so
+// each one is charged the time from the previous result to its own: the first one carries
+// the round trip.
+func (c *CallTimes) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	if clock, ok := ctx.Value(batchClockKey{}).(*batchClock); ok {
+		now := time.Now()
+		c.add("SQL in batch "+sqlKind(data.SQL), now.Sub(clock.last))
+		clock.last = now
+	}
+}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (c *CallTimes) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
 // sqlKind shortens a statement to its first 70 characters on one line.
 func sqlKind(sql string) string {
 	s := strings.Join(strings.Fields(sql), " ")

@@ -55,7 +55,7 @@ func run() error {
 		growthQueued = flag.Int("growth-queued", 5000, "queued jobs among the growth rows")
 		// NOTE: with 3 runs per job (30M runs at 10M jobs) seeding the runs alone took 911 s on a
 		// shared 2-core machine, and `make bench` took 34 minutes instead of at most 30.
-		runsPerJob = flag.Int("runs-per-job", 1, "runs of each finished job for the accounting measurement (3 gives 30M runs at 10M jobs)")
+		runsPerJob = flag.Int("runs-per-job", 3, "runs of each finished job for the accounting measurement (3 gives 30M runs at 10M jobs)")
 
 		nodes        = flag.Int("nodes", 128, "simulated GPU nodes (10 GPUs, 110 pods each)")
 		dispatchPods = flag.Int("dispatch-pods", 2000, "pods created by each dispatch run")
