@@ -7,11 +7,8 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/store"
@@ -76,7 +73,9 @@ func (s *Scheduler) Wake() {
 // Run dequeues until ctx ends: after every wake-up, after every poll interval, and again at
 // once while a full batch was admitted (more may be waiting).
 func (s *Scheduler) Run(ctx context.Context) error {
-	go s.listen(ctx)
+	// Polling still runs, so a notification lost while reconnecting only delays a job by
+	// one poll interval.
+	go s.store.Listen(ctx, store.QueueChannel, s.Wake, s.cfg.Logger)
 	s.cfg.Logger.Debug("scheduler started", "batch", s.cfg.Batch, "poll_interval", s.cfg.PollInterval)
 	defer s.cfg.Logger.Debug("scheduler stopped")
 
@@ -165,51 +164,4 @@ func (s *Scheduler) decide(snap store.Snapshot, maxAdmit int) ([]store.Decision,
 		decisions = decisions[:maxAdmit]
 	}
 	return decisions, refusals
-}
-
-// listen wakes the loop on every notification of newly queued jobs, reconnecting with
-// back-off when the connection drops. Polling still runs, so a lost notification only
-// delays a job by one poll interval.
-func (s *Scheduler) listen(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		err := s.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.cfg.Logger.Warn("queue notifications lost; reconnecting", "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-func (s *Scheduler) listenOnce(ctx context.Context) error {
-	conn, err := s.store.Pool().Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+store.QueueChannel); err != nil {
-		return err
-	}
-	defer func() {
-		// The connection goes back to the pool: stop listening on it first.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
-	}()
-
-	for {
-		_, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, pgx.ErrTxClosed) {
-				return err
-			}
-			conn.Conn().Close(context.WithoutCancel(ctx))
-			return err
-		}
-		s.Wake()
-	}
 }
