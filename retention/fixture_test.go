@@ -153,9 +153,18 @@ func (f *fixture) put(key string) {
 	}
 }
 
-// modelVersion registers a model version whose artifact_uri is uri.
+// modelVersion registers a model version whose artifact_uri is uri. A job registers at most
+// one version, so a second version for j is recorded under a completed job of its own
+// without runs, which holds no checkpoint of its own.
 func (f *fixture) modelVersion(project string, j job, uri string) {
 	f.t.Helper()
+	var taken bool
+	if err := f.pool.QueryRow(f.ctx, `SELECT EXISTS (SELECT 1 FROM model_versions WHERE job_id = $1)`, j.id).Scan(&taken); err != nil {
+		f.t.Fatal(err)
+	}
+	if taken {
+		j = f.job(project, "completed")
+	}
 	var model uuid.UUID
 	err := f.pool.QueryRow(f.ctx, `
 		INSERT INTO models (project_id, model_name) VALUES ($1, $2) RETURNING id`,
