@@ -31,8 +31,8 @@ func (s *Store) SetJobResult(ctx context.Context, job JobRef, result any) error 
 }
 
 // FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
-// reason as its error message and the result. A job already eval_failed is left as it is,
-// so the step can be retried.
+// reason as its error message and the result. A job already eval_failed, failed or
+// cancelled is left as it is, so the step can be retried and a cancellation stands.
 func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, result any) error {
 	doing := "fail the evaluation of job " + job.ID.String()
 	encoded, err := json.Marshal(result)
@@ -53,7 +53,8 @@ func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, r
 	if err != nil {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
-	if current.Status == JobEvalFailed {
+	if current.Status == JobEvalFailed || current.Status == JobCancelled || current.Status == JobFailed {
+		// Already failed, or an hpo parent a user cancelled meanwhile: leave it.
 		return nil
 	}
 	return fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, current.Status)

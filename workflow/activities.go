@@ -295,6 +295,9 @@ func (x *Activities) PlanTrials(ctx context.Context, facts JobFacts) (TrialPlan,
 // CreateTrials submits one trial job per planned point, with a key per point so a retry
 // finds the trials it made, then moves the parent from submitted to running.
 func (x *Activities) CreateTrials(ctx context.Context, facts JobFacts, plan TrialPlan) error {
+	if ended, err := x.parentEnded(ctx, facts.Job); ended || err != nil {
+		return err // cancelled before its trials exist: create none
+	}
 	spec := facts.Spec
 	for i, point := range plan.Points {
 		config, err := spec.TrialConfig(point)
@@ -313,7 +316,25 @@ func (x *Activities) CreateTrials(ctx context.Context, facts JobFacts, plan Tria
 		}
 	}
 	x.Logger.Info("hpo trials created", "job_id", facts.Job.ID, "trials", len(plan.Points))
-	return x.Store.SetParentStatus(ctx, facts.Job, store.JobSubmitted, store.JobRunning, "")
+	err := x.Store.SetParentStatus(ctx, facts.Job, store.JobSubmitted, store.JobRunning, "")
+	if errors.Is(err, store.ErrStaleStatus) {
+		// Cancelled while the trials were created: the workflow sees it next and cancels
+		// them.
+		if ended, readErr := x.parentEnded(ctx, facts.Job); ended || readErr != nil {
+			return readErr
+		}
+	}
+	return err
+}
+
+// parentEnded reports whether the hpo parent has a terminal status already, such as
+// cancelled by a user while its workflow was between steps.
+func (x *Activities) parentEnded(ctx context.Context, parent store.JobRef) (bool, error) {
+	job, err := x.Store.GetJob(ctx, parent.ID)
+	if err != nil {
+		return false, err
+	}
+	return job.Status.Terminal(), nil
 }
 
 // TrialsState counts the parent's trials and those that have ended.
@@ -388,7 +409,8 @@ func (x *Activities) EndParent(ctx context.Context, parent store.JobRef, status 
 	if err != nil {
 		return err
 	}
-	if job.Status == status {
+	if job.Status == status || job.Status.Terminal() {
+		// Already ended, or cancelled by a user after its trials ended: leave it.
 		return nil
 	}
 	return x.Store.SetParentStatus(ctx, parent, job.Status, status, reason)

@@ -385,3 +385,34 @@ func TestMissingObjectsEndTheGate(t *testing.T) {
 		t.Errorf("%d versions registered, want none", len(versions))
 	}
 }
+
+// TestCancelledParentStaysCancelled: the steps that create trials and end the parent leave
+// a parent that a user cancelled as it is, instead of failing and being retried for ever.
+func TestCancelledParentStaysCancelled(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	facts := s.parentFacts(hpoSpec(2))
+	plan, err := s.acts.PlanTrials(ctx, facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.TransitionJob(ctx, facts.Job, store.JobSubmitted, store.JobCancelled, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.acts.CreateTrials(ctx, facts, plan); err != nil {
+		t.Errorf("creating trials of a cancelled parent: %v, want nil", err)
+	}
+	if trials, _ := s.store.ChildJobs(ctx, facts.Job); len(trials) != 0 {
+		t.Errorf("%d trials created for a cancelled parent, want none", len(trials))
+	}
+	if err := s.acts.EndParent(ctx, facts.Job, store.JobCompleted, "", workflow.Result{}); err != nil {
+		t.Errorf("ending a cancelled parent: %v, want nil", err)
+	}
+	if err := s.acts.FailEvaluation(ctx, facts.Job, workflow.Result{}); err != nil {
+		t.Errorf("failing the evaluation of a cancelled parent: %v, want nil", err)
+	}
+	if job, _ := s.store.GetJob(ctx, facts.Job.ID); job.Status != store.JobCancelled {
+		t.Errorf("parent %s, want still cancelled", job.Status)
+	}
+}
