@@ -107,7 +107,7 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, caller *principa
 // approval.reject. The database's outbox carries the decision to the request's workflow,
 // which promotes the version once it is approved.
 //
-// NOTE: the store tells the requester by token name (approvals.requested_by), so a person
+// NOTE: the store identifies the requester by token name (approvals.requested_by), so a person
 // holding a second token under another name can still decide their own request.
 func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, caller *principal, approve bool) error {
 	id, err := pathUUID(r, "id", "approval")

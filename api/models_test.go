@@ -55,7 +55,7 @@ func (f *fixture) train(token, model string) trained {
 	return tr
 }
 
-// requestApproval asks for the version's promotion to prod, as the job's workflow does.
+// requestApproval requests the version's promotion to prod, as the job's workflow does.
 func (f *fixture) requestApproval(tr trained) store.Approval {
 	f.t.Helper()
 	a, err := f.store.RequestApproval(context.Background(), store.ApprovalRequest{

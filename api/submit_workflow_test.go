@@ -147,7 +147,7 @@ func TestJobViewShowsResult(t *testing.T) {
 }
 
 // TestPauseHPOParentConflicts: an hpo parent holds no pod and never waits in the queue, so
-// pausing it is a conflict that says what to do instead.
+// pausing it is a conflict whose message names what to do instead.
 func TestPauseHPOParentConflicts(t *testing.T) {
 	f := setup(t)
 	f.useWorkflows()

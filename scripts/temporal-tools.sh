@@ -2,7 +2,7 @@
 # Builds the Temporal CLI from the Go module proxy and prints the path of the binary,
 # cached in $SCHEDULERD_CACHE/tools/temporal-<version>/ (see lib/go-tool.sh). Its
 # `server start-dev` command is the Temporal server (1.29.1) that tests and the demo run on
-# loopback; docs/design/workflows.md says why. CLI v1.5.1 is the newest release that builds
+# loopback. docs/design/workflows.md gives the reasons. CLI v1.5.1 is the newest release that builds
 # from the module proxy alone: later ones carry a replace directive that go install
 # rejects. The build took 3 minutes on 2 shared cores and makes a binary of about 250 MB.
 #

@@ -30,7 +30,7 @@ type Artifact struct {
 const artifactColumns = `a.id, a.run_id, a.artifact_type::text AS artifact_type, a.storage_uri,
     a.checksum_sha256, a.size_bytes, a.created_at, a.metadata_json, a.deleted_at`
 
-// NewArtifact is what a run's program reports after writing an object.
+// NewArtifact is the report a run's program sends after writing an object.
 type NewArtifact struct {
 	RunID     uuid.UUID
 	Type      string

@@ -70,8 +70,8 @@ type Job struct {
 	RunCount           int             `db:"run_count"`
 	WaitReason         *string         `db:"wait_reason"`
 	SubmittedBy        *string         `db:"submitted_by"`
-	// Result is what the job's workflow decided: evaluation metrics, the registered model
-	// version, or an hpo parent's best trial.
+	// Result is the outcome the job's workflow decided: evaluation metrics, the registered
+	// model version, or an hpo parent's best trial.
 	Result json.RawMessage `db:"result_json"`
 }
 

@@ -32,7 +32,7 @@ func (s *Store) SetJobResult(ctx context.Context, job JobRef, result any) error 
 
 // FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
 // reason as its error message and the result. A job already eval_failed, failed or
-// cancelled is left as it is, so the step can be retried and a cancellation stands.
+// cancelled is left as it is, so the step can be retried and a cancellation is kept.
 func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, result any) error {
 	doing := "fail the evaluation of job " + job.ID.String()
 	encoded, err := json.Marshal(result)

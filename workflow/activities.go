@@ -318,8 +318,8 @@ func (x *Activities) CreateTrials(ctx context.Context, facts JobFacts, plan Tria
 	x.Logger.Info("hpo trials created", "job_id", facts.Job.ID, "trials", len(plan.Points))
 	err := x.Store.SetParentStatus(ctx, facts.Job, store.JobSubmitted, store.JobRunning, "")
 	if errors.Is(err, store.ErrStaleStatus) {
-		// Cancelled while the trials were created: the workflow sees it next and cancels
-		// them.
+		// Cancelled while the trials were created. The workflow reads the cancellation
+		// next and cancels the trials.
 		if ended, readErr := x.parentEnded(ctx, facts.Job); ended || readErr != nil {
 			return readErr
 		}

@@ -115,8 +115,8 @@ func checkObject(ctx context.Context, objects ObjectReader, a store.Artifact) (s
 	return "", nil
 }
 
-// missingObject reports whether err says the object or its bucket does not exist, which
-// no retry fixes, and says so.
+// missingObject reports whether err means the object or its bucket does not exist, which
+// no retry fixes, and returns the reason.
 func missingObject(err error, uri string) (string, bool) {
 	var noKey *types.NoSuchKey
 	var notFound *types.NotFound

@@ -255,7 +255,7 @@ func hpoSpec(trials int) jobspec.Spec {
 }
 
 // TestTrialPlanFitsTheBudget: with 10 GPU-hours left and 3 reserved per trial, 3 of 4
-// trials are planned, and the plan says why.
+// trials are planned, and the plan names the budget.
 func TestTrialPlanFitsTheBudget(t *testing.T) {
 	s := newSteps(t, 10)
 	facts := s.parentFacts(hpoSpec(4))

@@ -1,7 +1,7 @@
-// Package workflow drives each job's life around its runs in Temporal: it waits for the
-// scheduler to finish the job, evaluates the result against the job's thresholds, registers
-// a model version, requests approval and promotes; an hpo job's workflow creates its trials
-// and picks the best. PostgreSQL stays the source of truth: every step is an activity that
+// Package workflow drives each job's life around its runs in Temporal. A job's workflow
+// waits for the scheduler to finish the job, evaluates the result against the job's
+// thresholds, registers a model version, requests approval and promotes. An hpo job's
+// workflow creates its trials and picks the best. PostgreSQL stays the source of truth: every step is an activity that
 // writes through the store's guarded statements, and every fact the workflow waits for
 // reaches it through the outbox table (workflow_events), never by polling pods.
 //
@@ -141,8 +141,8 @@ func afterTraining(ctx workflow.Context, facts JobFacts) (Result, error) {
 	if spec.Evaluation == nil && spec.Model == nil {
 		return Result{Status: store.JobCompleted}, nil
 	}
-	// Until the gate decides, the completed job's result says so: a pipeline waiting for a
-	// terminal status must also wait for a result status other than evaluating.
+	// Until the gate decides, the completed job's result status is evaluating, so a pipeline
+	// that waits for a terminal status must also wait for another result status.
 	if err := record(ctx, facts.Job, Result{Status: StatusEvaluating}); err != nil {
 		return Result{}, err
 	}
