@@ -161,11 +161,11 @@ var errAdmissionConflict = errors.New("quota or GPU model changed since it was r
 // It returns the new runs. When no candidate is found it returns nil without calling decide.
 //
 // The quota and model rows are first read without locks, and the guarded statements lock
-// them at the end, next to the commit, so that concurrent dequeues hold these shared rows
-// for one round trip instead of the whole transaction. When a guard finds that a row
-// changed in between, the transaction rolls back and the dequeue runs again with the rows
-// locked before deciding. There a failed guard means the decision broke a rule, and the
-// returned error states it.
+// them at the end, in the round trip that commits, so that concurrent dequeues hold these
+// shared rows while the server finishes one batch instead of for the whole transaction.
+// When a guard finds that a row changed in between, the transaction rolls back and the
+// dequeue runs again with the rows locked before deciding. There a failed guard means the
+// decision broke a rule, and the returned error states it.
 func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admission, error) {
 	admissions, err := s.dequeueTx(ctx, limit, decide, false)
 	if errors.Is(err, errAdmissionConflict) {
@@ -174,36 +174,62 @@ func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admis
 	return admissions, wrap(err, "dequeue")
 }
 
+// dequeueTx runs the transaction in two round trips: BEGIN with the reads, then the writes
+// with COMMIT. It drives BEGIN and COMMIT itself instead of using pgx.Tx, whose Begin and
+// Commit would each cost a round trip of their own.
 func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock bool) ([]Admission, error) {
-	var admissions []Admission
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		snap, err := readSnapshot(ctx, tx, limit, lock)
-		if err != nil || len(snap.Candidates) == 0 {
-			return err
-		}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The pool closes a connection that comes back inside a transaction, so a failed
+	// ROLLBACK below leaves nothing behind.
+	defer conn.Release()
 
-		decisions, refusals := decide(snap)
-		admissions, err = apply(ctx, tx, decisions, refusals)
-		if lock && errors.Is(err, errAdmissionConflict) {
-			// %v, not %w: this is a bug in the decision, not a conflict to retry.
-			return fmt.Errorf("guard failed on locked rows, so the decision broke a rule: %v", err)
-		}
-		return err
-	})
+	admissions, err := dequeueOn(ctx, conn.Conn(), limit, decide, lock)
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(rollbackCtx, "ROLLBACK")
+	}
 	return admissions, err
 }
 
-// readSnapshot locks the candidates and reads their quotas and the GPU models in one round
-// trip. With lock set it then locks the quotas and the models the candidates may use, in
-// key order so that two dequeues cannot deadlock, and returns the locked values.
-func readSnapshot(ctx context.Context, tx pgx.Tx, limit int, lock bool) (Snapshot, error) {
+func dequeueOn(ctx context.Context, conn *pgx.Conn, limit int, decide Decider, lock bool) ([]Admission, error) {
+	snap, err := readSnapshot(ctx, conn, limit, lock)
+	if err != nil {
+		return nil, err
+	}
+	if len(snap.Candidates) == 0 {
+		_, err := conn.Exec(ctx, "COMMIT")
+		return nil, err
+	}
+
+	decisions, refusals := decide(snap)
+	admissions, err := apply(ctx, conn, decisions, refusals)
+	if lock && errors.Is(err, errAdmissionConflict) {
+		// %v, not %w: this is a bug in the decision, not a conflict to retry.
+		return nil, fmt.Errorf("guard failed on locked rows, so the decision broke a rule: %v", err)
+	}
+	return admissions, err
+}
+
+// readSnapshot begins the transaction, locks the candidates and reads their quotas and the
+// GPU models in one round trip. With lock set it then locks the quotas and the models the
+// candidates may use, in key order so that two dequeues cannot deadlock, and returns the
+// locked values.
+func readSnapshot(ctx context.Context, conn *pgx.Conn, limit int, lock bool) (Snapshot, error) {
 	var snap Snapshot
 	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
 	batch.Queue(sqlCandidates, limit)
 	batch.Queue(sqlReadModels)
-	results := tx.SendBatch(ctx, batch)
+	results := conn.SendBatch(ctx, batch)
 	defer results.Close()
 
+	if _, err := results.Exec(); err != nil {
+		return snap, fmt.Errorf("begin: %w", err)
+	}
 	rows, err := results.Query()
 	if err != nil {
 		return snap, fmt.Errorf("read candidates: %w", err)
@@ -230,15 +256,15 @@ func readSnapshot(ctx context.Context, tx pgx.Tx, limit int, lock bool) (Snapsho
 	if !lock || len(candidates) == 0 {
 		return snap, nil
 	}
-	return lockSnapshot(ctx, tx, snap)
+	return lockSnapshot(ctx, conn, snap)
 }
 
 // lockSnapshot replaces the snapshot's quotas and models with their locked rows.
-func lockSnapshot(ctx context.Context, tx pgx.Tx, snap Snapshot) (Snapshot, error) {
+func lockSnapshot(ctx context.Context, conn *pgx.Conn, snap Snapshot) (Snapshot, error) {
 	batch := &pgx.Batch{}
 	batch.Queue(sqlLockQuotas, candidateProjects(snap.Candidates))
 	batch.Queue(sqlLockModels, candidateModels(snap.Candidates))
-	results := tx.SendBatch(ctx, batch)
+	results := conn.SendBatch(ctx, batch)
 	defer results.Close()
 
 	rows, err := results.Query()

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/schedulerd/schedulerd/store"
@@ -111,5 +112,70 @@ func TestDequeueModelGuardChecksLargestNode(t *testing.T) {
 	}
 	if models[0].AllocatedMilli != 0 {
 		t.Errorf("A10 has %d milli allocated after the rolled-back dequeue, want 0", models[0].AllocatedMilli)
+	}
+}
+
+// A decision for a job that is no longer queued fails the jobs guard in the server. The
+// dequeue sends its COMMIT in the same round trip as that guard, so this checks that the
+// server ends the transaction before the COMMIT runs: nothing of the decision may remain,
+// and the connection must go back to the pool outside any transaction.
+func TestDequeueJobGuardStopsTheCommit(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000}}); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := s.SubmitJob(ctx, submission("queued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused, err := s.SubmitJob(ctx, submission("paused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE jobs SET status = 'paused' WHERE id = $1`, paused.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// The decider admits the queued candidate and, wrongly, the paused job as well.
+	var calls int
+	_, err = s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		calls++
+		forged := snap.Candidates[0]
+		forged.JobID, forged.JobCreatedAt = paused.ID, paused.CreatedAt
+		return []store.Decision{
+			{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 2},
+			{Candidate: forged, GPUModel: "A10", GPUHoursReserved: 2},
+		}, nil
+	})
+
+	if err == nil || !strings.Contains(err.Error(), "guard of admitted jobs matched 1 of 2 rows") {
+		t.Fatalf("dequeue error = %v, want the jobs guard to report 1 of 2 rows", err)
+	}
+	if calls != 2 {
+		t.Errorf("decide called %d times, want 2: the conflict is retried once on locked rows", calls)
+	}
+	var runs, inTx int
+	var status string
+	var allocated int64
+	if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM runs),
+		(SELECT status::text FROM jobs WHERE id = $1),
+		(SELECT allocated_milli FROM gpu_models WHERE model = 'A10'),
+		(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		     AND state LIKE 'idle in transaction%')`, queued.ID).Scan(&runs, &status, &allocated, &inTx); err != nil {
+		t.Fatal(err)
+	}
+	if runs != 0 || status != "queued" || allocated != 0 {
+		t.Errorf("after the failed dequeue: %d runs, job %s, %d milli allocated; want 0 runs, queued, 0", runs, status, allocated)
+	}
+	if inTx != 0 {
+		t.Errorf("%d connections idle in a transaction after the failed dequeue, want 0", inTx)
+	}
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
+		t.Errorf("quota holds %d jobs and %.1f GPU-hours after the failed dequeue, want none", quota.CurrentConcurrent, quota.GPUHoursReserved)
 	}
 }
