@@ -153,15 +153,14 @@ func seedQueued(ctx context.Context, pool *pgxpool.Pool, n int, kinds []jobShape
 
 // sqlRequeue undoes a dequeue measurement: the admitted jobs go back to the queue (the
 // trigger re-adds them to job_queue), their pending runs go, and quotas and GPU models
-// hold nothing again.
-// NOTE: jobs is not vacuumed here, so each run leaves two dead versions of every queued job
-// in the current month's partition until autovacuum reaches it. Small partitions feel that
-// more: the admission update then scans the partition rather than its status index.
+// hold nothing again. The tables are vacuumed so that every run starts without the dead
+// row versions of the previous one, as River's reference starts from a truncated table.
 var sqlRequeue = []string{
 	`DELETE FROM runs WHERE status = 'pending'`,
 	`UPDATE jobs SET status = 'queued' WHERE status = 'running'`,
 	`UPDATE quotas SET current_concurrent = 0, gpu_hours_reserved = 0`,
 	`UPDATE gpu_models SET allocated_milli = 0`,
+	`VACUUM ANALYZE jobs`,
 	`VACUUM ANALYZE job_queue`,
 	`VACUUM ANALYZE runs`,
 	`VACUUM ANALYZE quotas`,
