@@ -14,7 +14,7 @@ import (
 )
 
 // DequeueBatch is the scheduler's default batch: the most jobs one dequeue admits.
-const DequeueBatch = 32
+const DequeueBatch = 64
 
 // dequeueRun is one timed drain of the queue.
 type dequeueRun struct {

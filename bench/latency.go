@@ -23,7 +23,7 @@ import (
 // latencyNamespace is the namespace of the latency measurement's pods.
 const latencyNamespace = "bench-latency"
 
-// Latency runs a daemon with its production defaults (batch 32, 1 s poll interval,
+// Latency runs a daemon with its production defaults (batch 64, 1 s poll interval,
 // 32 dispatcher workers) and measures, per job, the time from the start of SubmitJob to the
 // moment a watch on the namespace receives the job's pod.
 type Latency struct {

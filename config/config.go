@@ -63,7 +63,7 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.KubeBurst, err = positiveInt(v); return }},
 	{"poll-interval", "SCHEDULERD_POLL_INTERVAL", "longest wait between two dequeues", "1s",
 		func(c *Config, v string) (err error) { c.PollInterval, err = positiveDuration(v); return }},
-	{"dequeue-batch", "SCHEDULERD_DEQUEUE_BATCH", "jobs admitted per dequeue transaction at most", "32",
+	{"dequeue-batch", "SCHEDULERD_DEQUEUE_BATCH", "jobs admitted per dequeue transaction at most", "64",
 		func(c *Config, v string) (err error) { c.DequeueBatch, err = positiveInt(v); return }},
 	{"unschedulable-timeout", "SCHEDULERD_UNSCHEDULABLE_TIMEOUT", "time a pod may stay unschedulable before its job is requeued", "5m",
 		func(c *Config, v string) (err error) { c.UnschedulableTimeout, err = positiveDuration(v); return }},

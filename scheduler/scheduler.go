@@ -16,7 +16,7 @@ import (
 
 // Config tunes the loop. Zero values take the defaults in parentheses.
 type Config struct {
-	// Batch is the most jobs one transaction admits (32).
+	// Batch is the most jobs one transaction admits (64).
 	Batch int
 	// PollInterval is the longest wait between dequeues when nothing wakes the loop (1s).
 	PollInterval time.Duration
@@ -44,7 +44,7 @@ type Scheduler struct {
 // New returns a scheduler; Run starts it.
 func New(s *store.Store, cfg Config) *Scheduler {
 	if cfg.Batch <= 0 {
-		cfg.Batch = 32
+		cfg.Batch = 64
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
