@@ -156,7 +156,7 @@ func seedQueued(ctx context.Context, pool *pgxpool.Pool, n int, kinds []jobShape
 // hold nothing again. The tables are vacuumed so that every run starts without the dead
 // row versions of the previous one, as River's reference starts from a truncated table.
 var sqlRequeue = []string{
-	`DELETE FROM runs WHERE status = 'pending'`,
+	`DELETE FROM runs WHERE status IN ('pending', 'running')`,
 	`UPDATE jobs SET status = 'queued' WHERE status = 'running'`,
 	`UPDATE quotas SET current_concurrent = 0, gpu_hours_reserved = 0`,
 	`UPDATE gpu_models SET allocated_milli = 0`,
