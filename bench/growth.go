@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/schedulerd/schedulerd/accounting"
+	"github.com/schedulerd/schedulerd/migrations"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -141,4 +143,56 @@ func (g *Growth) Counts(ctx context.Context) (jobs, runs int64, err error) {
 	err = g.setup.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM runs)`).
 		Scan(&jobs, &runs)
 	return jobs, runs, err
+}
+
+// rollupMigration is the migration that creates gpu_hours_daily and fills it from the runs
+// already stored.
+const rollupMigration = 8
+
+// sqlRollupTotals sums the rollup per project, to compare the backfill with the rows the
+// seeding of the runs wrote.
+const sqlRollupTotals = `SELECT coalesce(string_agg(format('%s:%s:%s:%s', project_id, runs, jobs, gpu_hours), ','
+    ORDER BY project_id), '')
+FROM (SELECT project_id, sum(runs) AS runs, sum(jobs) AS jobs, sum(gpu_hours) AS gpu_hours
+      FROM gpu_hours_daily GROUP BY project_id) t`
+
+// MeasureBackfill migrates the database down to just before the GPU-hour rollup and up
+// again, and returns the seconds the way up took: the time an upgrade to that migration
+// takes over this history. The rebuilt rollup must equal the one the seeding wrote.
+func (g *Growth) MeasureBackfill(ctx context.Context) (float64, error) {
+	conn, err := g.setup.Pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+
+	var kept string
+	if err := conn.QueryRow(ctx, sqlRollupTotals).Scan(&kept); err != nil {
+		return 0, fmt.Errorf("sum the rollup written by the seeding: %w", err)
+	}
+	if kept == "" {
+		return 0, errors.New("the rollup is empty before the backfill, so the comparison would check nothing")
+	}
+	latest, err := migrations.Latest()
+	if err != nil {
+		return 0, err
+	}
+	if err := migrations.To(ctx, conn.Conn(), rollupMigration-1); err != nil {
+		return 0, fmt.Errorf("migrate down to %d: %w", rollupMigration-1, err)
+	}
+
+	started := time.Now()
+	if err := migrations.To(ctx, conn.Conn(), latest); err != nil {
+		return 0, fmt.Errorf("migrate up to %d: %w", latest, err)
+	}
+	elapsed := time.Since(started)
+
+	var rebuilt string
+	if err := conn.QueryRow(ctx, sqlRollupTotals).Scan(&rebuilt); err != nil {
+		return 0, fmt.Errorf("sum the rebuilt rollup: %w", err)
+	}
+	if rebuilt != kept {
+		return 0, fmt.Errorf("the backfilled rollup differs from the one the seeding wrote: %q against %q", rebuilt, kept)
+	}
+	return elapsed.Seconds(), nil
 }
