@@ -153,11 +153,13 @@ func seedQueued(ctx context.Context, pool *pgxpool.Pool, n int, kinds []jobShape
 
 // sqlRequeue undoes a dequeue measurement: the admitted jobs go back to the queue (the
 // trigger re-adds them to job_queue), their pending runs go, and quotas and GPU models
-// hold nothing again. The tables are vacuumed so that every run starts without the dead
-// row versions of the previous one, as River's reference starts from a truncated table.
+// hold nothing again. The run count goes back to 0 as well, so that every measurement
+// dispatches first runs, which resume from no checkpoint, like the raw loop's pods. The
+// tables are vacuumed so that every run starts without the dead row versions of the
+// previous one, as River's reference starts from a truncated table.
 var sqlRequeue = []string{
 	`DELETE FROM runs WHERE status IN ('pending', 'running')`,
-	`UPDATE jobs SET status = 'queued' WHERE status = 'running'`,
+	`UPDATE jobs SET status = 'queued', run_count = 0 WHERE status = 'running'`,
 	`UPDATE quotas SET current_concurrent = 0, gpu_hours_reserved = 0`,
 	`UPDATE gpu_models SET allocated_milli = 0`,
 	`VACUUM ANALYZE jobs`,
