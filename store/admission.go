@@ -195,6 +195,8 @@ func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock b
 	return admissions, err
 }
 
+// dequeueOn runs one dequeue transaction on conn. When it returns an error, the
+// transaction may still be open, and dequeueTx rolls it back.
 func dequeueOn(ctx context.Context, conn *pgx.Conn, limit int, decide Decider, lock bool) ([]Admission, error) {
 	snap, err := readSnapshot(ctx, conn, limit, lock)
 	if err != nil {
