@@ -117,9 +117,10 @@ func (d *Daemon) Leading() bool { return d.leading.Load() }
 
 // Run serves HTTP and runs the loops until ctx ends, a loop fails or the Lease is lost.
 // When ctx ends it stops in order: /readyz fails at once, the scheduler stops dequeuing (an
-// open dequeue transaction rolls back), the dispatcher's workers finish or abandon their
-// reconciles, the Lease is released, and the HTTP server drains. Work abandoned midway is
-// safe: the next leader's first resync creates any pod that an admitted run lacks.
+// open dequeue transaction rolls back, or commits if its COMMIT had already been sent),
+// the dispatcher's workers finish or abandon their reconciles, the Lease is released, and
+// the HTTP server drains. Work abandoned midway is safe: the next leader's first resync
+// creates any pod that an admitted run lacks.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

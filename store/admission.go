@@ -47,8 +47,9 @@ type ModelCapacity struct {
 const modelColumns = `model, capacity_milli, allocated_milli, nodes, largest_node_milli,
     largest_node_cpu_milli, largest_node_memory_mib`
 
-// Snapshot is what a dequeue decides on. Its quota and model rows are locked until the
-// dequeue commits, so the decision cannot be invalidated by another writer.
+// Snapshot is what a dequeue decides on. Its candidates are locked until the dequeue ends.
+// Its quota and model rows are read without locks first, and the guarded writes reject a
+// decision that another writer invalidated since; on the retry they are locked.
 type Snapshot struct {
 	Now        time.Time
 	Candidates []Candidate
@@ -82,7 +83,7 @@ type Admission struct {
 	GPUHoursReserved float64
 }
 
-// Decider chooses, from a locked snapshot, which candidates to admit and why the others wait.
+// Decider chooses, from a snapshot, which candidates to admit and why the others wait.
 type Decider func(Snapshot) ([]Decision, []Refusal)
 
 // PodName derives a run's pod name from its job and run number, so that a dispatcher
@@ -153,8 +154,8 @@ const sqlLockModels = `SELECT ` + modelColumns + ` FROM gpu_models
 WHERE $1::text[] IS NULL OR model = ANY($1) ORDER BY model FOR UPDATE`
 
 // errAdmissionConflict reports that a guard of the admission statements failed because a
-// quota or GPU model changed after the dequeue read it without a lock.
-var errAdmissionConflict = errors.New("quota or GPU model changed since it was read")
+// job, quota or GPU model changed after the dequeue read it.
+var errAdmissionConflict = errors.New("a job, quota or GPU model changed since it was read")
 
 // Dequeue runs one admission transaction: it locks up to limit candidates, calls decide on
 // them with their quota and model rows, and applies the decisions with guarded statements.
@@ -175,8 +176,14 @@ func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admis
 }
 
 // dequeueTx runs the transaction in two round trips: BEGIN with the reads, then the writes
-// with COMMIT. It drives BEGIN and COMMIT itself instead of using pgx.Tx, whose Begin and
-// Commit would each cost a round trip of their own.
+// with COMMIT. The retry on locked rows adds one for the locks, and the first use of a
+// connection one to prepare the statements. It drives BEGIN and COMMIT itself instead of
+// using pgx.Tx, whose Begin and Commit would each cost a round trip of their own.
+//
+// NOTE: the COMMIT travels with the writes, so when ctx ends while the server runs them,
+// the outcome is unknown. pgx then asks the server to cancel the statement and closes the
+// connection. If that request is lost, the server commits what the daemon reported as a
+// failed dequeue, and the dispatcher's next resync creates the pods of those runs.
 func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock bool) ([]Admission, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

@@ -150,7 +150,10 @@ func readRuns(results pgx.BatchResults, admissions []Admission) error {
 		runs[id] = i
 	}
 	for i := range admissions {
-		r := runs[admissions[i].Job.ID]
+		r, ok := runs[admissions[i].Job.ID]
+		if !ok {
+			return fmt.Errorf("admit jobs: job %s got no run", admissions[i].Job.ID)
+		}
 		admissions[i].RunID, admissions[i].RunNumber = runIDs[r], numbers[r]
 		admissions[i].PodName = PodName(admissions[i].Job.ID, numbers[r])
 	}
