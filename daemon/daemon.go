@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/schedulerd/schedulerd/accounting"
 	"github.com/schedulerd/schedulerd/dispatcher"
@@ -67,6 +68,8 @@ type Daemon struct {
 	// leading is true while the loops run: always without leader election, else while this
 	// replica holds the Lease.
 	leading atomic.Bool
+	// elector is the running leader election, nil without one.
+	elector atomic.Pointer[leaderelection.LeaderElector]
 }
 
 // New wires the parts.
@@ -84,6 +87,9 @@ func New(cfg Config) *Daemon {
 	}
 
 	dc := cfg.Dispatcher
+	if dc.Fence == nil {
+		dc.Fence = d.leaseFence
+	}
 	dc.OnRunEnded = func(store.RunEndResult) { d.Scheduler.Wake() }
 	dc.OnCapacityChanged = func() { d.Scheduler.Wake() }
 	dc.Metrics = d.metrics

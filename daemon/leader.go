@@ -32,7 +32,8 @@ var ErrLeaseLost = errors.New("leader lease lost")
 // others wait for the whole LeaseDuration before they take over. The loops stop within
 // about a second of their context's end. Even an overlap double-dispatches nothing, because
 // every state change is a guarded SQL statement and pod names derive from job and run, but
-// it wastes work.
+// it wastes work. The exception is a pod creation decided before a freeze: its run may have
+// ended since and its pod been deleted, so leaseFence guards pod creation.
 type LeaderElection struct {
 	Namespace string // of the Lease: schedulerd's own namespace
 	Name      string // of the Lease ("schedulerd")
@@ -137,6 +138,7 @@ func (d *Daemon) runElected(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configure leader election: %w", err)
 	}
+	d.elector.Store(elector)
 	stopWatching := context.AfterFunc(ctx, func() {
 		if !t.isLeading() {
 			stopElecting()
@@ -158,6 +160,31 @@ func (d *Daemon) runElected(ctx context.Context) error {
 		d.releaseLease(lock, cfg, log)
 	}
 	return loopsErr
+}
+
+// errLeaseStale is the fence's error while this replica may no longer hold its Lease.
+var errLeaseStale = errors.New("this replica may no longer hold its Lease")
+
+// leaseFence fails unless this replica holds its Lease as of a renewal less than
+// RenewDeadline ago. A leader renews every RetryPeriod, so only a process that was frozen or
+// starved that long fails it. Another replica may have taken the Lease meanwhile, so such
+// a process must not act on runs it read before: it creates no pod until it renews, and it
+// exits when it finds the Lease taken. Without leader election the replica is alone and
+// the fence always passes.
+func (d *Daemon) leaseFence() error {
+	elector := d.elector.Load()
+	if elector == nil {
+		return nil
+	}
+	if !elector.IsLeader() {
+		return errLeaseStale
+	}
+	cfg := d.cfg.LeaderElection.withDefaults()
+	// Check fails once the last renewal is older than LeaseDuration plus its argument.
+	if err := elector.Check(cfg.RenewDeadline - cfg.LeaseDuration); err != nil {
+		return fmt.Errorf("%w: %v", errLeaseStale, err)
+	}
+	return nil
 }
 
 // runLoopsWhile runs the loops until either ctx (shutdown) or leading (the Lease) ends.

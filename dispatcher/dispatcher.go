@@ -46,6 +46,11 @@ type Config struct {
 	// this is the backstop for pods whose kubelet does not, such as KWOK's simulated ones,
 	// whose ends lag under load.
 	DeadlineGrace time.Duration
+	// Fence, when set, is called right before each pod creation, and an error puts the
+	// creation off to a later reconcile. The daemon fails it while this replica's Lease may
+	// have passed to another replica, as after the process was frozen: the run it read
+	// before may have ended since, and its pod been deleted.
+	Fence func() error
 	// OnRunEnded is called after each run's end is recorded; the daemon wakes the scheduler.
 	OnRunEnded func(store.RunEndResult)
 	// OnCapacityChanged is called after the GPU capacity stored for admission changed.
@@ -101,6 +106,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 10 * time.Second
+	}
+	if cfg.Fence == nil {
+		cfg.Fence = func() error { return nil }
 	}
 	if cfg.OnRunEnded == nil {
 		cfg.OnRunEnded = func(store.RunEndResult) {}

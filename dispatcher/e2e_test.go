@@ -2,9 +2,11 @@ package dispatcher_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/schedulerd/schedulerd/daemon"
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/jobspec"
@@ -375,5 +378,40 @@ func waitCapacity(t *testing.T, h *daemontest.Harness, model string, milli int64
 			t.Fatalf("capacity of %s never became %d milli: %+v", model, milli, models)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// While the fence fails, as it does for a replica whose Lease may have passed to another,
+// the dispatcher creates no pod and leaves the run pending and unmarked. Once the fence
+// passes again, the pod is created and the job completes.
+func TestFailingFenceHoldsPodCreation(t *testing.T) {
+	var open atomic.Bool
+	h := daemontest.Start(t, daemontest.Options{Configure: func(c *daemon.Config) {
+		c.Dispatcher.Fence = func() error {
+			if open.Load() {
+				return nil
+			}
+			return errors.New("lease not renewed")
+		}
+	}})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	h.Project("vision", 100, 10)
+
+	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
+	run := waitRun(t, h, job.ID, 1, "created", func(store.Run) bool { return true })
+	// The harness resyncs every second, so each of these reconciles meets the fence.
+	time.Sleep(3 * time.Second)
+	if _, err := podOf(t, run); !apierrors.IsNotFound(err) {
+		t.Fatalf("pod %s exists or cannot be read while the fence fails: %v", run.PodName, err)
+	}
+	if runs := h.Runs(job.ID); len(runs) != 1 || runs[0].Status != store.RunPending || runs[0].PodCreatedAt != nil {
+		t.Fatalf("runs while the fence fails: %+v, want one pending run without a pod mark", runs)
+	}
+
+	open.Store(true)
+	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+	if runs := h.Runs(job.ID); len(runs) != 1 {
+		t.Errorf("%d runs after the fence passed, want 1", len(runs))
 	}
 }

@@ -194,6 +194,9 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 		RunNumber: run.RunNumber, ProjectID: run.ProjectID, Namespace: run.Namespace, PodName: run.PodName,
 		Priority: run.JobPriority, GPUMilli: run.GPUMilli, GPUModel: model, ResumeFrom: resume, Spec: spec})
 
+	if err := d.cfg.Fence(); err != nil {
+		return fmt.Errorf("create pod %s/%s: %w", run.Namespace, run.PodName, err)
+	}
 	_, err = d.client.CoreV1().Pods(run.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	switch {
 	case err == nil, apierrors.IsAlreadyExists(err):
