@@ -88,7 +88,7 @@ func New(cfg Config) *Daemon {
 
 	dc := cfg.Dispatcher
 	if dc.Fence == nil {
-		dc.Fence = d.leaseFence
+		dc.Fence = d.CheckLease
 	}
 	dc.OnRunEnded = func(store.RunEndResult) { d.Scheduler.Wake() }
 	dc.OnCapacityChanged = func() { d.Scheduler.Wake() }

@@ -235,6 +235,9 @@ func TestLostLeaseStopsLoops(t *testing.T) {
 		RetryPeriod: 200 * time.Millisecond}
 	h, _ := r.start(t, timing)
 	waitFor(t, wait, "leadership", h.Daemon.Leading)
+	if err := h.Daemon.CheckLease(); err != nil {
+		t.Errorf("CheckLease while leading: %v, want nil", err)
+	}
 
 	// Another holder takes the Lease over, as after a network partition: renewals fail
 	// from now on.
@@ -256,6 +259,9 @@ func TestLostLeaseStopsLoops(t *testing.T) {
 	}
 	if h.Daemon.Leading() {
 		t.Error("daemon still reports leading after it lost the Lease")
+	}
+	if err := h.Daemon.CheckLease(); err == nil {
+		t.Error("CheckLease passed after the Lease was taken, want an error")
 	}
 	if got := holder(lease(t, name)); got != thief {
 		t.Errorf("Lease held by %q after the loss, want %q untouched", got, thief)

@@ -33,7 +33,7 @@ var ErrLeaseLost = errors.New("leader lease lost")
 // about a second of their context's end. Even an overlap double-dispatches nothing, because
 // every state change is a guarded SQL statement and pod names derive from job and run, but
 // it wastes work. The exception is a pod creation decided before a freeze: its run may have
-// ended since and its pod been deleted, so leaseFence guards pod creation.
+// ended since and its pod been deleted, so CheckLease guards pod creation.
 type LeaderElection struct {
 	Namespace string // of the Lease: schedulerd's own namespace
 	Name      string // of the Lease ("schedulerd")
@@ -165,13 +165,13 @@ func (d *Daemon) runElected(ctx context.Context) error {
 // errLeaseStale is the fence's error while this replica may no longer hold its Lease.
 var errLeaseStale = errors.New("this replica may no longer hold its Lease")
 
-// leaseFence fails unless this replica holds its Lease as of a renewal less than
-// RenewDeadline ago. A leader renews every RetryPeriod, so only a process that was frozen or
+// CheckLease fails unless this replica holds its Lease as of a renewal less than
+// RenewDeadline ago. The dispatcher calls it right before each pod creation. A leader renews every RetryPeriod, so only a process that was frozen or
 // starved that long fails it. Another replica may have taken the Lease meanwhile, so such
 // a process must not act on runs it read before: it creates no pod until it renews, and it
 // exits when it finds the Lease taken. Without leader election the replica is alone and
 // the fence always passes.
-func (d *Daemon) leaseFence() error {
+func (d *Daemon) CheckLease() error {
 	elector := d.elector.Load()
 	if elector == nil {
 		return nil
