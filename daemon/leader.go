@@ -166,11 +166,14 @@ func (d *Daemon) runElected(ctx context.Context) error {
 var errLeaseStale = errors.New("this replica may no longer hold its Lease")
 
 // CheckLease fails unless this replica holds its Lease as of a renewal less than
-// RenewDeadline ago. The dispatcher calls it right before each pod creation. A leader renews every RetryPeriod, so only a process that was frozen or
-// starved that long fails it. Another replica may have taken the Lease meanwhile, so such
-// a process must not act on runs it read before: it creates no pod until it renews, and it
-// exits when it finds the Lease taken. Without leader election the replica is alone and
-// the fence always passes.
+// RenewDeadline ago. The dispatcher calls it right before each pod creation. A leader
+// renews every RetryPeriod, so only a process that was frozen or starved that long fails
+// it. Another replica may have taken the Lease meanwhile, so such a process must not act
+// on runs it read before: it creates no pod until it renews, and it exits when it finds
+// the Lease taken. Without leader election the replica is alone and the check passes.
+//
+// NOTE: a freeze between this check and the pod creation right after it still escapes
+// it. The check narrows the window from a whole reconcile to those few instructions.
 func (d *Daemon) CheckLease() error {
 	elector := d.elector.Load()
 	if elector == nil {
