@@ -88,15 +88,24 @@ func latestRun(t *testing.T, job uuid.UUID) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	desc, err := c.DescribeWorkflow(context.Background(), store.WorkflowID(job), "")
-	if err != nil {
-		t.Fatal(err)
+	// The workflow records its result before it completes, so a test that saw the result
+	// may ask a moment too early: the status is polled for a while.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		desc, err := c.DescribeWorkflow(context.Background(), store.WorkflowID(job), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := desc.RawResponse.GetWorkflowExecutionInfo()
+		if info.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			return info.GetExecution().GetRunId()
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("workflow of job %s is %s 30s after its result, want completed", job, info.GetStatus())
+			return info.GetExecution().GetRunId()
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	info := desc.RawResponse.GetWorkflowExecutionInfo()
-	if info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		t.Errorf("workflow of job %s is %s, want completed", job, info.GetStatus())
-	}
-	return info.GetExecution().GetRunId()
 }
 
 // quietLogger drops the SDK client's logs.
