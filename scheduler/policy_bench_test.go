@@ -46,8 +46,8 @@ func snapshot(candidates int, ample bool) store.Snapshot {
 	return snap
 }
 
-// BenchmarkPolicyDecide times the admission decision of one dequeue: 128 candidates read
-// for a batch of 32.
+// BenchmarkPolicyDecide times the admission decision of one wide dequeue: 256 candidates
+// read for the default batch of 64.
 func BenchmarkPolicyDecide(b *testing.B) {
 	policy := scheduler.Policy{StarvationBound: 10 * time.Minute}
 	for _, tc := range []struct {
@@ -55,11 +55,11 @@ func BenchmarkPolicyDecide(b *testing.B) {
 		ample         bool
 		wantDecisions int
 	}{
-		{"ample capacity", true, 128},
+		{"ample capacity", true, 256},
 		{"tight capacity", false, -1},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			snap := snapshot(128, tc.ample)
+			snap := snapshot(256, tc.ample)
 			decisions, refusals := policy.Decide(snap)
 			if len(decisions)+len(refusals) != len(snap.Candidates) {
 				b.Fatalf("%d decisions and %d refusals for %d candidates", len(decisions), len(refusals),
