@@ -166,11 +166,11 @@ func (g *Growth) MeasureBackfill(ctx context.Context) (float64, error) {
 	}
 	defer conn.Release()
 
-	var kept string
-	if err := conn.QueryRow(ctx, sqlRollupTotals).Scan(&kept); err != nil {
+	var seeded string
+	if err := conn.QueryRow(ctx, sqlRollupTotals).Scan(&seeded); err != nil {
 		return 0, fmt.Errorf("sum the rollup written by the seeding: %w", err)
 	}
-	if kept == "" {
+	if seeded == "" {
 		return 0, errors.New("the rollup is empty before the backfill, so the comparison would check nothing")
 	}
 	latest, err := migrations.Latest()
@@ -191,8 +191,8 @@ func (g *Growth) MeasureBackfill(ctx context.Context) (float64, error) {
 	if err := conn.QueryRow(ctx, sqlRollupTotals).Scan(&rebuilt); err != nil {
 		return 0, fmt.Errorf("sum the rebuilt rollup: %w", err)
 	}
-	if rebuilt != kept {
-		return 0, fmt.Errorf("the backfilled rollup differs from the one the seeding wrote: %q against %q", rebuilt, kept)
+	if rebuilt != seeded {
+		return 0, fmt.Errorf("the backfilled rollup differs from the one the seeding wrote: %q against %q", rebuilt, seeded)
 	}
 	return elapsed.Seconds(), nil
 }

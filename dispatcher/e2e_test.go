@@ -405,13 +405,20 @@ func TestFailingFenceHoldsPodCreation(t *testing.T) {
 	if _, err := podOf(t, run); !apierrors.IsNotFound(err) {
 		t.Fatalf("pod %s exists or cannot be read while the fence fails: %v", run.PodName, err)
 	}
-	if runs := h.Runs(job.ID); len(runs) != 1 || runs[0].Status != store.RunPending || runs[0].PodCreatedAt != nil {
-		t.Fatalf("runs while the fence fails: %+v, want one pending run without a pod mark", runs)
+	runs := h.Runs(job.ID)
+	if len(runs) != 1 {
+		t.Fatalf("%d runs while the fence fails, want 1", len(runs))
+	}
+	if runs[0].Status != store.RunPending {
+		t.Errorf("run is %s while the fence fails, want pending", runs[0].Status)
+	}
+	if runs[0].PodCreatedAt != nil {
+		t.Errorf("run has a pod mark (%v) while the fence fails, want none", runs[0].PodCreatedAt)
 	}
 
 	open.Store(true)
 	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
-	if runs := h.Runs(job.ID); len(runs) != 1 {
+	if runs = h.Runs(job.ID); len(runs) != 1 {
 		t.Errorf("%d runs after the fence passed, want 1", len(runs))
 	}
 }

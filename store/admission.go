@@ -48,8 +48,8 @@ const modelColumns = `model, capacity_milli, allocated_milli, nodes, largest_nod
     largest_node_cpu_milli, largest_node_memory_mib`
 
 // Snapshot is what a dequeue decides on. Its candidates are locked until the dequeue ends.
-// Its quota and model rows are read without locks first, and the guarded writes reject a
-// decision that another writer invalidated since; on the retry they are locked.
+// Its quota and model rows are read without locks first, so the guarded writes reject a
+// decision that another writer has invalidated since. The retry reads them locked.
 type Snapshot struct {
 	Now        time.Time
 	Candidates []Candidate
@@ -181,7 +181,7 @@ func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admis
 // using pgx.Tx, whose Begin and Commit would each cost a round trip of their own.
 //
 // NOTE: the COMMIT travels with the writes, so when ctx ends while the server runs them,
-// the outcome is unknown. pgx then asks the server to cancel the statement and closes the
+// the outcome is unknown. pgx then sends the server a cancel request and closes the
 // connection. If that request is lost, the server commits what the daemon reported as a
 // failed dequeue, and the dispatcher's next resync creates the pods of those runs.
 func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock bool) ([]Admission, error) {

@@ -218,15 +218,15 @@ func queueAdmitModels(batch *pgx.Batch, decisions []Decision) bool {
 
 // readGuard reads the lock and the guarded update that queueAdmitQuotas or
 // queueAdmitModels queued, when queued is set.
-func readGuard(results pgx.BatchResults, what string, queued bool) error {
+func readGuard(results pgx.BatchResults, table string, queued bool) error {
 	if !queued {
 		return nil
 	}
 	if _, err := results.Exec(); err != nil {
-		return fmt.Errorf("lock %s: %w", what, err)
+		return fmt.Errorf("lock %s: %w", table, err)
 	}
 	if _, err := results.Exec(); err != nil {
-		return fmt.Errorf("admit to %s: %w", what, guardError(err))
+		return fmt.Errorf("admit to %s: %w", table, guardError(err))
 	}
 	return nil
 }

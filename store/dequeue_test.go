@@ -116,9 +116,9 @@ func TestDequeueModelGuardChecksLargestNode(t *testing.T) {
 }
 
 // A decision for a job that is no longer queued fails the jobs guard in the server. The
-// dequeue sends its COMMIT in the same round trip as that guard, so this checks that the
-// server ends the transaction before the COMMIT runs: nothing of the decision may remain,
-// and the connection must go back to the pool outside any transaction.
+// dequeue sends its COMMIT in the same round trip as that guard, so the server must end the
+// transaction before the COMMIT runs. Nothing of the decision may remain, and the
+// connection must go back to the pool outside any transaction.
 func TestDequeueJobGuardStopsTheCommit(t *testing.T) {
 	s := setup(t)
 	ctx := context.Background()
