@@ -51,12 +51,28 @@ func (e *Env) DatabaseURL(name string) (string, error) {
 
 // Exec runs one statement on the maintenance database.
 func (e *Env) Exec(ctx context.Context, sql string) error {
+	return e.onServer(ctx, sql, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql)
+		return err
+	})
+}
+
+// QueryRow runs a query of one row on the maintenance database and scans it into dest.
+func (e *Env) QueryRow(ctx context.Context, sql string, dest ...any) error {
+	return e.onServer(ctx, sql, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, sql).Scan(dest...)
+	})
+}
+
+// onServer calls fn on a new connection to the maintenance database, and wraps its error
+// with the statement sql.
+func (e *Env) onServer(ctx context.Context, sql string, fn func(*pgx.Conn) error) error {
 	conn, err := pgx.Connect(ctx, e.ServerURL)
 	if err != nil {
 		return fmt.Errorf("connect to the PostgreSQL server: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, sql); err != nil {
+	if err := fn(conn); err != nil {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil

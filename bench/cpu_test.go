@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// busyLoop is a shell command that keeps one core busy until it is killed.
+const busyLoop = "while :; do :; done"
+
+func TestStatFieldsNameWithParentheses(t *testing.T) {
+	// The kernel takes the command name from the file name, so a copy of sleep under an
+	// awkward name gives a process whose name contains ") (" and spaces.
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("sleep not found:", err)
+	}
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(t.TempDir(), "a) 1 (b")
+	if err := os.WriteFile(odd, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(odd, "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	fields, err := statFields(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fields[1], strconv.Itoa(os.Getpid()); got != want {
+		t.Errorf("parent PID field = %q, want %q (fields %q)", got, want, fields[:3])
+	}
+	if !strings.Contains("RSDI", fields[0]) {
+		t.Errorf("state field = %q, want one of R, S, D, I", fields[0])
+	}
+}
+
+func TestFamilyCPUCountsLiveChild(t *testing.T) {
+	cmd := exec.Command("sh", "-c", busyLoop)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	child := cmd.Process.Pid
+	waitForCPU(t, child, 200*time.Millisecond)
+
+	// CPU time only grows, so the family read last holds at least the sum of the two
+	// processes read before it.
+	self, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := processCPU(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	family, err := familyCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if family < self+busy {
+		t.Errorf("familyCPU = %v, want at least self %v + child %v", family, self, busy)
+	}
+}
+
+func TestFamilyCPUKeepsReapedChild(t *testing.T) {
+	before, err := familyCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", busyLoop)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForCPU(t, cmd.Process.Pid, 200*time.Millisecond)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait() // reaps the child, so its time moves to this process's cutime and cstime
+	used := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+
+	after, err := familyCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child's time in ticks may round down by one tick each for user and system time.
+	if got, want := after-before, used-2*time.Second/clockTicks; got < want {
+		t.Errorf("familyCPU grew by %v after the child used %v and was reaped, want at least %v",
+			got, used, want)
+	}
+}
+
+// waitForCPU waits until process pid has used at least d of CPU time.
+func waitForCPU(t *testing.T, pid int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		used, err := processCPU(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used >= d {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d used %v of CPU time in 30s, want %v", pid, used, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCPUTablePerPod(t *testing.T) {
+	names := []string{"daemon", "PostgreSQL"}
+	ours := CPUSample{"daemon": 3 * time.Second, "PostgreSQL": time.Second}
+	raw := CPUSample{"daemon": time.Second}
+
+	lines := strings.Split(strings.TrimSpace(cpuTable(names, ours, raw, 1000)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("cpuTable has %d lines, want header, 2 processes and a total:\n%s",
+			len(lines), strings.Join(lines, "\n"))
+	}
+	want := [][]string{
+		{"daemon", "3.00", "1.00", "+2.00"},
+		{"PostgreSQL", "1.00", "0.00", "+1.00"},
+		{"all", "of", "them", "4.00", "1.00", "+3.00"},
+	}
+	for i, w := range want {
+		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("line %d = %q, want fields %q", i+1, lines[i+1], w)
+		}
+	}
+}
