@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -42,6 +44,12 @@ type Dispatch struct {
 	tracedDispatcher kubernetes.Interface
 	tracedRaw        kubernetes.Interface
 	tracedPool       *pgxpool.Pool
+
+	// CPU, when set, reads the CPU time of each process during the timed window of each
+	// side, into DispatcherCPU and RawLoopCPU.
+	CPU           *CPUMeter
+	DispatcherCPU CPUSample
+	RawLoopCPU    CPUSample
 }
 
 // NewDispatch creates the database of the dispatch measurement with pods queued jobs.
@@ -93,6 +101,21 @@ func (d *Dispatch) Trace(ctx context.Context, name string) error {
 	return nil
 }
 
+// MeterCPU makes the following runs read the CPU time of the processes in meter.
+func (d *Dispatch) MeterCPU(meter *CPUMeter) {
+	d.CPU, d.DispatcherCPU, d.RawLoopCPU = meter, CPUSample{}, CPUSample{}
+}
+
+// cpuStart samples the CPU meter at the start of a timed window, and returns the function
+// that adds the window's CPU time to total at its end. Without a meter both do nothing.
+func (d *Dispatch) cpuStart(total CPUSample) (stop func()) {
+	if d.CPU == nil {
+		return func() {}
+	}
+	start := d.CPU.Sample()
+	return func() { d.CPU.AddSince(total, start) }
+}
+
 // Close closes the database pools.
 func (d *Dispatch) Close() {
 	d.setup.Pool.Close()
@@ -133,7 +156,9 @@ func (d *Dispatch) MeasureDispatcher(ctx context.Context) (float64, error) {
 		client, dispatchStore = d.tracedDispatcher, store.New(d.tracedPool)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	disp := dispatcher.New(client, dispatchStore, dispatcher.Config{Workers: DispatchWorkers})
+	reg := prometheus.NewRegistry()
+	disp := dispatcher.New(client, dispatchStore, dispatcher.Config{Workers: DispatchWorkers,
+		Metrics: metrics.New(reg, metrics.Options{})})
 	done := make(chan error, 1)
 	go func() { done <- disp.Run(runCtx) }()
 	stop := func() error {
@@ -149,9 +174,21 @@ func (d *Dispatch) MeasureDispatcher(ctx context.Context) (float64, error) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+	// The clock first waits for the dispatcher's own count of creations, read in this
+	// process, and only then for the database to record them all. Counting the runs in the
+	// database every 10 ms for the whole window cost PostgreSQL about 0.12 ms of CPU time
+	// per pod on 2 cores, 0.43 ms against 0.31 ms with this clock. The raw loop does not
+	// pay that cost.
+	cpuStop := d.cpuStart(d.DispatcherCPU)
 	start := time.Now()
-	elapsed, err := waitCount(ctx, pool, `SELECT count(*) FROM runs WHERE pod_created_at IS NOT NULL`,
+	_, err = waitUntil(ctx, func() (int, error) { return podsCreated(reg) }, dispatchHistogram,
 		d.pods, 10*time.Minute, start)
+	var elapsed time.Duration
+	if err == nil {
+		elapsed, err = waitCount(ctx, pool, `SELECT count(*) FROM runs WHERE pod_created_at IS NOT NULL`,
+			d.pods, 10*time.Minute, start)
+	}
+	cpuStop()
 	if stopErr := stop(); err == nil {
 		err = stopErr
 	}
@@ -195,6 +232,7 @@ func (d *Dispatch) MeasureRawLoop(ctx context.Context) (float64, error) {
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
+	cpuStop := d.cpuStart(d.RawLoopCPU)
 	start := time.Now()
 	for range DispatchWorkers {
 		wg.Go(func() {
@@ -209,6 +247,7 @@ func (d *Dispatch) MeasureRawLoop(ctx context.Context) (float64, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuStop()
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("raw loop: %d pods not created: %w", len(errs), errs[0])
 	}
@@ -222,17 +261,28 @@ func (d *Dispatch) MeasureRawLoop(ctx context.Context) (float64, error) {
 // from start until then.
 func waitCount(ctx context.Context, q querier, query string, want int, timeout time.Duration,
 	start time.Time) (time.Duration, error) {
+	count := func() (n int, err error) {
+		err = q.QueryRow(ctx, query).Scan(&n)
+		return n, err
+	}
+	return waitUntil(ctx, count, query, want, timeout, start)
+}
+
+// waitUntil calls count every 10 ms until it returns want or more, and returns the time from
+// start until then. what names the count in the timeout's error.
+func waitUntil(ctx context.Context, count func() (int, error), what string, want int,
+	timeout time.Duration, start time.Time) (time.Duration, error) {
 	deadline := start.Add(timeout)
 	for {
-		var got int
-		if err := q.QueryRow(ctx, query).Scan(&got); err != nil {
+		got, err := count()
+		if err != nil {
 			return 0, err
 		}
 		if got >= want {
 			return time.Since(start), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%d of %d after %s: %s", got, want, timeout, query)
+			return 0, fmt.Errorf("%d of %d after %s: %s", got, want, timeout, what)
 		}
 		select {
 		case <-ctx.Done():
@@ -241,3 +291,26 @@ func waitCount(ctx context.Context, q querier, query string, want int, timeout t
 		}
 	}
 }
+
+// podsCreated returns how many pods the dispatcher reports created, from the sample count
+// of its dispatch histogram in reg.
+func podsCreated(reg prometheus.Gatherer) (int, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("gather the dispatcher's metrics: %w", err)
+	}
+	for _, f := range families {
+		if f.GetName() != dispatchHistogram {
+			continue
+		}
+		n := 0
+		for _, m := range f.GetMetric() {
+			n += int(m.GetHistogram().GetSampleCount())
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("the dispatcher's metrics have no %s", dispatchHistogram)
+}
+
+// dispatchHistogram is the metric that the dispatcher observes once per pod it creates.
+const dispatchHistogram = "schedulerd_dispatch_duration_seconds"

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -239,6 +240,8 @@ func (r *Runner) dispatchRows(ctx context.Context) error {
 			return err
 		}
 	}
+	meter, skipped := NewCPUMeter(ctx, r.Env, o.Kubeconfig)
+	d.MeterCPU(meter)
 	var ours, raw []float64
 	for run := range r.Env.Runs {
 		// The order alternates, so that neither side always runs on the state the other
@@ -258,6 +261,11 @@ func (r *Runner) dispatchRows(ctx context.Context) error {
 	r.Res.Rows = append(r.Res.Rows, row)
 	r.peakPods = row.Ours.Median
 
+	r.Res.Sections = append(r.Res.Sections, Section{Title: "CPU time per pod during the dispatch runs",
+		Body: cpuTable(meter.Names(), d.DispatcherCPU, d.RawLoopCPU, o.DispatchPods*r.Env.Runs)})
+	if len(skipped) > 0 {
+		r.Res.Notes = append(r.Res.Notes, "Dispatch CPU time not read for: "+strings.Join(skipped, "; "))
+	}
 	if d.Traced {
 		r.Res.Sections = append(r.Res.Sections,
 			Section{Title: "Calls of the dispatcher during the dispatch runs", Body: d.DispatcherCalls.String()},
