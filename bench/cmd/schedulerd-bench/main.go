@@ -58,7 +58,7 @@ func run() error {
 		runsPerJob = flag.Int("runs-per-job", 3, "runs of each finished job for the accounting measurement (3 gives 30M runs at 10M jobs)")
 
 		nodes        = flag.Int("nodes", 128, "simulated GPU nodes (10 GPUs, 110 pods each)")
-		dispatchPods = flag.Int("dispatch-pods", 2000, "pods created by each dispatch run")
+		dispatchPods = flag.Int("dispatch-pods", 4000, "pods created by each side of a dispatch run")
 		idleJobs     = flag.Int("latency-idle-jobs", 100, "jobs per idle latency run")
 		loaded       = flag.Duration("latency-loaded-time", 10*time.Second, "length of each latency run at half the peak")
 		memoryPods   = flag.Int("memory-pods", 10000, "running pods the daemon follows in the memory measurement")
