@@ -64,7 +64,7 @@ func NewCPUMeter(ctx context.Context, env *Env, kubeconfig string) (m *CPUMeter,
 }
 
 // Sample reads every source. A source that fails to read (its process ended) is left out of
-// the sample, and AddSince then leaves it out of the difference.
+// the sample, and Start then leaves it out of the window's use.
 func (m *CPUMeter) Sample() CPUSample {
 	s := make(CPUSample, len(m.sources))
 	for _, src := range m.sources {
@@ -84,13 +84,28 @@ func (m *CPUMeter) Names() []string {
 	return names
 }
 
-// AddSince adds to total the CPU time each source used from start until now.
-func (m *CPUMeter) AddSince(total CPUSample, start CPUSample) {
-	now := m.Sample()
-	for name, before := range start {
-		if after, ok := now[name]; ok {
-			total[name] += after - before
+// CPUUse is the CPU time each source used over a set of timed windows, and the wall time of
+// those windows.
+type CPUUse struct {
+	Sources CPUSample
+	Wall    time.Duration
+}
+
+// Start samples every source at the start of a timed window, and returns the function that
+// adds the window to use at its end.
+func (m *CPUMeter) Start(use *CPUUse) (stop func()) {
+	start, started := m.Sample(), time.Now()
+	return func() {
+		now := m.Sample()
+		if use.Sources == nil {
+			use.Sources = CPUSample{}
 		}
+		for name, before := range start {
+			if after, ok := now[name]; ok {
+				use.Sources[name] += after - before
+			}
+		}
+		use.Wall += time.Since(started)
 	}
 }
 
@@ -200,18 +215,28 @@ func postmasterPID(ctx context.Context, env *Env) (int, error) {
 }
 
 // cpuTable formats the CPU time per pod that each process used during the timed windows of
-// the two sides, with the difference.
-func cpuTable(names []string, ours, raw CPUSample, pods int) string {
+// the two sides, with the difference. Its last line divides all that CPU time by the wall
+// time of the windows: a value near the machine's core count means the side was bound by CPU.
+func cpuTable(names []string, ours, raw CPUUse, pods, cores int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-40s %14s %14s %12s\n", "process", "dispatcher ms", "raw loop ms", "difference")
 	perPod := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(pods) }
 	var sumOurs, sumRaw time.Duration
 	for _, name := range names {
-		o, r := ours[name], raw[name]
+		o, r := ours.Sources[name], raw.Sources[name]
 		sumOurs, sumRaw = sumOurs+o, sumRaw+r
 		fmt.Fprintf(&b, "%-40s %14.2f %14.2f %+12.2f\n", name, perPod(o), perPod(r), perPod(o)-perPod(r))
 	}
 	fmt.Fprintf(&b, "%-40s %14.2f %14.2f %+12.2f\n", "all of them", perPod(sumOurs), perPod(sumRaw),
 		perPod(sumOurs)-perPod(sumRaw))
+
+	busy := func(cpu, wall time.Duration) float64 {
+		if wall <= 0 {
+			return 0
+		}
+		return cpu.Seconds() / wall.Seconds()
+	}
+	fmt.Fprintf(&b, "%-40s %14.2f %14.2f\n", fmt.Sprintf("cores busy, of %d", cores),
+		busy(sumOurs, ours.Wall), busy(sumRaw, raw.Wall))
 	return b.String()
 }

@@ -55,7 +55,7 @@ func TestFamilyCPUCountsLiveChild(t *testing.T) {
 	child := cmd.Process.Pid
 	waitForCPU(t, child, 200*time.Millisecond)
 
-	// CPU time only grows, so the family read last holds at least the sum of the two
+	// CPU time only grows, so the family read last is at least the sum of the two
 	// processes read before it.
 	self, err := processCPU(os.Getpid())
 	if err != nil {
@@ -120,22 +120,65 @@ func waitForCPU(t *testing.T, pid int, d time.Duration) {
 
 func TestCPUTablePerPod(t *testing.T) {
 	names := []string{"daemon", "PostgreSQL"}
-	ours := CPUSample{"daemon": 3 * time.Second, "PostgreSQL": time.Second}
-	raw := CPUSample{"daemon": time.Second}
+	ours := CPUUse{Sources: CPUSample{"daemon": 3 * time.Second, "PostgreSQL": time.Second},
+		Wall: 2 * time.Second}
+	raw := CPUUse{Sources: CPUSample{"daemon": time.Second}, Wall: 4 * time.Second}
 
-	lines := strings.Split(strings.TrimSpace(cpuTable(names, ours, raw, 1000)), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("cpuTable has %d lines, want header, 2 processes and a total:\n%s",
+	lines := strings.Split(strings.TrimSpace(cpuTable(names, ours, raw, 1000, 2)), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("cpuTable has %d lines, want header, 2 processes, total and cores busy:\n%s",
 			len(lines), strings.Join(lines, "\n"))
 	}
 	want := [][]string{
 		{"daemon", "3.00", "1.00", "+2.00"},
 		{"PostgreSQL", "1.00", "0.00", "+1.00"},
 		{"all", "of", "them", "4.00", "1.00", "+3.00"},
+		{"cores", "busy,", "of", "2", "2.00", "0.25"},
 	}
 	for i, w := range want {
 		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(w, " ") {
 			t.Errorf("line %d = %q, want fields %q", i+1, lines[i+1], w)
+		}
+	}
+}
+
+func TestCPUMeterStartAddsWindows(t *testing.T) {
+	meter := &CPUMeter{sources: []cpuSource{{name: "self", read: selfCPU}}}
+	var use CPUUse
+	var inner, outer time.Duration
+
+	for range 2 {
+		before := time.Now()
+		stop := meter.Start(&use)
+		started := time.Now()
+		spinCPU(t, 50*time.Millisecond)
+		inner += time.Since(started)
+		stop()
+		outer += time.Since(before)
+	}
+
+	if use.Wall < inner || use.Wall > outer {
+		t.Errorf("Wall = %v, want between %v and %v", use.Wall, inner, outer)
+	}
+	if got := use.Sources["self"]; got < 100*time.Millisecond {
+		t.Errorf("self CPU = %v after two windows of 50ms spinning, want at least 100ms", got)
+	}
+}
+
+// spinCPU keeps this goroutine busy until this process has used d more of CPU time.
+func spinCPU(t *testing.T, d time.Duration) {
+	t.Helper()
+	start, err := selfCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		now, err := selfCPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now-start >= d {
+			return
 		}
 	}
 }

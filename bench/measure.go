@@ -262,7 +262,8 @@ func (r *Runner) dispatchRows(ctx context.Context) error {
 	r.peakPods = row.Ours.Median
 
 	r.Res.Sections = append(r.Res.Sections, Section{Title: "CPU time per pod during the dispatch runs",
-		Body: cpuTable(meter.Names(), d.DispatcherCPU, d.RawLoopCPU, o.DispatchPods*r.Env.Runs)})
+		Body: cpuTable(meter.Names(), d.DispatcherCPU, d.RawLoopCPU, o.DispatchPods*r.Env.Runs,
+			r.Res.Machine.Cores)})
 	if len(skipped) > 0 {
 		r.Res.Notes = append(r.Res.Notes, "Dispatch CPU time not read for: "+strings.Join(skipped, "; "))
 	}
