@@ -102,3 +102,33 @@ func TestMigrateDownRejectsNegativeVersion(t *testing.T) {
 		t.Errorf("status %q after the rejected rollback, want %q", stdout, want)
 	}
 }
+
+// The database URL below points at a closed port, so exit code 2 and the message show that
+// each of these inputs is rejected before the command connects (a connection error exits 1).
+func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://u@127.0.0.1:1/db?connect_timeout=2"}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "sideways"}, `unknown migrate subcommand "sideways": want up, down or status`},
+		{[]string{"migrate", "up", "-to", "3"}, "-to applies only to migrate down, not to migrate up"},
+		{[]string{"migrate", "status", "-to", "0"}, "-to applies only to migrate down, not to migrate status"},
+		{[]string{"report", "-o", "yaml"}, `invalid -o "yaml": want table or json`},
+		{[]string{"report", "-from", "2026-02-01", "-to", "2026-01-01"},
+			"invalid period: -to 2026-01-01 must be after -from 2026-02-01"},
+		{[]string{"report", "-from", "2026-02-01", "-to", "2026-02-01"},
+			"invalid period: -to 2026-02-01 must be after -from 2026-02-01"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, env, c.args...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2; stderr %q", code, stderr)
+			}
+			if !strings.Contains(stderr, c.want) {
+				t.Errorf("stderr %q, want it to contain %q", stderr, c.want)
+			}
+		})
+	}
+}

@@ -34,6 +34,12 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	switch {
+	case args[0] != "up" && args[0] != "down" && args[0] != "status":
+		return usageError{fmt.Sprintf("unknown migrate subcommand %q: want up, down or status", args[0])}
+	case args[0] != "down" && *to != -1:
+		return usageError{fmt.Sprintf("-to applies only to migrate down, not to migrate %s", args[0])}
+	}
 
 	conn, err := connect(ctx, env.cfg.DatabaseURL)
 	if err != nil {

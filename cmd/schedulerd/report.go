@@ -36,6 +36,12 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("invalid -to %q: want YYYY-MM-DD", *to)}
 	}
+	if !end.After(start) {
+		return usageError{fmt.Sprintf("invalid period: -to %s must be after -from %s", *to, *from)}
+	}
+	if *output != "table" && *output != "json" {
+		return usageError{fmt.Sprintf("invalid -o %q: want table or json", *output)}
+	}
 
 	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 2})
 	if err != nil {
