@@ -49,9 +49,11 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("register cron worker: %w", err)
 	}
 
+	// The caller's logger already has a component key, so River's lines get a key of
+	// their own rather than a second "component".
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:                   cfg.ClientID,
-		Logger:               cfg.Logger.With("component", "river"),
+		Logger:               cfg.Logger.With("library", "river"),
 		Queues:               map[string]river.QueueConfig{Queue: {MaxWorkers: cfg.Workers}},
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		JobTimeout:           -1, // each task sets its own in taskWorker.Timeout

@@ -1,9 +1,14 @@
 package cron_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,5 +302,63 @@ func TestLoopInsertsOnRealClock(t *testing.T) {
 		if at.Nanosecond() != 0 {
 			t.Errorf("run scheduled at %v, want a whole second", at)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that River's goroutines and the test may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestRiverLogLinesHaveOneComponent(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).
+		With("component", "cron")
+
+	// A task that fails once makes River log the failed attempt.
+	var failed atomic.Bool
+	svc := startService(t, pool, cron.Config{Logger: logger, Tasks: []cron.Task{
+		{Name: "flaky", Schedule: "0 * * * *", Run: func(context.Context, time.Time) error {
+			if failed.CompareAndSwap(false, true) {
+				return errors.New("first attempt fails")
+			}
+			return nil
+		}},
+	}}, start)
+	if _, err := svc.Tick(ctx, start); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "flaky completed", func() (bool, error) {
+		done, err := countJobs(pool, "completed")
+		return done == 1, err
+	})
+
+	riverLines := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if n := strings.Count(line, `"component":`); n != 1 {
+			t.Errorf("log line has %d component keys, want 1: %s", n, line)
+		}
+		if strings.Contains(line, `"library":"river"`) {
+			riverLines++
+		}
+	}
+	if riverLines == 0 {
+		t.Errorf("no log line has library=river; logs:\n%s", logs.String())
 	}
 }
