@@ -241,7 +241,7 @@ func (r *Runner) dispatchRows(ctx context.Context) error {
 		}
 	}
 	meter, skipped := NewCPUMeter(ctx, r.Env, o.Kubeconfig)
-	d.MeterCPU(meter)
+	d.CPU = meter
 	var ours, raw []float64
 	for run := range r.Env.Runs {
 		// The order alternates, so that neither side always runs on the state the other
