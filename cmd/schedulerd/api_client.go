@@ -31,23 +31,23 @@ type apiClient struct {
 }
 
 // newAPIClient reads SCHEDULERD_API_URL (default: http:// and the configured HTTP address)
-// and SCHEDULERD_TOKEN.
+// and SCHEDULERD_TOKEN. A missing token fails the first call rather than this, so that a
+// subcommand's -h and its argument checks work without one.
 func newAPIClient(env *environment) (*apiClient, error) {
 	base := getenv("SCHEDULERD_API_URL")
 	if base == "" {
 		base = "http://" + env.cfg.HTTPAddr
 	}
-	token := getenv("SCHEDULERD_TOKEN")
-	if token == "" {
-		return nil, usageError{"no API token: set SCHEDULERD_TOKEN (an admin creates one with 'schedulerd token create')"}
-	}
-	return &apiClient{base: strings.TrimRight(base, "/"), token: token,
+	return &apiClient{base: strings.TrimRight(base, "/"), token: getenv("SCHEDULERD_TOKEN"),
 		http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
 // call sends body as JSON (none when nil) and returns the response body. A response that
 // is not 2xx is an error with the problem's words.
 func (c *apiClient) call(ctx context.Context, method, path string, body any, headers ...string) ([]byte, error) {
+	if c.token == "" {
+		return nil, usageError{"no API token: set SCHEDULERD_TOKEN (an admin creates one with 'schedulerd token create')"}
+	}
 	var reader io.Reader
 	if body != nil {
 		encoded, err := json.Marshal(body)
@@ -172,7 +172,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
+			return nil, flagError(err)
 		}
 		if fs.NArg() == 0 {
 			return positional, nil

@@ -21,10 +21,6 @@ func runToken(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := env.cfg.RequireDatabase(); err != nil {
-		return usageError{err.Error()}
-	}
-
 	fs := newFlagSet(env, "token "+action)
 	name := fs.String("name", "", "with create: who holds the token, as the audit log names them (required)")
 	role := fs.String("role", "", "with create: submitter, operator or admin (required)")
@@ -39,8 +35,7 @@ func runToken(ctx context.Context, env *environment, args []string) error {
 	if err := out.check(); err != nil {
 		return err
 	}
-
-	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 2})
+	db, err := openStore(ctx, env, 2)
 	if err != nil {
 		return err
 	}

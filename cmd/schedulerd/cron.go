@@ -14,7 +14,6 @@ import (
 	"github.com/schedulerd/schedulerd/cron"
 	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/retention"
-	"github.com/schedulerd/schedulerd/store"
 )
 
 // cronSettings configure the cron tasks. They are read from SCHEDULERD_* variables by
@@ -118,17 +117,13 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "retention only: print what would be deleted and the bytes freed, and change nothing")
 	values := registerCronFlags(fs, env.getenv)
 	if err := fs.Parse(args[2:]); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	settings, err := parseCronSettings(values)
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if err := env.cfg.RequireDatabase(); err != nil {
-		return usageError{err.Error()}
-	}
-
-	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 4})
+	db, err := openStore(ctx, env, 4)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -51,12 +52,16 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-// realMain returns the exit code: 0 on success, 1 when the command failed, 2 on bad usage or
-// configuration. Every failure is one line on stderr.
+// realMain returns the exit code: 0 on success and after a help request, 1 when the
+// command failed, 2 on bad usage or configuration. Every failure is one line on stderr.
 func realMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		usage(stderr)
 		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		return 0
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -74,9 +79,12 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	defer stop()
 	env := &environment{cfg: cfg, getenv: getenv, log: newLogger(cfg, stderr), stdout: stdout, stderr: stderr}
 	if err := cmd.run(ctx, env, rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // the command has printed its flags, after the settings
+		}
 		fmt.Fprintf(stderr, "schedulerd %s: %s\n", args[0], oneLine(err))
 		var usageErr usageError
-		if errors.As(err, &usageErr) || errors.Is(err, flag.ErrHelp) {
+		if errors.As(err, &usageErr) {
 			return 2
 		}
 		return 1
@@ -89,10 +97,39 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// flagError converts a flag parsing error. flag.ErrHelp (after -h) stays as it is, so that
+// realMain exits 0, and any other error becomes a usage error. Commands parse their flags
+// before they check the database URL or API token, so that -h works without them.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
+}
+
 // oneLine folds a multi-line error, such as pgx's list of connection attempts, into one
-// line, so that every failure is one line in logs.
+// line, so that every failure is one line in logs. A line that repeats an earlier one is
+// left out, because pgx lists the same failure twice when it tries TLS and then plain text
+// (sslmode=prefer, its default).
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	var b strings.Builder
+	var seen []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.Join(strings.Fields(line), " ")
+		if line == "" || slices.Contains(seen, line) {
+			continue
+		}
+		switch {
+		case b.Len() == 0:
+		case strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(line)
+		seen = append(seen, line)
+	}
+	return b.String()
 }
 
 func usage(w io.Writer) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -28,7 +29,10 @@ func TestBadConfigurationIsOneLine(t *testing.T) {
 	}{
 		{"malformed URL", "postgres://u@host:port/db", 2, "schedulerd: invalid -database-url (env SCHEDULERD_DATABASE_URL): cannot parse the URL"},
 		{"not postgres", "mysql://u@h/db", 2, "schedulerd: invalid -database-url (env SCHEDULERD_DATABASE_URL): must start with postgres://"},
-		{"unreachable", "postgres://u@127.0.0.1:1/db?connect_timeout=2", 1, "schedulerd migrate: connect to database at 127.0.0.1:1:"},
+		{"unreachable", "postgres://u@127.0.0.1:1/db?connect_timeout=2", 1,
+			"schedulerd migrate: connect to database at 127.0.0.1:1: failed to connect to `user=u database=db`: " +
+				"127.0.0.1:1 (127.0.0.1): dial error: dial tcp 127.0.0.1:1: connect: connection refused; " +
+				"check -database-url or SCHEDULERD_DATABASE_URL\n"},
 		{"missing", "", 2, "schedulerd migrate: no database configured: set SCHEDULERD_DATABASE_URL"},
 	}
 	for _, c := range cases {
@@ -44,6 +48,13 @@ func TestBadConfigurationIsOneLine(t *testing.T) {
 				t.Errorf("stderr has %d lines, want 1: %q", lines+1, stderr)
 			}
 		})
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	err := fmt.Errorf("open: %w", errors.New("failed to connect:\n\thost a: refused\n\thost a: refused\n\thost b:  timed   out\n"))
+	if got, want := oneLine(err), "open: failed to connect: host a: refused; host b: timed out"; got != want {
+		t.Errorf("oneLine = %q, want %q", got, want)
 	}
 }
 
@@ -82,11 +93,64 @@ func TestUnknownCommand(t *testing.T) {
 
 func TestRunHelpDoesNotStart(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
-	for _, args := range [][]string{{"run", "-h"}, {"run", "-bogus-flag", "extra"}} {
-		code, _, stderr := run(t, env, args...)
-		if code != 2 || !strings.Contains(stderr, "run takes only settings flags") {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming the arguments", args, code, stderr)
+	code, _, stderr := run(t, env, "run", "-h")
+	if code != 0 || !strings.Contains(stderr, "Settings of schedulerd run") || strings.Contains(stderr, `"msg"`) {
+		t.Errorf("run -h: exit %d, stderr %q; want exit 0, the settings and no log line", code, stderr)
+	}
+	code, _, stderr = run(t, env, "run", "-bogus-flag", "extra")
+	if code != 2 || !strings.Contains(stderr, `run takes only settings flags, not ["-bogus-flag" "extra"]`) {
+		t.Errorf("run -bogus-flag extra: exit %d, stderr %q; want exit 2 naming the arguments", code, stderr)
+	}
+}
+
+// TestHelpNeedsNoSettings asks each command for its flags with no database URL and no API
+// token set: the command's own flags come after the settings, and the exit code is 0.
+func TestHelpNeedsNoSettings(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // a line of the command's own flags
+	}{
+		{[]string{"report", "-h"}, "first day of the period"},
+		{[]string{"migrate", "down", "-h"}, "the version to roll back to"},
+		{[]string{"cron", "run", "retention", "-h"}, "print what would be deleted"},
+		{[]string{"replay", "-h"}, "replay only the first N GPU tasks"},
+		{[]string{"token", "create", "-h"}, "who holds the token"},
+		{[]string{"job", "submit", "-h"}, "file holding the job config as JSON"},
+		{[]string{"queue", "drain", "-h"}, "when running jobs are preempted"},
+		{[]string{"quota", "set", "-h"}, "GPU-hour budget of the period"},
+		{[]string{"project", "create", "-h"}, "organisation the project belongs to"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, stdout, stderr := run(t, nil, c.args...)
+			if code != 0 {
+				t.Errorf("exit %d, want 0; stderr %q", code, stderr)
+			}
+			settings := strings.Index(stderr, "Settings of schedulerd "+c.args[0])
+			own := strings.Index(stderr, c.want)
+			if settings < 0 || own < settings {
+				t.Errorf("stderr %q: want the settings, then %q", stderr, c.want)
+			}
+			if strings.Contains(stderr, "no database configured") || strings.Contains(stderr, "no API token") {
+				t.Errorf("stderr %q asks for a setting", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestHelpCommand(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		code, _, stderr := run(t, nil, args...)
+		if code != 0 || !strings.Contains(stderr, "usage: schedulerd COMMAND") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 0 and the usage", args, code, stderr)
 		}
+	}
+	code, _, stderr := run(t, nil)
+	if code != 2 || !strings.Contains(stderr, "usage: schedulerd COMMAND") {
+		t.Errorf("no arguments: exit %d, stderr %q; want exit 2 and the usage", code, stderr)
 	}
 }
 

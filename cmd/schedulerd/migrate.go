@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,15 +17,11 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 {
 		return usageError{"want a subcommand: up, down or status"}
 	}
-	if err := env.cfg.RequireDatabase(); err != nil {
-		return usageError{err.Error()}
-	}
-
 	fs := flag.NewFlagSet("migrate "+args[0], flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	to := fs.Int("to", -1, "with down: the version to roll back to (0 removes every table); default one step")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if *to < -1 {
 		return usageError{fmt.Sprintf("invalid -to %d: want a version from 0 up", *to)}
@@ -41,7 +36,7 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 		return usageError{fmt.Sprintf("-to applies only to migrate down, not to migrate %s", args[0])}
 	}
 
-	conn, err := connect(ctx, env.cfg.DatabaseURL)
+	conn, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -95,21 +90,4 @@ func migrateRiver(ctx context.Context, url string) error {
 	}
 	defer pool.Close()
 	return cron.MigrateRiver(ctx, pool)
-}
-
-// connect opens one connection, with a deadline so that an unreachable server fails in
-// seconds rather than hanging.
-func connect(ctx context.Context, url string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse database URL: %w", err)
-	}
-	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-
-	conn, err := pgx.ConnectConfig(dialCtx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to database at %s:%d: %w", cfg.Host, cfg.Port, err)
-	}
-	return conn, nil
 }

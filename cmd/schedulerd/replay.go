@@ -11,21 +11,16 @@ import (
 
 	"github.com/schedulerd/schedulerd/replay"
 	"github.com/schedulerd/schedulerd/replay/trace"
-	"github.com/schedulerd/schedulerd/store"
 )
 
 // runReplay is `schedulerd replay`: it replays a GPU-cluster trace through a running
 // schedulerd that uses the same database and cluster, then writes a report.
 func runReplay(ctx context.Context, env *environment, args []string) error {
-	if err := env.cfg.RequireDatabase(); err != nil {
-		return usageError{err.Error()}
-	}
 	cfg, err := parseReplayFlags(env, args)
 	if err != nil {
 		return err
 	}
-
-	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 8})
+	db, err := openStore(ctx, env, 8)
 	if err != nil {
 		return err
 	}
@@ -63,7 +58,7 @@ func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
 	pid := fs.Int("daemon-pid", 0, "PID of the schedulerd whose peak memory and CPU the report shows")
 	timeout := fs.Duration("timeout", 2*time.Hour, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return replay.Config{}, usageError{err.Error()}
+		return replay.Config{}, flagError(err)
 	}
 
 	cfg := replay.Config{NodesFile: *nodes, TasksFile: *tasks, Limit: *limit, Mode: trace.Mode(*mode),

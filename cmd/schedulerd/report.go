@@ -8,15 +8,11 @@ import (
 	"time"
 
 	"github.com/schedulerd/schedulerd/accounting"
-	"github.com/schedulerd/schedulerd/store"
 )
 
 // runReport prints GPU-hours by org and project for runs that started in a period, by
 // default the current month in UTC.
 func runReport(ctx context.Context, env *environment, args []string) error {
-	if err := env.cfg.RequireDatabase(); err != nil {
-		return usageError{err.Error()}
-	}
 	now := time.Now().UTC()
 	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 
@@ -26,7 +22,7 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 	to := fs.String("to", monthStart.AddDate(0, 1, 0).Format(time.DateOnly), "day after the period (YYYY-MM-DD, UTC)")
 	output := fs.String("o", "table", "output format: table or json")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	start, err := time.Parse(time.DateOnly, *from)
 	if err != nil {
@@ -43,7 +39,7 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 		return usageError{fmt.Sprintf("invalid -o %q: want table or json", *output)}
 	}
 
-	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: 2})
+	db, err := openStore(ctx, env, 2)
 	if err != nil {
 		return err
 	}

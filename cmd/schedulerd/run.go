@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"time"
@@ -21,22 +22,21 @@ import (
 // HTTP endpoints, until SIGINT or SIGTERM.
 func runDaemon(ctx context.Context, env *environment, args []string) error {
 	cfg := env.cfg
-	if len(args) > 0 {
-		// -h lands here too, after the settings were printed: stop rather than start.
-		return usageError{fmt.Sprintf("run takes only settings flags, not %q", args)}
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return flag.ErrHelp // the settings, run's only flags, are printed
 	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return usageError{err.Error()}
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("run takes only settings flags, not %q", args)}
 	}
 	setGCPercent(env.getenv)
 	setMemoryLimit(env.getenv, env.log)
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: 40})
+	db, err := openStore(ctx, env, 40)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := requireCurrentSchema(ctx, cfg.DatabaseURL); err != nil {
+	if err := requireCurrentSchema(ctx, env); err != nil {
 		return err
 	}
 	kube, err := newKubeClient(cfg)
@@ -112,8 +112,8 @@ func newWorkflows(ctx context.Context, env *environment, db *store.Store) (*work
 
 // requireCurrentSchema refuses to run against a database whose migrations this binary does
 // not match: an old schema lacks columns, a newer one may have changed their meaning.
-func requireCurrentSchema(ctx context.Context, url string) error {
-	conn, err := connect(ctx, url)
+func requireCurrentSchema(ctx context.Context, env *environment) error {
+	conn, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
