@@ -34,35 +34,9 @@ func ensureNodes(ctx context.Context, client kubernetes.Interface, count int) er
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return fmt.Errorf("list nodes: %w", err)
-		}
-		ready := 0
-		for _, n := range nodes.Items {
-			if nodeReady(&n) {
-				ready++
-			}
-		}
-		if ready >= count {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d bench nodes Ready after 3 minutes", ready, count)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	return sim.WaitReady(waitCtx, client, "", count)
 }
 
 // nodeCapacity returns the capacity the dispatcher would store for the bench nodes, so that

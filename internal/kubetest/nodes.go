@@ -63,7 +63,7 @@ func (e *Env) WaitNodesReady(ctx context.Context, names ...string) error {
 	}
 	record := func(obj any) {
 		if node, ok := obj.(*corev1.Node); ok {
-			ready[node.Name] = NodeReady(node)
+			ready[node.Name] = sim.NodeReady(node)
 		}
 	}
 
@@ -89,16 +89,6 @@ func (e *Env) WaitNodesReady(ctx context.Context, names ...string) error {
 		return fmt.Errorf("wait for nodes %v to be Ready (%d of %d seen Ready): %w", names, countTrue(ready), len(ready), err)
 	}
 	return nil
-}
-
-// NodeReady reports whether node has the condition Ready=True.
-func NodeReady(node *corev1.Node) bool {
-	for _, condition := range node.Status.Conditions {
-		if condition.Type == corev1.NodeReady {
-			return condition.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func countTrue(m map[string]bool) int {
