@@ -112,6 +112,9 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 		return usageError{"want: cron run partitions|retention [-dry-run] [flags]"}
 	}
 	task := args[1]
+	if task != "partitions" && task != "retention" {
+		return usageError{fmt.Sprintf("unknown cron task %q: want partitions or retention", task)}
+	}
 	fs := flag.NewFlagSet("cron run "+task, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	dryRun := fs.Bool("dry-run", false, "retention only: print what would be deleted and the bytes freed, and change nothing")
@@ -123,19 +126,17 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+
 	db, err := openStore(ctx, env, 4)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	switch task {
-	case "partitions":
+	if task == "partitions" {
 		return runPartitionsOnce(ctx, env, db.Pool(), settings)
-	case "retention":
-		return runRetentionOnce(ctx, env, db.Pool(), settings, *dryRun)
 	}
-	return usageError{fmt.Sprintf("unknown cron task %q: want partitions or retention", task)}
+	return runRetentionOnce(ctx, env, db.Pool(), settings, *dryRun)
 }
 
 func runPartitionsOnce(ctx context.Context, env *environment, pool *pgxpool.Pool, s cronSettings) error {

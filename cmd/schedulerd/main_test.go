@@ -179,6 +179,7 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		{[]string{"migrate", "up", "-to", "3"}, "-to applies only to migrate down, not to migrate up"},
 		{[]string{"migrate", "status", "-to", "0"}, "-to applies only to migrate down, not to migrate status"},
 		{[]string{"report", "-o", "yaml"}, `invalid -o "yaml": want table or json`},
+		{[]string{"cron", "run", "vacuum"}, `unknown cron task "vacuum": want partitions or retention`},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-01-01"},
 			"invalid period: -to 2026-01-01 must be after -from 2026-02-01"},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-02-01"},
