@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,26 +27,32 @@ func (r *Replayer) jobStates(ctx context.Context) ([]report.StateCount, error) {
 	})
 }
 
-// The wait of a job is from submission to the start of its first run's container.
+// sqlTierWaits measures each job's wait from submission to the first container start of
+// any of its runs, because a job whose first pod was preempted before its container
+// started has its start in a later run. A job without a start has a NULL wait, which
+// count(wait) and the percentiles skip.
 const sqlTierWaits = `
-SELECT j.tags->>'tier' AS tier, count(*)::int,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.started_at - j.created_at)),
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.started_at - j.created_at)),
-       max(extract(epoch FROM r.started_at - j.created_at))::float8
-FROM jobs j JOIN runs r ON r.job_id = j.id AND r.job_created_at = j.created_at AND r.run_number = 1
-WHERE r.started_at IS NOT NULL
-GROUP BY 1 ORDER BY 1`
+WITH waits AS (
+    SELECT j.tags->>'tier' AS tier, extract(epoch FROM min(r.started_at) - j.created_at)::float8 AS wait
+    FROM jobs j LEFT JOIN runs r ON r.job_id = j.id AND r.job_created_at = j.created_at
+    GROUP BY j.id, j.created_at, 1
+)
+SELECT tier, count(*)::int, count(wait)::int,
+       COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY wait), 0),
+       COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY wait), 0),
+       COALESCE(max(wait), 0)
+FROM waits GROUP BY 1 ORDER BY 1`
 
 func (r *Replayer) tierWaits(ctx context.Context) ([]report.TierWait, error) {
 	rows, err := r.store.Pool().Query(ctx, sqlTierWaits)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query queue waits: %w", err)
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.TierWait, error) {
 		var w report.TierWait
 		var tier *string
 		var p50, p99, most float64
-		err := row.Scan(&tier, &w.Jobs, &p50, &p99, &most)
+		err := row.Scan(&tier, &w.Jobs, &w.Started, &p50, &p99, &most)
 		if tier != nil {
 			w.Tier = *tier
 		}

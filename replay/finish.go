@@ -50,8 +50,7 @@ func (r *Replayer) writeReport(ctx context.Context, rec *recorder, started time.
 		Title:   "Trace replay of " + r.plan.source(),
 		Command: r.cfg.Command, Mode: string(r.cfg.Mode), Speedup: r.cfg.Speedup, Load: r.cfg.Load,
 		Started: started, Finished: time.Now(),
-		Tasks: report.TaskCounts{Total: r.plan.counts.total, GPU: r.plan.counts.gpu,
-			CPUOnlySkipped: r.plan.counts.cpuOnly, Submitted: submitted, Problems: r.plan.counts.problems},
+		Tasks:    r.plan.counts.reportCounts(submitted),
 		Problems: r.plan.problems,
 	}
 	if r.fillStop != "" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/replay/trace"
 )
 
@@ -16,8 +17,13 @@ type plan struct {
 	problems []string
 }
 
+// taskCounts counts trace tasks. read counts the tasks of the file up to the last GPU
+// task the run takes, and cpuOnly the CPU-only tasks among them, so that a limited run
+// does not count as skipped the tasks past its limit.
 type taskCounts struct {
-	total, gpu, cpuOnly, problems int
+	total, read, gpu, cpuOnly, problems int
+	// limit is the -limit that cut the GPU tasks short, or 0 when the run takes them all.
+	limit int
 }
 
 func loadPlan(cfg Config) (*plan, error) {
@@ -31,18 +37,7 @@ func loadPlan(cfg Config) (*plan, error) {
 	}
 
 	p := &plan{nodes: nodes}
-	p.counts.total = len(tasks)
-	gpuTasks := make([]trace.Task, 0, len(tasks))
-	for _, t := range tasks {
-		if t.IsGPU() {
-			gpuTasks = append(gpuTasks, t)
-		}
-	}
-	p.counts.cpuOnly = len(tasks) - len(gpuTasks)
-	if cfg.Limit > 0 && cfg.Limit < len(gpuTasks) {
-		gpuTasks = gpuTasks[:cfg.Limit]
-	}
-	p.counts.gpu = len(gpuTasks)
+	gpuTasks := p.takeGPUTasks(tasks, cfg.Limit)
 
 	gpuTasks = p.setAsideProblems(gpuTasks, nodes)
 	sort.SliceStable(gpuTasks, func(i, j int) bool { return gpuTasks[i].CreationTime < gpuTasks[j].CreationTime })
@@ -56,6 +51,37 @@ func loadPlan(cfg Config) (*plan, error) {
 		return nil, fmt.Errorf("plan the replay: %w", err)
 	}
 	return p, nil
+}
+
+// takeGPUTasks returns the GPU tasks in file order, at most limit of them when limit is
+// positive, and counts the tasks read: when the limit leaves GPU tasks out, the read part
+// ends with the last GPU task taken.
+func (p *plan) takeGPUTasks(tasks []trace.Task, limit int) []trace.Task {
+	p.counts.total = len(tasks)
+	p.counts.read = len(tasks)
+	var gpuTasks []trace.Task
+	lastTaken := -1
+	for i, t := range tasks {
+		if !t.IsGPU() {
+			continue
+		}
+		if limit > 0 && len(gpuTasks) == limit {
+			p.counts.read = lastTaken + 1
+			p.counts.limit = limit
+			break
+		}
+		gpuTasks = append(gpuTasks, t)
+		lastTaken = i
+	}
+	p.counts.gpu = len(gpuTasks)
+	p.counts.cpuOnly = p.counts.read - len(gpuTasks)
+	return gpuTasks
+}
+
+// reportCounts returns the counts for the report, with the number of jobs submitted.
+func (c taskCounts) reportCounts(submitted int) report.TaskCounts {
+	return report.TaskCounts{Total: c.total, Limit: c.limit, Read: c.read, GPU: c.gpu,
+		CPUOnlySkipped: c.cpuOnly, Submitted: submitted, Problems: c.problems}
 }
 
 // setAsideProblems reports the tasks that no node can hold and returns the others.

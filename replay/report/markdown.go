@@ -27,7 +27,7 @@ func renderMarkdown(d Data) string {
 	writeProjects(&b, d)
 	writeDispatch(&b, d.Dispatch)
 	writeDaemon(&b, d)
-	writeFill(&b, d.Fill)
+	writeFill(&b, d.Mode, d.Fill)
 	writeProblems(&b, d.Problems)
 
 	return b.String()
@@ -122,16 +122,27 @@ func formatFactor(v float64) string {
 	return formatTrimmed(v, 2)
 }
 
+// writeTasks writes the task counts. Under -limit it adds the count of tasks read and
+// states that the GPU and CPU-only rows count only those, not the whole trace.
 func writeTasks(b *strings.Builder, tasks TaskCounts) {
 	section(b, "Tasks")
 
 	t := newTable("Tasks", "> Count")
 	t.add("Total in the trace", formatInt(int64(tasks.Total)))
+	if tasks.Limit > 0 {
+		t.add("Read up to the limit", formatInt(int64(tasks.Read)))
+	}
 	t.add("GPU", formatInt(int64(tasks.GPU)))
 	t.add("CPU-only, skipped", formatInt(int64(tasks.CPUOnlySkipped)))
 	t.add("Submitted", formatInt(int64(tasks.Submitted)))
 	t.add("Problems, not submitted", formatInt(int64(tasks.Problems)))
 	t.write(b)
+
+	if tasks.Limit > 0 {
+		fmt.Fprintf(b, "\nThe run took the first %s GPU tasks in file order (-limit %d), so the GPU "+
+			"and CPU-only rows count only the %s tasks up to the last of them, not the whole trace.\n",
+			formatInt(int64(tasks.Limit)), tasks.Limit, formatInt(int64(tasks.Read)))
+	}
 }
 
 func writeJobs(b *strings.Builder, jobs []StateCount) {
@@ -154,6 +165,8 @@ func writeJobs(b *strings.Builder, jobs []StateCount) {
 	t.write(b)
 }
 
+// writeWaits writes the queue wait by tier. Jobs that never started have no wait, so the
+// table counts them in a column of their own, and Jobs counts every job of the tier.
 func writeWaits(b *strings.Builder, waits []TierWait) {
 	section(b, "Queue wait by priority tier")
 	if len(waits) == 0 {
@@ -161,12 +174,23 @@ func writeWaits(b *strings.Builder, waits []TierWait) {
 		return
 	}
 
-	t := newTable("Tier", "> Jobs", "> p50", "> p99", "> Max")
+	b.WriteString("The wait runs from submission to the first container start of any of the job's runs. " +
+		"A job whose first pod was preempted or unschedulable before its container started waits until a later run starts. " +
+		"Never started counts the jobs without a container start, which have no wait.\n\n")
+
+	t := newTable("Tier", "> Jobs", "> Never started", "> p50", "> p99", "> Max")
 	for _, wait := range sortedWaits(waits) {
-		t.add(wait.Tier, formatInt(int64(wait.Jobs)),
-			formatDuration(wait.P50), formatDuration(wait.P99), formatDuration(wait.Max))
+		t.add(waitRow(wait)...)
 	}
 	t.write(b)
+}
+
+func waitRow(w TierWait) []string {
+	row := []string{w.Tier, formatInt(int64(w.Jobs)), formatInt(int64(w.Jobs - w.Started))}
+	if w.Started == 0 {
+		return append(row, "n/a", "n/a", "n/a")
+	}
+	return append(row, formatDuration(w.P50), formatDuration(w.P99), formatDuration(w.Max))
 }
 
 func writeDispatch(b *strings.Builder, rate DispatchRate) {

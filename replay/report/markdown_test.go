@@ -106,3 +106,81 @@ func TestRenderSamplesOutOfOrder(t *testing.T) {
 		t.Errorf("peak is not at the first sample that reached it:\n%s", text)
 	}
 }
+
+func TestRenderTasksUnderLimit(t *testing.T) {
+	d := Data{Tasks: TaskCounts{Total: 8152, Limit: 300, Read: 341, GPU: 300, CPUOnlySkipped: 41, Submitted: 300}}
+
+	text := renderMarkdown(d)
+
+	wantLines := []string{
+		"| Total in the trace | 8,152 |",
+		"| Read up to the limit | 341 |",
+		"| GPU | 300 |",
+		"| CPU-only, skipped | 41 |",
+		"The run took the first 300 GPU tasks in file order (-limit 300), so the GPU and CPU-only rows " +
+			"count only the 341 tasks up to the last of them, not the whole trace.",
+	}
+	for _, line := range wantLines {
+		if !strings.Contains(text, "\n"+line+"\n") {
+			t.Errorf("report lacks line %q:\n%s", line, text)
+		}
+	}
+}
+
+func TestRenderTasksWithoutLimit(t *testing.T) {
+	d := Data{Tasks: TaskCounts{Total: 8152, Read: 8152, GPU: 7064, CPUOnlySkipped: 1088, Submitted: 7064}}
+
+	text := renderMarkdown(d)
+
+	if strings.Contains(text, "Read up to the limit") {
+		t.Errorf("report of a run without -limit has a row for the limit:\n%s", text)
+	}
+	if strings.Contains(text, "-limit") {
+		t.Errorf("report of a run without -limit mentions -limit:\n%s", text)
+	}
+	if !strings.Contains(text, "\n| CPU-only, skipped | 1,088 |\n") {
+		t.Errorf("report lacks the CPU-only count 1,088:\n%s", text)
+	}
+}
+
+func TestRenderFillSectionOnPacedRun(t *testing.T) {
+	text := renderMarkdown(Data{Mode: "paced"})
+
+	section := text[strings.Index(text, "## Fill mode"):strings.Index(text, "## Problems")]
+	want := "Not measured: only a fill-mode run measures this, and this run's mode was paced.\n"
+	if !strings.Contains(section, want) {
+		t.Errorf("fill section of a paced run is\n%s\nwant it to contain %q", section, want)
+	}
+	if strings.Contains(section, none) {
+		t.Errorf("fill section of a paced run says none, as if fill mode found nothing:\n%s", section)
+	}
+}
+
+func TestRenderFillSectionWithoutShares(t *testing.T) {
+	text := renderMarkdown(Data{Mode: "fill"})
+
+	want := "## Fill mode: allocation when the first task found no room\n\nnone\n"
+	if !strings.Contains(text, want) {
+		t.Errorf("fill section of a fill-mode run without GPU models does not say none:\n%s", text)
+	}
+}
+
+func TestRenderWaitsNeverStarted(t *testing.T) {
+	d := Data{Waits: []TierWait{
+		{Tier: "low", Jobs: 2948, Started: 2946, P50: time.Minute, P99: 2 * time.Minute, Max: 3 * time.Minute},
+		{Tier: "high", Jobs: 6},
+	}}
+
+	text := renderMarkdown(d)
+
+	wantLines := []string{
+		"| Tier | Jobs | Never started | p50 | p99 | Max |",
+		"| high | 6 | 6 | n/a | n/a | n/a |",
+		"| low | 2,948 | 2 | 1m00s | 2m00s | 3m00s |",
+	}
+	for _, line := range wantLines {
+		if !strings.Contains(text, "\n"+line+"\n") {
+			t.Errorf("report lacks line %q:\n%s", line, text)
+		}
+	}
+}

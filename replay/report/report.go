@@ -11,6 +11,8 @@
 // States and tiers outside those lists follow them in alphabetical order.
 // Problems keep the order of Data.Problems. A section without data still
 // appears with the single word "none", and a chart without data is not drawn.
+// The fill-mode section of a run in another mode states that the run did not
+// measure it.
 package report
 
 import (
@@ -53,7 +55,15 @@ type Data struct {
 }
 
 // TaskCounts is the number of trace tasks at each step of the replay.
-type TaskCounts struct{ Total, GPU, CPUOnlySkipped, Submitted, Problems int }
+type TaskCounts struct {
+	Total int // tasks in the trace file
+	// Limit is the -limit value when it left GPU tasks out, or 0 when the run took every
+	// GPU task. Read counts the tasks of the file up to the last GPU task taken, which is
+	// Total when Limit is 0.
+	Limit, Read int
+	// GPU and CPUOnlySkipped split the Read tasks, not the whole file.
+	GPU, CPUOnlySkipped, Submitted, Problems int
+}
 
 // StateCount is the number of jobs that ended the replay in one state.
 type StateCount struct {
@@ -61,10 +71,15 @@ type StateCount struct {
 	Jobs  int
 }
 
-// TierWait is the time that the jobs of one priority tier spent queued.
+// TierWait is the time that the jobs of one priority tier waited from
+// submission to the first container start of any of their runs. A job whose
+// first run ended before its container started (a preempted or unschedulable
+// pod) waits until a later run starts.
 type TierWait struct {
-	Tier          string
-	Jobs          int
+	Tier string
+	// Jobs is every job of the tier, and Started is those whose container
+	// started. The wait percentiles cover the Started jobs only.
+	Jobs, Started int
 	P50, P99, Max time.Duration
 }
 

@@ -20,9 +20,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata fr
 var started = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fullData returns a fill-mode replay with every field set. Rows are out of
-// order, and it contains a tier and a state outside the known lists, a model
-// without capacity and a model without samples, so that the golden file
-// shows the sorting and the fallbacks.
+// order, and it contains a tier and a state outside the known lists, a tier
+// without a started job, a model without capacity and a model without
+// samples, so that the golden file shows the sorting and the fallbacks.
 func fullData() Data {
 	problems := make([]string, 53)
 	for i := range problems {
@@ -44,11 +44,12 @@ func fullData() Data {
 			{"preempted", 0}, {"running", 248},
 		},
 		Waits: []TierWait{
-			{"low", 1801, 95 * time.Second, 42*time.Minute + 10*time.Second, 2*time.Hour + 1*time.Minute},
-			{"critical", 412, 300 * time.Millisecond, 2400 * time.Millisecond, 5*time.Second + 100*time.Millisecond},
-			{"batch", 3, 0, 200 * time.Microsecond, 999 * time.Millisecond},
-			{"normal", 3500, 12 * time.Second, 9*time.Minute + 3*time.Second, 31 * time.Minute},
-			{"high", 1295, 1500 * time.Millisecond, 48 * time.Second, 3*time.Minute + 20*time.Second},
+			{"low", 1801, 1795, 95 * time.Second, 42*time.Minute + 10*time.Second, 2*time.Hour + 1*time.Minute},
+			{"critical", 412, 412, 300 * time.Millisecond, 2400 * time.Millisecond, 5*time.Second + 100*time.Millisecond},
+			{"batch", 3, 3, 0, 200 * time.Microsecond, 999 * time.Millisecond},
+			{"normal", 3500, 3500, 12 * time.Second, 9*time.Minute + 3*time.Second, 31 * time.Minute},
+			{"high", 1295, 1295, 1500 * time.Millisecond, 48 * time.Second, 3*time.Minute + 20*time.Second},
+			{"idle", 2, 0, 0, 0, 0},
 		},
 		Samples: []Sample{
 			{At: 20 * time.Minute, AllocatedMilli: map[string]int64{"T4": 350500, "G2": 812000, "V100M16": 60000}},
@@ -203,12 +204,16 @@ func TestWriteEmptyData(t *testing.T) {
 
 	for _, heading := range []string{
 		"Jobs by end state", "Queue wait by priority tier", "GPUs allocated over time",
-		"GPU-hours by project", "Dispatch rate", "Daemon process",
-		"Fill mode: allocation when the first task found no room", "Problems",
+		"GPU-hours by project", "Dispatch rate", "Daemon process", "Problems",
 	} {
 		if !strings.Contains(text, "## "+heading+"\n\nnone\n") {
 			t.Errorf("section %q does not say none", heading)
 		}
+	}
+
+	fill := "## Fill mode: allocation when the first task found no room\n\nNot measured: "
+	if !strings.Contains(text, fill) {
+		t.Errorf("fill section of a run without a mode does not say it was not measured:\n%s", text)
 	}
 
 	if strings.Contains(text, ".png") {

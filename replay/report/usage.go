@@ -89,8 +89,19 @@ func projectRow(p ProjectUsage) []string {
 	}
 }
 
-func writeFill(b *strings.Builder, shares []ModelShare) {
+// fillMode is the Data.Mode of a fill-mode run, the only mode that measures the fill
+// section's figures.
+const fillMode = "fill"
+
+// writeFill writes the fill-mode allocation. Another mode has no such figure, so the
+// section states that instead of "none", which would read as fill mode finding nothing.
+func writeFill(b *strings.Builder, mode string, shares []ModelShare) {
 	section(b, "Fill mode: allocation when the first task found no room")
+	if mode != fillMode {
+		fmt.Fprintf(b, "Not measured: only a fill-mode run measures this, and this run's mode was %s.\n",
+			orNotRecorded(oneLine(mode)))
+		return
+	}
 	if len(shares) == 0 {
 		b.WriteString(none)
 		return

@@ -1,0 +1,122 @@
+package replay
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/internal/daemontest"
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// submitLowTask submits a one-GPU BE task (tier low) as the replay does, creating its
+// project first.
+func submitLowTask(t *testing.T, s *store.Store, name string) store.Job {
+	t.Helper()
+	task := trace.Task{Source: "tasks.csv", Name: name, CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1,
+		GPUShareMilli: 1000, QoS: trace.QoSBestEffort, Phase: trace.PhaseSucceeded, Scheduled: true,
+		DeletionTime: 100}
+	daemontest.CreateProject(t, s, string(trace.Project(task)), 1000, 10)
+	sub, _, err := Submission(trace.Entry{Task: task, Run: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := s.SubmitJob(context.Background(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+// admitJob admits the queued job on T4 and returns its new run.
+func admitJob(t *testing.T, s *store.Store, job store.Job) store.Admission {
+	t.Helper()
+	admissions, err := s.Dequeue(context.Background(), 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		for _, c := range snap.Candidates {
+			if c.JobID == job.ID {
+				hours := float64(c.GPUMilli) / 1000 * float64(c.MaxRuntimeSeconds) / 3600
+				return []store.Decision{{Candidate: c, GPUModel: "T4", GPUHoursReserved: hours}}, nil
+			}
+		}
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatalf("admit job %s: %v", job.ID, err)
+	}
+	if len(admissions) != 1 {
+		t.Fatalf("admit job %s: %d admissions, want 1", job.ID, len(admissions))
+	}
+	return admissions[0]
+}
+
+// runJob starts the run's container at start and completes it 10 seconds later.
+func runJob(t *testing.T, s *store.Store, a store.Admission, start time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.StartRun(ctx, a.RunID, start, "t4-node-0"); err != nil {
+		t.Fatal(err)
+	}
+	end := store.RunEnd{RunID: a.RunID, Status: store.RunCompleted, EndedAt: start.Add(10 * time.Second)}
+	if _, err := s.EndRun(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTierWaitsCountLaterRunStart checks the queue-wait figures of three low-tier jobs:
+// one that ran on its first run, one whose first pod was preempted before its container
+// started and whose second run started, and one still queued. Only a wait to the first
+// start of any run counts the second, and the third counts as never started.
+func TestTierWaitsCountLaterRunStart(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(pgtest.NewPool(t))
+	capacity := store.ModelCapacity{Model: "T4", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000,
+		LargestNodeCPUMilli: 96000, LargestNodeMemoryMiB: 393216}
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{capacity}); err != nil {
+		t.Fatal(err)
+	}
+
+	firstTry := submitLowTask(t, s, "task-first-try")
+	runJob(t, s, admitJob(t, s, firstTry), firstTry.CreatedAt.Add(5*time.Second))
+
+	retried := submitLowTask(t, s, "task-retried")
+	first := admitJob(t, s, retried)
+	preempted := store.RunEnd{RunID: first.RunID, Status: store.RunPreempted, EndedAt: time.Now(),
+		Reason: "unschedulable for 5m0s: 0/1 nodes are available"}
+	if _, err := s.EndRun(ctx, preempted); err != nil {
+		t.Fatal(err)
+	}
+	second := admitJob(t, s, retried)
+	if second.RunNumber != 2 {
+		t.Fatalf("second admission has run number %d, want 2", second.RunNumber)
+	}
+	runJob(t, s, second, retried.CreatedAt.Add(40*time.Second))
+
+	submitLowTask(t, s, "task-never-started")
+
+	r := &Replayer{store: s}
+	waits, err := r.tierWaits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 1 {
+		t.Fatalf("waits %+v, want one row, for tier low", waits)
+	}
+	low := waits[0]
+	if low.Tier != string(trace.TierLow) {
+		t.Errorf("tier %q, want %q", low.Tier, trace.TierLow)
+	}
+	if low.Jobs != 3 {
+		t.Errorf("jobs %d, want 3 (every job of the tier)", low.Jobs)
+	}
+	if low.Started != 2 {
+		t.Errorf("started %d, want 2 (the retried job counts by its second run)", low.Started)
+	}
+	if low.Max != 40*time.Second {
+		t.Errorf("max wait %s, want 40s (the retried job's wait to its second run's start)", low.Max)
+	}
+	if low.P50 != 22500*time.Millisecond {
+		t.Errorf("p50 %s, want 22.5s (between the waits of 5s and 40s)", low.P50)
+	}
+}
