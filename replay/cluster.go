@@ -45,7 +45,7 @@ func (r *Replayer) createNodes(ctx context.Context) error {
 		}
 	}
 	fmt.Fprintf(r.cfg.Progress, "created %d nodes; waiting until they are Ready\n", len(nodes))
-	return r.waitNodesReady(ctx, len(nodes))
+	return sim.WaitReady(ctx, r.kube, replayLabel+"=true", len(nodes))
 }
 
 func (r *Replayer) createNode(ctx context.Context, n trace.Node) error {
@@ -56,31 +56,6 @@ func (r *Replayer) createNode(ctx context.Context, n trace.Node) error {
 		return fmt.Errorf("create node %s: %w", name, err)
 	}
 	return nil
-}
-
-func (r *Replayer) waitNodesReady(ctx context.Context, want int) error {
-	for {
-		list, err := r.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: replayLabel + "=true"})
-		if err != nil {
-			return fmt.Errorf("list nodes: %w", err)
-		}
-		ready := 0
-		for _, n := range list.Items {
-			for _, c := range n.Status.Conditions {
-				if c.Type == "Ready" && c.Status == "True" {
-					ready++
-				}
-			}
-		}
-		if ready >= want {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %d nodes to be Ready (%d are): %w", want, ready, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // createProjects creates the trace's projects and quotas. Budgets are divided by the
