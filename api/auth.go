@@ -130,7 +130,7 @@ type TokenRequest struct {
 // else: the caller must show it once. The creation is audited as actor's action.
 func CreateToken(ctx context.Context, st *store.Store, req TokenRequest, now time.Time,
 	actor store.Actor) (store.Token, string, error) {
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return store.Token{}, "", err
 	}
 	for _, project := range req.Projects {
@@ -153,7 +153,8 @@ func CreateToken(ctx context.Context, st *store.Store, req TokenRequest, now tim
 	return created, secret, err
 }
 
-func (req TokenRequest) validate() error {
+// Validate checks the request without the database: the CLI calls it before it connects.
+func (req TokenRequest) Validate() error {
 	switch {
 	case req.Name == "" || len(req.Name) > 200:
 		return errors.New("token name must be 1 to 200 characters")

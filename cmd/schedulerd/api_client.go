@@ -184,6 +184,10 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // subcommand picks the action of a command such as `job submit`.
 func subcommand(args []string, command string, actions ...string) (string, []string, error) {
+	if len(args) > 0 && isHelp(args[0]) {
+		return "", nil, helpText{fmt.Sprintf("usage: schedulerd %s %s [flags]; add -h after one of them for its flags",
+			command, strings.Join(actions, "|"))}
+	}
 	if len(args) == 0 || !slices.Contains(actions, args[0]) {
 		return "", nil, usageError{fmt.Sprintf("want '%s %s'", command, strings.Join(actions, "|"))}
 	}

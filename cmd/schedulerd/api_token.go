@@ -16,6 +16,7 @@ import (
 
 // runToken is `schedulerd token create|list|revoke`. It works on the database directly, not
 // through the API, so that the first admin token can be made before any token exists.
+// Every argument is checked before it connects.
 func runToken(ctx context.Context, env *environment, args []string) error {
 	action, rest, err := subcommand(args, "token", "create", "list", "revoke")
 	if err != nil {
@@ -27,52 +28,60 @@ func runToken(ctx context.Context, env *environment, args []string) error {
 	projects := fs.String("projects", "", "with create: comma-separated projects of a submitter token")
 	ttl := fs.Duration("ttl", 0, "with create: how long the token works, such as 720h; 0 for no expiry")
 	out := output{w: env.stdout}
-	addOutputFlag(fs, &out)
-	positional, err := parseFlags(fs, rest)
+	usage := map[string]string{"create": "token create -name NAME -role ROLE [-projects P,Q] [-ttl D]",
+		"list": "token list", "revoke": "token revoke TOKEN_ID"}[action]
+	wantArgs := 0
+	if action == "revoke" {
+		wantArgs = 1
+	}
+	positional, err := parseCommand(fs, rest, &out, wantArgs, usage)
 	if err != nil {
 		return err
 	}
-	if err := out.check(); err != nil {
-		return err
+
+	switch action {
+	case "create":
+		req := api.TokenRequest{Name: *name, Role: store.Role(*role), TTL: *ttl}
+		if *projects != "" {
+			req.Projects = strings.Split(*projects, ",")
+		}
+		if err := req.Validate(); err != nil {
+			return usageError{err.Error()}
+		}
+		return withStore(ctx, env, func(db *store.Store) error { return createToken(ctx, db, req, out) })
+	case "list":
+		return withStore(ctx, env, func(db *store.Store) error { return listTokens(ctx, db, out) })
 	}
+	id, err := uuid.Parse(positional[0])
+	if err != nil {
+		return usageError{fmt.Sprintf("invalid token id %q: want a UUID", positional[0])}
+	}
+	return withStore(ctx, env, func(db *store.Store) error { return revokeToken(ctx, db, id, out) })
+}
+
+// withStore opens the database for the length of one call of do.
+func withStore(ctx context.Context, env *environment, do func(*store.Store) error) error {
 	db, err := openStore(ctx, env, 2)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	return do(db)
+}
 
-	switch action {
-	case "create":
-		if err := exactArgs(positional, 0, "token create -name NAME -role ROLE [-projects P,Q] [-ttl D]"); err != nil {
-			return err
-		}
-		req := api.TokenRequest{Name: *name, Role: store.Role(*role), TTL: *ttl}
-		if *projects != "" {
-			req.Projects = strings.Split(*projects, ",")
-		}
-		return createToken(ctx, db, req, out)
-	case "list":
-		if err := exactArgs(positional, 0, "token list"); err != nil {
-			return err
-		}
-		tokens, err := db.ListTokens(ctx)
-		if err != nil {
-			return err
-		}
-		views := make([]tokenView, len(tokens))
-		for i, t := range tokens {
-			views[i] = viewToken(t, "")
-		}
-		return out.printValue(views, printTokens)
-	}
-
-	if err := exactArgs(positional, 1, "token revoke TOKEN_ID"); err != nil {
+func listTokens(ctx context.Context, db *store.Store, out output) error {
+	tokens, err := db.ListTokens(ctx)
+	if err != nil {
 		return err
 	}
-	id, err := uuid.Parse(positional[0])
-	if err != nil {
-		return usageError{fmt.Sprintf("invalid token id %q", positional[0])}
+	views := make([]tokenView, len(tokens))
+	for i, t := range tokens {
+		views[i] = viewToken(t, "")
 	}
+	return out.printValue(views, printTokens)
+}
+
+func revokeToken(ctx context.Context, db *store.Store, id uuid.UUID, out output) error {
 	now := time.Now()
 	revoked, err := db.RevokeToken(ctx, id, now, &store.Audit{Actor: cliActor(), Action: "token.revoke", At: now})
 	if err != nil {

@@ -108,6 +108,9 @@ func parseBool(name, value string, earlier error) (bool, error) {
 // runCron is `schedulerd cron run partitions|retention [-dry-run]`: one run of a task, now,
 // by hand and without River, for operators and scripts.
 func runCron(ctx context.Context, env *environment, args []string) error {
+	if (len(args) > 0 && isHelp(args[0])) || (len(args) > 1 && args[0] == "run" && isHelp(args[1])) {
+		return helpText{"usage: schedulerd cron run partitions|retention [-dry-run] [flags]; add -h after the task for its flags"}
+	}
 	if len(args) < 2 || args[0] != "run" {
 		return usageError{"want: cron run partitions|retention [-dry-run] [flags]"}
 	}

@@ -22,8 +22,11 @@ func openStore(ctx context.Context, env *environment, maxConns int32) (*store.St
 		return nil, usageError{err.Error()}
 	}
 	db, err := store.Open(ctx, env.cfg.DatabaseURL, store.Options{MaxConns: maxConns})
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		return nil, fmt.Errorf("%w%s", err, databaseHint)
+	}
+	if err != nil {
+		return nil, err // interrupted: the URL is not to blame
 	}
 	return db, nil
 }
@@ -42,6 +45,9 @@ func connect(ctx context.Context, env *environment) (*pgx.Conn, error) {
 	defer cancel()
 
 	conn, err := pgx.ConnectConfig(dialCtx, cfg)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("connect to database at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to database at %s:%d: %w%s", cfg.Host, cfg.Port, err, databaseHint)
 	}

@@ -82,6 +82,11 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		if errors.Is(err, flag.ErrHelp) {
 			return 0 // the command has printed its flags, after the settings
 		}
+		var help helpText
+		if errors.As(err, &help) {
+			fmt.Fprintln(stderr, help.text)
+			return 0
+		}
 		fmt.Fprintf(stderr, "schedulerd %s: %s\n", args[0], oneLine(err))
 		var usageErr usageError
 		if errors.As(err, &usageErr) {
@@ -96,6 +101,17 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// helpText is the answer to -h where a command expects a subcommand, such as `job -h`: the
+// usage line of its subcommands, which realMain prints before it exits 0.
+type helpText struct{ text string }
+
+func (h helpText) Error() string { return h.text }
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
+}
 
 // flagError converts a flag parsing error. flag.ErrHelp (after -h) stays as it is, so that
 // realMain exits 0, and any other error becomes a usage error. Commands parse their flags

@@ -141,6 +141,31 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 	}
 }
 
+// TestHelpListsSubcommands asks for help where a command expects its subcommand.
+func TestHelpListsSubcommands(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "-h"}, "usage: schedulerd migrate up | down [-to VERSION] | status"},
+		{[]string{"cron", "-h"}, "usage: schedulerd cron run partitions|retention"},
+		{[]string{"cron", "run", "--help"}, "usage: schedulerd cron run partitions|retention"},
+		{[]string{"job", "-h"}, "usage: schedulerd job submit|get|list|cancel|pause|resume|explain [flags]"},
+		{[]string{"token", "-help"}, "usage: schedulerd token create|list|revoke [flags]"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, nil, c.args...)
+			if code != 0 {
+				t.Errorf("exit %d, want 0; stderr %q", code, stderr)
+			}
+			if !strings.Contains(stderr, c.want) {
+				t.Errorf("stderr %q, want it to contain %q", stderr, c.want)
+			}
+		})
+	}
+}
+
 func TestHelpCommand(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		code, _, stderr := run(t, nil, args...)
@@ -180,6 +205,9 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		{[]string{"migrate", "status", "-to", "0"}, "-to applies only to migrate down, not to migrate status"},
 		{[]string{"report", "-o", "yaml"}, `invalid -o "yaml": want table or json`},
 		{[]string{"cron", "run", "vacuum"}, `unknown cron task "vacuum": want partitions or retention`},
+		{[]string{"token", "revoke", "x"}, `invalid token id "x": want a UUID`},
+		{[]string{"token", "list", "extra"}, "usage: schedulerd token list"},
+		{[]string{"token", "create", "-name", "ana", "-role", "root"}, `invalid role "root"`},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-01-01"},
 			"invalid period: -to 2026-01-01 must be after -from 2026-02-01"},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-02-01"},

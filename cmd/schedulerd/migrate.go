@@ -17,6 +17,9 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 {
 		return usageError{"want a subcommand: up, down or status"}
 	}
+	if isHelp(args[0]) {
+		return helpText{"usage: schedulerd migrate up | down [-to VERSION] | status"}
+	}
 	fs := flag.NewFlagSet("migrate "+args[0], flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	to := fs.Int("to", -1, "with down: the version to roll back to (0 removes every table); default one step")

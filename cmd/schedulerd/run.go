@@ -22,7 +22,7 @@ import (
 // HTTP endpoints, until SIGINT or SIGTERM.
 func runDaemon(ctx context.Context, env *environment, args []string) error {
 	cfg := env.cfg
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+	if len(args) == 1 && isHelp(args[0]) {
 		return flag.ErrHelp // the settings, run's only flags, are printed
 	}
 	if len(args) > 0 {
