@@ -64,10 +64,11 @@ func runJob(t *testing.T, s *store.Store, a store.Admission, start time.Time) {
 	}
 }
 
-// TestTierWaitsCountLaterRunStart checks the queue-wait figures of three low-tier jobs:
+// TestTierWaitsCountLaterRunStart checks the queue-wait figures of four low-tier jobs:
 // one that ran on its first run, one whose first pod was preempted before its container
-// started and whose second run started, and one still queued. Only a wait to the first
-// start of any run counts the second, and the third counts as never started.
+// started and whose second run started, one whose first run started and was preempted
+// before a second run started, and one still queued. The second job's wait ends at its
+// second run's start, the third's at its first run's start, and the fourth never started.
 func TestTierWaitsCountLaterRunStart(t *testing.T) {
 	ctx := context.Background()
 	s := store.New(pgtest.NewPool(t))
@@ -93,6 +94,18 @@ func TestTierWaitsCountLaterRunStart(t *testing.T) {
 	}
 	runJob(t, s, second, retried.CreatedAt.Add(40*time.Second))
 
+	restarted := submitLowTask(t, s, "task-restarted")
+	firstRun := admitJob(t, s, restarted)
+	if err := s.StartRun(ctx, firstRun.RunID, restarted.CreatedAt.Add(8*time.Second), "t4-node-0"); err != nil {
+		t.Fatal(err)
+	}
+	evicted := store.RunEnd{RunID: firstRun.RunID, Status: store.RunPreempted,
+		EndedAt: restarted.CreatedAt.Add(20 * time.Second), Reason: "Evicted"}
+	if _, err := s.EndRun(ctx, evicted); err != nil {
+		t.Fatal(err)
+	}
+	runJob(t, s, admitJob(t, s, restarted), restarted.CreatedAt.Add(60*time.Second))
+
 	submitLowTask(t, s, "task-never-started")
 
 	r := &Replayer{store: s}
@@ -107,16 +120,17 @@ func TestTierWaitsCountLaterRunStart(t *testing.T) {
 	if low.Tier != string(trace.TierLow) {
 		t.Errorf("tier %q, want %q", low.Tier, trace.TierLow)
 	}
-	if low.Jobs != 3 {
-		t.Errorf("jobs %d, want 3 (every job of the tier)", low.Jobs)
+	if low.Jobs != 4 {
+		t.Errorf("jobs %d, want 4 (every job of the tier)", low.Jobs)
 	}
-	if low.Started != 2 {
-		t.Errorf("started %d, want 2 (the retried job counts by its second run)", low.Started)
+	if low.Started != 3 {
+		t.Errorf("started %d, want 3 (the retried job counts by its second run)", low.Started)
 	}
 	if low.Max != 40*time.Second {
-		t.Errorf("max wait %s, want 40s (the retried job's wait to its second run's start)", low.Max)
+		t.Errorf("max wait %s, want 40s (the retried job's wait to its second run's start; "+
+			"the restarted job's wait ends at its first start, 8s, not its second, 60s)", low.Max)
 	}
-	if low.P50 != 22500*time.Millisecond {
-		t.Errorf("p50 %s, want 22.5s (between the waits of 5s and 40s)", low.P50)
+	if low.P50 != 8*time.Second {
+		t.Errorf("p50 %s, want 8s (the middle of the waits of 5s, 8s and 40s)", low.P50)
 	}
 }

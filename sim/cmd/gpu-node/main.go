@@ -122,10 +122,18 @@ func (r request) check() error {
 	if len(r.names) == 0 {
 		problems = append(problems, "no node names: name one or more after the flags")
 	}
+	seen := map[string]bool{}
 	for _, name := range r.names {
-		for _, msg := range validation.IsDNS1123Subdomain(name) {
+		// The name is also the node's hostname label, so it must be a valid label value
+		// (63 characters at most) as well as a valid node name.
+		msgs := append(validation.IsDNS1123Subdomain(name), validation.IsValidLabelValue(name)...)
+		for _, msg := range msgs {
 			problems = append(problems, fmt.Sprintf("invalid node name %q: %s", name, msg))
 		}
+		if seen[name] {
+			problems = append(problems, fmt.Sprintf("node name %q given twice", name))
+		}
+		seen[name] = true
 	}
 	if r.model == "" {
 		problems = append(problems, "missing -model, such as -model A10")
@@ -176,10 +184,13 @@ func missingNodes(ctx context.Context, client kubernetes.Interface, req request)
 		gpus := node.Status.Capacity[dispatcher.GPUResource]
 		if model != req.model || gpus.Value() != int64(req.gpus) {
 			conflicts = append(conflicts, fmt.Sprintf("%s has %d %q GPUs", name, gpus.Value(), model))
+		} else if host := node.Labels[corev1.LabelHostname]; host != name {
+			// The wait selects the nodes by hostname label, which would never find this one.
+			conflicts = append(conflicts, fmt.Sprintf("%s has the hostname label %q", name, host))
 		}
 	}
 	if len(conflicts) > 0 {
-		return nil, fmt.Errorf("nodes exist with other GPUs, so none were created: %s; delete them or choose other names",
+		return nil, fmt.Errorf("nodes exist that differ from the request, so none were created: %s; delete them or choose other names",
 			strings.Join(conflicts, ", "))
 	}
 	return missing, nil

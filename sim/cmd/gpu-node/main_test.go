@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -107,6 +108,21 @@ func TestGPUNodeConflictCreatesNothing(t *testing.T) {
 	}
 }
 
+// TestGPUNodeOtherHostnameConflicts checks a node whose GPUs match but whose hostname label
+// differs from its name: the wait selects nodes by that label, so it is a conflict.
+func TestGPUNodeOtherHostnameConflicts(t *testing.T) {
+	name := uniqueName("l4")
+	node := sim.GPUNode(name, "L4", 2, 8000, 16384, map[string]string{corev1.LabelHostname: "elsewhere"})
+	if _, err := cluster.Clientset.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := runTool(t, "-model", "L4", "-gpus", "2", name)
+	if err == nil || !strings.Contains(err.Error(), name+` has the hostname label "elsewhere"`) {
+		t.Errorf("error %v, want one naming %s and its hostname label", err, name)
+	}
+}
+
 func TestGPUNodeInvalidRequestCreatesNothing(t *testing.T) {
 	good := uniqueName("v100")
 	cases := []struct {
@@ -118,6 +134,8 @@ func TestGPUNodeInvalidRequestCreatesNothing(t *testing.T) {
 		{[]string{good}, "missing -model"},
 		{[]string{"-model", "V100", "-gpus", "0", good}, "invalid resources -gpus 0"},
 		{[]string{"-model", "V100"}, "no node names"},
+		{[]string{"-model", "V100", good, good}, fmt.Sprintf("node name %q given twice", good)},
+		{[]string{"-model", "V100", good, strings.Repeat("n", 64)}, "must be no more than 63 bytes"},
 	}
 	for _, c := range cases {
 		_, err := runTool(t, c.args...)
