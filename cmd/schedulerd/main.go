@@ -59,7 +59,7 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		usage(stderr)
 		return 2
 	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if args[0] == "help" || isHelp(args[0]) {
 		usage(stderr)
 		return 0
 	}

@@ -167,7 +167,7 @@ func TestHelpListsSubcommands(t *testing.T) {
 }
 
 func TestHelpCommand(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"-help"}, {"--help"}} {
 		code, _, stderr := run(t, nil, args...)
 		if code != 0 || !strings.Contains(stderr, "usage: schedulerd COMMAND") {
 			t.Errorf("%v: exit %d, stderr %q; want exit 0 and the usage", args, code, stderr)
