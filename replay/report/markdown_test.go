@@ -159,7 +159,7 @@ func TestRenderFillSectionOnPacedRun(t *testing.T) {
 func TestRenderFillSectionWithoutShares(t *testing.T) {
 	text := renderMarkdown(Data{Mode: "fill"})
 
-	want := "## Fill mode: allocation when the first task found no room\n\nnone\n"
+	want := "## Fill mode: allocation where the fill stopped\n\nnone\n"
 	if !strings.Contains(text, want) {
 		t.Errorf("fill section of a fill-mode run without GPU models does not say none:\n%s", text)
 	}

@@ -50,7 +50,7 @@ type Data struct {
 	Projects []ProjectUsage
 	Dispatch DispatchRate
 	Daemon   ProcessUsage
-	Fill     []ModelShare // fill mode only: allocated share per model when the first task found no room
+	Fill     []ModelShare // fill mode only: allocated share per model where the fill stopped (first task without room, or the end)
 	Problems []string     // tasks reported and not submitted (unknown GPU model, larger than any node)
 }
 

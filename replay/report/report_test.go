@@ -211,7 +211,7 @@ func TestWriteEmptyData(t *testing.T) {
 		}
 	}
 
-	fill := "## Fill mode: allocation when the first task found no room\n\nNot measured: "
+	fill := "## Fill mode: allocation where the fill stopped\n\nNot measured: "
 	if !strings.Contains(text, fill) {
 		t.Errorf("fill section of a run without a mode does not say it was not measured:\n%s", text)
 	}

@@ -96,7 +96,7 @@ const fillMode = "fill"
 // writeFill writes the fill-mode allocation. Another mode has no such figure, so the
 // section states that instead of "none", which would read as fill mode finding nothing.
 func writeFill(b *strings.Builder, mode string, shares []ModelShare) {
-	section(b, "Fill mode: allocation when the first task found no room")
+	section(b, "Fill mode: allocation where the fill stopped")
 	if mode != fillMode {
 		fmt.Fprintf(b, "Not measured: only a fill-mode run measures this, and this run's mode was %s.\n",
 			orNotRecorded(oneLine(mode)))
