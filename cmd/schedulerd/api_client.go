@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -70,7 +72,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any, hea
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, c.base+path, err)
+		return nil, c.requestError(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -81,6 +83,19 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any, hea
 		return nil, newProblemError(resp.StatusCode, data)
 	}
 	return data, nil
+}
+
+// requestError describes a request that got no response. The transport's error repeats the
+// method and URL, so only its cause is kept, and the hint names the setting of the URL.
+func (c *apiClient) requestError(ctx context.Context, method, path string, err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", method, c.base+path, err)
+	}
+	return fmt.Errorf("%s %s: %w\ncheck SCHEDULERD_API_URL (default http:// and -http-addr)", method, c.base+path, err)
 }
 
 // problemError is an error response of the API.
@@ -171,8 +186,8 @@ func (o output) printValue(v any, table func(*tabwriter.Writer, any)) error {
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, flagError(err)
+		if err := parseFlagSet(fs, args); err != nil {
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
@@ -180,6 +195,39 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// parseNoArgs parses the flags of a command that takes no positional arguments, and
+// rejects any, so that flags after a stray argument are not silently ignored.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q: %s takes flags only", positional, fs.Name())}
+	}
+	return nil
+}
+
+// parseFlagSet parses args with fs and returns a flagError. On a bad flag the flag package
+// prints the whole flag list after the message, so its output is discarded and the
+// message comes back as one line. After -h the list goes to the flag set's output.
+func parseFlagSet(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
+
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+	}
+	if err != nil {
+		return flagError(err)
+	}
+	return nil
 }
 
 // subcommand picks the action of a command such as `job submit`.

@@ -122,8 +122,8 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 	fs.SetOutput(env.stderr)
 	dryRun := fs.Bool("dry-run", false, "retention only: print what would be deleted and the bytes freed, and change nothing")
 	values := registerCronFlags(fs, env.getenv)
-	if err := fs.Parse(args[2:]); err != nil {
-		return flagError(err)
+	if err := parseNoArgs(fs, args[2:]); err != nil {
+		return err
 	}
 	settings, err := parseCronSettings(values)
 	if err != nil {

@@ -166,6 +166,36 @@ func TestHelpListsSubcommands(t *testing.T) {
 	}
 }
 
+// TestFlagErrorIsOneLine checks that a bad flag value gives one line naming it, not the
+// flag list that the flag package prints after the message.
+func TestFlagErrorIsOneLine(t *testing.T) {
+	code, _, stderr := run(t, nil, "job", "submit", "-project", "p", "-type", "t", "-config", "f", "-priority", "abc")
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if want := "schedulerd job: invalid value \"abc\" for flag -priority: parse error\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
+// TestUnreachableAPINamesURLSetting points the CLI at a closed port.
+func TestUnreachableAPINamesURLSetting(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", "SCHEDULERD_API_URL": "http://127.0.0.1:1"}
+	orig := getenv
+	getenv = func(k string) string { return env[k] }
+	defer func() { getenv = orig }()
+
+	code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
+		"dial tcp 127.0.0.1:1: connect: connection refused; check SCHEDULERD_API_URL (default http:// and -http-addr)\n"
+	if stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
 func TestHelpCommand(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"-help"}, {"--help"}} {
 		code, _, stderr := run(t, nil, args...)
@@ -206,6 +236,13 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		{[]string{"report", "-o", "yaml"}, `invalid -o "yaml": want table or json`},
 		{[]string{"cron", "run", "vacuum"}, `unknown cron task "vacuum": want partitions or retention`},
 		{[]string{"token", "revoke", "x"}, `invalid token id "x": want a UUID`},
+		{[]string{"report", "extra", "-o", "json"}, `unexpected arguments ["extra"]: report takes flags only`},
+		{[]string{"cron", "run", "partitions", "extra", "-dry-run"},
+			`unexpected arguments ["extra"]: cron run partitions takes flags only`},
+		{[]string{"replay", "-trace-dir", "traces", "extra", "-limit", "1"},
+			`unexpected arguments ["extra"]: replay takes flags only`},
+		{[]string{"migrate", "up", "extra"}, `unexpected arguments ["extra"]: migrate up takes flags only`},
+		{[]string{"migrate", "down", "-to", "-1"}, "invalid -to -1: want a version from 0 up"},
 		{[]string{"token", "list", "extra"}, "usage: schedulerd token list"},
 		{[]string{"token", "create", "-name", "ana", "-role", "root"}, `invalid role "root"`},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-01-01"},
@@ -218,6 +255,9 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 			code, _, stderr := run(t, env, c.args...)
 			if code != 2 {
 				t.Errorf("exit code %d, want 2; stderr %q", code, stderr)
+			}
+			if lines := strings.Count(strings.TrimRight(stderr, "\n"), "\n"); lines != 0 {
+				t.Errorf("stderr has %d lines, want 1: %q", lines+1, stderr)
 			}
 			if !strings.Contains(stderr, c.want) {
 				t.Errorf("stderr %q, want it to contain %q", stderr, c.want)

@@ -12,6 +12,14 @@ import (
 	"github.com/schedulerd/schedulerd/migrations"
 )
 
+// flagSet reports whether the command line set the named flag, so that a value given on
+// purpose is not mistaken for the default.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // runMigrate applies, rolls back or reports the schema migrations.
 func runMigrate(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 {
@@ -23,19 +31,16 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	fs := flag.NewFlagSet("migrate "+args[0], flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	to := fs.Int("to", -1, "with down: the version to roll back to (0 removes every table); default one step")
-	if err := fs.Parse(args[1:]); err != nil {
-		return flagError(err)
+	if err := parseNoArgs(fs, args[1:]); err != nil {
+		return err
 	}
-	if *to < -1 {
+	if flagSet(fs, "to") && *to < 0 {
 		return usageError{fmt.Sprintf("invalid -to %d: want a version from 0 up", *to)}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	switch {
 	case args[0] != "up" && args[0] != "down" && args[0] != "status":
 		return usageError{fmt.Sprintf("unknown migrate subcommand %q: want up, down or status", args[0])}
-	case args[0] != "down" && *to != -1:
+	case args[0] != "down" && flagSet(fs, "to"):
 		return usageError{fmt.Sprintf("-to applies only to migrate down, not to migrate %s", args[0])}
 	}
 

@@ -57,8 +57,8 @@ func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
 	reportDir := fs.String("report-dir", "", "folder for report.md and its plots (default out/replay-TIME)")
 	pid := fs.Int("daemon-pid", 0, "PID of the schedulerd whose peak memory and CPU the report shows")
 	timeout := fs.Duration("timeout", 2*time.Hour, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return replay.Config{}, flagError(err)
+	if err := parseNoArgs(fs, args); err != nil {
+		return replay.Config{}, err
 	}
 
 	cfg := replay.Config{NodesFile: *nodes, TasksFile: *tasks, Limit: *limit, Mode: trace.Mode(*mode),

@@ -21,8 +21,8 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 	from := fs.String("from", monthStart.Format(time.DateOnly), "first day of the period (YYYY-MM-DD, UTC)")
 	to := fs.String("to", monthStart.AddDate(0, 1, 0).Format(time.DateOnly), "day after the period (YYYY-MM-DD, UTC)")
 	output := fs.String("o", "table", "output format: table or json")
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	start, err := time.Parse(time.DateOnly, *from)
 	if err != nil {

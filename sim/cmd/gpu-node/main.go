@@ -82,8 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := sim.WaitReady(waitCtx, client, selector, len(req.names)); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d nodes Ready with %d %s GPUs each (%d created, %d existed): %s\n",
-		len(req.names), req.gpus, req.model, len(missing), len(req.names)-len(missing), strings.Join(req.names, " "))
+	fmt.Fprintf(stdout, "Ready with %d %s GPUs each (%d created, %d existed): %s\n",
+		req.gpus, req.model, len(missing), len(req.names)-len(missing), strings.Join(req.names, " "))
 	return nil
 }
 
@@ -96,7 +96,7 @@ func parseRequest(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	req := request{}
 	fs.StringVar(&req.kubeconfig, "kubeconfig", getenv("SCHEDULERD_KUBECONFIG"),
-		"kubeconfig of the cluster (default $SCHEDULERD_KUBECONFIG)")
+		"kubeconfig of the cluster; SCHEDULERD_KUBECONFIG sets the default")
 	fs.StringVar(&req.model, "model", "", "GPU model of the nodes, as jobs name it in gpu_models (required)")
 	fs.IntVar(&req.gpus, "gpus", 8, "GPUs per node")
 	fs.Int64Var(&req.cpuMilli, "cpu-milli", 64_000, "CPU per node, in thousandths of a core")
@@ -180,13 +180,8 @@ func missingNodes(ctx context.Context, client kubernetes.Interface, req request)
 		if err != nil {
 			return nil, fmt.Errorf("read node %s: %w", name, err)
 		}
-		model := node.Labels[dispatcher.GPUModelLabel]
-		gpus := node.Status.Capacity[dispatcher.GPUResource]
-		if model != req.model || gpus.Value() != int64(req.gpus) {
-			conflicts = append(conflicts, fmt.Sprintf("%s has %d %q GPUs", name, gpus.Value(), model))
-		} else if host := node.Labels[corev1.LabelHostname]; host != name {
-			// The wait selects the nodes by hostname label, which would never find this one.
-			conflicts = append(conflicts, fmt.Sprintf("%s has the hostname label %q", name, host))
+		if conflict := compareNode(node, req); conflict != "" {
+			conflicts = append(conflicts, name+" "+conflict)
 		}
 	}
 	if len(conflicts) > 0 {
@@ -194,4 +189,24 @@ func missingNodes(ctx context.Context, client kubernetes.Interface, req request)
 			strings.Join(conflicts, ", "))
 	}
 	return missing, nil
+}
+
+// compareNode returns how an existing node differs from the request, or "" when it matches.
+func compareNode(node *corev1.Node, req request) string {
+	model := node.Labels[dispatcher.GPUModelLabel]
+	gpus := node.Status.Capacity[dispatcher.GPUResource]
+	cpu := node.Status.Capacity[corev1.ResourceCPU]
+	memory := node.Status.Capacity[corev1.ResourceMemory]
+	switch {
+	case model != req.model || gpus.Value() != int64(req.gpus):
+		return fmt.Sprintf("has %d %q GPUs", gpus.Value(), model)
+	case cpu.MilliValue() != req.cpuMilli:
+		return fmt.Sprintf("has %d CPU millicores", cpu.MilliValue())
+	case memory.Value() != req.memoryMiB<<20:
+		return fmt.Sprintf("has %d MiB of memory", memory.Value()>>20)
+	case node.Labels[corev1.LabelHostname] != node.Name:
+		// The wait selects the nodes by hostname label, which would never find this one.
+		return fmt.Sprintf("has the hostname label %q", node.Labels[corev1.LabelHostname])
+	}
+	return ""
 }

@@ -63,7 +63,7 @@ func TestGPUNodeCreatesReadyNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "(2 created, 0 existed)"; !strings.Contains(out, want) {
+	if want := "Ready with 4 A10 GPUs each (2 created, 0 existed): " + a + " " + b + "\n"; out != want {
 		t.Errorf("output %q, want %q", out, want)
 	}
 	for _, name := range []string{a, b} {
@@ -106,6 +106,15 @@ func TestGPUNodeConflictCreatesNothing(t *testing.T) {
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("node %s after the conflict: err %v, want NotFound", fresh, err)
 	}
+
+	_, err = runTool(t, "-model", "T4", "-gpus", "1", "-cpu-milli", "32000", existing)
+	if err == nil || !strings.Contains(err.Error(), existing+" has 64000 CPU millicores") {
+		t.Errorf("error %v, want one naming %s and its 64000 CPU millicores", err, existing)
+	}
+	_, err = runTool(t, "-model", "T4", "-gpus", "1", "-memory-mib", "1024", existing)
+	if err == nil || !strings.Contains(err.Error(), existing+" has 262144 MiB of memory") {
+		t.Errorf("error %v, want one naming %s and its 262144 MiB", err, existing)
+	}
 }
 
 // TestGPUNodeOtherHostnameConflicts checks a node whose GPUs match but whose hostname label
@@ -117,7 +126,7 @@ func TestGPUNodeOtherHostnameConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := runTool(t, "-model", "L4", "-gpus", "2", name)
+	_, err := runTool(t, "-model", "L4", "-gpus", "2", "-cpu-milli", "8000", "-memory-mib", "16384", name)
 	if err == nil || !strings.Contains(err.Error(), name+` has the hostname label "elsewhere"`) {
 		t.Errorf("error %v, want one naming %s and its hostname label", err, name)
 	}
