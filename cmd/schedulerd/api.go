@@ -418,7 +418,7 @@ func printExplanation(tw *tabwriter.Writer, v any) {
 	}
 	fmt.Fprintf(tw, "drained\t%s\n", yesNo(e.Drained))
 	for _, m := range e.GPUModels {
-		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d nodes, at most %s on one node\n", m.Model,
+		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d nodes; the largest node has %s in all\n", m.Model,
 			gpus(int(m.FreeMilli)), gpus(int(m.CapacityMilli)), m.Nodes, gpus(int(m.LargestNodeMilli)))
 	}
 	fmt.Fprintf(tw, "wait reason\t%s\n", orDash(e.WaitReason, plain))

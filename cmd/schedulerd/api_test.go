@@ -85,7 +85,7 @@ func TestAPISession(t *testing.T) {
 
 	explained := s.ok("job", "explain", job.ID.String())
 	for _, want := range []string{"blockers     concurrency limit reached", "slots        0 of 0 free",
-		"model A10    16 of 16 GPUs free on 2 nodes, at most 8 on one node"} {
+		"model A10    16 of 16 GPUs free on 2 nodes; the largest node has 8 in all"} {
 		if !strings.Contains(explained, want) {
 			t.Errorf("job explain printed:\n%s\nwant a line with %q", explained, want)
 		}
