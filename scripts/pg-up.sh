@@ -5,9 +5,21 @@
 # fsync is off: the data is for tests and demos only and does not survive a machine crash.
 set -euo pipefail
 
-dir=${1:?usage: pg-up.sh DIR}
+if [ $# -ne 1 ]; then
+  echo "usage: pg-up.sh DIR" >&2
+  exit 2
+fi
+dir=$1
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+
+if [ -f "$dir/data/postmaster.pid" ]; then
+  running=$(head -n 1 "$dir/data/postmaster.pid")
+  if kill -0 "$running" 2>/dev/null; then
+    echo "pg-up: a server already runs in $dir (pid $running); stop it with pg-down.sh $dir" >&2
+    exit 1
+  fi
+fi
 
 bindir=${SCHEDULERD_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 if [ ! -x "$bindir/initdb" ]; then
@@ -25,6 +37,10 @@ as_postgres() {
 
 if [ "$(id -u)" = 0 ]; then
   chown postgres: "$dir"
+  if ! runuser -u postgres -- test -w "$dir"; then
+    echo "pg-up: user postgres cannot reach $dir; make its parent folders readable to all (chmod 755)" >&2
+    exit 1
+  fi
 fi
 
 if [ ! -f "$dir/data/PG_VERSION" ]; then
