@@ -109,6 +109,12 @@ func parseRequest(args []string, getenv func(string) string, stderr io.Writer) (
 		return req, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	req.names = fs.Args()
+	for _, name := range req.names {
+		// The flag package stops at the first name, so a later flag would read as a name.
+		if strings.HasPrefix(name, "-") {
+			return req, fmt.Errorf("%w: flag %s after the node names: put the flags first", errUsage, name)
+		}
+	}
 	return req, req.check()
 }
 

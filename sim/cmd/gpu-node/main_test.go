@@ -143,6 +143,7 @@ func TestGPUNodeInvalidRequestCreatesNothing(t *testing.T) {
 		{[]string{good}, "missing -model"},
 		{[]string{"-model", "V100", "-gpus", "0", good}, "invalid resources -gpus 0"},
 		{[]string{"-model", "V100"}, "no node names"},
+		{[]string{good, "-model", "V100"}, "flag -model after the node names: put the flags first"},
 		{[]string{"-model", "V100", good, good}, fmt.Sprintf("node name %q given twice", good)},
 		{[]string{"-model", "V100", good, strings.Repeat("n", 64)}, "must be no more than 63 bytes"},
 	}
