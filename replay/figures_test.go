@@ -64,11 +64,10 @@ func runJob(t *testing.T, s *store.Store, a store.Admission, start time.Time) {
 	}
 }
 
-// TestTierWaitsCountLaterRunStart checks the queue-wait figures of four low-tier jobs:
-// one that ran on its first run, one whose first pod was preempted before its container
-// started and whose second run started, one whose first run started and was preempted
-// before a second run started, and one still queued. The second job's wait ends at its
-// second run's start, the third's at its first run's start, and the fourth never started.
+// TestTierWaitsCountLaterRunStart checks the queue-wait figures of four low-tier jobs.
+// The first ran on its first run. The second's first pod was preempted before its container
+// started, so its wait ends at its second run's start. The third's first run started and
+// was evicted, so its wait ends at that first start. The fourth is still queued.
 func TestTierWaitsCountLaterRunStart(t *testing.T) {
 	ctx := context.Background()
 	s := store.New(pgtest.NewPool(t))

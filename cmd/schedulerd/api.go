@@ -24,10 +24,7 @@ func runJob(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := newAPIClient(env)
-	if err != nil {
-		return err
-	}
+	client := newAPIClient(env)
 	switch action {
 	case "submit":
 		return submitJob(ctx, env, client, rest)
@@ -200,10 +197,7 @@ func runQueue(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := newAPIClient(env)
-	if err != nil {
-		return err
-	}
+	client := newAPIClient(env)
 
 	fs := newFlagSet(env, "queue "+action)
 	deadline := fs.String("deadline", "",
@@ -279,10 +273,7 @@ func runQuota(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := newAPIClient(env)
-	if err != nil {
-		return err
-	}
+	client := newAPIClient(env)
 
 	fs := newFlagSet(env, "quota "+action)
 	budget := fs.Float64("budget", 0, "with set: GPU-hour budget of the period")
@@ -351,10 +342,7 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := newAPIClient(env)
-	if err != nil {
-		return err
-	}
+	client := newAPIClient(env)
 
 	fs := newFlagSet(env, "project create")
 	req := api.ProjectRequest{}

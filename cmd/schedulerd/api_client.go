@@ -35,13 +35,13 @@ type apiClient struct {
 // newAPIClient reads SCHEDULERD_API_URL (default: http:// and the configured HTTP address)
 // and SCHEDULERD_TOKEN. A missing token fails the first call rather than this, so that a
 // subcommand's -h and its argument checks work without one.
-func newAPIClient(env *environment) (*apiClient, error) {
+func newAPIClient(env *environment) *apiClient {
 	base := getenv("SCHEDULERD_API_URL")
 	if base == "" {
 		base = "http://" + env.cfg.HTTPAddr
 	}
 	return &apiClient{base: strings.TrimRight(base, "/"), token: getenv("SCHEDULERD_TOKEN"),
-		http: &http.Client{Timeout: 30 * time.Second}}, nil
+		http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // call sends body as JSON (none when nil) and returns the response body. A response that

@@ -102,13 +102,13 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// helpText is the answer to -h where a command expects a subcommand, such as `job -h`: the
-// usage line of its subcommands, which realMain prints before it exits 0.
+// helpText is the usage line of a command's subcommands. A command returns it for -h in
+// place of a subcommand, such as `job -h`, and realMain prints it and exits 0.
 type helpText struct{ text string }
 
 func (h helpText) Error() string { return h.text }
 
-// isHelp reports whether arg asks for help.
+// isHelp reports whether arg is a help flag.
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help"
 }

@@ -103,8 +103,8 @@ func TestRunHelpDoesNotStart(t *testing.T) {
 	}
 }
 
-// TestHelpNeedsNoSettings asks each command for its flags with no database URL and no API
-// token set: the command's own flags come after the settings, and the exit code is 0.
+// TestHelpNeedsNoSettings runs each command with -h and no database URL or API token set.
+// The command's own flags follow the settings, and the exit code is 0.
 func TestHelpNeedsNoSettings(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -141,7 +141,7 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 	}
 }
 
-// TestHelpListsSubcommands asks for help where a command expects its subcommand.
+// TestHelpListsSubcommands passes -h in place of a command's subcommand.
 func TestHelpListsSubcommands(t *testing.T) {
 	cases := []struct {
 		args []string
