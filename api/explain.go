@@ -103,7 +103,7 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 // explain turns the facts into the response. It mirrors the checks of scheduler.Policy.
 func explain(f store.JobExplanation) Explanation {
 	j := f.Job
-	e := Explanation{JobID: j.ID, Project: j.ProjectID, Status: string(j.Status), WaitReason: j.WaitReason,
+	e := Explanation{JobID: j.ID, Project: j.ProjectID, Status: string(j.Status), WaitReason: waitReason(j),
 		GPUMilli: j.GPUMilli, CPUMilli: f.CPUMilli, MemoryMiB: f.MemoryMiB, GPUModels: allowedModels(j, f.Models),
 		Blockers: []string{}}
 	if f.Position != nil {

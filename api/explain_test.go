@@ -70,6 +70,19 @@ func TestExplainWaitingJob(t *testing.T) {
 	if e.Status != "running" || e.Position != nil || len(e.Blockers) != 0 {
 		t.Errorf("a running job: status %s, position %+v, blockers %q; want running, none, none", e.Status, e.Position, e.Blockers)
 	}
+
+	// A row from before the store cleared reasons on leaving the queue: the API hides the
+	// stale reason of a job that is no longer queued.
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE jobs SET wait_reason = $2 WHERE id = $1`,
+		running[0].ID, scheduler.ReasonBudget); err != nil {
+		t.Fatal(err)
+	}
+	var shown api.Job
+	f.do(f.submitter, "GET", "/v1/jobs/"+running[0].ID.String(), nil).want(200).decode(&shown)
+	if e = f.explain(f.submitter, running[0]); e.WaitReason != nil || shown.WaitReason != nil {
+		t.Errorf("a running job with a stale reason: explain shows %v, the job shows %v; want neither",
+			e.WaitReason, shown.WaitReason)
+	}
 }
 
 func TestExplainCapacityBlockers(t *testing.T) {

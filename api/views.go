@@ -55,7 +55,7 @@ func jobView(j store.Job) Job {
 		Priority: j.Priority, Config: j.ConfigJSON, Tags: j.Tags, ParentJobID: j.ParentJobID,
 		IdempotencyKey: j.IdempotencyKey, GPUMilli: j.GPUMilli, GPUModels: models,
 		MaxRuntimeSeconds: j.MaxRuntimeSeconds, MaxAttempts: j.MaxAttempts, Attempts: j.Attempts,
-		RunCount: j.RunCount, WaitReason: j.WaitReason, ErrorMessage: j.ErrorMessage,
+		RunCount: j.RunCount, WaitReason: waitReason(j), ErrorMessage: j.ErrorMessage,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
 		SubmittedBy: j.SubmittedBy, TemporalWorkflowID: j.TemporalWorkflowID, Result: nullToAbsent(j.Result),
 	}
@@ -185,4 +185,14 @@ func auditView(r store.AuditRecord) AuditRecord {
 	}
 	return AuditRecord{ID: r.ID, At: r.At, Actor: r.Actor, Role: string(r.Role), Action: r.Action,
 		Project: r.ProjectID, JobID: r.JobID, Before: before, After: after}
+}
+
+// waitReason is the job's wait reason while it is queued, and nil otherwise. Rows written
+// before the store cleared the reason on leaving the queue still carry the last one, which
+// says nothing true about a job that runs, is paused or has ended.
+func waitReason(j store.Job) *string {
+	if j.Status != store.JobQueued {
+		return nil
+	}
+	return j.WaitReason
 }

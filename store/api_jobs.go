@@ -92,7 +92,9 @@ const sqlSetJobStatus = `
 UPDATE jobs j SET status = $4,
     completed_at = CASE WHEN $4::job_status IN ('completed', 'failed', 'cancelled', 'eval_failed')
                         THEN $5 ELSE j.completed_at END,
-    wait_reason = CASE WHEN $4::job_status = 'queued' THEN NULL ELSE j.wait_reason END
+    -- A reason is the scheduler's, from its last look at a queued job: a job that leaves the
+    -- queue has none, and one that comes back gets a fresh one at the next dequeue.
+    wait_reason = NULL
 WHERE j.id = $1 AND j.created_at = $2 AND j.status = $3
   AND ($4::job_status <> 'queued' OR NOT EXISTS (
       SELECT 1 FROM runs r

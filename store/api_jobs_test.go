@@ -65,9 +65,15 @@ func TestSetJobStatusGuards(t *testing.T) {
 	if _, err := s.SetJobStatus(ctx, job.Ref(), store.JobQueued, store.JobCompleted, now, nil); !errors.Is(err, store.ErrIllegalTransition) {
 		t.Errorf("queued to completed: %v, want ErrIllegalTransition", err)
 	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = 'concurrency limit reached'`); err != nil {
+		t.Fatal(err)
+	}
 	paused, err := s.SetJobStatus(ctx, job.Ref(), store.JobQueued, store.JobPaused, now, nil)
 	if err != nil || paused.Status != store.JobPaused {
 		t.Fatalf("pause: %v, status %s", err, paused.Status)
+	}
+	if paused.WaitReason != nil {
+		t.Errorf("paused job keeps the wait reason %q of the queue, want none", *paused.WaitReason)
 	}
 	if n := countRows(t, s, `SELECT count(*) FROM job_queue`); n != 0 {
 		t.Errorf("%d job_queue rows after the pause, want 0", n)

@@ -292,7 +292,7 @@ func (s *Store) GetJob(ctx context.Context, id uuid.UUID) (Job, error) {
 }
 
 const sqlTransitionJob = `
-UPDATE jobs SET status = $4, error_message = COALESCE($5, error_message),
+UPDATE jobs SET status = $4, error_message = COALESCE($5, error_message), wait_reason = NULL,
     started_at = CASE WHEN $4::job_status = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
     completed_at = CASE WHEN $4::job_status IN ('completed', 'failed', 'cancelled', 'eval_failed')
                         THEN now() ELSE completed_at END

@@ -71,8 +71,10 @@ UPDATE jobs SET
     -- A completed job keeps no error from an earlier, preempted or failed run.
     error_message = CASE WHEN $3 IN ('failed', 'preempted') THEN $5
                          WHEN $3 = 'completed' THEN NULL ELSE error_message END,
+    -- Only a job that goes back to the queue gets a wait reason.
     wait_reason = CASE WHEN $3 = 'preempted' THEN 'requeued after preemption: ' || $5
-                       WHEN $3 = 'failed' THEN 'retrying after failure: ' || $5 END,
+                       WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts
+                       THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
                         THEN $6 ELSE completed_at END
 WHERE id = $1 AND created_at = $2 AND status = 'running' AND $3 <> 'cancelled'

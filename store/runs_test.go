@@ -93,11 +93,17 @@ func TestRunEndMovesJob(t *testing.T) {
 		end         store.RunEnd
 		wantJob     store.JobStatus
 		wantTries   int
+		// wantReason is the job's wait reason afterwards; only a requeued job has one.
+		wantReason string
 	}{
-		{"retryable failure with attempts left", 3, store.RunEnd{Status: store.RunFailed, Retryable: true, Reason: "OOMKilled"}, store.JobQueued, 1},
-		{"failure on the last attempt", 1, store.RunEnd{Status: store.RunFailed, Retryable: true, Reason: "Error"}, store.JobFailed, 1},
-		{"non-retryable failure", 3, store.RunEnd{Status: store.RunFailed, Retryable: false, Reason: "ErrImagePull"}, store.JobFailed, 1},
-		{"preemption uses no attempt", 1, store.RunEnd{Status: store.RunPreempted, Reason: "Evicted"}, store.JobQueued, 0},
+		{"retryable failure with attempts left", 3, store.RunEnd{Status: store.RunFailed, Retryable: true, Reason: "OOMKilled"},
+			store.JobQueued, 1, "retrying after failure: OOMKilled"},
+		{"failure on the last attempt", 1, store.RunEnd{Status: store.RunFailed, Retryable: true, Reason: "Error"},
+			store.JobFailed, 1, ""},
+		{"non-retryable failure", 3, store.RunEnd{Status: store.RunFailed, Retryable: false, Reason: "ErrImagePull"},
+			store.JobFailed, 1, ""},
+		{"preemption uses no attempt", 1, store.RunEnd{Status: store.RunPreempted, Reason: "Evicted"},
+			store.JobQueued, 0, "requeued after preemption: Evicted"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,6 +119,9 @@ func TestRunEndMovesJob(t *testing.T) {
 			job, _ := s.GetJob(ctx, a.Job.ID)
 			if result.JobStatus != c.wantJob || job.Status != c.wantJob || job.Attempts != c.wantTries {
 				t.Errorf("job %s with %d attempts (result %s), want %s with %d", job.Status, job.Attempts, result.JobStatus, c.wantJob, c.wantTries)
+			}
+			if got := deref(job.WaitReason); got != c.wantReason {
+				t.Errorf("wait reason %q, want %q", got, c.wantReason)
 			}
 			if result.GPUHoursUsed != 0 {
 				t.Errorf("a run that never started used %v GPU-hours, want 0", result.GPUHoursUsed)
@@ -153,4 +162,12 @@ func TestCompletionClearsEarlierError(t *testing.T) {
 	if job.Status != store.JobCompleted || job.ErrorMessage != nil {
 		t.Errorf("job %s with error %v, want completed without an error", job.Status, job.ErrorMessage)
 	}
+}
+
+// deref is *s, or "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
