@@ -61,7 +61,8 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, caller *prin
 // DrainRequest is the optional body of POST /v1/queues/{project}/drain.
 type DrainRequest struct {
 	// Deadline, an RFC 3339 time, is when the dispatcher preempts the queue's running jobs
-	// (they are queued again). Without it they run to their end.
+	// (they are queued again); a time already past preempts them at once. Without it they
+	// run to their end.
 	Deadline string `json:"deadline,omitempty"`
 }
 
@@ -126,14 +127,24 @@ type ReprioritizeRequest struct {
 	Delta *int `json:"delta"`
 }
 
+// MaxPriorityDelta bounds ReprioritizeRequest.Delta either way: it moves a priority across
+// the whole range 0..100 and no further.
+const MaxPriorityDelta = 100
+
+// ValidDelta reports whether delta is a valid ReprioritizeRequest.Delta: non-zero and at most
+// MaxPriorityDelta either way. The CLI checks it too, before it calls the API.
+func ValidDelta(delta int) bool {
+	return delta != 0 && delta >= -MaxPriorityDelta && delta <= MaxPriorityDelta
+}
+
 func (s *Server) reprioritizeQueue(w http.ResponseWriter, r *http.Request, caller *principal) error {
 	project := r.PathValue("project")
 	var req ReprioritizeRequest
 	if err := s.decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Delta == nil || *req.Delta == 0 || *req.Delta < -100 || *req.Delta > 100 {
-		return invalid("delta", "required, a non-zero integer from -100 to 100")
+	if req.Delta == nil || !ValidDelta(*req.Delta) {
+		return invalid("delta", "required, a non-zero integer from -%d to %d", MaxPriorityDelta, MaxPriorityDelta)
 	}
 	if err := s.requireProjectExists(r, project); err != nil {
 		return err

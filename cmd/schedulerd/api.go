@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/schedulerd/schedulerd/api"
 )
 
@@ -117,11 +119,14 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 			return nil
 		})
 	}
-	limit := fs.Int("limit", 50, "jobs per page, at most 500")
+	limit := fs.Int("limit", 50, fmt.Sprintf("jobs per page, at most %d", api.MaxPageSize))
 	all := fs.Bool("all", false, "follow next pages to the end")
 	out := output{w: env.stdout}
 	if _, err := parseCommand(fs, args, &out, 0, "job list [-project P] [-status S] [-limit N] [-all]"); err != nil {
 		return err
+	}
+	if *limit < 1 || *limit > api.MaxPageSize {
+		return usageError{fmt.Sprintf("invalid -limit %d: want 1 to %d jobs per page", *limit, api.MaxPageSize)}
 	}
 	query.Set("limit", fmt.Sprint(*limit))
 
@@ -157,7 +162,11 @@ func explainJob(ctx context.Context, env *environment, client *apiClient, args [
 	if err != nil {
 		return err
 	}
-	raw, err := client.call(ctx, "GET", "/v1/jobs/"+url.PathEscape(positional[0])+"/explain", nil)
+	path, err := jobPath(positional[0])
+	if err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "GET", path+"/explain", nil)
 	if err != nil {
 		return err
 	}
@@ -180,15 +189,29 @@ func jobAction(ctx context.Context, env *environment, client *apiClient, action 
 		return err
 	}
 
-	method, path := "POST", "/v1/jobs/"+url.PathEscape(positional[0])+"/"+action
-	if action == "get" {
-		method, path = "GET", "/v1/jobs/"+url.PathEscape(positional[0])
+	path, err := jobPath(positional[0])
+	if err != nil {
+		return err
+	}
+	method := "GET"
+	if action != "get" {
+		method, path = "POST", path+"/"+action
 	}
 	raw, err := client.call(ctx, method, path, nil)
 	if err != nil {
 		return err
 	}
 	return out.print(raw, &api.Job{}, printJob)
+}
+
+// jobPath is the API path of the job with id, once id is checked to be a UUID, so that a
+// mistyped id is a usage error here rather than a request the server refuses.
+func jobPath(id string) (string, error) {
+	parsed, err := uuid.Parse(id)
+	if err != nil {
+		return "", usageError{fmt.Sprintf("invalid job id %q: want a UUID such as 0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", id)}
+	}
+	return "/v1/jobs/" + parsed.String(), nil
 }
 
 // runQueue is `schedulerd queue list|drain|undrain|reprioritize`.
@@ -201,7 +224,7 @@ func runQueue(ctx context.Context, env *environment, args []string) error {
 
 	fs := newFlagSet(env, "queue "+action)
 	deadline := fs.String("deadline", "",
-		"with drain: when running jobs are preempted, as a duration from now (30m) or an RFC 3339 time")
+		"with drain: when running jobs are preempted, as a duration from now (30m, 0 for at once) or an RFC 3339 time")
 	delta := fs.Int("delta", 0, "with reprioritize: added to the priority of each queued job, -100 to 100")
 	out := output{w: env.stdout}
 	addOutputFlag(fs, &out)
@@ -227,6 +250,10 @@ func runQueue(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	path := "/v1/queues/" + url.PathEscape(positional[0]) + "/" + action
+	if action == "reprioritize" && !api.ValidDelta(*delta) {
+		return usageError{fmt.Sprintf("queue reprioritize needs -delta, a non-zero integer from -%d to %d; got %d",
+			api.MaxPriorityDelta, api.MaxPriorityDelta, *delta)}
+	}
 
 	switch action {
 	case "drain":
@@ -259,6 +286,11 @@ func absoluteTime(v string, now time.Time) (string, error) {
 		return "", nil
 	}
 	if d, err := time.ParseDuration(v); err == nil {
+		// A negative duration is most likely a typo; 0 says "at once" plainly.
+		if d < 0 {
+			return "", usageError{fmt.Sprintf("invalid -deadline %q: a duration counts from now and "+
+				"cannot be negative; 0 preempts the running jobs at once", v)}
+		}
 		return now.Add(d).UTC().Format(time.RFC3339), nil
 	}
 	if _, err := time.Parse(time.RFC3339, v); err != nil {
@@ -356,6 +388,9 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	req.ID = positional[0]
+	if req.Org == "" {
+		return usageError{"project create needs -org ORG, the organisation the project belongs to"}
+	}
 
 	raw, err := client.call(ctx, "POST", "/v1/projects", req)
 	if err != nil {

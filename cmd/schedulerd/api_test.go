@@ -122,6 +122,16 @@ func TestAPICommandErrors(t *testing.T) {
 			"usage: schedulerd job submit -project P -type T -config FILE"},
 		{"bad role", []string{"token", "create", "-name", "x", "-role", "root"}, 2, `invalid role "root"`},
 		{"unknown action", []string{"job", "frob"}, 2, "want 'job submit|get|list|cancel|pause|resume|explain'"},
+		{"job id not a UUID", []string{"job", "cancel", "42"}, 2, `invalid job id "42": want a UUID`},
+		{"explain id not a UUID", []string{"job", "explain", "job-1"}, 2, `invalid job id "job-1"`},
+		{"limit too large", []string{"job", "list", "-limit", "501"}, 2, "invalid -limit 501: want 1 to 500"},
+		{"limit zero", []string{"job", "list", "-limit", "0"}, 2, "invalid -limit 0"},
+		{"no delta", []string{"queue", "reprioritize", "vision"}, 2,
+			"queue reprioritize needs -delta, a non-zero integer from -100 to 100; got 0"},
+		{"delta too large", []string{"queue", "reprioritize", "vision", "-delta", "101"}, 2, "got 101"},
+		{"project without org", []string{"project", "create", "speech"}, 2, "project create needs -org ORG"},
+		{"negative deadline", []string{"queue", "drain", "vision", "-deadline", "-5m"}, 2,
+			`invalid -deadline "-5m": a duration counts from now and cannot be negative`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
