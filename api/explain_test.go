@@ -107,8 +107,20 @@ func TestExplainCapacityBlockers(t *testing.T) {
 			f.admitOnly("T4") // 1 of the 4 T4 GPUs taken
 			config := map[string]any{"image": "x", "max_runtime_seconds": c.seconds,
 				"resources": map[string]any{"gpus": c.gpus, "cpu_milli": c.cpuMilli, "gpu_models": []string{c.model}}}
+			// Submission refuses a job that no node could hold, so in the too-large cases a
+			// bigger A10 node is there at submission and gone before the explanation.
+			a10 := store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000,
+				LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
+			t4 := store.ModelCapacity{Model: "T4", CapacityMilli: 4000, Nodes: 1, LargestNodeMilli: 4000,
+				LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
+			if c.want == scheduler.ReasonTooLarge {
+				big := a10
+				big.Nodes, big.CapacityMilli, big.LargestNodeMilli, big.LargestNodeCPUMilli = 3, 32000, 16000, 128000
+				f.capacity(big, t4)
+			}
 			var job api.Job
 			f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
+			f.capacity(a10, t4)
 
 			e := f.explain(f.operator, job)
 			want := []string{}

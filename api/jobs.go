@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -218,7 +219,7 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 	if err := s.checkPriorityTier(r, caller, sub.ProjectID, sub.Priority); err != nil {
 		return err
 	}
-	if err := s.checkGPUModels(r, sub.spec.Resources.GPUModels); err != nil {
+	if err := s.checkGPUModels(r, sub.spec); err != nil {
 		return err
 	}
 	if err := s.checkEvaluatedVersion(r, sub); err != nil {
@@ -288,16 +289,41 @@ func (s *Server) checkPriorityTier(r *http.Request, caller *principal, project s
 	return nil
 }
 
-// checkGPUModels rejects models that no node of the cluster has: such a job could only
-// wait, and a typo in a model name is the likely cause.
-func (s *Server) checkGPUModels(r *http.Request, models []string) error {
-	if len(models) == 0 {
-		return nil
-	}
+// checkGPUModels rejects models that no node of the cluster has, and a job that no node of
+// its models could hold: such a job could only wait, and a typo in a model name or a GPU
+// count is the likely cause. While no node of any allowed model is known (the dispatcher
+// has not synced the nodes yet, say), it rejects nothing: the job waits with its reason.
+func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 	known, err := s.store.ListGPUModels(r.Context())
 	if err != nil {
 		return err
 	}
+	if err := checkModelNames(spec.Resources.GPUModels, known); err != nil {
+		return err
+	}
+
+	res, gpuMilli := spec.Resources, spec.GPUMilli()
+	var largest []string
+	for _, m := range known {
+		if m.Nodes == 0 || (len(res.GPUModels) > 0 && !slices.Contains(res.GPUModels, m.Model)) {
+			continue
+		}
+		if m.Holds(gpuMilli, res.CPUMilli, res.MemoryMiB) {
+			return nil
+		}
+		largest = append(largest, fmt.Sprintf("%s: %s, %s, %d MiB", m.Model,
+			gpuCount(m.LargestNodeMilli), cores(m.LargestNodeCPUMilli), m.LargestNodeMemoryMiB))
+	}
+	if len(largest) == 0 {
+		return nil
+	}
+	return unprocessable("config.resources", "no node is large enough: the job asks for %s, %s and %d MiB "+
+		"per pod; the most one node of each allowed model offers is %s",
+		gpuCount(int64(gpuMilli)), cores(res.CPUMilli), res.MemoryMiB, strings.Join(largest, "; "))
+}
+
+// checkModelNames rejects a model that no node of the cluster has.
+func checkModelNames(models []string, known []store.ModelCapacity) error {
 	withNodes := map[string]bool{}
 	var names []string
 	for _, m := range known {
@@ -306,17 +332,29 @@ func (s *Server) checkGPUModels(r *http.Request, models []string) error {
 			names = append(names, m.Model)
 		}
 	}
-
 	for i, m := range models {
 		if withNodes[m] {
 			continue
 		}
-		p := newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity,
+		return newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity,
 			fmt.Sprintf("config.resources.gpu_models[%d]", i),
 			fmt.Sprintf("no node of the cluster has GPU model %q; models with nodes: %s", m, listOrNone(names)))
-		return p
 	}
 	return nil
+}
+
+// gpuCount writes thousandths of a GPU as GPUs: "8 GPUs", "1 GPU", "0.5 GPU".
+func gpuCount(milli int64) string { return thousandths(milli, "GPU", "GPUs") }
+
+// cores writes thousandths of a core as cores: "64 cores", "1 core", "0.5 core".
+func cores(milli int64) string { return thousandths(milli, "core", "cores") }
+
+func thousandths(milli int64, one, many string) string {
+	unit := many
+	if milli <= 1000 {
+		unit = one
+	}
+	return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) + " " + unit
 }
 
 func listOrNone(names []string) string {

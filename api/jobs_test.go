@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,48 @@ func TestSubmitUnknownGPUModel(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
 		t.Errorf("%d jobs stored, want 0", n)
+	}
+}
+
+func TestSubmitLargerThanAnyNode(t *testing.T) {
+	cases := []struct {
+		name      string
+		resources map[string]any
+		want      string // in the detail; "" when the job fits
+	}{
+		{"fits the largest A10 node", map[string]any{"gpus": 8, "gpu_models": []string{"A10"}}, ""},
+		{"more GPUs than an A10 node", map[string]any{"gpus": 9, "gpu_models": []string{"A10"}},
+			"the job asks for 9 GPUs, 4 cores and 16384 MiB per pod; " +
+				"the most one node of each allowed model offers is A10: 8 GPUs, 64 cores, 524288 MiB"},
+		{"any model, more GPUs than every node", map[string]any{"gpus": 9},
+			"A10: 8 GPUs, 64 cores, 524288 MiB; T4: 4 GPUs, 64 cores, 524288 MiB"},
+		{"any model, fits only A10", map[string]any{"gpus": 6}, ""},
+		{"more memory than any node", map[string]any{"gpus": 1, "memory_mib": 524289},
+			"asks for 1 GPU, 4 cores and 524289 MiB"},
+		{"a share, more CPU than any node", map[string]any{"gpu_share_milli": 500, "cpu_milli": 64500},
+			"asks for 0.5 GPU, 64.5 cores"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			config := fineTune(1)
+			resources := map[string]any{"cpu_milli": 4000, "memory_mib": 16384}
+			maps.Copy(resources, c.resources)
+			config["resources"] = resources
+
+			if c.want == "" {
+				f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201)
+				return
+			}
+			p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).
+				problem(422, api.TypeUnprocessable)
+			if p.Field != "config.resources" || !strings.Contains(p.Detail, c.want) {
+				t.Errorf("problem %+v, want field config.resources and a detail with %q", p, c.want)
+			}
+			if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
+				t.Errorf("%d jobs stored, want 0", n)
+			}
+		})
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // Wait reasons stored on queued jobs. They are stable strings that the API shows as is.
 const (
 	ReasonNoQuota     = "project has no quota"
-	ReasonBudget      = "GPU-hour budget exhausted"
+	ReasonBudget      = "GPU-hour budget left is less than the job would reserve"
 	ReasonConcurrency = "concurrency limit reached"
 	ReasonDrained     = "queue drained"
 	ReasonNoModel     = "no node has an allowed GPU model"
@@ -121,7 +121,7 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 			continue
 		}
 		known = true
-		if !nodeFits(m, c) {
+		if !m.Holds(c.GPUMilli, c.CPUMilli, c.MemoryMiB) {
 			continue
 		}
 		fits = true
@@ -154,14 +154,6 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	}
 	return "", fmt.Sprintf("%s; waiting since %s, later jobs no longer backfill its models",
 		ReasonNoCapacity, c.QueuedAt.UTC().Format(time.RFC3339))
-}
-
-// nodeFits reports whether the model's largest node could hold the job's pod: GPUs, CPU
-// and memory. The largest values may belong to different nodes, so a pod can still find no
-// node; the unschedulable timeout then requeues its job.
-func nodeFits(m *store.ModelCapacity, c store.Candidate) bool {
-	return m.LargestNodeMilli >= int64(c.GPUMilli) && m.LargestNodeCPUMilli >= c.CPUMilli &&
-		m.LargestNodeMemoryMiB >= c.MemoryMiB
 }
 
 func (pl *plan) allowed(c store.Candidate) []string {

@@ -43,6 +43,15 @@ type ModelCapacity struct {
 	LargestNodeMemoryMiB int64 `db:"largest_node_memory_mib"`
 }
 
+// Holds reports whether the model's largest node could hold one pod of gpuMilli thousandths
+// of a GPU, cpuMilli thousandths of a core and memoryMiB of memory. The largest values may
+// belong to different nodes, so a pod that passes can still find no node; the dispatcher's
+// unschedulable timeout then requeues its job. A pod that fails fits on no node of the model.
+func (m ModelCapacity) Holds(gpuMilli int, cpuMilli, memoryMiB int64) bool {
+	return m.Nodes > 0 && m.LargestNodeMilli >= int64(gpuMilli) && m.LargestNodeCPUMilli >= cpuMilli &&
+		m.LargestNodeMemoryMiB >= memoryMiB
+}
+
 // modelColumns are the columns of gpu_models that ModelCapacity holds.
 const modelColumns = `model, capacity_milli, allocated_milli, nodes, largest_node_milli,
     largest_node_cpu_milli, largest_node_memory_mib`
