@@ -9,16 +9,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/schedulerd/schedulerd/internal/proc"
 )
 
 // The CPU meter. On a small machine the daemon, PostgreSQL and the Kubernetes control plane
 // share the same cores, so a side that spends more CPU anywhere leaves less for the API
 // server. The dispatch measurement reads the CPU time of each process around each side's
 // timed window, to show where the time per pod goes instead of guessing.
-
-// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat (getconf CLK_TCK).
-// NOTE: it is 100 on the machines this bench ran on, and assumed rather than read at run time.
-const clockTicks = 100
 
 // cpuSource is one process (or PostgreSQL's family of processes) that the meter reads.
 type cpuSource struct {
@@ -51,13 +49,13 @@ func NewCPUMeter(ctx context.Context, env *Env, kubeconfig string) (m *CPUMeter,
 	}
 
 	for _, name := range []string{"kube-apiserver", "etcd", "kube-scheduler", "kwok"} {
-		pid, err := readPIDFile(filepath.Join(filepath.Dir(kubeconfig), name+".pid"))
+		pid, err := proc.ReadPIDFile(filepath.Join(filepath.Dir(kubeconfig), name+".pid"))
 		if err != nil {
 			skipped = append(skipped, name+": "+err.Error())
 			continue
 		}
 		m.sources = append(m.sources, cpuSource{name: name, read: func() (time.Duration, error) {
-			return processCPU(pid)
+			return proc.CPUTime(pid)
 		}})
 	}
 	return m, skipped
@@ -117,25 +115,16 @@ func selfCPU() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-// processCPU returns the user and system time of one process.
-func processCPU(pid int) (time.Duration, error) {
-	fields, err := statFields(pid)
-	if err != nil {
-		return 0, err
-	}
-	return ticks(fields, 11, 12)
-}
-
 // familyCPU returns the CPU time of PostgreSQL's postmaster and its children: the live
 // children's own time, plus the time of the children that have exited, which the kernel
 // adds to the postmaster once it reaps them. Backends come and go with connections, so
 // without that second part a closed pool would take its CPU time with it.
 func familyCPU(postmaster int) (time.Duration, error) {
-	fields, err := statFields(postmaster)
+	fields, err := proc.Stat(postmaster)
 	if err != nil {
 		return 0, err
 	}
-	total, err := ticks(fields, 11, 12, 13, 14)
+	total, err := proc.Ticks(fields, proc.FieldUtime, proc.FieldStime, proc.FieldCutime, proc.FieldCstime)
 	if err != nil {
 		return 0, err
 	}
@@ -148,59 +137,15 @@ func familyCPU(postmaster int) (time.Duration, error) {
 		if err != nil {
 			continue
 		}
-		child, err := statFields(pid)
-		if err != nil || len(child) < 2 || child[1] != strconv.Itoa(postmaster) {
+		child, err := proc.Stat(pid)
+		if err != nil || child[proc.FieldPPID] != strconv.Itoa(postmaster) {
 			continue // gone since the listing, or not a child
 		}
-		if d, err := ticks(child, 11, 12); err == nil {
+		if d, err := proc.Ticks(child, proc.FieldUtime, proc.FieldStime); err == nil {
 			total += d
 		}
 	}
 	return total, nil
-}
-
-// statFields returns the fields of /proc/PID/stat after the command name, so that field 0
-// is the state (field 3 in proc(5)), 1 the parent PID, 11 utime and 12 stime. The name is
-// skipped up to its last ')' because it may contain spaces and parentheses.
-func statFields(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	end := strings.LastIndexByte(string(data), ')')
-	if end < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat has no command name", pid)
-	}
-	return strings.Fields(string(data[end+1:])), nil
-}
-
-// ticks sums the fields at the given indexes, in clock ticks, as a duration.
-func ticks(fields []string, indexes ...int) (time.Duration, error) {
-	var sum int64
-	for _, i := range indexes {
-		if i >= len(fields) {
-			return 0, fmt.Errorf("stat has %d fields, want more than %d", len(fields), i)
-		}
-		n, err := strconv.ParseInt(fields[i], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("stat field %d: %w", i, err)
-		}
-		sum += n
-	}
-	return time.Duration(sum) * time.Second / clockTicks, nil
-}
-
-func readPIDFile(path string) (int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		return 0, fmt.Errorf("%s: not a PID: %w", path, err)
-	}
-	return pid, nil
 }
 
 // postmasterPID reads the server's data directory from the server and the postmaster's PID
@@ -211,7 +156,7 @@ func postmasterPID(ctx context.Context, env *Env) (int, error) {
 	if err := env.QueryRow(ctx, "SHOW data_directory", &dataDir); err != nil {
 		return 0, err
 	}
-	return readPIDFile(filepath.Join(dataDir, "postmaster.pid"))
+	return proc.ReadPIDFile(filepath.Join(dataDir, "postmaster.pid"))
 }
 
 // cpuTable formats the CPU time per pod that each process used during the timed windows of

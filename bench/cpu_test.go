@@ -3,48 +3,15 @@ package bench
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schedulerd/schedulerd/internal/proc"
 )
 
 // busyLoop is a shell command that keeps one core busy until it is killed.
 const busyLoop = "while :; do :; done"
-
-func TestStatFieldsNameWithParentheses(t *testing.T) {
-	// The kernel takes the command name from the file name, so a copy of sleep under an
-	// awkward name gives a process whose name contains ") (" and spaces.
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("sleep not found:", err)
-	}
-	data, err := os.ReadFile(sleep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	odd := filepath.Join(t.TempDir(), "a) 1 (b")
-	if err := os.WriteFile(odd, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(odd, "30")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	fields, err := statFields(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := fields[1], strconv.Itoa(os.Getpid()); got != want {
-		t.Errorf("parent PID field = %q, want %q (fields %q)", got, want, fields[:3])
-	}
-	if !strings.Contains("RSDI", fields[0]) {
-		t.Errorf("state field = %q, want one of R, S, D, I", fields[0])
-	}
-}
 
 func TestFamilyCPUCountsLiveChild(t *testing.T) {
 	cmd := exec.Command("sh", "-c", busyLoop)
@@ -57,11 +24,11 @@ func TestFamilyCPUCountsLiveChild(t *testing.T) {
 
 	// CPU time only grows, so the family read last is at least the sum of the two
 	// processes read before it.
-	self, err := processCPU(os.Getpid())
+	self, err := proc.CPUTime(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	busy, err := processCPU(child)
+	busy, err := proc.CPUTime(child)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +60,7 @@ func TestFamilyCPUKeepsReapedChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The child's time in ticks may round down by one tick each for user and system time.
-	if got, want := after-before, used-2*time.Second/clockTicks; got < want {
+	if got, want := after-before, used-2*time.Second/proc.ClockTicks; got < want {
 		t.Errorf("familyCPU grew by %v after the child used %v and was reaped, want at least %v",
 			got, used, want)
 	}
@@ -104,7 +71,7 @@ func waitForCPU(t *testing.T, pid int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		used, err := processCPU(pid)
+		used, err := proc.CPUTime(pid)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,12 +6,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/schedulerd/schedulerd/internal/proc"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -90,12 +89,13 @@ func MeasureMemory(ctx context.Context, env *Env, name string, pods, nodes, samp
 		if i > 0 {
 			time.Sleep(10 * time.Second)
 		}
-		mem, err := processMemory(daemon.cmd.Process.Pid)
+		mem, err := proc.ReadMemory(daemon.cmd.Process.Pid)
 		if err != nil {
 			return result, err
 		}
-		result.RSSMiB = append(result.RSSMiB, mem.rss)
-		result.PeakMiB, result.AnonMiB, result.FileMiB = mem.peak, mem.anon, mem.file
+		result.RSSMiB = append(result.RSSMiB, mebibytes(mem.VmRSS))
+		result.PeakMiB, result.AnonMiB, result.FileMiB = mebibytes(mem.VmHWM), mebibytes(mem.RssAnon),
+			mebibytes(mem.RssFile)
 	}
 	return result, nil
 }
@@ -166,36 +166,8 @@ func (p *daemonProcess) stop() error {
 	}
 }
 
-// memoryStatus is a process's memory from /proc/PID/status, in MiB.
-type memoryStatus struct {
-	rss, peak, anon, file float64
-}
-
-// processMemory reads VmRSS, VmHWM, RssAnon and RssFile of pid.
-func processMemory(pid int) (memoryStatus, error) {
-	var m memoryStatus
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return m, fmt.Errorf("read memory of process %d: %w", pid, err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kib, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "VmRSS:":
-			m.rss = kib / 1024
-		case "VmHWM:":
-			m.peak = kib / 1024
-		case "RssAnon:":
-			m.anon = kib / 1024
-		case "RssFile:":
-			m.file = kib / 1024
-		}
-	}
-	return m, nil
+func mebibytes(bytes int64) float64 {
+	return float64(bytes) / (1 << 20)
 }
 
 // freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -3,13 +3,11 @@ package replay
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/schedulerd/schedulerd/internal/proc"
 	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -109,27 +107,12 @@ func (rec *recorder) progressLine(total int) string {
 // system CPU time (seconds) from /proc. It returns zeros when the process is gone.
 func processUsage(pid int) (int64, float64) {
 	var peak int64
-	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				peak = kib << 10
-			}
-		}
+	if mem, err := proc.ReadMemory(pid); err == nil {
+		peak = mem.VmHWM
 	}
 	var cpu float64
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// The command name may contain spaces; the fields after it do not.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 12 {
-			user, _ := strconv.ParseFloat(fields[11], 64)
-			system, _ := strconv.ParseFloat(fields[12], 64)
-			cpu = (user + system) / clockTicksPerSecond
-		}
+	if d, err := proc.CPUTime(pid); err == nil {
+		cpu = d.Seconds()
 	}
 	return peak, cpu
 }
-
-// clockTicksPerSecond is USER_HZ, which Linux fixes at 100 for /proc on every architecture
-// Go supports.
-const clockTicksPerSecond = 100

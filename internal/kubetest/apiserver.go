@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/schedulerd/schedulerd/internal/proc"
 )
 
 // StopAPIServer stops only the kube-apiserver of a cluster that Start started, by the PID
@@ -22,14 +24,9 @@ func (e *Env) StopAPIServer() ([]string, error) {
 	if e.Dir == "" {
 		return nil, fmt.Errorf("the cluster in %s was not started by this test; it cannot stop its apiserver", KubeconfigEnv)
 	}
-	pidFile := filepath.Join(e.Dir, "kube-apiserver.pid")
-	raw, err := os.ReadFile(pidFile)
+	pid, err := proc.ReadPIDFile(filepath.Join(e.Dir, "kube-apiserver.pid"))
 	if err != nil {
 		return nil, fmt.Errorf("read the apiserver's PID: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		return nil, fmt.Errorf("invalid PID in %s: %w", pidFile, err)
 	}
 	args, err := commandLine(pid)
 	if err != nil {
@@ -99,13 +96,11 @@ func commandLine(pid int) ([]string, error) {
 func waitExit(pid int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		fields, err := proc.Stat(pid)
 		if err != nil {
-			return nil
+			return nil // the process is gone
 		}
-		// The state follows the command name in parentheses, which may contain spaces.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 0 && fields[0] == "Z" {
+		if fields[proc.FieldState] == "Z" {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

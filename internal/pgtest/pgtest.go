@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/schedulerd/schedulerd/cron"
+	"github.com/schedulerd/schedulerd/internal/proc"
 	"github.com/schedulerd/schedulerd/migrations"
 )
 
@@ -307,12 +309,11 @@ func (s *Server) Restart(ctx context.Context, mode string, down time.Duration) e
 		return err
 	}
 
-	postmaster, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	pid, err := proc.ReadPIDFile(filepath.Join(data, "postmaster.pid"))
 	if err != nil {
 		return fmt.Errorf("read the restarted server's PID: %w", err)
 	}
-	pid, _, _ := strings.Cut(string(postmaster), "\n")
-	if err := os.WriteFile(filepath.Join(s.dir, "pid"), []byte(pid+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(s.dir, "pid"), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("record the restarted server's PID: %w", err)
 	}
 	return nil
