@@ -290,9 +290,9 @@ func (s *Server) checkPriorityTier(r *http.Request, caller *principal, project s
 }
 
 // checkGPUModels rejects models that no node of the cluster has, and a job that no node of
-// its models could hold: such a job could only wait, and a typo in a model name or a GPU
-// count is the likely cause. While no node of any allowed model is known (the dispatcher
-// has not synced the nodes yet, say), it rejects nothing: the job waits with its reason.
+// its models could hold. Such a job could only wait, and a typo in a model name or a GPU
+// count is the likely cause. While no node of any allowed model is known, as before the
+// dispatcher's first node sync, it rejects nothing and the job waits with its reason.
 func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 	known, err := s.store.ListGPUModels(r.Context())
 	if err != nil {

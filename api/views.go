@@ -187,9 +187,9 @@ func auditView(r store.AuditRecord) AuditRecord {
 		Project: r.ProjectID, JobID: r.JobID, Before: before, After: after}
 }
 
-// waitReason is the job's wait reason while it is queued, and nil otherwise. Rows written
-// before the store cleared the reason on leaving the queue still carry the last one, which
-// says nothing true about a job that runs, is paused or has ended.
+// waitReason returns the job's wait reason while it is queued, and nil otherwise. Rows
+// written before the store cleared the reason on leaving the queue still carry the last
+// one, which is stale for a job that runs, is paused or has ended.
 func waitReason(j store.Job) *string {
 	if j.Status != store.JobQueued {
 		return nil

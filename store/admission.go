@@ -44,9 +44,10 @@ type ModelCapacity struct {
 }
 
 // Holds reports whether the model's largest node could hold one pod of gpuMilli thousandths
-// of a GPU, cpuMilli thousandths of a core and memoryMiB of memory. The largest values may
-// belong to different nodes, so a pod that passes can still find no node; the dispatcher's
-// unschedulable timeout then requeues its job. A pod that fails fits on no node of the model.
+// of a GPU, cpuMilli thousandths of a core and memoryMiB of memory. A pod that fails fits on
+// no node of the model. A pod that passes can still find no node, because the largest
+// values may belong to different nodes. The dispatcher's unschedulable timeout then
+// requeues its job.
 func (m ModelCapacity) Holds(gpuMilli int, cpuMilli, memoryMiB int64) bool {
 	return m.Nodes > 0 && m.LargestNodeMilli >= int64(gpuMilli) && m.LargestNodeCPUMilli >= cpuMilli &&
 		m.LargestNodeMemoryMiB >= memoryMiB

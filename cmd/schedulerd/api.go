@@ -286,7 +286,7 @@ func absoluteTime(v string, now time.Time) (string, error) {
 		return "", nil
 	}
 	if d, err := time.ParseDuration(v); err == nil {
-		// A negative duration is most likely a typo; 0 says "at once" plainly.
+		// A negative duration is most likely a typo, and 0 is the plain way to write "at once".
 		if d < 0 {
 			return "", usageError{fmt.Sprintf("invalid -deadline %q: a duration counts from now and "+
 				"cannot be negative; 0 preempts the running jobs at once", v)}
