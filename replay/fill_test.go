@@ -104,3 +104,32 @@ func TestReplayContinuesWithoutResubmitting(t *testing.T) {
 		t.Errorf("jobs by state %v, want 10 completed", counts)
 	}
 }
+
+// TestTimeoutNamesStuckJob replays one task that runs for hours with a short timeout: the
+// error names the job that was still running and its pod as the Kubernetes API has it.
+func TestTimeoutNamesStuckJob(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "STUCKTEST", 1, 2, 1)
+	cfg := replay.Config{NodesFile: nodes, TasksFile: tasks, Mode: trace.ModePaced, Speedup: 1, Load: 1,
+		MaxConcurrent: 100, ReportDir: t.TempDir(), Timeout: 20 * time.Second}
+	r, err := replay.New(cfg, h.Store, daemontest.Kube.Clientset)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = r.Run(context.Background())
+	if err == nil {
+		t.Fatal("a replay whose only task runs for hours ended within 20 s")
+	}
+	t.Log(err)
+	var jobID string
+	if err := h.Store.Pool().QueryRow(context.Background(), `SELECT id::text FROM jobs`).Scan(&jobID); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"(1 still active; job " + jobID + " running", "last run running",
+		`: phase Running on node "stucktest-node-0")`, "context deadline exceeded"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}

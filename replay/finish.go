@@ -3,7 +3,11 @@ package replay
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/replay/trace"
@@ -12,7 +16,7 @@ import (
 
 // StateWaitingForBudget names, in the report, queued jobs that wait for a budget that will
 // not grow during the replay.
-const StateWaitingForBudget = "queued (budget exhausted)"
+const StateWaitingForBudget = "queued (budget too small)"
 
 // waitForEnd waits until no job can make progress: none runs, and every queued job waits
 // for budget. Fill-mode jobs never end, so a fill replay does not wait.
@@ -39,9 +43,79 @@ func (r *Replayer) waitForEnd(ctx context.Context, rec *recorder) error {
 			lastPrint = time.Now()
 		}
 		if err := sleepUntil(ctx, time.Now().Add(500*time.Millisecond)); err != nil {
-			return fmt.Errorf("wait for the jobs to end (%d still active): %w", active, err)
+			return fmt.Errorf("wait for the jobs to end (%d still active%s): %w",
+				active, r.describeActive(), err)
 		}
 	}
+}
+
+// describeActive lists up to three of the jobs that kept waitForEnd waiting, with their state,
+// latest run and that run's pod as the Kubernetes API has it, so that the error of a replay
+// that never ends names the jobs and where each one is stuck. It runs after the replay's
+// context has ended, so it has a short context of its own.
+func (r *Replayer) describeActive() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := r.store.Pool().Query(ctx, `SELECT j.id::text, j.status::text,
+			coalesce(j.wait_reason, ''), j.run_count, coalesce(r.status::text, 'none'),
+			coalesce(r.pod_name, ''), coalesce(r.end_reason, ''), p.k8s_namespace
+		FROM jobs j
+		JOIN projects p ON p.id = j.project_id
+		LEFT JOIN LATERAL (SELECT status, pod_name, end_reason FROM runs
+			WHERE runs.job_id = j.id ORDER BY run_number DESC LIMIT 1) r ON true
+		WHERE j.status = 'running' OR (j.status = 'queued' AND j.wait_reason IS DISTINCT FROM $1)
+		ORDER BY j.created_at LIMIT 3`, scheduler.ReasonBudget)
+	if err != nil {
+		return "; list them: " + err.Error()
+	}
+	type active struct {
+		id, status, reason, runStatus, pod, endReason, namespace string
+		runs                                                     int
+	}
+	var jobs []active
+	for rows.Next() {
+		var a active
+		if err := rows.Scan(&a.id, &a.status, &a.reason, &a.runs, &a.runStatus, &a.pod, &a.endReason,
+			&a.namespace); err != nil {
+			rows.Close()
+			return "; list them: " + err.Error()
+		}
+		jobs = append(jobs, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "; list them: " + err.Error()
+	}
+
+	var b strings.Builder
+	for _, a := range jobs {
+		fmt.Fprintf(&b, "; job %s %s (wait reason %q, %d runs, last run %s, end reason %q, pod %s/%s: %s)",
+			a.id, a.status, a.reason, a.runs, a.runStatus, a.endReason, a.namespace, a.pod,
+			r.describePod(ctx, a.namespace, a.pod))
+	}
+	return b.String()
+}
+
+// describePod gives a pod's phase, node and scheduling condition as the Kubernetes API has
+// them now.
+func (r *Replayer) describePod(ctx context.Context, namespace, name string) string {
+	if name == "" {
+		return "none"
+	}
+	pod, err := r.kube.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	text := fmt.Sprintf("phase %s on node %q", pod.Status.Phase, pod.Spec.NodeName)
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
+			text += fmt.Sprintf(", not scheduled: %s %s", c.Reason, c.Message)
+		}
+	}
+	if pod.DeletionTimestamp != nil {
+		text += ", being deleted"
+	}
+	return text
 }
 
 // writeReport gathers the figures from the database and writes the report.
