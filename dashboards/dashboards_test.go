@@ -51,7 +51,10 @@ func TestQueriesReturnDataFromReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := daemontest.Start(t, daemontest.Options{Configure: func(cfg *daemon.Config) {
+	// A pod that no node can take is requeued after UnschedulableTimeout. Its default, 5
+	// minutes, equals the replay's timeout, so a run that meets one would fail; 30 s leaves
+	// the replay time to see such a job through.
+	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: 30 * time.Second, Configure: func(cfg *daemon.Config) {
 		cfg.Listener = listener
 		cfg.Registry = prometheus.NewRegistry()
 	}})
