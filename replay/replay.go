@@ -71,6 +71,11 @@ func New(cfg Config, s *store.Store, kube kubernetes.Interface) (*Replayer, erro
 	return &Replayer{cfg: cfg, store: s, kube: kube, plan: p}, nil
 }
 
+// Validate checks the configuration's values without reading the trace, so that the CLI
+// rejects a bad flag before it connects to the database.
+func (cfg Config) Validate() error { return validate(&cfg) }
+
+// validate checks cfg and fills in the defaults of the fields left zero.
 func validate(cfg *Config) error {
 	switch {
 	case cfg.NodesFile == "" || cfg.TasksFile == "":

@@ -91,7 +91,33 @@ func parseCronSettings(v map[string]*string) (s cronSettings, err error) {
 	if err := s.policy.Validate(); err != nil {
 		return s, err
 	}
-	return s, nil
+	return s, s.checkSchedules()
+}
+
+// checkSchedules parses the time zone and both schedules, which the cron service parses
+// again when it starts, so that a typo fails before anything connects.
+func (s cronSettings) checkSchedules() error {
+	var location *time.Location
+	if s.timeZone != "" {
+		loc, err := time.LoadLocation(s.timeZone)
+		if err != nil {
+			return fmt.Errorf("invalid SCHEDULERD_CRON_TZ %q: %w", s.timeZone, err)
+		}
+		location = loc
+	}
+	schedules := []struct{ name, spec string }{
+		{"SCHEDULERD_CRON_PARTITIONS", s.partitionsSchedule},
+		{"SCHEDULERD_CRON_RETENTION", s.retentionSchedule},
+	}
+	for _, sc := range schedules {
+		if sc.spec == "off" {
+			continue
+		}
+		if _, err := cron.ParseSchedule(sc.spec, location); err != nil {
+			return fmt.Errorf("invalid %s: %w; write off to disable the task", sc.name, err)
+		}
+	}
+	return nil
 }
 
 func parseBool(name, value string, earlier error) (bool, error) {

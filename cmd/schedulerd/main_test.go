@@ -222,6 +222,39 @@ func TestMigrateDownRejectsNegativeVersion(t *testing.T) {
 	}
 }
 
+// TestBadCronSettingsRejectedBeforeConnecting: a bad cron time zone or schedule in the
+// environment stops run and cron run with exit 2, before they connect to the closed port.
+func TestBadCronSettingsRejectedBeforeConnecting(t *testing.T) {
+	cases := []struct {
+		name, variable, value string
+		args                  []string
+		want                  string
+	}{
+		{"run, time zone", "SCHEDULERD_CRON_TZ", "Mars/Olympus", []string{"run"},
+			`invalid SCHEDULERD_CRON_TZ "Mars/Olympus": unknown time zone Mars/Olympus`},
+		{"run, partition schedule", "SCHEDULERD_CRON_PARTITIONS", "61 * * * *", []string{"run"},
+			`invalid SCHEDULERD_CRON_PARTITIONS: parse cron expression "61 * * * *": ` +
+				"end of range (61) above maximum (59): 61; write off to disable the task"},
+		{"cron run, retention schedule", "SCHEDULERD_CRON_RETENTION", "@fortnightly",
+			[]string{"cron", "run", "partitions", "-dry-run"}, `invalid SCHEDULERD_CRON_RETENTION: parse cron expression "@fortnightly"`},
+		{"run, schedule zone", "SCHEDULERD_CRON_RETENTION", "CRON_TZ=Nowhere/City 0 3 * * *", []string{"run"},
+			`unknown time zone "Nowhere/City"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://u@127.0.0.1:1/db?connect_timeout=2",
+				c.variable: c.value}
+			code, _, stderr := run(t, env, c.args...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2; stderr %q", code, stderr)
+			}
+			if !strings.Contains(stderr, c.want) {
+				t.Errorf("stderr %q, want it to contain %q", stderr, c.want)
+			}
+		})
+	}
+}
+
 // The database URL below points at a closed port, so exit code 2 and the message show that
 // each of these inputs is rejected before the command connects (a connection error exits 1).
 func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
@@ -241,6 +274,9 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 			`unexpected arguments ["extra"]: cron run partitions takes flags only`},
 		{[]string{"replay", "-trace-dir", "traces", "extra", "-limit", "1"},
 			`unexpected arguments ["extra"]: replay takes flags only`},
+		{[]string{"replay", "-trace-dir", "traces", "-speedup", "0"}, "invalid speedup 0: must be positive"},
+		{[]string{"replay", "-trace-dir", "traces", "-mode", "fast"}, `invalid mode "fast": want paced or fill`},
+		{[]string{"replay", "-trace-dir", "traces", "-limit", "-3"}, "invalid limit -3"},
 		{[]string{"migrate", "up", "extra"}, `unexpected arguments ["extra"]: migrate up takes flags only`},
 		{[]string{"migrate", "down", "-to", "-1"}, "invalid -to -1: want a version from 0 up"},
 		{[]string{"token", "list", "extra"}, "usage: schedulerd token list"},

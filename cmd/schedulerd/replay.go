@@ -20,15 +20,15 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	kube, err := newKubeClient(env.cfg)
+	if err != nil {
+		return err
+	}
 	db, err := openStore(ctx, env, 8)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	kube, err := newKubeClient(env.cfg)
-	if err != nil {
-		return err
-	}
 
 	r, err := replay.New(cfg, db, kube)
 	if err != nil {
@@ -76,6 +76,9 @@ func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
 	}
 	if cfg.ReportDir == "" {
 		cfg.ReportDir = filepath.Join("out", "replay-"+time.Now().UTC().Format("20060102-150405"))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err.Error()}
 	}
 	if _, err := os.Stat(cfg.TasksFile); err != nil {
 		return cfg, usageError{fmt.Sprintf("task file: %v", err)}

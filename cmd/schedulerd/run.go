@@ -30,6 +30,20 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 	}
 	setGCPercent(env.getenv)
 	setMemoryLimit(env.getenv, env.log)
+	// Settings from the environment are checked before anything connects, so that a bad
+	// one exits 2 with its name.
+	election, err := leaderElection(env.getenv)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	settings, err := loadCronSettings(env.getenv)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	kube, err := newKubeClient(cfg)
+	if err != nil {
+		return err
+	}
 
 	db, err := openStore(ctx, env, 40)
 	if err != nil {
@@ -39,22 +53,14 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 	if err := requireCurrentSchema(ctx, env); err != nil {
 		return err
 	}
-	kube, err := newKubeClient(cfg)
-	if err != nil {
-		return err
-	}
 	// The address is bound before anything starts, so a port in use fails the start.
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	election, err := leaderElection(env.getenv)
-	if err != nil {
-		return usageError{err.Error()}
-	}
 	routeKlog(env.log)
-	workflows, err := newWorkflows(ctx, env, db)
+	workflows, err := newWorkflows(ctx, env, db, settings)
 	if err != nil {
 		return err
 	}
@@ -72,7 +78,7 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		Workflows: workflows,
 		Logger:    env.log,
 	})
-	stopCron, err := startCron(ctx, env, db, d.Metrics())
+	stopCron, err := startCron(ctx, env, db, settings, d.Metrics())
 	if err != nil {
 		return err
 	}
@@ -86,15 +92,11 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 // set, or nil: without it, jobs run without workflows and the API refuses what only a
 // workflow carries out (hpo jobs, evaluation, registration). Eval reports are read from the
 // S3 configured for retention.
-func newWorkflows(ctx context.Context, env *environment, db *store.Store) (*workflow.Runner, error) {
+func newWorkflows(ctx context.Context, env *environment, db *store.Store, settings cronSettings) (*workflow.Runner, error) {
 	address := env.getenv("SCHEDULERD_TEMPORAL_ADDRESS")
 	if address == "" {
 		env.log.Info("job workflows are off: set SCHEDULERD_TEMPORAL_ADDRESS to turn them on")
 		return nil, nil
-	}
-	settings, err := loadCronSettings(env.getenv)
-	if err != nil {
-		return nil, usageError{err.Error()}
 	}
 	var objects workflow.ObjectReader
 	if settings.s3.Endpoint != "" || settings.s3.Region != "" || env.getenv("AWS_REGION") != "" {
@@ -134,11 +136,7 @@ func requireCurrentSchema(ctx context.Context, env *environment) error {
 // startCron starts the partition and retention tasks, which run once per scheduled time
 // across all replicas. Retention is off when no S3 endpoint or region is configured, since
 // it would have nowhere to delete from.
-func startCron(ctx context.Context, env *environment, db *store.Store, m *metrics.Metrics) (func(), error) {
-	settings, err := loadCronSettings(env.getenv)
-	if err != nil {
-		return nil, usageError{err.Error()}
-	}
+func startCron(ctx context.Context, env *environment, db *store.Store, settings cronSettings, m *metrics.Metrics) (func(), error) {
 	if settings.retentionSchedule != "off" && settings.s3.Endpoint == "" && settings.s3.Region == "" &&
 		env.getenv("AWS_REGION") == "" {
 		env.log.Warn("checkpoint retention is off: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to turn it on")
