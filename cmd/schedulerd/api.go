@@ -39,7 +39,7 @@ func runJob(ctx context.Context, env *environment, args []string) error {
 }
 
 func submitJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newFlagSet(env, "job submit")
+	fs := newAPIFlagSet(env, "job submit")
 	project := fs.String("project", "", "project to submit to (required)")
 	jobType := fs.String("type", "", "job type: fine_tune, hpo, retrain, rlhf or eval_only (required)")
 	priority := fs.Int("priority", -1, "priority from 0 to 100, higher first; unset means the server's default, 5")
@@ -110,7 +110,7 @@ func readConfig(path string) (json.RawMessage, error) {
 }
 
 func listJobs(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newFlagSet(env, "job list")
+	fs := newAPIFlagSet(env, "job list")
 	query := url.Values{}
 	for _, name := range []string{"project", "status", "job_type", "created_after", "created_before", "page_token"} {
 		flagName := strings.ReplaceAll(name, "_", "-")
@@ -156,7 +156,7 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 }
 
 func explainJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newFlagSet(env, "job explain")
+	fs := newAPIFlagSet(env, "job explain")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "job explain JOB_ID")
 	if err != nil {
@@ -175,7 +175,7 @@ func explainJob(ctx context.Context, env *environment, client *apiClient, args [
 
 // jobAction is `job get|cancel|pause|resume JOB_ID`.
 func jobAction(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
-	fs := newFlagSet(env, "job "+action)
+	fs := newAPIFlagSet(env, "job "+action)
 	out := output{w: env.stdout}
 	addOutputFlag(fs, &out)
 	positional, err := parseFlags(fs, args)
@@ -222,7 +222,7 @@ func runQueue(ctx context.Context, env *environment, args []string) error {
 	}
 	client := newAPIClient(env)
 
-	fs := newFlagSet(env, "queue "+action)
+	fs := newAPIFlagSet(env, "queue "+action)
 	deadline := fs.String("deadline", "",
 		"with drain: when running jobs are preempted, as a duration from now (30m, 0 for at once) or an RFC 3339 time")
 	delta := fs.Int("delta", 0, "with reprioritize: added to the priority of each queued job, -100 to 100")
@@ -307,7 +307,7 @@ func runQuota(ctx context.Context, env *environment, args []string) error {
 	}
 	client := newAPIClient(env)
 
-	fs := newFlagSet(env, "quota "+action)
+	fs := newAPIFlagSet(env, "quota "+action)
 	budget := fs.Float64("budget", 0, "with set: GPU-hour budget of the period")
 	maxConcurrent := fs.Int("max-concurrent", 0, "with set: jobs admitted at once at most")
 	tier := fs.Int("tier", 0, "with set: highest priority a submitter may give the project's jobs, 0 to 100")
@@ -376,7 +376,7 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 	}
 	client := newAPIClient(env)
 
-	fs := newFlagSet(env, "project create")
+	fs := newAPIFlagSet(env, "project create")
 	req := api.ProjectRequest{}
 	fs.StringVar(&req.Org, "org", "", "organisation the project belongs to (required)")
 	fs.StringVar(&req.Namespace, "namespace", "", "Kubernetes namespace of its pods; default the project id")

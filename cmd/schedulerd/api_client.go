@@ -19,9 +19,6 @@ import (
 	"github.com/schedulerd/schedulerd/api"
 )
 
-// getenv reads the variables of the API subcommands; tests replace it.
-var getenv = os.Getenv
-
 // stdin is the reader of `job submit -config -`; tests replace it.
 var stdin io.Reader = os.Stdin
 
@@ -36,12 +33,17 @@ type apiClient struct {
 // and SCHEDULERD_TOKEN. A missing token fails the first call rather than this, so that a
 // subcommand's -h and its argument checks work without one.
 func newAPIClient(env *environment) *apiClient {
-	base := getenv("SCHEDULERD_API_URL")
+	return &apiClient{base: apiURL(env), token: env.getenv("SCHEDULERD_TOKEN"),
+		http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// apiURL is SCHEDULERD_API_URL, or http:// and the configured HTTP address.
+func apiURL(env *environment) string {
+	base := env.getenv("SCHEDULERD_API_URL")
 	if base == "" {
 		base = "http://" + env.cfg.HTTPAddr
 	}
-	return &apiClient{base: strings.TrimRight(base, "/"), token: getenv("SCHEDULERD_TOKEN"),
-		http: &http.Client{Timeout: 30 * time.Second}}
+	return strings.TrimRight(base, "/")
 }
 
 // call sends body as JSON (none when nil) and returns the response body. A response that
@@ -220,9 +222,8 @@ func parseFlagSet(fs *flag.FlagSet, args []string) error {
 
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
 		fs.SetOutput(out)
-		fs.PrintDefaults()
+		fs.Usage()
 	}
 	if err != nil {
 		return flagError(err)
@@ -245,6 +246,26 @@ func subcommand(args []string, command string, actions ...string) (string, []str
 func newFlagSet(env *environment, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	return fs
+}
+
+// newAPIFlagSet is newFlagSet for the commands that call the API. Their -h lists the two
+// variables they read, in place of the daemon's settings, which realMain leaves out for them.
+func newAPIFlagSet(env *environment, name string) *flag.FlagSet {
+	fs := newFlagSet(env, name)
+	fs.Usage = func() {
+		token := "not set"
+		if env.getenv("SCHEDULERD_TOKEN") != "" {
+			token = "set"
+		}
+		w := fs.Output()
+		fmt.Fprintf(w, "Settings of schedulerd %s (environment variable, current value):\n", name)
+		fmt.Fprintf(w, "  SCHEDULERD_API_URL = %q\n      admin API of a running schedulerd; "+
+			"default http:// and -http-addr (env SCHEDULERD_HTTP_ADDR)\n", apiURL(env))
+		fmt.Fprintf(w, "  SCHEDULERD_TOKEN (%s)\n      API token; an admin creates one with 'schedulerd token create'\n", token)
+		fmt.Fprintf(w, "Usage of %s:\n", name)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 

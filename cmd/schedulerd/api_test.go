@@ -37,9 +37,8 @@ func newAPISession(t *testing.T) *apiSession {
 	t.Cleanup(server.Close)
 
 	s := &apiSession{t: t, env: map[string]string{"SCHEDULERD_DATABASE_URL": databaseURL, "SCHEDULERD_API_URL": server.URL}}
-	oldGetenv, oldStdin := getenv, stdin
-	getenv = func(k string) string { return s.env[k] }
-	t.Cleanup(func() { getenv, stdin = oldGetenv, oldStdin })
+	oldStdin := stdin
+	t.Cleanup(func() { stdin = oldStdin })
 	return s
 }
 

@@ -24,6 +24,8 @@ import (
 type command struct {
 	summary string
 	run     func(ctx context.Context, env *environment, args []string) error
+	// api marks a command that calls the HTTP API rather than the database.
+	api bool
 }
 
 // environment is what every subcommand receives.
@@ -36,16 +38,16 @@ type environment struct {
 }
 
 var commands = map[string]command{
-	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate},
-	"cron":    {"cron run partitions|retention [-dry-run]: run a maintenance task once, now", runCron},
-	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon},
-	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport},
-	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay},
-	"job":     {"job submit|get|list|cancel|pause|resume|explain: manage jobs through the API", runJob},
-	"queue":   {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue},
-	"quota":   {"quota get|set PROJECT: read or change a project's quota through the API", runQuota},
-	"project": {"project create PROJECT -org ORG: create or update a project through the API", runProject},
-	"token":   {"token create|list|revoke: manage API tokens in the database directly", runToken},
+	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate, false},
+	"cron":    {"cron run partitions|retention [-dry-run]: run a maintenance task once, now", runCron, false},
+	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon, false},
+	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport, false},
+	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay, false},
+	"job":     {"job submit|get|list|cancel|pause|resume|explain: manage jobs through the API", runJob, true},
+	"queue":   {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue, true},
+	"quota":   {"quota get|set PROJECT: read or change a project's quota through the API", runQuota, true},
+	"project": {"project create PROJECT -org ORG: create or update a project through the API", runProject, true},
+	"token":   {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
 }
 
 func main() {
@@ -69,7 +71,12 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		return 2
 	}
 
-	cfg, rest, err := config.Load("schedulerd "+args[0], args[1:], getenv, stderr)
+	// The API commands' -h lists the variables they read instead of the daemon's settings.
+	settingsHelp := stderr
+	if cmd.api {
+		settingsHelp = io.Discard
+	}
+	cfg, rest, err := config.Load("schedulerd "+args[0], args[1:], getenv, settingsHelp)
 	if err != nil {
 		fmt.Fprintf(stderr, "schedulerd: %v\n", err)
 		return 2

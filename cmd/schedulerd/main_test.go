@@ -104,8 +104,10 @@ func TestRunHelpDoesNotStart(t *testing.T) {
 }
 
 // TestHelpNeedsNoSettings runs each command with -h and no database URL or API token set.
-// The command's own flags follow the settings, and the exit code is 0.
+// The command's own flags follow the settings, and the exit code is 0. The commands that
+// call the API list the API's two variables, not the daemon's settings.
 func TestHelpNeedsNoSettings(t *testing.T) {
+	apiCommands := map[string]bool{"job": true, "queue": true, "quota": true, "project": true}
 	cases := []struct {
 		args []string
 		want string // a line of the command's own flags
@@ -133,6 +135,16 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 			}
 			if strings.Contains(stderr, "no database configured") || strings.Contains(stderr, "no API token") {
 				t.Errorf("stderr %q asks for a setting", stderr)
+			}
+			if n := strings.Count(stderr, "Usage of "); n != 1 {
+				t.Errorf("stderr has %d flag lists, want 1", n)
+			}
+			api := apiCommands[c.args[0]]
+			if got := strings.Contains(stderr, "SCHEDULERD_API_URL = "); got != api {
+				t.Errorf("stderr lists SCHEDULERD_API_URL: %t, want %t", got, api)
+			}
+			if got := strings.Contains(stderr, "-database-url (env SCHEDULERD_DATABASE_URL)"); got == api {
+				t.Errorf("stderr lists the database URL setting: %t, want %t", got, !api)
 			}
 			if stdout != "" {
 				t.Errorf("stdout %q, want nothing", stdout)
@@ -181,10 +193,6 @@ func TestFlagErrorIsOneLine(t *testing.T) {
 // TestUnreachableAPINamesURLSetting points the CLI at a closed port.
 func TestUnreachableAPINamesURLSetting(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", "SCHEDULERD_API_URL": "http://127.0.0.1:1"}
-	orig := getenv
-	getenv = func(k string) string { return env[k] }
-	defer func() { getenv = orig }()
-
 	code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
