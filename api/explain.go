@@ -120,7 +120,7 @@ func explain(f store.JobExplanation) Explanation {
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
 	}
 	if j.Status == store.JobQueued {
-		e.Blockers = blockers(e)
+		e.Blockers = blockers(e, capacityBlocker(f))
 	}
 	return e
 }
@@ -140,7 +140,7 @@ func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
 }
 
 // blockers lists what holds a queued job back, quota first, as admission checks it.
-func blockers(e Explanation) []string {
+func blockers(e Explanation, capacity string) []string {
 	var found []string
 	switch {
 	case e.Budget == nil:
@@ -156,8 +156,8 @@ func blockers(e Explanation) []string {
 			found = append(found, scheduler.ReasonBudget)
 		}
 	}
-	if reason := capacityBlocker(e); reason != "" {
-		found = append(found, reason)
+	if capacity != "" {
+		found = append(found, capacity)
 	}
 	if found == nil {
 		return []string{}
@@ -165,22 +165,23 @@ func blockers(e Explanation) []string {
 	return found
 }
 
-func capacityBlocker(e Explanation) string {
-	if e.GPUMilli == 0 {
+// capacityBlocker is the GPU capacity's reason, if any, as admission's model choice gives it.
+func capacityBlocker(f store.JobExplanation) string {
+	j := f.Job
+	if j.GPUMilli == 0 {
 		return ""
 	}
 	withNodes, fits := false, false
-	for _, m := range e.GPUModels {
-		if m.Nodes == 0 {
+	for _, m := range f.Models {
+		if m.Nodes == 0 || (len(j.GPUModels) > 0 && !slices.Contains(j.GPUModels, m.Model)) {
 			continue
 		}
 		withNodes = true
-		if m.LargestNodeMilli < int64(e.GPUMilli) || m.LargestNodeCPUMilli < e.CPUMilli ||
-			m.LargestNodeMemoryMiB < e.MemoryMiB {
+		if !m.Holds(j.GPUMilli, f.CPUMilli, f.MemoryMiB) {
 			continue
 		}
 		fits = true
-		if m.FreeMilli >= int64(e.GPUMilli) {
+		if m.CapacityMilli-m.AllocatedMilli >= int64(j.GPUMilli) {
 			return ""
 		}
 	}

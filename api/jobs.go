@@ -303,7 +303,7 @@ func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 	}
 
 	res, gpuMilli := spec.Resources, spec.GPUMilli()
-	var largest []string
+	var sizes []string
 	for _, m := range known {
 		if m.Nodes == 0 || (len(res.GPUModels) > 0 && !slices.Contains(res.GPUModels, m.Model)) {
 			continue
@@ -311,15 +311,42 @@ func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 		if m.Holds(gpuMilli, res.CPUMilli, res.MemoryMiB) {
 			return nil
 		}
-		largest = append(largest, fmt.Sprintf("%s: %s, %s, %d MiB", m.Model,
-			gpuCount(m.LargestNodeMilli), cores(m.LargestNodeCPUMilli), m.LargestNodeMemoryMiB))
+		sizes = append(sizes, m.Model+" nodes offer "+nodeSizes(m))
 	}
-	if len(largest) == 0 {
+	if len(sizes) == 0 {
 		return nil
 	}
-	return unprocessable("config.resources", "no node is large enough: the job asks for %s, %s and %d MiB "+
-		"per pod; the most one node of each allowed model offers is %s",
-		gpuCount(int64(gpuMilli)), cores(res.CPUMilli), res.MemoryMiB, strings.Join(largest, "; "))
+	pod := store.NodeShape{GPUMilli: int64(gpuMilli), CPUMilli: res.CPUMilli, MemoryMiB: res.MemoryMiB}
+	return unprocessable("config.resources", "no node is large enough: the job asks for %s per pod; %s",
+		shapeText(pod), strings.Join(sizes, "; "))
+}
+
+// nodeSizes lists the node sizes of a model, or its largest values for a row that has no
+// sizes yet.
+func nodeSizes(m store.ModelCapacity) string {
+	shapes := m.NodeShapes
+	if len(shapes) == 0 {
+		shapes = []store.NodeShape{{GPUMilli: m.LargestNodeMilli, CPUMilli: m.LargestNodeCPUMilli,
+			MemoryMiB: m.LargestNodeMemoryMiB}}
+	}
+	texts := make([]string, len(shapes))
+	for i, s := range shapes {
+		texts[i] = shapeText(s)
+	}
+	return strings.Join(texts, " or ")
+}
+
+// shapeText writes a size as "8 GPUs, 64 cores, 262144 MiB", leaving out CPU and memory
+// when they are zero, as in a job that requests none.
+func shapeText(s store.NodeShape) string {
+	parts := []string{gpuCount(s.GPUMilli)}
+	if s.CPUMilli > 0 {
+		parts = append(parts, cores(s.CPUMilli))
+	}
+	if s.MemoryMiB > 0 {
+		parts = append(parts, strconv.FormatInt(s.MemoryMiB, 10)+" MiB")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkModelNames rejects a model that no node of the cluster has.
@@ -338,7 +365,8 @@ func checkModelNames(models []string, known []store.ModelCapacity) error {
 		}
 		return newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity,
 			fmt.Sprintf("config.resources.gpu_models[%d]", i),
-			fmt.Sprintf("no node of the cluster has GPU model %q; models with nodes: %s", m, listOrNone(names)))
+			fmt.Sprintf("no ready, uncordoned node has GPU model %q; models with such nodes: %s",
+				m, listOrNone(names)))
 	}
 	return nil
 }

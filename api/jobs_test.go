@@ -140,7 +140,7 @@ func TestSubmitUnknownGPUModel(t *testing.T) {
 
 	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).
 		problem(422, api.TypeUnknownGPUModel)
-	if p.Field != "config.resources.gpu_models[1]" || !strings.Contains(p.Detail, `"H100"; models with nodes: A10`) {
+	if p.Field != "config.resources.gpu_models[1]" || !strings.Contains(p.Detail, `"H100"; models with such nodes: A10`) {
 		t.Errorf("problem %+v, want field config.resources.gpu_models[1] naming H100", p)
 	}
 	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
@@ -156,13 +156,13 @@ func TestSubmitLargerThanAnyNode(t *testing.T) {
 	}{
 		{"fits the largest A10 node", map[string]any{"gpus": 8, "gpu_models": []string{"A10"}}, ""},
 		{"more GPUs than an A10 node", map[string]any{"gpus": 9, "gpu_models": []string{"A10"}},
-			"the job asks for 9 GPUs, 4 cores and 16384 MiB per pod; " +
-				"the most one node of each allowed model offers is A10: 8 GPUs, 64 cores, 524288 MiB"},
+			"no node is large enough: the job asks for 9 GPUs, 4 cores, 16384 MiB per pod; " +
+				"A10 nodes offer 8 GPUs, 64 cores, 524288 MiB"},
 		{"any model, more GPUs than every node", map[string]any{"gpus": 9},
-			"A10: 8 GPUs, 64 cores, 524288 MiB; T4: 4 GPUs, 64 cores, 524288 MiB"},
+			"A10 nodes offer 8 GPUs, 64 cores, 524288 MiB; T4 nodes offer 4 GPUs, 64 cores, 524288 MiB"},
 		{"any model, fits only A10", map[string]any{"gpus": 6}, ""},
 		{"more memory than any node", map[string]any{"gpus": 1, "memory_mib": 524289},
-			"asks for 1 GPU, 4 cores and 524289 MiB"},
+			"asks for 1 GPU, 4 cores, 524289 MiB per pod"},
 		{"a share, more CPU than any node", map[string]any{"gpu_share_milli": 500, "cpu_milli": 64500},
 			"asks for 0.5 GPU, 64.5 cores"},
 	}
@@ -188,6 +188,30 @@ func TestSubmitLargerThanAnyNode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubmitFitsOneRealNode: A10 has a node with many cores and a node with many GPUs, and
+// a job that needs both fits neither, though it fits each resource's maximum.
+func TestSubmitFitsOneRealNode(t *testing.T) {
+	f := setup(t)
+	wide := store.NodeShape{GPUMilli: 8000, CPUMilli: 64000, MemoryMiB: 262144}
+	tall := store.NodeShape{GPUMilli: 16000, CPUMilli: 16000, MemoryMiB: 262144}
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 24000, Nodes: 2, LargestNodeMilli: 16000,
+		LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 262144, NodeShapes: []store.NodeShape{tall, wide}})
+	submit := func(gpus, cpuMilli int) response {
+		config := fineTune(gpus)
+		config["resources"] = map[string]any{"gpus": gpus, "cpu_milli": cpuMilli, "gpu_models": []string{"A10"}}
+		return f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config))
+	}
+
+	p := submit(16, 64000).problem(422, api.TypeUnprocessable)
+	want := "the job asks for 16 GPUs, 64 cores per pod; " +
+		"A10 nodes offer 16 GPUs, 16 cores, 262144 MiB or 8 GPUs, 64 cores, 262144 MiB"
+	if !strings.Contains(p.Detail, want) {
+		t.Errorf("detail %q, want it to contain %q", p.Detail, want)
+	}
+	submit(16, 16000).want(201)
+	submit(8, 64000).want(201)
 }
 
 func TestSubmitUnknownProject(t *testing.T) {

@@ -47,7 +47,8 @@ func (d *Dispatcher) syncCapacity(ctx context.Context) error {
 }
 
 // CountCapacity sums, by GPU model, the GPU thousandths of nodes that are ready and not
-// cordoned. A cordoned model has no capacity, so its jobs stay queued until uncordon.
+// cordoned, and lists their sizes. A cordoned model has no capacity, so its jobs stay
+// queued until uncordon.
 func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
 	byModel := map[string]*store.ModelCapacity{}
 	for _, n := range nodes {
@@ -61,11 +62,15 @@ func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
 			c = &store.ModelCapacity{Model: model}
 			byModel[model] = c
 		}
+		shape := store.NodeShape{GPUMilli: milli, CPUMilli: n.Status.Allocatable.Cpu().MilliValue(),
+			MemoryMiB: n.Status.Allocatable.Memory().Value() >> 20}
 		c.CapacityMilli += milli
 		c.Nodes++
-		c.LargestNodeMilli = max(c.LargestNodeMilli, milli)
-		c.LargestNodeCPUMilli = max(c.LargestNodeCPUMilli, n.Status.Allocatable.Cpu().MilliValue())
-		c.LargestNodeMemoryMiB = max(c.LargestNodeMemoryMiB, n.Status.Allocatable.Memory().Value()>>20)
+		c.LargestNodeMilli = max(c.LargestNodeMilli, shape.GPUMilli)
+		c.LargestNodeCPUMilli = max(c.LargestNodeCPUMilli, shape.CPUMilli)
+		c.LargestNodeMemoryMiB = max(c.LargestNodeMemoryMiB, shape.MemoryMiB)
+		// Trimming as it goes keeps the list short with thousands of nodes of a few sizes.
+		c.NodeShapes = store.MaximalShapes(append(c.NodeShapes, shape))
 	}
 
 	out := make([]store.ModelCapacity, 0, len(byModel))

@@ -257,6 +257,38 @@ func TestModelCapacity(t *testing.T) {
 	}
 }
 
+// TestPodMustFitOneNode: A10 has a node with many GPUs and few cores and one the other way
+// round. A job that needs many of both fits each resource's maximum but no node, so it
+// waits as too large instead of being admitted to a pod that no node can take.
+func TestPodMustFitOneNode(t *testing.T) {
+	f := setup(t)
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 24000, Nodes: 2, LargestNodeMilli: 16000,
+		LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 262144, NodeShapes: []store.NodeShape{
+			{GPUMilli: 16000, CPUMilli: 16000, MemoryMiB: 262144},
+			{GPUMilli: 8000, CPUMilli: 64000, MemoryMiB: 262144}}})
+	submit := func(gpuMilli int, cpuMilli int64) store.Job {
+		job, err := f.store.SubmitJob(context.Background(), store.Submission{
+			ProjectID: "vision", JobType: "fine_tune", Priority: 5, Config: json.RawMessage(`{}`),
+			GPUMilli: gpuMilli, GPUModels: []string{"A10"}, CPUMilli: cpuMilli, MaxRuntimeSeconds: 3600, MaxAttempts: 3,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	tooLarge := submit(16000, 64000)
+	fits := submit(8000, 64000)
+
+	f.runOnce(f.scheduler(8, time.Hour))
+	if got := f.job(tooLarge); got.Status != store.JobQueued || waitReason(got) != scheduler.ReasonTooLarge {
+		t.Errorf("16 GPUs and 64 cores: %s with reason %q, want queued with %q", got.Status, waitReason(got),
+			scheduler.ReasonTooLarge)
+	}
+	if got := f.job(fits); got.Status != store.JobRunning {
+		t.Errorf("8 GPUs and 64 cores: %s, want running", got.Status)
+	}
+}
+
 func TestCordonedModelRunsAfterUncordon(t *testing.T) {
 	f := setup(t)
 	f.capacity() // every A10 node cordoned: no capacity

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -41,21 +44,68 @@ type ModelCapacity struct {
 	// offers; they may come from different nodes.
 	LargestNodeCPUMilli  int64 `db:"largest_node_cpu_milli"`
 	LargestNodeMemoryMiB int64 `db:"largest_node_memory_mib"`
+	// NodeShapes are the sizes of the model's nodes that no other node covers in every
+	// resource (MaximalShapes), so that Holds can ask whether one real node fits a pod.
+	NodeShapes []NodeShape `db:"node_shapes"`
 }
 
-// Holds reports whether the model's largest node could hold one pod of gpuMilli thousandths
-// of a GPU, cpuMilli thousandths of a core and memoryMiB of memory. A pod that fails fits on
-// no node of the model. A pod that passes can still find no node, because the largest
-// values may belong to different nodes. The dispatcher's unschedulable timeout then
-// requeues its job.
+// NodeShape is the allocatable size of one node, or the request of one pod.
+type NodeShape struct {
+	GPUMilli  int64 `json:"gpu_milli"`
+	CPUMilli  int64 `json:"cpu_milli"`
+	MemoryMiB int64 `json:"memory_mib"`
+}
+
+// Covers reports whether an empty node of size s can hold a pod of size pod.
+func (s NodeShape) Covers(pod NodeShape) bool {
+	return s.GPUMilli >= pod.GPUMilli && s.CPUMilli >= pod.CPUMilli && s.MemoryMiB >= pod.MemoryMiB
+}
+
+// Holds reports whether one node of the model, while empty, could hold a pod of gpuMilli
+// thousandths of a GPU, cpuMilli thousandths of a core and memoryMiB of memory.
 func (m ModelCapacity) Holds(gpuMilli int, cpuMilli, memoryMiB int64) bool {
-	return m.Nodes > 0 && m.LargestNodeMilli >= int64(gpuMilli) && m.LargestNodeCPUMilli >= cpuMilli &&
-		m.LargestNodeMemoryMiB >= memoryMiB
+	if m.Nodes == 0 {
+		return false
+	}
+	pod := NodeShape{GPUMilli: int64(gpuMilli), CPUMilli: cpuMilli, MemoryMiB: memoryMiB}
+	if len(m.NodeShapes) == 0 {
+		// NOTE: a row from before migration 010 has no shapes until the dispatcher's next
+		// sync, and only the largest values, which may come from different nodes.
+		largest := NodeShape{GPUMilli: m.LargestNodeMilli, CPUMilli: m.LargestNodeCPUMilli,
+			MemoryMiB: m.LargestNodeMemoryMiB}
+		return largest.Covers(pod)
+	}
+	for _, s := range m.NodeShapes {
+		if s.Covers(pod) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaximalShapes returns the shapes that no other shape covers, each once, largest GPU
+// count first. A model's nodes come in a few sizes, so the result is short even for
+// thousands of nodes.
+func MaximalShapes(shapes []NodeShape) []NodeShape {
+	sorted := slices.Clone(shapes)
+	slices.SortFunc(sorted, func(a, b NodeShape) int {
+		return cmp.Or(cmp.Compare(b.GPUMilli, a.GPUMilli), cmp.Compare(b.CPUMilli, a.CPUMilli),
+			cmp.Compare(b.MemoryMiB, a.MemoryMiB))
+	})
+	var maximal []NodeShape
+	for _, s := range sorted {
+		// A shape that covers s sorts before it, so the kept ones are all there is to check.
+		covered := slices.ContainsFunc(maximal, func(m NodeShape) bool { return m.Covers(s) })
+		if !covered {
+			maximal = append(maximal, s)
+		}
+	}
+	return maximal
 }
 
 // modelColumns are the columns of gpu_models that ModelCapacity holds.
 const modelColumns = `model, capacity_milli, allocated_milli, nodes, largest_node_milli,
-    largest_node_cpu_milli, largest_node_memory_mib`
+    largest_node_cpu_milli, largest_node_memory_mib, node_shapes`
 
 // Snapshot is what a dequeue decides on. Its candidates are locked until the dequeue ends.
 // Its quota and model rows are read without locks first, so the guarded writes reject a
@@ -353,37 +403,55 @@ const QueueChannel = "schedulerd_queue"
 
 const sqlSyncCapacity = `
 WITH seen AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[])
-        AS x(model, capacity_milli, nodes, largest_node_milli, largest_node_cpu_milli, largest_node_memory_mib)
+    SELECT x.model, x.capacity_milli, x.nodes, x.largest_node_milli, x.largest_node_cpu_milli,
+           x.largest_node_memory_mib, x.node_shapes::jsonb AS node_shapes
+    FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
+        AS x(model, capacity_milli, nodes, largest_node_milli, largest_node_cpu_milli, largest_node_memory_mib,
+             node_shapes)
 ), upserted AS (
     INSERT INTO gpu_models (model, capacity_milli, nodes, largest_node_milli, largest_node_cpu_milli,
-                            largest_node_memory_mib, updated_at)
+                            largest_node_memory_mib, node_shapes, updated_at)
     SELECT *, now() FROM seen
     ON CONFLICT (model) DO UPDATE SET capacity_milli = EXCLUDED.capacity_milli,
         nodes = EXCLUDED.nodes, largest_node_milli = EXCLUDED.largest_node_milli,
         largest_node_cpu_milli = EXCLUDED.largest_node_cpu_milli,
-        largest_node_memory_mib = EXCLUDED.largest_node_memory_mib, updated_at = now()
+        largest_node_memory_mib = EXCLUDED.largest_node_memory_mib, node_shapes = EXCLUDED.node_shapes,
+        updated_at = now()
     WHERE (gpu_models.capacity_milli, gpu_models.nodes, gpu_models.largest_node_milli,
-           gpu_models.largest_node_cpu_milli, gpu_models.largest_node_memory_mib)
+           gpu_models.largest_node_cpu_milli, gpu_models.largest_node_memory_mib, gpu_models.node_shapes)
         IS DISTINCT FROM (EXCLUDED.capacity_milli, EXCLUDED.nodes, EXCLUDED.largest_node_milli,
-                          EXCLUDED.largest_node_cpu_milli, EXCLUDED.largest_node_memory_mib)
+                          EXCLUDED.largest_node_cpu_milli, EXCLUDED.largest_node_memory_mib,
+                          EXCLUDED.node_shapes)
 )
 UPDATE gpu_models SET capacity_milli = 0, nodes = 0, largest_node_milli = 0, largest_node_cpu_milli = 0,
-    largest_node_memory_mib = 0, updated_at = now()
+    largest_node_memory_mib = 0, node_shapes = '[]', updated_at = now()
 WHERE model NOT IN (SELECT model FROM seen) AND nodes > 0`
 
 // SyncGPUCapacity stores the schedulable GPU capacity by model as the dispatcher counts it
 // from the nodes. Models missing from capacity have lost every node and drop to zero.
 func (s *Store) SyncGPUCapacity(ctx context.Context, capacity []ModelCapacity) error {
 	n := len(capacity)
-	models, nodes := make([]string, n), make([]int, n)
+	models, nodes, shapes := make([]string, n), make([]int, n), make([]string, n)
 	milli, largest, cpu, memory := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, c := range capacity {
 		models[i], nodes[i], milli[i], largest[i] = c.Model, c.Nodes, c.CapacityMilli, c.LargestNodeMilli
 		cpu[i], memory[i] = c.LargestNodeCPUMilli, c.LargestNodeMemoryMiB
+		encoded, err := json.Marshal(nonNil(c.NodeShapes))
+		if err != nil {
+			return fmt.Errorf("store GPU capacity: encode the node shapes of %s: %w", c.Model, err)
+		}
+		shapes[i] = string(encoded)
 	}
-	_, err := s.pool.Exec(ctx, sqlSyncCapacity, models, milli, nodes, largest, cpu, memory)
+	_, err := s.pool.Exec(ctx, sqlSyncCapacity, models, milli, nodes, largest, cpu, memory, shapes)
 	return wrap(err, "store GPU capacity")
+}
+
+// nonNil returns an empty slice for nil, so that it encodes as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // ListGPUModels reads the capacity and allocation of every GPU model.
