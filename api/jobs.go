@@ -349,7 +349,7 @@ func shapeText(s store.NodeShape) string {
 	return strings.Join(parts, ", ")
 }
 
-// checkModelNames rejects a model that no node of the cluster has.
+// checkModelNames rejects a model that no ready, uncordoned node has.
 func checkModelNames(models []string, known []store.ModelCapacity) error {
 	withNodes := map[string]bool{}
 	var names []string
