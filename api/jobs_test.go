@@ -75,6 +75,7 @@ var badSubmissions = []struct {
 	{"config missing image", `{"job_type":"fine_tune","config":{"max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
 	{"training without GPU", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60}}`, "config.resources"},
 	{"rlhf on a GPU share", `{"job_type":"rlhf","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpu_share_milli":500}}}`, "config.resources.gpus"},
+	{"model listed twice", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"gpu_models":["A10","T4","A10"]}}}`, "config.resources.gpu_models[2]"},
 	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags"},
 	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},
 	{"parent not a uuid", `{"job_type":"fine_tune","config":` + validConfig + `,"parent_job_id":"42"}`, "parent_job_id"},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -182,8 +183,12 @@ func (s Spec) Validate() error {
 		}
 	}
 	for i, m := range r.GPUModels {
+		field := fmt.Sprintf("config.resources.gpu_models[%d]", i)
 		if !modelName.MatchString(m) {
-			return &FieldError{fmt.Sprintf("config.resources.gpu_models[%d]", i), fmt.Sprintf("invalid model name %q", m)}
+			return &FieldError{field, fmt.Sprintf("invalid model name %q", m)}
+		}
+		if slices.Contains(r.GPUModels[:i], m) {
+			return &FieldError{field, fmt.Sprintf("model %q is listed twice", m)}
 		}
 	}
 	return s.validateSimulation()

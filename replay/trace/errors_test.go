@@ -59,6 +59,7 @@ func TestReadTasksErrors(t *testing.T) {
 		{"multi-GPU share", taskHeader + taskRow("num_gpu", "2", "gpu_milli", "500"), `pods.csv:2: column gpu_milli (5): inconsistent value: gpu_milli 500 with num_gpu 2, want 1000 because multi-GPU tasks take whole GPUs`, ErrInconsistent},
 		{"multi-GPU zero", taskHeader + taskRow("num_gpu", "4", "gpu_milli", "0"), `pods.csv:2: column gpu_milli (5): inconsistent value: gpu_milli 0 with num_gpu 4, want 1000 because multi-GPU tasks take whole GPUs`, ErrInconsistent},
 		{"empty model", taskHeader + taskRow("gpu_spec", "T4||A10"), `pods.csv:2: column gpu_spec (6): empty value: model list "T4||A10" has an empty entry`, ErrEmptyValue},
+		{"repeated model", taskHeader + taskRow("gpu_spec", "T4|A10|T4"), `pods.csv:2: column gpu_spec (6): duplicate value: model list "T4|A10|T4" names T4 twice`, ErrDuplicate},
 		{"unknown qos", taskHeader + taskRow("qos", "ls"), `pods.csv:2: column qos (7): unknown value "ls": want LS, Guaranteed, Burstable or BE`, ErrUnknownValue},
 		{"unknown phase", taskHeader + taskRow("pod_phase", "Evicted"), `pods.csv:2: column pod_phase (8): unknown value "Evicted": want Succeeded, Running, Pending or Failed`, ErrUnknownValue},
 		{"deleted early", taskHeader + taskRow("deletion_time", "9"), `pods.csv:2: column deletion_time (10): inconsistent value: 9 is before creation_time 10`, ErrInconsistent},

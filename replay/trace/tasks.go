@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -222,9 +223,13 @@ func parseModels(spec string) ([]string, error) {
 	}
 
 	models := strings.Split(spec, "|")
-	for _, model := range models {
+	for i, model := range models {
 		if model == "" {
 			return nil, fmt.Errorf("%w: model list %q has an empty entry", ErrEmptyValue, spec)
+		}
+		// A job config may not list a model twice, so the replay could not submit the task.
+		if slices.Contains(models[:i], model) {
+			return nil, fmt.Errorf("%w: model list %q names %s twice", ErrDuplicate, spec, model)
 		}
 	}
 
