@@ -38,11 +38,15 @@ func runJob(ctx context.Context, env *environment, args []string) error {
 	return jobAction(ctx, env, client, action, rest)
 }
 
+// maxPriority is the highest job priority, as the API and the jobs table accept it.
+const maxPriority = 100
+
 func submitJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
 	fs := newAPIFlagSet(env, "job submit")
 	project := fs.String("project", "", "project to submit to (required)")
 	jobType := fs.String("type", "", "job type: fine_tune, hpo, retrain, rlhf or eval_only (required)")
-	priority := fs.Int("priority", -1, "priority from 0 to 100, higher first; unset means the server's default, 5")
+	priority := fs.Int("priority", 0, fmt.Sprintf("priority from 0 to %d, higher first; unset means the server's default, %d",
+		maxPriority, api.DefaultPriority))
 	configPath := fs.String("config", "", "file holding the job config as JSON, or - for standard input (required)")
 	key := fs.String("idempotency-key", "", "key that makes a repeated submission return the first job")
 	parent := fs.String("parent", "", "id of the parent job, such as the hpo job of a trial")
@@ -68,6 +72,12 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 		return usageError{"usage: schedulerd job submit -project P -type T -config FILE " +
 			"[-priority N] [-tag K=V] [-idempotency-key K]"}
 	}
+	// 0, the flag's default, is a valid priority too, so whether the server's default
+	// applies depends on whether the command line gave -priority, not on its value.
+	prioritySet := isSet(fs, "priority")
+	if prioritySet && (*priority < 0 || *priority > maxPriority) {
+		return usageError{fmt.Sprintf("invalid -priority %d: want 0 to %d", *priority, maxPriority)}
+	}
 
 	config, err := readConfig(*configPath)
 	if err != nil {
@@ -75,7 +85,7 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 	}
 	req := api.SubmitRequest{JobType: *jobType, Config: config, Tags: tags, ParentJobID: *parent,
 		IdempotencyKey: *key}
-	if *priority >= 0 {
+	if prioritySet {
 		req.Priority = priority
 	}
 
@@ -130,26 +140,43 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 	}
 	query.Set("limit", fmt.Sprint(*limit))
 
-	for {
-		raw, err := client.call(ctx, "GET", "/v1/jobs?"+query.Encode(), nil)
+	if *all {
+		list, err := allJobs(ctx, client, query)
 		if err != nil {
 			return err
 		}
+		return out.printValue(&list, printJobList)
+	}
+	raw, err := client.call(ctx, "GET", "/v1/jobs?"+query.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	var page api.JobList
+	if err := out.print(raw, &page, printJobList); err != nil {
+		return err
+	}
+	if out.format == "table" && page.NextPage != "" {
+		fmt.Fprintf(env.stdout, "more jobs: add -page-token %s\n", page.NextPage)
+	}
+	return nil
+}
+
+// allJobs follows the next pages from query's page to the last and returns their jobs as
+// one list without a next page, so that -all prints one JSON document or one table.
+func allJobs(ctx context.Context, client *apiClient, query url.Values) (api.JobList, error) {
+	list := api.JobList{Jobs: []api.Job{}} // so that JSON shows no jobs as [], not null
+	for {
+		raw, err := client.call(ctx, "GET", "/v1/jobs?"+query.Encode(), nil)
+		if err != nil {
+			return api.JobList{}, err
+		}
 		var page api.JobList
-		if err := out.print(raw, &page, printJobList); err != nil {
-			return err
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return api.JobList{}, fmt.Errorf("decode the API's response: %w", err)
 		}
-		if out.format == "json" {
-			_ = json.Unmarshal(raw, &page)
-		}
+		list.Jobs = append(list.Jobs, page.Jobs...)
 		if page.NextPage == "" {
-			return nil
-		}
-		if !*all {
-			if out.format == "table" {
-				fmt.Fprintf(env.stdout, "more jobs: add -page-token %s\n", page.NextPage)
-			}
-			return nil
+			return list, nil
 		}
 		query.Set("page_token", page.NextPage)
 	}
@@ -214,70 +241,93 @@ func jobPath(id string) (string, error) {
 	return "/v1/jobs/" + parsed.String(), nil
 }
 
-// runQueue is `schedulerd queue list|drain|undrain|reprioritize`.
+// runQueue is `schedulerd queue list|drain|undrain|reprioritize`. Each action registers
+// only its own flags, so that a flag of another action is rejected rather than ignored.
 func runQueue(ctx context.Context, env *environment, args []string) error {
 	action, rest, err := subcommand(args, "queue", "list", "drain", "undrain", "reprioritize")
 	if err != nil {
 		return err
 	}
 	client := newAPIClient(env)
+	switch action {
+	case "list":
+		return listQueues(ctx, env, client, rest)
+	case "drain":
+		return drainQueue(ctx, env, client, rest)
+	case "undrain":
+		return undrainQueue(ctx, env, client, rest)
+	}
+	return reprioritizeQueue(ctx, env, client, rest)
+}
 
-	fs := newAPIFlagSet(env, "queue "+action)
-	deadline := fs.String("deadline", "",
-		"with drain: when running jobs are preempted, as a duration from now (30m, 0 for at once) or an RFC 3339 time")
-	delta := fs.Int("delta", 0, "with reprioritize: added to the priority of each queued job, -100 to 100")
+func listQueues(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "queue list")
 	out := output{w: env.stdout}
-	addOutputFlag(fs, &out)
-	positional, err := parseFlags(fs, rest)
+	if _, err := parseCommand(fs, args, &out, 0, "queue list"); err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "GET", "/v1/queues", nil)
 	if err != nil {
 		return err
 	}
-	if err := out.check(); err != nil {
-		return err
-	}
+	return out.print(raw, &api.QueueList{}, printQueues)
+}
 
-	if action == "list" {
-		if err := exactArgs(positional, 0, "queue list"); err != nil {
-			return err
-		}
-		raw, err := client.call(ctx, "GET", "/v1/queues", nil)
-		if err != nil {
-			return err
-		}
-		return out.print(raw, &api.QueueList{}, printQueues)
-	}
-	if err := exactArgs(positional, 1, "queue "+action+" PROJECT"); err != nil {
+func drainQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "queue drain")
+	deadline := fs.String("deadline", "",
+		"when running jobs are preempted, as a duration from now (30m, 0 for at once) or an RFC 3339 time")
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "queue drain PROJECT [-deadline D]")
+	if err != nil {
 		return err
 	}
-	path := "/v1/queues/" + url.PathEscape(positional[0]) + "/" + action
-	if action == "reprioritize" && !api.ValidDelta(*delta) {
+	body := api.DrainRequest{}
+	if body.Deadline, err = absoluteTime(*deadline, time.Now()); err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "POST", queuePath(positional[0], "drain"), body)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.DrainResult{}, printDrain)
+}
+
+func undrainQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "queue undrain")
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "queue undrain PROJECT")
+	if err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "POST", queuePath(positional[0], "undrain"), nil)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Quota{}, printQuota)
+}
+
+func reprioritizeQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "queue reprioritize")
+	delta := fs.Int("delta", 0, "added to the priority of each queued job, -100 to 100")
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "queue reprioritize PROJECT -delta N")
+	if err != nil {
+		return err
+	}
+	if !api.ValidDelta(*delta) {
 		return usageError{fmt.Sprintf("queue reprioritize needs -delta, a non-zero integer from -%d to %d; got %d",
 			api.MaxPriorityDelta, api.MaxPriorityDelta, *delta)}
 	}
-
-	switch action {
-	case "drain":
-		body := api.DrainRequest{}
-		if body.Deadline, err = absoluteTime(*deadline, time.Now()); err != nil {
-			return err
-		}
-		raw, err := client.call(ctx, "POST", path, body)
-		if err != nil {
-			return err
-		}
-		return out.print(raw, &api.DrainResult{}, printDrain)
-	case "undrain":
-		raw, err := client.call(ctx, "POST", path, nil)
-		if err != nil {
-			return err
-		}
-		return out.print(raw, &api.Quota{}, printQuota)
-	}
-	raw, err := client.call(ctx, "POST", path, api.ReprioritizeRequest{Delta: delta})
+	raw, err := client.call(ctx, "POST", queuePath(positional[0], "reprioritize"), api.ReprioritizeRequest{Delta: delta})
 	if err != nil {
 		return err
 	}
 	return out.print(raw, &api.ReprioritizeResult{}, printReprioritize)
+}
+
+func queuePath(project, action string) string {
+	return "/v1/queues/" + url.PathEscape(project) + "/" + action
 }
 
 // absoluteTime reads a deadline given as a duration from now or as an RFC 3339 time.
@@ -306,46 +356,44 @@ func runQuota(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	client := newAPIClient(env)
+	if action == "get" {
+		return getQuota(ctx, env, client, rest)
+	}
+	return setQuota(ctx, env, client, rest)
+}
 
-	fs := newAPIFlagSet(env, "quota "+action)
-	budget := fs.Float64("budget", 0, "with set: GPU-hour budget of the period")
-	maxConcurrent := fs.Int("max-concurrent", 0, "with set: jobs admitted at once at most")
-	tier := fs.Int("tier", 0, "with set: highest priority a submitter may give the project's jobs, 0 to 100")
-	periodStart := fs.String("period-start", "", "with set: first day of the period, YYYY-MM-DD")
-	periodEnd := fs.String("period-end", "", "with set: day after the period, YYYY-MM-DD")
+func getQuota(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "quota get")
 	out := output{w: env.stdout}
-	addOutputFlag(fs, &out)
-	positional, err := parseFlags(fs, rest)
+	positional, err := parseCommand(fs, args, &out, 1, "quota get PROJECT")
 	if err != nil {
 		return err
 	}
-	if err := out.check(); err != nil {
+	raw, err := client.call(ctx, "GET", quotaPath(positional[0]), nil)
+	if err != nil {
 		return err
 	}
-	if err := exactArgs(positional, 1, "quota "+action+" PROJECT [flags]"); err != nil {
-		return err
-	}
-	path := "/v1/projects/" + url.PathEscape(positional[0]) + "/quota"
+	return out.print(raw, &api.Quota{}, printQuota)
+}
 
-	raw, err := client.call(ctx, "GET", path, nil)
-	var problem *problemError
-	missing := errors.As(err, &problem) && problem.status == 404 && action == "set"
-	if err != nil && !missing {
+// setQuota changes only the flags given; a project without a quota needs them all.
+func setQuota(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "quota set")
+	budget := fs.Float64("budget", 0, "GPU-hour budget of the period")
+	maxConcurrent := fs.Int("max-concurrent", 0, "jobs admitted at once at most")
+	tier := fs.Int("tier", 0, "highest priority a submitter may give the project's jobs, 0 to 100")
+	periodStart := fs.String("period-start", "", "first day of the period, YYYY-MM-DD")
+	periodEnd := fs.String("period-end", "", "day after the period, YYYY-MM-DD")
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "quota set PROJECT [flags]")
+	if err != nil {
 		return err
 	}
-	if action == "get" {
-		return out.print(raw, &api.Quota{}, printQuota)
-	}
+	path := quotaPath(positional[0])
 
-	// set changes only the flags given; a project without a quota needs them all.
-	req := api.QuotaRequest{}
-	if !missing {
-		var current api.Quota
-		if err := json.Unmarshal(raw, &current); err != nil {
-			return fmt.Errorf("decode the current quota: %w", err)
-		}
-		req = api.QuotaRequest{GPUHoursBudget: &current.GPUHoursBudget, MaxConcurrentJobs: &current.MaxConcurrentJobs,
-			PriorityTier: &current.PriorityTier, PeriodStart: &current.PeriodStart, PeriodEnd: &current.PeriodEnd}
+	req, err := currentQuota(ctx, client, path)
+	if err != nil {
+		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -361,12 +409,33 @@ func runQuota(ctx context.Context, env *environment, args []string) error {
 			req.PeriodEnd = periodEnd
 		}
 	})
-	raw, err = client.call(ctx, "PUT", path, req)
+	raw, err := client.call(ctx, "PUT", path, req)
 	if err != nil {
 		return err
 	}
 	return out.print(raw, &api.Quota{}, printQuota)
 }
+
+// currentQuota reads the quota at path as a request that changes nothing, or an empty
+// request when the project has no quota yet.
+func currentQuota(ctx context.Context, client *apiClient, path string) (api.QuotaRequest, error) {
+	raw, err := client.call(ctx, "GET", path, nil)
+	var problem *problemError
+	if errors.As(err, &problem) && problem.status == 404 {
+		return api.QuotaRequest{}, nil
+	}
+	if err != nil {
+		return api.QuotaRequest{}, err
+	}
+	var current api.Quota
+	if err := json.Unmarshal(raw, &current); err != nil {
+		return api.QuotaRequest{}, fmt.Errorf("decode the current quota: %w", err)
+	}
+	return api.QuotaRequest{GPUHoursBudget: &current.GPUHoursBudget, MaxConcurrentJobs: &current.MaxConcurrentJobs,
+		PriorityTier: &current.PriorityTier, PeriodStart: &current.PeriodStart, PeriodEnd: &current.PeriodEnd}, nil
+}
+
+func quotaPath(project string) string { return "/v1/projects/" + url.PathEscape(project) + "/quota" }
 
 // runProject is `schedulerd project create PROJECT -org ORG`.
 func runProject(ctx context.Context, env *environment, args []string) error {
@@ -441,8 +510,12 @@ func printExplanation(tw *tabwriter.Writer, v any) {
 	}
 	fmt.Fprintf(tw, "drained\t%s\n", yesNo(e.Drained))
 	for _, m := range e.GPUModels {
-		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d nodes; the largest node has %s in all\n", m.Model,
-			gpus(int(m.FreeMilli)), gpus(int(m.CapacityMilli)), m.Nodes, gpus(int(m.LargestNodeMilli)))
+		nodes := "nodes"
+		if m.Nodes == 1 {
+			nodes = "node"
+		}
+		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d %s; the largest node has %s in all\n", m.Model,
+			gpus(int(m.FreeMilli)), gpus(int(m.CapacityMilli)), m.Nodes, nodes, gpus(int(m.LargestNodeMilli)))
 	}
 	fmt.Fprintf(tw, "wait reason\t%s\n", orDash(e.WaitReason, plain))
 	blockers := "none"

@@ -24,17 +24,34 @@ var stdin io.Reader = os.Stdin
 
 // apiClient calls the HTTP API of a running schedulerd.
 type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
+	base string
+	// baseErr is the usage error of an invalid SCHEDULERD_API_URL, which call returns, or nil.
+	baseErr error
+	token   string
+	http    *http.Client
 }
 
 // newAPIClient reads SCHEDULERD_API_URL (default: http:// and the configured HTTP address)
-// and SCHEDULERD_TOKEN. A missing token fails the first call rather than this, so that a
-// subcommand's -h and its argument checks work without one.
+// and SCHEDULERD_TOKEN. An invalid URL or a missing token fails the first call rather than
+// this, so that a subcommand's -h and its argument checks work without them.
 func newAPIClient(env *environment) *apiClient {
-	return &apiClient{base: apiURL(env), token: env.getenv("SCHEDULERD_TOKEN"),
-		http: &http.Client{Timeout: 30 * time.Second}}
+	return &apiClient{base: apiURL(env), baseErr: checkAPIURL(env.getenv("SCHEDULERD_API_URL")),
+		token: env.getenv("SCHEDULERD_TOKEN"), http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// checkAPIURL rejects a SCHEDULERD_API_URL that is not an http or https URL with a host,
+// such as 127.0.0.1:8080 without http://, because Go's URL parse error on each request
+// does not name the variable or the fix. An empty value passes, because the default is
+// built from -http-addr, which config checks.
+func checkAPIURL(base string) error {
+	if base == "" {
+		return nil
+	}
+	u, err := url.Parse(base)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	return usageError{fmt.Sprintf("invalid SCHEDULERD_API_URL %q: want a URL such as http://127.0.0.1:8080", base)}
 }
 
 // apiURL is SCHEDULERD_API_URL, or http:// and the configured HTTP address.
@@ -49,6 +66,9 @@ func apiURL(env *environment) string {
 // call sends body as JSON (none when nil) and returns the response body. A response that
 // is not 2xx is an error with the problem's words.
 func (c *apiClient) call(ctx context.Context, method, path string, body any, headers ...string) ([]byte, error) {
+	if c.baseErr != nil {
+		return nil, c.baseErr
+	}
 	if c.token == "" {
 		return nil, usageError{"no API token: set SCHEDULERD_TOKEN (an admin creates one with 'schedulerd token create')"}
 	}
@@ -152,7 +172,8 @@ func (o output) check() error {
 func (o output) print(raw []byte, v any, table func(*tabwriter.Writer, any)) error {
 	if o.format == "json" {
 		var indented bytes.Buffer
-		if err := json.Indent(&indented, raw, "", "  "); err != nil {
+		// json.Indent keeps trailing white space, and the server ends its JSON with a newline.
+		if err := json.Indent(&indented, bytes.TrimSpace(raw), "", "  "); err != nil {
 			return fmt.Errorf("the API sent invalid JSON: %w", err)
 		}
 		indented.WriteByte('\n')
@@ -241,6 +262,17 @@ func subcommand(args []string, command string, actions ...string) (string, []str
 		return "", nil, usageError{fmt.Sprintf("want '%s %s'", command, strings.Join(actions, "|"))}
 	}
 	return args[0], args[1:], nil
+}
+
+// isSet reports whether the command line gave the flag name, even at its default value.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }
 
 func newFlagSet(env *environment, name string) *flag.FlagSet {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
 	"github.com/schedulerd/schedulerd/api"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
@@ -74,6 +78,9 @@ func TestAPISession(t *testing.T) {
 		"-idempotency-key", "first", "-o", "json")
 	if err := json.Unmarshal([]byte(submitted), &job); err != nil {
 		t.Fatalf("job submit -o json printed %q: %v", submitted, err)
+	}
+	if !strings.HasSuffix(submitted, "}\n") {
+		t.Errorf("job submit -o json printed %q, want it to end with one newline after the object", submitted)
 	}
 
 	stdin = strings.NewReader(`{"image":"trainer:1","max_runtime_seconds":3600,"resources":{"gpus":1,"gpu_models":["A10"]}}`)
@@ -145,5 +152,261 @@ func TestAPICommandErrors(t *testing.T) {
 	code, _, stderr := run(t, s.env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
 	if code != 1 || !strings.Contains(stderr, "HTTP 401 missing or invalid credentials: the bearer token is unknown") {
 		t.Errorf("exit %d, stderr %q; want a one-line 401", code, stderr)
+	}
+}
+
+// newProjectSession is newAPISession with an admin token in SCHEDULERD_TOKEN and the
+// project vision, whose quota admits no jobs, so that submitted jobs stay queued.
+func newProjectSession(t *testing.T) *apiSession {
+	t.Helper()
+	s := newAPISession(t)
+	var admin struct{ Secret string }
+	if err := json.Unmarshal([]byte(s.ok("token", "create", "-name", "root", "-role", "admin", "-o", "json")), &admin); err != nil {
+		t.Fatal(err)
+	}
+	s.env["SCHEDULERD_TOKEN"] = admin.Secret
+	s.ok("project", "create", "vision", "-org", "acme")
+	s.ok("quota", "set", "vision", "-budget", "100", "-max-concurrent", "0", "-tier", "50",
+		"-period-start", "2026-01-01", "-period-end", "2027-01-01")
+	return s
+}
+
+// submit submits a one-GPU fine_tune job to vision with the extra flags and returns it.
+func (s *apiSession) submit(flags ...string) api.Job {
+	s.t.Helper()
+	config := filepath.Join(s.t.TempDir(), "job.json")
+	err := os.WriteFile(config, []byte(`{"image":"trainer:1","max_runtime_seconds":3600,"resources":{"gpus":1,"gpu_models":["A10"]}}`), 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	args := append([]string{"job", "submit", "-project", "vision", "-type", "fine_tune", "-config", config, "-o", "json"}, flags...)
+	var job api.Job
+	if err := json.Unmarshal([]byte(s.ok(args...)), &job); err != nil {
+		s.t.Fatalf("%v: %v", args, err)
+	}
+	return job
+}
+
+func TestSubmitPriorityGiven(t *testing.T) {
+	s := newProjectSession(t)
+	cases := []struct {
+		flags []string
+		want  int
+	}{
+		{nil, api.DefaultPriority},
+		{[]string{"-priority", "0"}, 0},
+		{[]string{"-priority", "100"}, 100},
+	}
+	for _, c := range cases {
+		if job := s.submit(c.flags...); job.Priority != c.want {
+			t.Errorf("job submit %v: priority %d, want %d", c.flags, job.Priority, c.want)
+		}
+	}
+}
+
+// TestSubmitPriorityOutOfRange needs no server: the CLI rejects the value itself.
+func TestSubmitPriorityOutOfRange(t *testing.T) {
+	for _, priority := range []string{"-1", "-2", "101"} {
+		code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune",
+			"-config", "job.json", "-priority", priority)
+		if code != 2 {
+			t.Errorf("-priority %s: exit %d, want 2", priority, code)
+		}
+		if want := "schedulerd job: invalid -priority " + priority + ": want 0 to 100\n"; stderr != want {
+			t.Errorf("-priority %s: stderr %q, want %q", priority, stderr, want)
+		}
+	}
+}
+
+// TestActionRejectsOtherActionFlags gives each queue, quota and token action a flag that
+// only another action of the command has.
+func TestActionRejectsOtherActionFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"queue", "undrain", "vision", "-deadline", "5m"}, "schedulerd queue: flag provided but not defined: -deadline\n"},
+		{[]string{"queue", "list", "-delta", "3"}, "schedulerd queue: flag provided but not defined: -delta\n"},
+		{[]string{"queue", "drain", "vision", "-delta", "5"}, "schedulerd queue: flag provided but not defined: -delta\n"},
+		{[]string{"queue", "reprioritize", "vision", "-deadline", "5m"}, "schedulerd queue: flag provided but not defined: -deadline\n"},
+		{[]string{"quota", "get", "vision", "-budget", "5"}, "schedulerd quota: flag provided but not defined: -budget\n"},
+		{[]string{"quota", "get", "vision", "-period-end", "2027-01-01"}, "schedulerd quota: flag provided but not defined: -period-end\n"},
+		{[]string{"token", "list", "-role", "admin"}, "schedulerd token: flag provided but not defined: -role\n"},
+		{[]string{"token", "revoke", "-ttl", "1h", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d"},
+			"schedulerd token: flag provided but not defined: -ttl\n"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, nil, c.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if stderr != c.want {
+				t.Errorf("stderr %q, want %q", stderr, c.want)
+			}
+		})
+	}
+}
+
+// TestActionHelpListsOwnFlags checks which of the action-specific flags each -h lists.
+func TestActionHelpListsOwnFlags(t *testing.T) {
+	cases := []struct {
+		args     []string
+		listed   []string
+		unlisted []string
+	}{
+		{[]string{"queue", "list", "-h"}, nil, []string{"-deadline", "-delta"}},
+		{[]string{"queue", "drain", "-h"}, []string{"-deadline"}, []string{"-delta"}},
+		{[]string{"queue", "undrain", "-h"}, nil, []string{"-deadline", "-delta"}},
+		{[]string{"queue", "reprioritize", "-h"}, []string{"-delta"}, []string{"-deadline"}},
+		{[]string{"quota", "get", "-h"}, nil, []string{"-budget", "-max-concurrent", "-tier", "-period-start", "-period-end"}},
+		{[]string{"quota", "set", "-h"}, []string{"-budget", "-max-concurrent", "-tier", "-period-start", "-period-end"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, nil, c.args...)
+			if code != 0 {
+				t.Errorf("exit %d, want 0", code)
+			}
+			for _, name := range c.listed {
+				if !strings.Contains(stderr, "\n  "+name+" ") {
+					t.Errorf("stderr does not list %s:\n%s", name, stderr)
+				}
+			}
+			for _, name := range c.unlisted {
+				if strings.Contains(stderr, "\n  "+name+" ") {
+					t.Errorf("stderr lists %s:\n%s", name, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestQuotaGet(t *testing.T) {
+	s := newProjectSession(t)
+	got := s.ok("quota", "get", "vision")
+	for _, want := range []string{"project        vision\n", "concurrency    0 of 0 jobs\n", "priority tier  50\n",
+		"period         2026-01-01 to 2027-01-01\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("quota get printed:\n%s\nwant a line %q", got, want)
+		}
+	}
+}
+
+// TestJobListAllOneDocument lists three jobs two to a page.
+func TestJobListAllOneDocument(t *testing.T) {
+	s := newProjectSession(t)
+	var ids []string
+	for range 3 {
+		ids = append(ids, s.submit().ID.String())
+	}
+	slices.Sort(ids)
+
+	stdout := s.ok("job", "list", "-all", "-limit", "2", "-o", "json")
+	var list api.JobList
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+		t.Fatalf("job list -all -o json printed more or less than one JSON document: %v\n%s", err, stdout)
+	}
+	var listed []string
+	for _, j := range list.Jobs {
+		listed = append(listed, j.ID.String())
+	}
+	slices.Sort(listed)
+	if !slices.Equal(listed, ids) {
+		t.Errorf("job list -all -o json listed %v, want %v", listed, ids)
+	}
+	if strings.Contains(stdout, `"next_page"`) {
+		t.Errorf("job list -all -o json has a next page:\n%s", stdout)
+	}
+
+	table := s.ok("job", "list", "-all", "-limit", "2")
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Errorf("job list -all printed %d lines, want a header and 3 jobs:\n%s", len(lines), table)
+	}
+	if headers := strings.Count(table, "ID  "); headers != 1 {
+		t.Errorf("job list -all printed %d headers, want 1:\n%s", headers, table)
+	}
+	for _, id := range ids {
+		if !strings.Contains(table, id) {
+			t.Errorf("job list -all does not list job %s:\n%s", id, table)
+		}
+	}
+}
+
+func TestJobListPageAndNoJobs(t *testing.T) {
+	s := newProjectSession(t)
+	for range 3 {
+		s.submit()
+	}
+	table := s.ok("job", "list", "-limit", "2")
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("job list -limit 2 printed %d lines, want a header, 2 jobs and the next page:\n%s", len(lines), table)
+	}
+	if !strings.HasPrefix(lines[3], "more jobs: add -page-token ") {
+		t.Errorf("last line %q, want the next page token", lines[3])
+	}
+
+	empty := s.ok("job", "list", "-all", "-status", "running", "-o", "json")
+	if want := "{\n  \"jobs\": []\n}\n"; empty != want {
+		t.Errorf("job list -all with no jobs printed %q, want %q", empty, want)
+	}
+}
+
+// TestAPIURLWithoutScheme needs no server: each URL is rejected before any request.
+func TestAPIURLWithoutScheme(t *testing.T) {
+	for _, apiURL := range []string{"127.0.0.1:18471", "localhost:8080", "ftp://127.0.0.1:8080", "http://", "http:///v1"} {
+		env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", "SCHEDULERD_API_URL": apiURL}
+		code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
+		if code != 2 {
+			t.Errorf("SCHEDULERD_API_URL %q: exit %d, want 2", apiURL, code)
+		}
+		want := "schedulerd job: invalid SCHEDULERD_API_URL \"" + apiURL + "\": want a URL such as http://127.0.0.1:8080\n"
+		if stderr != want {
+			t.Errorf("stderr %q, want %q", stderr, want)
+		}
+	}
+
+	env := map[string]string{"SCHEDULERD_API_URL": "127.0.0.1:18471"}
+	code, _, stderr := run(t, env, "queue", "list", "-h")
+	if code != 0 {
+		t.Errorf("queue list -h: exit %d, want 0", code)
+	}
+	if want := `SCHEDULERD_API_URL = "127.0.0.1:18471"`; !strings.Contains(stderr, want) {
+		t.Errorf("queue list -h printed %q, want %q", stderr, want)
+	}
+}
+
+func TestTokenCreateMissingProject(t *testing.T) {
+	s := newProjectSession(t)
+	code, _, stderr := run(t, s.env, "token", "create", "-name", "x", "-role", "submitter", "-projects", "vision,nosuchproj")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "schedulerd token: project \"nosuchproj\" does not exist; create it first with 'schedulerd project create'\n"
+	if stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+
+	var tokens []struct{ Name string }
+	if err := json.Unmarshal([]byte(s.ok("token", "list", "-o", "json")), &tokens); err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 1 || tokens[0].Name != "root" {
+		t.Errorf("tokens %+v, want only root", tokens)
+	}
+}
+
+func TestExplanationCountsOneNode(t *testing.T) {
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	printExplanation(tw, &api.Explanation{Status: "queued", GPUModels: []api.ModelState{
+		{Model: "T4", Nodes: 1, CapacityMilli: 4000, FreeMilli: 4000, LargestNodeMilli: 4000}}})
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "4 of 4 GPUs free on 1 node; the largest node has 4 in all"; !strings.Contains(b.String(), want) {
+		t.Errorf("printed:\n%s\nwant a line with %q", b.String(), want)
 	}
 }

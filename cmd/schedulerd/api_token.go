@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os/user"
 	"strings"
@@ -16,47 +18,52 @@ import (
 
 // runToken is `schedulerd token create|list|revoke`. It works on the database directly, not
 // through the API, so that the first admin token can be made before any token exists.
-// Every argument is checked before it connects.
+// Every argument is checked before it connects, and each action has only its own flags.
 func runToken(ctx context.Context, env *environment, args []string) error {
 	action, rest, err := subcommand(args, "token", "create", "list", "revoke")
 	if err != nil {
 		return err
 	}
 	fs := newFlagSet(env, "token "+action)
-	name := fs.String("name", "", "with create: who holds the token, as the audit log names them (required)")
-	role := fs.String("role", "", "with create: submitter, operator or admin (required)")
-	projects := fs.String("projects", "", "with create: comma-separated projects of a submitter token")
-	ttl := fs.Duration("ttl", 0, "with create: how long the token works, such as 720h; 0 for no expiry")
 	out := output{w: env.stdout}
-	usage := map[string]string{"create": "token create -name NAME -role ROLE [-projects P,Q] [-ttl D]",
-		"list": "token list", "revoke": "token revoke TOKEN_ID"}[action]
-	wantArgs := 0
-	if action == "revoke" {
-		wantArgs = 1
-	}
-	positional, err := parseCommand(fs, rest, &out, wantArgs, usage)
-	if err != nil {
-		return err
-	}
-
 	switch action {
 	case "create":
-		req := api.TokenRequest{Name: *name, Role: store.Role(*role), TTL: *ttl}
-		if *projects != "" {
-			req.Projects = strings.Split(*projects, ",")
-		}
-		if err := req.Validate(); err != nil {
-			return usageError{err.Error()}
-		}
-		return withStore(ctx, env, func(db *store.Store) error { return createToken(ctx, db, req, out) })
+		return runTokenCreate(ctx, env, fs, rest, out)
 	case "list":
+		if _, err := parseCommand(fs, rest, &out, 0, "token list"); err != nil {
+			return err
+		}
 		return withStore(ctx, env, func(db *store.Store) error { return listTokens(ctx, db, out) })
+	}
+	positional, err := parseCommand(fs, rest, &out, 1, "token revoke TOKEN_ID")
+	if err != nil {
+		return err
 	}
 	id, err := uuid.Parse(positional[0])
 	if err != nil {
 		return usageError{fmt.Sprintf("invalid token id %q: want a UUID", positional[0])}
 	}
 	return withStore(ctx, env, func(db *store.Store) error { return revokeToken(ctx, db, id, out) })
+}
+
+// runTokenCreate is `token create`: it checks the request, then stores the token.
+func runTokenCreate(ctx context.Context, env *environment, fs *flag.FlagSet, args []string, out output) error {
+	name := fs.String("name", "", "who holds the token, as the audit log names them (required)")
+	role := fs.String("role", "", "submitter, operator or admin (required)")
+	projects := fs.String("projects", "", "comma-separated projects of a submitter token")
+	ttl := fs.Duration("ttl", 0, "how long the token works, such as 720h; 0 for no expiry")
+	if _, err := parseCommand(fs, args, &out, 0, "token create -name NAME -role ROLE [-projects P,Q] [-ttl D]"); err != nil {
+		return err
+	}
+
+	req := api.TokenRequest{Name: *name, Role: store.Role(*role), TTL: *ttl}
+	if *projects != "" {
+		req.Projects = strings.Split(*projects, ",")
+	}
+	if err := req.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	return withStore(ctx, env, func(db *store.Store) error { return createToken(ctx, db, req, out) })
 }
 
 // withStore opens the database for the length of one call of do.
@@ -111,6 +118,9 @@ func viewToken(t store.Token, secret string) tokenView {
 // createToken stores a token and prints its secret, which is never shown again.
 func createToken(ctx context.Context, db *store.Store, req api.TokenRequest, out output) error {
 	token, secret, err := api.CreateToken(ctx, db, req, time.Now(), cliActor())
+	if errors.Is(err, store.ErrNotFound) {
+		return missingProjectError(ctx, db, req.Projects, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,6 +135,18 @@ func createToken(ctx context.Context, db *store.Store, req api.TokenRequest, out
 		fmt.Fprintf(tw, "secret\t%s\n", secret)
 		fmt.Fprintln(tw, "\nThe secret is shown only now: store it, then use it as SCHEDULERD_TOKEN.")
 	})
+}
+
+// missingProjectError returns an error naming the first of projects that does not exist,
+// or err when all exist. It looks them up again because api.CreateToken names the
+// project only inside its error text.
+func missingProjectError(ctx context.Context, db *store.Store, projects []string, err error) error {
+	for _, p := range projects {
+		if _, getErr := db.GetProject(ctx, p); errors.Is(getErr, store.ErrNotFound) {
+			return fmt.Errorf("project %q does not exist; create it first with 'schedulerd project create'", p)
+		}
+	}
+	return err
 }
 
 // cliActor names the person at the terminal in the audit log.
