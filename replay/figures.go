@@ -31,9 +31,16 @@ func (r *Replayer) jobStates(ctx context.Context) ([]report.StateCount, error) {
 // any of its runs, because a job whose first pod was preempted before its container
 // started has its start in a later run. A job without a start has a NULL wait, which
 // count(wait) and the percentiles skip.
+//
+// A wait is clamped at 0 because container start times in the pod status (metav1.Time)
+// have whole seconds while created_at has microseconds, so a job started within a second
+// can seem to start before its submission. The CASE keeps a NULL wait NULL, because
+// GREATEST ignores NULL arguments and would return 0.
 const sqlTierWaits = `
 WITH waits AS (
-    SELECT j.tags->>'tier' AS tier, extract(epoch FROM min(r.started_at) - j.created_at)::float8 AS wait
+    SELECT j.tags->>'tier' AS tier,
+           CASE WHEN min(r.started_at) < j.created_at THEN 0::float8
+                ELSE extract(epoch FROM min(r.started_at) - j.created_at)::float8 END AS wait
     FROM jobs j LEFT JOIN runs r ON r.job_id = j.id AND r.job_created_at = j.created_at
     GROUP BY j.id, j.created_at, 1
 )

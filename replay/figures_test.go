@@ -133,3 +133,43 @@ func TestTierWaitsCountLaterRunStart(t *testing.T) {
 		t.Errorf("p50 %s, want 8s (the middle of the waits of 5s, 8s and 40s)", low.P50)
 	}
 }
+
+// TestTierWaitsClampEarlyStart gives one job a container start 400 ms before its
+// submission, as a start time truncated to whole seconds can be, and leaves a second job
+// queued.
+// The first job's wait is 0, not negative, and the queued job's wait stays absent.
+func TestTierWaitsClampEarlyStart(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(pgtest.NewPool(t))
+	capacity := store.ModelCapacity{Model: "T4", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000,
+		LargestNodeCPUMilli: 96000, LargestNodeMemoryMiB: 393216}
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{capacity}); err != nil {
+		t.Fatal(err)
+	}
+
+	early := submitLowTask(t, s, "task-early-start")
+	runJob(t, s, admitJob(t, s, early), early.CreatedAt.Add(-400*time.Millisecond))
+	submitLowTask(t, s, "task-never-started")
+
+	r := &Replayer{store: s}
+	waits, err := r.tierWaits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 1 {
+		t.Fatalf("waits %+v, want one row, for tier low", waits)
+	}
+	low := waits[0]
+	if low.Jobs != 2 {
+		t.Errorf("jobs %d, want 2", low.Jobs)
+	}
+	if low.Started != 1 {
+		t.Errorf("started %d, want 1 (the queued job has no wait, not a wait of 0)", low.Started)
+	}
+	if low.P50 != 0 {
+		t.Errorf("p50 %s, want 0 (the early start clamped)", low.P50)
+	}
+	if low.Max != 0 {
+		t.Errorf("max wait %s, want 0 (the early start clamped)", low.Max)
+	}
+}
