@@ -98,7 +98,7 @@ func TestExplainCapacityBlockers(t *testing.T) {
 		{"more GPUs than any node", 16, 4000, 3600, "A10", scheduler.ReasonTooLarge},
 		{"more CPU than any node", 1, 128000, 3600, "A10", scheduler.ReasonTooLarge},
 		{"no free capacity", 4, 4000, 3600, "T4", scheduler.ReasonNoCapacity},
-		{"budget", 8, 4000, 13 * 3600, "A10", scheduler.ReasonBudget},
+		{"budget", 8, 4000, 12 * 3600, "A10", scheduler.ReasonBudget},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -121,6 +121,12 @@ func TestExplainCapacityBlockers(t *testing.T) {
 			var job api.Job
 			f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
 			f.capacity(a10, t4)
+			if c.want == scheduler.ReasonBudget {
+				// The job's 96 GPU-hours fit the budget of 100, but not the 90 left after this.
+				if _, err := f.store.DebitBudget(context.Background(), "vision", 10); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			e := f.explain(f.operator, job)
 			want := []string{}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -222,6 +223,9 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 	if err := s.checkGPUModels(r, sub.spec); err != nil {
 		return err
 	}
+	if err := s.checkReservation(r, sub); err != nil {
+		return err
+	}
 	if err := s.checkEvaluatedVersion(r, sub); err != nil {
 		return err
 	}
@@ -287,6 +291,28 @@ func (s *Server) checkPriorityTier(r *http.Request, caller *principal, project s
 			priority, quota.PriorityTier, project)
 	}
 	return nil
+}
+
+// checkReservation rejects a job whose reservation, its GPUs times max_runtime_seconds, is
+// larger than its project's whole budget for the period. Waiting could never admit it, and
+// a max_runtime_seconds far too long is the likely cause. A project without a quota has no
+// budget yet, so its jobs wait for one.
+func (s *Server) checkReservation(r *http.Request, sub *submission) error {
+	quota, err := s.store.GetQuotaState(r.Context(), sub.ProjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	hours := scheduler.ReservedGPUHours(sub.spec.GPUMilli(), sub.spec.MaxRuntimeSeconds)
+	if hours <= quota.GPUHoursBudget+1e-9 {
+		return nil
+	}
+	return unprocessable("config.max_runtime_seconds", "the job reserves %s GPU-hours (%s for %d s), more than "+
+		"project %q's whole budget of %s GPU-hours for its period; shorten max_runtime_seconds or raise the budget",
+		strconv.FormatFloat(hours, 'f', -1, 64), gpuCount(int64(sub.spec.GPUMilli())), sub.spec.MaxRuntimeSeconds,
+		sub.ProjectID, strconv.FormatFloat(quota.GPUHoursBudget, 'f', -1, 64))
 }
 
 // checkGPUModels rejects models that no node of the cluster has, and a job that no node of

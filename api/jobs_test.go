@@ -215,6 +215,26 @@ func TestSubmitFitsOneRealNode(t *testing.T) {
 	submit(8, 64000).want(201)
 }
 
+// TestSubmitReservationAboveWholeBudget: vision's budget is 100 GPU-hours for the period.
+func TestSubmitReservationAboveWholeBudget(t *testing.T) {
+	f := setup(t)
+	config := fineTune(8)
+	config["max_runtime_seconds"] = 13 * 3600 // 104 GPU-hours
+
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).problem(422, api.TypeUnprocessable)
+	want := `the job reserves 104 GPU-hours (8 GPUs for 46800 s), more than project "vision"'s whole budget ` +
+		"of 100 GPU-hours for its period; shorten max_runtime_seconds or raise the budget"
+	if p.Field != "config.max_runtime_seconds" || p.Detail != want {
+		t.Errorf("problem %+v, want field config.max_runtime_seconds and detail %q", p, want)
+	}
+	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
+		t.Errorf("%d jobs stored, want 0", n)
+	}
+
+	config["max_runtime_seconds"] = 12*3600 + 1800 // 100 GPU-hours: the whole budget
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201)
+}
+
 func TestSubmitUnknownProject(t *testing.T) {
 	f := setup(t)
 	f.do(f.operator, "POST", "/v1/projects/nope/jobs", submitBody(5, fineTune(1))).problem(404, api.TypeNotFound)
