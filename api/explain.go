@@ -79,6 +79,17 @@ type ModelState struct {
 	// come from different nodes.
 	LargestNodeCPUMilli  int64 `json:"largest_node_cpu_milli"`
 	LargestNodeMemoryMiB int64 `json:"largest_node_memory_mib"`
+	// NodeSizes are the sizes of the model's nodes that no other node of it covers. The
+	// job's pod must fit one of them; the largest values above may come from different
+	// nodes. Empty until the dispatcher has counted the nodes once.
+	NodeSizes []NodeSize `json:"node_sizes"`
+}
+
+// NodeSize is one node's allocatable GPUs, CPU (both in thousandths) and memory.
+type NodeSize struct {
+	GPUMilli  int64 `json:"gpu_milli"`
+	CPUMilli  int64 `json:"cpu_milli"`
+	MemoryMiB int64 `json:"memory_mib"`
 }
 
 func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *principal) error {
@@ -131,10 +142,14 @@ func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
 		if len(j.GPUModels) > 0 && !slices.Contains(j.GPUModels, m.Model) {
 			continue
 		}
+		sizes := make([]NodeSize, len(m.NodeShapes))
+		for i, s := range m.NodeShapes {
+			sizes[i] = NodeSize(s)
+		}
 		states = append(states, ModelState{Model: m.Model, Nodes: m.Nodes, CapacityMilli: m.CapacityMilli,
 			AllocatedMilli: m.AllocatedMilli, FreeMilli: max(0, m.CapacityMilli-m.AllocatedMilli),
 			LargestNodeMilli: m.LargestNodeMilli, LargestNodeCPUMilli: m.LargestNodeCPUMilli,
-			LargestNodeMemoryMiB: m.LargestNodeMemoryMiB})
+			LargestNodeMemoryMiB: m.LargestNodeMemoryMiB, NodeSizes: sizes})
 	}
 	return states
 }

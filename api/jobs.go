@@ -347,19 +347,27 @@ func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 		shapeText(pod), strings.Join(sizes, "; "))
 }
 
-// nodeSizes lists the node sizes of a model, or its largest values for a row that has no
-// sizes yet.
+// maxSizesListed bounds the node sizes a refusal lists per model, so that a model whose
+// nodes differ a little each gives a readable message.
+const maxSizesListed = 4
+
+// nodeSizes lists the node sizes of a model, largest GPU count first, or its largest values
+// for a row that has no sizes yet.
 func nodeSizes(m store.ModelCapacity) string {
 	shapes := m.NodeShapes
 	if len(shapes) == 0 {
 		shapes = []store.NodeShape{{GPUMilli: m.LargestNodeMilli, CPUMilli: m.LargestNodeCPUMilli,
 			MemoryMiB: m.LargestNodeMemoryMiB}}
 	}
-	texts := make([]string, len(shapes))
-	for i, s := range shapes {
-		texts[i] = shapeText(s)
+	var texts []string
+	for _, s := range shapes[:min(len(shapes), maxSizesListed)] {
+		texts = append(texts, shapeText(s))
 	}
-	return strings.Join(texts, " or ")
+	text := strings.Join(texts, " or ")
+	if more := len(shapes) - maxSizesListed; more > 0 {
+		text += fmt.Sprintf(" (and %d more sizes)", more)
+	}
+	return text
 }
 
 // shapeText writes a size as "8 GPUs, 64 cores, 262144 MiB", leaving out CPU and memory
@@ -375,24 +383,35 @@ func shapeText(s store.NodeShape) string {
 	return strings.Join(parts, ", ")
 }
 
-// checkModelNames rejects a model that no ready, uncordoned node has.
+// checkModelNames rejects a model that no node of the cluster has ever had, most likely a
+// typo, and a list none of whose models has a ready, uncordoned node now. A listed model
+// whose nodes are cordoned or gone is accepted next to one that has nodes, because the
+// job can run on that one.
 func checkModelNames(models []string, known []store.ModelCapacity) error {
-	withNodes := map[string]bool{}
-	var names []string
+	if len(models) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var withNodes []string
 	for _, m := range known {
+		seen[m.Model] = true
 		if m.Nodes > 0 {
-			withNodes[m.Model] = true
-			names = append(names, m.Model)
+			withNodes = append(withNodes, m.Model)
 		}
 	}
+
 	for i, m := range models {
-		if withNodes[m] {
-			continue
+		if !seen[m] {
+			return newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity,
+				fmt.Sprintf("config.resources.gpu_models[%d]", i),
+				fmt.Sprintf("no node of the cluster has had GPU model %q; models with ready, uncordoned nodes: %s",
+					m, listOrNone(withNodes)))
 		}
-		return newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity,
-			fmt.Sprintf("config.resources.gpu_models[%d]", i),
-			fmt.Sprintf("no ready, uncordoned node has GPU model %q; models with such nodes: %s",
-				m, listOrNone(names)))
+	}
+	if !slices.ContainsFunc(models, func(m string) bool { return slices.Contains(withNodes, m) }) {
+		return newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity, "config.resources.gpu_models",
+			fmt.Sprintf("no ready, uncordoned node has GPU model %s; models with such nodes: %s",
+				strings.Join(models, " or "), listOrNone(withNodes)))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,23 +131,36 @@ func TestSubmitWrongContentType(t *testing.T) {
 	}
 }
 
+// TestSubmitUnknownGPUModel: H100 lost its only node, so its row stays with 0 nodes, and
+// B200 never had one.
 func TestSubmitUnknownGPUModel(t *testing.T) {
 	f := setup(t)
 	a10 := store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000, LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
 	h100 := store.ModelCapacity{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000, LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
 	f.capacity(a10, h100)
-	f.capacity(a10) // H100 lost its only node: the row stays, with 0 nodes.
-	config := fineTune(1)
-	config["resources"].(map[string]any)["gpu_models"] = []string{"A10", "H100"}
+	f.capacity(a10)
+	submit := func(models ...string) response {
+		config := fineTune(1)
+		config["resources"].(map[string]any)["gpu_models"] = models
+		return f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config))
+	}
 
-	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).
-		problem(422, api.TypeUnknownGPUModel)
-	if p.Field != "config.resources.gpu_models[1]" || !strings.Contains(p.Detail, `"H100"; models with such nodes: A10`) {
-		t.Errorf("problem %+v, want field config.resources.gpu_models[1] naming H100", p)
+	p := submit("A10", "B200").problem(422, api.TypeUnknownGPUModel)
+	if p.Field != "config.resources.gpu_models[1]" ||
+		!strings.Contains(p.Detail, `no node of the cluster has had GPU model "B200"; models with ready, uncordoned nodes: A10`) {
+		t.Errorf("problem %+v, want field config.resources.gpu_models[1] naming B200", p)
+	}
+	p = submit("H100").problem(422, api.TypeUnknownGPUModel)
+	if p.Field != "config.resources.gpu_models" ||
+		!strings.Contains(p.Detail, "no ready, uncordoned node has GPU model H100; models with such nodes: A10") {
+		t.Errorf("problem %+v, want field config.resources.gpu_models naming H100", p)
 	}
 	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
 		t.Errorf("%d jobs stored, want 0", n)
 	}
+
+	// A10 has nodes, so a job that may also use H100 runs on A10 meanwhile.
+	submit("A10", "H100").want(201)
 }
 
 func TestSubmitLargerThanAnyNode(t *testing.T) {
@@ -211,8 +225,15 @@ func TestSubmitFitsOneRealNode(t *testing.T) {
 	if !strings.Contains(p.Detail, want) {
 		t.Errorf("detail %q, want it to contain %q", p.Detail, want)
 	}
-	submit(16, 16000).want(201)
+	var job api.Job
+	submit(16, 16000).want(201).decode(&job)
 	submit(8, 64000).want(201)
+
+	e := f.explain(f.submitter, job)
+	want2 := []api.NodeSize{{GPUMilli: 16000, CPUMilli: 16000, MemoryMiB: 262144}, {GPUMilli: 8000, CPUMilli: 64000, MemoryMiB: 262144}}
+	if len(e.GPUModels) != 1 || !slices.Equal(e.GPUModels[0].NodeSizes, want2) {
+		t.Errorf("explain's models %+v, want A10 with node sizes %v", e.GPUModels, want2)
+	}
 }
 
 // TestSubmitReservationAboveWholeBudget: vision's budget is 100 GPU-hours for the period.
@@ -400,4 +421,25 @@ func TestListJobsSubmitterScope(t *testing.T) {
 		t.Errorf("a vision submitter listed %d jobs, want only its own", len(page.Jobs))
 	}
 	f.do(f.submitter, "GET", "/v1/jobs?project=audio", nil).problem(403, api.TypeForbidden)
+}
+
+// TestSubmitRefusalListsFourSizes: a model whose nodes come in six sizes, none with more
+// than 8 GPUs, refuses a 9-GPU job with the first four sizes and a count of the rest.
+func TestSubmitRefusalListsFourSizes(t *testing.T) {
+	f := setup(t)
+	var shapes []store.NodeShape
+	for i := range 6 {
+		shapes = append(shapes, store.NodeShape{GPUMilli: 8000, CPUMilli: int64(64000 - 1000*i), MemoryMiB: int64(1024 * (i + 1))})
+	}
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 48000, Nodes: 6, LargestNodeMilli: 8000,
+		LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 6144, NodeShapes: shapes})
+	config := fineTune(9)
+	config["resources"] = map[string]any{"gpus": 9, "gpu_models": []string{"A10"}}
+
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).problem(422, api.TypeUnprocessable)
+	want := "A10 nodes offer 8 GPUs, 64 cores, 1024 MiB or 8 GPUs, 63 cores, 2048 MiB or " +
+		"8 GPUs, 62 cores, 3072 MiB or 8 GPUs, 61 cores, 4096 MiB (and 2 more sizes)"
+	if !strings.HasSuffix(p.Detail, want) {
+		t.Errorf("detail %q, want it to end with %q", p.Detail, want)
+	}
 }

@@ -51,6 +51,7 @@ func (d *Dispatcher) syncCapacity(ctx context.Context) error {
 // queued until uncordon.
 func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
 	byModel := map[string]*store.ModelCapacity{}
+	shapes := map[string][]store.NodeShape{}
 	for _, n := range nodes {
 		model := n.Labels[GPUModelLabel]
 		milli := nodeGPUMilli(n)
@@ -69,12 +70,12 @@ func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
 		c.LargestNodeMilli = max(c.LargestNodeMilli, shape.GPUMilli)
 		c.LargestNodeCPUMilli = max(c.LargestNodeCPUMilli, shape.CPUMilli)
 		c.LargestNodeMemoryMiB = max(c.LargestNodeMemoryMiB, shape.MemoryMiB)
-		// Trimming as it goes keeps the list short with thousands of nodes of a few sizes.
-		c.NodeShapes = store.MaximalShapes(append(c.NodeShapes, shape))
+		shapes[model] = append(shapes[model], shape)
 	}
 
 	out := make([]store.ModelCapacity, 0, len(byModel))
-	for _, c := range byModel {
+	for model, c := range byModel {
+		c.NodeShapes = store.MaximalShapes(shapes[model])
 		out = append(out, *c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })

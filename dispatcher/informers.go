@@ -121,10 +121,19 @@ func (d *Dispatcher) onNodeUpdate(old, obj any) {
 		d.capacityDirty.Store(true)
 		return
 	}
-	if nodeGPUMilli(before) != nodeGPUMilli(after) || nodeSchedulable(before) != nodeSchedulable(after) ||
-		before.Labels[GPUModelLabel] != after.Labels[GPUModelLabel] {
+	if nodeCapacityChanged(before, after) {
 		d.capacityDirty.Store(true)
 	}
+}
+
+// nodeCapacityChanged reports whether a node update changes what CountCapacity reads from
+// the node: its GPUs, whether it takes pods, its model, or the CPU and memory that make
+// its size. Heartbeats, which change none of these, cause no recount.
+func nodeCapacityChanged(before, after *corev1.Node) bool {
+	return nodeGPUMilli(before) != nodeGPUMilli(after) || nodeSchedulable(before) != nodeSchedulable(after) ||
+		before.Labels[GPUModelLabel] != after.Labels[GPUModelLabel] ||
+		!before.Status.Allocatable.Cpu().Equal(*after.Status.Allocatable.Cpu()) ||
+		!before.Status.Allocatable.Memory().Equal(*after.Status.Allocatable.Memory())
 }
 
 // onNodeDelete recounts capacity and reconciles the runs of the node's pods, which end as

@@ -94,3 +94,33 @@ func TestPodEventsQueueOnlyJudgedChanges(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeCapacityChanged(t *testing.T) {
+	node := func(cores string) *corev1.Node {
+		return &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{GPUModelLabel: "A10"}},
+			Status: corev1.NodeStatus{
+				Allocatable: corev1.ResourceList{GPUResource: resource.MustParse("8"), "cpu": resource.MustParse(cores),
+					"memory": resource.MustParse("256Gi")},
+				Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+					LastHeartbeatTime: metav1.NewTime(time.Unix(100, 0))}},
+			},
+		}
+	}
+	heartbeat := node("64")
+	heartbeat.Status.Conditions[0].LastHeartbeatTime = metav1.NewTime(time.Unix(200, 0))
+	if nodeCapacityChanged(node("64"), heartbeat) {
+		t.Error("a heartbeat changes capacity, want no recount")
+	}
+	if !nodeCapacityChanged(node("64"), node("8")) {
+		t.Error("64 cores to 8 does not change capacity, want a recount")
+	}
+	if nodeCapacityChanged(node("64"), node("64000m")) {
+		t.Error("64 cores written as 64000m changes capacity, want no recount")
+	}
+	memory := node("64")
+	memory.Status.Allocatable["memory"] = resource.MustParse("128Gi")
+	if !nodeCapacityChanged(node("64"), memory) {
+		t.Error("256Gi to 128Gi of memory does not change capacity, want a recount")
+	}
+}

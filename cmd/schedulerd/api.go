@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -470,6 +471,20 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 
 // The table printers: one per response type.
 
+// nodeSizes describes a model's node sizes for job explain: each size's GPUs, cores and
+// memory, or the largest node's GPUs while the sizes are not counted yet.
+func nodeSizes(m api.ModelState) string {
+	if len(m.NodeSizes) == 0 {
+		return fmt.Sprintf("the largest node has %s in all", gpus(int(m.LargestNodeMilli)))
+	}
+	sizes := make([]string, len(m.NodeSizes))
+	for i, s := range m.NodeSizes {
+		sizes[i] = fmt.Sprintf("%s GPUs, %s cores, %d GiB", gpus(int(s.GPUMilli)),
+			strconv.FormatFloat(float64(s.CPUMilli)/1000, 'f', -1, 64), s.MemoryMiB>>10)
+	}
+	return "node sizes " + strings.Join(sizes, " or ")
+}
+
 func printJob(tw *tabwriter.Writer, v any) {
 	j := v.(*api.Job)
 	fmt.Fprintf(tw, "id\t%s\n", j.ID)
@@ -514,8 +529,8 @@ func printExplanation(tw *tabwriter.Writer, v any) {
 		if m.Nodes == 1 {
 			nodes = "node"
 		}
-		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d %s; the largest node has %s in all\n", m.Model,
-			gpus(int(m.FreeMilli)), gpus(int(m.CapacityMilli)), m.Nodes, nodes, gpus(int(m.LargestNodeMilli)))
+		fmt.Fprintf(tw, "model %s\t%s of %s GPUs free on %d %s; %s\n", m.Model,
+			gpus(int(m.FreeMilli)), gpus(int(m.CapacityMilli)), m.Nodes, nodes, nodeSizes(m))
 	}
 	fmt.Fprintf(tw, "wait reason\t%s\n", orDash(e.WaitReason, plain))
 	blockers := "none"

@@ -410,3 +410,19 @@ func TestExplanationCountsOneNode(t *testing.T) {
 		t.Errorf("printed:\n%s\nwant a line with %q", b.String(), want)
 	}
 }
+
+func TestExplanationListsNodeSizes(t *testing.T) {
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	printExplanation(tw, &api.Explanation{Status: "queued", GPUModels: []api.ModelState{
+		{Model: "A10", Nodes: 2, CapacityMilli: 24000, FreeMilli: 24000, LargestNodeMilli: 16000,
+			NodeSizes: []api.NodeSize{{GPUMilli: 16000, CPUMilli: 16000, MemoryMiB: 262144},
+				{GPUMilli: 8000, CPUMilli: 64500, MemoryMiB: 262144}}}}})
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := "24 of 24 GPUs free on 2 nodes; node sizes 16 GPUs, 16 cores, 256 GiB or 8 GPUs, 64.5 cores, 256 GiB"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("printed:\n%s\nwant a line with %q", b.String(), want)
+	}
+}
