@@ -7,6 +7,7 @@ import (
 
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/replay/trace"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -64,18 +65,39 @@ func runJob(t *testing.T, s *store.Store, a store.Admission, start time.Time) {
 	}
 }
 
+// newT4Store is a fresh database with one T4 node's capacity.
+func newT4Store(t *testing.T) *store.Store {
+	t.Helper()
+	s := store.New(pgtest.NewPool(t))
+	capacity := store.ModelCapacity{Model: "T4", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000,
+		LargestNodeCPUMilli: 96000, LargestNodeMemoryMiB: 393216}
+	if err := s.SyncGPUCapacity(context.Background(), []store.ModelCapacity{capacity}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// lowTierWaits returns the report's queue waits, which must be one row, for the low tier.
+func lowTierWaits(t *testing.T, s *store.Store) report.TierWait {
+	t.Helper()
+	r := &Replayer{store: s}
+	waits, err := r.tierWaits(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 1 {
+		t.Fatalf("waits %+v, want one row, for tier low", waits)
+	}
+	return waits[0]
+}
+
 // TestTierWaitsCountLaterRunStart checks the queue-wait figures of four low-tier jobs.
 // The first ran on its first run. The second's first pod was preempted before its container
 // started, so its wait ends at its second run's start. The third's first run started and
 // was evicted, so its wait ends at that first start. The fourth is still queued.
 func TestTierWaitsCountLaterRunStart(t *testing.T) {
 	ctx := context.Background()
-	s := store.New(pgtest.NewPool(t))
-	capacity := store.ModelCapacity{Model: "T4", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000,
-		LargestNodeCPUMilli: 96000, LargestNodeMemoryMiB: 393216}
-	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{capacity}); err != nil {
-		t.Fatal(err)
-	}
+	s := newT4Store(t)
 
 	firstTry := submitLowTask(t, s, "task-first-try")
 	runJob(t, s, admitJob(t, s, firstTry), firstTry.CreatedAt.Add(5*time.Second))
@@ -107,15 +129,7 @@ func TestTierWaitsCountLaterRunStart(t *testing.T) {
 
 	submitLowTask(t, s, "task-never-started")
 
-	r := &Replayer{store: s}
-	waits, err := r.tierWaits(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(waits) != 1 {
-		t.Fatalf("waits %+v, want one row, for tier low", waits)
-	}
-	low := waits[0]
+	low := lowTierWaits(t, s)
 	if low.Tier != string(trace.TierLow) {
 		t.Errorf("tier %q, want %q", low.Tier, trace.TierLow)
 	}
@@ -136,30 +150,15 @@ func TestTierWaitsCountLaterRunStart(t *testing.T) {
 
 // TestTierWaitsClampEarlyStart gives one job a container start 400 ms before its
 // submission, as a start time truncated to whole seconds can be, and leaves a second job
-// queued.
-// The first job's wait is 0, not negative, and the queued job's wait stays absent.
+// queued. The first job's wait is 0, not negative, and the queued job's wait stays absent.
 func TestTierWaitsClampEarlyStart(t *testing.T) {
-	ctx := context.Background()
-	s := store.New(pgtest.NewPool(t))
-	capacity := store.ModelCapacity{Model: "T4", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000,
-		LargestNodeCPUMilli: 96000, LargestNodeMemoryMiB: 393216}
-	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{capacity}); err != nil {
-		t.Fatal(err)
-	}
+	s := newT4Store(t)
 
 	early := submitLowTask(t, s, "task-early-start")
 	runJob(t, s, admitJob(t, s, early), early.CreatedAt.Add(-400*time.Millisecond))
 	submitLowTask(t, s, "task-never-started")
 
-	r := &Replayer{store: s}
-	waits, err := r.tierWaits(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(waits) != 1 {
-		t.Fatalf("waits %+v, want one row, for tier low", waits)
-	}
-	low := waits[0]
+	low := lowTierWaits(t, s)
 	if low.Jobs != 2 {
 		t.Errorf("jobs %d, want 2", low.Jobs)
 	}

@@ -57,19 +57,10 @@ func (s *apiSession) ok(args ...string) string {
 }
 
 func TestAPISession(t *testing.T) {
-	s := newAPISession(t)
-
-	var admin struct{ Secret string }
-	if err := json.Unmarshal([]byte(s.ok("token", "create", "-name", "root", "-role", "admin", "-o", "json")), &admin); err != nil {
-		t.Fatal(err)
-	}
-	s.env["SCHEDULERD_TOKEN"] = admin.Secret
-
-	s.ok("project", "create", "vision", "-org", "acme")
-	quota := s.ok("quota", "set", "vision", "-budget", "100", "-max-concurrent", "0", "-tier", "50",
-		"-period-start", "2026-01-01", "-period-end", "2027-01-01")
+	s := newProjectSession(t)
+	quota := s.ok("quota", "get", "vision")
 	if !strings.Contains(quota, "concurrency    0 of 0 jobs") {
-		t.Errorf("quota set printed:\n%s", quota)
+		t.Errorf("quota get printed:\n%s", quota)
 	}
 
 	stdin = strings.NewReader(`{"image":"trainer:1","max_runtime_seconds":3600,"resources":{"gpus":1,"gpu_models":["A10"]}}`)
