@@ -39,6 +39,21 @@ type Explanation struct {
 	// for a queued job means the next dequeue may admit it, after the jobs ahead of it.
 	// Other statuses have none.
 	Blockers []string `json:"blockers"`
+	// Run is the job's pending or running run. A pending run of a running job was admitted
+	// but its container has not started: its pod may wait for a node or an image.
+	Run *LiveRun `json:"run,omitempty"`
+}
+
+// LiveRun is a run that has not ended.
+type LiveRun struct {
+	Number int    `json:"number"`
+	Status string `json:"status"`
+	Pod    string `json:"pod"`
+	// PodCreatedAt is absent until the dispatcher has created the pod.
+	PodCreatedAt *time.Time `json:"pod_created_at,omitempty"`
+	// Node is absent until the container has started.
+	Node     *string `json:"node,omitempty"`
+	GPUModel *string `json:"gpu_model,omitempty"`
 }
 
 // Position is the place of a queued job in admission order: priority, then age.
@@ -132,6 +147,10 @@ func explain(f store.JobExplanation) Explanation {
 	}
 	if j.Status == store.JobQueued {
 		e.Blockers = blockers(e, capacityBlocker(f))
+	}
+	if r := f.LiveRun; r != nil {
+		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,
+			PodCreatedAt: r.PodCreatedAt, Node: r.WorkerNode, GPUModel: r.GPUModel}
 	}
 	return e
 }

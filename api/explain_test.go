@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,9 +67,17 @@ func TestExplainWaitingJob(t *testing.T) {
 		t.Errorf("drained %t, blockers %q; want drained and concurrency", e.Drained, e.Blockers)
 	}
 
+	if e.Run != nil {
+		t.Errorf("a queued job has run %+v, want none", e.Run)
+	}
+
 	e = f.explain(f.submitter, running[0])
 	if e.Status != "running" || e.Position != nil || len(e.Blockers) != 0 {
 		t.Errorf("a running job: status %s, position %+v, blockers %q; want running, none, none", e.Status, e.Position, e.Blockers)
+	}
+	if r := e.Run; r == nil || r.Number != 1 || r.Status != "running" || r.Node == nil || *r.Node != "node-1" ||
+		!strings.HasSuffix(r.Pod, "/job-"+running[0].ID.String()+"-r1") {
+		t.Errorf("a running job's run %+v, want run 1 running on node-1 in pod job-%s-r1", r, running[0].ID)
 	}
 
 	// A row from before the store cleared reasons on leaving the queue: the API hides the

@@ -27,6 +27,8 @@ type JobExplanation struct {
 	// Quota is nil when the project has no quota.
 	Quota  *QuotaState
 	Models []ModelCapacity
+	// LiveRun is the job's pending or running run, or nil when it has none.
+	LiveRun *Run
 }
 
 const sqlQueuePosition = `
@@ -57,6 +59,9 @@ func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, e
 			if e.Position, err = queuePosition(ctx, tx, e.Job); err != nil {
 				return err
 			}
+		}
+		if e.LiveRun, err = liveRunOf(ctx, tx, e.Job); err != nil {
+			return err
 		}
 
 		quota, err := getQuotaState(ctx, tx, e.Job.ProjectID, sqlGetQuotaState)
@@ -89,6 +94,22 @@ func getJobIn(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Job, error) {
 		return Job{}, err
 	}
 	return collectOne[Job](rows)
+}
+
+// liveRunOf reads the job's pending or running run, if any.
+func liveRunOf(ctx context.Context, tx pgx.Tx, job Job) (*Run, error) {
+	rows, err := tx.Query(ctx, `SELECT `+runColumns+`
+		FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+		WHERE r.job_id = $1 AND r.job_created_at = $2 AND r.status IN ('pending', 'running')
+		ORDER BY r.run_number DESC LIMIT 1`, job.ID, job.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	run, err := collectOne[Run](rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return &run, err
 }
 
 func queuePosition(ctx context.Context, tx pgx.Tx, job Job) (*QueuePosition, error) {

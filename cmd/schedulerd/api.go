@@ -471,6 +471,21 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 
 // The table printers: one per response type.
 
+// runState says where a live run is: waiting for its pod, its pod waiting to start, or
+// running on a node.
+func runState(r api.LiveRun) string {
+	switch {
+	case r.Status == "running" && r.Node != nil:
+		return "running on node " + *r.Node
+	case r.Status == "running":
+		return "running"
+	case r.PodCreatedAt == nil:
+		return "admitted; the pod " + r.Pod + " is not created yet"
+	}
+	return fmt.Sprintf("admitted; the pod %s was created %s ago and its container has not started "+
+		"(it may wait for a node or an image)", r.Pod, time.Since(*r.PodCreatedAt).Round(time.Second))
+}
+
 // nodeSizes describes a model's node sizes for job explain: each size's GPUs, cores and
 // memory, or the largest node's GPUs while the sizes are not counted yet.
 func nodeSizes(m api.ModelState) string {
@@ -512,6 +527,9 @@ func printJobList(tw *tabwriter.Writer, v any) {
 func printExplanation(tw *tabwriter.Writer, v any) {
 	e := v.(*api.Explanation)
 	fmt.Fprintf(tw, "job\t%s (%s)\n", e.JobID, e.Status)
+	if r := e.Run; r != nil {
+		fmt.Fprintf(tw, "run\t%d, %s\n", r.Number, runState(*r))
+	}
 	if p := e.Position; p != nil {
 		fmt.Fprintf(tw, "position\t%d jobs ahead (%d of project %s), %d queued\n",
 			p.Ahead, p.AheadInProject, e.Project, p.Queued)

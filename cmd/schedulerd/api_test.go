@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/schedulerd/schedulerd/api"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
@@ -415,5 +416,32 @@ func TestExplanationListsNodeSizes(t *testing.T) {
 	want := "24 of 24 GPUs free on 2 nodes; node sizes 16 GPUs, 16 cores, 256 GiB or 8 GPUs, 64.5 cores, 256 GiB"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("printed:\n%s\nwant a line with %q", b.String(), want)
+	}
+}
+
+func TestExplanationShowsLiveRun(t *testing.T) {
+	node := "a10-1"
+	created := time.Now().Add(-90 * time.Second)
+	cases := []struct {
+		run  api.LiveRun
+		want string
+	}{
+		{api.LiveRun{Number: 1, Status: "pending", Pod: "team/job-x-r1"}, "run          1, admitted; the pod team/job-x-r1 is not created yet"},
+		{api.LiveRun{Number: 2, Status: "pending", Pod: "team/job-x-r2", PodCreatedAt: &created},
+			"run          2, admitted; the pod team/job-x-r2 was created 1m30s ago and its container has not started"},
+		{api.LiveRun{Number: 2, Status: "running", Pod: "team/job-x-r2", PodCreatedAt: &created, Node: &node},
+			"run          2, running on node a10-1"},
+	}
+	for _, c := range cases {
+		var b bytes.Buffer
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		run := c.run
+		printExplanation(tw, &api.Explanation{Status: "running", Run: &run})
+		if err := tw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("printed:\n%s\nwant a line with %q", b.String(), c.want)
+		}
 	}
 }
