@@ -315,10 +315,10 @@ func (s *Server) checkReservation(r *http.Request, sub *submission) error {
 		sub.ProjectID, strconv.FormatFloat(quota.GPUHoursBudget, 'f', -1, 64))
 }
 
-// checkGPUModels rejects models that no node of the cluster has, and a job that no node of
-// its models could hold. Such a job could only wait, and a typo in a model name or a GPU
-// count is the likely cause. While no node of any allowed model is known, as before the
-// dispatcher's first node sync, it rejects nothing and the job waits with its reason.
+// checkGPUModels rejects the model lists that checkModelNames rejects, and a job that no
+// node of its models could hold. Such a job could only wait, and a typo in a model name or
+// a GPU count is the likely cause. The size check passes while no allowed model has a
+// node, and the job then waits with its reason.
 func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 	known, err := s.store.ListGPUModels(r.Context())
 	if err != nil {
