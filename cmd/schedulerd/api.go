@@ -410,11 +410,34 @@ func setQuota(ctx context.Context, env *environment, client *apiClient, args []s
 			req.PeriodEnd = periodEnd
 		}
 	})
+	if missing := missingQuotaFlags(req); len(missing) > 0 {
+		return usageError{fmt.Sprintf("project %q has no quota yet, so quota set needs every flag; missing %s",
+			positional[0], strings.Join(missing, ", "))}
+	}
 	raw, err := client.call(ctx, "PUT", path, req)
 	if err != nil {
 		return err
 	}
 	return out.print(raw, &api.Quota{}, printQuota)
+}
+
+// missingQuotaFlags names the flags whose values req lacks, which only happens for a
+// project without a quota, where nothing fills them in.
+func missingQuotaFlags(req api.QuotaRequest) []string {
+	var missing []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"-budget", req.GPUHoursBudget != nil}, {"-max-concurrent", req.MaxConcurrentJobs != nil},
+		{"-tier", req.PriorityTier != nil}, {"-period-start", req.PeriodStart != nil},
+		{"-period-end", req.PeriodEnd != nil},
+	} {
+		if !f.set {
+			missing = append(missing, f.name)
+		}
+	}
+	return missing
 }
 
 // currentQuota reads the quota at path as a request that changes nothing, or an empty

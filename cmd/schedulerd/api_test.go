@@ -285,6 +285,23 @@ func TestQuotaGet(t *testing.T) {
 	}
 }
 
+// TestQuotaSetNeedsEveryFlagAtFirst: speech has no quota, so nothing fills in the flags
+// that quota set leaves out, and the command names them instead of sending a request the
+// server refuses field by field.
+func TestQuotaSetNeedsEveryFlagAtFirst(t *testing.T) {
+	s := newProjectSession(t)
+	s.ok("project", "create", "speech", "-org", "acme")
+
+	code, _, stderr := run(t, s.env, "quota", "set", "speech", "-budget", "5", "-tier", "10")
+	want := `schedulerd quota: project "speech" has no quota yet, so quota set needs every flag; ` +
+		"missing -max-concurrent, -period-start, -period-end\n"
+	if code != 2 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+	}
+	s.ok("quota", "set", "speech", "-budget", "5", "-tier", "10", "-max-concurrent", "2",
+		"-period-start", "2026-01-01", "-period-end", "2027-01-01")
+}
+
 // TestJobListAllOneDocument lists three jobs two to a page.
 func TestJobListAllOneDocument(t *testing.T) {
 	s := newProjectSession(t)
