@@ -115,7 +115,11 @@ func (s *Server) setJobPriority(w http.ResponseWriter, r *http.Request, caller *
 	if priority < 0 || priority > 100 {
 		return invalid("priority", "must be between 0 and 100, got %d", priority)
 	}
-	if err := s.checkPriorityTier(r, caller, job.ProjectID, priority); err != nil {
+	quota, err := s.projectQuota(r, job.ProjectID)
+	if err != nil {
+		return err
+	}
+	if err := checkPriorityTier(caller, quota, priority); err != nil {
 		return err
 	}
 

@@ -86,11 +86,11 @@ func TestExplainWaitingJob(t *testing.T) {
 		running[0].ID, scheduler.ReasonBudget); err != nil {
 		t.Fatal(err)
 	}
-	var shown api.Job
-	f.do(f.submitter, "GET", "/v1/jobs/"+running[0].ID.String(), nil).want(200).decode(&shown)
-	if e = f.explain(f.submitter, running[0]); e.WaitReason != nil || shown.WaitReason != nil {
+	var jobView api.Job
+	f.do(f.submitter, "GET", "/v1/jobs/"+running[0].ID.String(), nil).want(200).decode(&jobView)
+	if e = f.explain(f.submitter, running[0]); e.WaitReason != nil || jobView.WaitReason != nil {
 		t.Errorf("a running job with a stale reason: explain shows %v, the job shows %v; want neither",
-			e.WaitReason, shown.WaitReason)
+			e.WaitReason, jobView.WaitReason)
 	}
 }
 

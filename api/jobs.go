@@ -217,13 +217,17 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 	} else if err != nil {
 		return err
 	}
-	if err := s.checkPriorityTier(r, caller, sub.ProjectID, sub.Priority); err != nil {
+	quota, err := s.projectQuota(r, sub.ProjectID)
+	if err != nil {
+		return err
+	}
+	if err := checkPriorityTier(caller, quota, sub.Priority); err != nil {
 		return err
 	}
 	if err := s.checkGPUModels(r, sub.spec); err != nil {
 		return err
 	}
-	if err := s.checkReservation(r, sub); err != nil {
+	if err := checkReservation(sub, quota); err != nil {
 		return err
 	}
 	if err := s.checkEvaluatedVersion(r, sub); err != nil {
@@ -272,38 +276,39 @@ func (s *Server) checkEvaluatedVersion(r *http.Request, sub *submission) error {
 	return nil
 }
 
-// checkPriorityTier keeps a submitter's priorities at or below its project's tier, so that
-// a team cannot jump the queue of every other team by itself. Operators and admins may set
-// any priority. A project without a quota has no tier; its jobs wait until it gets one.
-func (s *Server) checkPriorityTier(r *http.Request, caller *principal, project string, priority int) error {
-	if caller.isStaff() {
-		return nil
-	}
+// projectQuota reads the project's quota, or returns nil when the project has none.
+func (s *Server) projectQuota(r *http.Request, project string) (*store.QuotaState, error) {
 	quota, err := s.store.GetQuotaState(r.Context(), project)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
+	}
+	return &quota, nil
+}
+
+// checkPriorityTier keeps a submitter's priorities at or below its project's tier, so that
+// a team cannot jump the queue of every other team by itself. Operators and admins may set
+// any priority. A project without a quota (nil) has no tier, and its jobs wait for one.
+func checkPriorityTier(caller *principal, quota *store.QuotaState, priority int) error {
+	if caller.isStaff() || quota == nil {
+		return nil
 	}
 	if priority > quota.PriorityTier {
 		return unprocessable("priority", "%d is above the priority tier %d of project %q; an operator may set it",
-			priority, quota.PriorityTier, project)
+			priority, quota.PriorityTier, quota.ProjectID)
 	}
 	return nil
 }
 
 // checkReservation rejects a job whose reservation, its GPUs times max_runtime_seconds, is
 // larger than its project's whole budget for the period. Waiting could never admit it, and
-// a max_runtime_seconds far too long is the likely cause. A project without a quota has no
-// budget yet, so its jobs wait for one.
-func (s *Server) checkReservation(r *http.Request, sub *submission) error {
-	quota, err := s.store.GetQuotaState(r.Context(), sub.ProjectID)
-	if errors.Is(err, store.ErrNotFound) {
+// a max_runtime_seconds far too long is the likely cause. A project without a quota (nil)
+// has no budget yet, so its jobs wait for one.
+func checkReservation(sub *submission, quota *store.QuotaState) error {
+	if quota == nil {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	hours := scheduler.ReservedGPUHours(sub.spec.GPUMilli(), sub.spec.MaxRuntimeSeconds)
 	if hours <= quota.GPUHoursBudget+1e-9 {
@@ -351,14 +356,10 @@ func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 // nodes differ a little each gives a readable message.
 const maxSizesListed = 4
 
-// nodeSizes lists the node sizes of a model, largest GPU count first, or its largest values
-// for a row that has no sizes yet.
+// nodeSizes lists the node sizes of a model (store.ModelCapacity.Shapes), largest GPU
+// count first.
 func nodeSizes(m store.ModelCapacity) string {
-	shapes := m.NodeShapes
-	if len(shapes) == 0 {
-		shapes = []store.NodeShape{{GPUMilli: m.LargestNodeMilli, CPUMilli: m.LargestNodeCPUMilli,
-			MemoryMiB: m.LargestNodeMemoryMiB}}
-	}
+	shapes := m.Shapes()
 	var texts []string
 	for _, s := range shapes[:min(len(shapes), maxSizesListed)] {
 		texts = append(texts, shapeText(s))

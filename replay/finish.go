@@ -49,10 +49,10 @@ func (r *Replayer) waitForEnd(ctx context.Context, rec *recorder) error {
 	}
 }
 
-// describeActive lists up to three of the jobs that kept waitForEnd waiting, with their state,
-// latest run and that run's pod as the Kubernetes API has it, so that the error of a replay
-// that never ends names the jobs and where each one is stuck. It runs after the replay's
-// context has ended, so it has a short context of its own.
+// describeActive lists up to three of the jobs that kept waitForEnd waiting. For each it
+// gives the state, the latest run and that run's pod as the Kubernetes API reports it, so
+// that the error of a replay that never ends shows where each job is stuck. It runs after
+// the replay's context has ended, so it has a short context of its own.
 func (r *Replayer) describeActive() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -68,19 +68,19 @@ func (m ModelCapacity) Holds(gpuMilli int, cpuMilli, memoryMiB int64) bool {
 		return false
 	}
 	pod := NodeShape{GPUMilli: int64(gpuMilli), CPUMilli: cpuMilli, MemoryMiB: memoryMiB}
-	if len(m.NodeShapes) == 0 {
-		// NOTE: a row from before migration 010 has no shapes until the dispatcher's next
-		// sync, and only the largest values, which may come from different nodes.
-		largest := NodeShape{GPUMilli: m.LargestNodeMilli, CPUMilli: m.LargestNodeCPUMilli,
-			MemoryMiB: m.LargestNodeMemoryMiB}
-		return largest.Covers(pod)
+	return slices.ContainsFunc(m.Shapes(), func(s NodeShape) bool { return s.Covers(pod) })
+}
+
+// Shapes returns NodeShapes, or for a row without them one shape of the largest values.
+//
+// NOTE: a row from before migration 010 has no shapes until the dispatcher's next count,
+// and its largest values may come from different nodes, so that shape may match no node.
+func (m ModelCapacity) Shapes() []NodeShape {
+	if len(m.NodeShapes) > 0 {
+		return m.NodeShapes
 	}
-	for _, s := range m.NodeShapes {
-		if s.Covers(pod) {
-			return true
-		}
-	}
-	return false
+	return []NodeShape{{GPUMilli: m.LargestNodeMilli, CPUMilli: m.LargestNodeCPUMilli,
+		MemoryMiB: m.LargestNodeMemoryMiB}}
 }
 
 // MaximalShapes returns the shapes that no other shape covers, each once, largest GPU

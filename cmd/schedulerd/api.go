@@ -494,8 +494,8 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 
 // The table printers: one per response type.
 
-// runState says where a live run is: waiting for its pod, its pod waiting to start, or
-// running on a node.
+// runState describes where a live run is: waiting for its pod, its pod waiting to start,
+// or running on a node.
 func runState(r api.LiveRun) string {
 	switch {
 	case r.Status == "running" && r.Node != nil:
