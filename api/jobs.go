@@ -423,10 +423,11 @@ func gpuCount(milli int64) string { return thousandths(milli, "GPU", "GPUs") }
 // cores writes thousandths of a core as cores: "64 cores", "1 core", "0.5 core".
 func cores(milli int64) string { return thousandths(milli, "core", "cores") }
 
-func thousandths(milli int64, one, many string) string {
-	unit := many
+// thousandths writes milli/1000 with the unit's singular up to 1 and its plural above.
+func thousandths(milli int64, singular, plural string) string {
+	unit := plural
 	if milli <= 1000 {
-		unit = one
+		unit = singular
 	}
 	return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) + " " + unit
 }
