@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // The statements that apply a dequeue's decisions, one per table for the whole batch, sent
@@ -134,17 +135,18 @@ func queueAdmitRuns(batch *pgx.Batch, decisions []Decision) []Admission {
 		ids[i], created[i], milli[i], hours[i] = c.JobID, c.JobCreatedAt, c.GPUMilli, d.GPUHoursReserved
 		models[i], namespaces[i], prefixes[i] = d.GPUModel, c.Namespace, podNamePrefix(c.JobID)
 	}
-	batch.Queue(sqlAdmitRuns, ids, created, milli, models, namespaces, prefixes, hours)
+	batch.Queue(sqlAdmitRuns, uuidArray(ids), created, milli, models, namespaces, prefixes, hours)
 	return admissions
 }
 
 // readRuns fills admissions with the run ids, numbers and pod names the database assigned.
 func readRuns(results pgx.BatchResults, admissions []Admission) error {
-	var jobIDs, runIDs []uuid.UUID
+	var scannedJobs, scannedRuns []pgtype.UUID
 	var numbers []int
-	if err := results.QueryRow().Scan(&jobIDs, &runIDs, &numbers, nil); err != nil {
+	if err := results.QueryRow().Scan(&scannedJobs, &scannedRuns, &numbers, nil); err != nil {
 		return fmt.Errorf("admit jobs: %w", guardError(err))
 	}
+	jobIDs, runIDs := fromUUIDArray(scannedJobs), fromUUIDArray(scannedRuns)
 	runs := make(map[uuid.UUID]int, len(jobIDs))
 	for i, id := range jobIDs {
 		runs[id] = i
@@ -170,7 +172,7 @@ func queueWaitReasons(batch *pgx.Batch, refusals []Refusal) {
 	for i, r := range refusals {
 		ids[i], created[i], reasons[i] = r.Job.ID, r.Job.CreatedAt, r.Reason
 	}
-	batch.Queue(sqlSetWaitReasons, ids, created, reasons)
+	batch.Queue(sqlSetWaitReasons, uuidArray(ids), created, reasons)
 }
 
 // queueAdmitQuotas queues the lock and the guarded update of the decisions' quotas and
