@@ -114,7 +114,7 @@ func TestSetPriority(t *testing.T) {
 		{"above tier", f.submitter, `{"priority": 51}`, 422, "priority"},
 		{"out of range", f.operator, `{"priority": 101}`, 400, "priority"},
 		{"missing", f.operator, `{}`, 400, "priority"},
-		{"other project", f.audioSubmitter, `{"priority": 1}`, 403, ""},
+		{"other project", f.audioSubmitter, `{"priority": 1}`, 404, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -82,13 +82,11 @@ func (s *Server) getApproval(w http.ResponseWriter, r *http.Request, caller *pri
 		return err
 	}
 	approval, err := s.store.GetApproval(r.Context(), id)
+	err = caller.hideOtherProject(err, approval.ProjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("approval %s does not exist", id)
 	}
 	if err != nil {
-		return err
-	}
-	if err := caller.requireProject(approval.ProjectID); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, "application/json", approvalView(approval))

@@ -176,7 +176,7 @@ func TestListApprovals(t *testing.T) {
 		t.Errorf("audio submitter sees %v, want none", ids(got))
 	}
 	f.do(f.audioSubmitter, "GET", "/v1/approvals?project=vision", nil).problem(403, api.TypeForbidden)
-	f.do(f.audioSubmitter, "GET", approvalPath(first.ID), nil).problem(403, api.TypeForbidden)
+	f.do(f.audioSubmitter, "GET", approvalPath(first.ID), nil).problem(404, api.TypeNotFound)
 	f.do(f.submitter, "GET", approvalPath(first.ID), nil).want(200)
 	p := f.do(f.operator, "GET", "/v1/approvals?status=done", nil).problem(400, api.TypeInvalidRequest)
 	if p.Field != "status" {

@@ -47,13 +47,11 @@ func (s *Server) recordArtifact(w http.ResponseWriter, r *http.Request, caller *
 		return err
 	}
 	project, err := s.store.RunProject(r.Context(), runID)
+	err = caller.hideOtherProject(err, project)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("run %s does not exist", runID)
 	}
 	if err != nil {
-		return err
-	}
-	if err := caller.requireProject(project); err != nil {
 		return err
 	}
 	var req ArtifactRequest

@@ -128,7 +128,7 @@ func TestRecordArtifactAccess(t *testing.T) {
 	_, run := f.startedRun(f.submitter, "vision")
 	body := checkpointBody("s3://vision-ckpt/a", 1)
 
-	f.do(f.audioSubmitter, "POST", artifactPath(run.RunID), body).problem(403, api.TypeForbidden)
+	f.do(f.audioSubmitter, "POST", artifactPath(run.RunID), body).problem(404, api.TypeNotFound)
 	f.do(f.submitter, "POST", artifactPath(uuid.Must(uuid.NewV7())), body).problem(404, api.TypeNotFound)
 	p := f.do(f.submitter, "POST", "/v1/runs/not-a-run/artifacts", body).problem(400, api.TypeInvalidRequest)
 	if p.Field != "run" {

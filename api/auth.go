@@ -61,6 +61,15 @@ func (p *principal) mayUseProject(project string) bool {
 	return p.hasRole(store.RoleOperator) || slices.Contains(p.token.Projects, project)
 }
 
+// hideOtherProject turns a successful read by id into store.ErrNotFound when the caller may
+// not act on the resource's project, so that other projects' ids and names stay hidden.
+func (p *principal) hideOtherProject(err error, project string) error {
+	if err == nil && !p.mayUseProject(project) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
 func (p *principal) requireProject(project string) error {
 	if p.mayUseProject(project) {
 		return nil

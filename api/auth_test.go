@@ -74,9 +74,9 @@ func TestRolesAndProjects(t *testing.T) {
 		status                          int
 	}{
 		{"submitter on another project", f.submitter, "POST", "/v1/projects/audio/jobs", validSubmission, 403},
-		{"submitter reads a job of another project", f.submitter, "GET", "/v1/jobs/" + audioJob.ID.String(), "", 403},
-		{"submitter cancels a job of another project", f.submitter, "POST", "/v1/jobs/" + audioJob.ID.String() + "/cancel", "", 403},
-		{"submitter explains a job of another project", f.submitter, "GET", "/v1/jobs/" + audioJob.ID.String() + "/explain", "", 403},
+		{"submitter reads a job of another project", f.submitter, "GET", "/v1/jobs/" + audioJob.ID.String(), "", 404},
+		{"submitter cancels a job of another project", f.submitter, "POST", "/v1/jobs/" + audioJob.ID.String() + "/cancel", "", 404},
+		{"submitter explains a job of another project", f.submitter, "GET", "/v1/jobs/" + audioJob.ID.String() + "/explain", "", 404},
 		{"submitter reads the quota of another project", f.submitter, "GET", "/v1/projects/audio/quota", "", 403},
 		{"submitter sets a quota", f.submitter, "PUT", "/v1/projects/vision/quota", quota, 403},
 		{"submitter drains", f.submitter, "POST", "/v1/queues/vision/drain", "", 403},
@@ -98,8 +98,16 @@ func TestRolesAndProjects(t *testing.T) {
 				body = c.body
 			}
 			resp := f.do(c.token, c.method, c.path, body)
-			if c.status == 403 {
+			switch c.status {
+			case 403:
 				resp.problem(403, api.TypeForbidden)
+				return
+			case 404:
+				p := resp.problem(404, api.TypeNotFound)
+				// The same words as for a job that does not exist: no project name.
+				if want := "job " + audioJob.ID.String() + " does not exist"; p.Detail != want {
+					t.Errorf("detail %q, want %q", p.Detail, want)
+				}
 				return
 			}
 			resp.want(c.status)

@@ -113,13 +113,11 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 		return err
 	}
 	facts, err := s.store.ExplainJob(r.Context(), id)
+	err = caller.hideOtherProject(err, facts.Job.ProjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("job %s does not exist", id)
 	}
 	if err != nil {
-		return err
-	}
-	if err := caller.requireProject(facts.Job.ProjectID); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, "application/json", explain(facts))

@@ -469,18 +469,17 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, caller *principa
 	return nil
 }
 
-// jobForCaller reads the job of the path and checks the caller may act on its project.
+// jobForCaller reads the job of the path. A job of a project the caller may not act on is
+// not found.
 func (s *Server) jobForCaller(r *http.Request, caller *principal) (store.Job, error) {
 	id, err := pathJobID(r)
 	if err != nil {
 		return store.Job{}, err
 	}
 	job, err := s.store.GetJob(r.Context(), id)
+	err = caller.hideOtherProject(err, job.ProjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Job{}, notFound("job %s does not exist", id)
 	}
-	if err != nil {
-		return store.Job{}, err
-	}
-	return job, caller.requireProject(job.ProjectID)
+	return job, err
 }

@@ -88,19 +88,17 @@ func (s *Server) getLineage(w http.ResponseWriter, r *http.Request, caller *prin
 	return nil
 }
 
-// versionForCaller reads the model version of the path and checks the caller may act on
-// its project.
+// versionForCaller reads the model version of the path. A version of a project the caller
+// may not act on is not found.
 func (s *Server) versionForCaller(r *http.Request, caller *principal) (store.ModelVersion, error) {
 	id, err := pathUUID(r, "id", "model version")
 	if err != nil {
 		return store.ModelVersion{}, err
 	}
 	version, err := s.store.GetModelVersion(r.Context(), id)
+	err = caller.hideOtherProject(err, version.ProjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.ModelVersion{}, notFound("model version %s does not exist", id)
 	}
-	if err != nil {
-		return store.ModelVersion{}, err
-	}
-	return version, caller.requireProject(version.ProjectID)
+	return version, err
 }

@@ -133,8 +133,8 @@ func TestLineageAccess(t *testing.T) {
 	tr := f.train(f.submitter, "llama-ft")
 	path := "/v1/model-versions/" + tr.version.ID.String()
 
-	f.do(f.audioSubmitter, "GET", path+"/lineage", nil).problem(403, api.TypeForbidden)
-	f.do(f.audioSubmitter, "GET", path, nil).problem(403, api.TypeForbidden)
+	f.do(f.audioSubmitter, "GET", path+"/lineage", nil).problem(404, api.TypeNotFound)
+	f.do(f.audioSubmitter, "GET", path, nil).problem(404, api.TypeNotFound)
 	f.do(f.operator, "GET", path+"/lineage", nil).want(200)
 	f.do(f.submitter, "GET", "/v1/model-versions/"+uuid.NewString()+"/lineage", nil).problem(404, api.TypeNotFound)
 	p := f.do(f.submitter, "GET", "/v1/model-versions/v1", nil).problem(400, api.TypeInvalidRequest)
