@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -16,7 +17,7 @@ import (
 
 // decodeBody reads a JSON request body into v strictly: at most MaxBodyBytes, valid UTF-8,
 // one JSON object with only the fields v has and values of their types. Each failure is a
-// 400 problem naming the field. An empty body is allowed only when optional is true, and
+// 400 problem naming the field, except a body over the limit (413). An empty body is allowed only when optional is true, and
 // leaves v unchanged.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
 	if err := checkContentType(r); err != nil {
@@ -25,7 +26,8 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optio
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return invalid("body", "the request body is larger than %d bytes", tooLarge.Limit)
+		return newProblem(TypeBodyTooLarge, http.StatusRequestEntityTooLarge, "body",
+			fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
 	}
 	if err != nil {
 		return invalid("body", "the request body could not be read: %v", err)

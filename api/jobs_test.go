@@ -116,9 +116,12 @@ func TestSubmitOversizedBody(t *testing.T) {
 	body := `{"job_type":"fine_tune","config":` + validConfig + `,"idempotency_key":"` +
 		strings.Repeat("k", api.DefaultMaxBodyBytes) + `"}`
 
-	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", body).problem(400, api.TypeInvalidRequest)
-	if p.Field != "body" || !strings.Contains(p.Detail, "larger than 1048576 bytes") {
-		t.Errorf("problem %+v, want field body and the size limit", p)
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", body).problem(413, api.TypeBodyTooLarge)
+	if p.Field != "body" {
+		t.Errorf("field %q, want body", p.Field)
+	}
+	if !strings.Contains(p.Detail, "larger than 1048576 bytes") {
+		t.Errorf("detail %q, want the size limit", p.Detail)
 	}
 }
 

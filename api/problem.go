@@ -50,6 +50,7 @@ const (
 	TypeUnknownGPUModel      = "urn:schedulerd:problem:unknown-gpu-model"
 	TypeUnprocessable        = "urn:schedulerd:problem:unprocessable"
 	TypeUnsupportedMediaType = "urn:schedulerd:problem:unsupported-media-type"
+	TypeBodyTooLarge         = "urn:schedulerd:problem:body-too-large"
 	TypeUnavailable          = "urn:schedulerd:problem:unavailable"
 	TypeInternal             = "urn:schedulerd:problem:internal"
 )
@@ -67,6 +68,7 @@ var problemTitles = map[string]string{
 	TypeUnknownGPUModel:      "unknown GPU model",
 	TypeUnprocessable:        "request cannot be applied",
 	TypeUnsupportedMediaType: "unsupported media type",
+	TypeBodyTooLarge:         "request body too large",
 	TypeUnavailable:          "temporarily unavailable",
 	TypeInternal:             "internal error",
 }
