@@ -92,6 +92,9 @@ const sqlSetJobStatus = `
 UPDATE jobs j SET status = $4,
     completed_at = CASE WHEN $4::job_status IN ('completed', 'failed', 'cancelled', 'eval_failed')
                         THEN $5 ELSE j.completed_at END,
+    -- A cancelled job did not fail, so it keeps no error of an earlier run. The runs keep
+    -- their end reasons.
+    error_message = CASE WHEN $4::job_status = 'cancelled' THEN NULL ELSE j.error_message END,
     -- A reason is the scheduler's, from its last look at a queued job: a job that leaves the
     -- queue has none, and one that comes back gets a fresh one at the next dequeue.
     wait_reason = NULL

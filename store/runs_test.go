@@ -164,6 +164,36 @@ func TestCompletionClearsEarlierError(t *testing.T) {
 	}
 }
 
+// TestCancelClearsEarlierError: a job preempted once and then cancelled carries no error
+// message from the preemption, and its run keeps the reason it ended.
+func TestCancelClearsEarlierError(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunPreempted, EndedAt: time.Now(),
+		Reason: "pod deleted"}); err != nil {
+		t.Fatal(err)
+	}
+
+	job, err := s.SetJobStatus(ctx, a.Job, store.JobQueued, store.JobCancelled, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != store.JobCancelled {
+		t.Errorf("job %s, want cancelled", job.Status)
+	}
+	if job.ErrorMessage != nil {
+		t.Errorf("error %q, want none", *job.ErrorMessage)
+	}
+	var reason string
+	if err := s.Pool().QueryRow(ctx, `SELECT end_reason FROM runs WHERE id = $1`, a.RunID).Scan(&reason); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "pod deleted" {
+		t.Errorf("run end reason %q, want pod deleted", reason)
+	}
+}
+
 // deref is *s, or "" for nil.
 func deref(s *string) string {
 	if s == nil {
