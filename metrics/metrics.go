@@ -77,7 +77,7 @@ type Options struct {
 	// Tiers are the priority tiers, highest first ({all, 0}). A priority below every
 	// MinPriority falls in the last tier.
 	Tiers []Tier
-	// CronTasks names the cron tasks, whose series start at zero ({partitions, retention}).
+	// CronTasks names the cron tasks, whose series start at zero ({partitions, retention, budgets}).
 	CronTasks []string
 	// DatabaseTimeout bounds the queries of one scrape (2s).
 	DatabaseTimeout time.Duration
@@ -198,7 +198,7 @@ func withDefaults(opts Options) Options {
 		opts.Tiers = []Tier{{Name: "all", MinPriority: 0}}
 	}
 	if len(opts.CronTasks) == 0 {
-		opts.CronTasks = []string{"partitions", "retention"}
+		opts.CronTasks = []string{"partitions", "retention", "budgets"}
 	}
 	if opts.DatabaseTimeout <= 0 {
 		opts.DatabaseTimeout = 2 * time.Second

@@ -83,10 +83,12 @@ func TestCronAndRetentionCounters(t *testing.T) {
 	m.RetentionDeleted(3, 3<<20)
 
 	expectSeries(t, reg, `
-# HELP schedulerd_cron_task_runs_total Cron task runs this replica finished. task is partitions or retention; result is success or failure.
+# HELP schedulerd_cron_task_runs_total Cron task runs this replica finished. task is partitions, retention or budgets; result is success or failure.
 # TYPE schedulerd_cron_task_runs_total counter
+schedulerd_cron_task_runs_total{result="failure",task="budgets"} 0
 schedulerd_cron_task_runs_total{result="failure",task="partitions"} 0
 schedulerd_cron_task_runs_total{result="failure",task="retention"} 1
+schedulerd_cron_task_runs_total{result="success",task="budgets"} 0
 schedulerd_cron_task_runs_total{result="success",task="partitions"} 1
 schedulerd_cron_task_runs_total{result="success",task="retention"} 0
 # HELP schedulerd_retention_deleted_bytes_total Bytes of the checkpoint objects that checkpoint retention on this replica deleted.
@@ -216,7 +218,7 @@ schedulerd_project_gpu_budget_seconds{project="vision"} 360000
 # TYPE schedulerd_project_max_concurrent_jobs gauge
 schedulerd_project_max_concurrent_jobs{project="nlp"} 2
 schedulerd_project_max_concurrent_jobs{project="vision"} 4
-# HELP schedulerd_cron_task_last_success_timestamp_seconds Unix time of the last successful run of a cron task on any replica, from cron_task_status. task is partitions or retention; a task that never succeeded has no series.
+# HELP schedulerd_cron_task_last_success_timestamp_seconds Unix time of the last successful run of a cron task on any replica, from cron_task_status. task is partitions, retention or budgets; a task that never succeeded has no series.
 # TYPE schedulerd_cron_task_last_success_timestamp_seconds gauge
 schedulerd_cron_task_last_success_timestamp_seconds{task="partitions"} 1.800000001e+09
 `, "schedulerd_database_up", "schedulerd_gpu_model_capacity_gpus", "schedulerd_project_gpu_budget_seconds",

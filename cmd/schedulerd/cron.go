@@ -11,9 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/schedulerd/schedulerd/accounting"
 	"github.com/schedulerd/schedulerd/cron"
 	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/retention"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // cronSettings configure the cron tasks. They are read from SCHEDULERD_* variables by
@@ -22,6 +24,7 @@ type cronSettings struct {
 	timeZone           string // zone of schedules without CRON_TZ=; empty is UTC
 	partitionsSchedule string
 	retentionSchedule  string
+	budgetsSchedule    string
 	monthsAhead        int
 	s3                 retention.S3Config
 	policy             retention.Policy
@@ -33,6 +36,7 @@ var cronVariables = []struct{ env, flag, fallback, usage string }{
 	{"SCHEDULERD_CRON_TZ", "cron-tz", "", "time zone of cron schedules without CRON_TZ=; empty is UTC"},
 	{"SCHEDULERD_CRON_PARTITIONS", "cron-partitions", cron.DefaultPartitionSchedule, "cron schedule of the partition task; off disables it"},
 	{"SCHEDULERD_CRON_RETENTION", "cron-retention", retention.DefaultSchedule, "cron schedule of checkpoint retention; off disables it"},
+	{"SCHEDULERD_CRON_BUDGETS", "cron-budgets", accounting.DefaultBudgetSchedule, "cron schedule of the renewal of ended budget periods; off disables it"},
 	{"SCHEDULERD_PARTITION_MONTHS_AHEAD", "partition-months-ahead", "3", "months after the current one that get jobs partitions"},
 	{"SCHEDULERD_S3_ENDPOINT", "s3-endpoint", "", "S3 endpoint URL for S3-compatible servers; empty uses AWS"},
 	{"SCHEDULERD_S3_REGION", "s3-region", "", "S3 region; empty takes AWS_REGION or the AWS profile's"},
@@ -68,6 +72,7 @@ func parseCronSettings(v map[string]*string) (s cronSettings, err error) {
 	s.timeZone = *v["SCHEDULERD_CRON_TZ"]
 	s.partitionsSchedule = *v["SCHEDULERD_CRON_PARTITIONS"]
 	s.retentionSchedule = *v["SCHEDULERD_CRON_RETENTION"]
+	s.budgetsSchedule = *v["SCHEDULERD_CRON_BUDGETS"]
 	s.s3 = retention.S3Config{Endpoint: *v["SCHEDULERD_S3_ENDPOINT"], Region: *v["SCHEDULERD_S3_REGION"]}
 	s.policy.BestMetric = *v["SCHEDULERD_RETENTION_BEST_METRIC"]
 	s.policy.BestDirection = retention.Direction(*v["SCHEDULERD_RETENTION_BEST_DIRECTION"])
@@ -94,7 +99,7 @@ func parseCronSettings(v map[string]*string) (s cronSettings, err error) {
 	return s, s.checkSchedules()
 }
 
-// checkSchedules parses the time zone and both schedules, which the cron service parses
+// checkSchedules parses the time zone and the schedules, which the cron service parses
 // again when it starts, so that a typo fails before anything connects.
 func (s cronSettings) checkSchedules() error {
 	var location *time.Location
@@ -108,6 +113,7 @@ func (s cronSettings) checkSchedules() error {
 	schedules := []struct{ name, spec string }{
 		{"SCHEDULERD_CRON_PARTITIONS", s.partitionsSchedule},
 		{"SCHEDULERD_CRON_RETENTION", s.retentionSchedule},
+		{"SCHEDULERD_CRON_BUDGETS", s.budgetsSchedule},
 	}
 	for _, sc := range schedules {
 		if sc.spec == "off" {
@@ -131,18 +137,18 @@ func parseBool(name, value string, earlier error) (bool, error) {
 	return b, nil
 }
 
-// runCron is `schedulerd cron run partitions|retention [-dry-run]`: one run of a task, now,
-// by hand and without River, for operators and scripts.
+// runCron is `schedulerd cron run partitions|retention|budgets [-dry-run]`: one run of a
+// task, now, by hand and without River, for operators and scripts.
 func runCron(ctx context.Context, env *environment, args []string) error {
 	if (len(args) > 0 && isHelp(args[0])) || (len(args) > 1 && args[0] == "run" && isHelp(args[1])) {
-		return helpText{"usage: schedulerd cron run partitions|retention [-dry-run] [flags]; add -h after the task for its flags"}
+		return helpText{"usage: schedulerd cron run partitions|retention|budgets [-dry-run] [flags]; add -h after the task for its flags"}
 	}
 	if len(args) < 2 || args[0] != "run" {
-		return usageError{"want: cron run partitions|retention [-dry-run] [flags]"}
+		return usageError{"want: cron run partitions|retention|budgets [-dry-run] [flags]"}
 	}
 	task := args[1]
-	if task != "partitions" && task != "retention" {
-		return usageError{fmt.Sprintf("unknown cron task %q: want partitions or retention", task)}
+	if task != "partitions" && task != "retention" && task != "budgets" {
+		return usageError{fmt.Sprintf("unknown cron task %q: want partitions, retention or budgets", task)}
 	}
 	fs := flag.NewFlagSet("cron run "+task, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
@@ -155,6 +161,9 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	if *dryRun && task != "retention" {
+		return usageError{"-dry-run applies to the retention task only"}
+	}
 
 	db, err := openStore(ctx, env, 4)
 	if err != nil {
@@ -162,8 +171,11 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 	}
 	defer db.Close()
 
-	if task == "partitions" {
+	switch task {
+	case "partitions":
 		return runPartitionsOnce(ctx, env, db.Pool(), settings)
+	case "budgets":
+		return runBudgetsOnce(ctx, env, db)
 	}
 	return runRetentionOnce(ctx, env, db.Pool(), settings, *dryRun)
 }
@@ -175,6 +187,20 @@ func runPartitionsOnce(ctx context.Context, env *environment, pool *pgxpool.Pool
 	}
 	fmt.Fprintf(env.stdout, "created %d jobs partitions; the last ends %s; runway %d months\n",
 		report.Created, report.LastBound.Format("2006-01-02"), report.RunwayMonths)
+	return nil
+}
+
+func runBudgetsOnce(ctx context.Context, env *environment, db *store.Store) error {
+	renewals, err := accounting.RenewBudgets(ctx, db, time.Now(), env.log)
+	if err != nil {
+		return err
+	}
+	for _, r := range renewals {
+		fmt.Fprintf(env.stdout, "renewed %s: %s to %s, %.2f GPU-hours used; now %s to %s\n", r.ProjectID,
+			r.OldStart.Format(time.DateOnly), r.OldEnd.Format(time.DateOnly), r.UsedBefore,
+			r.NewStart.Format(time.DateOnly), r.NewEnd.Format(time.DateOnly))
+	}
+	fmt.Fprintf(env.stdout, "budgets renewed: %d\n", len(renewals))
 	return nil
 }
 
@@ -213,7 +239,7 @@ func newRetainer(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *s
 
 // newCronService builds the cron service that `schedulerd run` starts on every replica.
 // It expects River's tables, which `schedulerd migrate up` creates with cron.MigrateRiver.
-// With both schedules off it returns an error, since the service needs a task.
+// With every schedule off it returns an error, since the service needs a task.
 func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *slog.Logger, m *metrics.Metrics) (*cron.Service, error) {
 	var location *time.Location
 	if s.timeZone != "" {
@@ -234,6 +260,9 @@ func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log
 			return nil, err
 		}
 		tasks = append(tasks, r.Task(s.retentionSchedule))
+	}
+	if s.budgetsSchedule != "off" {
+		tasks = append(tasks, accounting.BudgetTask(store.New(pool), s.budgetsSchedule, log.With("task", "budgets")))
 	}
 	svc, err := cron.NewService(pool, cron.Config{Tasks: tasks, Location: location, Logger: log.With("component", "cron"),
 		OnFinished: func(o cron.Outcome) { m.CronTaskFinished(o.Task, o.Err) }})

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 func TestCronRunPartitions(t *testing.T) {
@@ -20,6 +26,105 @@ func TestCronRunPartitions(t *testing.T) {
 	}
 }
 
+// seedEndedBudget creates project vision with a quota for the month two months before the
+// current one, and returns the pool and that month's first day.
+func seedEndedBudget(t *testing.T, url string) (*pgxpool.Pool, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := store.New(pool)
+	if _, err := s.UpsertProject(ctx, store.Project{ID: "vision", OrgID: "acme", K8sNamespace: "team-vision"}); err != nil {
+		t.Fatal(err)
+	}
+	month := time.Now().UTC().AddDate(0, -2, 0)
+	start := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
+	_, err = s.UpsertQuota(ctx, store.Quota{ProjectID: "vision", GPUHoursBudget: 10, MaxConcurrentJobs: 2,
+		PriorityTier: 5, PeriodStart: start, PeriodEnd: start.AddDate(0, 1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, start
+}
+
+func TestCronRunBudgets(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	_, start := seedEndedBudget(t, url)
+
+	code, stdout, stderr := run(t, map[string]string{"SCHEDULERD_DATABASE_URL": url}, "cron", "run", "budgets")
+	if code != 0 {
+		t.Fatalf("exit code %d, stderr %q", code, stderr)
+	}
+	newStart := start.AddDate(0, 2, 0)
+	want := "renewed vision: " + start.Format(time.DateOnly) + " to " + start.AddDate(0, 1, 0).Format(time.DateOnly) +
+		", 0.00 GPU-hours used; now " + newStart.Format(time.DateOnly) + " to " + newStart.AddDate(0, 1, 0).Format(time.DateOnly) +
+		"\nbudgets renewed: 1\n"
+	if stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+
+	code, _, stderr = run(t, map[string]string{"SCHEDULERD_DATABASE_URL": url}, "cron", "run", "budgets", "-dry-run")
+	if code != 2 {
+		t.Errorf("-dry-run: exit code %d, want 2", code)
+	}
+	if !strings.Contains(stderr, "-dry-run applies to the retention task only") {
+		t.Errorf("-dry-run: stderr %q, want the reason", stderr)
+	}
+}
+
+// TestCronServiceRenewsBudgets runs the budgets task through the cron service that
+// `schedulerd run` builds, with the other tasks off.
+func TestCronServiceRenewsBudgets(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pool, start := seedEndedBudget(t, url)
+	ctx := context.Background()
+	settings, err := loadCronSettings(func(name string) string {
+		return map[string]string{"SCHEDULERD_CRON_PARTITIONS": "off", "SCHEDULERD_CRON_RETENTION": "off"}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := newCronService(ctx, pool, settings, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := svc.Stop(context.WithoutCancel(ctx)); err != nil {
+			t.Errorf("stop cron service: %v", err)
+		}
+	}()
+
+	firing := time.Now().UTC().Truncate(time.Hour).Add(5 * time.Minute)
+	result, err := svc.Tick(ctx, firing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result.Inserted != 1 {
+		t.Fatalf("tick at %s inserted %d jobs, want the budgets task's 1", firing.Format(time.TimeOnly), result.Inserted)
+	}
+	want := start.AddDate(0, 2, 0)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var periodStart time.Time
+		if err := pool.QueryRow(ctx, `SELECT period_start FROM quotas WHERE project_id = 'vision'`).Scan(&periodStart); err != nil {
+			t.Fatal(err)
+		}
+		if periodStart.Equal(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("period starts %s after 30 s, want %s", periodStart.Format(time.DateOnly), want.Format(time.DateOnly))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestCronRunUsage(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
 	cases := []struct {
@@ -27,7 +132,7 @@ func TestCronRunUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no task", []string{"cron", "run"}, "schedulerd cron: want: cron run partitions|retention"},
+		{"no task", []string{"cron", "run"}, "schedulerd cron: want: cron run partitions|retention|budgets"},
 		{"unknown task", []string{"cron", "run", "vacuum"}, `schedulerd cron: unknown cron task "vacuum"`},
 		{"bad months", []string{"cron", "run", "partitions", "-partition-months-ahead", "x"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD"},
 		{"bad direction", []string{"cron", "run", "retention", "-retention-best-metric", "loss", "-retention-best-direction", "up"}, "schedulerd cron: retention policy: best metric"},

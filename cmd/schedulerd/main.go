@@ -39,7 +39,7 @@ type environment struct {
 
 var commands = map[string]command{
 	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate, false},
-	"cron":    {"cron run partitions|retention [-dry-run]: run a maintenance task once, now", runCron, false},
+	"cron":    {"cron run partitions|retention|budgets [-dry-run]: run a maintenance task once, now", runCron, false},
 	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon, false},
 	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport, false},
 	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay, false},

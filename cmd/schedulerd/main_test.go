@@ -160,8 +160,8 @@ func TestHelpListsSubcommands(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate", "-h"}, "usage: schedulerd migrate up | down [-to VERSION] | status"},
-		{[]string{"cron", "-h"}, "usage: schedulerd cron run partitions|retention"},
-		{[]string{"cron", "run", "--help"}, "usage: schedulerd cron run partitions|retention"},
+		{[]string{"cron", "-h"}, "usage: schedulerd cron run partitions|retention|budgets"},
+		{[]string{"cron", "run", "--help"}, "usage: schedulerd cron run partitions|retention|budgets"},
 		{[]string{"job", "-h"}, "usage: schedulerd job submit|get|list|cancel|pause|resume|explain [flags]"},
 		{[]string{"token", "-help"}, "usage: schedulerd token create|list|revoke [flags]"},
 	}
@@ -275,7 +275,7 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		{[]string{"migrate", "up", "-to", "3"}, "-to applies only to migrate down, not to migrate up"},
 		{[]string{"migrate", "status", "-to", "0"}, "-to applies only to migrate down, not to migrate status"},
 		{[]string{"report", "-o", "yaml"}, `invalid -o "yaml": want table or json`},
-		{[]string{"cron", "run", "vacuum"}, `unknown cron task "vacuum": want partitions or retention`},
+		{[]string{"cron", "run", "vacuum"}, `unknown cron task "vacuum": want partitions, retention or budgets`},
 		{[]string{"token", "revoke", "x"}, `invalid token id "x": want a UUID`},
 		{[]string{"report", "extra", "-o", "json"}, `unexpected arguments ["extra"]: report takes flags only`},
 		{[]string{"cron", "run", "partitions", "extra", "-dry-run"},

@@ -1,0 +1,47 @@
+package accounting
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/schedulerd/schedulerd/cron"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// DefaultBudgetSchedule renews budgets hourly at minute 5, so that a period ending at
+// midnight UTC renews within the hour.
+const DefaultBudgetSchedule = "5 * * * *"
+
+// BudgetTask returns the cron task that starts a new budget period for each quota whose
+// period has ended (store.RenewBudgets), on schedule (DefaultBudgetSchedule when empty).
+// Each run uses its firing time as now.
+func BudgetTask(s *store.Store, schedule string, log *slog.Logger) cron.Task {
+	if schedule == "" {
+		schedule = DefaultBudgetSchedule
+	}
+	return cron.Task{
+		Name:     "budgets",
+		Schedule: schedule,
+		Timeout:  time.Minute,
+		Run: func(ctx context.Context, scheduledAt time.Time) error {
+			_, err := RenewBudgets(ctx, s, scheduledAt, log)
+			return err
+		},
+	}
+}
+
+// RenewBudgets renews the budgets whose period ended by now and logs one line per project.
+func RenewBudgets(ctx context.Context, s *store.Store, now time.Time, log *slog.Logger) ([]store.BudgetRenewal, error) {
+	renewals, err := s.RenewBudgets(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range renewals {
+		log.Info("budget renewed", "project", r.ProjectID,
+			"old_period_start", r.OldStart.Format(time.DateOnly), "old_period_end", r.OldEnd.Format(time.DateOnly),
+			"period_start", r.NewStart.Format(time.DateOnly), "period_end", r.NewEnd.Format(time.DateOnly),
+			"gpu_hours_used_before", r.UsedBefore)
+	}
+	return renewals, nil
+}

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BudgetRenewal is one quota moved on to a new budget period, with its used GPU-hours set
+// back to zero.
+type BudgetRenewal struct {
+	ProjectID string
+	// OldStart and OldEnd are the period that ended, NewStart and NewEnd the one that
+	// contains the day of the renewal. Each end is the first day after its period.
+	OldStart, OldEnd time.Time
+	NewStart, NewEnd time.Time
+	// UsedBefore is the GPU-hours the old period used.
+	UsedBefore float64
+}
+
+// NextPeriod steps the ended period [start, end) forward by its own length until it
+// contains day. A period of whole months that starts on day 1 to 28 steps by months, so a
+// monthly budget keeps its day of the month; any other steps by days. Values are UTC dates.
+func NextPeriod(start, end, day time.Time) (time.Time, time.Time) {
+	months := monthNumber(end) - monthNumber(start)
+	if months > 0 && start.Day() <= 28 && start.AddDate(0, months, 0).Equal(end) {
+		steps := (monthNumber(day) - monthNumber(end)) / months
+		for !end.AddDate(0, steps*months, 0).After(day) {
+			steps++
+		}
+		return start.AddDate(0, steps*months, 0), end.AddDate(0, steps*months, 0)
+	}
+
+	days := daysBetween(start, end)
+	steps := daysBetween(end, day)/days + 1
+	return start.AddDate(0, 0, steps*days), end.AddDate(0, 0, steps*days)
+}
+
+// monthNumber numbers months consecutively, so that differences count months.
+func monthNumber(t time.Time) int { return t.Year()*12 + int(t.Month()) - 1 }
+
+// daysBetween counts the days from one UTC date to a later one.
+func daysBetween(from, to time.Time) int { return int(to.Sub(from) / (24 * time.Hour)) }
+
+const sqlExpiredQuotas = `
+SELECT project_id, period_start, period_end, gpu_hours_used::float8
+FROM quotas WHERE period_end <= $1::date
+ORDER BY project_id FOR UPDATE`
+
+// The statement that starts a new period. Live runs keep their reservations, and each adds
+// its hours to the new period when it ends.
+const sqlRenewQuota = `
+UPDATE quotas SET period_start = $2, period_end = $3, gpu_hours_used = 0
+WHERE project_id = $1`
+
+// RenewBudgets starts a new budget period for every quota whose period ended on or before
+// the UTC date of now, and returns what it changed, in project order. It wakes the
+// schedulers, since jobs held back by the budget may now fit.
+func (s *Store) RenewBudgets(ctx context.Context, now time.Time) ([]BudgetRenewal, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	var renewals []BudgetRenewal
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlExpiredQuotas, today)
+		if err != nil {
+			return err
+		}
+		renewals, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (BudgetRenewal, error) {
+			var r BudgetRenewal
+			err := row.Scan(&r.ProjectID, &r.OldStart, &r.OldEnd, &r.UsedBefore)
+			return r, err
+		})
+		if err != nil {
+			return err
+		}
+
+		for i := range renewals {
+			r := &renewals[i]
+			r.NewStart, r.NewEnd = NextPeriod(r.OldStart, r.OldEnd, today)
+			if _, err := tx.Exec(ctx, sqlRenewQuota, r.ProjectID, r.NewStart, r.NewEnd); err != nil {
+				return fmt.Errorf("renew the budget of %s: %w", r.ProjectID, err)
+			}
+		}
+		if len(renewals) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, QueueChannel)
+		return err
+	})
+	return renewals, wrap(err, "renew budgets")
+}

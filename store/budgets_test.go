@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+func date(year int, month time.Month, day int) time.Time {
+	return time.Date(year, month, day, 0, 0, 0, 0, time.UTC)
+}
+
+func TestNextPeriod(t *testing.T) {
+	cases := []struct {
+		name               string
+		start, end, day    time.Time
+		wantStart, wantEnd time.Time
+	}{
+		{"month, renewed on its end", date(2026, 11, 1), date(2026, 12, 1), date(2026, 12, 1),
+			date(2026, 12, 1), date(2027, 1, 1)},
+		{"month, months later", date(2026, 11, 1), date(2026, 12, 1), date(2027, 3, 15),
+			date(2027, 3, 1), date(2027, 4, 1)},
+		{"month into February", date(2028, 1, 1), date(2028, 2, 1), date(2028, 2, 29),
+			date(2028, 2, 1), date(2028, 3, 1)},
+		{"quarter", date(2026, 10, 1), date(2027, 1, 1), date(2027, 5, 31),
+			date(2027, 4, 1), date(2027, 7, 1)},
+		{"year", date(2026, 1, 1), date(2027, 1, 1), date(2027, 1, 2),
+			date(2027, 1, 1), date(2028, 1, 1)},
+		{"week", date(2026, 11, 30), date(2026, 12, 7), date(2026, 12, 7),
+			date(2026, 12, 7), date(2026, 12, 14)},
+		{"week, three weeks later", date(2026, 11, 30), date(2026, 12, 7), date(2026, 12, 29),
+			date(2026, 12, 28), date(2027, 1, 4)},
+		{"mid-month to mid-month", date(2026, 11, 15), date(2026, 12, 15), date(2026, 12, 20),
+			date(2026, 12, 15), date(2027, 1, 15)},
+		{"mid-month, renewed before the next day 15", date(2026, 11, 15), date(2026, 12, 15), date(2027, 2, 14),
+			date(2027, 1, 15), date(2027, 2, 15)},
+		{"30 days from the 31st steps by days", date(2026, 12, 31), date(2027, 1, 30), date(2027, 1, 30),
+			date(2027, 1, 30), date(2027, 3, 1)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start, end := store.NextPeriod(c.start, c.end, c.day)
+			if !start.Equal(c.wantStart) {
+				t.Errorf("start %s, want %s", start.Format(time.DateOnly), c.wantStart.Format(time.DateOnly))
+			}
+			if !end.Equal(c.wantEnd) {
+				t.Errorf("end %s, want %s", end.Format(time.DateOnly), c.wantEnd.Format(time.DateOnly))
+			}
+		})
+	}
+}
+
+func TestRenewBudgets(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if _, err := s.UpsertProject(ctx, store.Project{ID: "audio", OrgID: "acme", K8sNamespace: "team-audio"}); err != nil {
+		t.Fatal(err)
+	}
+	ended := store.Quota{ProjectID: "audio", GPUHoursBudget: 10, MaxConcurrentJobs: 4, PriorityTier: 5,
+		PeriodStart: date(2026, 11, 1), PeriodEnd: date(2026, 12, 1)}
+	if _, err := s.UpsertQuota(ctx, ended); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Pool().Exec(ctx, `UPDATE quotas SET gpu_hours_used = 6.5, gpu_hours_reserved = 2,
+		current_concurrent = 1 WHERE project_id = 'audio'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	renewals, err := s.RenewBudgets(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewals) != 1 {
+		t.Fatalf("%d renewals, want 1 (audio; vision's period runs to 2027)", len(renewals))
+	}
+	r := renewals[0]
+	if r.ProjectID != "audio" {
+		t.Errorf("renewed %s, want audio", r.ProjectID)
+	}
+	if r.UsedBefore != 6.5 {
+		t.Errorf("%v GPU-hours used before, want 6.5", r.UsedBefore)
+	}
+	if !r.NewStart.Equal(date(2026, 12, 1)) || !r.NewEnd.Equal(date(2027, 1, 1)) {
+		t.Errorf("new period %s to %s, want 2026-12-01 to 2027-01-01", r.NewStart, r.NewEnd)
+	}
+
+	quota, err := s.GetQuota(ctx, "audio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.GPUHoursUsed != 0 {
+		t.Errorf("used %v, want 0 in the new period", quota.GPUHoursUsed)
+	}
+	if quota.GPUHoursReserved != 2 {
+		t.Errorf("reserved %v, want the live run's 2 kept", quota.GPUHoursReserved)
+	}
+	if quota.CurrentConcurrent != 1 {
+		t.Errorf("%d running, want the live run's 1 kept", quota.CurrentConcurrent)
+	}
+	if !quota.PeriodStart.Equal(date(2026, 12, 1)) || !quota.PeriodEnd.Equal(date(2027, 1, 1)) {
+		t.Errorf("stored period %s to %s, want 2026-12-01 to 2027-01-01", quota.PeriodStart, quota.PeriodEnd)
+	}
+
+	again, err := s.RenewBudgets(ctx, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 0 {
+		t.Errorf("second run renewed %d budgets, want 0", len(again))
+	}
+}
