@@ -17,8 +17,8 @@ import (
 
 // decodeBody reads a JSON request body into v strictly: at most MaxBodyBytes, valid UTF-8,
 // one JSON object with only the fields v has and values of their types. Each failure is a
-// 400 problem naming the field, except a body over the limit (413). An empty body is allowed only when optional is true, and
-// leaves v unchanged.
+// 400 problem naming the field, except a body over the limit (413). An empty body is
+// allowed only when optional is true, and leaves v unchanged.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
 	if err := checkContentType(r); err != nil {
 		return err
