@@ -237,15 +237,14 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 		return nil
 	}
 
+	// A parent in another project gets the words of a missing one, so that a submission
+	// cannot tell whether another project's job id exists.
 	parent, err := s.store.GetJob(ctx, *sub.parentID)
-	if errors.Is(err, store.ErrNotFound) {
-		return unprocessable("parent_job_id", "no job %s exists", sub.parentID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && parent.ProjectID != sub.ProjectID) {
+		return unprocessable("parent_job_id", "no job %s exists in project %s", sub.parentID, sub.ProjectID)
 	}
 	if err != nil {
 		return err
-	}
-	if parent.ProjectID != sub.ProjectID {
-		return unprocessable("parent_job_id", "job %s belongs to another project", sub.parentID)
 	}
 	sub.Parent = &store.JobRef{ID: parent.ID, CreatedAt: parent.CreatedAt}
 	return nil
@@ -263,17 +262,12 @@ func (s *Server) checkEvaluatedVersion(r *http.Request, sub *submission) error {
 	if err != nil {
 		return unprocessable(field, "%q is not a model version id", eval.ModelVersionID)
 	}
+	// As for a parent job, another project's version reads as a missing one.
 	version, err := s.store.GetModelVersion(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return unprocessable(field, "no model version %s exists", id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && version.ProjectID != sub.ProjectID) {
+		return unprocessable(field, "no model version %s exists in project %s", id, sub.ProjectID)
 	}
-	if err != nil {
-		return err
-	}
-	if version.ProjectID != sub.ProjectID {
-		return unprocessable(field, "model version %s belongs to another project", id)
-	}
-	return nil
+	return err
 }
 
 // projectQuota reads the project's quota, or returns nil when the project has none.

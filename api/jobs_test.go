@@ -295,14 +295,16 @@ func TestSubmitParent(t *testing.T) {
 		t.Errorf("parent %v, want %s", child.ParentJobID, parent.ID)
 	}
 
-	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(other.ID.String())).problem(422, api.TypeUnprocessable)
-	if p.Field != "parent_job_id" {
-		t.Errorf("parent in another project: field %q, want parent_job_id", p.Field)
-	}
-	p = f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent("0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")).
-		problem(422, api.TypeUnprocessable)
-	if p.Field != "parent_job_id" {
-		t.Errorf("missing parent: field %q, want parent_job_id", p.Field)
+	// A parent in another project reads as a missing one: the same field and words.
+	for name, id := range map[string]string{"parent in another project": other.ID.String(),
+		"missing parent": "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d"} {
+		p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(id)).problem(422, api.TypeUnprocessable)
+		if p.Field != "parent_job_id" {
+			t.Errorf("%s: field %q, want parent_job_id", name, p.Field)
+		}
+		if want := "no job " + id + " exists in project vision"; p.Detail != want {
+			t.Errorf("%s: detail %q, want %q", name, p.Detail, want)
+		}
 	}
 }
 

@@ -180,8 +180,10 @@ func TestEvalOnlyNeedsVersionOfItsProject(t *testing.T) {
 	for name, c := range map[string]struct {
 		token, project, version, detail string
 	}{
-		"missing version": {f.submitter, "vision", "01930000-0000-7000-8000-000000000000", "no model version"},
-		"other project":   {f.audioSubmitter, "audio", tr.version.ID.String(), "belongs to another project"},
+		"missing version": {f.submitter, "vision", "01930000-0000-7000-8000-000000000000",
+			"no model version 01930000-0000-7000-8000-000000000000 exists in project vision"},
+		"other project": {f.audioSubmitter, "audio", tr.version.ID.String(),
+			"no model version " + tr.version.ID.String() + " exists in project audio"},
 	} {
 		p := f.do(c.token, "POST", "/v1/projects/"+c.project+"/jobs", evalOnly(c.version)).problem(422, api.TypeUnprocessable)
 		if p.Field != "config.evaluation.model_version_id" || !strings.Contains(p.Detail, c.detail) {

@@ -21,8 +21,9 @@ type BudgetRenewal struct {
 }
 
 // NextPeriod steps the ended period [start, end) forward by its own length until it
-// contains day. A period of whole months that starts on day 1 to 28 steps by months, so a
-// monthly budget keeps its day of the month; any other steps by days. Values are UTC dates.
+// contains day. Values are UTC dates. A period of whole months that starts on day 1 to 28
+// steps by months, so that a monthly budget keeps its day of the month. Any other period
+// steps by days.
 func NextPeriod(start, end, day time.Time) (time.Time, time.Time) {
 	months := monthNumber(end) - monthNumber(start)
 	if months > 0 && start.Day() <= 28 && start.AddDate(0, months, 0).Equal(end) {
@@ -41,12 +42,15 @@ func NextPeriod(start, end, day time.Time) (time.Time, time.Time) {
 // monthNumber numbers months consecutively, so that differences count months.
 func monthNumber(t time.Time) int { return t.Year()*12 + int(t.Month()) - 1 }
 
-// daysBetween counts the days from one UTC date to a later one.
-func daysBetween(from, to time.Time) int { return int(to.Sub(from) / (24 * time.Hour)) }
+// daysBetween counts the days from one UTC date to a later one. It counts in Unix seconds
+// because a time.Duration holds at most about 292 years, and the API accepts any dates.
+func daysBetween(from, to time.Time) int { return int((to.Unix() - from.Unix()) / 86400) }
 
+// A period with an infinite bound, which only SQL can write, has no length to step by, so it
+// is left alone rather than stopping the renewal of the others.
 const sqlExpiredQuotas = `
 SELECT project_id, period_start, period_end, gpu_hours_used::float8
-FROM quotas WHERE period_end <= $1::date
+FROM quotas WHERE period_end <= $1::date AND isfinite(period_start) AND isfinite(period_end)
 ORDER BY project_id FOR UPDATE`
 
 // The statement that starts a new period. Live runs keep their reservations, and each adds

@@ -36,6 +36,10 @@ func TestNextPeriod(t *testing.T) {
 			date(2026, 12, 15), date(2027, 1, 15)},
 		{"mid-month, renewed before the next day 15", date(2026, 11, 15), date(2026, 12, 15), date(2027, 2, 14),
 			date(2027, 1, 15), date(2027, 2, 15)},
+		{"one day in year 1", date(1, 1, 1), date(1, 1, 2), date(2026, 12, 5),
+			date(2026, 12, 5), date(2026, 12, 6)},
+		{"three centuries", date(1700, 1, 2), date(2000, 1, 1), date(2026, 12, 5),
+			date(2000, 1, 1), date(2299, 12, 30)},
 		{"30 days from the 31st steps by days", date(2026, 12, 31), date(2027, 1, 30), date(2027, 1, 30),
 			date(2027, 1, 30), date(2027, 3, 1)},
 	}
@@ -105,6 +109,11 @@ func TestRenewBudgets(t *testing.T) {
 		t.Errorf("stored period %s to %s, want 2026-12-01 to 2027-01-01", quota.PeriodStart, quota.PeriodEnd)
 	}
 
+	// A period with an infinite start has no length: it is skipped, not an error.
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = '-infinity', period_end = '2026-01-01'
+		WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
 	again, err := s.RenewBudgets(ctx, now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,22 @@ func TestCronServiceRenewsBudgets(t *testing.T) {
 	}
 }
 
+func TestStartCronAllOff(t *testing.T) {
+	var logs strings.Builder
+	env := &environment{getenv: func(string) string { return "" }, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	settings := cronSettings{partitionsSchedule: "off", retentionSchedule: "off", budgetsSchedule: "off"}
+
+	// No database is needed: with every task off, nothing connects.
+	stop, err := startCron(context.Background(), env, nil, settings, nil)
+	if err != nil {
+		t.Fatalf("start with every task off: %v, want no error", err)
+	}
+	stop()
+	if !strings.Contains(logs.String(), "every cron task is off") {
+		t.Errorf("log %q, want a warning that every cron task is off", logs.String())
+	}
+}
+
 func TestCronRunUsage(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
 	cases := []struct {

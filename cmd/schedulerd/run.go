@@ -133,14 +133,18 @@ func requireCurrentSchema(ctx context.Context, env *environment) error {
 	return nil
 }
 
-// startCron starts the partition and retention tasks, which run once per scheduled time
-// across all replicas. Retention is off when no S3 endpoint or region is configured, since
-// it would have nowhere to delete from.
+// startCron starts the cron tasks, which run once per scheduled time across all replicas.
+// Retention is off when no S3 endpoint or region is configured, since it would have nowhere
+// to delete from. With every task off, no cron service starts.
 func startCron(ctx context.Context, env *environment, db *store.Store, settings cronSettings, m *metrics.Metrics) (func(), error) {
 	if settings.retentionSchedule != "off" && settings.s3.Endpoint == "" && settings.s3.Region == "" &&
 		env.getenv("AWS_REGION") == "" {
 		env.log.Warn("checkpoint retention is off: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to turn it on")
 		settings.retentionSchedule = "off"
+	}
+	if settings.partitionsSchedule == "off" && settings.retentionSchedule == "off" && settings.budgetsSchedule == "off" {
+		env.log.Warn("every cron task is off: no jobs partitions are created ahead and no budget period renews")
+		return func() {}, nil
 	}
 	svc, err := newCronService(ctx, db.Pool(), settings, env.log, m)
 	if err != nil {
