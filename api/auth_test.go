@@ -104,7 +104,7 @@ func TestRolesAndProjects(t *testing.T) {
 				return
 			case 404:
 				p := resp.problem(404, api.TypeNotFound)
-				// The same words as for a job that does not exist: no project name.
+				// The same message as for a job that does not exist, without the project name.
 				if want := "job " + audioJob.ID.String() + " does not exist"; p.Detail != want {
 					t.Errorf("detail %q, want %q", p.Detail, want)
 				}

@@ -237,8 +237,8 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 		return nil
 	}
 
-	// A parent in another project gets the words of a missing one, so that a submission
-	// cannot tell whether another project's job id exists.
+	// A parent in another project gets the same message as a missing one, so that a
+	// submission cannot tell whether another project's job id exists.
 	parent, err := s.store.GetJob(ctx, *sub.parentID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && parent.ProjectID != sub.ProjectID) {
 		return unprocessable("parent_job_id", "no job %s exists in project %s", sub.parentID, sub.ProjectID)
@@ -262,7 +262,7 @@ func (s *Server) checkEvaluatedVersion(r *http.Request, sub *submission) error {
 	if err != nil {
 		return unprocessable(field, "%q is not a model version id", eval.ModelVersionID)
 	}
-	// As for a parent job, another project's version reads as a missing one.
+	// As for a parent job, another project's version gets the same message as a missing one.
 	version, err := s.store.GetModelVersion(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && version.ProjectID != sub.ProjectID) {
 		return unprocessable(field, "no model version %s exists in project %s", id, sub.ProjectID)

@@ -295,7 +295,7 @@ func TestSubmitParent(t *testing.T) {
 		t.Errorf("parent %v, want %s", child.ParentJobID, parent.ID)
 	}
 
-	// A parent in another project reads as a missing one: the same field and words.
+	// A parent in another project gets the same field and message as a missing one.
 	for name, id := range map[string]string{"parent in another project": other.ID.String(),
 		"missing parent": "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d"} {
 		p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(id)).problem(422, api.TypeUnprocessable)

@@ -43,7 +43,8 @@ func NextPeriod(start, end, day time.Time) (time.Time, time.Time) {
 func monthNumber(t time.Time) int { return t.Year()*12 + int(t.Month()) - 1 }
 
 // daysBetween counts the days from one UTC date to a later one. It counts in Unix seconds
-// because a time.Duration holds at most about 292 years, and the API accepts any dates.
+// because a time.Duration holds at most about 292 years, and the API accepts dates further
+// apart than that.
 func daysBetween(from, to time.Time) int { return int((to.Unix() - from.Unix()) / 86400) }
 
 // A period with an infinite bound, which only SQL can write, has no length to step by, so it
