@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -112,5 +113,32 @@ func TestConcurrentUpAppliesOnce(t *testing.T) {
 	}
 	if versionRows != 1 {
 		t.Errorf("version table has %d rows, want 1", versionRows)
+	}
+}
+
+// A quota with an infinite period, written by SQL before migration 11, stops that migration
+// with an error that names the constraint, and the schema stays at version 10.
+func TestInfinitePeriodStopsMigration11(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewEmptyDatabase(t))
+	if err := migrations.To(ctx, conn, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO projects (id, org_id, k8s_namespace) VALUES ('vision', 'acme', 'vision');
+		INSERT INTO quotas (project_id, gpu_hours_budget, max_concurrent_jobs, period_start, period_end)
+		VALUES ('vision', 10, 1, '2026-01-01', 'infinity')`); err != nil {
+		t.Fatal(err)
+	}
+
+	err := migrations.To(ctx, conn, 11)
+	if err == nil || !strings.Contains(err.Error(), "quotas_period_finite") {
+		t.Fatalf("migrate to 11 = %v, want an error naming quotas_period_finite", err)
+	}
+	status, err := migrations.CurrentStatus(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status.Current != 10 {
+		t.Errorf("version %d after the failed migration, want 10", status.Current)
 	}
 }

@@ -382,6 +382,10 @@ func TestNoNegativeAmounts(t *testing.T) {
 			VALUES ('vision', -1, 1, '2025-01-01', '2025-02-01')`, nil},
 		{"quota used", `INSERT INTO quotas (project_id, gpu_hours_budget, gpu_hours_used, max_concurrent_jobs, period_start, period_end)
 			VALUES ('vision', 10, -0.5, 1, '2025-01-01', '2025-02-01')`, nil},
+		{"quota infinite start", `INSERT INTO quotas (project_id, gpu_hours_budget, max_concurrent_jobs, period_start, period_end)
+			VALUES ('vision', 10, 1, '-infinity', '2025-02-01')`, nil},
+		{"quota infinite end", `INSERT INTO quotas (project_id, gpu_hours_budget, max_concurrent_jobs, period_start, period_end)
+			VALUES ('vision', 10, 1, '2025-01-01', 'infinity')`, nil},
 		{"run gpu hours", `UPDATE runs SET gpu_hours_used = -0.001 WHERE id = $1`, []any{run}},
 		{"artifact size", `INSERT INTO artifacts (run_id, artifact_type, storage_uri, checksum_sha256, size_bytes)
 			VALUES ($1, 'checkpoint', 's3://b/k', repeat('a', 64), -1)`, []any{run}},

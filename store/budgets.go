@@ -47,11 +47,11 @@ func monthNumber(t time.Time) int { return t.Year()*12 + int(t.Month()) - 1 }
 // apart than that.
 func daysBetween(from, to time.Time) int { return int((to.Unix() - from.Unix()) / 86400) }
 
-// A period with an infinite bound, which only SQL can write, has no length to step by, so it
-// is left alone rather than stopping the renewal of the others.
+// The quotas whose period has ended. Their bounds are finite (migration 11), so each has a
+// length to step by.
 const sqlExpiredQuotas = `
 SELECT project_id, period_start, period_end, gpu_hours_used::float8
-FROM quotas WHERE period_end <= $1::date AND isfinite(period_start) AND isfinite(period_end)
+FROM quotas WHERE period_end <= $1::date
 ORDER BY project_id FOR UPDATE`
 
 // The statement that starts a new period. Live runs keep their reservations, and each adds
