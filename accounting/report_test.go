@@ -48,7 +48,7 @@ func TestReportByProjectAndOrg(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := s.UpsertQuota(ctx, store.Quota{ProjectID: p.id, GPUHoursBudget: 100, MaxConcurrentJobs: 10,
-			PeriodStart: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+			PeriodStart: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -120,12 +120,13 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, "application/json", explain(facts))
+	writeJSON(w, http.StatusOK, "application/json", explain(facts, s.now()))
 	return nil
 }
 
-// explain turns the facts into the response. It mirrors the checks of scheduler.Policy.
-func explain(f store.JobExplanation) Explanation {
+// explain turns the facts into the response at time now. It mirrors the checks of
+// scheduler.Policy.
+func explain(f store.JobExplanation, now time.Time) Explanation {
 	j := f.Job
 	e := Explanation{JobID: j.ID, Project: j.ProjectID, Status: string(j.Status), WaitReason: waitReason(j),
 		GPUMilli: j.GPUMilli, CPUMilli: f.CPUMilli, MemoryMiB: f.MemoryMiB, GPUModels: allowedModels(j, f.Models),
@@ -144,7 +145,8 @@ func explain(f store.JobExplanation) Explanation {
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
 	}
 	if j.Status == store.JobQueued {
-		e.Blockers = blockers(e, capacityBlocker(f))
+		periodEnded := f.Quota != nil && !now.Before(f.Quota.PeriodEnd)
+		e.Blockers = blockers(e, periodEnded, capacityBlocker(f))
 	}
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,
@@ -172,7 +174,7 @@ func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
 }
 
 // blockers lists what holds a queued job back, quota first, as admission checks it.
-func blockers(e Explanation, capacity string) []string {
+func blockers(e Explanation, periodEnded bool, capacity string) []string {
 	var found []string
 	switch {
 	case e.Budget == nil:
@@ -180,6 +182,9 @@ func blockers(e Explanation, capacity string) []string {
 	default:
 		if e.Drained {
 			found = append(found, scheduler.ReasonDrained)
+		}
+		if periodEnded {
+			found = append(found, scheduler.ReasonPeriodEnded)
 		}
 		if e.Concurrency.FreeSlots == 0 {
 			found = append(found, scheduler.ReasonConcurrency)

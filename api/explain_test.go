@@ -61,6 +61,21 @@ func TestExplainWaitingJob(t *testing.T) {
 		t.Errorf("blockers %q, want only the concurrency limit", e.Blockers)
 	}
 
+	// A period that ended at midnight UTC today holds the job back until it is renewed.
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2
+		WHERE project_id = 'vision'`, today.AddDate(0, -1, 0), today); err != nil {
+		t.Fatal(err)
+	}
+	e = f.explain(f.submitter, waiting)
+	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonPeriodEnded, scheduler.ReasonConcurrency}) {
+		t.Errorf("blockers %q after the period ended, want the ended period and concurrency", e.Blockers)
+	}
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_end = $1
+		WHERE project_id = 'vision'`, today.AddDate(0, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+
 	f.do(f.operator, "POST", "/v1/queues/vision/drain", nil).want(200)
 	e = f.explain(f.submitter, waiting)
 	if !e.Drained || fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonDrained, scheduler.ReasonConcurrency}) {

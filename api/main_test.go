@@ -64,7 +64,7 @@ func (f *fixture) project(id string) {
 		f.t.Fatal(err)
 	}
 	_, err := f.store.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: 100, MaxConcurrentJobs: 4,
-		PriorityTier: 50, PeriodStart: date(2026, 1, 1), PeriodEnd: date(2030, 1, 1)})
+		PriorityTier: 50, PeriodStart: date(2026, 1, 1), PeriodEnd: date(2100, 1, 1)})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestPutAndGetQuota(t *testing.T) {
 		t.Fatalf("audit %+v, want one quota.set by root", audit.Records)
 	}
 	wantJSON(t, "before", audit.Records[0].Before, `{"gpu_hours_budget":100,"max_concurrent_jobs":4,"priority_tier":50,`+
-		`"period_start":"2026-01-01","period_end":"2030-01-01","drained_at":null,"drain_deadline":null}`)
+		`"period_start":"2026-01-01","period_end":"2100-01-01","drained_at":null,"drain_deadline":null}`)
 	wantJSON(t, "after", audit.Records[0].After, `{"gpu_hours_budget":250.5,"max_concurrent_jobs":8,"priority_tier":30,`+
 		`"period_start":"2026-06-01","period_end":"2026-07-01","drained_at":null,"drain_deadline":null}`)
 }

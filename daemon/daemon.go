@@ -101,6 +101,12 @@ func New(cfg Config) *Daemon {
 	sc.OnAdmitted = d.Dispatcher.Enqueue
 	sc.Metrics = d.metrics
 	sc.Logger = cfg.Logger.With("component", "scheduler")
+	if sc.RenewBudgets == nil {
+		sc.RenewBudgets = func(ctx context.Context, now time.Time) error {
+			_, err := accounting.RenewBudgets(ctx, cfg.Store, now, sc.Logger)
+			return err
+		}
+	}
 	d.Scheduler = scheduler.New(cfg.Store, sc)
 	return d
 }

@@ -9,6 +9,7 @@ import (
 func TestRefusalResult(t *testing.T) {
 	for reason, want := range map[string]string{
 		ReasonBudget:      metrics.AdmissionBudget,
+		ReasonPeriodEnded: metrics.AdmissionBudget,
 		ReasonConcurrency: metrics.AdmissionConcurrency,
 		ReasonDrained:     metrics.AdmissionDrained,
 		ReasonNoQuota:     metrics.AdmissionNoQuota,

@@ -19,6 +19,9 @@ const (
 	ReasonTooLarge    = "larger than any node of the allowed GPU models"
 	ReasonNoCapacity  = "no free capacity of the allowed GPU models"
 	ReasonReserved    = "GPU capacity held for an older job that has waited too long"
+	// ReasonPeriodEnded lasts until the period is renewed, which the scheduler does right
+	// after the dequeue that refused the job.
+	ReasonPeriodEnded = "GPU-hour budget period has ended; waiting for its renewal"
 )
 
 // Policy holds the rules of a dequeue.
@@ -101,6 +104,8 @@ func (pl *plan) quotaRefusal(project string, hours float64) string {
 		return ReasonNoQuota
 	case q.DrainedAt != nil:
 		return ReasonDrained
+	case !pl.now.Before(q.PeriodEnd):
+		return ReasonPeriodEnded
 	case q.CurrentConcurrent >= q.MaxConcurrentJobs:
 		return ReasonConcurrency
 	case q.GPUHoursUsed+q.GPUHoursReserved+hours > q.GPUHoursBudget+1e-9:

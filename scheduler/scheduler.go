@@ -25,6 +25,13 @@ type Config struct {
 	// OnAdmitted receives each transaction's new runs, for the dispatcher. It must not block
 	// for long: the loop waits for it.
 	OnAdmitted func([]store.Admission)
+	// RenewBudgets starts new budget periods for the quotas whose period ended by now
+	// (store.RenewBudgets). The loop calls it when a dequeue refused a job for an ended
+	// period, at most once per RenewInterval, so that the job waits for one more dequeue
+	// rather than for the next run of the budgets cron task.
+	RenewBudgets func(ctx context.Context, now time.Time) error
+	// RenewInterval is the shortest time between two calls of RenewBudgets (10s).
+	RenewInterval time.Duration
 	// Metrics receives admission decisions and dequeue durations; nil records nothing.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -37,8 +44,9 @@ type Scheduler struct {
 	wake  chan struct{}
 	// wide is set after a dequeue refused candidates: the next one reads four batches of
 	// candidates, to look past the refused jobs at the head of the queue. Only the loop's
-	// goroutine touches it.
-	wide bool
+	// goroutine touches it, as it does renewedAt, the time of the last RenewBudgets call.
+	wide      bool
+	renewedAt time.Time
 }
 
 // New returns a scheduler; Run starts it.
@@ -57,6 +65,15 @@ func New(s *store.Store, cfg Config) *Scheduler {
 	}
 	if cfg.OnAdmitted == nil {
 		cfg.OnAdmitted = func([]store.Admission) {}
+	}
+	if cfg.RenewBudgets == nil {
+		cfg.RenewBudgets = func(ctx context.Context, now time.Time) error {
+			_, err := s.RenewBudgets(ctx, now)
+			return err
+		}
+	}
+	if cfg.RenewInterval <= 0 {
+		cfg.RenewInterval = 10 * time.Second
 	}
 	return &Scheduler{cfg: cfg, store: s, wake: make(chan struct{}, 1)}
 }

@@ -37,7 +37,7 @@ func (f *fixture) project(id string, budget float64, maxConcurrent int) {
 	}
 	_, err := f.store.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: budget,
 		MaxConcurrentJobs: maxConcurrent, PriorityTier: 5,
-		PeriodStart: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+		PeriodStart: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -152,6 +152,90 @@ func TestBudgetRefusalStaysQueuedWithReason(t *testing.T) {
 	got := f.job(second)
 	if got.Status != store.JobQueued || waitReason(got) != scheduler.ReasonBudget {
 		t.Errorf("second job %s with reason %q, want queued with %q", got.Status, waitReason(got), scheduler.ReasonBudget)
+	}
+}
+
+// endPeriod moves project's budget period to the 30 days that ended three days ago, with
+// used GPU-hours already charged to it.
+func (f *fixture) endPeriod(project string, used float64) (time.Time, time.Time) {
+	f.t.Helper()
+	end := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -3)
+	start := end.AddDate(0, 0, -30)
+	_, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $2, period_end = $3,
+		gpu_hours_used = $4 WHERE project_id = $1`, project, start, end, used)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return start, end
+}
+
+// A project that spent its budget before its period ended gets a new period, and its job
+// is admitted against the new budget, in the same RunOnce.
+func TestEndedPeriodRenewedBeforeAdmission(t *testing.T) {
+	f := setup(t)
+	f.project("speech", 10, 10)
+	_, oldEnd := f.endPeriod("speech", 9.5)
+	job := f.submit("speech", 5, 1000)
+
+	if n := f.runOnce(f.scheduler(8, time.Hour)); n != 1 {
+		t.Fatalf("RunOnce admitted %d jobs, want 1", n)
+	}
+
+	if got := f.job(job); got.Status != store.JobRunning {
+		t.Errorf("job %s, want running", got.Status)
+	}
+	quota, err := f.store.GetQuota(context.Background(), "speech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if !quota.PeriodStart.Equal(oldEnd) {
+		t.Errorf("new period starts %s, want %s, where the old one ended", quota.PeriodStart.Format(time.DateOnly), oldEnd.Format(time.DateOnly))
+	}
+	if !quota.PeriodEnd.After(today) {
+		t.Errorf("new period ends %s, want after today, %s", quota.PeriodEnd.Format(time.DateOnly), today.Format(time.DateOnly))
+	}
+	if quota.GPUHoursUsed != 0 || quota.GPUHoursReserved != 1 {
+		t.Errorf("quota used %v reserved %v, want 0 used and the job's 1 GPU-hour reserved", quota.GPUHoursUsed, quota.GPUHoursReserved)
+	}
+}
+
+// Until its period is renewed, a project admits nothing, even with budget left in the
+// ended period, and the scheduler asks for the renewal once per RenewInterval.
+func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
+	f := setup(t)
+	f.project("speech", 10, 10)
+	f.endPeriod("speech", 0)
+	job := f.submit("speech", 5, 1000)
+
+	var calls []time.Time
+	s := scheduler.New(f.store, scheduler.Config{Batch: 8, RenewInterval: time.Hour,
+		RenewBudgets: func(_ context.Context, now time.Time) error {
+			calls = append(calls, now)
+			return nil
+		}})
+	for range 2 {
+		if n := f.runOnce(s); n != 0 {
+			t.Errorf("RunOnce admitted %d jobs, want 0", n)
+		}
+	}
+
+	got := f.job(job)
+	if got.Status != store.JobQueued || waitReason(got) != scheduler.ReasonPeriodEnded {
+		t.Errorf("job %s with reason %q, want queued with %q", got.Status, waitReason(got), scheduler.ReasonPeriodEnded)
+	}
+	if len(calls) != 1 {
+		t.Fatalf("RenewBudgets called %d times, want once within RenewInterval", len(calls))
+	}
+	if d := time.Since(calls[0]); d < 0 || d > time.Minute {
+		t.Errorf("RenewBudgets called with now %s, %s from the clock; want the dequeue's time", calls[0], d)
+	}
+	quota, err := f.store.GetQuota(context.Background(), "speech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
+		t.Errorf("quota holds %d jobs and %v GPU-hours, want none", quota.CurrentConcurrent, quota.GPUHoursReserved)
 	}
 }
 

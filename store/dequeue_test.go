@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -177,5 +178,46 @@ func TestDequeueJobGuardStopsTheCommit(t *testing.T) {
 	}
 	if quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
 		t.Errorf("quota holds %d jobs and %.1f GPU-hours after the failed dequeue, want none", quota.CurrentConcurrent, quota.GPUHoursReserved)
+	}
+}
+
+// The quotas guard refuses an admission into a budget period that has ended, whatever the
+// decider chose, and nothing of the admission remains.
+func TestDequeueQuotaGuardChecksPeriod(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000}}); err != nil {
+		t.Fatal(err)
+	}
+	job, err := s.SubmitJob(ctx, submission(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yesterday := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_end = $1 WHERE project_id = 'vision'`, yesterday); err != nil {
+		t.Fatal(err)
+	}
+
+	var calls int
+	var snapshots []store.Snapshot
+	_, err = s.Dequeue(ctx, 10, admitAll(&calls, &snapshots))
+
+	if err == nil || !strings.Contains(err.Error(), "guard of quotas matched 0 of 1 rows") {
+		t.Fatalf("dequeue error = %v, want the quotas guard to report 0 of 1 rows", err)
+	}
+	if len(snapshots) > 0 && !snapshots[0].Quotas["vision"].PeriodEnd.Equal(yesterday) {
+		t.Errorf("snapshot period end %s, want %s", snapshots[0].Quotas["vision"].PeriodEnd, yesterday)
+	}
+	got, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.JobQueued || quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
+		t.Errorf("after the refused admission: job %s, quota holds %d jobs and %v GPU-hours; want queued and none",
+			got.Status, quota.CurrentConcurrent, quota.GPUHoursReserved)
 	}
 }

@@ -29,7 +29,7 @@ func setup(t *testing.T) *store.Store {
 	_, err := s.UpsertQuota(ctx, store.Quota{
 		ProjectID: "vision", GPUHoursBudget: 10, MaxConcurrentJobs: 4, PriorityTier: 5,
 		PeriodStart: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		PeriodEnd:   time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		PeriodEnd:   time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
 	})
 	if err != nil {
 		t.Fatal(err)
