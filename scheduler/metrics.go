@@ -14,7 +14,7 @@ import (
 // dequeue runs one dequeue transaction that admits at most maxAdmit jobs, and records its
 // duration and, once it committed, its decisions. Refusals of a transaction that rolled
 // back are not counted. It reads candidateLimit candidates and widens the next read when
-// this one refused some. When it refused a job because its budget period ended, it renews
+// this one refused some. When it rejected a job because its budget period ended, it renews
 // the ended periods before it returns.
 func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admission, error) {
 	var refusals []store.Refusal
@@ -41,8 +41,8 @@ func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admissio
 	return admissions, s.renewEndedPeriods(ctx, refusals, now)
 }
 
-// renewEndedPeriods calls RenewBudgets when a refusal was for an ended budget period and
-// the last call is at least RenewInterval old. now is the dequeue's database time, so that
+// renewEndedPeriods calls RenewBudgets when a job was rejected for an ended budget period
+// and the last call is at least RenewInterval old. now is the dequeue's database time, so that
 // the renewal and the refusal agree on which periods ended.
 func (s *Scheduler) renewEndedPeriods(ctx context.Context, refusals []store.Refusal, now time.Time) error {
 	if !slices.ContainsFunc(refusals, func(r store.Refusal) bool { return r.Reason == ReasonPeriodEnded }) {
@@ -59,8 +59,8 @@ func (s *Scheduler) renewEndedPeriods(ctx context.Context, refusals []store.Refu
 }
 
 // refusalResult maps a refusal reason of Policy.Decide to the result label of the
-// admission metric. Every capacity reason, starvation reservations included, is no_capacity;
-// an ended budget period counts as budget.
+// admission metric. Every capacity reason, starvation reservations included, is no_capacity,
+// and an ended budget period counts as budget.
 func refusalResult(reason string) string {
 	switch {
 	case reason == ReasonBudget, reason == ReasonPeriodEnded:

@@ -20,8 +20,8 @@ const (
 	ReasonNoCapacity  = "no free capacity of the allowed GPU models"
 	ReasonReserved    = "GPU capacity held for an older job that has waited too long"
 	// ReasonPeriodEnded lasts until the period is renewed, which the scheduler does right
-	// after the dequeue that refused the job.
-	ReasonPeriodEnded = "GPU-hour budget period has ended; waiting for its renewal"
+	// after the dequeue that rejected the job.
+	ReasonPeriodEnded = "GPU-hour budget period has ended and awaits renewal"
 )
 
 // Policy holds the rules of a dequeue.

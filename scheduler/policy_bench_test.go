@@ -28,7 +28,8 @@ func snapshot(candidates int, ample bool) store.Snapshot {
 	}
 	for p := range 10 {
 		id := fmt.Sprintf("project-%d", p)
-		snap.Quotas[id] = store.Quota{ProjectID: id, GPUHoursBudget: 1e9, MaxConcurrentJobs: 1_000_000}
+		snap.Quotas[id] = store.Quota{ProjectID: id, GPUHoursBudget: 1e9, MaxConcurrentJobs: 1_000_000,
+			PeriodStart: now.AddDate(0, -1, 0), PeriodEnd: now.AddDate(0, 1, 0)}
 	}
 	milli := []int{1000, 2000, 500, 4000}
 	for i := range candidates {

@@ -26,7 +26,7 @@ type Config struct {
 	// for long: the loop waits for it.
 	OnAdmitted func([]store.Admission)
 	// RenewBudgets starts new budget periods for the quotas whose period ended by now
-	// (store.RenewBudgets). The loop calls it when a dequeue refused a job for an ended
+	// (store.RenewBudgets). The loop calls it when a dequeue rejected a job for an ended
 	// period, at most once per RenewInterval, so that the job waits for one more dequeue
 	// rather than for the next run of the budgets cron task.
 	RenewBudgets func(ctx context.Context, now time.Time) error

@@ -195,13 +195,16 @@ func TestEndedPeriodRenewedBeforeAdmission(t *testing.T) {
 	if !quota.PeriodEnd.After(today) {
 		t.Errorf("new period ends %s, want after today, %s", quota.PeriodEnd.Format(time.DateOnly), today.Format(time.DateOnly))
 	}
-	if quota.GPUHoursUsed != 0 || quota.GPUHoursReserved != 1 {
-		t.Errorf("quota used %v reserved %v, want 0 used and the job's 1 GPU-hour reserved", quota.GPUHoursUsed, quota.GPUHoursReserved)
+	if quota.GPUHoursUsed != 0 {
+		t.Errorf("quota used %v GPU-hours, want 0 in the new period", quota.GPUHoursUsed)
+	}
+	if quota.GPUHoursReserved != 1 {
+		t.Errorf("quota reserved %v GPU-hours, want the job's 1", quota.GPUHoursReserved)
 	}
 }
 
 // Until its period is renewed, a project admits nothing, even with budget left in the
-// ended period, and the scheduler asks for the renewal once per RenewInterval.
+// ended period, and the scheduler requests the renewal once per RenewInterval.
 func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	f := setup(t)
 	f.project("speech", 10, 10)
@@ -221,8 +224,11 @@ func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	}
 
 	got := f.job(job)
-	if got.Status != store.JobQueued || waitReason(got) != scheduler.ReasonPeriodEnded {
-		t.Errorf("job %s with reason %q, want queued with %q", got.Status, waitReason(got), scheduler.ReasonPeriodEnded)
+	if got.Status != store.JobQueued {
+		t.Errorf("job %s, want queued", got.Status)
+	}
+	if waitReason(got) != scheduler.ReasonPeriodEnded {
+		t.Errorf("wait reason %q, want %q", waitReason(got), scheduler.ReasonPeriodEnded)
 	}
 	if len(calls) != 1 {
 		t.Fatalf("RenewBudgets called %d times, want once within RenewInterval", len(calls))
@@ -234,8 +240,11 @@ func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
-		t.Errorf("quota holds %d jobs and %v GPU-hours, want none", quota.CurrentConcurrent, quota.GPUHoursReserved)
+	if quota.CurrentConcurrent != 0 {
+		t.Errorf("quota counts %d running jobs, want 0", quota.CurrentConcurrent)
+	}
+	if quota.GPUHoursReserved != 0 {
+		t.Errorf("quota reserved %v GPU-hours, want 0", quota.GPUHoursReserved)
 	}
 }
 

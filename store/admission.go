@@ -162,7 +162,7 @@ func podNamePrefix(jobID uuid.UUID) string { return "job-" + jobID.String() + "-
 // still passes with all its jobs, so its queue can fill one dequeue's window, but from the
 // next dequeue on it is full and left out, and the jobs of other projects are reached.
 // A project whose budget period has ended passes even when the old period's budget is
-// spent: the policy refuses its jobs, and the scheduler renews the period on seeing that.
+// spent, so that the policy rejects its jobs and the scheduler then renews the period.
 const sqlCandidates = `
 SELECT now() AS now, q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli,
        q.gpu_models, q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace,

@@ -181,7 +181,7 @@ func TestDequeueJobGuardStopsTheCommit(t *testing.T) {
 	}
 }
 
-// The quotas guard refuses an admission into a budget period that has ended, whatever the
+// The quotas guard rejects an admission into a budget period that has ended, whatever the
 // decider chose, and nothing of the admission remains.
 func TestDequeueQuotaGuardChecksPeriod(t *testing.T) {
 	s := setup(t)
@@ -216,8 +216,13 @@ func TestDequeueQuotaGuardChecksPeriod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != store.JobQueued || quota.CurrentConcurrent != 0 || quota.GPUHoursReserved != 0 {
-		t.Errorf("after the refused admission: job %s, quota holds %d jobs and %v GPU-hours; want queued and none",
-			got.Status, quota.CurrentConcurrent, quota.GPUHoursReserved)
+	if got.Status != store.JobQueued {
+		t.Errorf("job %s after the rejected admission, want queued", got.Status)
+	}
+	if quota.CurrentConcurrent != 0 {
+		t.Errorf("quota counts %d running jobs after the rejected admission, want 0", quota.CurrentConcurrent)
+	}
+	if quota.GPUHoursReserved != 0 {
+		t.Errorf("quota reserved %v GPU-hours after the rejected admission, want 0", quota.GPUHoursReserved)
 	}
 }
