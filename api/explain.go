@@ -145,8 +145,7 @@ func explain(f store.JobExplanation, now time.Time) Explanation {
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
 	}
 	if j.Status == store.JobQueued {
-		periodEnded := f.Quota != nil && !now.Before(f.Quota.PeriodEnd)
-		e.Blockers = blockers(e, periodEnded, capacityBlocker(f))
+		e.Blockers = blockers(e, periodBlocker(f.Quota, now), capacityBlocker(f))
 	}
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,
@@ -173,8 +172,21 @@ func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
 	return states
 }
 
+// periodBlocker returns the reason, if any, that the quota's budget period gives at now.
+func periodBlocker(q *store.QuotaState, now time.Time) string {
+	switch {
+	case q == nil:
+		return ""
+	case !now.Before(q.PeriodEnd):
+		return scheduler.ReasonPeriodEnded
+	case now.Before(q.PeriodStart):
+		return scheduler.ReasonPeriodNotStarted
+	}
+	return ""
+}
+
 // blockers lists what holds a queued job back, quota first, as admission checks it.
-func blockers(e Explanation, periodEnded bool, capacity string) []string {
+func blockers(e Explanation, period, capacity string) []string {
 	var found []string
 	switch {
 	case e.Budget == nil:
@@ -183,13 +195,15 @@ func blockers(e Explanation, periodEnded bool, capacity string) []string {
 		if e.Drained {
 			found = append(found, scheduler.ReasonDrained)
 		}
-		if periodEnded {
-			found = append(found, scheduler.ReasonPeriodEnded)
+		if period != "" {
+			found = append(found, period)
 		}
 		if e.Concurrency.FreeSlots == 0 {
 			found = append(found, scheduler.ReasonConcurrency)
 		}
-		if !e.Budget.Fits {
+		// The renewal of an ended period resets the used hours, so the old period's
+		// remainder does not hold the job back.
+		if !e.Budget.Fits && period != scheduler.ReasonPeriodEnded {
 			found = append(found, scheduler.ReasonBudget)
 		}
 	}

@@ -33,7 +33,8 @@ func TestExplainWaitingJob(t *testing.T) {
 	waiting := f.submit(f.submitter, "vision", 5)
 	f.submit(f.audioSubmitter, "audio", 9)
 	_, err := f.store.ExplainWaits(context.Background(), store.WaitReasons{Drained: scheduler.ReasonDrained,
-		Concurrency: scheduler.ReasonConcurrency, Budget: scheduler.ReasonBudget})
+		Concurrency: scheduler.ReasonConcurrency, Budget: scheduler.ReasonBudget,
+		PeriodEnded: scheduler.ReasonPeriodEnded, PeriodNotStarted: scheduler.ReasonPeriodNotStarted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +72,16 @@ func TestExplainWaitingJob(t *testing.T) {
 	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonPeriodEnded, scheduler.ReasonConcurrency}) {
 		t.Errorf("blockers %q after the period ended, want the ended period and concurrency", e.Blockers)
 	}
-	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_end = $1
-		WHERE project_id = 'vision'`, today.AddDate(0, 0, 1)); err != nil {
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2
+		WHERE project_id = 'vision'`, today.AddDate(0, 0, 1), today.AddDate(0, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	e = f.explain(f.submitter, waiting)
+	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonPeriodNotStarted, scheduler.ReasonConcurrency}) {
+		t.Errorf("blockers %q before the period starts, want the period and concurrency", e.Blockers)
+	}
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = '2026-01-01',
+		period_end = '2100-01-01' WHERE project_id = 'vision'`); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -38,32 +37,41 @@ func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admissio
 		results[i] = refusalResult(r.Reason)
 	}
 	s.cfg.Metrics.Admissions(len(admissions), results)
-	return admissions, s.renewEndedPeriods(ctx, refusals, now)
+	s.renewEndedPeriods(ctx, refusals, now)
+	return admissions, nil
 }
 
+// renewTimeout bounds one renewal, which waits for the locks of the ended quotas: a quota
+// row held by another transaction must not stop the dequeues of every project.
+const renewTimeout = 5 * time.Second
+
 // renewEndedPeriods calls RenewBudgets when a job was rejected for an ended budget period
-// and the last call is at least RenewInterval old. now is the dequeue's database time, so that
-// the renewal and the refusal agree on which periods ended.
-func (s *Scheduler) renewEndedPeriods(ctx context.Context, refusals []store.Refusal, now time.Time) error {
+// and the last call is at least RenewInterval old. now is the dequeue's database time, so
+// that the renewal and the rejection agree on which periods ended. A failed renewal is
+// logged and tried again after RenewInterval, and the dequeue's admissions stand.
+func (s *Scheduler) renewEndedPeriods(ctx context.Context, refusals []store.Refusal, now time.Time) {
 	if !slices.ContainsFunc(refusals, func(r store.Refusal) bool { return r.Reason == ReasonPeriodEnded }) {
-		return nil
+		return
 	}
 	if !s.renewedAt.IsZero() && time.Since(s.renewedAt) < s.cfg.RenewInterval {
-		return nil
+		return
 	}
 	s.renewedAt = time.Now()
-	if err := s.cfg.RenewBudgets(ctx, now); err != nil {
-		return fmt.Errorf("renew ended budget periods: %w", err)
+
+	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	if err := s.cfg.RenewBudgets(ctx, now); err != nil && ctx.Err() != context.Canceled {
+		s.cfg.Logger.Warn("budget renewal failed, jobs of ended periods wait", "err", err,
+			"retry_in", s.cfg.RenewInterval)
 	}
-	return nil
 }
 
 // refusalResult maps a refusal reason of Policy.Decide to the result label of the
 // admission metric. Every capacity reason, starvation reservations included, is no_capacity,
-// and an ended budget period counts as budget.
+// and a budget period that has ended or not started counts as budget.
 func refusalResult(reason string) string {
 	switch {
-	case reason == ReasonBudget, reason == ReasonPeriodEnded:
+	case reason == ReasonBudget, reason == ReasonPeriodEnded, reason == ReasonPeriodNotStarted:
 		return metrics.AdmissionBudget
 	case reason == ReasonConcurrency:
 		return metrics.AdmissionConcurrency

@@ -8,15 +8,16 @@ import (
 
 func TestRefusalResult(t *testing.T) {
 	for reason, want := range map[string]string{
-		ReasonBudget:      metrics.AdmissionBudget,
-		ReasonPeriodEnded: metrics.AdmissionBudget,
-		ReasonConcurrency: metrics.AdmissionConcurrency,
-		ReasonDrained:     metrics.AdmissionDrained,
-		ReasonNoQuota:     metrics.AdmissionNoQuota,
-		ReasonNoModel:     metrics.AdmissionNoCapacity,
-		ReasonTooLarge:    metrics.AdmissionNoCapacity,
-		ReasonNoCapacity:  metrics.AdmissionNoCapacity,
-		ReasonReserved:    metrics.AdmissionNoCapacity,
+		ReasonBudget:           metrics.AdmissionBudget,
+		ReasonPeriodEnded:      metrics.AdmissionBudget,
+		ReasonPeriodNotStarted: metrics.AdmissionBudget,
+		ReasonConcurrency:      metrics.AdmissionConcurrency,
+		ReasonDrained:          metrics.AdmissionDrained,
+		ReasonNoQuota:          metrics.AdmissionNoQuota,
+		ReasonNoModel:          metrics.AdmissionNoCapacity,
+		ReasonTooLarge:         metrics.AdmissionNoCapacity,
+		ReasonNoCapacity:       metrics.AdmissionNoCapacity,
+		ReasonReserved:         metrics.AdmissionNoCapacity,
 		ReasonNoCapacity + "; waiting since 2026-01-01T00:00:00Z, later jobs no longer backfill its models": metrics.AdmissionNoCapacity,
 	} {
 		if got := refusalResult(reason); got != want {

@@ -22,6 +22,8 @@ const (
 	// ReasonPeriodEnded lasts until the period is renewed, which the scheduler does right
 	// after the dequeue that rejected the job.
 	ReasonPeriodEnded = "GPU-hour budget period has ended and awaits renewal"
+	// ReasonPeriodNotStarted lasts until the period's first day (UTC).
+	ReasonPeriodNotStarted = "GPU-hour budget period has not started yet"
 )
 
 // Policy holds the rules of a dequeue.
@@ -106,6 +108,8 @@ func (pl *plan) quotaRefusal(project string, hours float64) string {
 		return ReasonDrained
 	case !pl.now.Before(q.PeriodEnd):
 		return ReasonPeriodEnded
+	case pl.now.Before(q.PeriodStart):
+		return ReasonPeriodNotStarted
 	case q.CurrentConcurrent >= q.MaxConcurrentJobs:
 		return ReasonConcurrency
 	case q.GPUHoursUsed+q.GPUHoursReserved+hours > q.GPUHoursBudget+1e-9:

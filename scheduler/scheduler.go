@@ -1,8 +1,8 @@
 // Package scheduler decides which queued jobs run next. Each dequeue is one PostgreSQL
 // transaction: it locks the head of the queue with SKIP LOCKED, checks each job against its
-// project's quota (drained, concurrency, GPU-hour budget) and the free GPU capacity of the
-// models it may use, and admits the ones that fit by creating their runs. It never talks to
-// Kubernetes: the dispatcher turns admitted runs into pods.
+// project's quota (drained, budget period, concurrency, GPU-hour budget) and the free GPU
+// capacity of the models it may use, and admits the ones that fit by creating their runs.
+// It never talks to Kubernetes: the dispatcher turns admitted runs into pods.
 package scheduler
 
 import (
@@ -169,6 +169,7 @@ func (s *Scheduler) admitted(admissions []store.Admission) {
 func (s *Scheduler) explainWaits(ctx context.Context) error {
 	_, err := s.store.ExplainWaits(ctx, store.WaitReasons{
 		Drained: ReasonDrained, Concurrency: ReasonConcurrency, Budget: ReasonBudget,
+		PeriodEnded: ReasonPeriodEnded, PeriodNotStarted: ReasonPeriodNotStarted,
 	})
 	return err
 }

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -245,6 +246,58 @@ func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	}
 	if quota.GPUHoursReserved != 0 {
 		t.Errorf("quota reserved %v GPU-hours, want 0", quota.GPUHoursReserved)
+	}
+}
+
+// A period that starts tomorrow admits nothing today, and renewing cannot help it.
+func TestFuturePeriodAdmitsNothing(t *testing.T) {
+	f := setup(t)
+	f.project("speech", 10, 10)
+	tomorrow := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2
+		WHERE project_id = 'speech'`, tomorrow, tomorrow.AddDate(0, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	job := f.submit("speech", 5, 1000)
+
+	renewals := 0
+	s := scheduler.New(f.store, scheduler.Config{Batch: 8,
+		RenewBudgets: func(context.Context, time.Time) error { renewals++; return nil }})
+	if n := f.runOnce(s); n != 0 {
+		t.Errorf("RunOnce admitted %d jobs, want 0", n)
+	}
+
+	if got := f.job(job); waitReason(got) != scheduler.ReasonPeriodNotStarted {
+		t.Errorf("job waits with %q, want %q", waitReason(got), scheduler.ReasonPeriodNotStarted)
+	}
+	if renewals != 0 {
+		t.Errorf("RenewBudgets called %d times, want 0", renewals)
+	}
+}
+
+// A failed renewal leaves the job waiting and does not fail the dequeue.
+func TestRenewalFailureKeepsDequeueing(t *testing.T) {
+	f := setup(t)
+	f.project("speech", 10, 10)
+	f.endPeriod("speech", 0)
+	waiting := f.submit("speech", 9, 1000)
+	other := f.submit("vision", 5, 1000)
+
+	s := scheduler.New(f.store, scheduler.Config{Batch: 8,
+		RenewBudgets: func(context.Context, time.Time) error { return errors.New("lock timeout") }})
+	n, err := s.RunOnce(context.Background())
+	if err != nil {
+		t.Fatalf("RunOnce: %v, want no error when only the renewal failed", err)
+	}
+
+	if n != 1 {
+		t.Errorf("RunOnce admitted %d jobs, want vision's 1", n)
+	}
+	if got := f.job(other); got.Status != store.JobRunning {
+		t.Errorf("vision's job %s, want running", got.Status)
+	}
+	if got := f.job(waiting); waitReason(got) != scheduler.ReasonPeriodEnded {
+		t.Errorf("speech's job waits with %q, want %q", waitReason(got), scheduler.ReasonPeriodEnded)
 	}
 }
 

@@ -162,7 +162,8 @@ func podNamePrefix(jobID uuid.UUID) string { return "job-" + jobID.String() + "-
 // still passes with all its jobs, so its queue can fill one dequeue's window, but from the
 // next dequeue on it is full and left out, and the jobs of other projects are reached.
 // A project whose budget period has ended passes even when the old period's budget is
-// spent, so that the policy rejects its jobs and the scheduler then renews the period.
+// spent, so that the policy rejects its jobs and the scheduler then renews the period. A
+// project whose period has not started is left out.
 const sqlCandidates = `
 SELECT now() AS now, q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli,
        q.gpu_models, q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace,
@@ -178,6 +179,7 @@ JOIN quotas u ON u.project_id = q.project_id
 JOIN projects p ON p.id = q.project_id
 WHERE u.drained_at IS NULL
   AND u.current_concurrent < u.max_concurrent_jobs
+  AND u.period_start <= (now() AT TIME ZONE 'UTC')::date
   AND (u.period_end <= (now() AT TIME ZONE 'UTC')::date
        OR u.gpu_hours_used + u.gpu_hours_reserved
           + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 <= u.gpu_hours_budget)
@@ -467,14 +469,16 @@ func (s *Store) ListGPUModels(ctx context.Context) ([]ModelCapacity, error) {
 	return models, wrap(err, "list GPU models")
 }
 
-// The reasons for jobs the candidate query leaves out: their project is drained, full or
-// out of budget. Only rows whose reason changes are written.
+// The reasons for jobs the candidate query leaves out: their project is drained, outside
+// its budget period, full or out of budget. Only rows whose reason changes are written.
 const sqlExplainWaits = `
 UPDATE jobs j SET wait_reason = w.reason
 FROM (
     SELECT q.job_id, q.job_created_at, CASE
         WHEN u.project_id IS NULL THEN 'project has no quota'
         WHEN u.drained_at IS NOT NULL THEN $1
+        WHEN u.period_end <= (now() AT TIME ZONE 'UTC')::date THEN $4
+        WHEN u.period_start > (now() AT TIME ZONE 'UTC')::date THEN $5
         WHEN u.current_concurrent >= u.max_concurrent_jobs THEN $2
         WHEN u.gpu_hours_used + u.gpu_hours_reserved
              + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 > u.gpu_hours_budget THEN $3
@@ -486,13 +490,14 @@ WHERE w.reason IS NOT NULL AND j.id = w.job_id AND j.created_at = w.job_created_
 
 // WaitReasons are the words ExplainWaits stores for each cause.
 type WaitReasons struct {
-	Drained, Concurrency, Budget string
+	Drained, Concurrency, Budget, PeriodEnded, PeriodNotStarted string
 }
 
 // ExplainWaits stores, on every queued job that its project's quota holds back, why it
 // waits. It returns how many jobs got a new reason.
 func (s *Store) ExplainWaits(ctx context.Context, reasons WaitReasons) (int64, error) {
-	tag, err := s.pool.Exec(ctx, sqlExplainWaits, reasons.Drained, reasons.Concurrency, reasons.Budget)
+	tag, err := s.pool.Exec(ctx, sqlExplainWaits, reasons.Drained, reasons.Concurrency, reasons.Budget,
+		reasons.PeriodEnded, reasons.PeriodNotStarted)
 	if err != nil {
 		return 0, wrap(err, "explain waiting jobs")
 	}

@@ -48,8 +48,8 @@ FROM created`
 	// dequeues cannot deadlock on them.
 	sqlLockQuotaKeys = `SELECT 1 FROM quotas WHERE project_id = ANY($1) ORDER BY project_id FOR UPDATE`
 
-	// A quota admits only within its budget period, which ends at midnight UTC of
-	// period_end.
+	// A quota admits only within its budget period, from midnight UTC of period_start to
+	// midnight UTC of period_end.
 	sqlAdmitQuotas = `
 WITH updated AS (
     UPDATE quotas u
@@ -59,6 +59,7 @@ WITH updated AS (
     WHERE u.project_id = d.project_id AND u.drained_at IS NULL
       AND u.current_concurrent + d.jobs <= u.max_concurrent_jobs
       AND u.gpu_hours_used + u.gpu_hours_reserved + d.hours <= u.gpu_hours_budget
+      AND u.period_start <= (now() AT TIME ZONE 'UTC')::date
       AND u.period_end > (now() AT TIME ZONE 'UTC')::date
     RETURNING 1
 )

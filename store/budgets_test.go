@@ -79,7 +79,7 @@ func TestRenewBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(renewals) != 1 {
-		t.Fatalf("%d renewals, want 1 (audio; vision's period runs to 2027)", len(renewals))
+		t.Fatalf("%d renewals, want 1 (audio; vision's period runs to 2100)", len(renewals))
 	}
 	r := renewals[0]
 	if r.ProjectID != "audio" {
@@ -121,5 +121,35 @@ func TestRenewBudgets(t *testing.T) {
 	}
 	if len(again) != 0 {
 		t.Errorf("second run renewed %d budgets, want 0: the new period has not ended", len(again))
+	}
+}
+
+// RemainingBudget, which plans HPO trials, counts an ended period as renewed.
+func TestRemainingBudgetAfterPeriodEnd(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET gpu_hours_used = 7, gpu_hours_reserved = 2
+		WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
+	remaining, err := s.RemainingBudget(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remaining != 1 {
+		t.Errorf("remaining %v GPU-hours in the current period, want 10 - 7 used - 2 reserved = 1", remaining)
+	}
+
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = $1, period_end = $2
+		WHERE project_id = 'vision'`, today.AddDate(0, -1, 0), today); err != nil {
+		t.Fatal(err)
+	}
+	remaining, err = s.RemainingBudget(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remaining != 8 {
+		t.Errorf("remaining %v GPU-hours after the period ended, want 10 - 2 reserved = 8", remaining)
 	}
 }

@@ -75,11 +75,14 @@ func (s *Store) SetParentStatus(ctx context.Context, job JobRef, from, to JobSta
 }
 
 // RemainingBudget returns the GPU-hours the project may still reserve: budget minus used
-// and reserved.
+// and reserved. A period that has ended counts as renewed, with nothing used yet, because
+// the scheduler renews it before it admits any of the project's jobs.
 func (s *Store) RemainingBudget(ctx context.Context, projectID string) (float64, error) {
 	var remaining float64
 	err := s.pool.QueryRow(ctx, `
-		SELECT (gpu_hours_budget - gpu_hours_used - gpu_hours_reserved)::float8 FROM quotas WHERE project_id = $1`,
+		SELECT (gpu_hours_budget - gpu_hours_reserved
+		        - CASE WHEN period_end <= (now() AT TIME ZONE 'UTC')::date THEN 0 ELSE gpu_hours_used END)::float8
+		FROM quotas WHERE project_id = $1`,
 		projectID).Scan(&remaining)
 	return remaining, wrap(err, "read the remaining budget of project "+projectID)
 }

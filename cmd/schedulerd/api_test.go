@@ -159,7 +159,7 @@ func newProjectSession(t *testing.T) *apiSession {
 	s.env["SCHEDULERD_TOKEN"] = admin.Secret
 	s.ok("project", "create", "vision", "-org", "acme")
 	s.ok("quota", "set", "vision", "-budget", "100", "-max-concurrent", "0", "-tier", "50",
-		"-period-start", "2026-01-01", "-period-end", "2027-01-01")
+		"-period-start", "2026-01-01", "-period-end", "2100-01-01")
 	return s
 }
 
@@ -278,7 +278,7 @@ func TestQuotaGet(t *testing.T) {
 	s := newProjectSession(t)
 	got := s.ok("quota", "get", "vision")
 	for _, want := range []string{"project        vision\n", "concurrency    0 of 0 jobs\n", "priority tier  50\n",
-		"period         2026-01-01 to 2027-01-01\n"} {
+		"period         2026-01-01 to 2100-01-01\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("quota get printed:\n%s\nwant a line %q", got, want)
 		}
@@ -299,7 +299,7 @@ func TestQuotaSetNeedsEveryFlagAtFirst(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
 	}
 	s.ok("quota", "set", "speech", "-budget", "5", "-tier", "10", "-max-concurrent", "2",
-		"-period-start", "2026-01-01", "-period-end", "2027-01-01")
+		"-period-start", "2026-01-01", "-period-end", "2100-01-01")
 }
 
 // TestJobListAllOneDocument lists three jobs two to a page.
