@@ -120,13 +120,13 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, "application/json", explain(facts, s.now()))
+	writeJSON(w, http.StatusOK, "application/json", explain(facts))
 	return nil
 }
 
-// explain turns the facts into the response at time now. It mirrors the checks of
-// scheduler.Policy.
-func explain(f store.JobExplanation, now time.Time) Explanation {
+// explain turns the facts into the response. It mirrors the checks of scheduler.Policy, at
+// the time of the facts' snapshot.
+func explain(f store.JobExplanation) Explanation {
 	j := f.Job
 	e := Explanation{JobID: j.ID, Project: j.ProjectID, Status: string(j.Status), WaitReason: waitReason(j),
 		GPUMilli: j.GPUMilli, CPUMilli: f.CPUMilli, MemoryMiB: f.MemoryMiB, GPUModels: allowedModels(j, f.Models),
@@ -135,17 +135,24 @@ func explain(f store.JobExplanation, now time.Time) Explanation {
 		e.Position = &Position{Ahead: f.Position.Ahead, AheadInProject: f.Position.AheadInProject,
 			Queued: f.Position.Queued}
 	}
+	period := periodBlocker(f.Quota, f.Now)
 	if q := f.Quota; q != nil {
 		reservation := scheduler.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
+		// The renewal of an ended period resets the used hours, so the job fits if it fits
+		// the renewed budget.
+		left := q.GPUHoursLeft()
+		if period == scheduler.ReasonPeriodEnded {
+			left = q.GPUHoursBudget - q.GPUHoursReserved
+		}
 		e.Budget = &BudgetState{GPUHoursBudget: q.GPUHoursBudget, GPUHoursUsed: q.GPUHoursUsed,
 			GPUHoursReserved: q.GPUHoursReserved, GPUHoursLeft: q.GPUHoursLeft(), JobReservation: reservation,
-			Fits: reservation <= q.GPUHoursLeft()+1e-9}
+			Fits: reservation <= left+1e-9}
 		e.Concurrency = &ConcurrencyState{MaxConcurrentJobs: q.MaxConcurrentJobs,
 			CurrentConcurrent: q.CurrentConcurrent, FreeSlots: max(0, q.MaxConcurrentJobs-q.CurrentConcurrent)}
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
 	}
 	if j.Status == store.JobQueued {
-		e.Blockers = blockers(e, periodBlocker(f.Quota, now), capacityBlocker(f))
+		e.Blockers = blockers(e, period, capacityBlocker(f))
 	}
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,
@@ -201,9 +208,7 @@ func blockers(e Explanation, period, capacity string) []string {
 		if e.Concurrency.FreeSlots == 0 {
 			found = append(found, scheduler.ReasonConcurrency)
 		}
-		// The renewal of an ended period resets the used hours, so the old period's
-		// remainder does not hold the job back.
-		if !e.Budget.Fits && period != scheduler.ReasonPeriodEnded {
+		if !e.Budget.Fits {
 			found = append(found, scheduler.ReasonBudget)
 		}
 	}

@@ -63,17 +63,21 @@ func TestExplainWaitingJob(t *testing.T) {
 	}
 
 	// A period that ended at midnight UTC today holds the job back until it is renewed.
+	// Its used hours do not, because the renewal resets them.
 	today := time.Now().UTC().Truncate(24 * time.Hour)
-	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2
-		WHERE project_id = 'vision'`, today.AddDate(0, -1, 0), today); err != nil {
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2,
+		gpu_hours_used = 99 WHERE project_id = 'vision'`, today.AddDate(0, -1, 0), today); err != nil {
 		t.Fatal(err)
 	}
 	e = f.explain(f.submitter, waiting)
 	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{scheduler.ReasonPeriodEnded, scheduler.ReasonConcurrency}) {
 		t.Errorf("blockers %q after the period ended, want the ended period and concurrency", e.Blockers)
 	}
-	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2
-		WHERE project_id = 'vision'`, today.AddDate(0, 0, 1), today.AddDate(0, 1, 0)); err != nil {
+	if !e.Budget.Fits {
+		t.Errorf("budget %+v after the period ended, want it to fit the renewed budget (100 - 4 reserved)", e.Budget)
+	}
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1, period_end = $2,
+		gpu_hours_used = 0 WHERE project_id = 'vision'`, today.AddDate(0, 0, 2), today.AddDate(0, 1, 0)); err != nil {
 		t.Fatal(err)
 	}
 	e = f.explain(f.submitter, waiting)

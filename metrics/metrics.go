@@ -55,6 +55,7 @@ const (
 	LoopResync    = "resync"
 	LoopCapacity  = "capacity"
 	LoopAccrual   = "accrual"
+	LoopRenewal   = "renewal"
 )
 
 var (
@@ -62,7 +63,7 @@ var (
 		AdmissionDrained, AdmissionNoCapacity, AdmissionNoQuota}
 	runEndCauses = []string{CauseCompleted, CauseFailed, CauseOOMKilled, CauseImagePull,
 		CauseDeadlineExceeded, CauseEvicted, CausePreempted, CauseUnschedulable, CauseCancelled}
-	loops = []string{LoopDequeue, LoopReconcile, LoopResync, LoopCapacity, LoopAccrual}
+	loops = []string{LoopDequeue, LoopReconcile, LoopResync, LoopCapacity, LoopAccrual, LoopRenewal}
 )
 
 // Tier is a band of job priorities that shares a name, as the dispatcher's priority classes

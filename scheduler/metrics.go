@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,14 +12,12 @@ import (
 // dequeue runs one dequeue transaction that admits at most maxAdmit jobs, and records its
 // duration and, once it committed, its decisions. Refusals of a transaction that rolled
 // back are not counted. It reads candidateLimit candidates and widens the next read when
-// this one refused some. When it rejected a job because its budget period ended, it renews
-// the ended periods before it returns.
+// this one refused some.
 func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admission, error) {
 	var refusals []store.Refusal
-	var now time.Time
 	decide := func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		decisions, refused := s.decide(snap, maxAdmit)
-		refusals, now = refused, snap.Now
+		refusals = refused
 		return decisions, refused
 	}
 
@@ -37,30 +34,27 @@ func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admissio
 		results[i] = refusalResult(r.Reason)
 	}
 	s.cfg.Metrics.Admissions(len(admissions), results)
-	s.renewEndedPeriods(ctx, refusals, now)
 	return admissions, nil
 }
 
-// renewTimeout bounds one renewal, which waits for the locks of the ended quotas: a quota
-// row held by another transaction must not stop the dequeues of every project.
+// renewTimeout bounds one renewal. Locked quotas are skipped, so this only cuts short a
+// database that does not answer.
 const renewTimeout = 5 * time.Second
 
-// renewEndedPeriods calls RenewBudgets when a job was rejected for an ended budget period
-// and the last call is at least RenewInterval old. now is the dequeue's database time, so
-// that the renewal and the rejection agree on which periods ended. A failed renewal is
-// logged and tried again after RenewInterval, and the dequeue's admissions stand.
-func (s *Scheduler) renewEndedPeriods(ctx context.Context, refusals []store.Refusal, now time.Time) {
-	if !slices.ContainsFunc(refusals, func(r store.Refusal) bool { return r.Reason == ReasonPeriodEnded }) {
-		return
-	}
+// renewEndedPeriods calls RenewBudgets when the last call is at least RenewInterval old.
+// A failed renewal is logged and counted, and tried again after RenewInterval. The jobs
+// of projects whose period ended wait until then, since the dequeue leaves them out.
+func (s *Scheduler) renewEndedPeriods(ctx context.Context) {
 	if !s.renewedAt.IsZero() && time.Since(s.renewedAt) < s.cfg.RenewInterval {
 		return
 	}
 	s.renewedAt = time.Now()
 
-	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	renewCtx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
-	if err := s.cfg.RenewBudgets(ctx, now); err != nil && ctx.Err() != context.Canceled {
+	err := s.cfg.RenewBudgets(renewCtx, s.renewedAt)
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Metrics.LoopError(metrics.LoopRenewal)
 		s.cfg.Logger.Warn("budget renewal failed, jobs of ended periods wait", "err", err,
 			"retry_in", s.cfg.RenewInterval)
 	}

@@ -19,8 +19,8 @@ const (
 	ReasonTooLarge    = "larger than any node of the allowed GPU models"
 	ReasonNoCapacity  = "no free capacity of the allowed GPU models"
 	ReasonReserved    = "GPU capacity held for an older job that has waited too long"
-	// ReasonPeriodEnded lasts until the period is renewed, which the scheduler does right
-	// after the dequeue that rejected the job.
+	// ReasonPeriodEnded lasts until the period is renewed, which the scheduler does within
+	// its RenewInterval.
 	ReasonPeriodEnded = "GPU-hour budget period has ended and awaits renewal"
 	// ReasonPeriodNotStarted lasts until the period's first day (UTC).
 	ReasonPeriodNotStarted = "GPU-hour budget period has not started yet"

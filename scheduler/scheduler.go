@@ -26,11 +26,11 @@ type Config struct {
 	// for long: the loop waits for it.
 	OnAdmitted func([]store.Admission)
 	// RenewBudgets starts new budget periods for the quotas whose period ended by now
-	// (store.RenewBudgets). The loop calls it when a dequeue rejected a job for an ended
-	// period, at most once per RenewInterval, so that the job waits for one more dequeue
-	// rather than for the next run of the budgets cron task.
+	// (store.RenewBudgets). The loop calls it before a dequeue once RenewInterval has
+	// passed since the last call, so that an ended period is renewed within seconds
+	// rather than at the next run of the budgets cron task.
 	RenewBudgets func(ctx context.Context, now time.Time) error
-	// RenewInterval is the shortest time between two calls of RenewBudgets (10s).
+	// RenewInterval is the time between two calls of RenewBudgets (10s).
 	RenewInterval time.Duration
 	// Metrics receives admission decisions and dequeue durations; nil records nothing.
 	Metrics *metrics.Metrics
@@ -121,11 +121,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce dequeues and returns how many jobs it admitted, at most one batch. A dequeue
-// reads one batch of candidates while the head of the queue fits. When that read refused
-// some and admitted less than a batch, a second transaction reads four batches to look
-// past them, so that refused jobs at the head do not leave the batch short.
+// RunOnce renews ended budget periods when due, then dequeues and returns how many jobs
+// it admitted, at most one batch. A dequeue reads one batch of candidates while the head
+// of the queue fits. When that read refused some and admitted less than a batch, a second
+// transaction reads four batches to look past them, so that refused jobs at the head do
+// not leave the batch short.
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
+	s.renewEndedPeriods(ctx)
+
 	narrow := !s.wide
 	admissions, err := s.dequeue(ctx, s.cfg.Batch)
 	if err == nil && narrow && s.wide && len(admissions) < s.cfg.Batch {

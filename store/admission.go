@@ -161,9 +161,8 @@ func podNamePrefix(jobID uuid.UUID) string { return "job-" + jobID.String() + "-
 // drained, full or exhausted projects are left out here. A project with one free slot
 // still passes with all its jobs, so its queue can fill one dequeue's window, but from the
 // next dequeue on it is full and left out, and the jobs of other projects are reached.
-// A project whose budget period has ended passes even when the old period's budget is
-// spent, so that the policy rejects its jobs and the scheduler then renews the period. A
-// project whose period has not started is left out.
+// Projects outside their budget period are left out too: the scheduler renews an ended
+// period within seconds, and a period that has not started admits nothing.
 const sqlCandidates = `
 SELECT now() AS now, q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli,
        q.gpu_models, q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace,
@@ -180,9 +179,9 @@ JOIN projects p ON p.id = q.project_id
 WHERE u.drained_at IS NULL
   AND u.current_concurrent < u.max_concurrent_jobs
   AND u.period_start <= (now() AT TIME ZONE 'UTC')::date
-  AND (u.period_end <= (now() AT TIME ZONE 'UTC')::date
-       OR u.gpu_hours_used + u.gpu_hours_reserved
-          + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 <= u.gpu_hours_budget)
+  AND u.period_end > (now() AT TIME ZONE 'UTC')::date
+  AND u.gpu_hours_used + u.gpu_hours_reserved
+      + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 <= u.gpu_hours_budget
 ORDER BY q.priority DESC, q.job_created_at, q.job_id
 LIMIT $1
 FOR UPDATE OF q SKIP LOCKED`

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,8 @@ type QueuePosition struct {
 // JobExplanation is what decides whether a job may start, read in one snapshot.
 type JobExplanation struct {
 	Job Job
+	// Now is the database's time of the snapshot, the clock that admission uses.
+	Now time.Time
 	// CPUMilli and MemoryMiB are the job's pod request, which a node of its GPU model must
 	// offer.
 	CPUMilli  int64
@@ -50,8 +53,8 @@ func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, e
 		if e.Job, err = getJobIn(ctx, tx, id); err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, `SELECT cpu_milli, memory_mib FROM jobs WHERE id = $1 AND created_at = $2`,
-			e.Job.ID, e.Job.CreatedAt).Scan(&e.CPUMilli, &e.MemoryMiB)
+		err = tx.QueryRow(ctx, `SELECT cpu_milli, memory_mib, now() FROM jobs WHERE id = $1 AND created_at = $2`,
+			e.Job.ID, e.Job.CreatedAt).Scan(&e.CPUMilli, &e.MemoryMiB, &e.Now)
 		if err != nil {
 			return err
 		}

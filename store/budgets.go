@@ -48,11 +48,12 @@ func monthNumber(t time.Time) int { return t.Year()*12 + int(t.Month()) - 1 }
 func daysBetween(from, to time.Time) int { return int((to.Unix() - from.Unix()) / 86400) }
 
 // The quotas whose period has ended. Their bounds are finite (migration 11), so each has a
-// length to step by.
+// length to step by. A quota locked by another transaction is skipped, not waited for: the
+// scheduler tries again within seconds, and a held row must not stall its loop.
 const sqlExpiredQuotas = `
 SELECT project_id, period_start, period_end, gpu_hours_used::float8
 FROM quotas WHERE period_end <= $1::date
-ORDER BY project_id FOR UPDATE`
+ORDER BY project_id FOR UPDATE SKIP LOCKED`
 
 // The statement that starts a new period. Live runs keep their reservations, and each adds
 // its hours to the new period when it ends.
@@ -61,8 +62,9 @@ UPDATE quotas SET period_start = $2, period_end = $3, gpu_hours_used = 0
 WHERE project_id = $1`
 
 // RenewBudgets starts a new budget period for every quota whose period ended on or before
-// the UTC date of now, and returns what it changed, in project order. It wakes the
-// schedulers, since jobs held back by the budget may now fit.
+// the UTC date of now, except quotas that another transaction holds locked, and returns
+// what it changed, in project order. It wakes the schedulers, since jobs held back by the
+// budget may now fit.
 func (s *Store) RenewBudgets(ctx context.Context, now time.Time) ([]BudgetRenewal, error) {
 	today := now.UTC().Truncate(24 * time.Hour)
 	var renewals []BudgetRenewal

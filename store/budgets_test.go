@@ -153,3 +153,44 @@ func TestRemainingBudgetAfterPeriodEnd(t *testing.T) {
 		t.Errorf("remaining %v GPU-hours after the period ended, want 10 - 2 reserved = 8", remaining)
 	}
 }
+
+// RenewBudgets skips a quota that another transaction holds locked instead of waiting for
+// it, and renews it on a later call.
+func TestRenewBudgetsSkipsLockedQuota(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = $1, period_end = $2
+		WHERE project_id = 'vision'`, today.AddDate(0, 0, -30), today); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM quotas WHERE project_id = 'vision' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	renewals, err := s.RenewBudgets(callCtx, time.Now())
+	if err != nil {
+		t.Fatalf("renew while the quota is locked: %v, want no wait and no error", err)
+	}
+	if len(renewals) != 0 {
+		t.Errorf("%d renewals while the quota is locked, want 0", len(renewals))
+	}
+
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	renewals, err = s.RenewBudgets(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewals) != 1 {
+		t.Errorf("%d renewals after the lock ended, want 1", len(renewals))
+	}
+}

@@ -181,28 +181,28 @@ func TestDequeueJobGuardStopsTheCommit(t *testing.T) {
 	}
 }
 
+// periodsOutside are budget periods that do not contain the current UTC day. A period
+// starts two days ahead so that the test holds across midnight.
+func periodsOutside() map[string][2]time.Time {
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	return map[string][2]time.Time{
+		"ended":       {today.AddDate(0, -1, 0), today},
+		"not started": {today.AddDate(0, 0, 2), today.AddDate(0, 1, 0)},
+	}
+}
+
 // The quotas guard rejects an admission outside the budget period, whatever the decider
 // chose, and nothing of the admission remains. The period moves between the read and the
-// write. A period that ended still lets the locked retry read the job, which the decider
-// admits again and the guard rejects again. One that has not started leaves the job out
-// of the retry's read.
+// write, so only the guard can catch it. The locked retry then finds no candidate.
 func TestDequeueQuotaGuardChecksPeriod(t *testing.T) {
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	for _, tc := range []struct {
-		name       string
-		start, end time.Time
-		wantErr    bool
-	}{
-		{"ended yesterday", today.AddDate(0, -1, 0), today, true},
-		{"starts tomorrow", today.AddDate(0, 0, 1), today.AddDate(0, 1, 0), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			testQuotaGuardPeriod(t, tc.start, tc.end, tc.wantErr)
+	for name, period := range periodsOutside() {
+		t.Run(name, func(t *testing.T) {
+			testQuotaGuardPeriod(t, period[0], period[1])
 		})
 	}
 }
 
-func testQuotaGuardPeriod(t *testing.T, start, end time.Time, wantErr bool) {
+func testQuotaGuardPeriod(t *testing.T, start, end time.Time) {
 	s := setup(t)
 	ctx := context.Background()
 	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000}}); err != nil {
@@ -226,11 +226,11 @@ func testQuotaGuardPeriod(t *testing.T, start, end time.Time, wantErr bool) {
 		return decide(snap)
 	})
 
-	if wantErr && (err == nil || !strings.Contains(err.Error(), "guard of quotas matched 0 of 1 rows")) {
-		t.Errorf("dequeue error = %v, want the quotas guard to report 0 of 1 rows", err)
-	}
-	if !wantErr && err != nil {
+	if err != nil {
 		t.Errorf("dequeue error = %v, want none: the locked retry finds no candidate", err)
+	}
+	if calls != 1 {
+		t.Errorf("decide called %d times, want 1: the retry's read leaves the project out", calls)
 	}
 	if len(admissions) != 0 {
 		t.Errorf("%d admissions, want 0", len(admissions))
@@ -251,5 +251,36 @@ func testQuotaGuardPeriod(t *testing.T, start, end time.Time, wantErr bool) {
 	}
 	if quota.GPUHoursReserved != 0 {
 		t.Errorf("quota reserved %v GPU-hours after the rejected admission, want 0", quota.GPUHoursReserved)
+	}
+}
+
+// The candidate read leaves out the jobs of a project outside its budget period.
+func TestDequeueSkipsProjectOutsidePeriod(t *testing.T) {
+	for name, period := range periodsOutside() {
+		t.Run(name, func(t *testing.T) {
+			s := setup(t)
+			ctx := context.Background()
+			if _, err := s.SubmitJob(ctx, submission("")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = $1, period_end = $2
+				WHERE project_id = 'vision'`, period[0], period[1]); err != nil {
+				t.Fatal(err)
+			}
+
+			var calls int
+			var snapshots []store.Snapshot
+			admissions, err := s.Dequeue(ctx, 10, admitAll(&calls, &snapshots))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			if calls != 0 {
+				t.Errorf("decide called %d times, want 0: no candidate", calls)
+			}
+			if len(admissions) != 0 {
+				t.Errorf("%d admissions, want 0", len(admissions))
+			}
+		})
 	}
 }
