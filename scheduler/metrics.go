@@ -38,7 +38,7 @@ func (s *Scheduler) dequeue(ctx context.Context, maxAdmit int) ([]store.Admissio
 }
 
 // renewTimeout bounds one renewal. Locked quotas are skipped, so this only cuts short a
-// database that does not answer.
+// database that does not respond.
 const renewTimeout = 5 * time.Second
 
 // renewEndedPeriods calls RenewBudgets when the last call is at least RenewInterval old.
