@@ -86,6 +86,16 @@ func (f *fixture) runOnce(s *scheduler.Scheduler) int {
 	return n
 }
 
+// quota reads the project's quota.
+func (f *fixture) quota(project string) store.Quota {
+	f.t.Helper()
+	q, err := f.store.GetQuota(context.Background(), project)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return q
+}
+
 func waitReason(j store.Job) string {
 	if j.WaitReason == nil {
 		return ""
@@ -185,10 +195,7 @@ func TestEndedPeriodRenewedBeforeAdmission(t *testing.T) {
 	if got := f.job(job); got.Status != store.JobRunning {
 		t.Errorf("job %s, want running", got.Status)
 	}
-	quota, err := f.store.GetQuota(context.Background(), "speech")
-	if err != nil {
-		t.Fatal(err)
-	}
+	quota := f.quota("speech")
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	if !quota.PeriodStart.Equal(oldEnd) {
 		t.Errorf("new period starts %s, want %s, where the old one ended", quota.PeriodStart.Format(time.DateOnly), oldEnd.Format(time.DateOnly))
@@ -235,10 +242,7 @@ func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	if len(calls) != 1 {
 		t.Errorf("RenewBudgets called %d times, want once within RenewInterval", len(calls))
 	}
-	quota, err := f.store.GetQuota(context.Background(), "speech")
-	if err != nil {
-		t.Fatal(err)
-	}
+	quota := f.quota("speech")
 	if quota.CurrentConcurrent != 0 {
 		t.Errorf("quota counts %d running jobs, want 0", quota.CurrentConcurrent)
 	}
@@ -265,10 +269,7 @@ func TestFuturePeriodAdmitsNothing(t *testing.T) {
 	if got := f.job(job); waitReason(got) != scheduler.ReasonPeriodNotStarted {
 		t.Errorf("job waits with %q, want %q", waitReason(got), scheduler.ReasonPeriodNotStarted)
 	}
-	quota, err := f.store.GetQuota(context.Background(), "speech")
-	if err != nil {
-		t.Fatal(err)
-	}
+	quota := f.quota("speech")
 	if !quota.PeriodStart.Equal(start) {
 		t.Errorf("period starts %s, want %s as set", quota.PeriodStart.Format(time.DateOnly), start.Format(time.DateOnly))
 	}
@@ -284,10 +285,7 @@ func TestIdleEndedPeriodRenewed(t *testing.T) {
 		t.Errorf("RunOnce admitted %d jobs, want 0", n)
 	}
 
-	quota, err := f.store.GetQuota(context.Background(), "speech")
-	if err != nil {
-		t.Fatal(err)
-	}
+	quota := f.quota("speech")
 	if !quota.PeriodStart.Equal(oldEnd) {
 		t.Errorf("period starts %s, want %s, where the old one ended", quota.PeriodStart.Format(time.DateOnly), oldEnd.Format(time.DateOnly))
 	}
