@@ -320,6 +320,29 @@ func TestRenewalFailureKeepsDequeueing(t *testing.T) {
 	}
 }
 
+// The renewal runs with a deadline, so a database that stops responding cannot hold the
+// dequeue loop for longer than that.
+func TestRenewalHasDeadline(t *testing.T) {
+	f := setup(t)
+	var deadline time.Time
+	var hasDeadline bool
+	s := scheduler.New(f.store, scheduler.Config{Batch: 8,
+		RenewBudgets: func(ctx context.Context, _ time.Time) error {
+			deadline, hasDeadline = ctx.Deadline()
+			return nil
+		}})
+	start := time.Now()
+	f.runOnce(s)
+
+	if !hasDeadline {
+		t.Fatal("RenewBudgets got a context without a deadline")
+	}
+	// RunOnce renews first, so the 5 s deadline is set within a second of its start.
+	if d := deadline.Sub(start); d < 5*time.Second || d > 6*time.Second {
+		t.Errorf("renewal deadline %s after RunOnce started, want 5s to 6s", d)
+	}
+}
+
 func TestConcurrentAdmissionsNeverOverspend(t *testing.T) {
 	f := setup(t)
 	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 1_000_000, Nodes: 125, LargestNodeMilli: 8000})
