@@ -135,7 +135,10 @@ func explain(f store.JobExplanation) Explanation {
 		e.Position = &Position{Ahead: f.Position.Ahead, AheadInProject: f.Position.AheadInProject,
 			Queued: f.Position.Queued}
 	}
-	period := periodBlocker(f.Quota, f.Now)
+	period := ""
+	if f.Quota != nil {
+		period = scheduler.PeriodReason(f.Quota.Quota, f.Now)
+	}
 	if q := f.Quota; q != nil {
 		reservation := scheduler.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
 		// The renewal of an ended period resets the used hours, so the job fits if it fits
@@ -177,19 +180,6 @@ func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
 			LargestNodeMemoryMiB: m.LargestNodeMemoryMiB, NodeSizes: sizes})
 	}
 	return states
-}
-
-// periodBlocker returns the reason, if any, that the quota's budget period gives at now.
-func periodBlocker(q *store.QuotaState, now time.Time) string {
-	switch {
-	case q == nil:
-		return ""
-	case !now.Before(q.PeriodEnd):
-		return scheduler.ReasonPeriodEnded
-	case now.Before(q.PeriodStart):
-		return scheduler.ReasonPeriodNotStarted
-	}
-	return ""
 }
 
 // blockers lists what holds a queued job back, quota first, as admission checks it.

@@ -99,17 +99,28 @@ func (pl *plan) place(c store.Candidate) (store.Decision, string) {
 	return store.Decision{Candidate: c, GPUModel: model, GPUHoursReserved: hours}, ""
 }
 
+// PeriodReason returns why the quota's budget period admits nothing at now, or "" when now
+// is inside the period. Period bounds are UTC dates, read as midnight UTC.
+func PeriodReason(q store.Quota, now time.Time) string {
+	switch {
+	case !now.Before(q.PeriodEnd):
+		return ReasonPeriodEnded
+	case now.Before(q.PeriodStart):
+		return ReasonPeriodNotStarted
+	}
+	return ""
+}
+
 func (pl *plan) quotaRefusal(project string, hours float64) string {
 	q, ok := pl.quotas[project]
+	period := PeriodReason(q, pl.now)
 	switch {
 	case !ok:
 		return ReasonNoQuota
 	case q.DrainedAt != nil:
 		return ReasonDrained
-	case !pl.now.Before(q.PeriodEnd):
-		return ReasonPeriodEnded
-	case pl.now.Before(q.PeriodStart):
-		return ReasonPeriodNotStarted
+	case period != "":
+		return period
 	case q.CurrentConcurrent >= q.MaxConcurrentJobs:
 		return ReasonConcurrency
 	case q.GPUHoursUsed+q.GPUHoursReserved+hours > q.GPUHoursBudget+1e-9:
