@@ -33,6 +33,7 @@ const (
 	AdmissionDrained     = "drained"
 	AdmissionNoCapacity  = "no_capacity"
 	AdmissionNoQuota     = "no_quota"
+	AdmissionPeriod      = "period"
 )
 
 // Causes of a run's end, the cause label of schedulerd_runs_ended_total.
@@ -60,7 +61,7 @@ const (
 
 var (
 	admissionResults = []string{AdmissionAdmitted, AdmissionBudget, AdmissionConcurrency,
-		AdmissionDrained, AdmissionNoCapacity, AdmissionNoQuota}
+		AdmissionDrained, AdmissionNoCapacity, AdmissionNoQuota, AdmissionPeriod}
 	runEndCauses = []string{CauseCompleted, CauseFailed, CauseOOMKilled, CauseImagePull,
 		CauseDeadlineExceeded, CauseEvicted, CausePreempted, CauseUnschedulable, CauseCancelled}
 	loops = []string{LoopDequeue, LoopReconcile, LoopResync, LoopCapacity, LoopAccrual, LoopRenewal}

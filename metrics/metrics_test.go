@@ -61,11 +61,12 @@ schedulerd_project_gpu_seconds_total{project="vision"} 2700
 
 func TestAdmissionsByResult(t *testing.T) {
 	m, reg := newMetrics(t)
-	m.Admissions(3, []string{metrics.AdmissionBudget, metrics.AdmissionNoCapacity, metrics.AdmissionBudget})
+	m.Admissions(3, []string{metrics.AdmissionBudget, metrics.AdmissionNoCapacity, metrics.AdmissionBudget,
+		metrics.AdmissionPeriod})
 	m.Admissions(0, nil)
 
 	expectSeries(t, reg, `
-# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. result is admitted, budget, concurrency, drained, no_capacity or no_quota.
+# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. result is admitted, budget, concurrency, drained, no_capacity, no_quota or period.
 # TYPE schedulerd_admission_decisions_total counter
 schedulerd_admission_decisions_total{result="admitted"} 3
 schedulerd_admission_decisions_total{result="budget"} 2
@@ -73,6 +74,7 @@ schedulerd_admission_decisions_total{result="concurrency"} 0
 schedulerd_admission_decisions_total{result="drained"} 0
 schedulerd_admission_decisions_total{result="no_capacity"} 1
 schedulerd_admission_decisions_total{result="no_quota"} 0
+schedulerd_admission_decisions_total{result="period"} 1
 `, "schedulerd_admission_decisions_total")
 }
 

@@ -9,8 +9,8 @@ import (
 func TestRefusalResult(t *testing.T) {
 	for reason, want := range map[string]string{
 		ReasonBudget:           metrics.AdmissionBudget,
-		ReasonPeriodEnded:      metrics.AdmissionBudget,
-		ReasonPeriodNotStarted: metrics.AdmissionBudget,
+		ReasonPeriodEnded:      metrics.AdmissionPeriod,
+		ReasonPeriodNotStarted: metrics.AdmissionPeriod,
 		ReasonConcurrency:      metrics.AdmissionConcurrency,
 		ReasonDrained:          metrics.AdmissionDrained,
 		ReasonNoQuota:          metrics.AdmissionNoQuota,
