@@ -14,8 +14,8 @@ import (
 const DefaultBudgetSchedule = "5 * * * *"
 
 // BudgetTask returns the cron task that starts a new budget period for each quota whose
-// period has ended (store.RenewBudgets), on schedule (DefaultBudgetSchedule when empty).
-// Each run uses its firing time as now.
+// period has ended by the database's date (store.RenewBudgets), on schedule
+// (DefaultBudgetSchedule when empty).
 func BudgetTask(s *store.Store, schedule string, log *slog.Logger) cron.Task {
 	if schedule == "" {
 		schedule = DefaultBudgetSchedule
@@ -24,16 +24,16 @@ func BudgetTask(s *store.Store, schedule string, log *slog.Logger) cron.Task {
 		Name:     "budgets",
 		Schedule: schedule,
 		Timeout:  time.Minute,
-		Run: func(ctx context.Context, scheduledAt time.Time) error {
-			_, err := RenewBudgets(ctx, s, scheduledAt, log)
+		Run: func(ctx context.Context, _ time.Time) error {
+			_, err := RenewBudgets(ctx, s, log)
 			return err
 		},
 	}
 }
 
-// RenewBudgets renews the budgets whose period ended by now and logs one line per project.
-func RenewBudgets(ctx context.Context, s *store.Store, now time.Time, log *slog.Logger) ([]store.BudgetRenewal, error) {
-	renewals, err := s.RenewBudgets(ctx, now)
+// RenewBudgets renews the budgets whose period has ended and logs one line per project.
+func RenewBudgets(ctx context.Context, s *store.Store, log *slog.Logger) ([]store.BudgetRenewal, error) {
+	renewals, err := s.RenewBudgets(ctx)
 	if err != nil {
 		return nil, err
 	}

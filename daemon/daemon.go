@@ -102,8 +102,8 @@ func New(cfg Config) *Daemon {
 	sc.Metrics = d.metrics
 	sc.Logger = cfg.Logger.With("component", "scheduler")
 	if sc.RenewBudgets == nil {
-		sc.RenewBudgets = func(ctx context.Context, now time.Time) error {
-			_, err := accounting.RenewBudgets(ctx, cfg.Store, now, sc.Logger)
+		sc.RenewBudgets = func(ctx context.Context) error {
+			_, err := accounting.RenewBudgets(ctx, cfg.Store, sc.Logger)
 			return err
 		}
 	}

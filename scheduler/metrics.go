@@ -52,7 +52,7 @@ func (s *Scheduler) renewEndedPeriods(ctx context.Context) {
 
 	renewCtx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
-	err := s.cfg.RenewBudgets(renewCtx, s.renewedAt)
+	err := s.cfg.RenewBudgets(renewCtx)
 	if err != nil && ctx.Err() == nil {
 		s.cfg.Metrics.LoopError(metrics.LoopRenewal)
 		s.cfg.Logger.Warn("budget renewal failed, jobs of ended periods wait", "err", err,

@@ -25,11 +25,11 @@ type Config struct {
 	// OnAdmitted receives each transaction's new runs, for the dispatcher. It must not block
 	// for long: the loop waits for it.
 	OnAdmitted func([]store.Admission)
-	// RenewBudgets starts new budget periods for the quotas whose period ended by now
-	// (store.RenewBudgets). The loop calls it before a dequeue once RenewInterval has
-	// passed since the last call, so that an ended period is renewed within seconds
-	// rather than at the next run of the budgets cron task.
-	RenewBudgets func(ctx context.Context, now time.Time) error
+	// RenewBudgets starts new budget periods for the quotas whose period ended by the
+	// database's date (store.RenewBudgets). The loop calls it before a dequeue once
+	// RenewInterval has passed since the last call, so that an ended period is renewed
+	// within seconds rather than at the next run of the budgets cron task.
+	RenewBudgets func(ctx context.Context) error
 	// RenewInterval is the time between two calls of RenewBudgets (10s).
 	RenewInterval time.Duration
 	// Metrics receives admission decisions and dequeue durations; nil records nothing.
@@ -67,8 +67,8 @@ func New(s *store.Store, cfg Config) *Scheduler {
 		cfg.OnAdmitted = func([]store.Admission) {}
 	}
 	if cfg.RenewBudgets == nil {
-		cfg.RenewBudgets = func(ctx context.Context, now time.Time) error {
-			_, err := s.RenewBudgets(ctx, now)
+		cfg.RenewBudgets = func(ctx context.Context) error {
+			_, err := s.RenewBudgets(ctx)
 			return err
 		}
 	}

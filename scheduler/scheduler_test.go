@@ -24,7 +24,18 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, store: store.New(pgtest.NewPool(t))}
+	return withProjects(t, store.New(pgtest.NewPool(t)))
+}
+
+// setupAt is setup on a database whose clock reads at (pgtest.NewPoolAt).
+func setupAt(t *testing.T, at time.Time) *fixture {
+	t.Helper()
+	return withProjects(t, store.New(pgtest.NewPoolAt(t, at)))
+}
+
+func withProjects(t *testing.T, s *store.Store) *fixture {
+	t.Helper()
+	f := &fixture{t: t, store: s}
 	f.project("vision", 1000, 100)
 	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000})
 	return f
@@ -220,10 +231,10 @@ func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	f.endPeriod("speech", 0)
 	job := f.submit("speech", 5, 1000)
 
-	var calls []time.Time
+	calls := 0
 	s := scheduler.New(f.store, scheduler.Config{Batch: 8, RenewInterval: time.Hour,
-		RenewBudgets: func(_ context.Context, now time.Time) error {
-			calls = append(calls, now)
+		RenewBudgets: func(context.Context) error {
+			calls++
 			return nil
 		}})
 	for range 2 {
@@ -239,8 +250,8 @@ func TestEndedPeriodAdmitsNothingUntilRenewed(t *testing.T) {
 	if waitReason(got) != scheduler.ReasonPeriodEnded {
 		t.Errorf("wait reason %q, want %q", waitReason(got), scheduler.ReasonPeriodEnded)
 	}
-	if len(calls) != 1 {
-		t.Errorf("RenewBudgets called %d times, want once within RenewInterval", len(calls))
+	if calls != 1 {
+		t.Errorf("RenewBudgets called %d times, want once within RenewInterval", calls)
 	}
 	quota := f.quota("speech")
 	if quota.CurrentConcurrent != 0 {
@@ -275,6 +286,38 @@ func TestFuturePeriodAdmitsNothing(t *testing.T) {
 	}
 }
 
+// Renewal and admission read the same clock, the database's. Here the database's clock
+// is 30 s past midnight UTC while the host's is still on the day before: the period that
+// ended at that midnight is renewed, and its job admitted, in one RunOnce.
+func TestRenewalGoesByDatabaseDate(t *testing.T) {
+	midnight := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	f := setupAt(t, midnight.Add(30*time.Second))
+	f.project("speech", 10, 10)
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE quotas SET period_start = $1,
+		period_end = $2, gpu_hours_used = 9.5 WHERE project_id = 'speech'`,
+		midnight.AddDate(0, 0, -7), midnight); err != nil {
+		t.Fatal(err)
+	}
+	job := f.submit("speech", 5, 1000)
+
+	if n := f.runOnce(f.scheduler(8, time.Hour)); n != 1 {
+		t.Fatalf("RunOnce admitted %d jobs, want 1", n)
+	}
+
+	if got := f.job(job); got.Status != store.JobRunning {
+		t.Errorf("job %s, want running", got.Status)
+	}
+	quota := f.quota("speech")
+	if !quota.PeriodStart.Equal(midnight) || !quota.PeriodEnd.Equal(midnight.AddDate(0, 0, 7)) {
+		t.Errorf("period %s to %s, want %s to %s", quota.PeriodStart.Format(time.DateOnly),
+			quota.PeriodEnd.Format(time.DateOnly), midnight.Format(time.DateOnly),
+			midnight.AddDate(0, 0, 7).Format(time.DateOnly))
+	}
+	if quota.GPUHoursUsed != 0 {
+		t.Errorf("quota used %v GPU-hours, want 0 in the new period", quota.GPUHoursUsed)
+	}
+}
+
 // The scheduler renews an ended period even when the project has nothing queued.
 func TestIdleEndedPeriodRenewed(t *testing.T) {
 	f := setup(t)
@@ -303,7 +346,7 @@ func TestRenewalFailureKeepsDequeueing(t *testing.T) {
 	other := f.submit("vision", 5, 1000)
 
 	s := scheduler.New(f.store, scheduler.Config{Batch: 8,
-		RenewBudgets: func(context.Context, time.Time) error { return errors.New("lock timeout") }})
+		RenewBudgets: func(context.Context) error { return errors.New("lock timeout") }})
 	n, err := s.RunOnce(context.Background())
 	if err != nil {
 		t.Fatalf("RunOnce: %v, want no error when only the renewal failed", err)
@@ -327,7 +370,7 @@ func TestRenewalHasDeadline(t *testing.T) {
 	var deadline time.Time
 	var hasDeadline bool
 	s := scheduler.New(f.store, scheduler.Config{Batch: 8,
-		RenewBudgets: func(ctx context.Context, _ time.Time) error {
+		RenewBudgets: func(ctx context.Context) error {
 			deadline, hasDeadline = ctx.Deadline()
 			return nil
 		}})

@@ -47,12 +47,14 @@ func monthNumber(t time.Time) int { return t.Year()*12 + int(t.Month()) - 1 }
 // apart than that.
 func daysBetween(from, to time.Time) int { return int((to.Unix() - from.Unix()) / 86400) }
 
-// The quotas whose period has ended. Their bounds are finite (migration 11), so each has a
-// length to step by. A quota locked by another transaction is skipped, not waited for: the
-// scheduler tries again within seconds, and a held row must not stall its loop.
+// The quotas whose period has ended by the database's date, the clock that admission
+// reads too, and that date. Their bounds are finite (migration 11), so each has a length to
+// step by. A quota locked by another transaction is skipped, not waited for: the scheduler
+// tries again within seconds, and a held row must not stall its loop.
 const sqlExpiredQuotas = `
-SELECT project_id, period_start, period_end, gpu_hours_used::float8
-FROM quotas WHERE period_end <= $1::date
+SELECT project_id, period_start, period_end, gpu_hours_used::float8,
+       (now() AT TIME ZONE 'UTC')::date AS today
+FROM quotas WHERE period_end <= (now() AT TIME ZONE 'UTC')::date
 ORDER BY project_id FOR UPDATE SKIP LOCKED`
 
 // The statement that starts a new period. Live runs keep their reservations, and each adds
@@ -62,20 +64,22 @@ UPDATE quotas SET period_start = $2, period_end = $3, gpu_hours_used = 0
 WHERE project_id = $1`
 
 // RenewBudgets starts a new budget period for every quota whose period ended on or before
-// the UTC date of now, except quotas that another transaction holds locked, and returns
-// what it changed, in project order. It wakes the schedulers, since jobs held back by the
-// budget may now fit.
-func (s *Store) RenewBudgets(ctx context.Context, now time.Time) ([]BudgetRenewal, error) {
-	today := now.UTC().Truncate(24 * time.Hour)
+// today's UTC date, except quotas that another transaction holds locked, and returns what it
+// changed, in project order. Today is the database's date, not this host's: admission
+// checks periods against the database's clock, so a host clock that runs behind or ahead
+// would leave a project without a current period for as long as the difference. It wakes
+// the schedulers, since jobs held back by the budget may now fit.
+func (s *Store) RenewBudgets(ctx context.Context) ([]BudgetRenewal, error) {
 	var renewals []BudgetRenewal
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sqlExpiredQuotas, today)
+		rows, err := tx.Query(ctx, sqlExpiredQuotas)
 		if err != nil {
 			return err
 		}
+		var today time.Time
 		renewals, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (BudgetRenewal, error) {
 			var r BudgetRenewal
-			err := row.Scan(&r.ProjectID, &r.OldStart, &r.OldEnd, &r.UsedBefore)
+			err := row.Scan(&r.ProjectID, &r.OldStart, &r.OldEnd, &r.UsedBefore, &today)
 			return r, err
 		})
 		if err != nil {

@@ -57,7 +57,8 @@ func TestNextPeriod(t *testing.T) {
 }
 
 func TestRenewBudgets(t *testing.T) {
-	s := setup(t)
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	s := setupAt(t, now)
 	ctx := context.Background()
 	if _, err := s.UpsertProject(ctx, store.Project{ID: "audio", OrgID: "acme", K8sNamespace: "team-audio"}); err != nil {
 		t.Fatal(err)
@@ -73,8 +74,7 @@ func TestRenewBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	renewals, err := s.RenewBudgets(ctx, now)
+	renewals, err := s.RenewBudgets(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestRenewBudgets(t *testing.T) {
 		t.Errorf("stored period ends %s, want 2027-01-01", quota.PeriodEnd.Format(time.DateOnly))
 	}
 
-	again, err := s.RenewBudgets(ctx, now.Add(time.Hour))
+	again, err := s.RenewBudgets(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestRenewBudgetsSkipsLockedQuota(t *testing.T) {
 
 	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	renewals, err := s.RenewBudgets(callCtx, time.Now())
+	renewals, err := s.RenewBudgets(callCtx)
 	if err != nil {
 		t.Fatalf("renew while the quota is locked: %v, want no wait and no error", err)
 	}
@@ -186,7 +186,7 @@ func TestRenewBudgetsSkipsLockedQuota(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	renewals, err = s.RenewBudgets(ctx, time.Now())
+	renewals, err = s.RenewBudgets(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

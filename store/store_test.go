@@ -20,8 +20,18 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // 10 GPU-hours.
 func setup(t *testing.T) *store.Store {
 	t.Helper()
+	return withVision(t, store.New(pgtest.NewPool(t)))
+}
+
+// setupAt is setup on a database whose clock reads at (pgtest.NewPoolAt).
+func setupAt(t *testing.T, at time.Time) *store.Store {
+	t.Helper()
+	return withVision(t, store.New(pgtest.NewPoolAt(t, at)))
+}
+
+func withVision(t *testing.T, s *store.Store) *store.Store {
+	t.Helper()
 	ctx := context.Background()
-	s := store.New(pgtest.NewPool(t))
 
 	if _, err := s.UpsertProject(ctx, store.Project{ID: "vision", OrgID: "acme", K8sNamespace: "team-vision"}); err != nil {
 		t.Fatal(err)

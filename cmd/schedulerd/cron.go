@@ -191,7 +191,7 @@ func runPartitionsOnce(ctx context.Context, env *environment, pool *pgxpool.Pool
 }
 
 func runBudgetsOnce(ctx context.Context, env *environment, db *store.Store) error {
-	renewals, err := accounting.RenewBudgets(ctx, db, time.Now(), env.log)
+	renewals, err := accounting.RenewBudgets(ctx, db, env.log)
 	if err != nil {
 		return err
 	}

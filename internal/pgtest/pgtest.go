@@ -177,6 +177,41 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// NewPoolAt is NewPool on a database whose clock reads at: a now() function in a schema
+// searched before pg_catalog shadows the real one on every connection. Tests use it to put
+// the database's date apart from the host's. SQL and PL/pgSQL that call now() see at;
+// column defaults keep the real clock, because they were bound to pg_catalog.now() when
+// the migrations created them.
+func NewPoolAt(t testing.TB, at time.Time) *pgxpool.Pool {
+	t.Helper()
+	databaseURL := NewDatabase(t)
+	ctx := context.Background()
+
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("connect to set the clock: %v", err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		`CREATE SCHEMA test_clock`,
+		fmt.Sprintf(`CREATE FUNCTION test_clock.now() RETURNS timestamptz LANGUAGE sql STABLE
+			AS $$ SELECT '%s'::timestamptz $$`, at.UTC().Format(time.RFC3339Nano)),
+		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = test_clock, pg_catalog, "$user", public',
+			current_database()); END $$`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("set the database's clock to %s: %v", at, err)
+		}
+	}
+
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("open pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // DatabaseURL returns the server's URL with its database replaced by name. The server
 // URL must be a postgres:// URL, not a keyword/value string.
 func (s *Server) DatabaseURL(name string) string {
