@@ -52,11 +52,8 @@ func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) O
 	obs := Observation{Node: pod.Spec.NodeName, StartedAt: containerStart(pod)}
 
 	switch pod.Status.Phase {
-	case corev1.PodSucceeded:
-		obs.Verdict, obs.End = Ended, store.RunEnd{Status: store.RunCompleted, EndedAt: finishedAt(pod, now), Reason: "Completed"}
-		return obs
-	case corev1.PodFailed:
-		obs.Verdict, obs.End = Ended, failedEnd(pod, now)
+	case corev1.PodSucceeded, corev1.PodFailed:
+		obs.Verdict, obs.End = Ended, finishedEnd(pod, now)
 		return obs
 	}
 
@@ -80,6 +77,35 @@ func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) O
 			Reason: fmt.Sprintf("unschedulable for %s: %s", now.Sub(since).Round(time.Second), message)}
 	}
 	return obs
+}
+
+// finishedEnd judges a pod in a terminal phase. Since Kubernetes 1.27 the kubelet also moves
+// a pod it stops for a deletion to a terminal phase, and the exit code then shows how the
+// program handled the signal, not how training went. A pod whose deletion was requested before
+// its container finished therefore counts as preempted, whatever its phase.
+func finishedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
+	if deletedBeforeFinish(pod, now) {
+		return store.RunEnd{Status: store.RunPreempted, EndedAt: finishedAt(pod, now), Reason: deletionReason(pod)}
+	}
+	if pod.Status.Phase == corev1.PodSucceeded {
+		return store.RunEnd{Status: store.RunCompleted, EndedAt: finishedAt(pod, now), Reason: "Completed"}
+	}
+	return failedEnd(pod, now)
+}
+
+// deletedBeforeFinish reports whether the pod's deletion was requested before, or in the
+// same second as, its container finished. The request time is the deletion timestamp less
+// the grace period. Pod times have whole seconds, so a pod that finished in the second of
+// the request counts as deleted: its job runs again rather than count as done.
+func deletedBeforeFinish(pod *corev1.Pod, now time.Time) bool {
+	if pod.DeletionTimestamp == nil {
+		return false
+	}
+	requested := pod.DeletionTimestamp.Time
+	if grace := pod.DeletionGracePeriodSeconds; grace != nil {
+		requested = requested.Add(-time.Duration(*grace) * time.Second)
+	}
+	return !finishedAt(pod, now).Before(requested)
 }
 
 // failedEnd distinguishes a preemption (eviction, node shutdown, kube-scheduler preemption),

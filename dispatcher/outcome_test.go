@@ -1,0 +1,81 @@
+package dispatcher
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// finishedPod is a pod whose container ran from start to finish and exited with code, in
+// phase. deleteAt, when not zero, is when someone requested the pod's deletion with a 30 s
+// grace period.
+func finishedPod(phase corev1.PodPhase, code int32, start, finish, deleteAt time.Time) *corev1.Pod {
+	pod := &corev1.Pod{
+		Spec: corev1.PodSpec{NodeName: "node-1"},
+		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: "train",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code,
+				StartedAt: metav1.NewTime(start), FinishedAt: metav1.NewTime(finish)}}}}},
+	}
+	if !deleteAt.IsZero() {
+		grace := int64(30)
+		pod.DeletionTimestamp = &metav1.Time{Time: deleteAt.Add(30 * time.Second)}
+		pod.DeletionGracePeriodSeconds = &grace
+	}
+	return pod
+}
+
+// A pod that reached a terminal phase because someone deleted it while it ran ends its run
+// as preempted, whatever its exit code: kubelets since Kubernetes 1.27 move such pods to
+// Succeeded or Failed. A pod that finished before its deletion keeps its own outcome.
+func TestJudgeFinishedPodDeletion(t *testing.T) {
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	finish := start.Add(time.Hour)
+	now := finish.Add(time.Minute)
+
+	evicted := finishedPod(corev1.PodFailed, 137, start, finish, finish.Add(-5*time.Second))
+	evicted.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget,
+		Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI"}}
+
+	cases := []struct {
+		name       string
+		pod        *corev1.Pod
+		wantStatus store.RunStatus
+		wantReason string
+	}{
+		{"succeeded, never deleted", finishedPod(corev1.PodSucceeded, 0, start, finish, time.Time{}),
+			store.RunCompleted, "Completed"},
+		{"failed, never deleted", finishedPod(corev1.PodFailed, 1, start, finish, time.Time{}),
+			store.RunFailed, "Error (exit code 1)"},
+		{"SIGTERM exit after a deletion", finishedPod(corev1.PodFailed, 143, start, finish, finish.Add(-10*time.Second)),
+			store.RunPreempted, "pod deleted"},
+		{"clean exit after a deletion", finishedPod(corev1.PodSucceeded, 0, start, finish, finish.Add(-10*time.Second)),
+			store.RunPreempted, "pod deleted"},
+		{"deleted in the second it finished", finishedPod(corev1.PodSucceeded, 0, start, finish, finish),
+			store.RunPreempted, "pod deleted"},
+		{"deleted a minute after it succeeded", finishedPod(corev1.PodSucceeded, 0, start, finish, finish.Add(time.Minute)),
+			store.RunCompleted, "Completed"},
+		{"evicted with a disruption condition", evicted, store.RunPreempted, "EvictionByEvictionAPI"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			obs := Judge(c.pod, now, time.Minute)
+
+			if obs.Verdict != Ended {
+				t.Fatalf("verdict %d, want Ended", obs.Verdict)
+			}
+			if obs.End.Status != c.wantStatus {
+				t.Errorf("run ends %s, want %s", obs.End.Status, c.wantStatus)
+			}
+			if obs.End.Reason != c.wantReason {
+				t.Errorf("reason %q, want %q", obs.End.Reason, c.wantReason)
+			}
+			if !obs.End.EndedAt.Equal(finish) {
+				t.Errorf("ended at %s, want the container's finish %s", obs.End.EndedAt, finish)
+			}
+		})
+	}
+}
