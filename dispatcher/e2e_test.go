@@ -129,6 +129,54 @@ func TestPodSucceeds(t *testing.T) {
 	waitPodGone(t, run)
 }
 
+// A pod that finished while no dispatcher ran ends its run as it finished, although its
+// job was paused before a dispatcher saw the end: the job is done, and the run's hours stop
+// at the container's end rather than when the pause was seen.
+func TestPauseAfterUnseenCompletion(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 2, &jobspec.Simulation{RunSeconds: 2}))
+	run := waitRun(t, h, job.ID, 1, "running", runStatus(store.RunRunning))
+	if err := h.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	waitPodPhase(t, run, corev1.PodSucceeded)
+	ref := store.JobRef{ID: job.ID, CreatedAt: job.CreatedAt}
+	if _, err := h.Store.SetJobStatus(context.Background(), ref, store.JobRunning, store.JobPaused, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	again := daemontest.Start(t, daemontest.Options{Store: h.Store})
+	again.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+
+	ended := again.Runs(job.ID)[0]
+	if ended.Status != store.RunCompleted {
+		t.Errorf("run %s, want completed", ended.Status)
+	}
+	// Two GPUs for the simulated container's 2 s.
+	if want := 2 * 2.0 / 3600; math.Abs(ended.GPUHoursUsed-want) > 1e-6 {
+		t.Errorf("run used %.6f GPU-hours, want %.6f", ended.GPUHoursUsed, want)
+	}
+}
+
+// waitPodPhase polls the run's pod until it reaches phase.
+func waitPodPhase(t *testing.T, run store.Run, phase corev1.PodPhase) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		pod, err := podOf(t, run)
+		if err == nil && pod.Status.Phase == phase {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s not %s within %s (err %v)", run.PodName, phase, wait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestOOMKilledUsesAttempts(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})
 	model := uniqueModel()

@@ -33,6 +33,12 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		d.terminating.Delete(run.ID)
 		return d.deletePod(ctx, pod, "run already ended", false)
 	}
+	if podFinished(pod) {
+		// The run ends as its pod did, even when its job was paused or cancelled, or its
+		// queue's drain deadline passed, before the dispatcher saw the pod finish: the work
+		// is over, and its GPU-hours stop at the container's end.
+		return d.reconcilePod(ctx, run, pod)
+	}
 	if run.JobStatus != store.JobRunning {
 		// The job was cancelled or paused while this run was live.
 		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: "job " + string(run.JobStatus)})
@@ -44,6 +50,12 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		return d.reconcileMissingPod(ctx, run)
 	}
 	return d.reconcilePod(ctx, run, pod)
+}
+
+// podFinished reports whether pod exists and its containers have ended, in success or
+// failure.
+func podFinished(pod *corev1.Pod) bool {
+	return pod != nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed)
 }
 
 func (d *Dispatcher) cachedPod(run store.Run) (*corev1.Pod, error) {

@@ -257,7 +257,7 @@ var legalTransitions = map[[2]string]bool{
 	{"queued", "failed"}:  true,
 	{"running", "queued"}: true, {"running", "paused"}: true, {"running", "completed"}: true,
 	{"running", "failed"}: true, {"running", "cancelled"}: true, {"running", "eval_failed"}: true,
-	{"paused", "queued"}: true, {"paused", "cancelled"}: true,
+	{"paused", "queued"}: true, {"paused", "cancelled"}: true, {"paused", "completed"}: true,
 	{"completed", "eval_failed"}: true,
 }
 

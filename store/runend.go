@@ -59,7 +59,9 @@ WHERE model = $1 AND allocated_milli >= $2`
 
 // The job's next status follows the run's end: completed; requeued after a preemption
 // (no attempt used) or a retryable failure with attempts left; failed otherwise. A job that
-// is no longer running (cancelled or paused meanwhile) keeps its status.
+// is no longer running keeps its status, except that a paused job whose run completed is
+// completed: its pod finished before the pause reached it, and resuming would train again.
+// A cancelled job stays cancelled.
 const sqlJobAfterRun = `
 UPDATE jobs SET
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
@@ -77,7 +79,8 @@ UPDATE jobs SET
                        THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
                         THEN $6 ELSE completed_at END
-WHERE id = $1 AND created_at = $2 AND status = 'running' AND $3 <> 'cancelled'
+WHERE id = $1 AND created_at = $2 AND $3 <> 'cancelled'
+  AND (status = 'running' OR (status = 'paused' AND $3 = 'completed'))
 RETURNING status::text`
 
 // EndRun records the end of a pending or running run, releases its admission and moves its
