@@ -177,6 +177,45 @@ func waitPodPhase(t *testing.T, run store.Run, phase corev1.PodPhase) {
 	}
 }
 
+// A project's namespace deleted after the dispatcher created it holds new pods back while
+// it terminates, and is created again once it is gone. The job runs then: it neither
+// fails for a Forbidden creation nor waits forever for a namespace the dispatcher thinks
+// exists.
+func TestDeletedNamespaceCreatedAgain(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	project := h.Project("vision", 100, 10)
+	first := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
+	h.WaitJob(first.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+
+	ctx := context.Background()
+	namespaces := daemontest.Kube.Clientset.CoreV1().Namespaces()
+	if err := namespaces.Delete(ctx, project.K8sNamespace, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
+	run := waitRun(t, h, second.ID, 1, "admitted", func(store.Run) bool { return true })
+	time.Sleep(2 * time.Second) // a few tries of the pod's creation, refused while terminating
+
+	if got := h.Runs(second.ID)[0]; got.Status != store.RunPending {
+		t.Fatalf("run %s while its namespace terminates, want pending", got.Status)
+	}
+	// No controller manager runs here, so the test removes the namespace's finalizer.
+	ns, err := namespaces.Get(ctx, project.K8sNamespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Spec.Finalizers = nil
+	if _, err := namespaces.Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitJob(second.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+	if got := h.Runs(second.ID); len(got) != 1 || got[0].ID != run.ID {
+		t.Errorf("%d runs, want the one admitted while the namespace terminated", len(got))
+	}
+}
+
 func TestOOMKilledUsesAttempts(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})
 	model := uniqueModel()

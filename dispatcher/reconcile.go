@@ -212,6 +212,12 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 	_, err = d.client.CoreV1().Pods(run.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	switch {
 	case err == nil, apierrors.IsAlreadyExists(err):
+	case namespaceGone(err):
+		// Someone deleted the namespace after this dispatcher made or saw it. Forgetting it
+		// makes a later try create it again, once a terminating namespace is gone.
+		d.namespaces.Delete(run.Namespace)
+		return fmt.Errorf("create pod %s/%s: its namespace is gone or being deleted, so a later try creates it again: %w",
+			run.Namespace, run.PodName, err)
 	case apierrors.IsInvalid(err), apierrors.IsForbidden(err) && !apierrors.IsTimeout(err):
 		return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunFailed, EndedAt: d.cfg.Now(),
 			Reason: "pod rejected: " + err.Error()}, false)
@@ -224,6 +230,13 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 	d.cfg.Logger.Debug("pod created", "job_id", run.JobID, "run", run.RunNumber, "pod", run.PodName)
 	d.marks.add(run.ID)
 	return nil
+}
+
+// namespaceGone reports whether a pod creation failed because its namespace does not exist
+// or is being deleted. The API server rejects the second with Forbidden, which would
+// otherwise fail the run as a pod that can never be created.
+func namespaceGone(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
 }
 
 // The drain deadline. An operator who drains a queue may give a deadline. Once it passes,
