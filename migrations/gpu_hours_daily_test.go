@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/schedulerd/schedulerd/internal/pgtest"
 	"github.com/schedulerd/schedulerd/migrations"
 )
@@ -27,6 +29,67 @@ VALUES ('00000000-0000-0000-0000-000000000001', '2025-01-20 08:00+00', 1, 'preem
        ('00000000-0000-0000-0000-000000000002', '2025-01-20 08:00+00', 1, 'running',
         '2025-01-20 10:00+00', 4, 1000, 'p3');`
 
+type dailyRow struct {
+	day        string
+	runs, jobs int
+	hours      float64
+}
+
+// readDaily returns vision's gpu_hours_daily rows in day order.
+func readDaily(t *testing.T, conn *pgx.Conn) []dailyRow {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT day::text, runs, jobs, gpu_hours::float8
+		FROM gpu_hours_daily WHERE project_id = 'vision' AND org_id = 'acme' ORDER BY day`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (dailyRow, error) {
+		var d dailyRow
+		err := row.Scan(&d.day, &d.runs, &d.jobs, &d.hours)
+		return d, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func expectDaily(t *testing.T, got, want []dailyRow) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("gpu_hours_daily rows %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("row %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// An ended run's hours corrected in SQL, and an ended run deleted, change the daily rows
+// by the difference.
+func TestGPUHoursDailyCorrection(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewEmptyDatabase(t))
+	if err := migrations.Up(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sqlRunsBefore008); err != nil {
+		t.Fatal(err)
+	}
+	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 1, 0, 2.25}})
+
+	if _, err := conn.Exec(ctx, `UPDATE runs SET gpu_hours_used = 2 WHERE pod_name = 'p2'`); err != nil {
+		t.Fatalf("correct an ended run's hours: %v", err)
+	}
+	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 1, 0, 2}})
+
+	if _, err := conn.Exec(ctx, `DELETE FROM runs WHERE pod_name = 'p2'`); err != nil {
+		t.Fatalf("delete an ended run: %v", err)
+	}
+	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 0, 0, 0}})
+}
+
 func TestGPUHoursDailyBackfill(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.NewEmptyDatabase(t))
@@ -40,35 +103,6 @@ func TestGPUHoursDailyBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rows, err := conn.Query(ctx, `SELECT day::text, runs, jobs, gpu_hours::float8 FROM gpu_hours_daily
-		WHERE project_id = 'vision' AND org_id = 'acme' ORDER BY day`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type day struct {
-		day        string
-		runs, jobs int
-		hours      float64
-	}
-	var got []day
-	for rows.Next() {
-		var d day
-		if err := rows.Scan(&d.day, &d.runs, &d.jobs, &d.hours); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, d)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	// The running run is left out: the report reads it from runs.
-	want := []day{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 1, 0, 2.25}}
-	if len(got) != len(want) {
-		t.Fatalf("gpu_hours_daily rows %+v, want %+v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("row %d: %+v, want %+v", i, got[i], want[i])
-		}
-	}
+	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 1, 0, 2.25}})
 }
