@@ -80,6 +80,12 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 		return usageError{fmt.Sprintf("invalid -priority %d: want 0 to %d", *priority, maxPriority)}
 	}
 
+	if *parent != "" {
+		if _, err := jobPath(*parent); err != nil {
+			return usageError{"-parent: " + err.Error()}
+		}
+	}
+
 	config, err := readConfig(*configPath)
 	if err != nil {
 		return err

@@ -122,6 +122,8 @@ func TestAPICommandErrors(t *testing.T) {
 		{"unknown action", []string{"job", "frob"}, 2, "want 'job submit|get|list|cancel|pause|resume|explain'"},
 		{"job id not a UUID", []string{"job", "cancel", "42"}, 2, `invalid job id "42": want a UUID`},
 		{"explain id not a UUID", []string{"job", "explain", "job-1"}, 2, `invalid job id "job-1"`},
+		{"parent not a UUID", []string{"job", "submit", "-project", "vision", "-type", "hpo", "-config", "trial.json",
+			"-parent", "trial-7"}, 2, `-parent: invalid job id "trial-7": want a UUID`},
 		{"limit too large", []string{"job", "list", "-limit", "501"}, 2, "invalid -limit 501: want 1 to 500"},
 		{"limit zero", []string{"job", "list", "-limit", "0"}, 2, "invalid -limit 0"},
 		{"no delta", []string{"queue", "reprioritize", "vision"}, 2,
