@@ -96,6 +96,7 @@ func (s *Server) routes() []route {
 		{"POST", "/v1/projects/{project}/jobs", store.RoleSubmitter, s.submitJob},
 		{"GET", "/v1/projects/{project}/quota", store.RoleSubmitter, s.getQuota},
 		{"PUT", "/v1/projects/{project}/quota", store.RoleAdmin, s.putQuota},
+		{"PATCH", "/v1/projects/{project}/quota", store.RoleAdmin, s.patchQuota},
 
 		{"GET", "/v1/jobs", store.RoleSubmitter, s.listJobs},
 		{"GET", "/v1/jobs/{id}", store.RoleSubmitter, s.getJob},

@@ -94,9 +94,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	types := map[string]any{
 		"Problem": api.Problem{}, "SubmitRequest": api.SubmitRequest{}, "Job": api.Job{}, "JobList": api.JobList{},
 		"PriorityRequest": api.PriorityRequest{}, "Quota": api.Quota{}, "QuotaRequest": api.QuotaRequest{},
-		"Queue": api.Queue{}, "QueueList": api.QueueList{}, "DrainRequest": api.DrainRequest{},
-		"DrainResult": api.DrainResult{}, "ReprioritizeRequest": api.ReprioritizeRequest{},
-		"PriorityChange": api.PriorityChange{}, "ReprioritizeResult": api.ReprioritizeResult{},
+		"QuotaChange": api.QuotaRequest{}, "Queue": api.Queue{}, "QueueList": api.QueueList{},
+		"DrainRequest": api.DrainRequest{}, "DrainResult": api.DrainResult{}, "PriorityChange": api.PriorityChange{},
+		"ReprioritizeRequest": api.ReprioritizeRequest{}, "ReprioritizeResult": api.ReprioritizeResult{},
 		"ProjectRequest": api.ProjectRequest{}, "Project": api.Project{}, "Position": api.Position{},
 		"BudgetState": api.BudgetState{}, "ConcurrencyState": api.ConcurrencyState{}, "ModelState": api.ModelState{},
 		"Explanation": api.Explanation{}, "AuditRecord": api.AuditRecord{}, "AuditList": api.AuditList{},

@@ -42,6 +42,7 @@ const (
 	TypeUnauthorized         = "urn:schedulerd:problem:unauthorized"
 	TypeForbidden            = "urn:schedulerd:problem:forbidden"
 	TypeNotFound             = "urn:schedulerd:problem:not-found"
+	TypeNoQuota              = "urn:schedulerd:problem:no-quota"
 	TypeMethodNotAllowed     = "urn:schedulerd:problem:method-not-allowed"
 	TypeConflict             = "urn:schedulerd:problem:conflict"
 	TypeSelfApproval         = "urn:schedulerd:problem:self-approval"
@@ -60,6 +61,7 @@ var problemTitles = map[string]string{
 	TypeUnauthorized:         "missing or invalid credentials",
 	TypeForbidden:            "not allowed",
 	TypeNotFound:             "not found",
+	TypeNoQuota:              "project has no quota",
 	TypeMethodNotAllowed:     "method not allowed",
 	TypeConflict:             "conflict with the current state",
 	TypeSelfApproval:         "requester cannot decide their own approval",
@@ -87,6 +89,12 @@ func forbidden(format string, args ...any) *Problem {
 
 func notFound(format string, args ...any) *Problem {
 	return newProblem(TypeNotFound, http.StatusNotFound, "", fmt.Sprintf(format, args...))
+}
+
+// noQuota is the 404 of a project that exists without a quota, a type of its own so that a
+// client can offer to create the quota.
+func noQuota(format string, args ...any) *Problem {
+	return newProblem(TypeNoQuota, http.StatusNotFound, "", fmt.Sprintf(format, args...))
 }
 
 func conflict(format string, args ...any) *Problem {

@@ -88,46 +88,64 @@ type QuotaRequest struct {
 // maxBudget is the largest budget numeric(14, 4) holds.
 const maxBudget = 9_999_999_999
 
+// parse checks a request that sets a whole quota, as PUT does: every field is required.
 func (req QuotaRequest) parse(project string) (store.Quota, error) {
 	q := store.Quota{ProjectID: project}
-	switch {
-	case req.GPUHoursBudget == nil:
-		return q, invalid("gpu_hours_budget", "required, in GPU-hours")
-	case *req.GPUHoursBudget < 0 || *req.GPUHoursBudget > maxBudget:
-		return q, invalid("gpu_hours_budget", "must be between 0 and %d", maxBudget)
-	case req.MaxConcurrentJobs == nil:
-		return q, invalid("max_concurrent_jobs", "required")
-	case *req.MaxConcurrentJobs < 0 || *req.MaxConcurrentJobs > 1_000_000:
-		return q, invalid("max_concurrent_jobs", "must be between 0 and 1000000")
-	case req.PriorityTier == nil:
-		return q, invalid("priority_tier", "required, 0 to 100")
-	case *req.PriorityTier < 0 || *req.PriorityTier > 100:
-		return q, invalid("priority_tier", "must be between 0 and 100")
-	}
-	q.GPUHoursBudget, q.MaxConcurrentJobs, q.PriorityTier = *req.GPUHoursBudget, *req.MaxConcurrentJobs, *req.PriorityTier
-
-	var err error
-	if q.PeriodStart, err = dateField("period_start", req.PeriodStart); err != nil {
+	c, err := req.change(true)
+	if err != nil {
 		return q, err
 	}
-	if q.PeriodEnd, err = dateField("period_end", req.PeriodEnd); err != nil {
-		return q, err
-	}
+	q.GPUHoursBudget, q.MaxConcurrentJobs, q.PriorityTier = *c.GPUHoursBudget, *c.MaxConcurrentJobs, *c.PriorityTier
+	q.PeriodStart, q.PeriodEnd = *c.PeriodStart, *c.PeriodEnd
 	if !q.PeriodEnd.After(q.PeriodStart) {
 		return q, invalid("period_end", "must be after period_start")
 	}
 	return q, nil
 }
 
-func dateField(field string, v *string) (time.Time, error) {
+// change checks the fields the request gives and returns them as a change of a quota.
+// With requireAll, a missing field is an error too.
+func (req QuotaRequest) change(requireAll bool) (store.QuotaChange, error) {
+	var c store.QuotaChange
+	switch {
+	case req.GPUHoursBudget == nil && requireAll:
+		return c, invalid("gpu_hours_budget", "required, in GPU-hours")
+	case req.GPUHoursBudget != nil && (*req.GPUHoursBudget < 0 || *req.GPUHoursBudget > maxBudget):
+		return c, invalid("gpu_hours_budget", "must be between 0 and %d", maxBudget)
+	case req.MaxConcurrentJobs == nil && requireAll:
+		return c, invalid("max_concurrent_jobs", "required")
+	case req.MaxConcurrentJobs != nil && (*req.MaxConcurrentJobs < 0 || *req.MaxConcurrentJobs > 1_000_000):
+		return c, invalid("max_concurrent_jobs", "must be between 0 and 1000000")
+	case req.PriorityTier == nil && requireAll:
+		return c, invalid("priority_tier", "required, 0 to 100")
+	case req.PriorityTier != nil && (*req.PriorityTier < 0 || *req.PriorityTier > 100):
+		return c, invalid("priority_tier", "must be between 0 and 100")
+	}
+	c.GPUHoursBudget, c.MaxConcurrentJobs, c.PriorityTier = req.GPUHoursBudget, req.MaxConcurrentJobs, req.PriorityTier
+
+	var err error
+	if c.PeriodStart, err = dateField("period_start", req.PeriodStart, requireAll); err != nil {
+		return c, err
+	}
+	if c.PeriodEnd, err = dateField("period_end", req.PeriodEnd, requireAll); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// dateField parses a date field. A missing one is nil, or an error when required.
+func dateField(field string, v *string, required bool) (*time.Time, error) {
+	if v == nil && required {
+		return nil, invalid(field, "required, a date such as 2026-01-01")
+	}
 	if v == nil {
-		return time.Time{}, invalid(field, "required, a date such as 2026-01-01")
+		return nil, nil
 	}
 	t, err := time.Parse(time.DateOnly, *v)
 	if err != nil {
-		return time.Time{}, invalid(field, "%q is not a date such as 2026-01-01", *v)
+		return nil, invalid(field, "%q is not a date such as 2026-01-01", *v)
 	}
-	return t, nil
+	return &t, nil
 }
 
 func (s *Server) getQuota(w http.ResponseWriter, r *http.Request, caller *principal) error {
@@ -153,7 +171,7 @@ func (s *Server) quotaOf(r *http.Request, project string) (store.QuotaState, err
 	if err := s.requireProjectExists(r, project); err != nil {
 		return q, err
 	}
-	return q, notFound("project %q has no quota; an admin sets one with PUT /v1/projects/%s/quota", project, project)
+	return q, noQuota("project %q has no quota; an admin sets one with PUT /v1/projects/%s/quota", project, project)
 }
 
 func (s *Server) requireProjectExists(r *http.Request, project string) error {
@@ -179,6 +197,44 @@ func (s *Server) putQuota(w http.ResponseWriter, r *http.Request, caller *princi
 	}
 
 	saved, err := s.store.SetQuota(r.Context(), q, s.audit(caller, "quota.set"))
+	return s.quotaSaved(w, caller, project, saved, err)
+}
+
+// patchQuota changes the fields the request gives and keeps the others. The store applies
+// the change under the quota's row lock, so admins who change different fields at once, or
+// a change made while the scheduler renews the period, keep each other's values.
+func (s *Server) patchQuota(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	project := r.PathValue("project")
+	var req QuotaRequest
+	if err := s.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	change, err := req.change(false)
+	if err != nil {
+		return err
+	}
+	if change == (store.QuotaChange{}) {
+		return invalid("", "the request changes nothing: give at least one of gpu_hours_budget, "+
+			"max_concurrent_jobs, priority_tier, period_start and period_end")
+	}
+	if err := s.requireProjectExists(r, project); err != nil {
+		return err
+	}
+
+	saved, err := s.store.ChangeQuota(r.Context(), project, change, s.audit(caller, "quota.change"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return noQuota("project %q has no quota to change; an admin sets one with PUT /v1/projects/%s/quota",
+			project, project)
+	case errors.Is(err, store.ErrPeriodOrder):
+		return invalid("period_end", "must be after period_start, also after the change")
+	}
+	return s.quotaSaved(w, caller, project, saved, err)
+}
+
+// quotaSaved writes the response to a quota write: the saved quota, or why the store kept
+// the old one.
+func (s *Server) quotaSaved(w http.ResponseWriter, caller *principal, project string, saved store.QuotaState, err error) error {
 	var conflictErr *store.QuotaConflictError
 	if errors.As(err, &conflictErr) {
 		return unprocessable(conflictErr.Field, "%s; wait for jobs to end or drain the queue first",
@@ -188,7 +244,9 @@ func (s *Server) putQuota(w http.ResponseWriter, r *http.Request, caller *princi
 		return err
 	}
 	s.cfg.Logger.Info("quota set", "project", project, "gpu_hours_budget", saved.GPUHoursBudget,
-		"max_concurrent_jobs", saved.MaxConcurrentJobs, "actor", caller.token.Name)
+		"max_concurrent_jobs", saved.MaxConcurrentJobs, "priority_tier", saved.PriorityTier,
+		"period_start", saved.PeriodStart.Format(time.DateOnly), "period_end", saved.PeriodEnd.Format(time.DateOnly),
+		"actor", caller.token.Name)
 	writeJSON(w, http.StatusOK, "application/json", quotaView(saved))
 	return nil
 }

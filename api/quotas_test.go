@@ -35,7 +35,7 @@ func TestPutAndGetQuota(t *testing.T) {
 func TestPutQuotaCreatesIt(t *testing.T) {
 	f := setup(t)
 	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme"}`).want(201)
-	p := f.do(f.admin, "GET", "/v1/projects/speech/quota", nil).problem(404, api.TypeNotFound)
+	p := f.do(f.admin, "GET", "/v1/projects/speech/quota", nil).problem(404, api.TypeNoQuota)
 	if p.Detail != `project "speech" has no quota; an admin sets one with PUT /v1/projects/speech/quota` {
 		t.Errorf("detail %q", p.Detail)
 	}
@@ -84,6 +84,62 @@ func TestPutQuotaRejects(t *testing.T) {
 	f.do(f.admin, "GET", "/v1/projects/vision/quota", nil).want(200).decode(&got)
 	if got.GPUHoursBudget != 100 || got.GPUHoursReserved != 2 || got.CurrentConcurrent != 2 {
 		t.Errorf("quota %+v, want the old budget 100 with 2 GPU-hours reserved by 2 jobs", got)
+	}
+}
+
+// PATCH changes only the fields it gives and records the change in the audit log.
+func TestPatchQuota(t *testing.T) {
+	f := setup(t)
+	var patched api.Quota
+	f.do(f.admin, "PATCH", "/v1/projects/vision/quota", `{"priority_tier":20}`).want(200).decode(&patched)
+	f.do(f.admin, "PATCH", "/v1/projects/vision/quota", `{"gpu_hours_budget":80}`).want(200).decode(&patched)
+
+	want := api.Quota{Project: "vision", GPUHoursBudget: 80, GPUHoursLeft: 80, MaxConcurrentJobs: 4,
+		PriorityTier: 20, PeriodStart: "2026-01-01", PeriodEnd: "2100-01-01"}
+	if patched != want {
+		t.Errorf("after two changes %+v, want %+v", patched, want)
+	}
+	var audit api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	if len(audit.Records) != 2 || audit.Records[0].Action != "quota.change" {
+		t.Fatalf("audit %+v, want two quota.change records", audit.Records)
+	}
+	wantJSON(t, "after", audit.Records[0].After, `{"gpu_hours_budget":80,"max_concurrent_jobs":4,"priority_tier":20,`+
+		`"period_start":"2026-01-01","period_end":"2100-01-01","drained_at":null,"drain_deadline":null}`)
+}
+
+func TestPatchQuotaRejects(t *testing.T) {
+	f := setup(t)
+	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme"}`).want(201)
+	f.submit(f.submitter, "vision", 5)
+	f.admit() // one job of 1 GPU for 1 hour: 1 GPU-hour reserved
+
+	cases := []struct {
+		name, project, body string
+		status              int
+		typ, field          string
+	}{
+		{"no field", "vision", `{}`, 400, api.TypeInvalidRequest, ""},
+		{"tier out of range", "vision", `{"priority_tier":101}`, 400, api.TypeInvalidRequest, "priority_tier"},
+		{"end before the kept start", "vision", `{"period_end":"2025-12-01"}`, 400, api.TypeInvalidRequest, "period_end"},
+		{"budget below reserved", "vision", `{"gpu_hours_budget":0.5}`, 422, api.TypeUnprocessable, "gpu_hours_budget"},
+		{"no quota yet", "speech", `{"gpu_hours_budget":5}`, 404, api.TypeNoQuota, ""},
+		{"missing project", "nope", `{"gpu_hours_budget":5}`, 404, api.TypeNotFound, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			p := f.do(f.admin, "PATCH", "/v1/projects/"+c.project+"/quota", c.body).problem(c.status, c.typ)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q (%s)", p.Field, c.field, p.Detail)
+			}
+		})
+	}
+
+	var got api.Quota
+	f.do(f.admin, "GET", "/v1/projects/vision/quota", nil).want(200).decode(&got)
+	if got.GPUHoursBudget != 100 || got.PriorityTier != 50 || got.PeriodEnd != "2100-01-01" {
+		t.Errorf("quota %+v after rejected changes, want it as set up", got)
 	}
 }
 

@@ -85,31 +85,85 @@ func (s *Store) SetQuota(ctx context.Context, q Quota, audit *Audit) (QuotaState
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-
-		rows, err := tx.Query(ctx, sqlSetQuota, q.ProjectID, q.GPUHoursBudget, q.MaxConcurrentJobs,
-			q.PriorityTier, q.PeriodStart, q.PeriodEnd)
-		if err != nil {
-			return err
-		}
-		after, err = collectOne[QuotaState](rows)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return quotaConflict(before, q)
-		}
-		if err != nil {
-			return err
-		}
-
 		var beforeImage any
 		if exists {
 			beforeImage = quotaImage(before)
 		}
-		return writeAudit(ctx, tx, audit, q.ProjectID, nil, beforeImage, quotaImage(after))
+		after, err = writeQuota(ctx, tx, q, before, beforeImage, audit)
+		return err
 	})
-	var conflict *QuotaConflictError
-	if errors.As(err, &conflict) {
-		return QuotaState{}, fmt.Errorf("%s: %w", doing, conflict)
-	}
 	return after, wrap(err, doing)
+}
+
+// QuotaChange is a change of some fields of a quota. A nil field keeps its value.
+type QuotaChange struct {
+	GPUHoursBudget         *float64
+	MaxConcurrentJobs      *int
+	PriorityTier           *int
+	PeriodStart, PeriodEnd *time.Time
+}
+
+// ErrPeriodOrder is returned by ChangeQuota when the period would end on or before its start.
+var ErrPeriodOrder = errors.New("period_end must be after period_start")
+
+// ChangeQuota applies change to a project's quota under the quota's row lock. Two changes
+// of different fields, or a change made while the scheduler renews the period, therefore
+// keep each other's values, which reading the quota and calling SetQuota would not. It
+// returns ErrNotFound when the project has no quota, ErrPeriodOrder when the period would
+// end on or before its start, and a *QuotaConflictError as SetQuota does.
+func (s *Store) ChangeQuota(ctx context.Context, projectID string, change QuotaChange, audit *Audit) (QuotaState, error) {
+	doing := "change quota of " + projectID
+	var after QuotaState
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := getQuotaState(ctx, tx, projectID, sqlLockQuotaState)
+		if err != nil {
+			return err
+		}
+		q := change.applyTo(before.Quota)
+		if !q.PeriodEnd.After(q.PeriodStart) {
+			return ErrPeriodOrder
+		}
+		after, err = writeQuota(ctx, tx, q, before, quotaImage(before), audit)
+		return err
+	})
+	return after, wrap(err, doing)
+}
+
+// applyTo returns q with the change's fields set.
+func (c QuotaChange) applyTo(q Quota) Quota {
+	if c.GPUHoursBudget != nil {
+		q.GPUHoursBudget = *c.GPUHoursBudget
+	}
+	if c.MaxConcurrentJobs != nil {
+		q.MaxConcurrentJobs = *c.MaxConcurrentJobs
+	}
+	if c.PriorityTier != nil {
+		q.PriorityTier = *c.PriorityTier
+	}
+	if c.PeriodStart != nil {
+		q.PeriodStart = *c.PeriodStart
+	}
+	if c.PeriodEnd != nil {
+		q.PeriodEnd = *c.PeriodEnd
+	}
+	return q
+}
+
+// writeQuota writes q over the locked quota before (or a new one) and audits the change.
+func writeQuota(ctx context.Context, tx pgx.Tx, q Quota, before QuotaState, beforeImage any, audit *Audit) (QuotaState, error) {
+	rows, err := tx.Query(ctx, sqlSetQuota, q.ProjectID, q.GPUHoursBudget, q.MaxConcurrentJobs,
+		q.PriorityTier, q.PeriodStart, q.PeriodEnd)
+	if err != nil {
+		return QuotaState{}, err
+	}
+	after, err := collectOne[QuotaState](rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return QuotaState{}, quotaConflict(before, q)
+	}
+	if err != nil {
+		return QuotaState{}, err
+	}
+	return after, writeAudit(ctx, tx, audit, q.ProjectID, nil, beforeImage, quotaImage(after))
 }
 
 // quotaConflict names the limit that the guard of sqlSetQuota found too low. The quota row

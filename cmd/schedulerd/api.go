@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -383,7 +384,10 @@ func getQuota(ctx context.Context, env *environment, client *apiClient, args []s
 	return out.print(raw, &api.Quota{}, printQuota)
 }
 
-// setQuota changes only the flags given; a project without a quota needs them all.
+// setQuota changes only the flags given, with PATCH, so that the server applies them to the
+// quota as it is then: a change made by someone else, or the scheduler's renewal of the
+// period, since this command started is kept. With every flag given it sends PUT, which
+// also creates a quota; a project without a quota needs them all.
 func setQuota(ctx context.Context, env *environment, client *apiClient, args []string) error {
 	fs := newAPIFlagSet(env, "quota set")
 	budget := fs.Float64("budget", 0, "GPU-hour budget of the period")
@@ -398,10 +402,7 @@ func setQuota(ctx context.Context, env *environment, client *apiClient, args []s
 	}
 	path := quotaPath(positional[0])
 
-	req, err := currentQuota(ctx, client, path)
-	if err != nil {
-		return err
-	}
+	var req api.QuotaRequest
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "budget":
@@ -416,19 +417,31 @@ func setQuota(ctx context.Context, env *environment, client *apiClient, args []s
 			req.PeriodEnd = periodEnd
 		}
 	})
-	if missing := missingQuotaFlags(req); len(missing) > 0 {
+	if math.IsNaN(*budget) || math.IsInf(*budget, 0) {
+		return usageError{fmt.Sprintf("invalid -budget %v: want a number of GPU-hours", *budget)}
+	}
+	missing := missingQuotaFlags(req)
+	if len(missing) == 5 {
+		return usageError{"quota set needs at least one of -budget, -max-concurrent, -tier, -period-start and -period-end"}
+	}
+	method := "PATCH"
+	if len(missing) == 0 {
+		method = "PUT"
+	}
+
+	raw, err := client.call(ctx, method, path, req)
+	var problem *problemError
+	if errors.As(err, &problem) && problem.problem.Type == api.TypeNoQuota {
 		return usageError{fmt.Sprintf("project %q has no quota yet, so quota set needs every flag; missing %s",
 			positional[0], strings.Join(missing, ", "))}
 	}
-	raw, err := client.call(ctx, "PUT", path, req)
 	if err != nil {
 		return err
 	}
 	return out.print(raw, &api.Quota{}, printQuota)
 }
 
-// missingQuotaFlags names the flags whose values req lacks, which only happens for a
-// project without a quota, where nothing fills them in.
+// missingQuotaFlags names the flags that req leaves out.
 func missingQuotaFlags(req api.QuotaRequest) []string {
 	var missing []string
 	for _, f := range []struct {
@@ -444,25 +457,6 @@ func missingQuotaFlags(req api.QuotaRequest) []string {
 		}
 	}
 	return missing
-}
-
-// currentQuota reads the quota at path as a request that changes nothing, or an empty
-// request when the project has no quota yet.
-func currentQuota(ctx context.Context, client *apiClient, path string) (api.QuotaRequest, error) {
-	raw, err := client.call(ctx, "GET", path, nil)
-	var problem *problemError
-	if errors.As(err, &problem) && problem.status == 404 {
-		return api.QuotaRequest{}, nil
-	}
-	if err != nil {
-		return api.QuotaRequest{}, err
-	}
-	var current api.Quota
-	if err := json.Unmarshal(raw, &current); err != nil {
-		return api.QuotaRequest{}, fmt.Errorf("decode the current quota: %w", err)
-	}
-	return api.QuotaRequest{GPUHoursBudget: &current.GPUHoursBudget, MaxConcurrentJobs: &current.MaxConcurrentJobs,
-		PriorityTier: &current.PriorityTier, PeriodStart: &current.PeriodStart, PeriodEnd: &current.PeriodEnd}, nil
 }
 
 func quotaPath(project string) string { return "/v1/projects/" + url.PathEscape(project) + "/quota" }

@@ -287,6 +287,32 @@ func TestQuotaGet(t *testing.T) {
 	}
 }
 
+// quota set sends only the flags given, so the other limits stay as they are on the server.
+func TestQuotaSetChangesOnlyGivenFlags(t *testing.T) {
+	s := newProjectSession(t)
+	s.ok("quota", "set", "vision", "-tier", "20")
+
+	got := s.ok("quota", "get", "vision")
+	for _, want := range []string{"priority tier  20\n", "period         2026-01-01 to 2100-01-01\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("quota get printed:\n%s\nwant a line %q", got, want)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"quota", "set", "vision"}, "quota set needs at least one of -budget"},
+		{[]string{"quota", "set", "vision", "-budget", "NaN"}, "invalid -budget NaN: want a number of GPU-hours"},
+		{[]string{"quota", "set", "vision", "-budget", "+Inf"}, "invalid -budget +Inf"},
+	} {
+		code, _, stderr := run(t, s.env, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
 // TestQuotaSetNeedsEveryFlagAtFirst: speech has no quota, so nothing fills in the flags
 // that quota set leaves out, and the command names them instead of sending a request the
 // server refuses field by field.

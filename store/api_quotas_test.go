@@ -1,0 +1,72 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// A change made while another transaction renews the period waits for it and keeps the
+// renewed period: only the budget it names changes.
+func TestChangeQuotaKeepsConcurrentRenewal(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `UPDATE quotas SET period_start = '2027-01-01', period_end = '2027-02-01'
+		WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
+
+	budget := 25.0
+	done := make(chan error, 1)
+	var changed store.QuotaState
+	go func() {
+		var err error
+		changed, err = s.ChangeQuota(ctx, "vision", store.QuotaChange{GPUHoursBudget: &budget}, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("ChangeQuota returned %v while the quota was locked, want it to wait", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	if changed.GPUHoursBudget != 25 {
+		t.Errorf("budget %v, want 25", changed.GPUHoursBudget)
+	}
+	if got := changed.PeriodStart.Format(time.DateOnly); got != "2027-01-01" {
+		t.Errorf("period starts %s, want the renewed 2027-01-01", got)
+	}
+	if got := changed.PeriodEnd.Format(time.DateOnly); got != "2027-02-01" {
+		t.Errorf("period ends %s, want the renewed 2027-02-01", got)
+	}
+}
+
+func TestChangeQuotaErrors(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+
+	end := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	_, err := s.ChangeQuota(ctx, "vision", store.QuotaChange{PeriodEnd: &end}, nil)
+	if !errors.Is(err, store.ErrPeriodOrder) {
+		t.Errorf("end before the kept start: %v, want ErrPeriodOrder", err)
+	}
+	tier := 5
+	_, err = s.ChangeQuota(ctx, "nobody", store.QuotaChange{PriorityTier: &tier}, nil)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("project without a quota: %v, want ErrNotFound", err)
+	}
+}
