@@ -20,7 +20,8 @@ const (
 )
 
 // Policy is the set of rules that keep checkpoints of a run. A checkpoint is kept when any
-// rule keeps it, and retention deletes the rest.
+// rule keeps it, and retention deletes the rest. The run's last checkpoint, the one with the
+// highest step, is kept under every policy.
 type Policy struct {
 	// KeepLatest is how many of a run's checkpoints are kept, latest first by the step in
 	// metadata_json, then by created_at.
@@ -129,8 +130,11 @@ func plan(run []Checkpoint, p Policy, now time.Time) (deletions []Checkpoint, ke
 	if best := bestIndex(ordered, p); best >= 0 {
 		keep[best] = true
 	}
-	if len(ordered) > 0 && !slices.Contains(keep, true) {
-		keep[0] = true // never delete the last checkpoint of a run
+	if len(ordered) > 0 {
+		// The run's latest checkpoint is normally its resume point, and a completed run
+		// without a model artifact registers it as the model, so it stays whatever the
+		// other rules keep.
+		keep[0] = true
 	}
 
 	for i, c := range ordered {

@@ -43,9 +43,11 @@ func TestPlan(t *testing.T) {
 			Policy{KeepLatest: 1, BestMetric: "eval_loss", BestDirection: Min}, []float64{2}},
 		{"keep best max", []Checkpoint{checkpoint(1, 0.1), checkpoint(2, 0.5), checkpoint(3, 0.9)},
 			Policy{KeepLatest: 0, BestMetric: "eval_loss", BestDirection: Max}, []float64{2, 1}},
-		{"keep young", []Checkpoint{young, checkpoint(3, 1)}, Policy{KeepLatest: 0, MinAge: 24 * time.Hour}, []float64{3}},
+		{"keep young", []Checkpoint{young, checkpoint(3, 1), checkpoint(2, 1)}, Policy{KeepLatest: 0, MinAge: 24 * time.Hour}, []float64{2}},
 		{"keep referenced", []Checkpoint{referenced, checkpoint(3, 1), checkpoint(4, 1)}, Policy{KeepLatest: 1}, []float64{3}},
 		{"keep last", []Checkpoint{checkpoint(1, 1), checkpoint(2, 1)}, Policy{}, []float64{1}},
+		{"keep last beside best", []Checkpoint{checkpoint(100, 0.1), checkpoint(200, 0.5), checkpoint(300, 0.9)},
+			Policy{KeepLatest: 0, BestMetric: "eval_loss", BestDirection: Min}, []float64{200}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -203,7 +203,7 @@ func expectedKeep(run genRun, p retention.Policy, now time.Time) map[*genCheckpo
 	if best != nil {
 		keep[best] = true
 	}
-	if len(live) > 0 && len(keep) == 0 {
+	if len(live) > 0 {
 		keep[live[0]] = true
 	}
 	return keep

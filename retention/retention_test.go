@@ -139,6 +139,26 @@ func TestRetentionScenario(t *testing.T) {
 	}
 }
 
+func TestRetentionKeepsLastBesideBest(t *testing.T) {
+	f := newFixture(t)
+	f.project("vision")
+	run := f.run(f.job("vision", "completed"), 1)
+	ids := make(map[string]uuid.UUID)
+	ids["step-100"], _ = f.checkpoint(run, ckpt{meta: step(100, map[string]any{"eval_loss": 0.1}), age: 5 * day})
+	ids["step-200"], _ = f.checkpoint(run, ckpt{meta: step(200, map[string]any{"eval_loss": 0.5}), age: 4 * day})
+	ids["step-300"], _ = f.checkpoint(run, ckpt{meta: step(300, map[string]any{"eval_loss": 0.9}), age: 3 * day})
+	policy := retention.Policy{KeepLatest: 0, BestMetric: "eval_loss", BestDirection: retention.Min}
+
+	report, err := f.retainer(policy).Run(f.ctx, f.now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plannedNames(report, ids); !equal(got, []string{"step-200"}) {
+		t.Errorf("run deleted %v, want [step-200]", got)
+	}
+	assertDeleted(f, ids, []string{"step-200"})
+}
+
 // assertDeleted checks that exactly the named checkpoints are deleted, row and object.
 func assertDeleted(f *fixture, ids map[string]uuid.UUID, names []string) {
 	f.t.Helper()
