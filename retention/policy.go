@@ -90,8 +90,9 @@ type Checkpoint struct {
 	CreatedAt time.Time
 	Step      *float64           // metadata_json's "step"; nil when absent or not a number
 	Metrics   map[string]float64 // numeric entries of metadata_json's "metrics"
-	// Referenced is true when a model version's artifact_uri or the last_checkpoint_uri of
-	// a run whose job can still resume is this checkpoint's URI.
+	// Referenced is true when a model version's artifact_uri, the last_checkpoint_uri of
+	// the checkpoint's own run, or that of a run whose job can still resume names this
+	// checkpoint's objects.
 	Referenced bool
 }
 

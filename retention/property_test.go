@@ -22,7 +22,7 @@ type genCheckpoint struct {
 	step       *float64
 	created    time.Time
 	metrics    map[string]float64
-	referenced bool // by a model version, or as a resumable run's last checkpoint
+	referenced bool // by a model version, its own run, or a resumable run as last checkpoint
 	gone       bool // deleted before retention runs
 }
 
@@ -156,6 +156,13 @@ func generateRun(f *fixture, rng *rand.Rand, project string) genRun {
 	if rng.IntN(100) < 40 {
 		c := run.checkpoints[rng.IntN(len(run.checkpoints))]
 		f.exec("UPDATE runs SET last_checkpoint_uri = $2 WHERE id = $1", runID, c.uri)
+		c.referenced = true // the run's own last checkpoint, whatever its job's status
+	}
+	if rng.IntN(100) < 20 {
+		// A later run of the job points at this run's checkpoint, which is a resume point
+		// only while the job can run again.
+		c := run.checkpoints[rng.IntN(len(run.checkpoints))]
+		f.exec("UPDATE runs SET last_checkpoint_uri = $2 WHERE id = $1", f.run(j, 2), c.uri)
 		c.referenced = c.referenced || resumable
 	}
 	f.exec("INSERT INTO artifacts (run_id, artifact_type, storage_uri, checksum_sha256, size_bytes, created_at) VALUES ($1, 'model', 's3://elsewhere/model', repeat('a', 64), 1, $2)",

@@ -4,8 +4,9 @@
 //
 // The policy keeps the latest checkpoints of each run, the best one by a metric and those
 // too young. Retention also keeps every checkpoint that a model version or a resumable run
-// points at, and the last checkpoint of a run. A run whose checkpoints lack the step or the
-// metric the policy needs is left whole.
+// points at, and the last checkpoint of a run: its highest step and the one the run's
+// last_checkpoint_uri names. A run whose checkpoints lack the step or the metric the policy
+// needs is left whole.
 //
 // A delete takes three steps, each safe to interrupt: the row gets delete_started_at, then
 // the objects are deleted with S3 DeleteObjects, then the row gets deleted_at. So a row

@@ -52,7 +52,8 @@ func scenario(f *fixture) map[string]uuid.UUID {
 	add("b5", b, ckpt{meta: step(50, loss(5)), age: 5 * day})
 	f.exec("UPDATE runs SET last_checkpoint_uri = $2 WHERE id = $1", b, uris["b2"])
 
-	// A finished job's last checkpoint is no resume point.
+	// A run's last checkpoint stays after its job completed, even when it is not the
+	// latest by step.
 	jobC := f.job("vision", "completed")
 	c := f.run(jobC, 1)
 	add("c1", c, ckpt{meta: step(1, loss(0.5)), age: 5 * day})
@@ -88,7 +89,7 @@ func scenario(f *fixture) map[string]uuid.UUID {
 	return ids
 }
 
-var scenarioDeleted = []string{"a1", "a3", "b3", "c1", "f1", "f2", "g1"}
+var scenarioDeleted = []string{"a1", "a3", "b3", "f1", "f2", "g1"}
 
 func TestRetentionScenario(t *testing.T) {
 	f := newFixture(t)
@@ -157,6 +158,27 @@ func TestRetentionKeepsLastBesideBest(t *testing.T) {
 		t.Errorf("run deleted %v, want [step-200]", got)
 	}
 	assertDeleted(f, ids, []string{"step-200"})
+}
+
+func TestRetentionKeepsLastCheckpointOfEndedJob(t *testing.T) {
+	f := newFixture(t)
+	f.project("vision")
+	run := f.run(f.job("vision", "completed"), 1)
+	ids := make(map[string]uuid.UUID)
+	var uri string
+	ids["step-100"], _ = f.checkpoint(run, ckpt{meta: step(100, nil), age: 5 * day})
+	ids["step-200"], uri = f.checkpoint(run, ckpt{meta: step(200, nil), age: 4 * day})
+	ids["step-300"], _ = f.checkpoint(run, ckpt{meta: step(300, nil), age: 3 * day})
+	f.exec("UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = 200 WHERE id = $1", run, uri)
+
+	report, err := f.retainer(retention.Policy{KeepLatest: 1}).Run(f.ctx, f.now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plannedNames(report, ids); !equal(got, []string{"step-100"}) {
+		t.Errorf("run deleted %v, want [step-100]", got)
+	}
+	assertDeleted(f, ids, []string{"step-100"})
 }
 
 // assertDeleted checks that exactly the named checkpoints are deleted, row and object.

@@ -17,11 +17,14 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// referencedSQL is true when a model version or a resumable run points at the checkpoint
-// a. A job that is completed, failed, cancelled or eval_failed never runs again, so its
-// runs' last checkpoints are not resume points.
+// referencedSQL is true when a model version, the checkpoint's own run or a resumable run
+// points at the checkpoint a. A run's own last checkpoint stays after its job ends, because
+// a completed run without a model artifact registers it as the model. A job that is
+// completed, failed, cancelled or eval_failed never runs again, so the last checkpoints of
+// its runs are no resume points for other runs.
 var referencedSQL = `(
     EXISTS (SELECT 1 FROM model_versions mv WHERE ` + overlapSQL("mv.artifact_uri") + `)
+    OR EXISTS (SELECT 1 FROM runs lr WHERE lr.id = a.run_id AND ` + overlapSQL("lr.last_checkpoint_uri") + `)
     OR EXISTS (
         SELECT 1 FROM runs rr
         JOIN jobs rj ON rj.id = rr.job_id AND rj.created_at = rr.job_created_at
