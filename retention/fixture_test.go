@@ -112,7 +112,13 @@ type ckpt struct {
 // row id and the URI.
 func (f *fixture) checkpoint(runID uuid.UUID, c ckpt) (uuid.UUID, string) {
 	f.t.Helper()
-	name := fmt.Sprintf("runs/%s/%s", runID, uuid.NewString()[:8])
+	return f.checkpointAt(runID, fmt.Sprintf("runs/%s/%s", runID, uuid.NewString()[:8]), c)
+}
+
+// checkpointAt is checkpoint with a chosen object key, or directory prefix without its
+// trailing "/", so that rows can name the same objects.
+func (f *fixture) checkpointAt(runID uuid.UUID, name string, c ckpt) (uuid.UUID, string) {
+	f.t.Helper()
 	uri := fmt.Sprintf("s3://%s/%s", f.bucket, name)
 	if c.shards == 0 {
 		f.put(name)

@@ -91,8 +91,8 @@ type Checkpoint struct {
 	Step      *float64           // metadata_json's "step"; nil when absent or not a number
 	Metrics   map[string]float64 // numeric entries of metadata_json's "metrics"
 	// Referenced is true when a model version's artifact_uri, the last_checkpoint_uri of
-	// the checkpoint's own run, or that of a run whose job can still resume names this
-	// checkpoint's objects.
+	// the checkpoint's own run or of a run whose job can still resume, or the storage_uri
+	// of another artifact row not being deleted names some of this checkpoint's objects.
 	Referenced bool
 }
 
@@ -149,8 +149,8 @@ func plan(run []Checkpoint, p Policy, now time.Time) (deletions []Checkpoint, ke
 }
 
 // nested finds a checkpoint directory (a URI ending in "/") that contains another of the
-// run's checkpoints, whose objects deleting the directory would take too.
-// NOTE: directories that contain checkpoints of other runs are not detected.
+// run's checkpoints, whose objects deleting the directory would take too. A directory that
+// contains an artifact of another run is not nested, and Referenced keeps it instead.
 func nested(run []Checkpoint) (dir, inner string, ok bool) {
 	for _, d := range run {
 		if !strings.HasSuffix(d.URI, "/") {

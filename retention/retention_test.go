@@ -181,6 +181,38 @@ func TestRetentionKeepsLastCheckpointOfEndedJob(t *testing.T) {
 	assertDeleted(f, ids, []string{"step-100"})
 }
 
+func TestRetentionKeepsSharedObjects(t *testing.T) {
+	f := newFixture(t)
+	f.project("vision")
+	j := f.job("vision", "completed")
+	first, second := f.run(j, 1), f.run(j, 2)
+	old := func(s float64) ckpt { return ckpt{meta: step(s, nil), age: 5 * day} }
+	young := func(s float64) ckpt { return ckpt{meta: step(s, nil), age: time.Hour} }
+	ids := make(map[string]uuid.UUID)
+
+	// The first run's old checkpoints. The policy keeps only the latest.
+	ids["same-uri"], _ = f.checkpointAt(first, "jobs/j/slot-a", old(100))
+	ids["directory"], _ = f.checkpointAt(first, "jobs/j/shards", ckpt{meta: step(200, nil), age: 5 * day, shards: 2})
+	ids["file-in-directory"], _ = f.checkpointAt(first, "jobs/j/export/step-300.pt", old(300))
+	ids["unshared"], _ = f.checkpoint(first, old(400))
+	ids["latest"], _ = f.checkpoint(first, old(500))
+
+	// The second run's rows are young, so the policy keeps them, and each names objects of
+	// one of the first run's rows.
+	ids["second-same-uri"], _ = f.checkpointAt(second, "jobs/j/slot-a", young(600))
+	ids["second-model"], _ = f.checkpointAt(second, "jobs/j/shards/shard-1", ckpt{meta: step(0, nil), age: time.Hour, kind: "model"})
+	ids["second-directory"], _ = f.checkpointAt(second, "jobs/j/export", ckpt{meta: step(700, nil), age: time.Hour, shards: 1})
+
+	report, err := f.retainer(retention.Policy{KeepLatest: 1, MinAge: day}).Run(f.ctx, f.now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plannedNames(report, ids); !equal(got, []string{"unshared"}) {
+		t.Errorf("run deleted %v, want [unshared]", got)
+	}
+	assertDeleted(f, ids, []string{"unshared"})
+}
+
 // assertDeleted checks that exactly the named checkpoints are deleted, row and object.
 func assertDeleted(f *fixture, ids map[string]uuid.UUID, names []string) {
 	f.t.Helper()

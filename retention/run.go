@@ -104,9 +104,10 @@ func (r *Retainer) countPending(ctx context.Context, db querier, report *Report)
 
 // finishPending deletes the objects of every marked row, this run's and those earlier runs
 // left, and sets deleted_at on the rows whose objects are all gone.
-// NOTE: a row is finished even if a model version started to point at it after it was
-// marked, since its objects may already be gone. Registering a model version should copy the
-// checkpoint, or check that delete_started_at is NULL, in the same transaction.
+// NOTE: a row is finished even if a model version, or a new artifact row at the same URI,
+// started to point at it after it was marked, since its objects may already be gone.
+// Registering a model version should copy the checkpoint, or check that delete_started_at
+// is NULL, in the same transaction.
 func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
 	after := uuid.Nil
 	for {

@@ -17,19 +17,39 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// referencedSQL is true when a model version, the checkpoint's own run or a resumable run
-// points at the checkpoint a. A run's own last checkpoint stays after its job ends, because
-// a completed run without a model artifact registers it as the model. A job that is
-// completed, failed, cancelled or eval_failed never runs again, so the last checkpoints of
-// its runs are no resume points for other runs.
+// referencedSQL is true when a model version, the checkpoint's own run, a resumable run or
+// another live artifact row points at the checkpoint a. A run's own last checkpoint stays
+// after its job ends, because a completed run without a model artifact registers it as the
+// model. A job that is completed, failed, cancelled or eval_failed never runs again, so the
+// last checkpoints of its runs are no resume points for other runs. Two runs of a job may
+// write to the same URI, so rows that name each other's objects keep each other, even when
+// the policy would delete both.
 var referencedSQL = `(
     EXISTS (SELECT 1 FROM model_versions mv WHERE ` + overlapSQL("mv.artifact_uri") + `)
+    OR ` + sharedSQL + `
     OR EXISTS (SELECT 1 FROM runs lr WHERE lr.id = a.run_id AND ` + overlapSQL("lr.last_checkpoint_uri") + `)
     OR EXISTS (
         SELECT 1 FROM runs rr
         JOIN jobs rj ON rj.id = rr.job_id AND rj.created_at = rr.job_created_at
         WHERE ` + overlapSQL("rr.last_checkpoint_uri") + `
           AND rj.status NOT IN ('completed', 'failed', 'cancelled', 'eval_failed')))`
+
+// sharedSQL is true when another artifact row not being deleted names some of the checkpoint
+// a's objects, in the three ways overlapSQL tests. Each test is written so that it can be a
+// probe of the index artifacts_live_uri_idx (migration 012), whose C collation makes the
+// URIs under a directory "P/" the range from "P/" up to "P0". The directories above a are
+// a's prefixes that end in "/", one probe each.
+const sharedSQL = `(
+    EXISTS (SELECT 1 FROM artifacts o
+            WHERE o.delete_started_at IS NULL AND o.id <> a.id
+              AND o.storage_uri COLLATE "C" = a.storage_uri)
+    OR (a.storage_uri LIKE '%/' AND EXISTS (SELECT 1 FROM artifacts o
+            WHERE o.delete_started_at IS NULL
+              AND o.storage_uri COLLATE "C" > a.storage_uri
+              AND o.storage_uri COLLATE "C" < left(a.storage_uri, -1) || '0'))
+    OR EXISTS (SELECT 1 FROM generate_series(1, length(a.storage_uri) - 1) p
+            JOIN artifacts o ON o.storage_uri COLLATE "C" = left(a.storage_uri, p)
+            WHERE substr(a.storage_uri, p, 1) = '/' AND o.delete_started_at IS NULL))`
 
 // overlapSQL is true when the URI in column names the checkpoint a's objects or some of
 // them: the same URI, a file inside a checkpoint directory (a URI ending in "/"), or a
@@ -150,8 +170,8 @@ func loadOverrides(ctx context.Context, db querier) (map[string]override, error)
 }
 
 // markDeleting is the first step of a delete. It sets delete_started_at on the rows still
-// live and still unreferenced, and returns their ids. A row that a model version or a
-// resumable run started to point at since planning is left as it is.
+// live and still unreferenced, and returns their ids. A row that a model version, a run or
+// another artifact row started to point at since planning is left as it is.
 func markDeleting(ctx context.Context, db querier, ids []uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
 	rows, err := db.Query(ctx, `
 		UPDATE artifacts a SET delete_started_at = $2
