@@ -40,7 +40,9 @@ var (
 
 // recordArtifact serves POST /v1/runs/{run}/artifacts. A report of the same run, type and
 // URI returns the first record, so the program may retry. A retry with another checksum or
-// size gets 409, because the first record stays.
+// size gets 409, because the first record stays. The exception is a checkpoint reported
+// again with a step above the run's last checkpoint step, which replaces the record
+// (store.RecordArtifact), so a trainer may rotate between checkpoint slots.
 func (s *Server) recordArtifact(w http.ResponseWriter, r *http.Request, caller *principal) error {
 	runID, err := pathUUID(r, "run", "run")
 	if err != nil {

@@ -108,6 +108,45 @@ func TestRecordArtifactRetry(t *testing.T) {
 	}
 }
 
+func TestRecordCheckpointSlotRotation(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+	slotA, slotB := "s3://vision-ckpt/llama/slot-a", "s3://vision-ckpt/llama/slot-b"
+
+	first := f.recordArtifact(f.submitter, run.RunID, checkpointBody(slotA, 100))
+	f.recordArtifact(f.submitter, run.RunID, checkpointBody(slotB, 200))
+	body := checkpointBody(slotA, 300)
+	body["checksum_sha256"] = checksumB
+	again := f.recordArtifact(f.submitter, run.RunID, body)
+
+	if again.ID != first.ID {
+		t.Errorf("slot A again recorded row %s, want the first row %s", again.ID, first.ID)
+	}
+	if again.ChecksumSHA256 != checksumB {
+		t.Errorf("slot A row has checksum %s, want %s", again.ChecksumSHA256, checksumB)
+	}
+	stored, err := f.store.GetRun(context.Background(), run.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch uri := stored.LastCheckpointURI; {
+	case uri == nil:
+		t.Errorf("last_checkpoint_uri is null, want %s", slotA)
+	case *uri != slotA:
+		t.Errorf("last_checkpoint_uri %s, want %s", *uri, slotA)
+	}
+	switch step := stored.LastCheckpointStep; {
+	case step == nil:
+		t.Error("last_checkpoint_step is null, want 300")
+	case *step != 300:
+		t.Errorf("last_checkpoint_step %d, want 300", *step)
+	}
+
+	// The same step with another checksum is a retry that disagrees with the record.
+	body["checksum_sha256"] = checksumA
+	f.do(f.submitter, "POST", artifactPath(run.RunID), body).problem(409, api.TypeConflict)
+}
+
 func TestRecordArtifactEndedRun(t *testing.T) {
 	f := setup(t)
 	_, run := f.startedRun(f.submitter, "vision")

@@ -61,10 +61,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`
 const sqlSetCheckpoint = `
 UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = $3 WHERE id = $1`
 
+// sqlReplaceCheckpoint makes a checkpoint row describe the object a newer report wrote to its
+// URI: the report's checksum, size and metadata, created_at now, and metadata_json's "step"
+// set to the reported step. Retention orders a run's checkpoints by that step, then by
+// created_at. With the first report's step kept, the run's resume point would rank below
+// the slots it moved away from, and a keep-latest policy would keep those in its place.
+// Nothing changes unless the step is above the run's last checkpoint step. Nothing changes
+// either once retention has set delete_started_at, because it then deletes whatever objects
+// the URI names.
+const sqlReplaceCheckpoint = `
+UPDATE artifacts a SET checksum_sha256 = $2, size_bytes = $3, created_at = now(),
+    metadata_json = $4::jsonb || jsonb_build_object('step', $5::bigint)
+FROM runs r
+WHERE a.id = $1 AND a.delete_started_at IS NULL
+  AND r.id = a.run_id AND r.last_checkpoint_step < $5
+RETURNING ` + artifactColumns
+
 // RecordArtifact stores an artifact of a live run; a checkpoint also becomes the run's last
 // checkpoint. A run that has ended accepts none (ErrRunEnded), so a late report cannot
 // change what a finished run left. Reporting the same run, type and URI again returns the
-// first record, so the program may retry.
+// first record, so the program may retry. The exception is a checkpoint reported again
+// with a step above the run's last checkpoint step: a trainer that rotates between slots
+// wrote a new checkpoint there, so the row describes it and the run resumes from it.
 func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, error) {
 	doing := fmt.Sprintf("record %s artifact of run %s", a.Type, a.RunID)
 	metadata := a.Metadata
@@ -86,7 +104,12 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 		if err != nil {
 			return err
 		}
-		if recorded, err = collectOne[Artifact](rows); !errors.Is(err, pgx.ErrNoRows) {
+		found, err := collectOne[Artifact](rows)
+		if err == nil {
+			recorded, err = recordAgain(ctx, tx, found, a, metadata)
+			return err
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 
@@ -109,6 +132,32 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 		return Artifact{}, s.whyNoArtifact(ctx, a.RunID, doing)
 	}
 	return recorded, wrap(err, doing)
+}
+
+// recordAgain applies a report of an artifact that the run already recorded, in the
+// transaction that locked the run. A checkpoint with a step above the run's last checkpoint
+// step replaces the row and becomes the run's last checkpoint. Any other report is a retry
+// and returns found as it is. A report without a step, or to a run whose last checkpoint
+// has none, cannot be ordered, so it counts as a retry.
+func recordAgain(ctx context.Context, tx pgx.Tx, found Artifact, a NewArtifact, metadata json.RawMessage) (Artifact, error) {
+	if a.Type != "checkpoint" || a.Step == nil {
+		return found, nil
+	}
+	rows, err := tx.Query(ctx, sqlReplaceCheckpoint, found.ID, a.Checksum, a.SizeBytes, metadata, *a.Step)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("replace checkpoint %s: %w", found.ID, err)
+	}
+	replaced, err := collectOne[Artifact](rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return found, nil
+	}
+	if err != nil {
+		return Artifact{}, fmt.Errorf("replace checkpoint %s: %w", found.ID, err)
+	}
+	if _, err := tx.Exec(ctx, sqlSetCheckpoint, a.RunID, a.URI, *a.Step); err != nil {
+		return Artifact{}, fmt.Errorf("move the last checkpoint of run %s to %s: %w", a.RunID, a.URI, err)
+	}
+	return replaced, nil
 }
 
 func (s *Store) whyNoArtifact(ctx context.Context, runID uuid.UUID, doing string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"testing"
@@ -190,6 +191,99 @@ func TestArtifactsOnlyFromLiveRuns(t *testing.T) {
 	if _, err := s.RecordArtifact(ctx, art); !errors.Is(err, store.ErrRunEnded) {
 		t.Errorf("artifact of an ended run: %v, want ErrRunEnded", err)
 	}
+}
+
+// TestCheckpointSlotRotation: a trainer that writes its checkpoints to two slots in turn
+// resumes from the slot it wrote last. A re-reported slot's row describes the new object,
+// and a late retry of an older report moves nothing.
+func TestCheckpointSlotRotation(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+	report := func(uri string, step int64, checksum, metadata string) store.Artifact {
+		t.Helper()
+		got, err := s.RecordArtifact(ctx, store.NewArtifact{RunID: a.RunID, Type: "checkpoint", URI: uri,
+			Checksum: checksum, SizeBytes: step * 10, Metadata: json.RawMessage(metadata), Step: &step})
+		if err != nil {
+			t.Fatalf("report %s at step %d: %v", uri, step, err)
+		}
+		return got
+	}
+	const (
+		slotA     = "s3://ckpt/run-1/slot-a"
+		slotB     = "s3://ckpt/run-1/slot-b"
+		checksum1 = "1111111111111111111111111111111111111111111111111111111111111111"
+		checksum2 = "2222222222222222222222222222222222222222222222222222222222222222"
+		checksum3 = "3333333333333333333333333333333333333333333333333333333333333333"
+	)
+	first := report(slotA, 100, checksum1, `{"step": 100, "metrics": {"loss": 0.9}}`)
+	report(slotB, 200, checksum2, `{"step": 200, "metrics": {"loss": 0.5}}`)
+	again := report(slotA, 300, checksum3, `{"metrics": {"loss": 0.2}}`)
+
+	if again.ID != first.ID {
+		t.Errorf("slot A again recorded row %s, want the first row %s", again.ID, first.ID)
+	}
+	if again.Checksum != checksum3 || again.SizeBytes != 3000 {
+		t.Errorf("slot A row has checksum %s and %d bytes, want %s and 3000", again.Checksum, again.SizeBytes, checksum3)
+	}
+	var metadata struct {
+		Step    float64            `json:"step"`
+		Metrics map[string]float64 `json:"metrics"`
+	}
+	if err := json.Unmarshal(again.Metadata, &metadata); err != nil {
+		t.Fatalf("slot A metadata %s: %v", again.Metadata, err)
+	}
+	if metadata.Step != 300 {
+		t.Errorf("slot A metadata step %v, want 300", metadata.Step)
+	}
+	if metadata.Metrics["loss"] != 0.2 {
+		t.Errorf("slot A metadata loss %v, want 0.2", metadata.Metrics["loss"])
+	}
+	if !again.CreatedAt.After(first.CreatedAt) {
+		t.Errorf("slot A created_at %v, want after the first report's %v", again.CreatedAt, first.CreatedAt)
+	}
+	wantResumePoint(t, s, a, slotA, 300)
+
+	if got := report(slotB, 200, checksum2, `{"step": 200}`); got.Checksum != checksum2 {
+		t.Errorf("retry of slot B returned checksum %s, want %s", got.Checksum, checksum2)
+	}
+	if got := report(slotA, 100, checksum1, `{"step": 100}`); got.Checksum != checksum3 {
+		t.Errorf("late retry of slot A at step 100 returned checksum %s, want the recorded %s", got.Checksum, checksum3)
+	}
+	wantResumePoint(t, s, a, slotA, 300)
+	var rows int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM artifacts WHERE run_id = $1`, a.RunID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 2 {
+		t.Errorf("%d artifact rows, want 2, one per slot", rows)
+	}
+}
+
+// wantResumePoint checks the run's last checkpoint and step, and the job's resume point.
+func wantResumePoint(t *testing.T, s *store.Store, a store.Admission, uri string, step int) {
+	t.Helper()
+	run, err := s.GetRun(context.Background(), a.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.LastCheckpointURI == nil || *run.LastCheckpointURI != uri {
+		t.Errorf("run's last checkpoint %s, want %s", valueOf(run.LastCheckpointURI), uri)
+	}
+	if run.LastCheckpointStep == nil || *run.LastCheckpointStep != step {
+		t.Errorf("run's last checkpoint step %s, want %d", valueOf(run.LastCheckpointStep), step)
+	}
+	if got, err := s.LastCheckpoint(context.Background(), a.Job); err != nil || got != uri {
+		t.Errorf("job's resume point %q (%v), want %s", got, err, uri)
+	}
+}
+
+// valueOf prints the value p points at, or nil.
+func valueOf[T any](p *T) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
 }
 
 // TestOutboxEvents: a job with a workflow records start at submission and job_ended only
