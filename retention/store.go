@@ -36,7 +36,7 @@ var referencedSQL = `(
 
 // sharedSQL is true when another artifact row not being deleted names some of the checkpoint
 // a's objects, in the three ways overlapSQL tests. Each test is written so that it can be a
-// probe of the index artifacts_live_uri_idx (migration 012), whose C collation makes the
+// probe of the index artifacts_live_uri_idx (migration 14), whose C collation makes the
 // URIs under a directory "P/" the range from "P/" up to "P0". The directories above a are
 // a's prefixes that end in "/", one probe each.
 const sharedSQL = `(
