@@ -22,9 +22,18 @@ const (
 	// Stuck: the pod has been unschedulable past the timeout; delete it and requeue.
 	Stuck
 	// Terminating: someone else is deleting the pod. The run ends, as End says, once the pod
-	// is gone, so that a requeued job never has a second pod while the first still runs.
+	// is gone, so that a requeued job never has a second pod while the first still runs, or
+	// once the pod outlives its deletion deadline by StuckTerminating.
 	Terminating
 )
+
+// StuckTerminating is how long past its deletion deadline a pod may stay before its run
+// ends anyway. Only a kubelet removes a pod deleted with a grace period, so the pod of a
+// node that stopped answering without its Node being deleted (taint-based eviction after the
+// node went NotReady, say) stays until the node comes back. Its run would hold its quota
+// and its job would never resume. The pod's object stays for its kubelet, or an operator,
+// to remove.
+const StuckTerminating = 5 * time.Minute
 
 // Observation is the judgement of one pod.
 type Observation struct {
@@ -60,6 +69,13 @@ func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) O
 	if pod.DeletionTimestamp != nil {
 		obs.Verdict = Terminating
 		obs.End = store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: deletionReason(pod)}
+		if deadline := pod.DeletionTimestamp.Time; now.Sub(deadline) >= StuckTerminating {
+			// The container was due to be killed at the deadline, so its hours end there.
+			obs.Verdict = Ended
+			obs.End.EndedAt = deadline
+			obs.End.Reason += fmt.Sprintf("; still terminating %s after its deletion deadline, so its node %q "+
+				"does not answer", now.Sub(deadline).Round(time.Second), pod.Spec.NodeName)
+		}
 		return obs
 	}
 	if reason, message := permanentWait(pod); reason != "" {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -77,5 +78,32 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 				t.Errorf("ended at %s, want the container's finish %s", obs.End.EndedAt, finish)
 			}
 		})
+	}
+}
+
+// A pod whose node stopped answering stays terminating. Its run ends once the pod is
+// StuckTerminating past its deletion deadline, with its hours up to that deadline.
+func TestJudgeStuckTerminatingPod(t *testing.T) {
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	pod := runningPod(uuid.New(), start)
+	deadline := start.Add(time.Hour)
+	pod.DeletionTimestamp = &metav1.Time{Time: deadline}
+
+	if obs := Judge(pod, deadline.Add(StuckTerminating-time.Second), time.Minute); obs.Verdict != Terminating {
+		t.Errorf("verdict %d a second before the limit, want Terminating", obs.Verdict)
+	}
+
+	obs := Judge(pod, deadline.Add(StuckTerminating), time.Minute)
+	if obs.Verdict != Ended {
+		t.Fatalf("verdict %d at the limit, want Ended", obs.Verdict)
+	}
+	if obs.End.Status != store.RunPreempted {
+		t.Errorf("run ends %s, want preempted", obs.End.Status)
+	}
+	if !obs.End.EndedAt.Equal(deadline) {
+		t.Errorf("ended at %s, want the deletion deadline %s", obs.End.EndedAt, deadline)
+	}
+	if want := `pod deleted; still terminating 5m0s after its deletion deadline, so its node "node-1" does not answer`; obs.End.Reason != want {
+		t.Errorf("reason %q, want %q", obs.End.Reason, want)
 	}
 }
