@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -59,7 +60,10 @@ func (r *Replayer) createNode(ctx context.Context, n trace.Node) error {
 }
 
 // createProjects creates the trace's projects and quotas. Budgets are divided by the
-// speedup, because the replay's jobs hold GPUs for 1/speedup of their trace time.
+// speedup, because the replay's jobs hold GPUs for 1/speedup of their trace time. A replay
+// that continues on a database with a higher -speedup or a lower -budget-scale than before
+// may find a budget below what the earlier jobs hold. SetQuota rejects that, because the
+// end of a run could never be recorded under such a budget.
 func (r *Replayer) createProjects(ctx context.Context) error {
 	now := time.Now().UTC()
 	for _, p := range trace.DefaultProjects() {
@@ -72,9 +76,14 @@ func (r *Replayer) createProjects(ctx context.Context) error {
 		if r.cfg.MaxConcurrent > 0 {
 			concurrent = r.cfg.MaxConcurrent
 		}
-		_, err := r.store.UpsertQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: r.budget(p),
+		_, err := r.store.SetQuota(ctx, store.Quota{ProjectID: id, GPUHoursBudget: r.budget(p),
 			MaxConcurrentJobs: concurrent, PriorityTier: 50,
-			PeriodStart: now.AddDate(0, 0, -1), PeriodEnd: now.AddDate(1, 0, 0)})
+			PeriodStart: now.AddDate(0, 0, -1), PeriodEnd: now.AddDate(1, 0, 0)}, nil)
+		var conflict *store.QuotaConflictError
+		if errors.As(err, &conflict) {
+			return fmt.Errorf("%w; this database holds jobs of an earlier replay: continue it with the same "+
+				"-speedup, -budget-scale and -max-concurrent, or replay into a fresh database", err)
+		}
 		if err != nil {
 			return err
 		}

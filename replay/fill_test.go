@@ -105,6 +105,37 @@ func TestReplayContinuesWithoutResubmitting(t *testing.T) {
 	}
 }
 
+// A replay that continues on a database whose earlier jobs hold more GPU-hours than its
+// budgets allow stops, says what to do, and leaves that project's budget as it was.
+func TestReplayRejectsBudgetBelowHeld(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "HELDTEST", 1, 2, 1)
+	h.Project("vision", 2e6, 100)
+	if _, err := h.Store.Pool().Exec(context.Background(), `UPDATE quotas SET gpu_hours_reserved = 1e6
+		WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := replay.Config{NodesFile: nodes, TasksFile: tasks, Mode: trace.ModePaced, Speedup: 1000, Load: 1,
+		MaxConcurrent: 100, ReportDir: t.TempDir(), Timeout: time.Minute}
+	r, err := replay.New(cfg, h.Store, daemontest.Kube.Clientset)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = r.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "gpu_hours_budget is below the 1e+06 the project's jobs hold now") ||
+		!strings.Contains(err.Error(), "replay into a fresh database") {
+		t.Fatalf("Run = %v, want the budget conflict and what to do", err)
+	}
+	quota, err := h.Store.GetQuota(context.Background(), "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.GPUHoursBudget != 2e6 {
+		t.Errorf("budget %v after the rejected replay, want 2e6 as before", quota.GPUHoursBudget)
+	}
+}
+
 // TestTimeoutNamesStuckJob replays one task that runs for hours with a short timeout: the
 // error names the job that was still running and its pod as the Kubernetes API has it.
 func TestTimeoutNamesStuckJob(t *testing.T) {
