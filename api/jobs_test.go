@@ -76,6 +76,10 @@ var badSubmissions = []struct {
 	{"config missing image", `{"job_type":"fine_tune","config":{"max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
 	{"training without GPU", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60}}`, "config.resources"},
 	{"rlhf on a GPU share", `{"job_type":"rlhf","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpu_share_milli":500}}}`, "config.resources.gpus"},
+	{"config key in two cases", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":2592000,` +
+		`"MAX_RUNTIME_SECONDS":60,"resources":{"gpus":1,"gpu_models":["A10"]}}}`, "config.MAX_RUNTIME_SECONDS"},
+	{"config key repeated", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
+		`"resources":{"gpus":8,"gpu_models":["A10"]},"resources":{"gpus":1}}}`, "config.resources"},
 	{"model listed twice", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"gpu_models":["A10","T4","A10"]}}}`, "config.resources.gpu_models[2]"},
 	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags"},
 	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},

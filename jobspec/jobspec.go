@@ -84,8 +84,9 @@ const MaxBytes = 64 << 10
 
 var modelName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
-// Decode parses raw strictly: unknown fields, trailing data, invalid UTF-8 and wrong types
-// are errors naming the field, and the result is validated.
+// Decode parses raw strictly: unknown fields, keys that match a field only without regard
+// to case, repeated keys (checkKeys), trailing data, invalid UTF-8 and wrong types are
+// errors naming the field, and the result is validated.
 func Decode(raw []byte) (Spec, error) {
 	if len(raw) > MaxBytes {
 		return Spec{}, &FieldError{"config", fmt.Sprintf("larger than %d bytes", MaxBytes)}
@@ -105,6 +106,9 @@ func Decode(raw []byte) (Spec, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Spec{}, &FieldError{"config", "trailing data after the JSON object"}
+	}
+	if err := checkKeys(raw); err != nil {
+		return Spec{}, err
 	}
 	return spec, spec.Validate()
 }

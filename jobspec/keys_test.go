@@ -1,0 +1,79 @@
+package jobspec_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+)
+
+// TestDecodeRejectsAmbiguousKeys: a key that matches a field only without regard to case,
+// or a repeated key, is an error naming the key's path, at every level of the spec.
+func TestDecodeRejectsAmbiguousKeys(t *testing.T) {
+	const search = `"search":"random","seed":7,"metric":"accuracy","goal":"max",` +
+		`"parameters":{"lr":{"min":0.001,"max":0.1}}`
+	cases := []struct {
+		name   string
+		config string
+		field  string
+	}{
+		{"runtime in two cases",
+			`{"image":"x","max_runtime_seconds":2592000,"MAX_RUNTIME_SECONDS":60,"resources":{"gpus":1}}`,
+			"config.MAX_RUNTIME_SECONDS"},
+		{"runtime in two cases, jsonb order",
+			`{"image":"x","MAX_RUNTIME_SECONDS":60,"max_runtime_seconds":2592000,"resources":{"gpus":1}}`,
+			"config.MAX_RUNTIME_SECONDS"},
+		{"field in another case alone",
+			`{"Image":"x","max_runtime_seconds":60,"resources":{"gpus":1}}`, "config.Image"},
+		{"nested field in another case",
+			`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"GPUS":64}}`, "config.resources.GPUS"},
+		{"hpo trials in two cases",
+			`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1},"hpo":{` + search +
+				`,"trials":1000000000,"TRIALS":5}}`, "config.hpo.TRIALS"},
+		{"range bound in another case",
+			`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1},"hpo":{"search":"random","trials":5,` +
+				`"metric":"accuracy","goal":"max","parameters":{"lr":{"min":0.001,"Max":0.1}}}}`,
+			"config.hpo.parameters.lr.Max"},
+		{"repeated field",
+			`{"image":"x","image":"y","max_runtime_seconds":60,"resources":{"gpus":1}}`, "config.image"},
+		{"repeated object",
+			`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1},"resources":{"cpu_milli":1000}}`,
+			"config.resources"},
+		{"repeated map key",
+			`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1},"hyperparameters":{"lr":0.1,"lr":0.2}}`,
+			"config.hyperparameters.lr"},
+		{"repeated threshold bound",
+			`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1},` +
+				`"evaluation":{"thresholds":{"accuracy":{"min":0.9,"min":0.1}}}}`,
+			"config.evaluation.thresholds.accuracy.min"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := jobspec.Decode([]byte(c.config))
+			var fieldErr *jobspec.FieldError
+			if !errors.As(err, &fieldErr) {
+				t.Fatalf("error %v, want a FieldError on %s", err, c.field)
+			}
+			if fieldErr.Field != c.field {
+				t.Errorf("field %q, want %q (reason %q)", fieldErr.Field, c.field, fieldErr.Reason)
+			}
+		})
+	}
+}
+
+// TestDecodeKeepsUserNamesByCase: names the user chooses are map keys, which both
+// encoding/json and jsonb match exactly, so names that differ only in case are distinct.
+func TestDecodeKeepsUserNamesByCase(t *testing.T) {
+	raw := `{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1},"hyperparameters":{"lr":0.1,"LR":0.2},` +
+		`"evaluation":{"thresholds":{"accuracy":{"min":0.8},"Accuracy":{"max":1}}}}`
+	spec, err := jobspec.Decode([]byte(raw))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if len(spec.Hyperparameters) != 2 {
+		t.Errorf("hyperparameters %v, want lr and LR", spec.Hyperparameters)
+	}
+	if len(spec.Evaluation.Thresholds) != 2 {
+		t.Errorf("thresholds %v, want accuracy and Accuracy", spec.Evaluation.Thresholds)
+	}
+}
