@@ -267,7 +267,16 @@ func (x *Activities) Promote(ctx context.Context, versionID, stage, by string) (
 // PlanTrials decides how many of the search's points become trials: as many as the
 // project's remaining GPU-hour budget can reserve at once, counting trials that already
 // exist, so the trials never need more budget than is left.
+//
+// The search is validated again first, because Points allocates one point per trial: a
+// stored config that skipped the API's checks (stored before a check existed, or written
+// by another client of the database) could ask for a billion trials. An invalid search
+// gets a plan without trials, whose Limit ends the hpo job as failed with the reason.
 func (x *Activities) PlanTrials(ctx context.Context, facts JobFacts) (TrialPlan, error) {
+	if err := facts.Spec.ValidateFor("hpo"); err != nil {
+		x.Logger.Warn("hpo job has an invalid search", "job_id", facts.Job.ID, "err", err)
+		return TrialPlan{Limit: "invalid hpo config: " + err.Error()}, nil
+	}
 	points := facts.Spec.HPO.Points()
 	existing, err := x.Store.ChildJobs(ctx, facts.Job)
 	if err != nil {

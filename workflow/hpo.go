@@ -13,7 +13,7 @@ type HPOResult struct {
 	Goal      string       `json:"goal"`
 	Planned   int          `json:"planned"`
 	Created   int          `json:"created"`
-	Limit     string       `json:"limit,omitempty"` // the reason fewer trials than planned were created
+	Limit     string       `json:"limit,omitempty"` // the reason fewer trials than planned, or none, were created
 	Trials    []TrialScore `json:"trials"`
 	BestJobID string       `json:"best_job_id,omitempty"`
 	BestValue *float64     `json:"best_value,omitempty"`
@@ -35,7 +35,8 @@ type TrialPlan struct {
 	// Planned is the number of points of the search, before the budget cut.
 	Planned int                  `json:"planned"`
 	Points  []map[string]float64 `json:"points"`
-	Limit   string               `json:"limit,omitempty"`
+	// Limit is the reason fewer points than the search has became trials, or none did.
+	Limit string `json:"limit,omitempty"`
 }
 
 // TrialsState is how far the trials are.

@@ -268,6 +268,24 @@ func TestTrialPlanFitsTheBudget(t *testing.T) {
 	}
 }
 
+// TestTrialPlanRechecksTrialCount: a stored search with more trials than MaxTrials, which
+// the API would reject, gets no trials and a reason naming the field, before Points
+// allocates one point per trial.
+func TestTrialPlanRechecksTrialCount(t *testing.T) {
+	s := newSteps(t, 1000)
+	facts := s.parentFacts(hpoSpec(1000))
+	plan, err := s.acts.PlanTrials(context.Background(), facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Points) != 0 {
+		t.Errorf("plan of %d trials, want none", len(plan.Points))
+	}
+	if !strings.Contains(plan.Limit, "config.hpo.trials") {
+		t.Errorf("limit %q, want it to name config.hpo.trials", plan.Limit)
+	}
+}
+
 // TestCancelledParentCancelsTrials: trials are created once however often the step runs,
 // and cancelling the parent cancels those that have not ended.
 func TestCancelledParentCancelsTrials(t *testing.T) {
