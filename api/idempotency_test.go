@@ -1,11 +1,15 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 func TestRetryWithSameKey(t *testing.T) {
@@ -122,5 +126,79 @@ func TestConcurrentSubmitsOneKey(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM job_idempotency_keys`); n != 1 {
 		t.Errorf("%d idempotency keys stored, want 1", n)
+	}
+}
+
+// TestRetryAfterClusterOrQuotaChanged: a retry gets its first job (409) even when a check
+// that reads the cluster or the quota would now reject the request.
+func TestRetryAfterClusterOrQuotaChanged(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(f *fixture)
+	}{
+		{"GPU model lost its nodes", func(f *fixture) {
+			f.capacity(store.ModelCapacity{Model: "T4", CapacityMilli: 4000, Nodes: 1, LargestNodeMilli: 4000,
+				LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288})
+		}},
+		{"priority tier lowered", func(f *fixture) { f.quota("vision", 100, 10) }},
+		{"budget below the reservation", func(f *fixture) { f.quota("vision", 0.5, 50) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			body := submitBody(50, fineTune(1))
+			var first api.Job
+			f.do(f.submitter, "POST", "/v1/projects/vision/jobs", body, "Idempotency-Key", "k1").
+				want(201).decode(&first)
+
+			c.change(f)
+			resp := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", body, "Idempotency-Key", "k1")
+			p := resp.problem(409, api.TypeDuplicateSubmission)
+			if p.JobID != first.ID.String() {
+				t.Errorf("job_id %q, want %s", p.JobID, first.ID)
+			}
+			if got, want := resp.header.Get("Location"), "/v1/jobs/"+first.ID.String(); got != want {
+				t.Errorf("Location %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRetryWithParent: a retry of a child job gets 409 and a reuse of its key with another
+// parent or none gets 422, although only a new job's parent is read from the database.
+func TestRetryWithParent(t *testing.T) {
+	f := setup(t)
+	parent := f.submit(f.submitter, "vision", 5)
+	other := f.submit(f.submitter, "vision", 5)
+	withParent := func(id uuid.UUID) map[string]any {
+		body := submitBody(5, fineTune(1))
+		body["parent_job_id"] = id.String()
+		return body
+	}
+	var child api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(parent.ID), "Idempotency-Key", "child").
+		want(201).decode(&child)
+
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(parent.ID), "Idempotency-Key", "child").
+		problem(409, api.TypeDuplicateSubmission)
+	if p.JobID != child.ID.String() {
+		t.Errorf("retry: job_id %q, want %s", p.JobID, child.ID)
+	}
+	p = f.do(f.submitter, "POST", "/v1/projects/vision/jobs", withParent(other.ID), "Idempotency-Key", "child").
+		problem(422, api.TypeIdempotencyKeyReused)
+	if p.JobID != child.ID.String() {
+		t.Errorf("other parent: job_id %q, want %s", p.JobID, child.ID)
+	}
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, fineTune(1)), "Idempotency-Key", "child").
+		problem(422, api.TypeIdempotencyKeyReused)
+}
+
+// quota sets a project's budget and priority tier, keeping the fixture's other limits.
+func (f *fixture) quota(project string, budget float64, tier int) {
+	f.t.Helper()
+	_, err := f.store.UpsertQuota(context.Background(), store.Quota{ProjectID: project, GPUHoursBudget: budget,
+		MaxConcurrentJobs: 4, PriorityTier: tier, PeriodStart: date(2026, 1, 1), PeriodEnd: date(2100, 1, 1)})
+	if err != nil {
+		f.t.Fatal(err)
 	}
 }

@@ -66,6 +66,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, caller *princ
 	if err != nil {
 		return err
 	}
+	if err := s.checkRetry(r, sub); err != nil {
+		return err
+	}
 	if err := s.checkWorkflowSections(sub); err != nil {
 		return err
 	}
@@ -188,6 +191,41 @@ func idempotencyKey(header, body string) (string, error) {
 		}
 	}
 	return key, nil
+}
+
+// checkRetry returns submitProblem's 409 or 422 for a submission whose idempotency key
+// its project already uses. It runs before the checks that read the daemon's settings,
+// the cluster or the quota, so that a retry gets its first job even when its GPU model
+// lost its nodes or its project's tier or budget changed since. SubmitJob checks the key
+// again for submissions that race with this one.
+func (s *Server) checkRetry(r *http.Request, sub submission) error {
+	if sub.IdempotencyKey == "" {
+		return nil
+	}
+	holder, err := s.store.GetKeyHolder(r.Context(), sub.ProjectID, sub.IdempotencyKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	// The request hash covers the parent's key, and checkSubmission reads the parent's
+	// creation time only for a new job. A parent with the first job's parent id is
+	// therefore compared with the key the first job stored.
+	retry := sub.Submission
+	if sub.parentID != nil {
+		retry.Parent = &store.JobRef{ID: *sub.parentID}
+		if holder.Parent != nil && holder.Parent.ID == *sub.parentID {
+			retry.Parent = holder.Parent
+		}
+	}
+	hash, err := retry.RequestHash()
+	if err != nil {
+		return err
+	}
+	same := bytes.Equal(hash, holder.RequestSHA256)
+	return submitProblem(&store.DuplicateKeyError{JobID: holder.JobID, SameRequest: same}, sub.IdempotencyKey)
 }
 
 // checkWorkflowSections rejects what only a job workflow carries out when the daemon runs

@@ -250,6 +250,38 @@ func (s *Store) duplicateKey(ctx context.Context, sub Submission, hash []byte, d
 	return fmt.Errorf("%s: %w", doing, &DuplicateKeyError{JobID: existing, SameRequest: string(existingHash) == string(hash)})
 }
 
+const sqlGetKeyHolder = `
+SELECT k.job_id, k.request_sha256, j.parent_job_id, j.parent_created_at
+FROM job_idempotency_keys k
+JOIN jobs j ON j.id = k.job_id AND j.created_at = k.job_created_at
+WHERE k.project_id = $1 AND k.idempotency_key = $2`
+
+// KeyHolder is the job that holds an idempotency key, with the request hash and parent
+// that distinguish a retry from a different request.
+type KeyHolder struct {
+	JobID         uuid.UUID
+	RequestSHA256 []byte // Submission.RequestHash of the first request
+	Parent        *JobRef
+}
+
+// GetKeyHolder reads the job that holds a project's idempotency key, so that the API can
+// detect a retry before any check that reads the cluster or the quota. It returns
+// ErrNotFound when the project has no job with that key.
+func (s *Store) GetKeyHolder(ctx context.Context, projectID, key string) (KeyHolder, error) {
+	var holder KeyHolder
+	var parentID *uuid.UUID
+	var parentCreatedAt *time.Time
+	err := s.pool.QueryRow(ctx, sqlGetKeyHolder, projectID, key).Scan(&holder.JobID, &holder.RequestSHA256,
+		&parentID, &parentCreatedAt)
+	if err != nil {
+		return KeyHolder{}, wrap(err, fmt.Sprintf("read the job holding idempotency key %q of project %s", key, projectID))
+	}
+	if parentID != nil && parentCreatedAt != nil {
+		holder.Parent = &JobRef{ID: *parentID, CreatedAt: *parentCreatedAt}
+	}
+	return holder, nil
+}
+
 // newJobID returns a UUIDv7 and the millisecond timestamp it carries.
 func newJobID() (uuid.UUID, time.Time, error) {
 	id, err := uuid.NewV7()
