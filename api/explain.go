@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -140,7 +141,7 @@ func explain(f store.JobExplanation) Explanation {
 		period = scheduler.PeriodReason(f.Quota.Quota, f.Now)
 	}
 	if q := f.Quota; q != nil {
-		reservation := scheduler.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
+		reservation := jobspec.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
 		// The renewal of an ended period resets the used hours, so the job fits if it fits
 		// the renewed budget.
 		left := q.GPUHoursLeft()

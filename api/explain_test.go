@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -183,7 +184,7 @@ func (f *fixture) admitOnly(model string) {
 	_, err := f.store.Dequeue(context.Background(), 100, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		var decisions []store.Decision
 		for _, c := range snap.Candidates {
-			hours := scheduler.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
+			hours := jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
 			decisions = append(decisions, store.Decision{Candidate: c, GPUModel: model, GPUHoursReserved: hours})
 		}
 		return decisions, nil

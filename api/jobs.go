@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/schedulerd/schedulerd/jobspec"
-	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -342,7 +341,7 @@ func checkReservation(sub *submission, quota *store.QuotaState) error {
 	if quota == nil {
 		return nil
 	}
-	hours := scheduler.ReservedGPUHours(sub.spec.GPUMilli(), sub.spec.MaxRuntimeSeconds)
+	hours := jobspec.ReservedGPUHours(sub.spec.GPUMilli(), sub.spec.MaxRuntimeSeconds)
 	if hours <= quota.GPUHoursBudget+1e-9 {
 		return nil
 	}

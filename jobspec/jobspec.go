@@ -232,7 +232,14 @@ func (s Spec) Attempts() int {
 }
 
 // ReservedGPUHours is what admission reserves from the project's budget: the GPU request
-// times the maximum run time.
+// times the maximum run time, rounded half away from zero to 4 decimals. The quota and run
+// columns that store reservations are numeric(14, 4), so the quota guard adds this value.
+// The API, the policy, explain and the candidate and wait-reason queries
+// (store.sqlReservation) all compare this value with the budget. Integer arithmetic keeps
+// the rounding exact, as PostgreSQL's round does on numeric.
 func ReservedGPUHours(gpuMilli, maxRuntimeSeconds int) float64 {
-	return float64(gpuMilli) / MilliPerGPU * float64(maxRuntimeSeconds) / 3600
+	// One ten-thousandth of a GPU-hour is 360 GPU-thousandth-seconds.
+	const milliSecondsPerUnit = MilliPerGPU * 3600 / 10_000
+	units := (int64(gpuMilli)*int64(maxRuntimeSeconds) + milliSecondsPerUnit/2) / milliSecondsPerUnit
+	return float64(units) / 10_000
 }

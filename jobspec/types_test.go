@@ -45,3 +45,25 @@ func TestValidateFor(t *testing.T) {
 		})
 	}
 }
+
+// TestReservedGPUHoursRounding: reservations are rounded half away from zero to the 4
+// decimals that the quota and run columns store.
+func TestReservedGPUHoursRounding(t *testing.T) {
+	cases := []struct {
+		gpuMilli, seconds int
+		want              float64
+	}{
+		{500, 3600, 0.5},
+		{2000, 5400, 3},
+		{7, 514286, 1},      // 1.00000056 exactly
+		{7, 514312, 1.0001}, // 1.00005111 exactly
+		{1, 179, 0},
+		{1, 180, 0.0001}, // 0.00005, halfway
+		{64000, jobspec.MaxRuntimeLimit, 46080},
+	}
+	for _, c := range cases {
+		if got := jobspec.ReservedGPUHours(c.gpuMilli, c.seconds); got != c.want {
+			t.Errorf("%d GPU-thousandths for %d s: %v GPU-hours, want %v", c.gpuMilli, c.seconds, got, c.want)
+		}
+	}
+}

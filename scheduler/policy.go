@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/schedulerd/schedulerd/jobspec"
@@ -77,7 +76,7 @@ func newPlan(p Policy, snap store.Snapshot) *plan {
 
 // place admits c or returns why it waits.
 func (pl *plan) place(c store.Candidate) (store.Decision, string) {
-	hours := ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
+	hours := jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
 	if reason := pl.quotaRefusal(c.ProjectID, hours); reason != "" {
 		return store.Decision{}, reason
 	}
@@ -181,10 +180,4 @@ func (pl *plan) allowed(c store.Candidate) []string {
 		return c.GPUModels
 	}
 	return pl.order
-}
-
-// ReservedGPUHours is the reservation admission takes for a job, rounded to the 4 decimals
-// the quotas table keeps, so that releasing it later subtracts exactly what was added.
-func ReservedGPUHours(gpuMilli, maxRuntimeSeconds int) float64 {
-	return math.Round(jobspec.ReservedGPUHours(gpuMilli, maxRuntimeSeconds)*1e4) / 1e4
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -585,7 +586,7 @@ func TestOtherProjectNotBlockedByFullOne(t *testing.T) {
 }
 
 func ExamplePolicy() {
-	fmt.Println(scheduler.ReservedGPUHours(500, 3600), scheduler.ReservedGPUHours(2000, 5400))
+	fmt.Println(jobspec.ReservedGPUHours(500, 3600), jobspec.ReservedGPUHours(2000, 5400))
 	// Output: 0.5 3
 }
 
@@ -640,4 +641,44 @@ func TestRefusedHeadDoesNotLeaveBatchShort(t *testing.T) {
 	if n := f.runOnce(s); n != 0 {
 		t.Errorf("second RunOnce admitted %d jobs, want 0", n)
 	}
+}
+
+// TestBudgetComparesRoundedReservation: a job whose exact reservation is a little above the
+// budget but rounds to it, as the quota stores it, is admitted. One that rounds above the
+// budget waits with the budget reason.
+func TestBudgetComparesRoundedReservation(t *testing.T) {
+	f := setup(t)
+	f.project("fits", 1, 10)
+	f.project("over", 1, 10)
+	fits := f.submitFor("fits", 7, 514286) // 1.00000056 GPU-hours, stored as 1.0000
+	over := f.submitFor("over", 7, 514312) // 1.00005111 GPU-hours, stored as 1.0001
+
+	f.runOnce(f.scheduler(10, time.Hour))
+
+	if got := f.job(fits); got.Status != store.JobRunning {
+		t.Errorf("job reserving 1.0000 of 1 GPU-hour: %s (%q), want running", got.Status, waitReason(got))
+	}
+	if got := f.quota("fits").GPUHoursReserved; got != 1 {
+		t.Errorf("project fits reserved %v GPU-hours, want 1", got)
+	}
+	got := f.job(over)
+	if got.Status != store.JobQueued {
+		t.Errorf("job reserving 1.0001 of 1 GPU-hour: %s, want queued", got.Status)
+	}
+	if waitReason(got) != scheduler.ReasonBudget {
+		t.Errorf("wait reason %q, want %q", waitReason(got), scheduler.ReasonBudget)
+	}
+}
+
+// submitFor queues a job asking gpuMilli thousandths of a GPU for seconds.
+func (f *fixture) submitFor(project string, gpuMilli, seconds int) store.Job {
+	f.t.Helper()
+	job, err := f.store.SubmitJob(context.Background(), store.Submission{
+		ProjectID: project, JobType: "fine_tune", Priority: 5, Config: json.RawMessage(`{}`),
+		GPUMilli: gpuMilli, MaxRuntimeSeconds: seconds, MaxAttempts: 3,
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return job
 }

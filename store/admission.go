@@ -156,6 +156,13 @@ func PodName(jobID uuid.UUID, runNumber int) string {
 // that learns the number from the database.
 func podNamePrefix(jobID uuid.UUID) string { return "job-" + jobID.String() + "-r" }
 
+// sqlReservation is the reservation of the queued job q in GPU-hours, the value
+// jobspec.ReservedGPUHours computes and admission adds to the quota: GPU thousandths times
+// max_runtime_seconds, rounded half away from zero to the 4 decimals of the reservation
+// columns. Comparing the unrounded product would leave out a job that the API accepted and
+// the policy would admit.
+const sqlReservation = `round(q.gpu_milli::numeric * q.max_runtime_seconds / 3600000, 4)`
+
 // The candidates: queued jobs in priority order whose project could take them now, each
 // with its project's quota as read (not locked) and the transaction's time. Jobs of
 // drained, full or exhausted projects are left out here. A project with one free slot
@@ -180,8 +187,7 @@ WHERE u.drained_at IS NULL
   AND u.current_concurrent < u.max_concurrent_jobs
   AND u.period_start <= (now() AT TIME ZONE 'UTC')::date
   AND u.period_end > (now() AT TIME ZONE 'UTC')::date
-  AND u.gpu_hours_used + u.gpu_hours_reserved
-      + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 <= u.gpu_hours_budget
+  AND u.gpu_hours_used + u.gpu_hours_reserved + ` + sqlReservation + ` <= u.gpu_hours_budget
 ORDER BY q.priority DESC, q.job_created_at, q.job_id
 LIMIT $1
 FOR UPDATE OF q SKIP LOCKED`
@@ -479,8 +485,7 @@ FROM (
         WHEN u.period_end <= (now() AT TIME ZONE 'UTC')::date THEN $4
         WHEN u.period_start > (now() AT TIME ZONE 'UTC')::date THEN $5
         WHEN u.current_concurrent >= u.max_concurrent_jobs THEN $2
-        WHEN u.gpu_hours_used + u.gpu_hours_reserved
-             + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 > u.gpu_hours_budget THEN $3
+        WHEN u.gpu_hours_used + u.gpu_hours_reserved + ` + sqlReservation + ` > u.gpu_hours_budget THEN $3
         END AS reason
     FROM job_queue q LEFT JOIN quotas u ON u.project_id = q.project_id
 ) w

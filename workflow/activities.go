@@ -291,7 +291,7 @@ func (x *Activities) PlanTrials(ctx context.Context, facts JobFacts) (TrialPlan,
 	}
 
 	perTrial := jobspec.ReservedGPUHours(facts.Spec.GPUMilli(), facts.Spec.MaxRuntimeSeconds)
-	affordable := len(existing) + int(math.Floor(math.Max(remaining, 0)/perTrial+1e-9))
+	affordable := len(existing) + affordableTrials(remaining, perTrial, len(points))
 	plan := TrialPlan{Planned: len(points), Points: points}
 	if affordable < len(points) {
 		plan.Points = points[:affordable]
@@ -299,6 +299,16 @@ func (x *Activities) PlanTrials(ctx context.Context, facts JobFacts) (TrialPlan,
 			remaining, affordable, len(points), perTrial)
 	}
 	return plan, nil
+}
+
+// affordableTrials returns how many trials of perTrial GPU-hours each the remaining budget
+// can reserve, at most points. A reservation that rounds to 0 GPU-hours (below 180
+// GPU-thousandth-seconds) costs nothing, so every point is affordable.
+func affordableTrials(remaining, perTrial float64, points int) int {
+	if perTrial <= 0 {
+		return points
+	}
+	return min(points, int(math.Floor(math.Max(remaining, 0)/perTrial+1e-9)))
 }
 
 // CreateTrials submits one trial job per planned point, with a key per point so a retry

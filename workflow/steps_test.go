@@ -286,6 +286,23 @@ func TestTrialPlanRechecksTrialCount(t *testing.T) {
 	}
 }
 
+// TestTrialPlanWithFreeTrials: a trial whose reservation rounds to 0 GPU-hours (1
+// GPU-thousandth for 60 s) costs no budget, so every point is planned, even with no
+// budget left.
+func TestTrialPlanWithFreeTrials(t *testing.T) {
+	s := newSteps(t, 0)
+	spec := hpoSpec(4)
+	spec.MaxRuntimeSeconds = 60
+	spec.Resources = jobspec.Resources{GPUShareMilli: 1, GPUModels: []string{"A10"}}
+	plan, err := s.acts.PlanTrials(context.Background(), s.parentFacts(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Points) != 4 || plan.Limit != "" {
+		t.Errorf("plan of %d trials (%q), want 4 without a limit", len(plan.Points), plan.Limit)
+	}
+}
+
 // TestCancelledParentCancelsTrials: trials are created once however often the step runs,
 // and cancelling the parent cancels those that have not ended.
 func TestCancelledParentCancelsTrials(t *testing.T) {
