@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/schedulerd/schedulerd/store"
@@ -163,6 +164,10 @@ func (s *Server) handler(rt route) http.Handler {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) error {
+	// A path wildcard, such as a project id, goes to the database as text.
+	if strings.ContainsRune(r.URL.Path, 0) {
+		return invalid("path", "the path %s", nulDetail)
+	}
 	if rt.role == "" {
 		return rt.handle(w, r, nil)
 	}

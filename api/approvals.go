@@ -122,9 +122,6 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, caller *
 	if n := utf8.RuneCountInString(req.Reason); n > maxReasonLength {
 		return invalid("reason", "longer than %d characters (%d)", maxReasonLength, n)
 	}
-	if strings.ContainsRune(req.Reason, 0) {
-		return invalid("reason", "contains a NUL character, which cannot be stored")
-	}
 
 	action := "approval.reject"
 	if approve {

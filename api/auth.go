@@ -167,6 +167,8 @@ func (req TokenRequest) Validate() error {
 	switch {
 	case req.Name == "" || len(req.Name) > 200:
 		return errors.New("token name must be 1 to 200 characters")
+	case strings.ContainsRune(req.Name, 0):
+		return errors.New("token name " + nulDetail)
 	case !ValidRole(req.Role):
 		return fmt.Errorf("invalid role %q: want submitter, operator or admin", req.Role)
 	case req.Role == store.RoleSubmitter && len(req.Projects) == 0:

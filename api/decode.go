@@ -16,7 +16,8 @@ import (
 )
 
 // decodeBody reads a JSON request body into v strictly: at most MaxBodyBytes, valid UTF-8,
-// one JSON object with only the fields v has and values of their types. Each failure is a
+// one JSON object with only the fields v has, values of their types and no string that the
+// database cannot store (checkStorable). Each failure is a
 // 400 problem naming the field, except a body over the limit (413). An empty body is
 // allowed only when optional is true, and leaves v unchanged.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
@@ -57,7 +58,7 @@ func decodeJSON(body []byte, v any, optional bool) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("body", "unexpected data after the JSON object")
 	}
-	return nil
+	return checkStorable(v)
 }
 
 // jsonProblem names the field of an encoding/json error.

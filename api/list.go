@@ -71,6 +71,9 @@ func parseQuery(r *http.Request, known []string) (url.Values, error) {
 			return nil, invalid(name, "unknown query parameter; known: %s", strings.Join(known, ", "))
 		}
 	}
+	if err := checkQueryStorable(query); err != nil {
+		return nil, err
+	}
 	return query, nil
 }
 

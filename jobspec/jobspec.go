@@ -94,7 +94,7 @@ func Decode(raw []byte) (Spec, error) {
 	if !utf8.Valid(raw) {
 		return Spec{}, &FieldError{"config", "not valid UTF-8"}
 	}
-	if reason := unstorableEscape(raw); reason != "" {
+	if reason := UnstorableEscape(raw); reason != "" {
 		return Spec{}, &FieldError{"config", reason}
 	}
 
@@ -113,10 +113,10 @@ func Decode(raw []byte) (Spec, error) {
 	return spec, spec.Validate()
 }
 
-// unstorableEscape finds a JSON escape that PostgreSQL's jsonb rejects although Go accepts
-// it: \u0000, or half of a UTF-16 surrogate pair. Valid JSON has backslashes only inside
-// strings, so no string tracking is needed.
-func unstorableEscape(raw []byte) string {
+// UnstorableEscape finds a JSON escape that PostgreSQL's jsonb rejects although Go accepts
+// it: \u0000, or half of a UTF-16 surrogate pair. It returns the reason, or "" when raw has
+// none. Valid JSON has backslashes only inside strings, so no string tracking is needed.
+func UnstorableEscape(raw []byte) string {
 	for i := 0; i+1 < len(raw); i++ {
 		if raw[i] != '\\' {
 			continue
