@@ -16,6 +16,29 @@ import (
 // probe's timeout even when a dependency hangs.
 const readyTimeout = 2 * time.Second
 
+// Timeouts of the HTTP server. Each connection holds a goroutine and a file descriptor, so
+// without them a client that sends or reads slowly, or not at all, holds both for ever.
+const (
+	// readHeaderTimeout bounds reading the request line and headers.
+	readHeaderTimeout = 10 * time.Second
+	// readTimeout bounds reading a whole request, body included. A body is at most 1 MiB
+	// (api.DefaultMaxBodyBytes), which a client sends within it at 35 KiB/s or more. A body
+	// that arrives too slowly fails to read, and the API rejects the request with 400.
+	readTimeout = 30 * time.Second
+	// writeTimeout runs from the end of the request headers to the end of the response, so
+	// it bounds the handler and the writing together. A page of 500 jobs (api.MaxPageSize)
+	// may carry 32 MiB of configs alone (64 KiB each, jobspec.MaxBytes), which a client
+	// receives within it at 110 KiB/s or more. Past it, net/http cuts the response off, but
+	// the handler runs on to its end.
+	writeTimeout = 5 * time.Minute
+	// idleTimeout bounds the wait for the next request on a keep-alive connection. AWS load
+	// balancers close idle connections after 60 s by default and recommend a longer timeout
+	// on the target, because a target that closes first can make the balancer return 502.
+	// It is also longer than Prometheus's default scrape interval of 1 minute, so scrapes
+	// reuse their connection.
+	idleTimeout = 2 * time.Minute
+)
+
 func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server {
 	if d.cfg.Listener == nil {
 		return nil
@@ -37,7 +60,8 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server
 	if d.cfg.Handler != nil {
 		mux.Handle("/", d.cfg.Handler)
 	}
-	server := &http.Server{Handler: d.metrics.InstrumentHTTP(mux), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: d.metrics.InstrumentHTTP(mux), ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
 	wg.Go(func() {
 		if err := server.Serve(d.cfg.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.cfg.Logger.Error("HTTP server failed", "err", err)
