@@ -155,6 +155,9 @@ func (d *Dispatcher) enforceDeadline(ctx context.Context, run store.Run, pod *co
 // stopRun deletes a live run's pod and records the end. The end is recorded first: a pod
 // of an ended run is deleted by any later reconcile, while a run whose pod was deleted
 // first would be taken for preempted.
+// NOTE: the pod keeps running for its 30 s grace period after the end is recorded. A
+// checkpoint its program saves on SIGTERM is rejected (the run has ended), and a paused job
+// resumed at once, or a job requeued by the deadline, may start its next pod meanwhile.
 func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
 	end.EndedAt = d.cfg.Now()
 	return d.endRun(ctx, run, pod, end, false)
