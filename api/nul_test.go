@@ -1,16 +1,15 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/internal/logtest"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -81,29 +80,11 @@ func TestTokenNameWithNULRejected(t *testing.T) {
 }
 
 // withLog serves the fixture's API again with a logger whose output it returns.
-func (f *fixture) withLog() *syncBuffer {
+func (f *fixture) withLog() *logtest.Buffer {
 	f.t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	f.api = api.New(api.Config{Store: f.store, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	f.server = httptest.NewServer(f.api)
 	f.t.Cleanup(f.server.Close)
 	return logs
-}
-
-// syncBuffer is a bytes.Buffer that the server's goroutines may write at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -58,16 +58,9 @@ func checkStorableValue(v reflect.Value, path string) error {
 
 func checkStorableFields(v reflect.Value, path string) error {
 	for i := range v.NumField() {
-		field := v.Type().Field(i)
-		if !field.IsExported() {
+		name, ok := jobspec.JSONName(v.Type().Field(i))
+		if !ok {
 			continue
-		}
-		name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = field.Name
 		}
 		if err := checkStorableValue(v.Field(i), joinPath(path, name)); err != nil {
 			return err

@@ -1,7 +1,6 @@
 package cron_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/schedulerd/schedulerd/cron"
+	"github.com/schedulerd/schedulerd/internal/logtest"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
 )
 
@@ -305,29 +305,11 @@ func TestLoopInsertsOnRealClock(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that River's goroutines and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRiverLogLinesHaveOneComponent(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).
 		With("component", "cron")
 

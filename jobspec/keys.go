@@ -128,17 +128,25 @@ func jsonFields(structType reflect.Type) map[string]reflect.Type {
 	fields := make(map[string]reflect.Type, structType.NumField())
 	for i := range structType.NumField() {
 		field := structType.Field(i)
-		if !field.IsExported() {
-			continue
+		if name, ok := JSONName(field); ok {
+			fields[name] = field.Type
 		}
-		name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = field.Name
-		}
-		fields[name] = field.Type
 	}
 	return fields
+}
+
+// JSONName returns the name encoding/json gives a struct field, or false for a field it
+// leaves out: unexported, or tagged "-".
+func JSONName(field reflect.StructField) (string, bool) {
+	if !field.IsExported() {
+		return "", false
+	}
+	name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+	switch name {
+	case "-":
+		return "", false
+	case "":
+		return field.Name, true
+	}
+	return name, true
 }
