@@ -216,6 +216,68 @@ func TestDeletedNamespaceCreatedAgain(t *testing.T) {
 	}
 }
 
+// A paused job's run stays live until its pod is gone: the checkpoint its program saves on
+// SIGTERM is recorded and becomes the run's last, and the job cannot be resumed while the
+// old container still stops. A finalizer holds the pod in its grace period here.
+func TestStoppingRunKeepsCheckpoint(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	job, run := runningJob(t, h, model)
+	ctx := context.Background()
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
+	hold := []byte(`{"metadata":{"finalizers":["test.schedulerd.io/hold"]}}`)
+	if _, err := pods.Patch(ctx, run.PodName, types.MergePatchType, hold, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ref := store.JobRef{ID: job.ID, CreatedAt: job.CreatedAt}
+	if _, err := h.Store.SetJobStatus(ctx, ref, store.JobRunning, store.JobPaused, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitPodDeleting(t, run)
+	if got := h.Runs(job.ID)[0]; got.Status != store.RunRunning || got.StopStatus == nil || *got.StopStatus != store.RunCancelled {
+		t.Fatalf("run %s with stop %v while its pod stops, want running with a cancelled stop", got.Status, got.StopStatus)
+	}
+	step := int64(500)
+	_, err := h.Store.RecordArtifact(ctx, store.NewArtifact{RunID: run.ID, Type: "checkpoint",
+		URI: "s3://ckpt/job/sigterm", Checksum: strings.Repeat("ab", 32), SizeBytes: 1, Step: &step})
+	if err != nil {
+		t.Fatalf("record the SIGTERM checkpoint: %v", err)
+	}
+	if _, err := h.Store.SetJobStatus(ctx, ref, store.JobPaused, store.JobQueued, time.Now(), nil); !errors.Is(err, store.ErrRunLive) {
+		t.Errorf("resume while the pod stops: %v, want ErrRunLive", err)
+	}
+
+	release := []byte(`{"metadata":{"finalizers":null}}`)
+	if _, err := pods.Patch(ctx, run.PodName, types.MergePatchType, release, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ended := waitRun(t, h, job.ID, 1, "cancelled", runStatus(store.RunCancelled))
+	if ended.LastCheckpointURI == nil || *ended.LastCheckpointURI != "s3://ckpt/job/sigterm" {
+		t.Errorf("last checkpoint %v, want the one saved on SIGTERM", ended.LastCheckpointURI)
+	}
+	if _, err := h.Store.SetJobStatus(ctx, ref, store.JobPaused, store.JobQueued, time.Now(), nil); err != nil {
+		t.Errorf("resume once the pod is gone: %v", err)
+	}
+}
+
+// waitPodDeleting polls the run's pod until its deletion has been requested.
+func waitPodDeleting(t *testing.T, run store.Run) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		pod, err := podOf(t, run)
+		if err == nil && pod.DeletionTimestamp != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s not being deleted within %s (err %v)", run.PodName, wait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestOOMKilledUsesAttempts(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})
 	model := uniqueModel()

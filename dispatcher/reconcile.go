@@ -33,6 +33,9 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		d.terminating.Delete(run.ID)
 		return d.deletePod(ctx, pod, "run already ended", false)
 	}
+	if stop, ok := run.StopEnd(); ok {
+		return d.finishStop(ctx, run, pod, stop)
+	}
 	if podFinished(pod) {
 		// The run ends as its pod did, even when its job was paused or cancelled, or its
 		// queue's drain deadline passed, before the dispatcher saw the pod finish: the work
@@ -50,6 +53,12 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		return d.reconcileMissingPod(ctx, run)
 	}
 	return d.reconcilePod(ctx, run, pod)
+}
+
+// nodeGone reports whether the node is missing from the informer cache.
+func (d *Dispatcher) nodeGone(name string) bool {
+	_, err := d.nodes.Get(name)
+	return apierrors.IsNotFound(err)
 }
 
 // podFinished reports whether pod exists and its containers have ended, in success or
@@ -91,7 +100,7 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 	now := d.cfg.Now()
 	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
 	if obs.Verdict != Ended && obs.Node != "" {
-		if _, err := d.nodes.Get(obs.Node); apierrors.IsNotFound(err) {
+		if d.nodeGone(obs.Node) {
 			// Nothing runs a pod bound to a deleted node: end the run now and force the
 			// pod's deletion, since no kubelet will confirm it.
 			end := store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: "node " + obs.Node + " lost"}
@@ -152,15 +161,66 @@ func (d *Dispatcher) enforceDeadline(ctx context.Context, run store.Run, pod *co
 		Reason: "DeadlineExceeded: ran past max_runtime_seconds"})
 }
 
-// stopRun deletes a live run's pod and records the end. The end is recorded first: a pod
-// of an ended run is deleted by any later reconcile, while a run whose pod was deleted
-// first would be taken for preempted.
-// NOTE: the pod keeps running for its 30 s grace period after the end is recorded. A
-// checkpoint its program saves on SIGTERM is rejected (the run has ended), and a paused job
-// resumed at once, or a job requeued by the deadline, may start its next pod meanwhile.
+// stopRun ends a live run with end. A run without a pod ends at once. Otherwise the stop
+// is recorded in the database first, so that a restart finishes it with the same end, and
+// then the pod is deleted with its grace period. The run stays live meanwhile: it accepts
+// the checkpoint its program saves on SIGTERM, its job cannot start another run, and its
+// hours run until the container stops. finishStop ends it once the pod is gone.
 func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
-	end.EndedAt = d.cfg.Now()
-	return d.endRun(ctx, run, pod, end, false)
+	end.RunID = run.ID
+	if pod == nil {
+		end.EndedAt = d.cfg.Now()
+		return d.endRun(ctx, run, nil, end, false)
+	}
+
+	err := d.store.RequestStop(ctx, end, d.cfg.Now())
+	if errors.Is(err, store.ErrStaleStatus) {
+		return nil // another reconcile ended the run
+	}
+	if err != nil {
+		return err
+	}
+	d.cfg.Logger.Info("stopping run", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,
+		"pod", run.PodName, "outcome", end.Status, "reason", end.Reason)
+	return d.deletePod(ctx, pod, "stop: "+end.Reason, false)
+}
+
+// finishStop ends a run whose stop was requested, once its pod is gone, has finished, or is
+// stuck terminating on an unreachable node. Until then it makes sure the pod is
+// being deleted, which a crash right after RequestStop may have left undone. A pod that
+// finished before its deletion was requested ends its run as it finished instead: the
+// stop came too late to change anything.
+func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.Pod, stop store.RunEnd) error {
+	now := d.cfg.Now()
+	if pod == nil {
+		d.terminating.Delete(run.ID) // the stop's end replaces what onPodDelete remembered
+		stop.EndedAt = now
+		return d.endRun(ctx, run, nil, stop, false)
+	}
+	if podFinished(pod) && !deletedBeforeFinish(pod, now) {
+		return d.reconcilePod(ctx, run, pod)
+	}
+	if pod.DeletionTimestamp == nil {
+		return d.deletePod(ctx, pod, "stop: "+stop.Reason, false)
+	}
+
+	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
+	nodeLost := obs.Node != "" && d.nodeGone(obs.Node)
+	if obs.Verdict != Ended && !nodeLost {
+		return nil // the pod is still stopping; its deletion or its end wakes this run again
+	}
+	if nodeLost {
+		// No kubelet will stop the pod: end the run now and force the pod's deletion.
+		stop.EndedAt = now
+		return d.endRun(ctx, run, pod, stop, true)
+	}
+	if run.Status == store.RunPending && !obs.StartedAt.IsZero() {
+		if err := d.startRun(ctx, run, obs); err != nil {
+			return err
+		}
+	}
+	stop.EndedAt = obs.End.EndedAt
+	return d.endRun(ctx, run, pod, stop, false)
 }
 
 // endRun records a run's end once, then deletes its pod, which is no longer needed and

@@ -49,6 +49,11 @@ type Run struct {
 	JobStatus          JobStatus       `db:"job_status"`
 	JobPriority        int             `db:"job_priority"`
 	ConfigJSON         json.RawMessage `db:"config_json"`
+	// StopStatus, StopReason and StopRetryable are how a run that the dispatcher is
+	// stopping ends once its pod is gone (RequestStop). StopStatus is nil for other runs.
+	StopStatus    *RunStatus `db:"stop_status"`
+	StopReason    *string    `db:"stop_reason"`
+	StopRetryable bool       `db:"stop_retryable"`
 	// DrainDeadline is the drain deadline of the project's queue, read only by GetRun so
 	// that the dispatcher checks it without another query.
 	DrainDeadline *time.Time `db:"-"`
@@ -62,7 +67,7 @@ const runColumns = `r.id, r.job_id, r.job_created_at, r.run_number, r.status::te
     r.gpu_hours_reserved::float8 AS gpu_hours_reserved, r.gpu_milli, r.gpu_model, r.namespace,
     r.pod_name, r.pod_created_at, r.worker_node, r.last_checkpoint_uri, r.last_checkpoint_step,
     r.end_reason, r.exit_code, j.project_id, j.status::text AS job_status, j.priority AS job_priority,
-    j.config_json`
+    j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable`
 
 const sqlLiveRuns = `SELECT ` + runColumns + `
 FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
@@ -127,6 +132,43 @@ func (s *Store) LastCheckpoint(ctx context.Context, job JobRef) (string, error) 
 		return "", nil
 	}
 	return uri, wrap(err, "read last checkpoint of job "+job.ID.String())
+}
+
+// StopEnd returns how the run ends once its stop is done, without the end time, or false
+// when no stop was requested.
+func (r Run) StopEnd() (RunEnd, bool) {
+	if r.StopStatus == nil {
+		return RunEnd{}, false
+	}
+	end := RunEnd{RunID: r.ID, Status: *r.StopStatus, Retryable: r.StopRetryable}
+	if r.StopReason != nil {
+		end.Reason = *r.StopReason
+	}
+	return end, true
+}
+
+// The stop of RequestStop. A stop already requested is kept, so the first reason stays.
+const sqlRequestStop = `
+UPDATE runs SET stop_status = COALESCE(stop_status, $2::run_status),
+    stop_reason = CASE WHEN stop_status IS NULL THEN $3 ELSE stop_reason END,
+    stop_retryable = CASE WHEN stop_status IS NULL THEN $4 ELSE stop_retryable END,
+    stop_requested_at = COALESCE(stop_requested_at, $5)
+WHERE id = $1 AND status IN ('pending', 'running')`
+
+// RequestStop records how a live run is to end, before the dispatcher deletes its pod. The
+// run stays live, holding its quota and accepting artifacts, until the pod is gone, and then
+// ends as recorded here. A stop already requested is kept. It returns ErrStaleStatus when
+// the run has ended.
+func (s *Store) RequestStop(ctx context.Context, end RunEnd, at time.Time) error {
+	doing := fmt.Sprintf("request the stop of run %s as %s", end.RunID, end.Status)
+	tag, err := s.pool.Exec(ctx, sqlRequestStop, end.RunID, string(end.Status), end.Reason, end.Retryable, at)
+	if err != nil {
+		return wrap(err, doing)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", doing, ErrStaleStatus)
+	}
+	return nil
 }
 
 // MarkPodCreated records that the run's pod exists, so that a pod missing later means it
