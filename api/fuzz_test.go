@@ -21,6 +21,7 @@ var fuzzEndpoints = []struct {
 	{"POST", "/v1/queues/vision/drain", false},
 	{"POST", "/v1/queues/vision/reprioritize", false},
 	{"POST", "/v1/projects", false},
+	{"PATCH", "/v1/projects/vision/quota", false},
 }
 
 // FuzzSubmit sends arbitrary bodies and idempotency keys to every endpoint that decodes a
@@ -51,6 +52,9 @@ func FuzzSubmit(f *testing.F) {
 		{4, `{"delta":-100}`, ""},
 		{5, `{"id":"a","org":"` + string(bytes.Repeat([]byte("o"), 64)) + `"}`, ""},
 		{5, `{"id":"new-project","org":"acme","namespace":"ns"}`, ""},
+		{6, `{"gpu_hours_budget":5}`, ""},
+		{6, `{}`, ""},
+		{6, `{"period_end":"2000-01-01","priority_tier":-1}`, ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.endpoint, []byte(s.body), s.key)

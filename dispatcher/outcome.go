@@ -33,6 +33,9 @@ const (
 // node went NotReady, say) stays until the node comes back. Its run would hold its quota
 // and its job would never resume. The pod's object stays for its kubelet, or an operator,
 // to remove.
+// NOTE: a kubelet cut off by a network partition may still run the old container while
+// the job's next run starts elsewhere, and the old container's hours after the deadline
+// are not charged.
 const StuckTerminating = 5 * time.Minute
 
 // Observation is the judgement of one pod.

@@ -3,7 +3,10 @@
 -- checks a row's CHECK constraints before ON CONFLICT turns the insert into an update, so
 -- every update of an ended run's hours and every delete of an ended run failed with a
 -- CHECK violation. NOTE: deleting a job's first started run takes the job out of its day's
--- count, and the job's next started run does not take it over.
+-- count, and the job's next started run does not take it over. Deleting several started
+-- runs of one job in one statement still fails: each run's trigger runs after the whole
+-- statement and takes a later run for the first start. Delete them one statement each,
+-- last run first.
 CREATE OR REPLACE FUNCTION gpu_hours_daily_add(r runs, sign integer) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -66,8 +66,8 @@ func expectDaily(t *testing.T, got, want []dailyRow) {
 	}
 }
 
-// An ended run's hours corrected in SQL, and an ended run deleted, change the daily rows
-// by the difference.
+// An ended run's hours corrected in SQL, and ended runs deleted one statement each, last
+// run first, change the daily rows by the difference.
 func TestGPUHoursDailyCorrection(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.NewEmptyDatabase(t))
@@ -88,6 +88,11 @@ func TestGPUHoursDailyCorrection(t *testing.T) {
 		t.Fatalf("delete an ended run: %v", err)
 	}
 	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 0, 0, 0}})
+
+	if _, err := conn.Exec(ctx, `DELETE FROM runs WHERE pod_name = 'p1'`); err != nil {
+		t.Fatalf("delete the job's first run after its later one: %v", err)
+	}
+	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 0, 0, 0}, {"2025-01-21", 0, 0, 0}})
 }
 
 func TestGPUHoursDailyBackfill(t *testing.T) {

@@ -72,8 +72,12 @@ SELECT format('job %s is %s with %s live runs', j.id, j.status,
 FROM jobs j LEFT JOIN runs r ON r.job_id = j.id AND r.job_created_at = j.created_at
 GROUP BY j.id, j.status
 HAVING NOT ((j.status = 'running' AND count(r.id) FILTER (WHERE ` + liveRun + `) = 1)
-         OR (j.status IN ('submitted', 'queued', 'paused', 'completed', 'failed', 'cancelled', 'eval_failed')
-             AND count(r.id) FILTER (WHERE ` + liveRun + `) = 0))`},
+         OR (j.status IN ('submitted', 'queued', 'completed', 'failed', 'eval_failed')
+             AND count(r.id) FILTER (WHERE ` + liveRun + `) = 0)
+         -- A paused or cancelled job's run stays live while the dispatcher stops its pod.
+         OR (j.status IN ('paused', 'cancelled')
+             AND count(r.id) FILTER (WHERE ` + liveRun + ` AND r.stop_status IS NULL) = 0
+             AND count(r.id) FILTER (WHERE ` + liveRun + `) <= 1))`},
 	{ruleQueue, `
 SELECT format('job %s is queued but missing from job_queue', j.id)
 FROM jobs j WHERE j.status = 'queued'
