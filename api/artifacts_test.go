@@ -74,7 +74,7 @@ func TestRecordCheckpoint(t *testing.T) {
 	if a.ChecksumSHA256 != checksumA || a.SizeBytes != 1<<20 {
 		t.Errorf("checksum %s size %d, want %s and %d", a.ChecksumSHA256, a.SizeBytes, checksumA, 1<<20)
 	}
-	wantJSON(t, "metadata", a.Metadata, `{"loss": 0.42}`)
+	wantJSON(t, "metadata", a.Metadata, `{"loss": 0.42, "step": 100}`)
 	stored, err := f.store.GetRun(context.Background(), run.RunID)
 	if err != nil {
 		t.Fatal(err)

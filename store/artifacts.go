@@ -54,9 +54,14 @@ FOR UPDATE OF r`
 const sqlFindArtifact = `SELECT ` + artifactColumns + ` FROM artifacts a
 WHERE a.run_id = $1 AND a.artifact_type = $2 AND a.storage_uri = $3`
 
+// The insert of a new artifact. A checkpoint's step goes into metadata_json as "step" too,
+// because retention orders a run's checkpoints by that field and leaves alone a run whose
+// checkpoints lack it. A trainer that reports its step only in the request's field would
+// otherwise never have its old checkpoints deleted.
 const sqlInsertArtifact = `
 INSERT INTO artifacts (id, run_id, artifact_type, storage_uri, checksum_sha256, size_bytes, metadata_json)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb || CASE WHEN $8::bigint IS NULL THEN '{}'::jsonb
+                                                  ELSE jsonb_build_object('step', $8::bigint) END)`
 
 const sqlSetCheckpoint = `
 UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = $3 WHERE id = $1`
@@ -113,7 +118,8 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 			return err
 		}
 
-		if _, err := tx.Exec(ctx, sqlInsertArtifact, id, a.RunID, a.Type, a.URI, a.Checksum, a.SizeBytes, metadata); err != nil {
+		if _, err := tx.Exec(ctx, sqlInsertArtifact, id, a.RunID, a.Type, a.URI, a.Checksum, a.SizeBytes, metadata,
+			a.Step); err != nil {
 			return err
 		}
 		if a.Type == "checkpoint" {

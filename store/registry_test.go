@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +191,35 @@ func TestArtifactsOnlyFromLiveRuns(t *testing.T) {
 	art.URI = "s3://ckpt/run-1/step-300"
 	if _, err := s.RecordArtifact(ctx, art); !errors.Is(err, store.ErrRunEnded) {
 		t.Errorf("artifact of an ended run: %v, want ErrRunEnded", err)
+	}
+}
+
+// A checkpoint reported with a step and other metadata keeps both, with the step also in
+// metadata_json, where retention reads it.
+func TestCheckpointStepInMetadata(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+	step := int64(700)
+	recorded, err := s.RecordArtifact(ctx, store.NewArtifact{RunID: a.RunID, Type: "checkpoint",
+		URI: "s3://ckpt/run-1/step-700", Checksum: strings.Repeat("ab", 32), SizeBytes: 10, Step: &step,
+		Metadata: json.RawMessage(`{"metrics":{"loss":0.25}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var metadata struct {
+		Step    *int64             `json:"step"`
+		Metrics map[string]float64 `json:"metrics"`
+	}
+	if err := json.Unmarshal(recorded.Metadata, &metadata); err != nil {
+		t.Fatal(err)
+	}
+	if metadata.Step == nil || *metadata.Step != 700 {
+		t.Errorf("metadata step %v, want 700 (%s)", metadata.Step, recorded.Metadata)
+	}
+	if metadata.Metrics["loss"] != 0.25 {
+		t.Errorf("metadata metrics %v, want the reported loss 0.25", metadata.Metrics)
 	}
 }
 
