@@ -205,22 +205,22 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 	}
 
 	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
-	nodeLost := obs.Node != "" && d.nodeGone(obs.Node)
-	if obs.Verdict != Ended && !nodeLost {
-		return nil // the pod is still stopping; its deletion or its end wakes this run again
-	}
-	if nodeLost {
-		// No kubelet will stop the pod: end the run now and force the pod's deletion.
-		stop.EndedAt = now
-		return d.endRun(ctx, run, pod, stop, true)
-	}
 	if run.Status == store.RunPending && !obs.StartedAt.IsZero() {
+		// A container that started before the deletion counts from its start.
 		if err := d.startRun(ctx, run, obs); err != nil {
 			return err
 		}
 	}
-	stop.EndedAt = obs.End.EndedAt
-	return d.endRun(ctx, run, pod, stop, false)
+	switch {
+	case obs.Node != "" && d.nodeGone(obs.Node):
+		// No kubelet will stop the pod: end the run now and force the pod's deletion.
+		stop.EndedAt = now
+		return d.endRun(ctx, run, pod, stop, true)
+	case obs.Verdict == Ended:
+		stop.EndedAt = obs.End.EndedAt
+		return d.endRun(ctx, run, pod, stop, false)
+	}
+	return nil // the pod is still stopping; its deletion or its end wakes this run again
 }
 
 // endRun records a run's end once, then deletes its pod, which is no longer needed and
