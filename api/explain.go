@@ -55,6 +55,9 @@ type LiveRun struct {
 	// Node is absent until the container has started.
 	Node     *string `json:"node,omitempty"`
 	GPUModel *string `json:"gpu_model,omitempty"`
+	// Stopping is present while the dispatcher stops the run's pod: how the run will end
+	// and why, such as "cancelled: job paused". The job cannot be resumed until then.
+	Stopping *string `json:"stopping,omitempty"`
 }
 
 // Position is the place of a queued job in admission order: priority, then age.
@@ -161,6 +164,10 @@ func explain(f store.JobExplanation) Explanation {
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,
 			PodCreatedAt: r.PodCreatedAt, Node: r.WorkerNode, GPUModel: r.GPUModel}
+		if stop, ok := r.StopEnd(); ok {
+			stopping := string(stop.Status) + ": " + stop.Reason
+			e.Run.Stopping = &stopping
+		}
 	}
 	return e
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/schedulerd/schedulerd/api"
 	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/scheduler"
@@ -107,6 +109,23 @@ func TestExplainWaitingJob(t *testing.T) {
 	if r := e.Run; r == nil || r.Number != 1 || r.Status != "running" || r.Node == nil || *r.Node != "node-1" ||
 		!strings.HasSuffix(r.Pod, "/job-"+running[0].ID.String()+"-r1") {
 		t.Errorf("a running job's run %+v, want run 1 running on node-1 in pod job-%s-r1", r, running[0].ID)
+	}
+	if e.Run != nil && e.Run.Stopping != nil {
+		t.Errorf("a running job's run is stopping with %q, want no stop", *e.Run.Stopping)
+	}
+
+	// While the dispatcher stops the run's pod, explain says how the run will end.
+	var runID uuid.UUID
+	if err := f.store.Pool().QueryRow(context.Background(), `SELECT id FROM runs WHERE job_id = $1`,
+		running[0].ID).Scan(&runID); err != nil {
+		t.Fatal(err)
+	}
+	stop := store.RunEnd{RunID: runID, Status: store.RunCancelled, Reason: "job paused"}
+	if err := f.store.RequestStop(context.Background(), stop, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if e = f.explain(f.submitter, running[0]); e.Run == nil || e.Run.Stopping == nil || *e.Run.Stopping != "cancelled: job paused" {
+		t.Errorf("a stopping run %+v, want stopping \"cancelled: job paused\"", e.Run)
 	}
 
 	// A row from before the store cleared reasons on leaving the queue: the API hides the

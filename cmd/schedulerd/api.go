@@ -495,9 +495,11 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 // The table printers: one per response type.
 
 // runState describes where a live run is: waiting for its pod, its pod waiting to start,
-// or running on a node.
+// running on a node, or stopping.
 func runState(r api.LiveRun) string {
 	switch {
+	case r.Stopping != nil:
+		return "stopping its pod " + r.Pod + ", then " + *r.Stopping
 	case r.Status == "running" && r.Node != nil:
 		return "running on node " + *r.Node
 	case r.Status == "running":
