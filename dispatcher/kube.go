@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +36,10 @@ func (d *Dispatcher) ensureNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
+// stopGrace is the grace period of a live pod that schedulerd deletes: the time its program
+// has to save a checkpoint after SIGTERM.
+const stopGrace = 30 * time.Second
+
 // deletePod deletes a pod whose run has ended, if it still exists. A live pod gets a grace
 // period to stop unless force is set; a finished one goes at once. The UID precondition
 // keeps it from deleting a newer pod of the same name.
@@ -48,7 +53,7 @@ func (d *Dispatcher) deletePod(ctx context.Context, pod *corev1.Pod, why string,
 	}
 	grace := int64(0)
 	if live && !force {
-		grace = 30
+		grace = int64(stopGrace / time.Second)
 	}
 	err := d.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &grace,

@@ -58,8 +58,9 @@ var permanentWaitReasons = map[string]bool{
 
 // Judge reads a pod's status. now and unschedulableTimeout decide when a pending pod that
 // cannot be placed is given up. A pod being deleted that has not finished counts as
-// preempted: schedulerd deletes a live run's pod only after recording the run's end, so
-// someone else (an operator, an eviction, kube-scheduler making room) removed it.
+// preempted: schedulerd deletes a live run's pod only after recording the run's end or
+// stop, and such a run is not judged this way, so someone else (an operator, an eviction,
+// kube-scheduler making room) removed it.
 func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) Observation {
 	obs := Observation{Node: pod.Spec.NodeName, StartedAt: containerStart(pod)}
 

@@ -107,3 +107,20 @@ func TestJudgeStuckTerminatingPod(t *testing.T) {
 		t.Errorf("reason %q, want %q", obs.End.Reason, want)
 	}
 }
+
+// A stopped run whose pod is gone ends at the pod's deletion deadline at the latest, so a
+// daemon that was down meanwhile does not charge its outage.
+func TestStopEnded(t *testing.T) {
+	requested := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	run := store.Run{StopRequestedAt: &requested}
+
+	if got := stopEnded(run, requested.Add(10*time.Second)); !got.Equal(requested.Add(10 * time.Second)) {
+		t.Errorf("seen gone 10 s after the stop: ended %s, want then", got)
+	}
+	if got := stopEnded(run, requested.Add(time.Hour)); !got.Equal(requested.Add(stopGrace)) {
+		t.Errorf("seen gone an hour after the stop: ended %s, want the deadline %s", got, requested.Add(stopGrace))
+	}
+	if got := stopEnded(store.Run{}, requested); !got.Equal(requested) {
+		t.Errorf("no stop time: ended %s, want now", got)
+	}
+}

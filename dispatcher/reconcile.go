@@ -33,6 +33,10 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		d.terminating.Delete(run.ID)
 		return d.deletePod(ctx, pod, "run already ended", false)
 	}
+	// A container that started counts from its start, also when the run is about to stop.
+	if err := d.recordStart(ctx, &run, pod); err != nil {
+		return err
+	}
 	if stop, ok := run.StopEnd(); ok {
 		return d.finishStop(ctx, run, pod, stop)
 	}
@@ -131,6 +135,23 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 	return nil
 }
 
+// recordStart records the start of a pending run whose pod's container has started, and
+// updates run to match.
+func (d *Dispatcher) recordStart(ctx context.Context, run *store.Run, pod *corev1.Pod) error {
+	if pod == nil || run.Status != store.RunPending {
+		return nil
+	}
+	started := containerStart(pod)
+	if started.IsZero() {
+		return nil
+	}
+	if err := d.startRun(ctx, *run, Observation{StartedAt: started, Node: pod.Spec.NodeName}); err != nil {
+		return err
+	}
+	run.Status, run.StartedAt = store.RunRunning, &started
+	return nil
+}
+
 func (d *Dispatcher) startRun(ctx context.Context, run store.Run, obs Observation) error {
 	err := d.store.StartRun(ctx, run.ID, obs.StartedAt, obs.Node)
 	if errors.Is(err, store.ErrStaleStatus) {
@@ -175,7 +196,8 @@ func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod
 
 	err := d.store.RequestStop(ctx, end, d.cfg.Now())
 	if errors.Is(err, store.ErrStaleStatus) {
-		return nil // another reconcile ended the run
+		// The run ended meanwhile (a drain, another reconcile), so its pod goes too.
+		return d.deletePod(ctx, pod, "run already ended", false)
 	}
 	if err != nil {
 		return err
@@ -194,7 +216,7 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 	now := d.cfg.Now()
 	if pod == nil {
 		d.terminating.Delete(run.ID) // the stop's end replaces what onPodDelete remembered
-		stop.EndedAt = now
+		stop.EndedAt = stopEnded(run, now)
 		return d.endRun(ctx, run, nil, stop, false)
 	}
 	if podFinished(pod) && !deletedBeforeFinish(pod, now) {
@@ -205,12 +227,6 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 	}
 
 	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
-	if run.Status == store.RunPending && !obs.StartedAt.IsZero() {
-		// A container that started before the deletion counts from its start.
-		if err := d.startRun(ctx, run, obs); err != nil {
-			return err
-		}
-	}
 	switch {
 	case obs.Node != "" && d.nodeGone(obs.Node):
 		// No kubelet will stop the pod: end the run now and force the pod's deletion.
@@ -221,6 +237,19 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 		return d.endRun(ctx, run, pod, stop, false)
 	}
 	return nil // the pod is still stopping; its deletion or its end wakes this run again
+}
+
+// stopEnded returns when the container of a stopped run whose pod is gone stopped, at the latest:
+// the pod's deletion deadline, one grace period after the stop was requested. A daemon that
+// was down while the pod went would otherwise charge the whole outage.
+func stopEnded(run store.Run, now time.Time) time.Time {
+	if run.StopRequestedAt == nil {
+		return now
+	}
+	if deadline := run.StopRequestedAt.Add(stopGrace); deadline.Before(now) {
+		return deadline
+	}
+	return now
 }
 
 // endRun records a run's end once, then deletes its pod, which is no longer needed and

@@ -10,8 +10,14 @@ ALTER TABLE runs
     ADD COLUMN stop_requested_at timestamptz,
     ADD CONSTRAINT runs_stop_complete CHECK ((stop_status IS NULL) = (stop_requested_at IS NULL));
 
+-- A paused job fails when its run failed with no attempt left before the pause stopped its
+-- pod, as the max-runtime backstop's stop can: resuming it would outlive its attempts.
+INSERT INTO job_status_transitions (from_status, to_status, why) VALUES
+    ('paused', 'failed', 'its run failed with no attempt left before the pause stopped its pod');
+
 ---- create above / drop below ----
 
+DELETE FROM job_status_transitions WHERE from_status = 'paused' AND to_status = 'failed';
 ALTER TABLE runs
     DROP CONSTRAINT runs_stop_complete,
     DROP COLUMN stop_requested_at,

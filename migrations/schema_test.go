@@ -258,6 +258,7 @@ var legalTransitions = map[[2]string]bool{
 	{"running", "queued"}: true, {"running", "paused"}: true, {"running", "completed"}: true,
 	{"running", "failed"}: true, {"running", "cancelled"}: true, {"running", "eval_failed"}: true,
 	{"paused", "queued"}: true, {"paused", "cancelled"}: true, {"paused", "completed"}: true,
+	{"paused", "failed"}:         true,
 	{"completed", "eval_failed"}: true,
 }
 

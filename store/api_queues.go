@@ -58,11 +58,12 @@ WHERE project_id = $1`
 
 // The project's runs that were admitted but have not started: their pod may not exist yet,
 // or exist and wait for a node. Locking them makes a concurrent StartRun wait for the
-// drain and then find the run ended.
+// drain and then find the run ended. A run that the dispatcher is stopping is left out. It
+// ends with its recorded stop once its pod has stopped, so that its job cannot run before.
 const sqlPendingRunsOfProject = `
 SELECT r.id FROM runs r
 JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
-WHERE j.project_id = $1 AND r.status = 'pending'
+WHERE j.project_id = $1 AND r.status = 'pending' AND r.stop_status IS NULL
 ORDER BY r.created_at
 FOR UPDATE OF r`
 

@@ -58,29 +58,32 @@ UPDATE gpu_models SET allocated_milli = allocated_milli - $2
 WHERE model = $1 AND allocated_milli >= $2`
 
 // The job's next status follows the run's end: completed; requeued after a preemption
-// (no attempt used) or a retryable failure with attempts left; failed otherwise. A job that
-// is no longer running keeps its status, except that a paused job whose run completed is
-// completed: its pod finished before the pause reached it, and resuming would train again.
-// A cancelled job stays cancelled.
+// (no attempt used) or a retryable failure with attempts left; failed otherwise. A paused
+// job follows a completed or failed run too, because its pod finished before the pause
+// stopped it: it completes, or fails with no attempt left, or stays paused with the
+// attempt counted. Resuming it must not train again what completed or outlive its
+// attempts. Other jobs that are no longer running (a cancelled one, or a paused one whose
+// run was preempted or cancelled) keep their status.
 const sqlJobAfterRun = `
 UPDATE jobs SET
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
     status = CASE
         WHEN $3 = 'completed' THEN 'completed'
-        WHEN $3 = 'preempted' THEN 'queued'
-        WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts THEN 'queued'
-        ELSE 'failed' END::job_status,
+        WHEN $3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts) THEN 'failed'
+        WHEN status = 'paused' THEN 'paused'
+        ELSE 'queued' END::job_status,
     -- A completed job keeps no error from an earlier, preempted or failed run.
     error_message = CASE WHEN $3 IN ('failed', 'preempted') THEN $5
                          WHEN $3 = 'completed' THEN NULL ELSE error_message END,
     -- Only a job that goes back to the queue gets a wait reason.
-    wait_reason = CASE WHEN $3 = 'preempted' THEN 'requeued after preemption: ' || $5
+    wait_reason = CASE WHEN status = 'paused' THEN NULL
+                       WHEN $3 = 'preempted' THEN 'requeued after preemption: ' || $5
                        WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts
                        THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
                         THEN $6 ELSE completed_at END
 WHERE id = $1 AND created_at = $2 AND $3 <> 'cancelled'
-  AND (status = 'running' OR (status = 'paused' AND $3 = 'completed'))
+  AND (status = 'running' OR (status = 'paused' AND $3 IN ('completed', 'failed')))
 RETURNING status::text`
 
 // EndRun records the end of a pending or running run, releases its admission and moves its

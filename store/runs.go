@@ -50,10 +50,12 @@ type Run struct {
 	JobPriority        int             `db:"job_priority"`
 	ConfigJSON         json.RawMessage `db:"config_json"`
 	// StopStatus, StopReason and StopRetryable are how a run that the dispatcher is
-	// stopping ends once its pod is gone (RequestStop). StopStatus is nil for other runs.
-	StopStatus    *RunStatus `db:"stop_status"`
-	StopReason    *string    `db:"stop_reason"`
-	StopRetryable bool       `db:"stop_retryable"`
+	// stopping ends once its pod is gone, and StopRequestedAt when the stop began
+	// (RequestStop). StopStatus is nil for other runs.
+	StopStatus      *RunStatus `db:"stop_status"`
+	StopReason      *string    `db:"stop_reason"`
+	StopRetryable   bool       `db:"stop_retryable"`
+	StopRequestedAt *time.Time `db:"stop_requested_at"`
 	// DrainDeadline is the drain deadline of the project's queue, read only by GetRun so
 	// that the dispatcher checks it without another query.
 	DrainDeadline *time.Time `db:"-"`
@@ -67,7 +69,7 @@ const runColumns = `r.id, r.job_id, r.job_created_at, r.run_number, r.status::te
     r.gpu_hours_reserved::float8 AS gpu_hours_reserved, r.gpu_milli, r.gpu_model, r.namespace,
     r.pod_name, r.pod_created_at, r.worker_node, r.last_checkpoint_uri, r.last_checkpoint_step,
     r.end_reason, r.exit_code, j.project_id, j.status::text AS job_status, j.priority AS job_priority,
-    j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable`
+    j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable, r.stop_requested_at`
 
 const sqlLiveRuns = `SELECT ` + runColumns + `
 FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
