@@ -13,37 +13,17 @@ import (
 // renewed period: only the budget it names changes.
 func TestChangeQuotaKeepsConcurrentRenewal(t *testing.T) {
 	s := setup(t)
-	ctx := context.Background()
-	tx, err := s.Pool().Begin(ctx)
+	budget := 25.0
+	var changed store.QuotaState
+	err := waitsForCommit(t, s, `UPDATE quotas SET period_start = '2027-01-01', period_end = '2027-02-01'
+		WHERE project_id = 'vision'`, func() (err error) {
+		changed, err = s.ChangeQuota(context.Background(), "vision", store.QuotaChange{GPUHoursBudget: &budget}, nil)
+		return err
+	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `UPDATE quotas SET period_start = '2027-01-01', period_end = '2027-02-01'
-		WHERE project_id = 'vision'`); err != nil {
-		t.Fatal(err)
-	}
-
-	budget := 25.0
-	done := make(chan error, 1)
-	var changed store.QuotaState
-	go func() {
-		var err error
-		changed, err = s.ChangeQuota(ctx, "vision", store.QuotaChange{GPUHoursBudget: &budget}, nil)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("ChangeQuota returned %v while the quota was locked, want it to wait", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-
 	if changed.GPUHoursBudget != 25 {
 		t.Errorf("budget %v, want 25", changed.GPUHoursBudget)
 	}

@@ -310,3 +310,30 @@ func TestNULByteIsInvalid(t *testing.T) {
 		t.Errorf("error %v, want ErrInvalid", err)
 	}
 }
+
+// waitsForCommit runs sql in a transaction that it keeps open, then runs op and checks that
+// op waits for that transaction. It commits the transaction and returns op's error.
+func waitsForCommit(t *testing.T, s *store.Store, sql string, op func() error) error {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned %v while another transaction held the row, want it to wait", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return <-done
+}
