@@ -100,6 +100,8 @@ func (d *Dispatcher) reconcileMissingPod(ctx context.Context, run store.Run) err
 	return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunPreempted, EndedAt: d.cfg.Now(), Reason: reason}, false)
 }
 
+// reconcilePod acts on what a live run's pod shows. reconcile has recorded the container's
+// start (recordStart) before it calls this.
 func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev1.Pod) error {
 	now := d.cfg.Now()
 	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
@@ -110,14 +112,6 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 			end := store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: "node " + obs.Node + " lost"}
 			return d.endRun(ctx, run, pod, end, true)
 		}
-	}
-
-	if run.Status == store.RunPending && !obs.StartedAt.IsZero() {
-		if err := d.startRun(ctx, run, obs); err != nil {
-			return err
-		}
-		run.Status = store.RunRunning
-		run.StartedAt = &obs.StartedAt
 	}
 
 	switch obs.Verdict {
