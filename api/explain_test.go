@@ -114,7 +114,7 @@ func TestExplainWaitingJob(t *testing.T) {
 		t.Errorf("a running job's run is stopping with %q, want no stop", *e.Run.Stopping)
 	}
 
-	// While the dispatcher stops the run's pod, explain says how the run will end.
+	// While the dispatcher stops the run's pod, explain shows how the run will end.
 	var runID uuid.UUID
 	if err := f.store.Pool().QueryRow(context.Background(), `SELECT id FROM runs WHERE job_id = $1`,
 		running[0].ID).Scan(&runID); err != nil {

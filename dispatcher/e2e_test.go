@@ -130,7 +130,7 @@ func TestPodSucceeds(t *testing.T) {
 }
 
 // A pod that finished while no dispatcher ran ends its run as it finished, although its
-// job was paused before a dispatcher saw the end: the job is done, and the run's hours stop
+// job was paused before a dispatcher saw the end. The job is done, and the run's hours stop
 // at the container's end rather than when the pause was seen.
 func TestPauseAfterUnseenCompletion(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})

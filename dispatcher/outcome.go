@@ -28,9 +28,9 @@ const (
 )
 
 // StuckTerminating is how long past its deletion deadline a pod may stay before its run
-// ends anyway. Only a kubelet removes a pod deleted with a grace period, so the pod of a
-// node that stopped answering without its Node being deleted (taint-based eviction after the
-// node went NotReady, say) stays until the node comes back. Its run would hold its quota
+// ends anyway. Only a kubelet removes a pod deleted with a grace period, so the pod of an
+// unreachable node whose Node object stays (taint-based eviction after the node went
+// NotReady, say) stays until the node comes back. Its run would hold its quota
 // and its job would never resume. The pod's object stays for its kubelet, or an operator,
 // to remove.
 // NOTE: a kubelet cut off by a network partition may still run the old container while
@@ -78,7 +78,7 @@ func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) O
 			obs.Verdict = Ended
 			obs.End.EndedAt = deadline
 			obs.End.Reason += fmt.Sprintf("; still terminating %s after its deletion deadline, so its node %q "+
-				"does not answer", now.Sub(deadline).Round(time.Second), pod.Spec.NodeName)
+				"is unreachable", now.Sub(deadline).Round(time.Second), pod.Spec.NodeName)
 		}
 		return obs
 	}

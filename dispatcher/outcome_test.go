@@ -81,7 +81,7 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 	}
 }
 
-// A pod whose node stopped answering stays terminating. Its run ends once the pod is
+// A pod whose node is unreachable stays terminating. Its run ends once the pod is
 // StuckTerminating past its deletion deadline, with its hours up to that deadline.
 func TestJudgeStuckTerminatingPod(t *testing.T) {
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
@@ -103,7 +103,7 @@ func TestJudgeStuckTerminatingPod(t *testing.T) {
 	if !obs.End.EndedAt.Equal(deadline) {
 		t.Errorf("ended at %s, want the deletion deadline %s", obs.End.EndedAt, deadline)
 	}
-	if want := `pod deleted; still terminating 5m0s after its deletion deadline, so its node "node-1" does not answer`; obs.End.Reason != want {
+	if want := `pod deleted; still terminating 5m0s after its deletion deadline, so its node "node-1" is unreachable`; obs.End.Reason != want {
 		t.Errorf("reason %q, want %q", obs.End.Reason, want)
 	}
 }

@@ -81,7 +81,7 @@ func (r *Replayer) createProjects(ctx context.Context) error {
 			PeriodStart: now.AddDate(0, 0, -1), PeriodEnd: now.AddDate(1, 0, 0)}, nil)
 		var conflict *store.QuotaConflictError
 		if errors.As(err, &conflict) {
-			return fmt.Errorf("%w; this database holds jobs of an earlier replay: continue it with the same "+
+			return fmt.Errorf("%w; this database contains jobs of an earlier replay: continue it with the same "+
 				"-speedup, -budget-scale and -max-concurrent, or replay into a fresh database", err)
 		}
 		if err != nil {

@@ -106,7 +106,7 @@ func TestReplayContinuesWithoutResubmitting(t *testing.T) {
 }
 
 // A replay that continues on a database whose earlier jobs hold more GPU-hours than its
-// budgets allow stops, says what to do, and leaves that project's budget as it was.
+// budgets allow stops, reports what to do, and leaves that project's budget as it was.
 func TestReplayRejectsBudgetBelowHeld(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})
 	nodes, tasks := writeTrace(t, "HELDTEST", 1, 2, 1)

@@ -63,7 +63,7 @@ func (s *Scheduler) renewEndedPeriods(ctx context.Context) {
 // refusalResult maps a refusal reason of Policy.Decide to the result label of the
 // admission metric. Every capacity reason, starvation reservations included, is no_capacity;
 // a budget period that has ended or not started is period, apart from budget, so that a
-// dashboard tells a spent budget from one that awaits its renewal.
+// dashboard can tell a spent budget from one that awaits its renewal.
 func refusalResult(reason string) string {
 	switch {
 	case reason == ReasonBudget:

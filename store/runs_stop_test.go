@@ -92,7 +92,7 @@ func TestFailedRunOfPausedJob(t *testing.T) {
 	}
 }
 
-// A drain leaves a pending run that the dispatcher is stopping to end as its stop says.
+// A drain leaves a pending run that the dispatcher is stopping to end with its recorded stop.
 func TestDrainLeavesStoppingRun(t *testing.T) {
 	s := setup(t)
 	ctx := context.Background()
