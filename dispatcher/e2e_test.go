@@ -386,6 +386,26 @@ func TestLostNodePreempts(t *testing.T) {
 	expectResumed(t, h, job, "s3://ckpt/job/step-9", "node "+first+" lost")
 }
 
+// A node that the dispatcher's node watch has not delivered yet, as can happen for a node
+// that has just joined, is not lost: ending its runs would force-delete live pods. This
+// dispatcher never starts its informers, so its cache lacks every node.
+func TestNodeMissingFromCacheConfirmedWithAPI(t *testing.T) {
+	node := gpuNode(t, uniqueModel(), 8, 64000)
+	d := dispatcher.New(daemontest.Kube.Clientset, nil, dispatcher.Config{})
+	ctx := context.Background()
+
+	cases := []struct {
+		node string
+		want bool
+	}{{node, false}, {node + "-never-joined", true}, {"", false}}
+	for _, c := range cases {
+		gone, err := d.NodeGone(ctx, c.node)
+		if err != nil || gone != c.want {
+			t.Errorf("NodeGone(%q) = %v, %v; want %v", c.node, gone, err, c.want)
+		}
+	}
+}
+
 func TestImagePullFailureFailsAtOnce(t *testing.T) {
 	h := daemontest.Start(t, daemontest.Options{})
 	model := uniqueModel()

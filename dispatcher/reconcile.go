@@ -59,10 +59,25 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	return d.reconcilePod(ctx, run, pod)
 }
 
-// nodeGone reports whether the node is missing from the informer cache.
-func (d *Dispatcher) nodeGone(name string) bool {
-	_, err := d.nodes.Get(name)
-	return apierrors.IsNotFound(err)
+// nodeGone reports whether the named node is gone ("" names no node: the pod is not bound).
+// A node missing from the informer cache is confirmed with the API: the node watch may lag
+// behind the pod watch, for example for a node that has just joined, and a run judged lost
+// has its pod force-deleted.
+func (d *Dispatcher) nodeGone(ctx context.Context, name string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	if _, err := d.nodes.Get(name); !apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	_, err := d.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return false, nil
+	case apierrors.IsNotFound(err):
+		return true, nil
+	}
+	return false, fmt.Errorf("confirm node %s is gone: %w", name, err)
 }
 
 // podFinished reports whether pod exists and its containers have ended, in success or
@@ -105,8 +120,12 @@ func (d *Dispatcher) reconcileMissingPod(ctx context.Context, run store.Run) err
 func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev1.Pod) error {
 	now := d.cfg.Now()
 	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
-	if obs.Verdict != Ended && obs.Node != "" {
-		if d.nodeGone(obs.Node) {
+	if obs.Verdict != Ended {
+		gone, err := d.nodeGone(ctx, obs.Node)
+		if err != nil {
+			return err
+		}
+		if gone {
 			// Nothing runs a pod bound to a deleted node: end the run now and force the
 			// pod's deletion, since no kubelet will confirm it.
 			end := store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: "node " + obs.Node + " lost"}
@@ -221,8 +240,11 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 	}
 
 	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
+	gone, err := d.nodeGone(ctx, obs.Node)
 	switch {
-	case obs.Node != "" && d.nodeGone(obs.Node):
+	case err != nil:
+		return err
+	case gone:
 		// No kubelet will stop the pod: end the run now and force the pod's deletion.
 		stop.EndedAt = now
 		return d.endRun(ctx, run, pod, stop, true)
