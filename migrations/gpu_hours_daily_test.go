@@ -66,8 +66,8 @@ func expectDaily(t *testing.T, got, want []dailyRow) {
 	}
 }
 
-// An ended run's hours corrected in SQL, and ended runs deleted one statement each, last
-// run first, change the daily rows by the difference.
+// An ended run's hours corrected in SQL, and ended runs deleted one statement each, change
+// the daily rows by the difference.
 func TestGPUHoursDailyCorrection(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.NewEmptyDatabase(t))
@@ -91,6 +91,28 @@ func TestGPUHoursDailyCorrection(t *testing.T) {
 
 	if _, err := conn.Exec(ctx, `DELETE FROM runs WHERE pod_name = 'p1'`); err != nil {
 		t.Fatalf("delete the job's first run after its later one: %v", err)
+	}
+	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 0, 0, 0}, {"2025-01-21", 0, 0, 0}})
+}
+
+// Several started runs of one job deleted in one statement, as pruning old runs does, take
+// the job out of its day's count once.
+func TestGPUHoursDailyBulkDelete(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewEmptyDatabase(t))
+	if err := migrations.Up(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sqlRunsBefore008); err != nil {
+		t.Fatal(err)
+	}
+
+	tag, err := conn.Exec(ctx, `DELETE FROM runs WHERE job_id = '00000000-0000-0000-0000-000000000001'`)
+	if err != nil {
+		t.Fatalf("delete both ended runs of a job in one statement: %v", err)
+	}
+	if tag.RowsAffected() != 2 {
+		t.Fatalf("deleted %d runs, want 2", tag.RowsAffected())
 	}
 	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 0, 0, 0}, {"2025-01-21", 0, 0, 0}})
 }
