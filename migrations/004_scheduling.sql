@@ -37,6 +37,28 @@ ALTER TABLE job_queue
     ADD COLUMN cpu_milli bigint NOT NULL DEFAULT 0,
     ADD COLUMN memory_mib bigint NOT NULL DEFAULT 0;
 
+-- Jobs stored before this migration get the CPU and memory requests that submission now
+-- copies from config_json, and queued jobs get their maximum run time, which sizes the
+-- reservation that admission takes. Left at the defaults, a queued job reserved one second
+-- of GPU time however long it ran, and the end of its run charged no more than that.
+CREATE FUNCTION pg_temp.resource_request(config jsonb, key text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(config -> 'resources' -> key) = 'number'
+                THEN least(greatest((config -> 'resources' ->> key)::numeric, 0), 1e15)::bigint
+                ELSE 0 END
+$$;
+
+UPDATE jobs SET cpu_milli = pg_temp.resource_request(config_json, 'cpu_milli'),
+                memory_mib = pg_temp.resource_request(config_json, 'memory_mib')
+WHERE config_json -> 'resources' ?| ARRAY['cpu_milli', 'memory_mib'];
+
+DROP FUNCTION pg_temp.resource_request(jsonb, text);
+
+UPDATE job_queue q SET max_runtime_seconds = j.max_runtime_seconds, cpu_milli = j.cpu_milli,
+                       memory_mib = j.memory_mib
+FROM jobs j
+WHERE j.id = q.job_id AND j.created_at = q.job_created_at;
+
 CREATE OR REPLACE FUNCTION jobs_sync_queue() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -61,6 +83,17 @@ END
 $$;
 
 ---- create above / drop below ----
+
+-- A live run's reservation exists only in the columns dropped below: without them its end
+-- would release nothing, and its project's reserved GPU-hours would never come down.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM runs WHERE status IN ('pending', 'running')) THEN
+        RAISE EXCEPTION 'cannot migrate below version 4 while runs are pending or running: their GPU-hour reservations would be lost'
+            USING HINT = 'Drain the queues (schedulerd queue drain PROJECT) and wait for the runs to end, then migrate down again.';
+    END IF;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION jobs_sync_queue() RETURNS trigger
 LANGUAGE plpgsql AS $$

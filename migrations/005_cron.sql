@@ -63,6 +63,11 @@ DROP INDEX model_versions_artifact_uri_idx;
 DROP INDEX artifacts_live_checkpoints_idx;
 DROP INDEX artifacts_deleting_idx;
 ALTER TABLE artifacts DROP CONSTRAINT artifacts_delete_order_check;
+-- A checkpoint whose deletion started may have lost its object already. Without
+-- delete_started_at its row would look live and never be finished, so it is recorded as
+-- deleted; its object, if S3 still has it, stays there unreferenced.
+UPDATE artifacts SET deleted_at = delete_started_at
+WHERE delete_started_at IS NOT NULL AND deleted_at IS NULL;
 ALTER TABLE artifacts DROP COLUMN delete_started_at;
 DROP TABLE checkpoint_retention_overrides;
 DROP TYPE metric_direction;

@@ -10,6 +10,22 @@ ALTER TABLE jobs ADD COLUMN result_json jsonb;
 -- asks for, who may therefore not approve them.
 ALTER TABLE jobs ADD COLUMN submitted_by varchar(200);
 
+-- Before this version an hpo job ran as one pod, like any other job. Such a job still
+-- queued, paused or running would break the rule below now or when its run ends, and has
+-- no trials for its workflow to follow, so the migration waits until none is left.
+DO $$
+DECLARE
+    live bigint;
+BEGIN
+    SELECT count(*) INTO live FROM jobs
+    WHERE job_type = 'hpo' AND status IN ('queued', 'paused', 'running');
+    IF live > 0 THEN
+        RAISE EXCEPTION 'cannot migrate to version 7: % hpo jobs are queued, paused or running as single pods, which version 7 runs as searches of trials', live
+            USING HINT = 'Let them end or cancel them (schedulerd job cancel ID), then migrate again; list them with SELECT id, status FROM jobs WHERE job_type = ''hpo'' AND status IN (''queued'', ''paused'', ''running'').';
+    END IF;
+END
+$$;
+
 -- An hpo job is the parent of its trials and holds no pod: it never waits in the queue.
 -- Its workflow moves it from submitted to running once the trials exist.
 ALTER TABLE jobs ADD CONSTRAINT jobs_hpo_parent_never_queued

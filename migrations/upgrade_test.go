@@ -1,0 +1,162 @@
+package migrations_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/schedulerd/schedulerd/internal/pgtest"
+	"github.com/schedulerd/schedulerd/migrations"
+)
+
+// A project and, in a second statement, one job created on 20 January 2025, in any
+// version's schema.
+const (
+	sqlOneProject = `
+SELECT ensure_job_partitions('2025-01-20 08:00+00', 0);
+INSERT INTO projects (id, org_id, k8s_namespace) VALUES ('vision', 'acme', 'vision');`
+	sqlOneJob = `
+INSERT INTO jobs (id, created_at, project_id, org_id, job_type, status, config_json, gpu_milli,
+                  max_runtime_seconds)
+VALUES ('00000000-0000-0000-0000-000000000001', '2025-01-20 08:00+00', 'vision', 'acme', $1,
+        'queued', '{"resources": {"gpu_count": 4, "cpu_milli": 4000, "memory_mib": 8192}}', 4000,
+        36000)`
+)
+
+// migratedTo returns a connection to a new database at version v that holds sqlOneJob's
+// job, of type jobType.
+func migratedTo(t *testing.T, v int32, jobType string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn := connect(t, pgtest.NewEmptyDatabase(t))
+	if err := migrations.To(ctx, conn, v); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sqlOneProject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sqlOneJob, jobType); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func expectVersion(t *testing.T, conn *pgx.Conn, want int32) {
+	t.Helper()
+	status, err := migrations.CurrentStatus(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status.Current != want {
+		t.Errorf("schema at version %d, want %d", status.Current, want)
+	}
+}
+
+// A job queued before migration 004 reserves its whole run time and keeps its pod's size:
+// the queue's copy of max_runtime_seconds defaulted to one second before.
+func TestQueuedJobKeepsRunTimeThrough004(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 3, "fine_tune")
+	if err := migrations.To(ctx, conn, 4); err != nil {
+		t.Fatal(err)
+	}
+
+	var runtime, queueCPU, queueMemory, jobCPU, jobMemory int64
+	err := conn.QueryRow(ctx, `SELECT q.max_runtime_seconds, q.cpu_milli, q.memory_mib, j.cpu_milli, j.memory_mib
+		FROM job_queue q JOIN jobs j ON j.id = q.job_id`).Scan(&runtime, &queueCPU, &queueMemory, &jobCPU, &jobMemory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime != 36000 || queueCPU != 4000 || queueMemory != 8192 {
+		t.Errorf("queue row: run time %d s, %d mCPU, %d MiB; want 36000 s, 4000, 8192", runtime, queueCPU, queueMemory)
+	}
+	if jobCPU != 4000 || jobMemory != 8192 {
+		t.Errorf("job row: %d mCPU, %d MiB; want 4000 and 8192 from its config", jobCPU, jobMemory)
+	}
+}
+
+// Migrating below 004 while a run is live would drop the reservation its end releases.
+func TestDownPast004RefusedWithLiveRun(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 4, "fine_tune")
+	_, err := conn.Exec(ctx, `UPDATE jobs SET status = 'running';
+		INSERT INTO runs (job_id, job_created_at, run_number, status, gpu_milli, pod_name, gpu_hours_reserved)
+		VALUES ('00000000-0000-0000-0000-000000000001', '2025-01-20 08:00+00', 1, 'pending', 4000, 'p1', 40)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = migrations.To(ctx, conn, 3)
+	if err == nil || !strings.Contains(err.Error(), "runs are pending or running") {
+		t.Fatalf("migrate down to 3 with a pending run: error %v, want a refusal naming the live runs", err)
+	}
+	expectVersion(t, conn, 4)
+	var reserved float64
+	if err := conn.QueryRow(ctx, `SELECT gpu_hours_reserved::float8 FROM runs`).Scan(&reserved); err != nil {
+		t.Fatal(err)
+	}
+	if reserved != 40 {
+		t.Errorf("run's reservation %v after the refused migration, want 40", reserved)
+	}
+}
+
+// A checkpoint whose deletion had started counts as deleted below 005, and again after
+// migrating back up, instead of looking live while its object may be gone.
+func TestDownPast005KeepsStartedDeletions(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 5, "fine_tune")
+	_, err := conn.Exec(ctx, `UPDATE jobs SET status = 'running';
+		INSERT INTO runs (id, job_id, job_created_at, run_number, status, gpu_milli, pod_name)
+		VALUES ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000001',
+		        '2025-01-20 08:00+00', 1, 'running', 4000, 'p1');
+		INSERT INTO artifacts (run_id, artifact_type, storage_uri, checksum_sha256, size_bytes, delete_started_at)
+		VALUES ('00000000-0000-0000-0000-0000000000a1', 'checkpoint', 's3://ckpt/step-1', repeat('a', 64), 10,
+		        '2025-01-21 08:00+00')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.To(ctx, conn, 4); err != nil {
+		t.Fatal(err)
+	}
+	var deleted *string
+	if err := conn.QueryRow(ctx, `SELECT deleted_at::text FROM artifacts`).Scan(&deleted); err != nil {
+		t.Fatal(err)
+	}
+	if deleted == nil || *deleted != "2025-01-21 08:00:00+00" {
+		t.Fatalf("deleted_at %v below 005, want the deletion's start 2025-01-21 08:00:00+00", deleted)
+	}
+
+	if err := migrations.To(ctx, conn, 5); err != nil {
+		t.Fatal(err)
+	}
+	var started, done *string
+	if err := conn.QueryRow(ctx, `SELECT delete_started_at::text, deleted_at::text FROM artifacts`).Scan(&started, &done); err != nil {
+		t.Fatal(err)
+	}
+	if started == nil || done == nil {
+		t.Errorf("after 005 again: delete_started_at %v, deleted_at %v; want both set", started, done)
+	}
+}
+
+// An hpo job that ran as a single pod before 007 blocks the migration until it ended: the
+// rule that hpo jobs never queue would fail it, or the requeue of its run.
+func TestUpTo007WaitsForSinglePodHPO(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 6, "hpo")
+
+	err := migrations.To(ctx, conn, 7)
+	if err == nil || !strings.Contains(err.Error(), "1 hpo jobs are queued, paused or running") {
+		t.Fatalf("migrate to 7 with a queued hpo job: error %v, want a refusal that counts it", err)
+	}
+	expectVersion(t, conn, 6)
+
+	if _, err := conn.Exec(ctx, `UPDATE jobs SET status = 'cancelled'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.To(ctx, conn, 7); err != nil {
+		t.Fatalf("migrate to 7 once the hpo job was cancelled: %v", err)
+	}
+}
