@@ -25,12 +25,15 @@ var parser = robfig.NewParser(robfig.SecondOptional | robfig.Minute | robfig.Hou
 //   - A time that the autumn change repeats (01:30) fires at its first occurrence only. A
 //     schedule of every few minutes therefore pauses during the repeated hour.
 //
-// @every durations are intervals of real time and ignore zones.
+// @every durations are intervals of real time and ignore zones. They count from the Unix
+// epoch, not from when a replica started (as robfig/cron's own @every does): every replica
+// then agrees on the firing times, which key the River jobs that make a firing run once,
+// and a restart does not move them. "@every 6h" fires at 00:00, 06:00, 12:00 and 18:00 UTC.
 type Schedule struct {
 	spec     string
 	location *time.Location
 	wall     robfig.Schedule // evaluated on wall-clock times written as UTC
-	interval bool            // an @every schedule, evaluated on real instants
+	every    time.Duration   // the interval of an @every schedule, evaluated on real instants
 }
 
 // ParseSchedule parses spec, read in location unless spec starts with CRON_TZ=ZONE or
@@ -53,8 +56,11 @@ func ParseSchedule(spec string, location *time.Location) (Schedule, error) {
 	if err != nil {
 		return Schedule{}, fmt.Errorf("parse cron expression %q: %w", spec, err)
 	}
-	_, interval := parsed.(robfig.ConstantDelaySchedule)
-	return Schedule{spec: spec, location: location, wall: parsed, interval: interval}, nil
+	var every time.Duration
+	if delay, ok := parsed.(robfig.ConstantDelaySchedule); ok {
+		every = delay.Delay // robfig rounds it to whole seconds, at least one
+	}
+	return Schedule{spec: spec, location: location, wall: parsed, every: every}, nil
 }
 
 // cutZonePrefix splits "CRON_TZ=Europe/Paris 0 3 * * *" into the zone and the fields.
@@ -77,8 +83,8 @@ func (s Schedule) Location() *time.Location { return s.location }
 // Next returns the first firing time strictly after t, in UTC. It returns the zero time when
 // the expression matches nothing in the next five years (such as 30 February).
 func (s Schedule) Next(t time.Time) time.Time {
-	if s.interval {
-		return s.wall.Next(t).UTC()
+	if s.every > 0 {
+		return nextMultiple(t, s.every)
 	}
 
 	after := toWall(t, s.location)
@@ -96,6 +102,17 @@ func (s Schedule) Next(t time.Time) time.Time {
 		// and wall is a time of that hour that already fired. Look further.
 		after = wall
 	}
+}
+
+// nextMultiple returns the first instant strictly after t that is a whole number of
+// intervals since the Unix epoch, in UTC.
+func nextMultiple(t time.Time, every time.Duration) time.Time {
+	since := time.Duration(t.UnixNano())
+	next := since - since%every + every
+	if since < 0 && since%every != 0 {
+		next -= every // Go's remainder takes the sign of the dividend
+	}
+	return time.Unix(0, int64(next)).UTC()
 }
 
 // toWall returns the wall-clock reading of t in loc, written as a UTC time.

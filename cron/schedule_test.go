@@ -133,6 +133,32 @@ func TestScheduleEvery(t *testing.T) {
 	}
 }
 
+// Replicas started at different times, and a replica restarted, agree on the firings of
+// an @every schedule: they count from the Unix epoch.
+func TestScheduleEveryCountsFromEpoch(t *testing.T) {
+	cases := []struct {
+		spec      string
+		after     time.Time
+		want      time.Time
+		whoStarts string
+	}{
+		{"@every 6h", time.Date(2026, 12, 5, 7, 13, 2, 0, time.UTC), time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), "first replica"},
+		{"@every 6h", time.Date(2026, 12, 5, 11, 59, 59, 0, time.UTC), time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), "second replica"},
+		{"@every 6h", time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC), "at a firing"},
+		{"@every 7m", time.Date(1970, 1, 1, 0, 20, 0, 0, time.UTC), time.Date(1970, 1, 1, 0, 21, 0, 0, time.UTC), "near the epoch"},
+		{"@every 1h", time.Date(1969, 12, 31, 22, 30, 0, 0, time.UTC), time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC), "before the epoch"},
+	}
+	for _, c := range cases {
+		schedule, err := cron.ParseSchedule(c.spec, mustLocation(t, "Asia/Kolkata"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := schedule.Next(c.after); !got.Equal(c.want) {
+			t.Errorf("%s, %s: Next(%v) = %v, want %v", c.spec, c.whoStarts, c.after, got, c.want)
+		}
+	}
+}
+
 func TestParseScheduleErrors(t *testing.T) {
 	cases := []struct{ name, spec string }{
 		{"too few fields", "0 3 *"},
