@@ -26,9 +26,9 @@ var parser = robfig.NewParser(robfig.SecondOptional | robfig.Minute | robfig.Hou
 //     schedule of every few minutes therefore pauses during the repeated hour.
 //
 // @every durations are intervals of real time and ignore zones. They count from the Unix
-// epoch, not from when a replica started (as robfig/cron's own @every does): every replica
-// then agrees on the firing times, which key the River jobs that make a firing run once,
-// and a restart does not move them. "@every 6h" fires at 00:00, 06:00, 12:00 and 18:00 UTC.
+// epoch, where robfig/cron's own @every counts from the replica's start. So every replica
+// agrees on the firing times, which key the River jobs that make a firing run once, and a
+// restart does not move them. "@every 6h" fires at 00:00, 06:00, 12:00 and 18:00 UTC.
 type Schedule struct {
 	spec     string
 	location *time.Location

@@ -59,10 +59,10 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	return d.reconcilePod(ctx, run, pod)
 }
 
-// nodeGone reports whether the named node is gone ("" names no node: the pod is not bound).
-// A node missing from the informer cache is confirmed with the API: the node watch may lag
-// behind the pod watch, for example for a node that has just joined, and a run judged lost
-// has its pod force-deleted.
+// nodeGone reports whether the named node is gone. An empty name means an unbound pod,
+// which is never on a lost node. A node missing from the informer cache is confirmed with
+// the API, because the node watch may lag behind the pod watch (for a node that has just
+// joined, say) and a run judged lost has its pod force-deleted.
 func (d *Dispatcher) nodeGone(ctx context.Context, name string) (bool, error) {
 	if name == "" {
 		return false, nil
