@@ -23,7 +23,7 @@ func runFor(t *testing.T, s *store.Store, project string, gpuMilli int, start ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	admissions, err := s.Dequeue(ctx, 1, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 1}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		return []store.Decision{{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 10 * float64(gpuMilli) / 1000}}, nil
 	})
 	if err != nil || len(admissions) != 1 {

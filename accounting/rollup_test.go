@@ -61,7 +61,7 @@ func admitAndStart(t *testing.T, s *store.Store, project string, gpuMilli int, s
 func admitQueued(t *testing.T, s *store.Store, start time.Time) store.Admission {
 	t.Helper()
 	ctx := context.Background()
-	admissions, err := s.Dequeue(ctx, 1, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 1}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		c := snap.Candidates[0]
 		return []store.Decision{{Candidate: c, GPUModel: "A10", GPUHoursReserved: 10 * float64(c.GPUMilli) / 1000}}, nil
 	})

@@ -14,7 +14,7 @@ import (
 func (f *fixture) admit() []store.Admission {
 	f.t.Helper()
 	policy := scheduler.Policy{StarvationBound: time.Hour}
-	admissions, err := f.store.Dequeue(context.Background(), 100, policy.Decide)
+	admissions, err := f.store.Dequeue(context.Background(), store.CandidateWindow{Limit: 100}, policy.Decide)
 	if err != nil {
 		f.t.Fatal(err)
 	}

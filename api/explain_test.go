@@ -200,7 +200,7 @@ func TestExplainCapacityBlockers(t *testing.T) {
 // admitOnly admits every queued job on model.
 func (f *fixture) admitOnly(model string) {
 	f.t.Helper()
-	_, err := f.store.Dequeue(context.Background(), 100, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	_, err := f.store.Dequeue(context.Background(), store.CandidateWindow{Limit: 100}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		var decisions []store.Decision
 		for _, c := range snap.Candidates {
 			hours := jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)

@@ -142,7 +142,7 @@ func TestDrainDuringDequeueDecision(t *testing.T) {
 	dequeueDone := make(chan dequeued, 1)
 	go func() {
 		policy := scheduler.Policy{StarvationBound: time.Hour}
-		admissions, err := f.store.Dequeue(ctx, 100, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		admissions, err := f.store.Dequeue(ctx, store.CandidateWindow{Limit: 100}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 			decisions++
 			if decisions == 1 {
 				close(deciding)

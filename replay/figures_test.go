@@ -34,7 +34,7 @@ func submitLowTask(t *testing.T, s *store.Store, name string) store.Job {
 // admitJob admits the queued job on T4 and returns its new run.
 func admitJob(t *testing.T, s *store.Store, job store.Job) store.Admission {
 	t.Helper()
-	admissions, err := s.Dequeue(context.Background(), 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.Dequeue(context.Background(), store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		for _, c := range snap.Candidates {
 			if c.JobID == job.ID {
 				hours := float64(c.GPUMilli) / 1000 * float64(c.MaxRuntimeSeconds) / 3600

@@ -39,17 +39,29 @@ type plan struct {
 	now      time.Time
 	quotas   map[string]store.Quota
 	models   map[string]*store.ModelCapacity
-	order    []string // model names, sorted, for deterministic choices
-	reserved map[string]bool
+	order    []string        // model names, sorted, for deterministic choices
+	reserved map[string]bool // models held back for starving jobs, shared by a round's pages
 }
 
 // Decide walks the candidates in queue order and admits each one its project and the
 // cluster can take, choosing for each GPU job the allowed model with the most free capacity.
 func (p Policy) Decide(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
-	pl := newPlan(p, snap)
+	return p.DecideUpTo(snap, len(snap.Candidates), map[string]bool{})
+}
+
+// DecideUpTo is Decide for one dequeue of a round that reads the queue page by page. It
+// stops at maxAdmit admissions and leaves the candidates after that unjudged, since the
+// capacity and quota that the rest would be judged against are then spent. held names the
+// GPU models that starving jobs of earlier pages hold back; DecideUpTo adds the models it
+// holds back for starving jobs of this page.
+func (p Policy) DecideUpTo(snap store.Snapshot, maxAdmit int, held map[string]bool) ([]store.Decision, []store.Refusal) {
+	pl := newPlan(p, snap, held)
 	var decisions []store.Decision
 	var refusals []store.Refusal
 	for _, c := range snap.Candidates {
+		if len(decisions) == maxAdmit {
+			break
+		}
 		decision, reason := pl.place(c)
 		if reason != "" {
 			refusals = append(refusals, store.Refusal{Job: c.Ref(), Reason: reason})
@@ -60,9 +72,9 @@ func (p Policy) Decide(snap store.Snapshot) ([]store.Decision, []store.Refusal) 
 	return decisions, refusals
 }
 
-func newPlan(p Policy, snap store.Snapshot) *plan {
+func newPlan(p Policy, snap store.Snapshot, held map[string]bool) *plan {
 	pl := &plan{policy: p, now: snap.Now, quotas: map[string]store.Quota{},
-		models: map[string]*store.ModelCapacity{}, reserved: map[string]bool{}}
+		models: map[string]*store.ModelCapacity{}, reserved: held}
 	for id, q := range snap.Quotas {
 		pl.quotas[id] = q
 	}
@@ -129,11 +141,13 @@ func (pl *plan) quotaRefusal(project string, hours float64) string {
 }
 
 // chooseModel picks the allowed, unreserved model with the most free capacity that has a
-// node large enough. A job that finds none after waiting StarvationBound reserves its
-// models: later candidates in this dequeue may not use them.
+// node large enough. A job that finds none after waiting StarvationBound reserves the
+// models with a node large enough for it: later candidates of this round may not use them.
+// Models it could never run on stay open to others.
 func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	best, bestFree := "", int64(-1)
-	known, fits, heldBack := false, false, false
+	known, heldBack := false, false
+	var fitting []string
 	for _, name := range pl.allowed(c) {
 		m := pl.models[name]
 		if m == nil || m.Nodes == 0 {
@@ -143,7 +157,7 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 		if !m.Holds(c.GPUMilli, c.CPUMilli, c.MemoryMiB) {
 			continue
 		}
-		fits = true
+		fitting = append(fitting, name)
 		free := m.CapacityMilli - m.AllocatedMilli
 		if free < int64(c.GPUMilli) || free <= bestFree {
 			continue
@@ -160,7 +174,7 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 		return best, ""
 	case !known:
 		return "", ReasonNoModel
-	case !fits:
+	case len(fitting) == 0:
 		return "", ReasonTooLarge
 	case heldBack:
 		return "", ReasonReserved
@@ -168,7 +182,7 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	if pl.now.Sub(c.QueuedAt) < pl.policy.StarvationBound {
 		return "", ReasonNoCapacity
 	}
-	for _, name := range pl.allowed(c) {
+	for _, name := range fitting {
 		pl.reserved[name] = true
 	}
 	return "", fmt.Sprintf("%s; waiting since %s, later jobs no longer backfill its models",

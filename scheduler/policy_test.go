@@ -4,7 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // Decide rejects the candidates of a project whose budget period does not contain the
@@ -37,5 +40,84 @@ func TestDecideChecksBudgetPeriod(t *testing.T) {
 	}
 	if len(decisions) != 16 {
 		t.Errorf("%d admitted, want the 16 jobs of the other projects", len(decisions))
+	}
+}
+
+// modelSnapshot is a snapshot at noon with the quota of project "vision", the models, and
+// the candidates, which ask for no CPU or memory.
+func modelSnapshot(models []store.ModelCapacity, candidates ...store.Candidate) store.Snapshot {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	quota := store.Quota{ProjectID: "vision", GPUHoursBudget: 1000, MaxConcurrentJobs: 100,
+		PeriodStart: now.AddDate(0, -1, 0), PeriodEnd: now.AddDate(0, 1, 0)}
+	for i := range candidates {
+		candidates[i].JobID, candidates[i].ProjectID, candidates[i].MaxRuntimeSeconds = uuid.New(), "vision", 3600
+		if candidates[i].QueuedAt.IsZero() {
+			candidates[i].QueuedAt = now
+		}
+	}
+	return store.Snapshot{Now: now, Candidates: candidates, Quotas: map[string]store.Quota{"vision": quota}, Models: models}
+}
+
+// A starving job holds back only the models with a node that could run it: a T4 job is
+// admitted beside an 8-GPU job that waits for the one A100 node, which no T4 node could
+// hold.
+func TestStarvingJobHoldsOnlyFittingModels(t *testing.T) {
+	snap := modelSnapshot([]store.ModelCapacity{
+		{Model: "A100", CapacityMilli: 8000, AllocatedMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},
+		{Model: "T4", CapacityMilli: 40000, Nodes: 10, LargestNodeMilli: 4000},
+	},
+		store.Candidate{GPUMilli: 8000, QueuedAt: time.Date(2026, 12, 5, 11, 0, 0, 0, time.UTC)},
+		store.Candidate{GPUMilli: 1000},
+	)
+
+	decisions, refusals := scheduler.Policy{StarvationBound: 10 * time.Minute}.Decide(snap)
+	if len(decisions) != 1 || decisions[0].Candidate.JobID != snap.Candidates[1].JobID {
+		t.Fatalf("decisions %+v, want the 1-GPU job only", decisions)
+	}
+	if decisions[0].GPUModel != "T4" {
+		t.Errorf("1-GPU job on %q, want T4", decisions[0].GPUModel)
+	}
+	if len(refusals) != 1 || refusals[0].Job.ID != snap.Candidates[0].JobID {
+		t.Errorf("refusals %+v, want the starving 8-GPU job", refusals)
+	}
+}
+
+// DecideUpTo leaves the candidates after its last admission unjudged: the third job would
+// find no room only because of the second, which this dequeue does not admit.
+func TestDecideUpToStopsAtMaxAdmit(t *testing.T) {
+	snap := modelSnapshot([]store.ModelCapacity{{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000}},
+		store.Candidate{GPUMilli: 4000}, store.Candidate{GPUMilli: 4000}, store.Candidate{GPUMilli: 4000})
+
+	held := map[string]bool{}
+	decisions, refusals := scheduler.Policy{StarvationBound: time.Hour}.DecideUpTo(snap, 1, held)
+	if len(decisions) != 1 || decisions[0].Candidate.JobID != snap.Candidates[0].JobID {
+		t.Errorf("decisions %+v, want the first job only", decisions)
+	}
+	if len(refusals) != 0 {
+		t.Errorf("refusals %+v, want none: the jobs after the first are not judged", refusals)
+	}
+}
+
+// DecideUpTo respects the holds of earlier pages and adds its own.
+func TestDecideUpToCarriesHolds(t *testing.T) {
+	models := []store.ModelCapacity{
+		{Model: "A10", CapacityMilli: 8000, AllocatedMilli: 4000, Nodes: 1, LargestNodeMilli: 8000},
+		{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},
+	}
+	held := map[string]bool{"H100": true}
+	page := modelSnapshot(models,
+		store.Candidate{GPUMilli: 1000, GPUModels: []string{"H100"}},
+		store.Candidate{GPUMilli: 8000, GPUModels: []string{"A10"}, QueuedAt: time.Date(2026, 12, 5, 11, 0, 0, 0, time.UTC)},
+	)
+
+	decisions, refusals := scheduler.Policy{StarvationBound: 10 * time.Minute}.DecideUpTo(page, 2, held)
+	if len(decisions) != 0 {
+		t.Errorf("decisions %+v, want none", decisions)
+	}
+	if len(refusals) != 2 || refusals[0].Reason != scheduler.ReasonReserved {
+		t.Errorf("refusals %+v, want the H100 job held back by an earlier page first", refusals)
+	}
+	if !held["A10"] || !held["H100"] {
+		t.Errorf("held %v after the page, want A10 added to H100", held)
 	}
 }

@@ -42,11 +42,13 @@ type Scheduler struct {
 	cfg   Config
 	store *store.Store
 	wake  chan struct{}
-	// wide is set after a dequeue refused candidates: the next one reads four batches of
-	// candidates, to look past the refused jobs at the head of the queue. Only the loop's
-	// goroutine touches it, as it does renewedAt, the time of the last RenewBudgets call.
-	wide      bool
-	renewedAt time.Time
+	// wide is set after a dequeue refused candidates: the next round's first dequeue reads
+	// four batches of candidates, to look past the refused jobs at the head of the queue.
+	// Only the loop's goroutine touches it, as it does renewedAt and explainedAt, the times
+	// of the last RenewBudgets and ExplainWaits calls.
+	wide        bool
+	renewedAt   time.Time
+	explainedAt time.Time
 }
 
 // New returns a scheduler; Run starts it.
@@ -75,7 +77,9 @@ func New(s *store.Store, cfg Config) *Scheduler {
 	if cfg.RenewInterval <= 0 {
 		cfg.RenewInterval = 10 * time.Second
 	}
-	return &Scheduler{cfg: cfg, store: s, wake: make(chan struct{}, 1)}
+	// The first wait explanation comes from a short round or after explainInterval, not at
+	// once: the reasons stored before a restart are as good as they were.
+	return &Scheduler{cfg: cfg, store: s, wake: make(chan struct{}, 1), explainedAt: time.Now()}
 }
 
 // Wake asks for a dequeue now, for example because a run ended and freed capacity. Calls
@@ -121,26 +125,37 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// maxPages bounds the dequeues of one round, and with it the candidates one RunOnce reads:
+// 64 + 7*256 = 1,856 at the default batch.
+const maxPages = 8
+
 // RunOnce renews ended budget periods when due, then dequeues and returns how many jobs
-// it admitted, at most one batch. A dequeue reads one batch of candidates while the head
-// of the queue fits. When that read refused some and admitted less than a batch, a second
-// transaction reads four batches to look past them, so that refused jobs at the head do
-// not leave the batch short.
+// it admitted, at most one batch. A round of dequeues reads the queue page by page. The
+// first page has one batch of candidates, or four after a round that refused some. While
+// a page was full but the batch is not, the next dequeue reads four batches behind it.
+// Jobs refused at the head (held for a starving job, too large for any real node, of a
+// project that one admission filled) therefore do not keep the jobs behind them waiting.
+// NOTE: a queue whose head holds more than maxPages pages of refused jobs still keeps
+// the jobs behind them waiting until the head moves.
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	s.renewEndedPeriods(ctx)
 
-	narrow := !s.wide
-	admissions, err := s.dequeue(ctx, s.cfg.Batch)
-	if err == nil && narrow && s.wide && len(admissions) < s.cfg.Batch {
-		var more []store.Admission
-		more, err = s.dequeue(ctx, s.cfg.Batch-len(admissions))
-		admissions = append(admissions, more...)
+	r := &round{limit: s.candidateLimit(), held: map[string]bool{}, more: true}
+	var admissions []store.Admission
+	var err error
+	for page := 0; page < maxPages && err == nil && r.more; page++ {
+		var got []store.Admission
+		got, err = s.dequeue(ctx, r, s.cfg.Batch-len(admissions))
+		admissions = append(admissions, got...)
+		if len(admissions) == s.cfg.Batch {
+			break
+		}
 	}
 	s.admitted(admissions)
 	if err != nil {
 		return len(admissions), err
 	}
-	if len(admissions) < s.cfg.Batch {
+	if len(admissions) < s.cfg.Batch || time.Since(s.explainedAt) >= explainInterval {
 		if err := s.explainWaits(ctx); err != nil {
 			return len(admissions), err
 		}
@@ -148,7 +163,32 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	return len(admissions), nil
 }
 
-// candidateLimit returns how many candidates the next dequeue reads.
+// explainInterval is the longest time between two explainWaits calls while every round
+// admits a full batch, so that jobs the dequeues leave out get their wait reasons in a
+// busy queue too.
+const explainInterval = 10 * time.Second
+
+// round is the progress of one RunOnce's dequeues through the queue.
+type round struct {
+	limit int             // candidates the next dequeue reads
+	after *store.QueueKey // the last candidate read, or nil before the first dequeue
+	held  map[string]bool // GPU models held back for starving jobs of earlier pages
+	more  bool            // whether the queue may have candidates behind after
+}
+
+// moveOn records a committed dequeue: the candidates it read, and the GPU models held back
+// once it decided.
+func (r *round) moveOn(held map[string]bool, read []store.Candidate, batch int) {
+	r.held = held
+	r.more = len(read) == r.limit
+	if len(read) > 0 {
+		last := read[len(read)-1].Key()
+		r.after = &last
+	}
+	r.limit = 4 * batch
+}
+
+// candidateLimit returns how many candidates the first dequeue of a round reads.
 func (s *Scheduler) candidateLimit() int {
 	if s.wide {
 		return 4 * s.cfg.Batch
@@ -167,22 +207,16 @@ func (s *Scheduler) admitted(admissions []store.Admission) {
 	}
 }
 
-// explainWaits records why quota-held jobs wait, once the queue's admissible head is
-// drained. It scans the whole queue, so it runs only when a dequeue came up short.
+// explainWaits records why the jobs that no dequeue read wait: their quota, or no allowed
+// model that could run them or has room. It scans the whole queue, so it runs only when a
+// round came up short or explainInterval has passed.
 func (s *Scheduler) explainWaits(ctx context.Context) error {
+	s.explainedAt = time.Now()
 	_, err := s.store.ExplainWaits(ctx, store.WaitReasons{
 		Drained: ReasonDrained, Concurrency: ReasonConcurrency, Budget: ReasonBudget,
 		PeriodEnded: ReasonPeriodEnded, PeriodNotStarted: ReasonPeriodNotStarted,
+		NoModel: ReasonNoModel, TooLarge: ReasonTooLarge, NoCapacity: ReasonNoCapacity,
+		StarvationBound: s.cfg.Policy.StarvationBound,
 	})
 	return err
-}
-
-// decide caps the policy's admissions at maxAdmit. A wide read has more candidates than a
-// batch, so that jobs refused for capacity do not leave the batch short.
-func (s *Scheduler) decide(snap store.Snapshot, maxAdmit int) ([]store.Decision, []store.Refusal) {
-	decisions, refusals := s.cfg.Policy.Decide(snap)
-	if len(decisions) > maxAdmit {
-		decisions = decisions[:maxAdmit]
-	}
-	return decisions, refusals
 }

@@ -628,6 +628,10 @@ func TestRefusedHeadDoesNotLeaveBatchShort(t *testing.T) {
 	if n := f.runOnce(s); n != 2 {
 		t.Fatalf("RunOnce admitted %d jobs, want the 2 A10 jobs behind the refused head", n)
 	}
+	// The next round comes up short and explains why the H100 jobs wait.
+	if n := f.runOnce(s); n != 0 {
+		t.Fatalf("second RunOnce admitted %d jobs, want 0", n)
+	}
 	for _, j := range fits {
 		if got := f.job(j).Status; got != store.JobRunning {
 			t.Errorf("A10 job %s is %s, want running", j.ID, got)
@@ -681,4 +685,64 @@ func (f *fixture) submitFor(project string, gpuMilli, seconds int) store.Job {
 		f.t.Fatal(err)
 	}
 	return job
+}
+
+// blockedHead fills the one H100 node, queues n more 8-GPU H100 jobs at priority 9 and
+// then a 1-GPU A10 job of another project at priority 5, which A10's free GPUs could run.
+func blockedHead(t *testing.T, f *fixture, n int) store.Job {
+	t.Helper()
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000},
+		store.ModelCapacity{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000})
+	f.submit("vision", 9, 8000, "H100")
+	if n := f.runOnce(f.scheduler(2, time.Hour)); n != 1 {
+		t.Fatalf("first H100 job: %d admitted, want 1", n)
+	}
+	for range n {
+		f.submit("vision", 9, 8000, "H100")
+	}
+	f.project("other", 1000, 10)
+	return f.submit("other", 5, 1000, "A10")
+}
+
+// Jobs waiting for a full model at the head of the queue, more than a round of dequeues
+// reads (2 + 7*8 = 58 at a batch of 2), do not keep a job of another model waiting: the
+// dequeue leaves them out.
+func TestFullModelDoesNotBlockOthers(t *testing.T) {
+	f := setup(t)
+	a10 := blockedHead(t, f, 60)
+
+	if n := f.runOnce(f.scheduler(2, time.Hour)); n != 1 {
+		t.Errorf("RunOnce admitted %d jobs, want the A10 job", n)
+	}
+	if got := f.job(a10); got.Status != store.JobRunning {
+		t.Errorf("A10 job %s, want running", got.Status)
+	}
+	waiting, err := f.store.ListJobs(context.Background(), store.JobFilter{Projects: []string{"vision"},
+		Statuses: []store.JobStatus{store.JobQueued}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waiting) != 60 {
+		t.Errorf("%d H100 jobs queued, want 60", len(waiting))
+	}
+	for _, j := range waiting {
+		if waitReason(j) != scheduler.ReasonNoCapacity {
+			t.Errorf("H100 job %s waits for %q, want %q", j.ID, waitReason(j), scheduler.ReasonNoCapacity)
+		}
+	}
+}
+
+// Starving jobs stay candidates so that they hold their model back. A round reads page
+// after page past them, so twenty of them at the head do not keep a job of another model
+// waiting either.
+func TestStarvingHeadDoesNotBlockOthers(t *testing.T) {
+	f := setup(t)
+	a10 := blockedHead(t, f, 20)
+
+	if n := f.runOnce(f.scheduler(2, time.Nanosecond)); n != 1 {
+		t.Errorf("RunOnce admitted %d jobs, want the A10 job", n)
+	}
+	if got := f.job(a10); got.Status != store.JobRunning {
+		t.Errorf("A10 job %s, want running", got.Status)
+	}
 }

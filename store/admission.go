@@ -163,57 +163,6 @@ func podNamePrefix(jobID uuid.UUID) string { return "job-" + jobID.String() + "-
 // the policy would admit.
 const sqlReservation = `round(q.gpu_milli::numeric * q.max_runtime_seconds / 3600000, 4)`
 
-// The candidates: queued jobs in priority order whose project could take them now, each
-// with its project's quota as read (not locked) and the transaction's time. Jobs of
-// drained, full or exhausted projects are left out here. A project with one free slot
-// still passes with all its jobs, so its queue can fill one dequeue's window, but from the
-// next dequeue on it is full and left out, and the jobs of other projects are reached.
-// Projects outside their budget period are left out too: the scheduler renews an ended
-// period within seconds, and a period that has not started admits nothing.
-const sqlCandidates = `
-SELECT now() AS now, q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli,
-       q.gpu_models, q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace,
-       u.gpu_hours_budget::float8 AS quota_gpu_hours_budget,
-       u.gpu_hours_used::float8 AS quota_gpu_hours_used,
-       u.gpu_hours_reserved::float8 AS quota_gpu_hours_reserved,
-       u.max_concurrent_jobs AS quota_max_concurrent_jobs,
-       u.current_concurrent AS quota_current_concurrent, u.priority_tier AS quota_priority_tier,
-       u.period_start AS quota_period_start, u.period_end AS quota_period_end,
-       u.drained_at AS quota_drained_at
-FROM job_queue q
-JOIN quotas u ON u.project_id = q.project_id
-JOIN projects p ON p.id = q.project_id
-WHERE u.drained_at IS NULL
-  AND u.current_concurrent < u.max_concurrent_jobs
-  AND u.period_start <= (now() AT TIME ZONE 'UTC')::date
-  AND u.period_end > (now() AT TIME ZONE 'UTC')::date
-  AND u.gpu_hours_used + u.gpu_hours_reserved + ` + sqlReservation + ` <= u.gpu_hours_budget
-ORDER BY q.priority DESC, q.job_created_at, q.job_id
-LIMIT $1
-FOR UPDATE OF q SKIP LOCKED`
-
-// candidateRow is one row of sqlCandidates.
-type candidateRow struct {
-	Candidate
-	Now               time.Time  `db:"now"`
-	GPUHoursBudget    float64    `db:"quota_gpu_hours_budget"`
-	GPUHoursUsed      float64    `db:"quota_gpu_hours_used"`
-	GPUHoursReserved  float64    `db:"quota_gpu_hours_reserved"`
-	MaxConcurrentJobs int        `db:"quota_max_concurrent_jobs"`
-	CurrentConcurrent int        `db:"quota_current_concurrent"`
-	PriorityTier      int        `db:"quota_priority_tier"`
-	PeriodStart       time.Time  `db:"quota_period_start"`
-	PeriodEnd         time.Time  `db:"quota_period_end"`
-	DrainedAt         *time.Time `db:"quota_drained_at"`
-}
-
-func (r candidateRow) quota() Quota {
-	return Quota{ProjectID: r.ProjectID, GPUHoursBudget: r.GPUHoursBudget, GPUHoursUsed: r.GPUHoursUsed,
-		GPUHoursReserved: r.GPUHoursReserved, MaxConcurrentJobs: r.MaxConcurrentJobs,
-		CurrentConcurrent: r.CurrentConcurrent, PriorityTier: r.PriorityTier,
-		PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, DrainedAt: r.DrainedAt}
-}
-
 const sqlLockQuotas = `SELECT ` + quotaColumns + ` FROM quotas WHERE project_id = ANY($1)
 ORDER BY project_id FOR UPDATE`
 
@@ -227,7 +176,7 @@ WHERE $1::text[] IS NULL OR model = ANY($1) ORDER BY model FOR UPDATE`
 // job, quota or GPU model changed after the dequeue read it.
 var errAdmissionConflict = errors.New("a job, quota or GPU model changed since it was read")
 
-// Dequeue runs one admission transaction: it locks up to limit candidates, calls decide on
+// Dequeue runs one admission transaction: it locks the candidates of window, calls decide on
 // them with their quota and model rows, and applies the decisions with guarded statements.
 // It returns the new runs. When no candidate is found it returns nil without calling decide.
 //
@@ -237,10 +186,10 @@ var errAdmissionConflict = errors.New("a job, quota or GPU model changed since i
 // When a guard finds that a row changed in between, the transaction rolls back and the
 // dequeue runs again with the rows locked before deciding. There a failed guard means the
 // decision broke a rule, and the returned error states it.
-func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admission, error) {
-	admissions, err := s.dequeueTx(ctx, limit, decide, false)
+func (s *Store) Dequeue(ctx context.Context, window CandidateWindow, decide Decider) ([]Admission, error) {
+	admissions, err := s.dequeueTx(ctx, window, decide, false)
 	if errors.Is(err, errAdmissionConflict) {
-		admissions, err = s.dequeueTx(ctx, limit, decide, true)
+		admissions, err = s.dequeueTx(ctx, window, decide, true)
 	}
 	return admissions, wrap(err, "dequeue")
 }
@@ -254,7 +203,7 @@ func (s *Store) Dequeue(ctx context.Context, limit int, decide Decider) ([]Admis
 // the outcome is unknown. pgx then sends the server a cancel request and closes the
 // connection. If that request is lost, the server commits what the daemon reported as a
 // failed dequeue, and the dispatcher's next resync creates the pods of those runs.
-func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock bool) ([]Admission, error) {
+func (s *Store) dequeueTx(ctx context.Context, window CandidateWindow, decide Decider, lock bool) ([]Admission, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -263,7 +212,7 @@ func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock b
 	// ROLLBACK below leaves nothing behind.
 	defer conn.Release()
 
-	admissions, err := dequeueOn(ctx, conn.Conn(), limit, decide, lock)
+	admissions, err := dequeueOn(ctx, conn.Conn(), window, decide, lock)
 	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -274,8 +223,8 @@ func (s *Store) dequeueTx(ctx context.Context, limit int, decide Decider, lock b
 
 // dequeueOn runs one dequeue transaction on conn. When it returns an error, the
 // transaction may still be open, and dequeueTx rolls it back.
-func dequeueOn(ctx context.Context, conn *pgx.Conn, limit int, decide Decider, lock bool) ([]Admission, error) {
-	snap, err := readSnapshot(ctx, conn, limit, lock)
+func dequeueOn(ctx context.Context, conn *pgx.Conn, window CandidateWindow, decide Decider, lock bool) ([]Admission, error) {
+	snap, err := readSnapshot(ctx, conn, window, lock)
 	if err != nil {
 		return nil, err
 	}
@@ -297,11 +246,12 @@ func dequeueOn(ctx context.Context, conn *pgx.Conn, limit int, decide Decider, l
 // GPU models in one round trip. With lock set it then locks the quotas and the models the
 // candidates may use, in key order so that two dequeues cannot deadlock, and returns the
 // locked values.
-func readSnapshot(ctx context.Context, conn *pgx.Conn, limit int, lock bool) (Snapshot, error) {
+func readSnapshot(ctx context.Context, conn *pgx.Conn, window CandidateWindow, lock bool) (Snapshot, error) {
 	var snap Snapshot
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	batch.Queue(sqlCandidates, limit)
+	query, args := window.query()
+	batch.Queue(query, args...)
 	batch.Queue(sqlReadModels)
 	results := conn.SendBatch(ctx, batch)
 	defer results.Close()
@@ -475,7 +425,9 @@ func (s *Store) ListGPUModels(ctx context.Context) ([]ModelCapacity, error) {
 }
 
 // The reasons for jobs the candidate query leaves out: their project is drained, outside
-// its budget period, full or out of budget. Only rows whose reason changes are written.
+// its budget period, full or out of budget, or no allowed model could run them or has room
+// for them. Only rows whose reason changes are written. The parameters are the WaitReasons
+// strings in field order, then the starvation bound in microseconds.
 const sqlExplainWaits = `
 UPDATE jobs j SET wait_reason = w.reason
 FROM (
@@ -486,22 +438,40 @@ FROM (
         WHEN u.period_start > (now() AT TIME ZONE 'UTC')::date THEN $5
         WHEN u.current_concurrent >= u.max_concurrent_jobs THEN $2
         WHEN u.gpu_hours_used + u.gpu_hours_reserved + ` + sqlReservation + ` > u.gpu_hours_budget THEN $3
+        WHEN q.gpu_milli = 0 THEN NULL
+        WHEN NOT c.known THEN $6
+        WHEN NOT c.fits THEN $7
+        WHEN NOT c.room AND q.queued_at > now() - $9::bigint * interval '1 microsecond' THEN $8
         END AS reason
-    FROM job_queue q LEFT JOIN quotas u ON u.project_id = q.project_id
+    FROM job_queue q
+    LEFT JOIN quotas u ON u.project_id = q.project_id
+    CROSS JOIN LATERAL (
+        SELECT coalesce(bool_or(m.nodes > 0), false) AS known,
+               coalesce(bool_or(` + sqlModelFits + `), false) AS fits,
+               coalesce(bool_or(` + sqlModelFits + `
+                                AND m.capacity_milli - m.allocated_milli >= q.gpu_milli), false) AS room
+        FROM gpu_models m
+        WHERE cardinality(q.gpu_models) = 0 OR m.model = ANY (q.gpu_models)
+    ) c
 ) w
 WHERE w.reason IS NOT NULL AND j.id = w.job_id AND j.created_at = w.job_created_at
   AND j.status = 'queued' AND j.wait_reason IS DISTINCT FROM w.reason`
 
-// WaitReasons are the words ExplainWaits stores for each cause.
+// WaitReasons are the words ExplainWaits stores for each cause, and the starvation bound
+// after which a job without room stays a candidate (CandidateWindow.StarvationBound).
 type WaitReasons struct {
 	Drained, Concurrency, Budget, PeriodEnded, PeriodNotStarted string
+	NoModel, TooLarge, NoCapacity                               string
+	StarvationBound                                             time.Duration
 }
 
-// ExplainWaits stores, on every queued job that its project's quota holds back, why it
-// waits. It returns how many jobs got a new reason.
+// ExplainWaits stores, on every queued job that the candidate query leaves out, why it
+// waits: its project's quota, or no allowed model that could run it or has room for it. It
+// returns how many jobs got a new reason.
 func (s *Store) ExplainWaits(ctx context.Context, reasons WaitReasons) (int64, error) {
 	tag, err := s.pool.Exec(ctx, sqlExplainWaits, reasons.Drained, reasons.Concurrency, reasons.Budget,
-		reasons.PeriodEnded, reasons.PeriodNotStarted)
+		reasons.PeriodEnded, reasons.PeriodNotStarted, reasons.NoModel, reasons.TooLarge, reasons.NoCapacity,
+		reasons.StarvationBound.Microseconds())
 	if err != nil {
 		return 0, wrap(err, "explain waiting jobs")
 	}

@@ -40,7 +40,7 @@ func BenchmarkDequeue(b *testing.B) {
 			queued += 10 * batch
 			b.StartTimer()
 		}
-		admissions, err := s.Dequeue(ctx, 4*batch, decide)
+		admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 4 * batch}, decide)
 		if err != nil {
 			b.Fatal(err)
 		}

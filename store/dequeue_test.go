@@ -52,7 +52,7 @@ func TestDequeueRetriesLockedAfterConflict(t *testing.T) {
 		}
 		return decide(snap)
 	}
-	admissions, err := s.Dequeue(ctx, 10, conflicting)
+	admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, conflicting)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestDequeueModelGuardChecksLargestNode(t *testing.T) {
 
 	// The nodes shrink to one GPU each after the read: the 2-GPU job no longer fits any.
 	var calls int
-	_, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	_, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		calls++
 		if calls == 1 {
 			if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 16000, Nodes: 16, LargestNodeMilli: 1000}}); err != nil {
@@ -140,7 +140,7 @@ func TestDequeueJobGuardStopsTheCommit(t *testing.T) {
 
 	// The decider admits the queued candidate and, wrongly, the paused job as well.
 	var calls int
-	_, err = s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	_, err = s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		calls++
 		forged := snap.Candidates[0]
 		forged.JobID, forged.JobCreatedAt = paused.ID, paused.CreatedAt
@@ -216,7 +216,7 @@ func testQuotaGuardPeriod(t *testing.T, start, end time.Time) {
 	var calls int
 	var snapshots []store.Snapshot
 	decide := admitAll(&calls, &snapshots)
-	admissions, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		if calls == 0 {
 			if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = $1, period_end = $2
 				WHERE project_id = 'vision'`, start, end); err != nil {
@@ -270,7 +270,7 @@ func TestDequeueSkipsProjectOutsidePeriod(t *testing.T) {
 
 			var calls int
 			var snapshots []store.Snapshot
-			admissions, err := s.Dequeue(ctx, 10, admitAll(&calls, &snapshots))
+			admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, admitAll(&calls, &snapshots))
 			if err != nil {
 				t.Fatal(err)
 			}

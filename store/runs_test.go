@@ -22,7 +22,7 @@ func admitOne(t *testing.T, s *store.Store, gpuMilli, maxAttempts int) store.Adm
 	if _, err := s.SubmitJob(ctx, sub); err != nil {
 		t.Fatal(err)
 	}
-	admissions, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		c := snap.Candidates[0]
 		return []store.Decision{{Candidate: c, GPUModel: "A10", GPUHoursReserved: float64(gpuMilli) / 1000}}, nil
 	})
@@ -145,7 +145,7 @@ func TestCompletionClearsEarlierError(t *testing.T) {
 		t.Fatalf("after the preemption: error %v, want pod deleted", job.ErrorMessage)
 	}
 
-	admissions, err := s.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.Dequeue(ctx, store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		return []store.Decision{{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 1}}, nil
 	})
 	if err != nil || len(admissions) != 1 {

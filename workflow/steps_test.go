@@ -80,7 +80,7 @@ func (s *steps) submit(jobType string, spec jobspec.Spec) store.Job {
 func (s *steps) startRun() uuid.UUID {
 	s.t.Helper()
 	ctx := context.Background()
-	admissions, err := s.store.Dequeue(ctx, 10, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+	admissions, err := s.store.Dequeue(ctx, store.CandidateWindow{Limit: 10}, func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		return []store.Decision{{Candidate: snap.Candidates[0], GPUModel: "A10", GPUHoursReserved: 1}}, nil
 	})
 	if err != nil || len(admissions) != 1 {
