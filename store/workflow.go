@@ -32,7 +32,8 @@ func (s *Store) SetJobResult(ctx context.Context, job JobRef, result any) error 
 
 // FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
 // reason as its error message and the result. A job already eval_failed, failed or
-// cancelled is left as it is, so the step can be retried and a cancellation is kept.
+// cancelled is left as it is, so the step can be retried and a cancellation is kept. A
+// completed job keeps the completed_at of its training; a running hpo parent gets one now.
 func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, result any) error {
 	doing := "fail the evaluation of job " + job.ID.String()
 	encoded, err := json.Marshal(result)
@@ -40,7 +41,8 @@ func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, r
 		return fmt.Errorf("%s: %w", doing, err)
 	}
 	tag, err := s.pool.Exec(ctx, `
-		UPDATE jobs SET status = 'eval_failed', error_message = $3, result_json = $4
+		UPDATE jobs SET status = 'eval_failed', error_message = $3, result_json = $4,
+		    completed_at = COALESCE(completed_at, now())
 		WHERE id = $1 AND created_at = $2 AND status IN ('completed', 'running')`,
 		job.ID, job.CreatedAt, reason, encoded)
 	if err != nil {
