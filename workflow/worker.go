@@ -162,9 +162,11 @@ func retryAfter(attempts int) time.Duration {
 	return min(time.Second<<min(attempts, 6), time.Minute)
 }
 
-// deliver starts the event's workflow, or sends it the event as a signal, starting the
-// workflow first when it does not exist yet. Either way a workflow that has already
-// finished is not started again: its events are dropped as delivered.
+// deliver starts the event's workflow for a start event, and sends any other event to the
+// running workflow as a signal. Only a start event starts a workflow. A signal for a
+// workflow that does not run is dropped as delivered. Either the workflow has finished,
+// and may have been removed by the namespace's retention, or its start event still waits
+// in the outbox, and the workflow reads the job from the database when it starts.
 func (r *Runner) deliver(ctx context.Context, e store.WorkflowEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -173,30 +175,47 @@ func (r *Runner) deliver(ctx context.Context, e store.WorkflowEvent) error {
 		r.cfg.Logger.Error("workflow event dropped", "event_id", e.ID, "workflow_id", e.WorkflowID, "err", err)
 		return nil
 	}
-	options := client.StartWorkflowOptions{
-		ID: e.WorkflowID, TaskQueue: TaskQueue,
-		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-	}
 
 	if e.Kind == "start" {
-		_, err = r.client.ExecuteWorkflow(ctx, options, WorkflowName, job)
+		err = r.start(ctx, e.WorkflowID, job)
 	} else {
-		var payload map[string]any
-		if err := json.Unmarshal(e.Payload, &payload); err != nil {
-			r.cfg.Logger.Error("workflow event dropped", "event_id", e.ID, "kind", e.Kind, "err", err)
-			return nil
-		}
-		_, err = r.client.SignalWithStartWorkflow(ctx, e.WorkflowID, e.Kind, payload, options, WorkflowName, job)
-	}
-
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		// A start for a workflow that runs, or any event for one that has finished.
-		err = nil
+		err = r.signal(ctx, e)
 	}
 	if err != nil {
 		return fmt.Errorf("send %s to workflow %s: %w", e.Kind, e.WorkflowID, err)
 	}
 	r.cfg.Logger.Debug("workflow event delivered", "event_id", e.ID, "kind", e.Kind, "workflow_id", e.WorkflowID)
 	return nil
+}
+
+// start starts the job's workflow. The reuse policy REJECT_DUPLICATE makes a repeated start
+// event a no-op while Temporal still has the workflow, running or finished.
+func (r *Runner) start(ctx context.Context, workflowID string, job store.JobRef) error {
+	options := client.StartWorkflowOptions{
+		ID: workflowID, TaskQueue: TaskQueue,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}
+	_, err := r.client.ExecuteWorkflow(ctx, options, WorkflowName, job)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil
+	}
+	return err
+}
+
+// signal sends the event to its workflow if the workflow runs.
+func (r *Runner) signal(ctx context.Context, e store.WorkflowEvent) error {
+	var payload map[string]any
+	if err := json.Unmarshal(e.Payload, &payload); err != nil {
+		r.cfg.Logger.Error("workflow event dropped", "event_id", e.ID, "kind", e.Kind, "err", err)
+		return nil
+	}
+	err := r.client.SignalWorkflow(ctx, e.WorkflowID, "", e.Kind, payload)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		r.cfg.Logger.Debug("workflow event dropped: the workflow does not run", "event_id", e.ID, "kind", e.Kind,
+			"workflow_id", e.WorkflowID)
+		return nil
+	}
+	return err
 }
