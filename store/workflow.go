@@ -30,6 +30,20 @@ func (s *Store) SetJobResult(ctx context.Context, job JobRef, result any) error 
 	return wrap(err, doing)
 }
 
+// SetLiveJobResult stores a result of a job that has not ended yet, such as an hpo parent
+// whose trials run. A job that has ended meanwhile, for example cancelled, keeps its result.
+func (s *Store) SetLiveJobResult(ctx context.Context, job JobRef, result any) error {
+	doing := "record the result of live job " + job.ID.String()
+	encoded, err := json.Marshal(result)
+	if err != nil {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	_, err = s.pool.Exec(ctx, `UPDATE jobs SET result_json = $3
+		WHERE id = $1 AND created_at = $2 AND status NOT IN ('completed', 'failed', 'cancelled', 'eval_failed')`,
+		job.ID, job.CreatedAt, encoded)
+	return wrap(err, doing)
+}
+
 // FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
 // reason as its error message and the result. A job already eval_failed, failed or
 // cancelled is left as it is, so the step can be retried and a cancellation is kept. A
@@ -74,6 +88,38 @@ func (s *Store) SetParentStatus(ctx context.Context, job JobRef, from, to JobSta
 		}
 	}
 	return err
+}
+
+// EndParent moves an hpo parent that has not ended (submitted or running) to status to,
+// with its result and, when not empty, reason as its error message, in one statement. It
+// returns the parent's status afterwards, which is to also when an earlier try of the step
+// ended it. A parent that had ended otherwise, for example cancelled by a user, keeps its
+// status and result, and its status is returned.
+func (s *Store) EndParent(ctx context.Context, job JobRef, to JobStatus, reason string, result any) (JobStatus, error) {
+	doing := fmt.Sprintf("end hpo job %s as %s", job.ID, to)
+	encoded, err := json.Marshal(result)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", doing, err)
+	}
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE jobs SET status = $3, error_message = COALESCE(NULLIF($4, ''), error_message),
+		    result_json = $5, wait_reason = NULL, completed_at = now()
+		WHERE id = $1 AND created_at = $2 AND status IN ('submitted', 'running')`,
+		job.ID, job.CreatedAt, to, reason, encoded)
+	if err != nil {
+		return "", wrap(err, doing)
+	}
+	if tag.RowsAffected() == 1 {
+		return to, nil
+	}
+	current, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", doing, err)
+	}
+	if !current.Status.Terminal() {
+		return "", fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, current.Status)
+	}
+	return current.Status, nil
 }
 
 // RemainingBudget returns the GPU-hours the project may still reserve: budget minus used

@@ -115,8 +115,12 @@ func (x *Activities) FailEvaluation(ctx context.Context, job store.JobRef, resul
 	return x.Store.FailEvaluation(ctx, job, reason, result)
 }
 
-// RecordResult stores the workflow's result on the job.
+// RecordResult stores the workflow's result on the job. A running result, which only an
+// hpo parent records, is not stored on a parent that a user cancelled meanwhile.
 func (x *Activities) RecordResult(ctx context.Context, job store.JobRef, result Result) error {
+	if result.Status == store.JobRunning {
+		return x.Store.SetLiveJobResult(ctx, job, result)
+	}
 	return x.Store.SetJobResult(ctx, job, result)
 }
 
@@ -419,20 +423,20 @@ func (x *Activities) score(ctx context.Context, trial store.Job, metric string) 
 	return score, nil
 }
 
-// EndParent ends an hpo parent with its result: completed, or failed with the reason.
-func (x *Activities) EndParent(ctx context.Context, parent store.JobRef, status store.JobStatus, reason string, result Result) error {
-	if err := x.Store.SetJobResult(ctx, parent, result); err != nil {
-		return err
-	}
-	job, err := x.Store.GetJob(ctx, parent.ID)
+// EndParent ends an hpo parent with its result: completed, or failed with the reason. It
+// returns the parent's status afterwards. That differs from status when the parent had
+// ended otherwise, for example cancelled by a user, and then kept its status and result.
+func (x *Activities) EndParent(ctx context.Context, parent store.JobRef, status store.JobStatus, reason string,
+	result Result) (store.JobStatus, error) {
+	now, err := x.Store.EndParent(ctx, parent, status, reason, result)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if job.Status == status || job.Status.Terminal() {
-		// Already ended, or cancelled by a user after its trials ended: leave it.
-		return nil
+	if now != status {
+		x.Logger.Info("hpo job had already ended, so its status and result were kept", "job_id", parent.ID, "status", now,
+			"result_status", result.Status)
 	}
-	return x.Store.SetParentStatus(ctx, parent, job.Status, status, reason)
+	return now, nil
 }
 
 // CancelTrials cancels every trial that has not ended, after its parent was cancelled. The

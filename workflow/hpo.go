@@ -61,8 +61,8 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 	result := Result{Status: store.JobRunning, HPO: hpo}
 	if len(plan.Points) == 0 {
 		result.Status = store.JobFailed
-		err := workflow.ExecuteActivity(ctx, a.EndParent, facts.Job, store.JobFailed, plan.Limit, result).Get(ctx, nil)
-		return result, err
+		outcome, _, err := endParent(ctx, facts.Job, store.JobFailed, plan.Limit, result)
+		return outcome, err
 	}
 	if err := workflow.ExecuteActivity(ctx, a.CreateTrials, facts, plan).Get(ctx, nil); err != nil {
 		return Result{}, err
@@ -115,8 +115,8 @@ func waitForAny(ctx workflow.Context, channels ...workflow.ReceiveChannel) {
 	selector.Select(ctx)
 }
 
-// pickBest scores the trials, applies the parent's thresholds to the best one, registers
-// its model, completes the parent and requests promotion when configured.
+// pickBest scores the trials, applies the parent's thresholds to the best one, completes
+// the parent, registers the best trial's model and requests promotion when configured.
 func pickBest(ctx workflow.Context, facts JobFacts, result Result) (Result, error) {
 	if err := workflow.ExecuteActivity(ctx, a.ScoreTrials, facts).Get(ctx, &result.HPO.Trials); err != nil {
 		return Result{}, err
@@ -125,8 +125,8 @@ func pickBest(ctx workflow.Context, facts JobFacts, result Result) (Result, erro
 	if best == nil {
 		result.Status = store.JobFailed
 		reason := "no trial completed with metric " + result.HPO.Metric + " in its eval report"
-		err := workflow.ExecuteActivity(ctx, a.EndParent, facts.Job, store.JobFailed, reason, result).Get(ctx, nil)
-		return result, err
+		outcome, _, err := endParent(ctx, facts.Job, store.JobFailed, reason, result)
+		return outcome, err
 	}
 	result.HPO.BestJobID, result.HPO.BestValue = best.Job.ID.String(), best.Value
 
@@ -138,17 +138,65 @@ func pickBest(ctx workflow.Context, facts JobFacts, result Result) (Result, erro
 	}
 	result.Status = store.JobCompleted
 	if facts.Spec.Model == nil {
-		err := workflow.ExecuteActivity(ctx, a.EndParent, facts.Job, store.JobCompleted, "", result).Get(ctx, nil)
-		return result, err
+		outcome, _, err := endParent(ctx, facts.Job, store.JobCompleted, "", result)
+		return outcome, err
 	}
 
+	if workflow.GetVersion(ctx, completeParentFirst, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return registerThenComplete(ctx, facts, best, result)
+	}
+	// Completing the parent is the one guarded step that decides between the workflow and a
+	// user's cancel. Once it is done, the parent can no longer be cancelled, so a parent
+	// cancelled after its trials ended registers nothing and requests no approval. Until the
+	// registration is decided, its result status is evaluating, as for a training job.
+	evaluating := result
+	evaluating.Status = StatusEvaluating
+	outcome, completed, err := endParent(ctx, facts.Job, store.JobCompleted, "", evaluating)
+	if !completed || err != nil {
+		return outcome, err
+	}
 	if ended, err := registerOrFail(ctx, facts, best.Job, best.Metrics, &result); ended || err != nil {
 		return result, err
 	}
-	if err := workflow.ExecuteActivity(ctx, a.EndParent, facts.Job, store.JobCompleted, "", result).Get(ctx, nil); err != nil {
+	return promote(ctx, facts, result)
+}
+
+// completeParentFirst is the change id (workflow.GetVersion) of the order in which pickBest
+// completes the parent before it registers the best trial's model.
+const completeParentFirst = "hpo-complete-parent-before-register"
+
+// registerThenComplete is the order of pickBest in workflows that reached it before
+// completeParentFirst: register, complete the parent, then request promotion. Replaying
+// such a workflow needs the same steps in the same order.
+func registerThenComplete(ctx workflow.Context, facts JobFacts, best *TrialScore, result Result) (Result, error) {
+	if ended, err := registerOrFail(ctx, facts, best.Job, best.Metrics, &result); ended || err != nil {
+		return result, err
+	}
+	var now store.JobStatus
+	err := workflow.ExecuteActivity(ctx, a.EndParent, facts.Job, store.JobCompleted, "", result).Get(ctx, &now)
+	if err != nil {
 		return Result{}, err
 	}
+	// An EndParent that an older worker ran returned no status, and then the parent was
+	// completed or kept its status.
+	if now != "" && now != store.JobCompleted {
+		return Result{Status: now, HPO: result.HPO}, nil
+	}
 	return promote(ctx, facts, result)
+}
+
+// endParent ends the hpo parent in status with result. When the parent had ended
+// otherwise, for example cancelled by a user, it returns false with the status it kept.
+func endParent(ctx workflow.Context, parent store.JobRef, status store.JobStatus, reason string,
+	result Result) (Result, bool, error) {
+	var now store.JobStatus
+	if err := workflow.ExecuteActivity(ctx, a.EndParent, parent, status, reason, result).Get(ctx, &now); err != nil {
+		return Result{}, false, err
+	}
+	if now != status {
+		return Result{Status: now, HPO: result.HPO}, false, nil
+	}
+	return result, true, nil
 }
 
 // bestTrial returns the completed trial with the best value, the earliest on a tie.

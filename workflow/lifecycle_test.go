@@ -209,7 +209,11 @@ func TestHPOPicksTheBestOfFourTrials(t *testing.T) {
 	}
 	sys.crash("while the trials run")
 
-	job := sys.waitJob(parent, "completed", func(j store.Job) bool { return j.Status.Terminal() })
+	// The parent completes before it registers the best trial's model, with result status
+	// evaluating until then, so the test waits for both.
+	job := sys.waitJob(parent, "completed", func(j store.Job) bool {
+		return j.Status.Terminal() && result(t, j).Status != "evaluating"
+	})
 	r := result(t, job)
 	if job.Status != store.JobCompleted || r.HPO == nil || r.HPO.Created != 4 || r.HPO.BestValue == nil {
 		t.Fatalf("parent %s with result %s, want completed over 4 trials", job.Status, job.Result)

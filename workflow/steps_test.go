@@ -441,13 +441,21 @@ func TestCancelledParentStaysCancelled(t *testing.T) {
 	if trials, _ := s.store.ChildJobs(ctx, facts.Job); len(trials) != 0 {
 		t.Errorf("%d trials created for a cancelled parent, want none", len(trials))
 	}
-	if err := s.acts.EndParent(ctx, facts.Job, store.JobCompleted, "", workflow.Result{}); err != nil {
+	status, err := s.acts.EndParent(ctx, facts.Job, store.JobCompleted, "", workflow.Result{Status: store.JobCompleted})
+	if err != nil {
 		t.Errorf("ending a cancelled parent: %v, want nil", err)
+	}
+	if status != store.JobCancelled {
+		t.Errorf("ending a cancelled parent returned %s, want cancelled", status)
 	}
 	if err := s.acts.FailEvaluation(ctx, facts.Job, workflow.Result{}); err != nil {
 		t.Errorf("failing the evaluation of a cancelled parent: %v, want nil", err)
 	}
-	if job, _ := s.store.GetJob(ctx, facts.Job.ID); job.Status != store.JobCancelled {
+	job, _ := s.store.GetJob(ctx, facts.Job.ID)
+	if job.Status != store.JobCancelled {
 		t.Errorf("parent %s, want still cancelled", job.Status)
+	}
+	if job.Result != nil {
+		t.Errorf("cancelled parent has result %s, want none", job.Result)
 	}
 }

@@ -1,0 +1,190 @@
+package workflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	sdkworkflow "go.temporal.io/sdk/workflow"
+
+	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
+	"github.com/schedulerd/schedulerd/workflow"
+)
+
+// runTrials runs every queued trial to completion, each with an eval report of accuracy
+// 0.9 and a model artifact.
+func (s *steps) runTrials(n int) {
+	s.t.Helper()
+	for range n {
+		run := s.startRun()
+		s.artifact(run, "eval_report", []byte(`{"metrics": {"accuracy": 0.9}}`), nil)
+		s.artifact(run, "model", []byte("weights"), nil)
+		s.endRun(run, store.RunCompleted)
+	}
+}
+
+// cancelAfter cancels the job, which is in status from, as the API does, once the
+// workflow's activity of the given name has completed.
+func (s *steps) cancelAfter(env *testsuite.TestWorkflowEnvironment, activityName string, job store.Job,
+	from store.JobStatus) {
+	env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, err error) {
+		if info.ActivityType.Name != activityName || err != nil {
+			return
+		}
+		if _, err := s.store.TransitionJob(context.Background(), job.Ref(), from, store.JobCancelled, ""); err != nil {
+			s.t.Errorf("cancel job %s after %s: %v", job.ID, activityName, err)
+		}
+	})
+}
+
+// TestCancelAfterScoringRegistersNothing: an hpo parent cancelled after its trials ended
+// and were scored stays cancelled, registers no model version and requests no approval.
+func TestCancelAfterScoringRegistersNothing(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	spec := hpoSpec(2)
+	spec.Model = &jobspec.Registration{Name: "searched", PromoteTo: "staging"}
+	parent := s.submit("hpo", spec)
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			s.runTrials(2)
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Minute)
+		s.cancelAfter(env, "ScoreTrials", parent, store.JobRunning)
+	})
+
+	if result.Status != store.JobCancelled {
+		t.Errorf("workflow result %s, want cancelled", result.Status)
+	}
+	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 0 {
+		t.Errorf("%d versions registered for a cancelled parent, want none", len(versions))
+	}
+	approvals, err := s.store.ListApprovals(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(approvals) != 0 {
+		t.Errorf("%d approvals requested for a cancelled parent, want none", len(approvals))
+	}
+	after, err := s.store.GetJob(ctx, parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != store.JobCancelled {
+		t.Errorf("parent %s, want cancelled", after.Status)
+	}
+	var stored workflow.Result
+	if err := json.Unmarshal(after.Result, &stored); err != nil {
+		t.Fatalf("stored result %s: %v", after.Result, err)
+	}
+	if stored.Status != store.JobRunning {
+		t.Errorf("stored result status %s, want running, the last one recorded before the cancel", stored.Status)
+	}
+}
+
+// TestCancelBeforeTrialsKeepsNoResult: an hpo parent cancelled right after its trials were
+// planned gets no result written over its cancellation, whether the plan has trials or
+// not (the search is invalid).
+func TestCancelBeforeTrialsKeepsNoResult(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		trials int
+	}{
+		{"two trials planned", 2},
+		{"no trial planned", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSteps(t, 1000)
+			ctx := context.Background()
+			parent := s.submit("hpo", hpoSpec(tc.trials))
+
+			result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+				s.cancelAfter(env, "PlanTrials", parent, store.JobSubmitted)
+			})
+
+			if result.Status != store.JobCancelled {
+				t.Errorf("workflow result %s, want cancelled", result.Status)
+			}
+			after, err := s.store.GetJob(ctx, parent.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Status != store.JobCancelled {
+				t.Errorf("parent %s, want cancelled", after.Status)
+			}
+			if after.Result != nil {
+				t.Errorf("cancelled parent has result %s, want none", after.Result)
+			}
+			trials, err := s.store.ChildJobs(ctx, parent.Ref())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(trials) != 0 {
+				t.Errorf("%d trials created for a cancelled parent, want none", len(trials))
+			}
+		})
+	}
+}
+
+// TestCancelAfterScoringInOldOrder: a workflow that reached pickBest before the parent was
+// completed ahead of the registration keeps registering first, as its history requires,
+// but a parent cancelled meanwhile stays cancelled and gets no approval request.
+func TestCancelAfterScoringInOldOrder(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	spec := hpoSpec(2)
+	spec.Model = &jobspec.Registration{Name: "searched", PromoteTo: "staging"}
+	parent := s.submit("hpo", spec)
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnGetVersion("hpo-complete-parent-before-register", sdkworkflow.DefaultVersion, 1).
+			Return(sdkworkflow.DefaultVersion)
+		env.RegisterDelayedCallback(func() {
+			s.runTrials(2)
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Minute)
+		s.cancelAfter(env, "ScoreTrials", parent, store.JobRunning)
+	})
+
+	if result.Status != store.JobCancelled {
+		t.Errorf("workflow result %s, want cancelled", result.Status)
+	}
+	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 1 {
+		t.Errorf("%d versions registered, want 1: the old order registers before it completes the parent", len(versions))
+	}
+	approvals, err := s.store.ListApprovals(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(approvals) != 0 {
+		t.Errorf("%d approvals requested for a cancelled parent, want none", len(approvals))
+	}
+	after, err := s.store.GetJob(ctx, parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != store.JobCancelled {
+		t.Errorf("parent %s, want cancelled", after.Status)
+	}
+	var stored workflow.Result
+	if err := json.Unmarshal(after.Result, &stored); err != nil {
+		t.Fatalf("stored result %s: %v", after.Result, err)
+	}
+	if stored.Status != store.JobRunning {
+		t.Errorf("stored result status %s, want running, the last one recorded before the cancel", stored.Status)
+	}
+}
