@@ -283,6 +283,11 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 	if err != nil {
 		return err
 	}
+	// An hpo job counts, waits for and scores every child as one of its trials, and only its
+	// workflow creates them, from its search and budget.
+	if parent.JobType == "hpo" {
+		return unprocessable("parent_job_id", "job %s is an hpo job, whose trials only its workflow creates", parent.ID)
+	}
 	sub.Parent = &store.JobRef{ID: parent.ID, CreatedAt: parent.CreatedAt}
 	return nil
 }

@@ -191,3 +191,25 @@ func TestEvalOnlyNeedsVersionOfItsProject(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitChildOfHPORejected: a child of an hpo job is rejected, since the hpo job would
+// count, wait for and score it as one of its trials.
+func TestSubmitChildOfHPORejected(t *testing.T) {
+	f := setup(t)
+	f.useWorkflows()
+	var parent api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", hpoBody()).want(201).decode(&parent)
+
+	child := registeredBody()
+	child["parent_job_id"] = parent.ID.String()
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", child).problem(422, api.TypeUnprocessable)
+	if p.Field != "parent_job_id" {
+		t.Errorf("field %q, want parent_job_id", p.Field)
+	}
+	if want := "job " + parent.ID.String() + " is an hpo job"; !strings.Contains(p.Detail, want) {
+		t.Errorf("detail %q, want it to contain %q", p.Detail, want)
+	}
+	if n := f.count(`SELECT count(*) FROM jobs WHERE parent_job_id = $1`, parent.ID); n != 0 {
+		t.Errorf("%d children stored, want 0", n)
+	}
+}

@@ -78,12 +78,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, 
 
 // RegisterModelVersion creates the model if needed and adds the next version, numbered
 // without gaps per model however many registrations run at once. A job registers at most
-// one version: registering again for the same job returns the version it already has, so a
-// retried workflow step is harmless.
+// one version: registering the same model again for the job returns the version it already
+// has, so a retried workflow step is harmless, and registering another model fails with
+// ErrInvalid.
 func (s *Store) RegisterModelVersion(ctx context.Context, nv NewVersion) (ModelVersion, error) {
 	doing := fmt.Sprintf("register a version of model %s/%s for job %s", nv.ProjectID, nv.ModelName, nv.Job.ID)
-	if existing, err := s.versionOfJob(ctx, nv.Job.ID); err == nil || !errors.Is(err, ErrNotFound) {
-		return existing, wrap(err, doing)
+	if existing, err := s.JobModelVersion(ctx, nv.Job.ID, nv.ProjectID, nv.ModelName); !errors.Is(err, ErrNotFound) {
+		return existing, err
 	}
 	metrics, err := json.Marshal(nv.EvalMetrics)
 	if err != nil {
@@ -109,8 +110,7 @@ func (s *Store) RegisterModelVersion(ctx context.Context, nv NewVersion) (ModelV
 	})
 	if isUniqueViolation(err, "model_versions_one_per_job_idx") {
 		// A concurrent registration for the same job committed first.
-		existing, err := s.versionOfJob(ctx, nv.Job.ID)
-		return existing, wrap(err, doing)
+		return s.JobModelVersion(ctx, nv.Job.ID, nv.ProjectID, nv.ModelName)
 	}
 	if err != nil {
 		return ModelVersion{}, wrap(err, doing)
@@ -124,14 +124,24 @@ func isUniqueViolation(err error, index string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == index
 }
 
-func (s *Store) versionOfJob(ctx context.Context, jobID uuid.UUID) (ModelVersion, error) {
-	doing := "find the model version of job " + jobID.String()
+// JobModelVersion returns the version of the project's model that the job registered. It
+// returns ErrNotFound when the job registered none, and ErrInvalid when it registered a
+// version of another model, because a job registers at most one version.
+func (s *Store) JobModelVersion(ctx context.Context, jobID uuid.UUID, projectID, modelName string) (ModelVersion, error) {
+	doing := fmt.Sprintf("find the version of model %s/%s of job %s", projectID, modelName, jobID)
 	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+sqlVersionFrom+`WHERE v.job_id = $1`, jobID)
 	if err != nil {
 		return ModelVersion{}, wrap(err, doing)
 	}
 	v, err := collectOne[ModelVersion](rows)
-	return v, wrap(err, doing)
+	if err != nil {
+		return ModelVersion{}, wrap(err, doing)
+	}
+	if v.ProjectID != projectID || v.ModelName != modelName {
+		return ModelVersion{}, fmt.Errorf("%s: %w: the job registered version %d of model %s/%s, and a job registers one version only",
+			doing, ErrInvalid, v.VersionNumber, v.ProjectID, v.ModelName)
+	}
+	return v, nil
 }
 
 // GetModelVersion reads one version by id.

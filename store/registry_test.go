@@ -76,6 +76,35 @@ func TestVersionNumbersHaveNoGaps(t *testing.T) {
 	}
 }
 
+// TestRegisterOtherModelForJob: a job that registered a version of one model gets
+// ErrInvalid, not that version, when a version of another model is registered for it.
+func TestRegisterOtherModelForJob(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	job := completedJob(t, s)
+	first := register(t, s, job, "resnet")
+
+	v, err := s.RegisterModelVersion(ctx, store.NewVersion{ProjectID: "vision", ModelName: "detector",
+		Job: job, ArtifactURI: "s3://models/" + job.ID.String()})
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("registering model detector after resnet: version %+v, err %v, want ErrInvalid", v, err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "version 1 of model vision/resnet") {
+		t.Errorf("error %q, want it to name version 1 of model vision/resnet", err)
+	}
+	versions, err := s.ListModelVersions(ctx, "vision", "detector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 0 {
+		t.Errorf("%d versions of detector, want none", len(versions))
+	}
+	again := register(t, s, job, "resnet")
+	if again.ID != first.ID {
+		t.Errorf("registering resnet again returned version %s, want the first %s", again.ID, first.ID)
+	}
+}
+
 // TestPromotionNeedsApprovalAndArchivesOldProd: prod without an approved request is
 // refused; the second prod version archives the first in the same step.
 func TestPromotionNeedsApprovalAndArchivesOldProd(t *testing.T) {

@@ -152,6 +152,12 @@ func (x *Activities) RegisterVersion(ctx context.Context, in RegisterInput) (Ver
 		ConfigHash: "sha256:" + hex.EncodeToString(hash[:]), CodeCommit: in.Model.CodeCommit,
 		TrackingRunID: in.Model.TrackingRunID, EvalMetrics: in.Metrics,
 	})
+	if errors.Is(err, store.ErrInvalid) {
+		// The job registered another model already, or a lineage value breaks a rule of
+		// the schema, and no retry fixes either.
+		x.Logger.Warn("model version not registered", "job_id", job.ID, "model", in.Model.Name, "err", err)
+		return Version{Problem: err.Error()}, nil
+	}
 	if err != nil {
 		return Version{}, err
 	}

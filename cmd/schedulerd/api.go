@@ -51,7 +51,7 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 		maxPriority, api.DefaultPriority))
 	configPath := fs.String("config", "", "file holding the job config as JSON, or - for standard input (required)")
 	key := fs.String("idempotency-key", "", "key that makes a repeated submission return the first job")
-	parent := fs.String("parent", "", "id of the parent job, such as the hpo job of a trial")
+	parent := fs.String("parent", "", "id of a parent job in the same project; not an hpo job, whose trials only its workflow creates")
 	tags := map[string]string{}
 	fs.Func("tag", "tag KEY=VALUE; repeat for more", func(v string) error {
 		k, value, ok := strings.Cut(v, "=")
