@@ -134,11 +134,16 @@ type RegisterInput struct {
 
 // RegisterVersion registers the model that the trained job's last completed run wrote: its
 // model artifact, else its last checkpoint. The lineage comes from the job's config (dataset
-// version, code commit, tracking run) and from its stored config (the config hash).
+// version, code commit, tracking run) and from its stored config (the config hash). A retry
+// returns the version an earlier try registered before it checks the model in S3 again, so
+// an object deleted since then does not fail a registered job.
 func (x *Activities) RegisterVersion(ctx context.Context, in RegisterInput) (Version, error) {
 	job, err := x.Store.GetJob(ctx, in.Trained.ID)
 	if err != nil {
 		return Version{}, err
+	}
+	if v, found, err := x.registeredVersion(ctx, job, in); found || err != nil {
+		return v, err
 	}
 	run, artifactURI, problem, err := x.modelOf(ctx, job)
 	if err != nil || artifactURI == "" {
@@ -164,6 +169,22 @@ func (x *Activities) RegisterVersion(ctx context.Context, in RegisterInput) (Ver
 	x.Logger.Info("model version registered", "job_id", job.ID, "model", v.ModelName, "version", v.VersionNumber,
 		"model_version_id", v.ID)
 	return versionOf(v), nil
+}
+
+// registeredVersion returns the version of in's model that the job registered already, and
+// whether there is one. A version of another model is a problem, as in RegisterVersion.
+func (x *Activities) registeredVersion(ctx context.Context, job store.Job, in RegisterInput) (Version, bool, error) {
+	v, err := x.Store.JobModelVersion(ctx, job.ID, in.ProjectID, in.Model.Name)
+	switch {
+	case err == nil:
+		return versionOf(v), true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return Version{}, false, nil
+	case errors.Is(err, store.ErrInvalid):
+		x.Logger.Warn("model version not registered", "job_id", job.ID, "model", in.Model.Name, "err", err)
+		return Version{Problem: err.Error()}, true, nil
+	}
+	return Version{}, false, err
 }
 
 // modelOf finds the job's last completed run and the URI of the model it wrote: its model
