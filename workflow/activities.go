@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
 
 	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/store"
@@ -406,21 +407,39 @@ func (x *Activities) TrialsState(ctx context.Context, parent store.JobRef) (Tria
 	return state, nil
 }
 
-// ScoreTrials reads every completed trial's eval report and its value of the metric.
+// trialScoreTimeout bounds the scoring of one trial: a few database reads and the S3 read
+// of an eval report of at most maxReportBytes.
+const trialScoreTimeout = 30 * time.Second
+
+// ScoreTrials reads every completed trial's eval report and its value of the metric. It
+// heartbeats after each trial, so a dead worker is found within the heartbeat timeout
+// while the whole step may take as long as its up to jobspec.MaxTrials trials need.
 func (x *Activities) ScoreTrials(ctx context.Context, facts JobFacts) ([]TrialScore, error) {
 	trials, err := x.Store.ChildJobs(ctx, facts.Job)
 	if err != nil {
 		return nil, err
 	}
 	scores := make([]TrialScore, 0, len(trials))
-	for _, t := range trials {
-		score, err := x.score(ctx, t, facts.Spec.HPO.Metric)
+	for i, t := range trials {
+		score, err := x.scoreWithin(ctx, t, facts.Spec.HPO.Metric)
 		if err != nil {
 			return nil, err
 		}
 		scores = append(scores, score)
+		activity.RecordHeartbeat(ctx, i+1)
 	}
 	return scores, nil
+}
+
+// scoreWithin scores one trial within trialScoreTimeout.
+func (x *Activities) scoreWithin(ctx context.Context, trial store.Job, metric string) (TrialScore, error) {
+	ctx, cancel := context.WithTimeout(ctx, trialScoreTimeout)
+	defer cancel()
+	score, err := x.score(ctx, trial, metric)
+	if err != nil {
+		return TrialScore{}, fmt.Errorf("score trial %s: %w", trial.ID, err)
+	}
+	return score, nil
 }
 
 func (x *Activities) score(ctx context.Context, trial store.Job, metric string) (TrialScore, error) {

@@ -1,6 +1,8 @@
 package workflow
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/schedulerd/schedulerd/jobspec"
@@ -118,7 +120,8 @@ func waitForAny(ctx workflow.Context, channels ...workflow.ReceiveChannel) {
 // pickBest scores the trials, applies the parent's thresholds to the best one, completes
 // the parent, registers the best trial's model and requests promotion when configured.
 func pickBest(ctx workflow.Context, facts JobFacts, result Result) (Result, error) {
-	if err := workflow.ExecuteActivity(ctx, a.ScoreTrials, facts).Get(ctx, &result.HPO.Trials); err != nil {
+	err := workflow.ExecuteActivity(withScoring(ctx), a.ScoreTrials, facts).Get(ctx, &result.HPO.Trials)
+	if err != nil {
 		return Result{}, err
 	}
 	best := bestTrial(result.HPO, *facts.Spec.HPO)
@@ -159,6 +162,17 @@ func pickBest(ctx workflow.Context, facts JobFacts, result Result) (Result, erro
 		return result, err
 	}
 	return promote(ctx, facts, result)
+}
+
+// withScoring gives ScoreTrials the time of jobspec.MaxTrials trials, trialScoreTimeout
+// each. The heartbeat timeout is twice one trial's bound. The Go SDK (v1.51.0) sends
+// heartbeats at most every 80% of it, 48 s, which is longer than one trial may take, so the
+// heartbeats of a live step arrive in time.
+func withScoring(ctx workflow.Context) workflow.Context {
+	options := workflow.GetActivityOptions(ctx)
+	options.StartToCloseTimeout = jobspec.MaxTrials*trialScoreTimeout + time.Minute
+	options.HeartbeatTimeout = 2 * trialScoreTimeout
+	return workflow.WithActivityOptions(ctx, options)
 }
 
 // completeParentFirst is the change id (workflow.GetVersion) of the order in which pickBest

@@ -188,3 +188,45 @@ func TestCancelAfterScoringInOldOrder(t *testing.T) {
 		t.Errorf("stored result status %s, want running, the last one recorded before the cancel", stored.Status)
 	}
 }
+
+// TestScoreTrialsHeartbeats: scoring heartbeats under a heartbeat timeout, and its
+// start-to-close timeout leaves time for the largest search, so a slow S3 neither fails the
+// step nor hides a dead worker.
+func TestScoreTrialsHeartbeats(t *testing.T) {
+	s := newSteps(t, 1000)
+	parent := s.submit("hpo", hpoSpec(2))
+	var started *activity.Info
+	heartbeats := 0
+
+	s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			s.runTrials(2)
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Minute)
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+			if info.ActivityType.Name == "ScoreTrials" {
+				started = info
+			}
+		})
+		env.SetOnActivityHeartbeatListener(func(info *activity.Info, _ converter.EncodedValues) {
+			if info.ActivityType.Name == "ScoreTrials" {
+				heartbeats++
+			}
+		})
+	})
+
+	if started == nil {
+		t.Fatal("ScoreTrials never started")
+	}
+	if started.HeartbeatTimeout <= 0 {
+		t.Errorf("ScoreTrials heartbeat timeout %v, want one", started.HeartbeatTimeout)
+	}
+	// Up to MaxTrials trials of 30 s each, the bound ScoreTrials gives one trial, must fit.
+	startToClose := started.Deadline.Sub(started.StartedTime)
+	if want := time.Duration(jobspec.MaxTrials) * 30 * time.Second; startToClose < want {
+		t.Errorf("ScoreTrials start-to-close %v, want at least %v for %d trials", startToClose, want, jobspec.MaxTrials)
+	}
+	if heartbeats == 0 {
+		t.Error("ScoreTrials sent no heartbeat")
+	}
+}
