@@ -147,13 +147,13 @@ func explain(f store.JobExplanation) Explanation {
 		reservation := jobspec.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
 		// The renewal of an ended period resets the used hours, so the job fits if it fits
 		// the renewed budget.
-		left := q.GPUHoursLeft()
+		used := q.GPUHoursUsed
 		if period == scheduler.ReasonPeriodEnded {
-			left = q.GPUHoursBudget - q.GPUHoursReserved
+			used = 0
 		}
 		e.Budget = &BudgetState{GPUHoursBudget: q.GPUHoursBudget, GPUHoursUsed: q.GPUHoursUsed,
 			GPUHoursReserved: q.GPUHoursReserved, GPUHoursLeft: q.GPUHoursLeft(), JobReservation: reservation,
-			Fits: reservation <= left+1e-9}
+			Fits: jobspec.FitsBudget(q.GPUHoursBudget, used, q.GPUHoursReserved, reservation)}
 		e.Concurrency = &ConcurrencyState{MaxConcurrentJobs: q.MaxConcurrentJobs,
 			CurrentConcurrent: q.CurrentConcurrent, FreeSlots: max(0, q.MaxConcurrentJobs-q.CurrentConcurrent)}
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline

@@ -347,7 +347,7 @@ func checkReservation(sub *submission, quota *store.QuotaState) error {
 		return nil
 	}
 	hours := jobspec.ReservedGPUHours(sub.spec.GPUMilli(), sub.spec.MaxRuntimeSeconds)
-	if hours <= quota.GPUHoursBudget+1e-9 {
+	if jobspec.FitsBudget(quota.GPUHoursBudget, hours) {
 		return nil
 	}
 	return unprocessable("config.max_runtime_seconds", "the job reserves %s GPU-hours (%s for %d s), more than "+

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -230,6 +231,21 @@ func (s Spec) Attempts() int {
 	}
 	return s.MaxAttempts
 }
+
+// FitsBudget reports whether the GPU-hour amounts add up to at most budget. It adds them in
+// whole ten-thousandths, the unit of the numeric(14, 4) quota columns, as PostgreSQL adds
+// the columns. A float64 sum of amounts near ten million hours is off by more than the
+// last decimal, and would refuse a job that exactly fills the budget.
+func FitsBudget(budget float64, amounts ...float64) bool {
+	var total int64
+	for _, amount := range amounts {
+		total += hourUnits(amount)
+	}
+	return total <= hourUnits(budget)
+}
+
+// hourUnits returns a GPU-hour amount of at most 4 decimals in ten-thousandths.
+func hourUnits(hours float64) int64 { return int64(math.Round(hours * 10_000)) }
 
 // ReservedGPUHours is what admission reserves from the project's budget: the GPU request
 // times the maximum run time, rounded half away from zero to 4 decimals. The quota and run

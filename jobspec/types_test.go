@@ -67,3 +67,29 @@ func TestReservedGPUHoursRounding(t *testing.T) {
 		}
 	}
 }
+
+// TestFitsBudgetExact: amounts that add up to the budget in the quota columns' 4 decimals
+// fit, also where their float64 sum is above it, and one ten-thousandth more does not.
+func TestFitsBudgetExact(t *testing.T) {
+	cases := []struct {
+		name    string
+		budget  float64
+		amounts []float64
+		want    bool
+	}{
+		{"exactly full, float sum above", 65956876.7952, []float64{42039669.8329, 23917162.7001, 44.2622}, true},
+		{"one unit over", 65956876.7952, []float64{42039669.8329, 23917162.7001, 44.2623}, false},
+		{"small values", 1, []float64{0.3, 0.7}, true},
+		{"nothing used", 0, nil, true},
+	}
+	for _, c := range cases {
+		if got := jobspec.FitsBudget(c.budget, c.amounts...); got != c.want {
+			t.Errorf("%s: FitsBudget(%v, %v) = %v, want %v", c.name, c.budget, c.amounts, got, c.want)
+		}
+	}
+	// Variables, not constants: Go adds untyped constants exactly.
+	used, reserved, hours, budget := 42039669.8329, 23917162.7001, 44.2622, 65956876.7952
+	if sum := used + reserved + hours; sum <= budget+1e-9 {
+		t.Errorf("the float64 sum %v fits the budget; the first case no longer tests the rounding", sum)
+	}
+}

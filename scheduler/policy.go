@@ -134,7 +134,7 @@ func (pl *plan) quotaRefusal(project string, hours float64) string {
 		return period
 	case q.CurrentConcurrent >= q.MaxConcurrentJobs:
 		return ReasonConcurrency
-	case q.GPUHoursUsed+q.GPUHoursReserved+hours > q.GPUHoursBudget+1e-9:
+	case !jobspec.FitsBudget(q.GPUHoursBudget, q.GPUHoursUsed, q.GPUHoursReserved, hours):
 		return ReasonBudget
 	}
 	return ""

@@ -121,3 +121,19 @@ func TestDecideUpToCarriesHolds(t *testing.T) {
 		t.Errorf("held %v after the page, want A10 added to H100", held)
 	}
 }
+
+// A job that exactly fills a budget of a hundred million GPU-hours is admitted: the policy
+// adds the quota's hours in its 4 decimals, as the dequeue's SQL does, not in float64.
+func TestDecideAdmitsExactlyFullBudget(t *testing.T) {
+	snap := modelSnapshot([]store.ModelCapacity{{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000}},
+		store.Candidate{GPUMilli: 1000})
+	snap.Candidates[0].MaxRuntimeSeconds = 26 * 3600 // 26 GPU-hours
+	quota := snap.Quotas["vision"]
+	quota.GPUHoursBudget, quota.GPUHoursUsed, quota.GPUHoursReserved = 145175020.3011, 74982056.1744, 70192938.1267
+	snap.Quotas["vision"] = quota
+
+	decisions, refusals := scheduler.Policy{StarvationBound: time.Hour}.Decide(snap)
+	if len(decisions) != 1 {
+		t.Errorf("%d admitted with refusals %+v, want the job that fills the budget", len(decisions), refusals)
+	}
+}
