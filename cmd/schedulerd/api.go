@@ -82,9 +82,12 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 	}
 
 	if *parent != "" {
-		if _, err := jobPath(*parent); err != nil {
-			return usageError{"-parent: " + err.Error()}
+		// The API takes the 36-character form only; uuid.Parse also reads others.
+		parsed, err := uuid.Parse(*parent)
+		if err != nil {
+			return usageError{fmt.Sprintf("-parent: invalid job id %q: want a UUID such as 0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", *parent)}
 		}
+		*parent = parsed.String()
 	}
 
 	config, err := readConfig(*configPath)
@@ -132,8 +135,13 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 	query := url.Values{}
 	for _, name := range []string{"project", "status", "job_type", "created_after", "created_before", "page_token"} {
 		flagName := strings.ReplaceAll(name, "_", "-")
-		fs.Func(flagName, "filter by "+strings.ReplaceAll(name, "_", " ")+" (see GET /v1/jobs)", func(v string) error {
-			query.Set(name, v)
+		usage := "filter by " + strings.ReplaceAll(name, "_", " ") + " (see GET /v1/jobs)"
+		set := query.Set
+		if name == "project" || name == "status" || name == "job_type" {
+			usage, set = usage+"; repeat it for several", query.Add
+		}
+		fs.Func(flagName, usage, func(v string) error {
+			set(name, v)
 			return nil
 		})
 	}

@@ -490,3 +490,30 @@ func TestExplanationShowsLiveRun(t *testing.T) {
 		}
 	}
 }
+
+// A -parent in another form that uuid.Parse reads (32 hex digits) is sent as the
+// 36-character form the API takes.
+func TestSubmitParentShortForm(t *testing.T) {
+	s := newProjectSession(t)
+	parent := s.submit()
+	child := s.submit("-parent", strings.ReplaceAll(parent.ID.String(), "-", ""))
+	if child.ParentJobID == nil || *child.ParentJobID != parent.ID {
+		t.Errorf("child's parent %v, want %s", child.ParentJobID, parent.ID)
+	}
+}
+
+// Repeated -status flags filter by every status given, as GET /v1/jobs does.
+func TestJobListRepeatedStatus(t *testing.T) {
+	s := newProjectSession(t)
+	for range 2 {
+		s.submit()
+	}
+	stdout := s.ok("job", "list", "-status", "queued", "-status", "running", "-o", "json")
+	var list api.JobList
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Jobs) != 2 {
+		t.Errorf("job list -status queued -status running listed %d jobs, want the 2 queued ones", len(list.Jobs))
+	}
+}
