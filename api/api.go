@@ -34,6 +34,11 @@ type Config struct {
 	// Without them, hpo jobs and configs with model or evaluation sections are rejected,
 	// because nothing would run the search, the evaluation or the registration.
 	Workflows bool
+	// ArtifactURIPrefix, when set, is where every artifact of a project must be stored:
+	// "{project}" in it stands for the project id, as in s3://checkpoints/{project}/.
+	// Retention deletes what artifact rows name with the daemon's own S3 credentials, so
+	// without it a submitter could have retention delete objects outside its project.
+	ArtifactURIPrefix string
 }
 
 // Server serves the API. It is an http.Handler and safe for concurrent use.

@@ -63,6 +63,9 @@ func (s *Server) recordArtifact(w http.ResponseWriter, r *http.Request, caller *
 	if err := req.validate(); err != nil {
 		return err
 	}
+	if err := s.checkArtifactPrefix(project, req.StorageURI); err != nil {
+		return err
+	}
 
 	artifact, err := s.store.RecordArtifact(r.Context(), store.NewArtifact{RunID: runID, Type: req.ArtifactType,
 		URI: req.StorageURI, Checksum: req.ChecksumSHA256, SizeBytes: *req.SizeBytes, Metadata: nullToAbsent(req.Metadata),
@@ -80,6 +83,19 @@ func (s *Server) recordArtifact(w http.ResponseWriter, r *http.Request, caller *
 	s.cfg.Logger.Info("artifact recorded", "run", runID, "project", project, "artifact_type", artifact.Type,
 		"storage_uri", artifact.URI, "actor", caller.token.Name)
 	writeJSON(w, http.StatusCreated, "application/json", artifactView(artifact))
+	return nil
+}
+
+// checkArtifactPrefix rejects a storage URI outside the project's ArtifactURIPrefix.
+func (s *Server) checkArtifactPrefix(project, uri string) error {
+	if s.cfg.ArtifactURIPrefix == "" {
+		return nil
+	}
+	want := strings.ReplaceAll(s.cfg.ArtifactURIPrefix, "{project}", project)
+	if !strings.HasPrefix(uri, want) {
+		return unprocessable("storage_uri", "%q is outside the storage of project %q: its artifacts must be under %s",
+			uri, project, want)
+	}
 	return nil
 }
 
@@ -117,7 +133,7 @@ func (req ArtifactRequest) validate() error {
 }
 
 // validateStorageURI accepts s3://BUCKET/KEY with a valid bucket name and a key of printable
-// characters.
+// characters without "." or ".." segments. The key is taken as written (internal/s3uri).
 func validateStorageURI(uri string) error {
 	if uri == "" {
 		return invalid("storage_uri", "required, as s3://BUCKET/KEY")
@@ -139,6 +155,13 @@ func validateStorageURI(uri string) error {
 	}
 	if strings.ContainsFunc(key, unicode.IsControl) {
 		return invalid("storage_uri", "the object key contains a control character")
+	}
+	// S3 takes "." and ".." literally, but S3-compatible servers that store objects as
+	// files may resolve them, and so reach outside the URI's prefix.
+	for segment := range strings.SplitSeq(key, "/") {
+		if segment == "." || segment == ".." {
+			return invalid("storage_uri", "the object key %q has a %q path segment", key, segment)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +193,8 @@ func TestRecordArtifactInvalidFields(t *testing.T) {
 		{"bad bucket", func(b map[string]any) { b["storage_uri"] = "s3://Bad_Bucket/key" }, "storage_uri"},
 		{"no key", func(b map[string]any) { b["storage_uri"] = "s3://bucket/" }, "storage_uri"},
 		{"control character", func(b map[string]any) { b["storage_uri"] = "s3://bucket/a\nb" }, "storage_uri"},
+		{"dot-dot segment", func(b map[string]any) { b["storage_uri"] = "s3://bucket/vision/../audio/ckpt" }, "storage_uri"},
+		{"dot segment", func(b map[string]any) { b["storage_uri"] = "s3://bucket/./ckpt" }, "storage_uri"},
 		{"uri too long", func(b map[string]any) { b["storage_uri"] = "s3://bucket/" + strings.Repeat("k", 1013) }, "storage_uri"},
 		{"uppercase checksum", func(b map[string]any) { b["checksum_sha256"] = strings.ToUpper(checksumA) }, "checksum_sha256"},
 		{"short checksum", func(b map[string]any) { b["checksum_sha256"] = checksumA[:63] }, "checksum_sha256"},
@@ -216,4 +219,27 @@ func TestRecordArtifactInvalidFields(t *testing.T) {
 
 	longest := checkpointBody("s3://bucket/"+strings.Repeat("k", 1012), 1)
 	f.recordArtifact(f.submitter, run.RunID, longest)
+}
+
+// With an artifact URI prefix configured, a project's artifacts must be under its own
+// prefix, so that retention never deletes another project's objects for it. The prefix is
+// compared as written: an escaped slash does not reach another project's folder.
+func TestRecordArtifactOutsidePrefix(t *testing.T) {
+	f := setup(t)
+	f.server.Close()
+	f.api = api.New(api.Config{Store: f.store, ArtifactURIPrefix: "s3://ckpt/{project}/"})
+	f.server = httptest.NewServer(f.api)
+	t.Cleanup(f.server.Close)
+	_, run := f.startedRun(f.submitter, "vision")
+
+	for _, uri := range []string{"s3://ckpt/audio/models/", "s3://ckpt/visionary/a", "s3://other/vision/a",
+		"s3://ckpt/audio%2Fmodels/"} {
+		p := f.do(f.submitter, "POST", artifactPath(run.RunID), checkpointBody(uri, 1)).problem(422, api.TypeUnprocessable)
+		if p.Field != "storage_uri" || !strings.Contains(p.Detail, "s3://ckpt/vision/") {
+			t.Errorf("%s: field %q, detail %q; want storage_uri naming s3://ckpt/vision/", uri, p.Field, p.Detail)
+		}
+	}
+	if a := f.recordArtifact(f.submitter, run.RunID, checkpointBody("s3://ckpt/vision/step-1", 1)); a.StorageURI != "s3://ckpt/vision/step-1" {
+		t.Errorf("recorded %q, want s3://ckpt/vision/step-1", a.StorageURI)
+	}
 }

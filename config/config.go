@@ -41,6 +41,10 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  slog.Level
 	LogFormat string
+	// ArtifactURIPrefix is the s3:// prefix of each project's artifacts, with "{project}"
+	// for the project id (SCHEDULERD_ARTIFACT_URI_PREFIX). Empty allows any s3:// URI.
+	// See api.Config.
+	ArtifactURIPrefix string
 }
 
 // setting is one configurable value: its flag name, its environment variable and how to
@@ -71,6 +75,24 @@ var settings = []setting{
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"log-format", "SCHEDULERD_LOG_FORMAT", "json or text", "json",
 		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
+	{"artifact-uri-prefix", "SCHEDULERD_ARTIFACT_URI_PREFIX",
+		"s3:// prefix every artifact URI of a project must start with, {project} standing for its id; empty allows any", "",
+		func(c *Config, v string) error { c.ArtifactURIPrefix = v; return validateArtifactPrefix(v) }},
+}
+
+// validateArtifactPrefix accepts an empty prefix or s3://BUCKET/... ending in "/", so that
+// one project's prefix never starts another's: with s3://b/{project} project "a" could
+// store under s3://b/ab/.
+func validateArtifactPrefix(v string) error {
+	if v == "" {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(v, "s3://")
+	bucket, _, found := strings.Cut(rest, "/")
+	if !ok || !found || bucket == "" || !strings.HasSuffix(v, "/") {
+		return fmt.Errorf("%q is not an s3://BUCKET/ prefix ending in /, such as s3://checkpoints/{project}/", v)
+	}
+	return nil
 }
 
 // Load parses args (without the subcommand) over the environment read by getenv. The

@@ -50,6 +50,9 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		{map[string]string{"SCHEDULERD_KUBE_QPS": "NaN"}, "invalid -kube-qps (env SCHEDULERD_KUBE_QPS): want a positive number"},
 		{map[string]string{"SCHEDULERD_HTTP_ADDR": "8080"}, "invalid -http-addr (env SCHEDULERD_HTTP_ADDR): want host:port"},
 		{map[string]string{"SCHEDULERD_LOG_FORMAT": "xml"}, `invalid -log-format (env SCHEDULERD_LOG_FORMAT): want one of json, text, got "xml"`},
+		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3://ckpt/{project}"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3://ckpt/{project}" is not an s3://BUCKET/ prefix ending in /`},
+		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "gs://ckpt/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "gs://ckpt/" is not`},
+		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3:///x/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3:///x/" is not`},
 	}
 	for _, c := range cases {
 		_, _, err := Load("run", nil, env(c.env), io.Discard)
@@ -59,6 +62,17 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("error %q leaks the password", err)
 		}
+	}
+}
+
+func TestLoadArtifactPrefix(t *testing.T) {
+	c, _, err := Load("run", nil, env(map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://h/db",
+		"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3://ckpt/{project}/"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ArtifactURIPrefix != "s3://ckpt/{project}/" {
+		t.Errorf("ArtifactURIPrefix %q, want s3://ckpt/{project}/", c.ArtifactURIPrefix)
 	}
 }
 

@@ -150,6 +150,11 @@ func TestParseURI(t *testing.T) {
 		{"s3://ckpts", "", "", false},
 		{"gs://ckpts/a", "", "", false},
 		{"/local/path", "", "", false},
+		{"s3:///key", "", "", false},
+		// As written: no decoding, no cleaning of the path.
+		{"s3://ckpts/project-b%2Fmodels/", "ckpts", "project-b%2Fmodels/", true},
+		{"s3://ckpts/a/../b/step-1", "ckpts", "a/../b/step-1", true},
+		{"s3://ckpts/step?1#x", "ckpts", "step?1#x", true},
 	}
 	for _, c := range cases {
 		t.Run(c.uri, func(t *testing.T) {

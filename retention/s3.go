@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/schedulerd/schedulerd/internal/s3uri"
 )
 
 // ObjectStore is the part of *s3.Client that retention uses.
@@ -55,18 +55,14 @@ func NewS3Client(ctx context.Context, cfg S3Config) (*s3.Client, error) {
 	}), nil
 }
 
-// parseURI splits s3://bucket/key. A key ending in "/" names every object under it, as
-// for a checkpoint saved as a directory of shards.
+// parseURI splits a checkpoint's s3://bucket/key as written (s3uri.Split). A key ending in
+// "/" names every object under it, as for a checkpoint saved as a directory of shards.
 func parseURI(uri string) (bucket, key string, err error) {
-	u, err := url.Parse(uri)
+	bucket, key, err = s3uri.Split(uri)
 	if err != nil {
-		return "", "", fmt.Errorf("parse checkpoint URI %q: %w", uri, err)
+		return "", "", fmt.Errorf("checkpoint URI: %w", err)
 	}
-	key = strings.TrimPrefix(u.Path, "/")
-	if u.Scheme != "s3" || u.Host == "" || key == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", "", fmt.Errorf("checkpoint URI %q is not s3://bucket/key", uri)
-	}
-	return u.Host, key, nil
+	return bucket, key, nil
 }
 
 // maxDeleteKeys is S3's limit of keys in one DeleteObjects request.

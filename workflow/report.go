@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/schedulerd/schedulerd/internal/s3uri"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -37,7 +37,7 @@ type evalReport struct {
 // the report itself (missing, altered, malformed) is returned as a reason, so the gate
 // rejects the job. Only a failure to reach S3 is an error.
 func readReport(ctx context.Context, objects ObjectReader, report store.Artifact) (map[string]float64, string, error) {
-	bucket, key, err := splitURI(report.URI)
+	bucket, key, err := s3uri.Split(report.URI)
 	if err != nil {
 		return nil, err.Error(), nil
 	}
@@ -81,21 +81,10 @@ func parseReport(report store.Artifact, body []byte) (map[string]float64, string
 	return parsed.Metrics, "", nil
 }
 
-// splitURI splits s3://bucket/key at the first slash after the bucket, as the API checked
-// it. The key is taken literally: "#", "?" and "%" are part of it, not URL syntax.
-func splitURI(uri string) (bucket, key string, err error) {
-	rest, ok := strings.CutPrefix(uri, "s3://")
-	bucket, key, found := strings.Cut(rest, "/")
-	if !ok || !found || bucket == "" || key == "" {
-		return "", "", fmt.Errorf("the URI %q is not s3://bucket/key", uri)
-	}
-	return bucket, key, nil
-}
-
 // checkObject returns why an artifact's object is unusable: missing, or not the size its
 // row records. The content is not read, since a model may be large.
 func checkObject(ctx context.Context, objects ObjectReader, a store.Artifact) (string, error) {
-	bucket, key, err := splitURI(a.URI)
+	bucket, key, err := s3uri.Split(a.URI)
 	if err != nil {
 		return err.Error(), nil
 	}

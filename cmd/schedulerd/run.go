@@ -74,7 +74,7 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		Registry:       newRegistry(),
 		LeaderElection: election,
 		Handler: api.New(api.Config{Store: db, Workflows: workflows != nil,
-			Logger: env.log.With("component", "api")}),
+			ArtifactURIPrefix: cfg.ArtifactURIPrefix, Logger: env.log.With("component", "api")}),
 		Workflows: workflows,
 		Logger:    env.log,
 	})
