@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -172,6 +173,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) error {
 	// A path wildcard, such as a project id, goes to the database as text.
 	if strings.ContainsRune(r.URL.Path, 0) {
 		return invalid("path", "the path %s", nulDetail)
+	}
+	if !utf8.ValidString(r.URL.Path) {
+		return invalid("path", "the path %s", notUTF8Detail)
 	}
 	if rt.role == "" {
 		return rt.handle(w, r, nil)

@@ -62,6 +62,34 @@ func TestNULCharacterRejectedWithField(t *testing.T) {
 	}
 }
 
+// TestInvalidUTF8RejectedWithField: a path or query value that is not UTF-8 once
+// percent-decoded is a 400 naming it, not a database error answered 422 and logged as an
+// error.
+func TestInvalidUTF8RejectedWithField(t *testing.T) {
+	f := setup(t)
+	logs := f.withLog()
+	cases := []struct {
+		name, method, path, field string
+	}{
+		{"query parameter", "GET", "/v1/jobs?project=a%FFb", "project"},
+		{"model in the path", "GET", "/v1/projects/vision/models/%FF/versions", "path"},
+		{"project in the path", "POST", "/v1/queues/%FF/drain", "path"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.t = t
+			p := f.do(f.admin, c.method, c.path, nil).problem(400, api.TypeInvalidRequest)
+			if p.Field != c.field || !strings.Contains(p.Detail, "UTF-8") {
+				t.Errorf("field %q, detail %q; want %q and a detail naming UTF-8", p.Field, p.Detail, c.field)
+			}
+		})
+	}
+	f.t = t
+	if text := logs.String(); strings.Contains(text, "level=ERROR") {
+		t.Errorf("rejected requests were logged as errors:\n%s", text)
+	}
+}
+
 // TestTokenNameWithNULRejected: token creation names the field instead of failing in the
 // database.
 func TestTokenNameWithNULRejected(t *testing.T) {

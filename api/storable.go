@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/schedulerd/schedulerd/jobspec"
 )
@@ -14,6 +15,10 @@ import (
 // jsonb types cannot store one, so without this check the database would reject the
 // statement with an error that names no field.
 const nulDetail = "contains a NUL character (\\u0000), which PostgreSQL cannot store. Remove it"
+
+// notUTF8Detail is the problem detail for a path or query value that, percent-decoded, is
+// not valid UTF-8, which PostgreSQL's text cannot hold.
+const notUTF8Detail = "is not valid UTF-8 once percent-decoded, which PostgreSQL cannot store"
 
 // checkStorable rejects a decoded request body with a string that the database cannot
 // store: a NUL character in a string, a map key or a slice element, or in raw JSON (such
@@ -90,13 +95,16 @@ func joinPath(path, name string) string {
 	return path + "." + name
 }
 
-// checkQueryStorable rejects a query parameter with a NUL character, which the database
-// cannot compare with text, naming the parameter.
+// checkQueryStorable rejects a query parameter with a NUL character or invalid UTF-8,
+// which the database cannot compare with text, naming the parameter.
 func checkQueryStorable(query url.Values) error {
 	for name, values := range query {
 		for _, value := range values {
 			if strings.ContainsRune(value, 0) {
 				return invalid(name, nulDetail)
+			}
+			if !utf8.ValidString(value) {
+				return invalid(name, notUTF8Detail)
 			}
 		}
 	}
