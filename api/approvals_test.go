@@ -107,6 +107,8 @@ func TestSecondDecisionConflicts(t *testing.T) {
 		t.Errorf("detail %q, want it to say approved by root", p.Detail)
 	}
 	f.do(f.admin, "POST", approvalPath(id)+"/approve", decision("again")).problem(409, api.TypeConflict)
+	// The requester retrying a decided request gets the conflict too, not self-approval.
+	f.do(f.operator, "POST", approvalPath(id)+"/approve", decision("again")).problem(409, api.TypeConflict)
 	if n := f.count(`SELECT count(*) FROM workflow_events WHERE kind = 'approval_decided'`); n != 1 {
 		t.Errorf("%d approval_decided events, want 1", n)
 	}

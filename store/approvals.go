@@ -134,11 +134,12 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 	if err != nil {
 		return Approval{}, err
 	}
-	if before.RequestedBy == d.Audit.Actor.Name {
-		return Approval{}, fmt.Errorf("%s: %w (%s)", doing, ErrSelfApproval, before.RequestedBy)
-	}
+	// A decided request is a conflict whoever retries it, its requester included.
 	if before.Status != "pending" {
 		return Approval{}, fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, before.Status)
+	}
+	if before.RequestedBy == d.Audit.Actor.Name {
+		return Approval{}, fmt.Errorf("%s: %w (%s)", doing, ErrSelfApproval, before.RequestedBy)
 	}
 
 	status := "rejected"
