@@ -80,6 +80,12 @@ func (s *Store) SetQuota(ctx context.Context, q Quota, audit *Audit) (QuotaState
 	doing := "set quota of " + q.ProjectID
 	var after QuotaState
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// A quota that does not exist yet has no row to lock, so two first SetQuota calls
+		// would both audit a creation. The project's row serializes them instead. NO KEY
+		// UPDATE leaves the project's jobs free to be inserted meanwhile.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE`, q.ProjectID); err != nil {
+			return err
+		}
 		before, err := getQuotaState(ctx, tx, q.ProjectID, sqlLockQuotaState)
 		exists := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {

@@ -50,3 +50,37 @@ func TestChangeQuotaErrors(t *testing.T) {
 		t.Errorf("project without a quota: %v, want ErrNotFound", err)
 	}
 }
+
+// Two first quotas of a project set at once: the second waits for the first and audits
+// the first one's values as its before image, instead of a second creation.
+func TestSetQuotaConcurrentCreation(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if _, err := s.UpsertProject(ctx, store.Project{ID: "speech", OrgID: "acme", K8sNamespace: "speech"}); err != nil {
+		t.Fatal(err)
+	}
+	quota := store.Quota{ProjectID: "speech", GPUHoursBudget: 20, MaxConcurrentJobs: 2, PriorityTier: 5,
+		PeriodStart: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	audit := &store.Audit{Actor: store.Actor{Name: "ada", Role: store.RoleAdmin}, Action: "quota.set", At: time.Now()}
+
+	// The first admin's SetQuota, as far as its insert, in a transaction of its own.
+	first := `SELECT 1 FROM projects WHERE id = 'speech' FOR NO KEY UPDATE;
+		INSERT INTO quotas (project_id, gpu_hours_budget, max_concurrent_jobs, priority_tier, period_start, period_end)
+		VALUES ('speech', 10, 1, 5, '2026-01-01', '2100-01-01')`
+	err := waitsForCommit(t, s, first, func() error {
+		_, err := s.SetQuota(ctx, quota, audit)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var before *string
+	if err := s.Pool().QueryRow(ctx, `SELECT before_json->>'gpu_hours_budget' FROM audit_log
+		WHERE action = 'quota.set' AND project_id = 'speech'`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if before == nil || *before != "10" {
+		t.Errorf("audited budget before the second SetQuota %v, want the first one's 10", before)
+	}
+}
