@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -158,5 +159,32 @@ func TestUpTo007WaitsForSinglePodHPO(t *testing.T) {
 	}
 	if err := migrations.To(ctx, conn, 7); err != nil {
 		t.Fatalf("migrate to 7 once the hpo job was cancelled: %v", err)
+	}
+}
+
+// An hpo parent that failed its evaluation before migration 017 gets the time of its last
+// change as its completed_at.
+func TestEvalFailedGetsCompletedAtIn017(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 16, "fine_tune")
+	_, err := conn.Exec(ctx, `UPDATE jobs SET status = 'running';
+		UPDATE jobs SET status = 'eval_failed', completed_at = NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updated time.Time
+	if err := conn.QueryRow(ctx, `SELECT updated_at FROM jobs`).Scan(&updated); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.To(ctx, conn, 17); err != nil {
+		t.Fatal(err)
+	}
+	var completed *time.Time
+	if err := conn.QueryRow(ctx, `SELECT completed_at FROM jobs`).Scan(&completed); err != nil {
+		t.Fatal(err)
+	}
+	if completed == nil || !completed.Equal(updated) {
+		t.Errorf("completed_at %v, want the last change's time %v", completed, updated)
 	}
 }
