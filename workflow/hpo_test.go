@@ -42,9 +42,13 @@ func (s *steps) cancelAfter(env *testsuite.TestWorkflowEnvironment, activityName
 	})
 }
 
-// TestCancelAfterScoringRegistersNothing: an hpo parent cancelled after its trials ended
-// and were scored stays cancelled, registers no model version and requests no approval.
-func TestCancelAfterScoringRegistersNothing(t *testing.T) {
+// cancelAfterScoring runs an hpo parent with a model to promote, whose user cancels it
+// once its two trials have completed and been scored. oldOrder replays the order of
+// workflows that reached pickBest before the parent was completed ahead of the
+// registration. It checks what every order must leave: the workflow's result and the
+// parent cancelled, no approval requested, and the parent's stored result the running one
+// recorded before the cancel. It returns the model versions registered.
+func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 	s := newSteps(t, 1000)
 	ctx := context.Background()
 	spec := hpoSpec(2)
@@ -52,6 +56,10 @@ func TestCancelAfterScoringRegistersNothing(t *testing.T) {
 	parent := s.submit("hpo", spec)
 
 	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		if oldOrder {
+			env.OnGetVersion("hpo-complete-parent-before-register", sdkworkflow.DefaultVersion, 1).
+				Return(sdkworkflow.DefaultVersion)
+		}
 		env.RegisterDelayedCallback(func() {
 			s.runTrials(2)
 			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
@@ -61,13 +69,6 @@ func TestCancelAfterScoringRegistersNothing(t *testing.T) {
 
 	if result.Status != store.JobCancelled {
 		t.Errorf("workflow result %s, want cancelled", result.Status)
-	}
-	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(versions) != 0 {
-		t.Errorf("%d versions registered for a cancelled parent, want none", len(versions))
 	}
 	approvals, err := s.store.ListApprovals(ctx, "", 10)
 	if err != nil {
@@ -89,6 +90,19 @@ func TestCancelAfterScoringRegistersNothing(t *testing.T) {
 	}
 	if stored.Status != store.JobRunning {
 		t.Errorf("stored result status %s, want running, the last one recorded before the cancel", stored.Status)
+	}
+	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return versions
+}
+
+// TestCancelAfterScoringRegistersNothing: an hpo parent cancelled after its trials ended
+// and were scored stays cancelled, registers no model version and requests no approval.
+func TestCancelAfterScoringRegistersNothing(t *testing.T) {
+	if versions := cancelAfterScoring(t, false); len(versions) != 0 {
+		t.Errorf("%d versions registered for a cancelled parent, want none", len(versions))
 	}
 }
 
@@ -140,52 +154,8 @@ func TestCancelBeforeTrialsKeepsNoResult(t *testing.T) {
 // completed ahead of the registration keeps registering first, as its history requires,
 // but a parent cancelled meanwhile stays cancelled and gets no approval request.
 func TestCancelAfterScoringInOldOrder(t *testing.T) {
-	s := newSteps(t, 1000)
-	ctx := context.Background()
-	spec := hpoSpec(2)
-	spec.Model = &jobspec.Registration{Name: "searched", PromoteTo: "staging"}
-	parent := s.submit("hpo", spec)
-
-	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
-		env.OnGetVersion("hpo-complete-parent-before-register", sdkworkflow.DefaultVersion, 1).
-			Return(sdkworkflow.DefaultVersion)
-		env.RegisterDelayedCallback(func() {
-			s.runTrials(2)
-			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
-		}, time.Minute)
-		s.cancelAfter(env, "ScoreTrials", parent, store.JobRunning)
-	})
-
-	if result.Status != store.JobCancelled {
-		t.Errorf("workflow result %s, want cancelled", result.Status)
-	}
-	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(versions) != 1 {
+	if versions := cancelAfterScoring(t, true); len(versions) != 1 {
 		t.Errorf("%d versions registered, want 1: the old order registers before it completes the parent", len(versions))
-	}
-	approvals, err := s.store.ListApprovals(ctx, "", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(approvals) != 0 {
-		t.Errorf("%d approvals requested for a cancelled parent, want none", len(approvals))
-	}
-	after, err := s.store.GetJob(ctx, parent.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Status != store.JobCancelled {
-		t.Errorf("parent %s, want cancelled", after.Status)
-	}
-	var stored workflow.Result
-	if err := json.Unmarshal(after.Result, &stored); err != nil {
-		t.Fatalf("stored result %s: %v", after.Result, err)
-	}
-	if stored.Status != store.JobRunning {
-		t.Errorf("stored result status %s, want running, the last one recorded before the cancel", stored.Status)
 	}
 }
 
