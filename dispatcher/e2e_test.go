@@ -386,6 +386,32 @@ func TestLostNodePreempts(t *testing.T) {
 	expectResumed(t, h, job, "s3://ckpt/job/step-9", "node "+first+" lost")
 }
 
+// A job whose node is lost and that no other node can hold waits as too large: it is not
+// admitted again on the lost node's GPUs before the capacity count drops them.
+func TestLostNodeJobNoLongerFits(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	big := gpuNode(t, model, 16, 64000)
+	gpuNode(t, model, 8, 64000)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 16, nil))
+	waitRun(t, h, job.ID, 1, "running", runStatus(store.RunRunning))
+
+	if err := daemontest.Kube.Clientset.CoreV1().Nodes().Delete(context.Background(), big, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := h.WaitJob(job.ID, wait, "queued as too large", func(j store.Job) bool {
+		return j.Status == store.JobQueued && j.WaitReason != nil && *j.WaitReason == scheduler.ReasonTooLarge
+	})
+	time.Sleep(2 * time.Second) // a few dequeues
+	if runs := h.Runs(job.ID); len(runs) != 1 {
+		t.Errorf("%d runs, want 1: the job no longer fits any node", len(runs))
+	}
+	if got.RunCount != 1 {
+		t.Errorf("run count %d, want 1", got.RunCount)
+	}
+}
+
 // A node that the dispatcher's node watch has not delivered yet, as can happen for a node
 // that has just joined, is not lost: ending its runs would force-delete live pods. This
 // dispatcher never starts its informers, so its cache lacks every node.

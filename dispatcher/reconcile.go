@@ -80,6 +80,17 @@ func (d *Dispatcher) nodeGone(ctx context.Context, name string) (bool, error) {
 	return false, fmt.Errorf("confirm node %s is gone: %w", name, err)
 }
 
+// endLostRun ends a run whose node is gone and force-deletes its pod. The node's capacity
+// leaves the database first: the end of the run requeues its job and wakes the scheduler,
+// which would otherwise admit the job again on the lost node's GPUs before the capacity
+// loop's next count.
+func (d *Dispatcher) endLostRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
+	if err := d.syncCapacity(ctx); err != nil {
+		return fmt.Errorf("count GPU capacity without the lost node: %w", err)
+	}
+	return d.endRun(ctx, run, pod, end, true)
+}
+
 // podFinished reports whether pod exists and its containers have ended, in success or
 // failure.
 func podFinished(pod *corev1.Pod) bool {
@@ -129,7 +140,7 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 			// Nothing runs a pod bound to a deleted node: end the run now and force the
 			// pod's deletion, since no kubelet will confirm it.
 			end := store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: "node " + obs.Node + " lost"}
-			return d.endRun(ctx, run, pod, end, true)
+			return d.endLostRun(ctx, run, pod, end)
 		}
 	}
 
@@ -247,7 +258,7 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 	case gone:
 		// No kubelet will stop the pod: end the run now and force the pod's deletion.
 		stop.EndedAt = now
-		return d.endRun(ctx, run, pod, stop, true)
+		return d.endLostRun(ctx, run, pod, stop)
 	case obs.Verdict == Ended:
 		stop.EndedAt = obs.End.EndedAt
 		return d.endRun(ctx, run, pod, stop, false)
