@@ -22,7 +22,7 @@ func TestSQLMetacharactersInFreeTextFields(t *testing.T) {
 	ctx := context.Background()
 	f.do(f.admin, "POST", "/v1/projects", map[string]any{"id": "hostile", "org": hostileText,
 		"display_name": hostileText, "owner": hostileText}).want(201)
-	config := map[string]any{"image": hostileText, "max_runtime_seconds": 600,
+	config := map[string]any{"image": "trainer:1", "command": []string{hostileText}, "max_runtime_seconds": 600,
 		"resources": map[string]any{"gpus": 1, "gpu_models": []string{"A10"}}}
 	var job api.Job
 	f.do(f.admin, "POST", "/v1/projects/vision/jobs", map[string]any{"job_type": "fine_tune",
@@ -41,11 +41,14 @@ func TestSQLMetacharactersInFreeTextFields(t *testing.T) {
 	}
 	stored["project org"], stored["project display_name"], stored["project owner"] = org, display, owner
 	saved := f.job(job.ID)
-	var savedConfig struct{ Image string }
+	var savedConfig struct{ Command []string }
 	if err := json.Unmarshal(saved.ConfigJSON, &savedConfig); err != nil {
 		t.Fatal(err)
 	}
-	stored["job config image"] = savedConfig.Image
+	if len(savedConfig.Command) != 1 {
+		t.Fatalf("stored command %q, want one argument", savedConfig.Command)
+	}
+	stored["job config command"] = savedConfig.Command[0]
 	var tags map[string]string
 	if err := json.Unmarshal(saved.Tags, &tags); err != nil {
 		t.Fatal(err)

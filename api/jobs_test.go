@@ -74,6 +74,8 @@ var badSubmissions = []struct {
 	{"config unknown field", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":1,"gpus":1}}`, "config"},
 	{"config wrong type", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":"1h"}}`, "config.max_runtime_seconds"},
 	{"config missing image", `{"job_type":"fine_tune","config":{"max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
+	{"image of spaces", `{"job_type":"fine_tune","config":{"image":"   ","max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
+	{"image with a space", `{"job_type":"fine_tune","config":{"image":"trainer :1","max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
 	{"training without GPU", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60}}`, "config.resources"},
 	{"rlhf on a GPU share", `{"job_type":"rlhf","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpu_share_milli":500}}}`, "config.resources.gpus"},
 	{"config key in two cases", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":2592000,` +

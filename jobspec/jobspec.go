@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -172,6 +174,9 @@ func (s Spec) Validate() error {
 	}{
 		{s.Image == "", "config.image", "required"},
 		{len(s.Image) > 512, "config.image", "longer than 512 characters"},
+		// The Kubernetes API rejects the pod of such an image, and no image reference has
+		// whitespace in it.
+		{strings.ContainsFunc(s.Image, unicode.IsSpace), "config.image", "must not contain whitespace"},
 		{s.MaxRuntimeSeconds < 1 || s.MaxRuntimeSeconds > MaxRuntimeLimit, "config.max_runtime_seconds",
 			fmt.Sprintf("must be between 1 and %d", MaxRuntimeLimit)},
 		{s.MaxAttempts < 0 || s.MaxAttempts > 100, "config.max_attempts", "must be between 1 and 100 (0 means 3)"},
