@@ -126,6 +126,9 @@ func problemFor(err error) (p *Problem, internal bool) {
 	case errors.Is(err, store.ErrContention):
 		return newProblem(TypeUnavailable, http.StatusServiceUnavailable, "",
 			"the database was busy with conflicting changes; nothing changed, retry the request"), true
+	case store.Unreachable(err):
+		return newProblem(TypeUnavailable, http.StatusServiceUnavailable, "",
+			"the database cannot be reached; retry later, and see /readyz"), true
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return newProblem(TypeUnavailable, http.StatusServiceUnavailable, "",
 			"the request was cancelled or timed out"), false

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,15 @@ func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateIdempotencyKey }
 
 // wrap adds what the store was doing to err and maps PostgreSQL errors that callers act on
 // to the sentinels above.
+// Unreachable reports whether err says the database could not be reached: a failed
+// connection, or a network error on an open one. Nothing was read or written by the
+// statement that failed, unless the error came while a COMMIT was in flight.
+func Unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr *net.OpError
+	return errors.As(err, &connectErr) || errors.As(err, &netErr)
+}
+
 func wrap(err error, doing string) error {
 	if err == nil {
 		return nil

@@ -135,7 +135,8 @@ func newProblemError(status int, body []byte) *problemError {
 	return e
 }
 
-// Error is one line: status, title, field and detail.
+// Error is one line: status, title, field, detail and, for a server fault, the request id
+// under which the server logged the cause.
 func (e *problemError) Error() string {
 	p := e.problem
 	if e.body != "" || p.Title == "" {
@@ -147,6 +148,9 @@ func (e *problemError) Error() string {
 	}
 	if p.Detail != "" {
 		msg += ": " + p.Detail
+	}
+	if e.status >= 500 && p.RequestID != "" {
+		msg += " (request id " + p.RequestID + ")"
 	}
 	return msg
 }

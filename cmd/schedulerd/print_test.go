@@ -24,3 +24,17 @@ func TestRunState(t *testing.T) {
 		}
 	}
 }
+
+// A server fault's message carries the request id under which the server logged the
+// cause; other problems do not need it.
+func TestProblemErrorRequestID(t *testing.T) {
+	fault := newProblemError(503, []byte(`{"type":"urn:schedulerd:problem:unavailable","title":"temporarily unavailable",`+
+		`"status":503,"detail":"the database cannot be reached","request_id":"9f2c"}`))
+	if got, want := fault.Error(), "HTTP 503 temporarily unavailable: the database cannot be reached (request id 9f2c)"; got != want {
+		t.Errorf("server fault reads %q, want %q", got, want)
+	}
+	invalid := newProblemError(400, []byte(`{"title":"invalid request","status":400,"field":"limit","detail":"too big","request_id":"9f2d"}`))
+	if got, want := invalid.Error(), "HTTP 400 invalid request (limit): too big"; got != want {
+		t.Errorf("client error reads %q, want %q", got, want)
+	}
+}
