@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,9 +17,11 @@ type QuotaState struct {
 }
 
 // GPUHoursLeft returns the GPU-hours the project may still reserve: budget minus used and
-// reserved.
+// reserved, to the 4 decimals of the quota columns. A float64 difference would show
+// 246.23169999999996 for 246.2317.
 func (q QuotaState) GPUHoursLeft() float64 {
-	return q.GPUHoursBudget - q.GPUHoursUsed - q.GPUHoursReserved
+	left := q.GPUHoursBudget - q.GPUHoursUsed - q.GPUHoursReserved
+	return math.Round(left*10_000) / 10_000
 }
 
 const quotaStateColumns = quotaColumns + `, drain_deadline`

@@ -84,3 +84,11 @@ func TestSetQuotaConcurrentCreation(t *testing.T) {
 		t.Errorf("audited budget before the second SetQuota %v, want the first one's 10", before)
 	}
 }
+
+// GPUHoursLeft has the quota columns' 4 decimals, without float64 noise.
+func TestGPUHoursLeftDecimals(t *testing.T) {
+	q := store.QuotaState{Quota: store.Quota{GPUHoursBudget: 1214, GPUHoursUsed: 913.0651, GPUHoursReserved: 54.7032}}
+	if got := q.GPUHoursLeft(); got != 246.2317 {
+		t.Errorf("GPUHoursLeft = %v, want 246.2317", got)
+	}
+}
