@@ -134,7 +134,7 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 	if err != nil {
 		return Approval{}, err
 	}
-	// A decided request is a conflict whoever retries it, its requester included.
+	// A decided request is a conflict for every caller, its requester included.
 	if before.Status != "pending" {
 		return Approval{}, fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, before.Status)
 	}

@@ -53,9 +53,9 @@ func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateIdempotencyKey }
 
 // wrap adds what the store was doing to err and maps PostgreSQL errors that callers act on
 // to the sentinels above.
-// Unreachable reports whether err says the database could not be reached: a failed
-// connection, or a network error on an open one. Nothing was read or written by the
-// statement that failed, unless the error came while a COMMIT was in flight.
+// Unreachable reports whether err means that the database could not be reached: a failed
+// connection, or a network error on an open one. The statement that failed wrote nothing,
+// unless the error came while a COMMIT was in flight.
 func Unreachable(err error) bool {
 	var connectErr *pgconn.ConnectError
 	var netErr *net.OpError
