@@ -66,9 +66,10 @@ func expectDaily(t *testing.T, got, want []dailyRow) {
 	}
 }
 
-// An ended run's hours corrected in SQL, and ended runs deleted one statement each, change
-// the daily rows by the difference.
-func TestGPUHoursDailyCorrection(t *testing.T) {
+// latestWithRuns returns a connection to a new database at the latest version that holds
+// the runs of sqlRunsBefore008.
+func latestWithRuns(t *testing.T) *pgx.Conn {
+	t.Helper()
 	ctx := context.Background()
 	conn := connect(t, pgtest.NewEmptyDatabase(t))
 	if err := migrations.Up(ctx, conn); err != nil {
@@ -77,6 +78,14 @@ func TestGPUHoursDailyCorrection(t *testing.T) {
 	if _, err := conn.Exec(ctx, sqlRunsBefore008); err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// An ended run's hours corrected in SQL, and ended runs deleted one statement each, change
+// the daily rows by the difference.
+func TestGPUHoursDailyCorrection(t *testing.T) {
+	ctx := context.Background()
+	conn := latestWithRuns(t)
 	expectDaily(t, readDaily(t, conn), []dailyRow{{"2025-01-20", 1, 1, 1.5}, {"2025-01-21", 1, 0, 2.25}})
 
 	if _, err := conn.Exec(ctx, `UPDATE runs SET gpu_hours_used = 2 WHERE pod_name = 'p2'`); err != nil {
@@ -99,13 +108,7 @@ func TestGPUHoursDailyCorrection(t *testing.T) {
 // the job out of its day's count once.
 func TestGPUHoursDailyBulkDelete(t *testing.T) {
 	ctx := context.Background()
-	conn := connect(t, pgtest.NewEmptyDatabase(t))
-	if err := migrations.Up(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, sqlRunsBefore008); err != nil {
-		t.Fatal(err)
-	}
+	conn := latestWithRuns(t)
 
 	tag, err := conn.Exec(ctx, `DELETE FROM runs WHERE job_id = '00000000-0000-0000-0000-000000000001'`)
 	if err != nil {
