@@ -51,8 +51,6 @@ func (e *DuplicateKeyError) Error() string {
 
 func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateIdempotencyKey }
 
-// wrap adds what the store was doing to err and maps PostgreSQL errors that callers act on
-// to the sentinels above.
 // Unreachable reports whether err means that the database could not be reached: a failed
 // connection, or a network error on an open one. The statement that failed wrote nothing,
 // unless the error came while a COMMIT was in flight.
@@ -62,6 +60,8 @@ func Unreachable(err error) bool {
 	return errors.As(err, &connectErr) || errors.As(err, &netErr)
 }
 
+// wrap adds what the store was doing to err and maps PostgreSQL errors that callers act on
+// to the sentinels above.
 func wrap(err error, doing string) error {
 	if err == nil {
 		return nil
