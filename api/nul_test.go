@@ -63,8 +63,8 @@ func TestNULCharacterRejectedWithField(t *testing.T) {
 }
 
 // TestInvalidUTF8RejectedWithField: a path or query value that is not UTF-8 once
-// percent-decoded is a 400 naming it, not a database error answered 422 and logged as an
-// error.
+// percent-decoded gets a 400 that names it. Before, the database rejected it, and the API
+// returned 422 and logged an error.
 func TestInvalidUTF8RejectedWithField(t *testing.T) {
 	f := setup(t)
 	logs := f.withLog()
@@ -79,8 +79,11 @@ func TestInvalidUTF8RejectedWithField(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f.t = t
 			p := f.do(f.admin, c.method, c.path, nil).problem(400, api.TypeInvalidRequest)
-			if p.Field != c.field || !strings.Contains(p.Detail, "UTF-8") {
-				t.Errorf("field %q, detail %q; want %q and a detail naming UTF-8", p.Field, p.Detail, c.field)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q", p.Field, c.field)
+			}
+			if !strings.Contains(p.Detail, "UTF-8") {
+				t.Errorf("detail %q, want it to name UTF-8", p.Detail)
 			}
 		})
 	}

@@ -426,8 +426,11 @@ func TestNodeMissingFromCacheConfirmedWithAPI(t *testing.T) {
 	}{{node, false}, {node + "-never-joined", true}, {"", false}}
 	for _, c := range cases {
 		gone, err := d.NodeGone(ctx, c.node)
-		if err != nil || gone != c.want {
-			t.Errorf("NodeGone(%q) = %v, %v; want %v", c.node, gone, err, c.want)
+		if err != nil {
+			t.Errorf("NodeGone(%q): %v", c.node, err)
+		}
+		if gone != c.want {
+			t.Errorf("NodeGone(%q) = %v, want %v", c.node, gone, c.want)
 		}
 	}
 }
