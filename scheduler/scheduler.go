@@ -126,7 +126,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // maxPages bounds the dequeues of one round, and with it the candidates one RunOnce reads:
-// 64 + 7*256 = 1,856 at the default batch.
+// at the default batch of 64, 64 + 7*256 = 1,856, or 8*256 = 2,048 when the first page is
+// wide.
 const maxPages = 8
 
 // RunOnce renews ended budget periods when due, then dequeues and returns how many jobs
