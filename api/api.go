@@ -99,7 +99,9 @@ func (s *Server) routes() []route {
 	return []route{
 		{"GET", "/openapi.json", "", s.getOpenAPI},
 
+		{"GET", "/v1/projects", store.RoleSubmitter, s.listProjects},
 		{"POST", "/v1/projects", store.RoleAdmin, s.upsertProject},
+		{"GET", "/v1/projects/{project}", store.RoleSubmitter, s.getProject},
 		{"POST", "/v1/projects/{project}/jobs", store.RoleSubmitter, s.submitJob},
 		{"GET", "/v1/projects/{project}/quota", store.RoleSubmitter, s.getQuota},
 		{"PUT", "/v1/projects/{project}/quota", store.RoleAdmin, s.putQuota},

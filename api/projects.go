@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/schedulerd/schedulerd/store"
@@ -14,15 +15,16 @@ import (
 // projects table checks it.
 var projectID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// ProjectRequest is the body of POST /v1/projects.
+// ProjectRequest is the body of POST /v1/projects. Only id is always required: on an
+// existing project a field left out keeps its value, and to create one, org is required.
 type ProjectRequest struct {
-	ID          string `json:"id"`
-	Org         string `json:"org"`
-	DisplayName string `json:"display_name,omitempty"`
-	// Namespace is the Kubernetes namespace of the project's pods; the project id when
-	// absent.
-	Namespace string `json:"namespace,omitempty"`
-	Owner     string `json:"owner,omitempty"`
+	ID          string  `json:"id"`
+	Org         *string `json:"org,omitempty"`
+	DisplayName *string `json:"display_name,omitempty"`
+	// Namespace is the Kubernetes namespace of the project's pods; the project id when a
+	// new project is given none.
+	Namespace *string `json:"namespace,omitempty"`
+	Owner     *string `json:"owner,omitempty"`
 }
 
 func (req ProjectRequest) validate() error {
@@ -30,20 +32,22 @@ func (req ProjectRequest) validate() error {
 	case !projectID.MatchString(req.ID):
 		return invalid("id", "%q is not a project id: 1 to 63 lowercase letters, digits and '-', "+
 			"starting and ending with a letter or digit", req.ID)
-	case req.Org == "" || len(req.Org) > 63:
-		return invalid("org", "required, at most 63 characters")
-	case req.Namespace != "" && !projectID.MatchString(req.Namespace):
-		return invalid("namespace", "%q is not a Kubernetes namespace name", req.Namespace)
-	case len(req.DisplayName) > 200:
+	case req.Org != nil && (*req.Org == "" || len(*req.Org) > 63):
+		return invalid("org", "1 to 63 characters")
+	case req.Namespace != nil && !projectID.MatchString(*req.Namespace):
+		return invalid("namespace", "%q is not a Kubernetes namespace name", *req.Namespace)
+	case req.Namespace != nil && strings.HasPrefix(*req.Namespace, "kube-"):
+		return invalid("namespace", "%q is one of the namespaces Kubernetes keeps for itself (kube-*)", *req.Namespace)
+	case req.DisplayName != nil && len(*req.DisplayName) > 200:
 		return invalid("display_name", "longer than 200 characters")
-	case len(req.Owner) > 200:
+	case req.Owner != nil && len(*req.Owner) > 200:
 		return invalid("owner", "longer than 200 characters")
 	}
 	return nil
 }
 
-// upsertProject serves POST /v1/projects: it creates the project (201) or updates its
-// fields (200).
+// upsertProject serves POST /v1/projects: it creates the project (201) or updates the
+// fields the request gives (200).
 func (s *Server) upsertProject(w http.ResponseWriter, r *http.Request, caller *principal) error {
 	var req ProjectRequest
 	if err := s.decodeBody(w, r, &req, false); err != nil {
@@ -52,14 +56,13 @@ func (s *Server) upsertProject(w http.ResponseWriter, r *http.Request, caller *p
 	if err := req.validate(); err != nil {
 		return err
 	}
-	namespace := req.Namespace
-	if namespace == "" {
-		namespace = req.ID
-	}
 
-	p := store.Project{ID: req.ID, OrgID: req.Org, DisplayName: req.DisplayName, K8sNamespace: namespace,
-		Owner: req.Owner}
-	saved, created, err := s.store.SaveProject(r.Context(), p, s.audit(caller, "project.save"))
+	change := store.ProjectChange{ID: req.ID, OrgID: req.Org, DisplayName: req.DisplayName,
+		K8sNamespace: req.Namespace, Owner: req.Owner}
+	saved, created, err := s.store.SaveProject(r.Context(), change, s.audit(caller, "project.save"))
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid("org", "required to create project %q, which does not exist", req.ID)
+	}
 	if err != nil {
 		return err
 	}
@@ -67,10 +70,48 @@ func (s *Server) upsertProject(w http.ResponseWriter, r *http.Request, caller *p
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
-		w.Header().Set("Location", "/v1/projects/"+saved.ID+"/quota")
+		w.Header().Set("Location", "/v1/projects/"+saved.ID)
 	}
-	s.cfg.Logger.Info("project saved", "project", saved.ID, "created", created, "actor", caller.token.Name)
+	s.cfg.Logger.Info("project saved", "project", saved.ID, "created", created, "org", saved.OrgID,
+		"namespace", saved.K8sNamespace, "actor", caller.token.Name)
 	writeJSON(w, status, "application/json", projectView(saved))
+	return nil
+}
+
+// getProject serves GET /v1/projects/{project}.
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	project := r.PathValue("project")
+	if err := caller.requireProject(project); err != nil {
+		return err
+	}
+	p, err := s.store.GetProject(r.Context(), project)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("project %q does not exist", project)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "application/json", projectView(p))
+	return nil
+}
+
+// listProjects serves GET /v1/projects: every project, limited to a submitter's own.
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	if _, err := parseQuery(r, nil); err != nil {
+		return err
+	}
+	projects, err := s.store.ListProjects(r.Context())
+	if err != nil {
+		return err
+	}
+
+	list := ProjectList{Projects: []Project{}}
+	for _, p := range projects {
+		if caller.mayUseProject(p.ID) {
+			list.Projects = append(list.Projects, projectView(p))
+		}
+	}
+	writeJSON(w, http.StatusOK, "application/json", list)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/schedulerd/schedulerd/api"
@@ -148,16 +149,70 @@ func TestUpsertProject(t *testing.T) {
 	var created, updated api.Project
 	resp := f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme","owner":"ana"}`).want(201)
 	resp.decode(&created)
-	if created.Namespace != "speech" || created.Owner != "ana" || resp.header.Get("Location") != "/v1/projects/speech/quota" {
-		t.Errorf("project %+v at %q, want namespace speech, owner ana", created, resp.header.Get("Location"))
+	if created.Namespace != "speech" || created.Owner != "ana" {
+		t.Errorf("project %+v, want namespace speech, owner ana", created)
+	}
+	if got := resp.header.Get("Location"); got != "/v1/projects/speech" {
+		t.Errorf("Location %q, want /v1/projects/speech", got)
 	}
 
-	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme","namespace":"team-speech"}`).want(200).decode(&updated)
-	if updated.Namespace != "team-speech" || !updated.CreatedAt.Equal(created.CreatedAt) {
-		t.Errorf("project %+v, want namespace team-speech and the first created_at", updated)
+	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","namespace":"team-speech"}`).want(200).decode(&updated)
+	want := api.Project{ID: "speech", Org: "acme", Namespace: "team-speech", Owner: "ana", CreatedAt: created.CreatedAt}
+	if !updated.CreatedAt.Equal(created.CreatedAt) {
+		t.Errorf("created_at %v after the update, want %v", updated.CreatedAt, created.CreatedAt)
+	}
+	updated.CreatedAt = created.CreatedAt
+	if updated != want {
+		t.Errorf("project %+v after the update, want %+v", updated, want)
 	}
 
-	for _, body := range []string{`{"id":"Speech","org":"acme"}`, `{"id":"speech"}`, `{"id":"speech","org":"acme","namespace":"a_b"}`} {
-		f.do(f.admin, "POST", "/v1/projects", body).problem(400, api.TypeInvalidRequest)
+	var read api.Project
+	f.do(f.admin, "GET", "/v1/projects/speech", nil).want(200).decode(&read)
+	if read.Namespace != "team-speech" || read.Owner != "ana" {
+		t.Errorf("GET gives %+v, want the updated project", read)
 	}
+}
+
+func TestUpsertProjectRejects(t *testing.T) {
+	f := setup(t)
+	cases := []struct{ body, field string }{
+		{`{"id":"Speech","org":"acme"}`, "id"},
+		{`{"id":"speech"}`, "org"},
+		{`{"id":"speech","org":""}`, "org"},
+		{`{"id":"speech","org":"acme","namespace":"a_b"}`, "namespace"},
+		{`{"id":"speech","org":"acme","namespace":"kube-system"}`, "namespace"},
+		{`{"id":"speech","org":"acme","namespace":""}`, "namespace"},
+	}
+	for _, c := range cases {
+		p := f.do(f.admin, "POST", "/v1/projects", c.body).problem(400, api.TypeInvalidRequest)
+		if p.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.body, p.Field, c.field)
+		}
+	}
+	f.do(f.admin, "GET", "/v1/projects/speech", nil).problem(404, api.TypeNotFound)
+}
+
+// A submitter lists and reads only its own projects.
+func TestListProjects(t *testing.T) {
+	f := setup(t)
+	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme"}`).want(201)
+
+	var all, own api.ProjectList
+	f.do(f.admin, "GET", "/v1/projects", nil).want(200).decode(&all)
+	if got := projectIDs(all); !slices.Equal(got, []string{"audio", "speech", "vision"}) {
+		t.Errorf("admin lists %v, want audio, speech and vision", got)
+	}
+	f.do(f.submitter, "GET", "/v1/projects", nil).want(200).decode(&own)
+	if got := projectIDs(own); !slices.Equal(got, []string{"vision"}) {
+		t.Errorf("submitter lists %v, want vision", got)
+	}
+	f.do(f.submitter, "GET", "/v1/projects/speech", nil).problem(403, api.TypeForbidden)
+}
+
+func projectIDs(list api.ProjectList) []string {
+	var ids []string
+	for _, p := range list.Projects {
+		ids = append(ids, p.ID)
+	}
+	return ids
 }

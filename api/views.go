@@ -150,6 +150,11 @@ type Project struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
+// ProjectList is every project the caller may see, ordered by id.
+type ProjectList struct {
+	Projects []Project `json:"projects"`
+}
+
 func projectView(p store.Project) Project {
 	return Project{ID: p.ID, Org: p.OrgID, DisplayName: p.DisplayName, Namespace: p.K8sNamespace,
 		Owner: p.Owner, CreatedAt: p.CreatedAt}

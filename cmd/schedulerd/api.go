@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -467,30 +468,56 @@ func missingQuotaFlags(req api.QuotaRequest) []string {
 	return missing
 }
 
-func quotaPath(project string) string { return "/v1/projects/" + url.PathEscape(project) + "/quota" }
+func quotaPath(project string) string { return projectPath(project) + "/quota" }
 
-// runProject is `schedulerd project create PROJECT -org ORG`.
+// runProject is `schedulerd project create|update|get|list`.
 func runProject(ctx context.Context, env *environment, args []string) error {
-	_, rest, err := subcommand(args, "project", "create")
+	action, rest, err := subcommand(args, "project", "create", "update", "get", "list")
 	if err != nil {
 		return err
 	}
 	client := newAPIClient(env)
+	switch action {
+	case "get":
+		return getProject(ctx, env, client, rest)
+	case "list":
+		return listProjects(ctx, env, client, rest)
+	}
+	return saveProject(ctx, env, client, action, rest)
+}
 
-	fs := newAPIFlagSet(env, "project create")
+// saveProject is `project create PROJECT -org ORG` and `project update PROJECT`. Both send
+// only the flags given, so an update keeps the fields it does not name. update reads the
+// project first, so that it never creates one.
+func saveProject(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
+	fs := newAPIFlagSet(env, "project "+action)
 	req := api.ProjectRequest{}
-	fs.StringVar(&req.Org, "org", "", "organisation the project belongs to (required)")
-	fs.StringVar(&req.Namespace, "namespace", "", "Kubernetes namespace of its pods; default the project id")
-	fs.StringVar(&req.DisplayName, "display-name", "", "name shown to people")
-	fs.StringVar(&req.Owner, "owner", "", "who to ask about the project")
+	optionalString(fs, "org", "organisation the project belongs to (required to create it)", &req.Org)
+	optionalString(fs, "namespace", "Kubernetes namespace of its pods; a new project's default is its id", &req.Namespace)
+	optionalString(fs, "display-name", "name shown to people", &req.DisplayName)
+	optionalString(fs, "owner", "who to ask about the project", &req.Owner)
 	out := output{w: env.stdout}
-	positional, err := parseCommand(fs, rest, &out, 1, "project create PROJECT -org ORG")
+	positional, err := parseCommand(fs, args, &out, 1, "project "+action+" PROJECT [flags]")
 	if err != nil {
 		return err
 	}
 	req.ID = positional[0]
-	if req.Org == "" {
+
+	if action == "create" && req.Org == nil {
 		return usageError{"project create needs -org ORG, the organisation the project belongs to"}
+	}
+	if action == "update" {
+		if req.Org == nil && req.Namespace == nil && req.DisplayName == nil && req.Owner == nil {
+			return usageError{"project update needs at least one of -org, -namespace, -display-name and -owner"}
+		}
+		_, err := client.call(ctx, "GET", projectPath(req.ID), nil)
+		var problem *problemError
+		if errors.As(err, &problem) && problem.status == http.StatusNotFound {
+			return fmt.Errorf("%w; create it with 'schedulerd project create %s -org ORG'", err, req.ID)
+		}
+		if err != nil {
+			return err
+		}
 	}
 
 	raw, err := client.call(ctx, "POST", "/v1/projects", req)
@@ -499,6 +526,43 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 	}
 	return out.print(raw, &api.Project{}, printProject)
 }
+
+// optionalString defines a string flag that leaves target nil unless the flag is given.
+func optionalString(fs *flag.FlagSet, name, usage string, target **string) {
+	fs.Func(name, usage, func(v string) error {
+		*target = &v
+		return nil
+	})
+}
+
+func getProject(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "project get")
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "project get PROJECT")
+	if err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "GET", projectPath(positional[0]), nil)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Project{}, printProject)
+}
+
+func listProjects(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "project list")
+	out := output{w: env.stdout}
+	if _, err := parseCommand(fs, args, &out, 0, "project list"); err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, "GET", "/v1/projects", nil)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.ProjectList{}, printProjects)
+}
+
+func projectPath(project string) string { return "/v1/projects/" + url.PathEscape(project) }
 
 // The table printers: one per response type.
 
@@ -642,7 +706,17 @@ func printProject(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "project\t%s\n", p.ID)
 	fmt.Fprintf(tw, "org\t%s\n", p.Org)
 	fmt.Fprintf(tw, "namespace\t%s\n", p.Namespace)
+	fmt.Fprintf(tw, "display name\t%s\n", p.DisplayName)
+	fmt.Fprintf(tw, "owner\t%s\n", p.Owner)
 	fmt.Fprintf(tw, "created\t%s\n", showTime(p.CreatedAt))
+}
+
+func printProjects(tw *tabwriter.Writer, v any) {
+	list := v.(*api.ProjectList)
+	fmt.Fprintln(tw, "PROJECT\tORG\tNAMESPACE\tOWNER\tCREATED")
+	for _, p := range list.Projects {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Org, p.Namespace, p.Owner, showTime(p.CreatedAt))
+	}
 }
 
 // gpus shows thousandths of a GPU as GPUs.

@@ -130,6 +130,7 @@ func TestAPICommandErrors(t *testing.T) {
 			"queue reprioritize needs -delta, a non-zero integer from -100 to 100; got 0"},
 		{"delta too large", []string{"queue", "reprioritize", "vision", "-delta", "101"}, 2, "got 101"},
 		{"project without org", []string{"project", "create", "speech"}, 2, "project create needs -org ORG"},
+		{"project update without a change", []string{"project", "update", "speech"}, 2, "project update needs at least one of"},
 		{"negative deadline", []string{"queue", "drain", "vision", "-deadline", "-5m"}, 2,
 			`invalid -deadline "-5m": a duration counts from now and cannot be negative`},
 	}
@@ -515,5 +516,40 @@ func TestJobListRepeatedStatus(t *testing.T) {
 	}
 	if len(list.Jobs) != 2 {
 		t.Errorf("job list -status queued -status running listed %d jobs, want the 2 queued ones", len(list.Jobs))
+	}
+}
+
+// project update changes the flags it is given and keeps the other fields.
+func TestProjectUpdateKeepsOtherFields(t *testing.T) {
+	s := newProjectSession(t)
+	s.ok("project", "update", "vision", "-owner", "ana")
+
+	var list api.ProjectList
+	if err := json.Unmarshal([]byte(s.ok("project", "list", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Projects) != 1 {
+		t.Fatalf("%d projects listed, want 1", len(list.Projects))
+	}
+	got := list.Projects[0]
+	if got.ID != "vision" || got.Org != "acme" || got.Namespace != "vision" || got.Owner != "ana" {
+		t.Errorf("project %+v, want vision of acme in namespace vision, owner ana", got)
+	}
+}
+
+// project update never creates a project.
+func TestProjectUpdateMissingProject(t *testing.T) {
+	s := newProjectSession(t)
+	code, _, stderr := run(t, s.env, "project", "update", "speech", "-org", "acme")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "schedulerd project: HTTP 404 not found: project \"speech\" does not exist; " +
+		"create it with 'schedulerd project create speech -org ORG'\n"
+	if stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	if code, _, _ := run(t, s.env, "project", "get", "speech"); code != 1 {
+		t.Errorf("project get speech after the update: exit %d, want 1", code)
 	}
 }

@@ -46,7 +46,7 @@ var commands = map[string]command{
 	"job":     {"job submit|get|list|cancel|pause|resume|explain: manage jobs through the API", runJob, true},
 	"queue":   {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue, true},
 	"quota":   {"quota get|set PROJECT: read or change a project's quota through the API", runQuota, true},
-	"project": {"project create PROJECT -org ORG: create or update a project through the API", runProject, true},
+	"project": {"project create|update|get|list: manage projects through the API", runProject, true},
 	"token":   {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
 }
 
