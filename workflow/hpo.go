@@ -78,10 +78,24 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 		return Result{}, err
 	}
 	if state.ParentStatus == store.JobCancelled {
-		err := workflow.ExecuteActivity(ctx, a.CancelTrials, facts.Job).Get(ctx, nil)
-		return Result{Status: store.JobCancelled, HPO: hpo}, err
+		if err := workflow.ExecuteActivity(ctx, a.CancelTrials, facts.Job).Get(ctx, nil); err != nil {
+			return Result{}, err
+		}
+		if state.Total == 0 {
+			// Cancelled before its trials were created: no result to correct.
+			return Result{Status: store.JobCancelled, HPO: hpo}, nil
+		}
+		return recordCancelled(ctx, facts.Job, hpo)
 	}
 	return pickBest(ctx, facts, result)
+}
+
+// recordCancelled stores the result of a parent that a user cancelled after its trials
+// were created: its status cancelled and the trials as the workflow last read them, in
+// place of the running result recorded before, which no longer says what became of it.
+func recordCancelled(ctx workflow.Context, parent store.JobRef, hpo *HPOResult) (Result, error) {
+	cancelled := Result{Status: store.JobCancelled, HPO: hpo}
+	return cancelled, record(ctx, parent, cancelled)
 }
 
 // followTrials waits until every trial has ended or the parent was cancelled. Each
@@ -193,21 +207,30 @@ func registerThenComplete(ctx workflow.Context, facts JobFacts, best *TrialScore
 	}
 	// An EndParent that an older worker ran returned no status, and then the parent was
 	// completed or kept its status.
-	if now != "" && now != store.JobCompleted {
+	switch {
+	case now == store.JobCancelled:
+		return recordCancelled(ctx, facts.Job, result.HPO)
+	case now != "" && now != store.JobCompleted:
 		return Result{Status: now, HPO: result.HPO}, nil
 	}
 	return promote(ctx, facts, result)
 }
 
 // endParent ends the hpo parent in status with result. When the parent had ended
-// otherwise, for example cancelled by a user, it returns false with the status it kept.
+// otherwise, for example cancelled by a user, it returns false with the status it kept. A
+// parent cancelled after its trials were created also gets its result recorded as
+// cancelled.
 func endParent(ctx workflow.Context, parent store.JobRef, status store.JobStatus, reason string,
 	result Result) (Result, bool, error) {
 	var now store.JobStatus
 	if err := workflow.ExecuteActivity(ctx, a.EndParent, parent, status, reason, result).Get(ctx, &now); err != nil {
 		return Result{}, false, err
 	}
-	if now != status {
+	switch {
+	case now == store.JobCancelled && result.HPO.Created > 0:
+		cancelled, err := recordCancelled(ctx, parent, result.HPO)
+		return cancelled, false, err
+	case now != status:
 		return Result{Status: now, HPO: result.HPO}, false, nil
 	}
 	return result, true, nil

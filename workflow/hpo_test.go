@@ -46,8 +46,8 @@ func (s *steps) cancelAfter(env *testsuite.TestWorkflowEnvironment, activityName
 // once its two trials have completed and been scored. oldOrder replays the order of
 // workflows that reached pickBest before the parent was completed ahead of the
 // registration. It checks what every order must leave: the workflow's result and the
-// parent cancelled, no approval requested, and the parent's stored result the running one
-// recorded before the cancel. It returns the model versions registered.
+// parent cancelled, no approval requested, and the parent's stored result cancelled with
+// the scored trials. It returns the model versions registered.
 func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 	s := newSteps(t, 1000)
 	ctx := context.Background()
@@ -88,8 +88,11 @@ func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 	if err := json.Unmarshal(after.Result, &stored); err != nil {
 		t.Fatalf("stored result %s: %v", after.Result, err)
 	}
-	if stored.Status != store.JobRunning {
-		t.Errorf("stored result status %s, want running, the last one recorded before the cancel", stored.Status)
+	if stored.Status != store.JobCancelled {
+		t.Errorf("stored result status %s, want cancelled", stored.Status)
+	}
+	if stored.HPO == nil || len(stored.HPO.Trials) != 2 {
+		t.Errorf("stored result %s, want both scored trials", after.Result)
 	}
 	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
 	if err != nil {
@@ -198,5 +201,41 @@ func TestScoreTrialsHeartbeats(t *testing.T) {
 	}
 	if heartbeats == 0 {
 		t.Error("ScoreTrials sent no heartbeat")
+	}
+}
+
+// TestCancelWhileTrialsRun: an hpo parent cancelled while its trials wait in the queue
+// cancels them and stores a result that says cancelled, with the trials it created.
+func TestCancelWhileTrialsRun(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	parent := s.submit("hpo", hpoSpec(2))
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		s.cancelAfter(env, "CreateTrials", parent, store.JobRunning)
+	})
+
+	if result.Status != store.JobCancelled {
+		t.Errorf("workflow result %s, want cancelled", result.Status)
+	}
+	after, err := s.store.GetJob(ctx, parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored workflow.Result
+	if err := json.Unmarshal(after.Result, &stored); err != nil {
+		t.Fatalf("stored result %s: %v", after.Result, err)
+	}
+	if stored.Status != store.JobCancelled || stored.HPO == nil || stored.HPO.Created != 2 {
+		t.Errorf("stored result %s, want status cancelled and 2 trials created", after.Result)
+	}
+	trials, err := s.store.ChildJobs(ctx, parent.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, trial := range trials {
+		if trial.Status != store.JobCancelled {
+			t.Errorf("trial %s is %s, want cancelled", trial.ID, trial.Status)
+		}
 	}
 }
