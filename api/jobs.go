@@ -356,16 +356,20 @@ func checkReservation(sub *submission, quota *store.QuotaState) error {
 		sub.ProjectID, strconv.FormatFloat(quota.GPUHoursBudget, 'f', -1, 64))
 }
 
-// checkGPUModels rejects the model lists that checkModelNames rejects, and a job that no
-// node of its models could hold. Such a job could only wait, and a typo in a model name or
-// a GPU count is the likely cause. The size check passes while no allowed model has a
-// node, and the job then waits with its reason.
+// checkGPUModels rejects the model lists that checkModelNames rejects, a GPU job of any
+// model while no model has a node (checkAnyModelHasNodes), and a job that no node of its
+// models could hold. Such a job could only wait, and a typo in a model name or a GPU count
+// is the likely cause. The size check passes for a job without a GPU while no model has a
+// node.
 func (s *Server) checkGPUModels(r *http.Request, spec jobspec.Spec) error {
 	known, err := s.store.ListGPUModels(r.Context())
 	if err != nil {
 		return err
 	}
 	if err := checkModelNames(spec.Resources.GPUModels, known); err != nil {
+		return err
+	}
+	if err := checkAnyModelHasNodes(spec, known); err != nil {
 		return err
 	}
 
@@ -451,6 +455,25 @@ func checkModelNames(models []string, known []store.ModelCapacity) error {
 				strings.Join(models, " or "), listOrNone(withNodes)))
 	}
 	return nil
+}
+
+// checkAnyModelHasNodes rejects a GPU job that allows any model (an empty gpu_models)
+// while no model has a ready, uncordoned node. Such a job could only wait for a node to
+// join, like a job that names only models without nodes, which checkModelNames rejects.
+func checkAnyModelHasNodes(spec jobspec.Spec, known []store.ModelCapacity) error {
+	if len(spec.Resources.GPUModels) > 0 || spec.GPUMilli() == 0 {
+		return nil
+	}
+	models := make([]string, 0, len(known))
+	for _, m := range known {
+		if m.Nodes > 0 {
+			return nil
+		}
+		models = append(models, m.Model)
+	}
+	return newProblem(TypeUnknownGPUModel, http.StatusUnprocessableEntity, "config.resources.gpu_models",
+		"the job allows any GPU model, but no GPU model has a ready, uncordoned node; submit it again "+
+			"once one has. GPU models the cluster has had: "+listOrNone(models))
 }
 
 // gpuCount writes thousandths of a GPU as GPUs: "8 GPUs", "1 GPU", "0.5 GPU".

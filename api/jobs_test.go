@@ -172,6 +172,35 @@ func TestSubmitUnknownGPUModel(t *testing.T) {
 	submit("A10", "H100").want(201)
 }
 
+// TestSubmitAnyModelWithoutNodes: A10 and T4 lost every node, so a GPU job that allows any
+// model is rejected like one that names a model without nodes. A job without a GPU needs
+// no GPU node.
+func TestSubmitAnyModelWithoutNodes(t *testing.T) {
+	f := setup(t)
+	f.capacity()
+	want := "the job allows any GPU model, but no GPU model has a ready, uncordoned node; " +
+		"submit it again once one has. GPU models the cluster has had: A10, T4"
+	for _, models := range [][]string{{}, nil} {
+		config := fineTune(1)
+		config["resources"].(map[string]any)["gpu_models"] = models
+		p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).
+			problem(422, api.TypeUnknownGPUModel)
+		if p.Field != "config.resources.gpu_models" {
+			t.Errorf("gpu_models %#v: field %q, want config.resources.gpu_models", models, p.Field)
+		}
+		if p.Detail != want {
+			t.Errorf("gpu_models %#v: detail %q, want %q", models, p.Detail, want)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
+		t.Errorf("%d jobs stored, want 0", n)
+	}
+
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs",
+		map[string]any{"job_type": "eval_only", "config": map[string]any{"image": "eval:1", "max_runtime_seconds": 600}}).
+		want(201)
+}
+
 func TestSubmitLargerThanAnyNode(t *testing.T) {
 	cases := []struct {
 		name      string
