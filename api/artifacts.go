@@ -129,6 +129,38 @@ func (req ArtifactRequest) validate() error {
 	if *req.Step < 0 || *req.Step > math.MaxInt32 {
 		return invalid("step", "must be from 0 to %d, got %d", math.MaxInt32, *req.Step)
 	}
+	return checkMetadataStep(nullToAbsent(req.Metadata), *req.Step)
+}
+
+// checkMetadataStep rejects a metadata "step" that differs from the request's step. The
+// store writes the request's step over that key, because retention orders checkpoints by
+// it, so a different value there would be dropped without notice. A number equal as a
+// float64, such as 100.0 or 1e2 for 100, passes.
+func checkMetadataStep(metadata json.RawMessage, step int64) error {
+	if len(metadata) == 0 {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(metadata, &fields); err != nil {
+		return invalid("metadata", "must be a JSON object")
+	}
+	raw, ok := fields["step"]
+	if !ok {
+		return nil
+	}
+
+	const fix = "send the step once, or the same number in both"
+	var value any
+	if err := json.Unmarshal(raw, &value); err != nil {
+		return invalid("metadata.step", "invalid number: %v", err)
+	}
+	number, isNumber := value.(float64)
+	switch {
+	case !isNumber:
+		return invalid("metadata.step", "is not a number but step is %d; %s", step, fix)
+	case number != float64(step):
+		return invalid("metadata.step", "is %s but step is %d; %s", raw, step, fix)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -219,6 +220,52 @@ func TestRecordArtifactInvalidFields(t *testing.T) {
 
 	longest := checkpointBody("s3://bucket/"+strings.Repeat("k", 1012), 1)
 	f.recordArtifact(f.submitter, run.RunID, longest)
+}
+
+// TestRecordCheckpointMetadataStep: a metadata "step" beside the request's step must be the
+// same number, because the stored metadata keeps only the request's step.
+func TestRecordCheckpointMetadataStep(t *testing.T) {
+	f := setup(t)
+	_, run := f.startedRun(f.submitter, "vision")
+	const fix = "send the step once, or the same number in both"
+	rejected := []struct {
+		name, step, want string
+	}{
+		{"larger", `500`, "is 500 but step is 100; " + fix},
+		{"smaller", `99`, "is 99 but step is 100; " + fix},
+		{"fraction", `100.5`, "is 100.5 but step is 100; " + fix},
+		{"string", `"100"`, "is not a number but step is 100; " + fix},
+		{"null", `null`, "is not a number but step is 100; " + fix},
+	}
+	for _, c := range rejected {
+		t.Run(c.name, func(t *testing.T) {
+			body := stepBody("s3://vision-ckpt/a", c.step)
+			p := f.do(f.submitter, "POST", artifactPath(run.RunID), body).problem(400, api.TypeInvalidRequest)
+			if p.Field != "metadata.step" {
+				t.Errorf("field %q, want metadata.step", p.Field)
+			}
+			if p.Detail != c.want {
+				t.Errorf("detail %q, want %q", p.Detail, c.want)
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM artifacts WHERE run_id = $1`, run.RunID); n != 0 {
+		t.Errorf("%d artifacts stored, want 0", n)
+	}
+
+	for i, step := range []string{`100`, `100.0`, `1e2`} {
+		uri := fmt.Sprintf("s3://vision-ckpt/equal-%d", i)
+		var a api.Artifact
+		f.do(f.submitter, "POST", artifactPath(run.RunID), stepBody(uri, step)).want(201).decode(&a)
+		wantJSON(t, "metadata", a.Metadata, `{"loss": 0.42, "step": 100}`)
+	}
+}
+
+// stepBody is checkpointBody at step 100 as raw JSON, with metadataStep as the metadata's
+// "step", so that the test controls how that number is written.
+func stepBody(uri, metadataStep string) string {
+	return fmt.Sprintf(`{"artifact_type":"checkpoint","storage_uri":%q,"checksum_sha256":%q,"size_bytes":1048576,`+
+		`"step":100,"metadata":{"loss":0.42,"step":%s}}`, uri, checksumA, metadataStep)
 }
 
 // With an artifact URI prefix configured, a project's artifacts must be under its own
