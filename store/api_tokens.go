@@ -95,7 +95,8 @@ const sqlRevokeToken = `
 UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL
 RETURNING ` + tokenColumns
 
-// RevokeToken stops a token from working. Revoking a revoked token returns ErrStaleStatus.
+// RevokeToken stops a token from working. Revoking a revoked token changes nothing and
+// returns a *RevokedTokenError (ErrAlreadyRevoked), and an unknown id ErrNotFound.
 func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, at time.Time, audit *Audit) (Token, error) {
 	doing := "revoke API token " + id.String()
 	var revoked Token
@@ -118,10 +119,13 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, at time.Time, aud
 }
 
 func (s *Store) revokedOrMissing(ctx context.Context, id uuid.UUID, doing string) error {
-	var revokedAt *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT revoked_at FROM api_tokens WHERE id = $1`, id).Scan(&revokedAt)
+	rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE id = $1`, id)
 	if err != nil {
 		return wrap(err, doing)
 	}
-	return fmt.Errorf("%s: %w (revoked at %s)", doing, ErrStaleStatus, revokedAt.UTC().Format(time.RFC3339))
+	token, err := collectOne[Token](rows)
+	if err != nil {
+		return wrap(err, doing)
+	}
+	return fmt.Errorf("%s: %w", doing, &RevokedTokenError{Token: token})
 }

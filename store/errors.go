@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,9 @@ var (
 	ErrNoPartition = errors.New("no jobs partition for this month")
 	// ErrInvalid: a value breaks a rule of the schema (range, format or reference).
 	ErrInvalid = errors.New("invalid value")
+	// ErrAlreadyRevoked: the API token was revoked before. The error is a
+	// *RevokedTokenError that carries the token as stored.
+	ErrAlreadyRevoked = errors.New("API token already revoked")
 )
 
 // DuplicateKeyError is returned when a submission reuses an idempotency key.
@@ -50,6 +54,21 @@ func (e *DuplicateKeyError) Error() string {
 }
 
 func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateIdempotencyKey }
+
+// RevokedTokenError is returned when a revoke finds its token already revoked. Token has
+// the revoked_at of the first revoke.
+type RevokedTokenError struct {
+	Token Token
+}
+
+func (e *RevokedTokenError) Error() string {
+	if e.Token.RevokedAt == nil {
+		return ErrAlreadyRevoked.Error()
+	}
+	return "already revoked at " + e.Token.RevokedAt.UTC().Format(time.RFC3339)
+}
+
+func (e *RevokedTokenError) Unwrap() error { return ErrAlreadyRevoked }
 
 // Unreachable reports whether err means that the database could not be reached: a failed
 // connection, or a network error on an open one. The statement that failed wrote nothing,

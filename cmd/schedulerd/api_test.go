@@ -436,6 +436,37 @@ func TestTokenCreateMissingProject(t *testing.T) {
 	}
 }
 
+// TestTokenRevokeTwice: a second revoke exits 0 and reports on stderr that the token was
+// already revoked, with the time of the first revoke, which the printed token keeps.
+func TestTokenRevokeTwice(t *testing.T) {
+	s := newAPISession(t)
+	var token struct{ ID string }
+	if err := json.Unmarshal([]byte(s.ok("token", "create", "-name", "ci", "-role", "admin", "-o", "json")), &token); err != nil {
+		t.Fatal(err)
+	}
+	var first []struct {
+		RevokedAt *time.Time `json:"revoked_at"`
+	}
+	if err := json.Unmarshal([]byte(s.ok("token", "revoke", token.ID, "-o", "json")), &first); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 1 || first[0].RevokedAt == nil {
+		t.Fatalf("first revoke printed %+v, want one revoked token", first)
+	}
+
+	code, stdout, stderr := run(t, s.env, "token", "revoke", token.ID)
+	if code != 0 {
+		t.Errorf("second revoke: exit %d, want 0", code)
+	}
+	revokedAt := first[0].RevokedAt.UTC().Format(time.RFC3339)
+	if want := "token " + token.ID + " was already revoked at " + revokedAt + "; nothing changed\n"; stderr != want {
+		t.Errorf("second revoke: stderr %q, want %q", stderr, want)
+	}
+	if !strings.Contains(stdout, token.ID) || !strings.Contains(stdout, revokedAt) {
+		t.Errorf("second revoke printed:\n%s\nwant token %s revoked at %s", stdout, token.ID, revokedAt)
+	}
+}
+
 func TestExplanationCountsOneNode(t *testing.T) {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)

@@ -43,7 +43,7 @@ func runToken(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("invalid token id %q: want a UUID", positional[0])}
 	}
-	return withStore(ctx, env, func(db *store.Store) error { return revokeToken(ctx, db, id, out) })
+	return withStore(ctx, env, func(db *store.Store) error { return revokeToken(ctx, env, db, id, out) })
 }
 
 // runTokenCreate is `token create`: it checks the request, then stores the token.
@@ -88,9 +88,18 @@ func listTokens(ctx context.Context, db *store.Store, out output) error {
 	return out.printValue(views, printTokens)
 }
 
-func revokeToken(ctx context.Context, db *store.Store, id uuid.UUID, out output) error {
+// revokeToken revokes a token and prints it. Revoking a revoked token succeeds without a
+// change, as a repeated `job cancel` or `job submit` with the same key does, because the
+// token no longer works either way. A note on stderr gives the time of the first revoke.
+func revokeToken(ctx context.Context, env *environment, db *store.Store, id uuid.UUID, out output) error {
 	now := time.Now()
 	revoked, err := db.RevokeToken(ctx, id, now, &store.Audit{Actor: cliActor(), Action: "token.revoke", At: now})
+	var already *store.RevokedTokenError
+	if errors.As(err, &already) {
+		fmt.Fprintf(env.stderr, "token %s was already revoked at %s; nothing changed\n",
+			id, orDash(already.Token.RevokedAt, showTime))
+		revoked, err = already.Token, nil
+	}
 	if err != nil {
 		return err
 	}
