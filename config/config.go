@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,8 +101,20 @@ func validateArtifactPrefix(v string) error {
 // subcommand's own flags, is returned in order for the subcommand to parse. The error
 // names the flag and variable of the first bad setting.
 func Load(name string, args []string, getenv func(string) string, output io.Writer) (Config, []string, error) {
-	values := make(map[string]string, len(settings))
-	for _, s := range settings {
+	return LoadOnly(name, nil, args, getenv, output)
+}
+
+// LoadOnly is Load for a command that reads only the settings whose flag names are in
+// only, or every setting when only is nil. A help request lists only those settings. The
+// other settings keep their zero values and are not checked, and their flags stay in the
+// returned arguments, so that the command's own flag parsing rejects them.
+func LoadOnly(name string, only, args []string, getenv func(string) string, output io.Writer) (Config, []string, error) {
+	chosen, err := selectSettings(only)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	values := make(map[string]string, len(chosen))
+	for _, s := range chosen {
 		values[s.flag] = s.fallback
 		if env := getenv(s.env); env != "" {
 			values[s.flag] = env
@@ -113,16 +126,34 @@ func Load(name string, args []string, getenv func(string) string, output io.Writ
 		return Config{}, nil, err
 	}
 	if wantsHelp(rest) {
-		printSettings(name, values, output)
+		printSettings(name, chosen, values, output)
 	}
 
 	var c Config
-	for _, s := range settings {
+	for _, s := range chosen {
 		if err := s.parse(&c, values[s.flag]); err != nil {
 			return Config{}, nil, fmt.Errorf("invalid -%s (env %s): %w", s.flag, s.env, err)
 		}
 	}
 	return c, rest, nil
+}
+
+// selectSettings returns the settings named in only, in the order of settings, or all of
+// them when only is nil.
+func selectSettings(only []string) ([]setting, error) {
+	if only == nil {
+		return settings, nil
+	}
+	var chosen []setting
+	for _, s := range settings {
+		if slices.Contains(only, s.flag) {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) != len(only) {
+		return nil, fmt.Errorf("unknown setting name in %q: want flag names such as database-url", only)
+	}
+	return chosen, nil
 }
 
 // takeSettingFlags moves the values of setting flags (-name value, -name=value, with one or
@@ -160,9 +191,9 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
-func printSettings(name string, values map[string]string, w io.Writer) {
+func printSettings(name string, chosen []setting, values map[string]string, w io.Writer) {
 	fmt.Fprintf(w, "Settings of %s (flag, environment variable, current value):\n", name)
-	for _, s := range settings {
+	for _, s := range chosen {
 		value := values[s.flag]
 		if s.flag == "database-url" {
 			value = redactPassword(value)

@@ -108,3 +108,40 @@ func TestHelpRedactsPassword(t *testing.T) {
 		t.Errorf("help text shows the password or no redaction:\n%s", out.String())
 	}
 }
+
+// LoadOnly reads and lists only the settings it is given. The other settings' flags stay
+// for the command to reject, and a bad value of another setting in the environment is not
+// checked.
+func TestLoadOnlyChosenSettings(t *testing.T) {
+	var help strings.Builder
+	c, rest, err := LoadOnly("token list", []string{"database-url"},
+		[]string{"-database-url", "postgres://127.0.0.1/db", "-http-addr", "127.0.0.1:1", "-h"},
+		env(map[string]string{"SCHEDULERD_KUBE_QPS": "zero", "SCHEDULERD_LOG_FORMAT": "xml"}), &help)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://127.0.0.1/db" {
+		t.Errorf("database URL %q, want the flag's", c.DatabaseURL)
+	}
+	if c.HTTPAddr != "" {
+		t.Errorf("HTTP address %q, want it unread", c.HTTPAddr)
+	}
+	want := []string{"-http-addr", "127.0.0.1:1", "-h"}
+	if strings.Join(rest, " ") != strings.Join(want, " ") {
+		t.Errorf("remaining args %q, want %q", rest, want)
+	}
+	if !strings.Contains(help.String(), "-database-url (env SCHEDULERD_DATABASE_URL)") {
+		t.Errorf("help text lacks the database URL:\n%s", help.String())
+	}
+	if n := strings.Count(help.String(), "(env SCHEDULERD_"); n != 1 {
+		t.Errorf("help text lists %d settings, want 1:\n%s", n, help.String())
+	}
+}
+
+func TestLoadOnlyUnknownSetting(t *testing.T) {
+	_, _, err := LoadOnly("token", []string{"database-uri"}, nil, env(nil), io.Discard)
+	want := `unknown setting name in ["database-uri"]: want flag names such as database-url`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+}

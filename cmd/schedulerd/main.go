@@ -50,6 +50,13 @@ var commands = map[string]command{
 	"token":   {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
 }
 
+// commandSettings lists, by flag name, the settings of the commands that read only some of
+// them. Their -h lists only these, and they reject the flags of the others.
+var commandSettings = map[string][]string{
+	// token works on the api_tokens table directly and starts nothing.
+	"token": {"database-url"},
+}
+
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
@@ -76,7 +83,7 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	if cmd.api {
 		settingsHelp = io.Discard
 	}
-	cfg, rest, err := config.Load("schedulerd "+args[0], args[1:], getenv, settingsHelp)
+	cfg, rest, err := config.LoadOnly("schedulerd "+args[0], commandSettings[args[0]], args[1:], getenv, settingsHelp)
 	if err != nil {
 		fmt.Fprintf(stderr, "schedulerd: %v\n", err)
 		return 2

@@ -153,6 +153,36 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 	}
 }
 
+// TestTokenHelpListsDatabaseOnly: token reads only the database URL, so its -h lists only
+// that setting, a bad value of another setting does not stop it, and another setting's
+// flag is rejected.
+func TestTokenHelpListsDatabaseOnly(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_LOG_FORMAT": "xml"}
+	for _, args := range [][]string{{"token", "-h"}, {"token", "create", "-h"}, {"token", "list", "-h"},
+		{"token", "revoke", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, env, args...)
+			if code != 0 {
+				t.Errorf("exit %d, want 0; stderr %q", code, stderr)
+			}
+			if !strings.Contains(stderr, "-database-url (env SCHEDULERD_DATABASE_URL)") {
+				t.Errorf("stderr %q, want the database URL setting", stderr)
+			}
+			if n := strings.Count(stderr, "(env SCHEDULERD_"); n != 1 {
+				t.Errorf("stderr lists %d settings, want 1: %q", n, stderr)
+			}
+		})
+	}
+
+	code, _, stderr := run(t, nil, "token", "list", "-http-addr", "127.0.0.1:1")
+	if code != 2 {
+		t.Errorf("token list -http-addr: exit %d, want 2", code)
+	}
+	if want := "schedulerd token: flag provided but not defined: -http-addr\n"; stderr != want {
+		t.Errorf("token list -http-addr: stderr %q, want %q", stderr, want)
+	}
+}
+
 // TestHelpListsSubcommands passes -h in place of a command's subcommand.
 func TestHelpListsSubcommands(t *testing.T) {
 	cases := []struct {
