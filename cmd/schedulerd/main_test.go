@@ -183,6 +183,37 @@ func TestTokenHelpListsDatabaseOnly(t *testing.T) {
 	}
 }
 
+// TestReportEmptyPeriod: -to is the first day not included, so a period of one day given
+// as the same day twice is empty, and the error gives the command for that day.
+func TestReportEmptyPeriod(t *testing.T) {
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"same day", "2026-05-01", "2026-05-01", "schedulerd report: invalid period: -to is the first day not " +
+			"included, so -to 2026-05-01 must be after -from 2026-05-01; " +
+			"for 2026-05-01 alone, run 'schedulerd report -from 2026-05-01 -to 2026-05-02'\n"},
+		{"same day at a month's end", "2026-02-28", "2026-02-28", "schedulerd report: invalid period: -to is the " +
+			"first day not included, so -to 2026-02-28 must be after -from 2026-02-28; " +
+			"for 2026-02-28 alone, run 'schedulerd report -from 2026-02-28 -to 2026-03-01'\n"},
+		{"end before start", "2026-05-03", "2026-05-01", "schedulerd report: invalid period: -to is the first " +
+			"day not included, so -to 2026-05-01 must be after -from 2026-05-03\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, nil, "report", "-from", c.from, "-to", c.to)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if stderr != c.want {
+				t.Errorf("stderr %q, want %q", stderr, c.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
 // TestHelpListsSubcommands passes -h in place of a command's subcommand.
 func TestHelpListsSubcommands(t *testing.T) {
 	cases := []struct {
@@ -320,9 +351,9 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		{[]string{"token", "list", "extra"}, "usage: schedulerd token list"},
 		{[]string{"token", "create", "-name", "ana", "-role", "root"}, `invalid role "root"`},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-01-01"},
-			"invalid period: -to 2026-01-01 must be after -from 2026-02-01"},
+			"invalid period: -to is the first day not included, so -to 2026-01-01 must be after -from 2026-02-01"},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-02-01"},
-			"invalid period: -to 2026-02-01 must be after -from 2026-02-01"},
+			"invalid period: -to is the first day not included, so -to 2026-02-01 must be after -from 2026-02-01"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -19,7 +19,8 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	from := fs.String("from", monthStart.Format(time.DateOnly), "first day of the period (YYYY-MM-DD, UTC)")
-	to := fs.String("to", monthStart.AddDate(0, 1, 0).Format(time.DateOnly), "day after the period (YYYY-MM-DD, UTC)")
+	to := fs.String("to", monthStart.AddDate(0, 1, 0).Format(time.DateOnly),
+		"first day not included in the period (YYYY-MM-DD, UTC)")
 	output := fs.String("o", "table", "output format: table or json")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -32,8 +33,8 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("invalid -to %q: want YYYY-MM-DD", *to)}
 	}
-	if !end.After(start) {
-		return usageError{fmt.Sprintf("invalid period: -to %s must be after -from %s", *to, *from)}
+	if err := checkPeriod(start, end); err != nil {
+		return err
 	}
 	if *output != "table" && *output != "json" {
 		return usageError{fmt.Sprintf("invalid -o %q: want table or json", *output)}
@@ -52,4 +53,20 @@ func runReport(ctx context.Context, env *environment, args []string) error {
 		return json.NewEncoder(env.stdout).Encode(lines)
 	}
 	return accounting.WriteReport(env.stdout, lines)
+}
+
+// checkPeriod rejects a period whose end is not after its start. -to is the first day not
+// included, as in the default period (the 1st of this month to the 1st of the next). A
+// user who gives the same day twice for a one-day report gets the command for that day.
+func checkPeriod(start, end time.Time) error {
+	if end.After(start) {
+		return nil
+	}
+	from, to := start.Format(time.DateOnly), end.Format(time.DateOnly)
+	msg := fmt.Sprintf("invalid period: -to is the first day not included, so -to %s must be after -from %s", to, from)
+	if end.Equal(start) {
+		msg += fmt.Sprintf("; for %s alone, run 'schedulerd report -from %s -to %s'",
+			from, from, start.AddDate(0, 0, 1).Format(time.DateOnly))
+	}
+	return usageError{msg}
 }
