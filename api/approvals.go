@@ -25,12 +25,17 @@ const maxReasonLength = 2000
 
 var approvalStatuses = []string{"pending", "approved", "rejected"}
 
-var listApprovalsParams = []string{"status", "project", "limit", "page_token"}
+var (
+	listApprovalsParams = []string{"status", "project", "limit", "page_token"}
+	// listApprovalsMultiValued are the parameters of listApprovalsParams that take several
+	// values.
+	listApprovalsMultiValued = []string{"project"}
+)
 
 // listApprovals serves GET /v1/approvals: oldest request first, one page at a time. A
 // submitter gets only the approvals of its projects' models.
 func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, caller *principal) error {
-	query, err := parseQuery(r, listApprovalsParams)
+	query, err := parseQuery(r, listApprovalsParams, listApprovalsMultiValued)
 	if err != nil {
 		return err
 	}

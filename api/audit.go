@@ -11,7 +11,7 @@ var listAuditParams = []string{"project", "before_id", "limit"}
 
 // listAudit serves GET /v1/audit: admin actions, newest first.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	query, err := parseQuery(r, listAuditParams)
+	query, err := parseQuery(r, listAuditParams, nil)
 	if err != nil {
 		return err
 	}

@@ -450,6 +450,51 @@ func TestListJobsRejectsBadQueries(t *testing.T) {
 	}
 }
 
+// TestListRejectsRepeatedParameter: a single-valued query parameter given twice is a 400
+// naming it, also with equal values, while the list parameters accept repeats.
+func TestListRejectsRepeatedParameter(t *testing.T) {
+	f := setup(t)
+	at := "2026-05-01T00:00:00Z"
+	rejected := []struct{ path, field string }{
+		{"/v1/jobs?limit=5&limit=500", "limit"},
+		{"/v1/jobs?limit=5&project=vision&limit=5", "limit"},
+		{"/v1/jobs?page_token=a&page_token=b", "page_token"},
+		{"/v1/jobs?created_after=" + at + "&created_after=" + at, "created_after"},
+		{"/v1/jobs?created_before=" + at + "&created_before=" + at, "created_before"},
+		{"/v1/approvals?status=pending&status=approved", "status"},
+		{"/v1/approvals?limit=1&limit=2", "limit"},
+		{"/v1/approvals?page_token=a&page_token=b", "page_token"},
+		{"/v1/audit?project=vision&project=audio", "project"},
+		{"/v1/audit?before_id=1&before_id=2", "before_id"},
+		{"/v1/audit?limit=1&limit=2&limit=3", "limit"},
+	}
+	for _, c := range rejected {
+		t.Run(c.path, func(t *testing.T) {
+			f.t = t
+			p := f.do(f.admin, "GET", c.path, nil).problem(400, api.TypeInvalidRequest)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q", p.Field, c.field)
+			}
+			times := strings.Count(c.path, c.field+"=")
+			want := fmt.Sprintf("query parameter given %d times; it takes one value", times)
+			if p.Detail != want {
+				t.Errorf("detail %q, want %q", p.Detail, want)
+			}
+		})
+	}
+
+	accepted := []string{
+		"/v1/jobs?project=vision&project=audio&status=queued&status=running&job_type=fine_tune&job_type=hpo",
+		"/v1/approvals?project=vision&project=audio",
+	}
+	for _, path := range accepted {
+		t.Run(path, func(t *testing.T) {
+			f.t = t
+			f.do(f.admin, "GET", path, nil).want(200)
+		})
+	}
+}
+
 func TestListJobsSubmitterScope(t *testing.T) {
 	f := setup(t)
 	mine := f.submit(f.submitter, "vision", 5)

@@ -24,12 +24,16 @@ const (
 var jobStatuses = []store.JobStatus{store.JobSubmitted, store.JobQueued, store.JobRunning, store.JobPaused,
 	store.JobCompleted, store.JobFailed, store.JobCancelled, store.JobEvalFailed}
 
-var listJobsParams = []string{"project", "status", "job_type", "created_after", "created_before", "limit", "page_token"}
+var (
+	listJobsParams = []string{"project", "status", "job_type", "created_after", "created_before", "limit", "page_token"}
+	// listJobsMultiValued are the parameters of listJobsParams that take several values.
+	listJobsMultiValued = []string{"project", "status", "job_type"}
+)
 
 // listJobs serves GET /v1/jobs: newest first, one page at a time. The page token holds the
 // (created_at, id) of the page's last job, so pages stay stable while jobs are submitted.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, caller *principal) error {
-	query, err := parseQuery(r, listJobsParams)
+	query, err := parseQuery(r, listJobsParams, listJobsMultiValued)
 	if err != nil {
 		return err
 	}
@@ -59,16 +63,21 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, caller *princi
 	return nil
 }
 
-// parseQuery parses the query string strictly: a malformed one or an unknown parameter is
-// a 400, so that a typo does not silently widen a listing.
-func parseQuery(r *http.Request, known []string) (url.Values, error) {
+// parseQuery parses the query string strictly. A malformed one, an unknown parameter or a
+// repeated parameter that is not in multiValued is a 400, so that a typo does not silently
+// widen a listing and limit=5&limit=500 does not silently become 5. The multiValued
+// parameters take comma-separated or repeated values (listValues).
+func parseQuery(r *http.Request, known, multiValued []string) (url.Values, error) {
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, invalid("query", "malformed query string: %v", err)
 	}
-	for name := range query {
+	for name, values := range query {
 		if !slices.Contains(known, name) {
 			return nil, invalid(name, "unknown query parameter; known: %s", strings.Join(known, ", "))
+		}
+		if len(values) > 1 && !slices.Contains(multiValued, name) {
+			return nil, invalid(name, "query parameter given %d times; it takes one value", len(values))
 		}
 	}
 	if err := checkQueryStorable(query); err != nil {
