@@ -38,9 +38,15 @@ func queues() Dashboard {
 	b.timeseries("Queued jobs by priority tier", "Jobs waiting for admission, by priority tier.", "short",
 		target(`sum by (tier) (`+queuedJobs+`)`, "{{tier}}"))
 	b.timeseries("Admission decisions by result",
-		"Admission policy decisions per second. A waiting job is counted at every dequeue that "+
-			"considers it, so refusals repeat while it waits.", "ops",
+		"Admission policy decisions per second on the jobs that dequeues read. A waiting job is "+
+			"counted at every dequeue that reads it, so refusals repeat while it waits. Jobs that "+
+			"their quota holds back are not read: see Queued jobs held by quota.", "ops",
 		target(`sum by (result) (rate(schedulerd_admission_decisions_total[$__rate_interval]))`, "{{result}}"))
+	b.timeseries("Queued jobs held by quota",
+		"Queued jobs that their project's quota holds back (drained, no quota, period not "+
+			"started, concurrency limit, budget), by reason, all projects; the metric has a "+
+			"project label too. The other queued jobs wait for GPU capacity or their turn.", "short",
+		target(`sum by (reason) (max by (project, reason) (schedulerd_queued_jobs_held))`, "{{reason}}"))
 	b.timeseries("Wait from submission to running",
 		"Time from a job's submission to its first run's container start, over all tiers.", "s",
 		target(quantile(0.5, "schedulerd_job_submit_to_running_seconds", ""), "p50"),
@@ -65,16 +71,20 @@ func gpus() Dashboard {
 		target(`max by (model) (schedulerd_gpu_model_capacity_gpus)`, "{{model}}"))
 	b.timeseries("GPU allocation by model", "Share of each model's schedulable GPUs held by admitted runs.",
 		"percentunit",
-		target(`max by (model) (schedulerd_gpu_model_allocated_gpus) / max by (model) (schedulerd_gpu_model_capacity_gpus)`,
+		target(`max by (model) (schedulerd_gpu_model_allocated_gpus) / (max by (model) (schedulerd_gpu_model_capacity_gpus) > 0)`,
 			"{{model}}"))
 	b.timeseries("Pods by phase", "Pods of schedulerd's runs, by Kubernetes phase.", "short",
 		target(`sum by (phase) (schedulerd_pods)`, "{{phase}}"))
-	b.timeseries("GPU-hours by project, last hour", "GPU-hours of the runs that ended in the hour before each point.",
-		"short",
+	b.timeseries("GPUs in use by project", "GPUs held by the project's running runs.", "short",
+		target(`max by (project) (schedulerd_project_running_gpus)`, "{{project}}"))
+	b.timeseries("GPU-hours by project, last hour", "Average GPUs of the project's running runs "+
+		"over the hour before each point, which is the GPU-hours they used in that hour, "+
+		"sampled at each scrape.", "short",
+		target(`max by (project) (avg_over_time(schedulerd_project_running_gpus[1h]))`, "{{project}}"))
+	b.timeseries("GPU-hours of runs ended, last hour", "Whole GPU-hours of the runs that ended "+
+		"in the hour before each point, as debited from budgets: a long run counts all at once "+
+		"at its end.", "short",
 		target(`sum by (project) (increase(schedulerd_project_gpu_seconds_total[1h])) / 3600`, "{{project}}"))
-	b.timeseries("GPUs in use by project", "GPU-hours per hour of ended runs, which is the average "+
-		"number of GPUs the project used.", "short",
-		target(`sum by (project) (rate(schedulerd_project_gpu_seconds_total[$__rate_interval]))`, "{{project}}"))
 	b.timeseries("Budget used by project", "Share of the quota period's GPU-hour budget that ended "+
 		"runs used, and that admitted runs hold in reserve besides.", "percentunit",
 		target(`max by (project) (schedulerd_project_gpu_used_seconds) / max by (project) (schedulerd_project_gpu_budget_seconds)`,
@@ -116,9 +126,11 @@ func health() Dashboard {
 		target(`sum by (route, code) (rate(schedulerd_http_requests_total[$__rate_interval]))`, "{{route}} {{code}}"))
 	b.timeseries("Cron task runs, last hour", "Finished cron task runs by task and result.", "short",
 		target(`sum by (task, result) (increase(schedulerd_cron_task_runs_total[1h]))`, "{{task}} {{result}}"))
-	b.timeseries("Checkpoint retention, last hour", "Checkpoint objects and bytes that retention deleted.",
-		"short",
-		target(`sum(increase(schedulerd_retention_deleted_objects_total[1h]))`, "objects"),
+	b.timeseries("Checkpoints deleted, last hour", "Checkpoints (artifact rows: one object, or "+
+		"every object under a prefix) that retention deleted.", "short",
+		target(`sum(increase(schedulerd_retention_deleted_objects_total[1h]))`, "checkpoints"))
+	b.timeseries("Checkpoint bytes deleted, last hour", "Bytes of the checkpoint objects that "+
+		"retention deleted.", "bytes",
 		target(`sum(increase(schedulerd_retention_deleted_bytes_total[1h]))`, "bytes"))
 	return b.dashboard
 }

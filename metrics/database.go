@@ -27,9 +27,15 @@ type databaseCollector struct {
 	log *slog.Logger
 
 	jobs, budget, used, reserved, concurrent, maxConcurrent *prometheus.Desc
+	runningGPUs, held                                       *prometheus.Desc
 	modelCapacity, modelAllocated, runway, cronSuccess, up  *prometheus.Desc
 	outbox, outboxAge                                       *prometheus.Desc
 }
+
+// holdReasons are the reason label values of schedulerd_queued_jobs_held: what keeps a
+// queued job's project from taking it now. The candidate query of a dequeue leaves these
+// jobs out, so schedulerd_admission_decisions_total does not count them.
+var holdReasons = []string{"no_quota", "drained", "period", "concurrency", "budget"}
 
 // CollectDatabase registers the collector of database gauges: queue depth, project quotas,
 // GPU capacity by model, the jobs partition runway and cron task successes. Failed queries
@@ -63,6 +69,16 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 		maxConcurrent: prometheus.NewDesc("schedulerd_project_max_concurrent_jobs",
 			projectHelp("Concurrency limit of the project's quota."),
 			[]string{"project"}, nil),
+		runningGPUs: prometheus.NewDesc("schedulerd_project_running_gpus",
+			projectHelp("GPUs held by the project's running runs at scrape time; its average over an "+
+				"hour is the GPU-hours used in that hour."),
+			[]string{"project"}, nil),
+		held: prometheus.NewDesc("schedulerd_queued_jobs_held",
+			"Queued jobs that their project's quota holds back, by reason, at scrape time: "+
+				"no_quota, drained, period (not started), concurrency (limit reached) or budget "+
+				"(too little left for the job's reservation), the first that applies. Queued "+
+				"jobs not counted here wait for GPU capacity or their turn. project is the project id.",
+			[]string{"project", "reason"}, nil),
 		modelCapacity: prometheus.NewDesc("schedulerd_gpu_model_capacity_gpus",
 			"GPUs of schedulable nodes by GPU model, as admission counts them. model is the "+
 				"nvidia.com/gpu.product node label.",
@@ -98,7 +114,7 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 
 func (c *databaseCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.jobs, c.budget, c.used, c.reserved, c.concurrent,
-		c.maxConcurrent, c.modelCapacity, c.modelAllocated, c.runway, c.cronSuccess, c.outbox, c.outboxAge, c.up} {
+		c.maxConcurrent, c.runningGPUs, c.held, c.modelCapacity, c.modelAllocated, c.runway, c.cronSuccess, c.outbox, c.outboxAge, c.up} {
 		ch <- d
 	}
 	c.m.gpuSeconds.Describe(ch)
@@ -141,11 +157,36 @@ SELECT project_id, status::text, priority, count(*)
 FROM jobs WHERE status IN ('submitted', 'queued', 'running', 'paused')
 GROUP BY 1, 2, 3`
 
+// The GPUs of running runs by project.
+const sqlRunningGPUs = `
+SELECT j.project_id, sum(r.gpu_milli)::float8 / 1000
+FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+WHERE r.status = 'running'
+GROUP BY 1`
+
+// The queued jobs that their quota holds back, by the first reason that applies, in the
+// terms of the candidate query (store/candidates.go). An ended period is no reason: the
+// scheduler renews it before it admits the project's jobs.
+const sqlHeldJobs = `
+SELECT q.project_id,
+       CASE WHEN u.project_id IS NULL THEN 'no_quota'
+            WHEN u.drained_at IS NOT NULL THEN 'drained'
+            WHEN u.period_start > (now() AT TIME ZONE 'UTC')::date THEN 'period'
+            WHEN u.current_concurrent >= u.max_concurrent_jobs THEN 'concurrency'
+            WHEN u.gpu_hours_used + u.gpu_hours_reserved
+                 + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 > u.gpu_hours_budget THEN 'budget'
+       END AS reason,
+       count(*)
+FROM job_queue q LEFT JOIN quotas u ON u.project_id = q.project_id
+GROUP BY 1, 2`
+
 type projectQuota struct {
 	id                        string
 	budget, used, reserved    *float64
 	concurrent, maxConcurrent *int64
 	depth                     map[[2]string]float64 // status, tier
+	runningGPUs               float64
+	held                      map[string]float64 // by reason
 }
 
 // collectProjects emits the quota gauges and queue depth of every project, zeros included,
@@ -156,6 +197,12 @@ func (c *databaseCollector) collectProjects(ctx context.Context, ch chan<- prome
 		return err
 	}
 	if err := c.readDepth(ctx, projects); err != nil {
+		return err
+	}
+	if err := c.readRunningGPUs(ctx, projects); err != nil {
+		return err
+	}
+	if err := c.readHeld(ctx, projects); err != nil {
 		return err
 	}
 
@@ -171,6 +218,10 @@ func (c *databaseCollector) collectProjects(ctx context.Context, ch chan<- prome
 			gauge(c.reserved, *p.reserved*3600)
 			gauge(c.concurrent, float64(*p.concurrent))
 			gauge(c.maxConcurrent, float64(*p.maxConcurrent))
+		}
+		gauge(c.runningGPUs, p.runningGPUs)
+		for _, reason := range holdReasons {
+			ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, p.held[reason], p.id, reason)
 		}
 		for _, status := range liveJobStatuses {
 			for _, tier := range c.m.opts.Tiers {
@@ -194,6 +245,7 @@ func (c *databaseCollector) readProjects(ctx context.Context) (map[string]*proje
 		&p.maxConcurrent}, func() error {
 		row := p
 		row.depth = map[[2]string]float64{}
+		row.held = map[string]float64{}
 		projects[p.id] = &row
 		return nil
 	})
@@ -212,6 +264,39 @@ func (c *databaseCollector) readDepth(ctx context.Context, projects map[string]*
 		// A job's project always exists: jobs reference projects.
 		if p := projects[project]; p != nil {
 			p.depth[[2]string{status, c.m.TierOf(priority)}] += float64(count)
+		}
+		return nil
+	})
+	return err
+}
+
+func (c *databaseCollector) readRunningGPUs(ctx context.Context, projects map[string]*projectQuota) error {
+	rows, err := c.db.Query(ctx, sqlRunningGPUs)
+	if err != nil {
+		return err
+	}
+	var project string
+	var gpus float64
+	_, err = pgx.ForEachRow(rows, []any{&project, &gpus}, func() error {
+		if p := projects[project]; p != nil {
+			p.runningGPUs = gpus
+		}
+		return nil
+	})
+	return err
+}
+
+func (c *databaseCollector) readHeld(ctx context.Context, projects map[string]*projectQuota) error {
+	rows, err := c.db.Query(ctx, sqlHeldJobs)
+	if err != nil {
+		return err
+	}
+	var project string
+	var reason *string
+	var count int64
+	_, err = pgx.ForEachRow(rows, []any{&project, &reason, &count}, func() error {
+		if p := projects[project]; p != nil && reason != nil {
+			p.held[*reason] = float64(count)
 		}
 		return nil
 	})

@@ -1,9 +1,9 @@
 // Package metrics owns every Prometheus series schedulerd exposes. The other packages report
 // events through the methods of Metrics (a job admitted, a run ended, a cron task finished)
 // and never create series themselves. Gauges of database state (queue depth, quotas, GPU
-// capacity, partition runway) are read from PostgreSQL at scrape time, and the pod gauges
-// from the dispatcher's informer cache, so they are correct on every replica whether or not
-// it leads.
+// capacity, partition runway) are read from PostgreSQL at scrape time, so they are correct
+// on every replica whether or not it leads. The pod gauges come from the dispatcher's
+// informer cache, which only the leader fills.
 //
 // Series are built against the prometheus.Registerer passed to New; there is no global
 // registry. No label takes a job id, run id or idempotency key: labels are projects, GPU
@@ -122,8 +122,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.admissions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "schedulerd_admission_decisions_total",
 		Help: "Decisions of the admission policy, one per candidate job per dequeue; a job " +
-			"that waits is counted again at every dequeue that considers it. result is " +
-			labelList(admissionResults) + ".",
+			"that waits is counted again at every dequeue that considers it. Jobs that their " +
+			"quota holds back are not candidates (see schedulerd_queued_jobs_held), so budget " +
+			"and concurrency count only jobs refused beside others admitted in the same " +
+			"dequeue. result is " + labelList(admissionResults) + ".",
 	}, []string{"result"})
 	m.dequeueSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "schedulerd_dequeue_duration_seconds",
@@ -137,13 +139,13 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.dispatchSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "schedulerd_dispatch_duration_seconds",
 		Help:    "Time from a job's admission (its run created) to its pod created.",
-		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 18), // up to 22 minutes: a burst of thousands of admissions
 	})
 	m.startWaitSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "schedulerd_job_submit_to_running_seconds",
 		Help: "Time from a job's submission to the start of its first run's container. " +
 			"tier is the job's priority tier: " + labelList(tierNames(opts.Tiers)) + ".",
-		Buckets: prometheus.ExponentialBuckets(0.5, 2, 16),
+		Buckets: prometheus.ExponentialBuckets(0.5, 2, 20), // up to 3 days of waiting for capacity or budget
 	}, []string{"tier"})
 	m.reconcileSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "schedulerd_reconcile_duration_seconds",
@@ -181,7 +183,8 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	}, []string{"task", "result"})
 	m.retentionObjects = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "schedulerd_retention_deleted_objects_total",
-		Help: "Checkpoint objects that checkpoint retention on this replica deleted.",
+		Help: "Checkpoints that checkpoint retention on this replica deleted, each an artifact " +
+			"row: one object, or every object under a prefix.",
 	})
 	m.retentionBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "schedulerd_retention_deleted_bytes_total",

@@ -66,7 +66,7 @@ func TestAdmissionsByResult(t *testing.T) {
 	m.Admissions(0, nil)
 
 	expectSeries(t, reg, `
-# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. result is admitted, budget, concurrency, drained, no_capacity, no_quota or period.
+# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. Jobs that their quota holds back are not candidates (see schedulerd_queued_jobs_held), so budget and concurrency count only jobs refused beside others admitted in the same dequeue. result is admitted, budget, concurrency, drained, no_capacity, no_quota or period.
 # TYPE schedulerd_admission_decisions_total counter
 schedulerd_admission_decisions_total{result="admitted"} 3
 schedulerd_admission_decisions_total{result="budget"} 2
@@ -96,7 +96,7 @@ schedulerd_cron_task_runs_total{result="success",task="retention"} 0
 # HELP schedulerd_retention_deleted_bytes_total Bytes of the checkpoint objects that checkpoint retention on this replica deleted.
 # TYPE schedulerd_retention_deleted_bytes_total counter
 schedulerd_retention_deleted_bytes_total 3.145728e+06
-# HELP schedulerd_retention_deleted_objects_total Checkpoint objects that checkpoint retention on this replica deleted.
+# HELP schedulerd_retention_deleted_objects_total Checkpoints that checkpoint retention on this replica deleted, each an artifact row: one object, or every object under a prefix.
 # TYPE schedulerd_retention_deleted_objects_total counter
 schedulerd_retention_deleted_objects_total 3
 `, "schedulerd_cron_task_runs_total", "schedulerd_retention_deleted_bytes_total",
@@ -336,4 +336,67 @@ func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) map[string
 		}
 	}
 	return values
+}
+
+// TestHeldJobsAndRunningGPUs: queued jobs that their quota holds back are counted by the
+// first reason that applies, and a project's running runs by their GPUs. The fixture's
+// vision jobs fit its quota; the nlp one needs 1 GPU-hour of the 10, and audio has none.
+func TestHeldJobsAndRunningGPUs(t *testing.T) {
+	s := databaseFixture(t)
+	ctx := context.Background()
+	admission := admitFirst(t, s)
+	if err := s.StartRun(ctx, admission.RunID, time.Now(), "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpsertProject(ctx, store.Project{ID: "audio", OrgID: "acme", K8sNamespace: "audio"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.SubmitJob(ctx, store.Submission{ProjectID: "audio", JobType: "fine_tune", Priority: 10,
+		Config: json.RawMessage(`{}`), GPUMilli: 1000, MaxRuntimeSeconds: 3600, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET gpu_hours_used = 9.5 WHERE project_id = 'nlp'`); err != nil {
+		t.Fatal(err)
+	}
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+
+	held := gatherGauge(t, reg, "schedulerd_queued_jobs_held")
+	if n := len(held); n != 3*5 {
+		t.Errorf("%d held series, want 15 (3 projects, 5 reasons)", n)
+	}
+	for labels, want := range map[string]float64{
+		"nlp/budget": 1, "audio/no_quota": 1, "vision/budget": 0, "vision/concurrency": 0, "nlp/drained": 0,
+	} {
+		if got := held[labels]; got != want {
+			t.Errorf("schedulerd_queued_jobs_held{%s} = %v, want %v", labels, got, want)
+		}
+	}
+
+	running := gatherGauge(t, reg, "schedulerd_project_running_gpus")
+	if running["vision"] != 1 || running["nlp"] != 0 {
+		t.Errorf("running GPUs %v, want 1 of vision and 0 of nlp", running)
+	}
+
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET drained_at = now() WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := gatherGauge(t, reg, "schedulerd_queued_jobs_held")["vision/drained"]; got != 2 {
+		t.Errorf("%v vision jobs held as drained, want the 2 still queued", got)
+	}
+}
+
+// admitFirst admits the highest-priority queued job of the fixture on A100.
+func admitFirst(t *testing.T, s *store.Store) store.Admission {
+	t.Helper()
+	admissions, err := s.Dequeue(context.Background(), store.CandidateWindow{Limit: 1},
+		func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+			c := snap.Candidates[0]
+			return []store.Decision{{Candidate: c, GPUModel: "A100", GPUHoursReserved: 1}}, nil
+		})
+	if err != nil || len(admissions) != 1 {
+		t.Fatalf("dequeue: %d admissions, err %v", len(admissions), err)
+	}
+	return admissions[0]
 }

@@ -71,9 +71,11 @@ func (s *Scheduler) renewEndedPeriods(ctx context.Context) {
 }
 
 // refusalResult maps a refusal reason of Policy.Decide to the result label of the
-// admission metric. Every capacity reason, starvation reservations included, is no_capacity;
-// a budget period that has ended or not started is period, apart from budget, so that a
-// dashboard can tell a spent budget from one that awaits its renewal.
+// admission metric. Every capacity reason, starvation reservations included, is no_capacity.
+// The candidate query already leaves out the jobs of projects that are drained, have no
+// quota, are outside their period, full or out of budget. The quota results therefore count
+// only jobs refused beside others admitted in the same dequeue, and
+// schedulerd_queued_jobs_held counts the jobs left out.
 func refusalResult(reason string) string {
 	switch {
 	case reason == ReasonBudget:
