@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -499,7 +500,9 @@ func waitBound(t *testing.T, run store.Run, node string) *corev1.Pod {
 }
 
 func TestUnschedulablePodRequeued(t *testing.T) {
-	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: 2 * time.Second})
+	reg := prometheus.NewRegistry()
+	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: 2 * time.Second,
+		Configure: func(cfg *daemon.Config) { cfg.Registry = reg }})
 	model := uniqueModel()
 	node := gpuNode(t, model, 8, 64000)
 	// A taint the pod does not tolerate: admission counts the node's GPUs, kube-scheduler
@@ -525,6 +528,40 @@ func TestUnschedulablePodRequeued(t *testing.T) {
 		t.Errorf("job used %d attempts, want 0", got.Attempts)
 	}
 	waitPodGone(t, first)
+
+	// Without the taint a later run starts: the job's first start, whose wait counts.
+	untaint := `{"spec":{"taints":null}}`
+	if _, err := daemontest.Kube.Clientset.CoreV1().Nodes().Patch(context.Background(), node,
+		types.MergePatchType, []byte(untaint), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitJob(job.ID, wait, "started", func(j store.Job) bool { return j.StartedAt != nil })
+	deadline := time.Now().Add(5 * time.Second)
+	for submitToRunningCount(t, reg) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := submitToRunningCount(t, reg); got != 1 {
+		t.Errorf("%d submit-to-running observations, want 1: the start of a later run is the job's first", got)
+	}
+}
+
+// submitToRunningCount sums the observations of schedulerd_job_submit_to_running_seconds
+// over its tiers.
+func submitToRunningCount(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	for _, f := range families {
+		if f.GetName() == "schedulerd_job_submit_to_running_seconds" {
+			for _, m := range f.GetMetric() {
+				count += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return count
 }
 
 func TestCordonedModelWaitsForUncordon(t *testing.T) {

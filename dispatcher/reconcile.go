@@ -184,7 +184,9 @@ func (d *Dispatcher) startRun(ctx context.Context, run store.Run, obs Observatio
 	if err != nil {
 		return err
 	}
-	if run.RunNumber == 1 {
+	if run.JobStartedAt == nil {
+		// The job's first start, whichever run it is: a job whose earlier runs never
+		// started (requeued as unschedulable, or from a lost node) waited the longest.
 		d.cfg.Metrics.ObserveSubmitToRunning(run.JobPriority, obs.StartedAt.Sub(run.JobCreatedAt))
 	}
 	d.cfg.Logger.Info("run started", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,

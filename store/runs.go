@@ -25,30 +25,32 @@ const (
 
 // Run is one row of runs, with the job fields the dispatcher needs to build and judge its pod.
 type Run struct {
-	ID                 uuid.UUID       `db:"id"`
-	JobID              uuid.UUID       `db:"job_id"`
-	JobCreatedAt       time.Time       `db:"job_created_at"`
-	RunNumber          int             `db:"run_number"`
-	Status             RunStatus       `db:"status"`
-	CreatedAt          time.Time       `db:"created_at"`
-	StartedAt          *time.Time      `db:"started_at"`
-	CompletedAt        *time.Time      `db:"completed_at"`
-	GPUHoursUsed       float64         `db:"gpu_hours_used"`
-	GPUHoursReserved   float64         `db:"gpu_hours_reserved"`
-	GPUMilli           int             `db:"gpu_milli"`
-	GPUModel           *string         `db:"gpu_model"`
-	Namespace          string          `db:"namespace"`
-	PodName            string          `db:"pod_name"`
-	PodCreatedAt       *time.Time      `db:"pod_created_at"`
-	WorkerNode         *string         `db:"worker_node"`
-	LastCheckpointURI  *string         `db:"last_checkpoint_uri"`
-	LastCheckpointStep *int            `db:"last_checkpoint_step"`
-	EndReason          *string         `db:"end_reason"`
-	ExitCode           *int            `db:"exit_code"`
-	ProjectID          string          `db:"project_id"`
-	JobStatus          JobStatus       `db:"job_status"`
-	JobPriority        int             `db:"job_priority"`
-	ConfigJSON         json.RawMessage `db:"config_json"`
+	ID                 uuid.UUID  `db:"id"`
+	JobID              uuid.UUID  `db:"job_id"`
+	JobCreatedAt       time.Time  `db:"job_created_at"`
+	RunNumber          int        `db:"run_number"`
+	Status             RunStatus  `db:"status"`
+	CreatedAt          time.Time  `db:"created_at"`
+	StartedAt          *time.Time `db:"started_at"`
+	CompletedAt        *time.Time `db:"completed_at"`
+	GPUHoursUsed       float64    `db:"gpu_hours_used"`
+	GPUHoursReserved   float64    `db:"gpu_hours_reserved"`
+	GPUMilli           int        `db:"gpu_milli"`
+	GPUModel           *string    `db:"gpu_model"`
+	Namespace          string     `db:"namespace"`
+	PodName            string     `db:"pod_name"`
+	PodCreatedAt       *time.Time `db:"pod_created_at"`
+	WorkerNode         *string    `db:"worker_node"`
+	LastCheckpointURI  *string    `db:"last_checkpoint_uri"`
+	LastCheckpointStep *int       `db:"last_checkpoint_step"`
+	EndReason          *string    `db:"end_reason"`
+	ExitCode           *int       `db:"exit_code"`
+	ProjectID          string     `db:"project_id"`
+	JobStatus          JobStatus  `db:"job_status"`
+	JobPriority        int        `db:"job_priority"`
+	// JobStartedAt is when the job's first run started, nil until one has.
+	JobStartedAt *time.Time      `db:"job_started_at"`
+	ConfigJSON   json.RawMessage `db:"config_json"`
 	// StopStatus, StopReason and StopRetryable are how a run that the dispatcher is
 	// stopping ends once its pod is gone, and StopRequestedAt when the stop began
 	// (RequestStop). StopStatus is nil for other runs.
@@ -69,7 +71,7 @@ const runColumns = `r.id, r.job_id, r.job_created_at, r.run_number, r.status::te
     r.gpu_hours_reserved::float8 AS gpu_hours_reserved, r.gpu_milli, r.gpu_model, r.namespace,
     r.pod_name, r.pod_created_at, r.worker_node, r.last_checkpoint_uri, r.last_checkpoint_step,
     r.end_reason, r.exit_code, j.project_id, j.status::text AS job_status, j.priority AS job_priority,
-    j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable, r.stop_requested_at`
+    j.started_at AS job_started_at, j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable, r.stop_requested_at`
 
 const sqlLiveRuns = `SELECT ` + runColumns + `
 FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
