@@ -183,6 +183,18 @@ func TestReadyzChecksSchemaVersion(t *testing.T) {
 	if code, _ := httpGet(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Errorf("/readyz after the schema was restored = %d, want 200", code)
 	}
+
+	// A schema one version ahead, as a rolling upgrade leaves the old replicas, keeps them
+	// ready.
+	if _, err := h.Store.Pool().Exec(ctx, `UPDATE schedulerd_schema_version SET version = $1`, version+1); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpGet(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz with a newer schema = %d %q, want 200", code, body)
+	}
+	if _, err := h.Store.Pool().Exec(ctx, `UPDATE schedulerd_schema_version SET version = $1`, version); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestMetricsScrapePassesPromtool(t *testing.T) {

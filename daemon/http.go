@@ -105,7 +105,11 @@ func (d *Daemon) checkDatabase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read database schema version: %w", err)
 	}
-	if status.Current != status.Latest {
+	// A newer schema is fine: during a rolling upgrade the new pod's init container migrates
+	// first, and the old replicas, which migrations keep working, stay in the Service until
+	// they are replaced. Failing them would leave no endpoint if the new pod never became
+	// ready.
+	if status.Current < status.Latest {
 		return fmt.Errorf("database schema is at version %d, this binary needs %d", status.Current, status.Latest)
 	}
 	return nil
