@@ -37,8 +37,8 @@ type Explanation struct {
 	// free capacity now.
 	GPUModels []ModelState `json:"gpu_models"`
 	// Blockers are the scheduler's reasons that keep a queued job from starting now. None
-	// for a queued job means the next dequeue may admit it, after the jobs ahead of it.
-	// Other statuses have none.
+	// for a queued job means the next dequeue may admit it, after the jobs ahead of it. A
+	// paused job's blocker is its pause (BlockerPaused); other statuses have none.
 	Blockers []string `json:"blockers"`
 	// Run is the job's pending or running run. A pending run of a running job was admitted
 	// but its container has not started: its pod may wait for a node or an image.
@@ -59,6 +59,9 @@ type LiveRun struct {
 	// and why, such as "cancelled: job paused". The job cannot be resumed until then.
 	Stopping *string `json:"stopping,omitempty"`
 }
+
+// BlockerPaused is the blocker of a paused job, which waits for nothing but a resume.
+const BlockerPaused = "job paused: POST /v1/jobs/{id}/resume (schedulerd job resume) queues it again"
 
 // Position is the place of a queued job in admission order: priority, then age.
 type Position struct {
@@ -158,8 +161,11 @@ func explain(f store.JobExplanation) Explanation {
 			CurrentConcurrent: q.CurrentConcurrent, FreeSlots: max(0, q.MaxConcurrentJobs-q.CurrentConcurrent)}
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
 	}
-	if j.Status == store.JobQueued {
+	switch j.Status {
+	case store.JobQueued:
 		e.Blockers = blockers(e, period, capacityBlocker(f))
+	case store.JobPaused:
+		e.Blockers = []string{BlockerPaused}
 	}
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,

@@ -212,3 +212,18 @@ func (f *fixture) admitOnly(model string) {
 		f.t.Fatal(err)
 	}
 }
+
+// A paused job waits for a resume, which its blocker names.
+func TestExplainPausedJob(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	f.do(f.submitter, "POST", "/v1/jobs/"+job.ID.String()+"/pause", nil).want(200)
+
+	e := f.explain(f.submitter, job)
+	if e.Status != "paused" {
+		t.Errorf("status %s, want paused", e.Status)
+	}
+	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{api.BlockerPaused}) {
+		t.Errorf("blockers %q, want only the pause", e.Blockers)
+	}
+}
