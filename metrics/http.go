@@ -19,6 +19,7 @@ func Handler(g prometheus.Gatherer) http.Handler {
 // matched. ServeMux records the pattern on the request it is given, so next must be a
 // ServeMux, or route through one, that receives this request itself. A handler that routes
 // a copy made with r.WithContext hides the pattern, and its requests count as 'unmatched'.
+// So do the requests of a catch-all "/" pattern, which serves paths no route has.
 func (m *Metrics) InstrumentHTTP(next http.Handler) http.Handler {
 	if m == nil {
 		return next
@@ -29,7 +30,7 @@ func (m *Metrics) InstrumentHTTP(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 
 		route := r.Pattern
-		if route == "" {
+		if route == "" || route == "/" {
 			route = "unmatched"
 		}
 		m.httpRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()

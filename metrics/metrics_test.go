@@ -131,10 +131,12 @@ func TestHTTPRequestsByRoutePattern(t *testing.T) {
 		w.WriteHeader(http.StatusConflict)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	// A catch-all, as the API has for its 404 documents: its requests are unmatched too.
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
 	server := httptest.NewServer(m.InstrumentHTTP(mux))
 	defer server.Close()
 
-	for _, path := range []string{"/v1/jobs/a", "/v1/jobs/b", "/healthz", "/nothing-here"} {
+	for _, path := range []string{"/v1/jobs/a", "/v1/jobs/b", "/healthz", "/nothing-here", "/v2/other"} {
 		resp, err := http.Get(server.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +149,7 @@ func TestHTTPRequestsByRoutePattern(t *testing.T) {
 # HELP schedulerd_http_requests_total HTTP requests served. route is the ServeMux pattern that matched, such as 'GET /readyz', or 'unmatched'; code is the HTTP status code.
 # TYPE schedulerd_http_requests_total counter
 schedulerd_http_requests_total{code="200",route="GET /healthz"} 1
-schedulerd_http_requests_total{code="404",route="unmatched"} 1
+schedulerd_http_requests_total{code="404",route="unmatched"} 2
 schedulerd_http_requests_total{code="409",route="GET /v1/jobs/{id}"} 2
 `, "schedulerd_http_requests_total")
 	if n := testutil.CollectAndCount(reg, "schedulerd_http_request_duration_seconds"); n != 3 {
