@@ -7,9 +7,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ProjectChange holds the fields of one save of a project. A nil field keeps the project's value
-// when the save updates it, and takes its default when the save creates it: no display
-// name or owner, and the project id as namespace. OrgID is required to create a project.
+// ProjectChange holds the fields of one save of a project. A nil field keeps the project's
+// value when the save updates it, and takes its default when the save creates it: no
+// display name or owner, and the project id as namespace. OrgID is required to create a
+// project.
 type ProjectChange struct {
 	ID                                      string
 	OrgID, DisplayName, K8sNamespace, Owner *string
