@@ -60,7 +60,7 @@ migrate: build
 	bin/schedulerd migrate up
 
 demo: setup kube-tools build
-	@scripts/demo.sh
+	@GO="$(GO)" scripts/demo.sh
 
 clean:
 	rm -rf bin out

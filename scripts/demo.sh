@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: starts PostgreSQL, the local Kubernetes stack and schedulerd on loopback,
 # replays the GPU-cluster trace through them, prints where the report is and stops
-# everything it started, by PID, also when a step fails or it is interrupted (not when it
-# is killed with SIGKILL). Arguments are passed to
+# everything it started, by PID, also when a step fails or it is interrupted by SIGINT,
+# SIGTERM or SIGHUP (not when it is killed with SIGKILL). Arguments are passed to
 # `schedulerd replay`, e.g. scripts/demo.sh -limit 500 or -mode fill.
 set -euo pipefail
 
@@ -17,16 +17,18 @@ source "$root/scripts/lib/free-port.sh"
   exit 1
 }
 # Build the binary if it is missing or older than the sources (fast when nothing changed).
-(cd "$root" && go build -o bin/schedulerd ./cmd/schedulerd)
+(cd "$root" && "${GO:-go}" build -o bin/schedulerd ./cmd/schedulerd)
 
 work=$(mktemp -d /tmp/schedulerd-demo-XXXXXX)
 # PostgreSQL runs as the postgres user, which must be able to enter this folder.
 chmod 711 "$work"
 
 daemon_pid=""
+replay_pid=""
 cleanup() {
   local status=$?
   echo "demo: stopping everything it started"
+  [ -n "$replay_pid" ] && stop_pid "$replay_pid" TERM "schedulerd replay"
   [ -n "$daemon_pid" ] && stop_pid "$daemon_pid" TERM schedulerd
   "$root/scripts/kube-down.sh" "$work/kube" >/dev/null 2>&1 || true
   "$root/scripts/pg-down.sh" "$work/pg" >/dev/null 2>&1 || true
@@ -37,6 +39,12 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap, with the status a shell gives a process
+# the signal ended, so that the logs are kept. The replay runs in the background with a
+# wait, because bash runs a trap only after the foreground command has returned.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 echo "demo: starting PostgreSQL"
 export SCHEDULERD_DATABASE_URL
@@ -51,14 +59,28 @@ SCHEDULERD_KUBECONFIG=$("$root/scripts/kube-up.sh" "$work/kube" | tail -n 1)
 export SCHEDULERD_HTTP_ADDR="127.0.0.1:$(free_port)"
 "$root/bin/schedulerd" run >"$work/schedulerd.log" 2>&1 &
 daemon_pid=$!
-for _ in $(seq 100); do
-  curl -fs "http://$SCHEDULERD_HTTP_ADDR/readyz" >/dev/null 2>&1 && break
+ready=""
+for _ in $(seq 300); do
+  curl -fs "http://$SCHEDULERD_HTTP_ADDR/readyz" >/dev/null 2>&1 && { ready=yes; break; }
   kill -0 "$daemon_pid" 2>/dev/null || { tail -n 20 "$work/schedulerd.log" >&2; exit 1; }
   sleep 0.2
 done
+if [ -z "$ready" ]; then
+  echo "demo: schedulerd did not become ready within 60 s; the end of its log:" >&2
+  tail -n 20 "$work/schedulerd.log" >&2
+  curl -s "http://$SCHEDULERD_HTTP_ADDR/readyz" >&2 || true
+  exit 1
+fi
 echo "demo: schedulerd is running (pid $daemon_pid, admin API on $SCHEDULERD_HTTP_ADDR)"
 
 start=$(date +%s)
 "$root/bin/schedulerd" replay -trace-dir "$trace_dir" -daemon-pid "$daemon_pid" \
-  -report-dir "$report_dir" "$@"
+  -report-dir "$report_dir" "$@" &
+replay_pid=$!
+replay_status=0
+wait "$replay_pid" || replay_status=$?
+# The replay has been reaped: its PID may be reused from here on, so cleanup must not
+# signal it.
+replay_pid=""
+[ "$replay_status" -eq 0 ] || exit "$replay_status"
 echo "demo: the replay took $(( $(date +%s) - start )) s; open $report_dir/report.md"
