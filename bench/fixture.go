@@ -157,11 +157,18 @@ func seedQueued(ctx context.Context, pool *pgxpool.Pool, n int, kinds []jobShape
 // dispatches first runs, which resume from no checkpoint, like the raw loop's pods. The
 // tables are vacuumed so that every run starts without the dead row versions of the
 // previous one, as River's reference starts from a truncated table.
+//
+// The delete and the three updates after it run in one transaction that allows deleting
+// live runs (migration 18 rejects it elsewhere), because the updates release what the runs
+// held.
 var sqlRequeue = []string{
+	`BEGIN`,
+	`SET LOCAL schedulerd.delete_live_runs = on`,
 	`DELETE FROM runs WHERE status IN ('pending', 'running')`,
 	`UPDATE jobs SET status = 'queued', run_count = 0 WHERE status = 'running'`,
 	`UPDATE quotas SET current_concurrent = 0, gpu_hours_reserved = 0`,
 	`UPDATE gpu_models SET allocated_milli = 0`,
+	`COMMIT`,
 	`VACUUM ANALYZE jobs`,
 	`VACUUM ANALYZE job_queue`,
 	`VACUUM ANALYZE runs`,
@@ -169,15 +176,21 @@ var sqlRequeue = []string{
 	`VACUUM ANALYZE gpu_models`,
 }
 
-// requeue runs sqlRequeue and returns how many jobs are queued afterwards.
+// requeue runs sqlRequeue on one connection and returns how many jobs are queued
+// afterwards.
 func requeue(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reset after a dequeue run: %w", err)
+	}
+	defer conn.Release()
 	for _, stmt := range sqlRequeue {
-		if _, err := pool.Exec(ctx, stmt); err != nil {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return 0, fmt.Errorf("reset after a dequeue run: %s: %w", stmt, err)
 		}
 	}
 	var queued int
-	err := pool.QueryRow(ctx, `SELECT count(*) FROM job_queue`).Scan(&queued)
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM job_queue`).Scan(&queued)
 	return queued, err
 }
 

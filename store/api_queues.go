@@ -146,36 +146,6 @@ func preemptPendingRuns(ctx context.Context, tx pgx.Tx, projectID string, at tim
 	return requeued, nil
 }
 
-// endRunInTx is EndRun's sequence inside the caller's transaction, with EndRun's
-// statements: record the end, release the quota and the GPU model, move the job on. It
-// returns the run's job.
-func endRunInTx(ctx context.Context, tx pgx.Tx, end RunEnd) (JobRef, RunEndResult, error) {
-	var result RunEndResult
-	var job JobRef
-	var reserved float64
-	var model string
-	var milli int
-	err := tx.QueryRow(ctx, sqlEndRun, end.RunID, end.Status, end.EndedAt, end.ExitCode, end.Reason).
-		Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &model, &milli)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return job, result, ErrStaleStatus
-	}
-	if err != nil {
-		return job, result, err
-	}
-
-	if err := tx.QueryRow(ctx, sqlReleaseQuota, job.ID, reserved, result.GPUHoursUsed, job.CreatedAt).
-		Scan(&result.ProjectID); err != nil {
-		return job, result, fmt.Errorf("release quota: %w", err)
-	}
-	if model != "" {
-		if err := releaseModel(ctx, tx, model, milli); err != nil {
-			return job, result, err
-		}
-	}
-	return job, result, moveJobAfterRun(ctx, tx, job, end, &result)
-}
-
 const sqlUndrainQuota = `
 UPDATE quotas SET drained_at = NULL, drain_deadline = NULL
 WHERE project_id = $1 AND drained_at IS NOT NULL

@@ -42,15 +42,16 @@ RETURNING r.job_id, r.job_created_at, r.gpu_hours_used::float8, r.gpu_hours_rese
 
 // The end of a run releases what admission took: one concurrency slot, the reservation,
 // and the model's capacity; the hours the run used are debited with the budget statement.
-// used never passes the budget because a run's hours are capped at its reservation, which
-// was already counted.
+// used stays within the budget because a run's hours are capped at its reservation, which
+// admission counted against the budget. The statement does not check the budget itself:
+// a run must be able to end also after someone cut the budget below what is used and
+// reserved (for example in SQL), or it would keep its pod and reservation for ever.
 const sqlReleaseQuota = `
 UPDATE quotas u SET current_concurrent = u.current_concurrent - 1,
     gpu_hours_reserved = u.gpu_hours_reserved - $2, gpu_hours_used = u.gpu_hours_used + $3
 FROM jobs j
 WHERE j.id = $1 AND j.created_at = $4 AND u.project_id = j.project_id
   AND u.current_concurrent >= 1 AND u.gpu_hours_reserved >= $2
-  AND u.gpu_hours_used + $3 + (u.gpu_hours_reserved - $2) <= u.gpu_hours_budget
 RETURNING u.project_id`
 
 const sqlReleaseModel = `
@@ -93,31 +94,54 @@ func (s *Store) EndRun(ctx context.Context, end RunEnd) (RunEndResult, error) {
 	doing := fmt.Sprintf("end run %s as %s", end.RunID, end.Status)
 	var result RunEndResult
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var job JobRef
-		var reserved float64
-		var model string
-		var milli int
-		err := tx.QueryRow(ctx, sqlEndRun, end.RunID, end.Status, end.EndedAt, end.ExitCode, end.Reason).
-			Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &model, &milli)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrStaleStatus
-		}
-		if err != nil {
-			return err
-		}
-
-		if err := tx.QueryRow(ctx, sqlReleaseQuota, job.ID, reserved, result.GPUHoursUsed, job.CreatedAt).
-			Scan(&result.ProjectID); err != nil {
-			return fmt.Errorf("release quota: %w", err)
-		}
-		if model != "" {
-			if err := releaseModel(ctx, tx, model, milli); err != nil {
-				return err
-			}
-		}
-		return moveJobAfterRun(ctx, tx, job, end, &result)
+		var err error
+		_, result, err = endRunInTx(ctx, tx, end)
+		return err
 	})
 	return result, wrap(err, doing)
+}
+
+// endRunInTx is EndRun inside the caller's transaction: it records the end, releases
+// the quota and the GPU model and moves the job on. It returns the run's job.
+func endRunInTx(ctx context.Context, tx pgx.Tx, end RunEnd) (JobRef, RunEndResult, error) {
+	var result RunEndResult
+	var job JobRef
+	var reserved float64
+	var model string
+	var milli int
+	err := tx.QueryRow(ctx, sqlEndRun, end.RunID, end.Status, end.EndedAt, end.ExitCode, end.Reason).
+		Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &model, &milli)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return job, result, ErrStaleStatus
+	}
+	if err != nil {
+		return job, result, err
+	}
+
+	if result.ProjectID, err = releaseQuota(ctx, tx, job, reserved, result.GPUHoursUsed); err != nil {
+		return job, result, err
+	}
+	if model != "" {
+		if err := releaseModel(ctx, tx, model, milli); err != nil {
+			return job, result, err
+		}
+	}
+	return job, result, moveJobAfterRun(ctx, tx, job, end, &result)
+}
+
+// releaseQuota gives back the concurrency slot and reservation of an ended run of job and
+// debits the hours it used. It returns the job's project.
+func releaseQuota(ctx context.Context, tx pgx.Tx, job JobRef, reserved, used float64) (string, error) {
+	var project string
+	err := tx.QueryRow(ctx, sqlReleaseQuota, job.ID, reserved, used, job.CreatedAt).Scan(&project)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("release quota: the quota of job %s's project has no admitted job or less "+
+			"than %.4f GPU-hours reserved to give back (was it changed outside schedulerd?)", job.ID, reserved)
+	}
+	if err != nil {
+		return "", fmt.Errorf("release quota: %w", err)
+	}
+	return project, nil
 }
 
 func releaseModel(ctx context.Context, tx pgx.Tx, model string, milli int) error {

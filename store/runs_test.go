@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,4 +201,66 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// A run ends, and gives back what it holds, also after its budget was cut in SQL below
+// what the project has used and reserved.
+func TestRunEndsAfterBudgetCutInSQL(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 2000, 3)
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	if err := s.StartRun(ctx, a.RunID, start, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET gpu_hours_budget = 1 WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunCompleted, EndedAt: start.Add(45 * time.Minute)})
+	if err != nil {
+		t.Fatalf("end run after the budget cut: %v", err)
+	}
+	q, err := s.GetQuotaState(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.GPUHoursUsed != 1.5 {
+		t.Errorf("used %v GPU-hours, want the run's 1.5", q.GPUHoursUsed)
+	}
+	if q.GPUHoursReserved != 0 {
+		t.Errorf("reserved %v GPU-hours, want 0", q.GPUHoursReserved)
+	}
+	if q.CurrentConcurrent != 0 {
+		t.Errorf("%d admitted jobs, want 0", q.CurrentConcurrent)
+	}
+}
+
+// Deleting a live run is rejected, since nothing would give back its reservation, slot and
+// GPUs; a reset that gives them back itself may delete it with schedulerd.delete_live_runs.
+func TestDeleteLiveRunRejected(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+
+	_, err := s.Pool().Exec(ctx, `DELETE FROM runs WHERE id = $1`, a.RunID)
+	if err == nil || !strings.Contains(err.Error(), "end it before deleting it") {
+		t.Errorf("deleting a pending run: %v, want it rejected", err)
+	}
+	if q, _ := s.GetQuotaState(ctx, "vision"); q.CurrentConcurrent != 1 {
+		t.Errorf("%d admitted jobs after the rejected delete, want 1", q.CurrentConcurrent)
+	}
+
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL schedulerd.delete_live_runs = on`); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM runs WHERE id = $1`, a.RunID)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Errorf("deleting with schedulerd.delete_live_runs on: %v rows, %v; want 1 row", tag.RowsAffected(), err)
+	}
 }
