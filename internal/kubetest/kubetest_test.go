@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/schedulerd/schedulerd/internal/kubetest"
 )
@@ -224,11 +225,17 @@ func TestDeletedPodIsRemoved(t *testing.T) {
 				t.Fatalf("delete pod %s: %v", pod.Name, err)
 			}
 			// The default grace period is 30 s, so removal within
-			// waitTimeout shows that KWOK deleted the pod.
-			_, err := env.WaitPod(ctx, pod.Namespace, pod.Name, func(*corev1.Pod) (bool, error) {
-				return false, nil
+			// waitTimeout shows that KWOK deleted the pod. The pod is
+			// read until it is gone: a watch started after its removal
+			// would wait for a delete event that never comes.
+			err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+				_, err := env.Clientset.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					return true, nil
+				}
+				return false, err
 			})
-			if !errors.Is(err, kubetest.ErrPodDeleted) {
+			if err != nil {
 				t.Errorf("pod %s was not removed: %v", pod.Name, err)
 			}
 		})
