@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/replay/trace"
 	"github.com/schedulerd/schedulerd/sim"
 	"github.com/schedulerd/schedulerd/store"
@@ -59,11 +60,10 @@ func (r *Replayer) createNode(ctx context.Context, n trace.Node) error {
 	return nil
 }
 
-// createProjects creates the trace's projects and quotas. Budgets are divided by the
-// speedup, because the replay's jobs hold GPUs for 1/speedup of their trace time. A replay
-// that continues on a database with a higher -speedup or a lower -budget-scale than before
-// may find a budget below what the earlier jobs hold. SetQuota rejects that, because the
-// end of a run could never be recorded under such a budget.
+// createProjects creates the trace's projects and their quotas. A replay that continues on
+// a database with a higher -speedup or a lower -budget-scale than before may find a budget
+// below what the earlier jobs hold. SetQuota rejects that, because the end of a run could
+// never be recorded under such a budget.
 func (r *Replayer) createProjects(ctx context.Context) error {
 	now := time.Now().UTC()
 	for _, p := range trace.DefaultProjects() {
@@ -91,7 +91,27 @@ func (r *Replayer) createProjects(ctx context.Context) error {
 	return nil
 }
 
-// budget is a project's wall-clock GPU-hour budget, rounded to the 4 decimals kept.
+// budget computes a project's GPU-hour budget, rounded to the 4 decimals kept. In paced
+// mode it is the trace budget divided by the speedup, because the replay's jobs hold GPUs
+// for 1/speedup of their trace time, and multiplied by -budget-scale. Fill mode measures
+// how many tasks the cluster holds, so its budget never limits: see fillBudget.
 func (r *Replayer) budget(p trace.ProjectQuota) float64 {
+	if r.cfg.Mode == trace.ModeFill {
+		return r.fillBudget()
+	}
 	return math.Round(p.BudgetGPUHours/r.cfg.Speedup*r.cfg.BudgetScale*1e4) / 1e4
+}
+
+// fillBudget computes a budget that no project can exhaust in fill mode, whatever the
+// speedup and -budget-scale. Each fill-mode job reserves its GPUs for
+// jobspec.MaxRuntimeLimit (30 days), so a project whose jobs take every GPU of the trace's
+// nodes reserves at most their count times 720 hours. Each reservation rounds up by at most
+// half of the 0.0001 GPU-hours kept, so 0.0001 per task covers the rounding.
+func (r *Replayer) fillBudget() float64 {
+	var gpus int64
+	for _, n := range r.plan.nodes {
+		gpus += int64(n.GPUs)
+	}
+	hours := float64(gpus) * jobspec.MaxRuntimeLimit / 3600
+	return math.Ceil((hours+1e-4*float64(len(r.plan.schedule.Entries)))*1e4) / 1e4
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/replay"
 	"github.com/schedulerd/schedulerd/replay/trace"
+	"github.com/schedulerd/schedulerd/scheduler"
 )
 
 // writeTrace writes a node file with nodes nodes of gpus GPUs of model, and a task file
@@ -66,6 +67,45 @@ func TestFillStopsAtFirstUnplaced(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "fill mode: task 5 of 10 (FILLTEST-task-04) found no room") {
 		t.Errorf("report does not say which task found no room:\n%s", body)
+	}
+}
+
+// runFill runs a fill-mode replay of cfg's trace and returns the report's text.
+func runFill(t *testing.T, h *daemontest.Harness, cfg replay.Config) string {
+	t.Helper()
+	cfg.Mode, cfg.ReportDir, cfg.Timeout = trace.ModeFill, t.TempDir(), 3*time.Minute
+	r, err := replay.New(cfg, h.Store, daemontest.Kube.Clientset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// TestFillAtDefaultSpeedup runs fill mode with the command's default speedup, load and
+// budget scale. Fill-mode jobs reserve 30 days of GPU time each, far more than the paced
+// budgets divided by that speedup, so those budgets would stop the fill at its first task.
+// Four tasks run on the two 2-GPU nodes, and the fifth finds no room.
+func TestFillAtDefaultSpeedup(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "FILLFAST", 2, 2, 10)
+	body := runFill(t, h, replay.Config{NodesFile: nodes, TasksFile: tasks, Speedup: 20000, Load: 20,
+		BudgetScale: 2, MaxConcurrent: 2000})
+
+	counts := jobCounts(t, h.Store)
+	if counts["running"] != 4 || counts["queued"] != 1 || len(counts) != 2 {
+		t.Errorf("jobs by state %v, want 4 running and 1 queued (the fifth task; the rest never submitted)", counts)
+	}
+	want := "task 5 of 10 (FILLFAST-task-04) found no room: " + scheduler.ReasonNoCapacity
+	if !strings.Contains(body, want) {
+		t.Errorf("report does not contain %q:\n%s", want, body)
 	}
 }
 

@@ -31,8 +31,9 @@ type Config struct {
 	Mode trace.Mode
 	// Speedup is trace seconds per wall second; Load compresses arrivals further.
 	Speedup, Load float64
-	// BudgetScale multiplies the projects' GPU-hour budgets, which are first divided by
-	// Speedup because accounting meters wall-clock GPU time.
+	// BudgetScale multiplies the projects' GPU-hour budgets in paced mode, which are first
+	// divided by Speedup because accounting meters wall-clock GPU time. Fill mode ignores it
+	// and Speedup for budgets, because its budgets are sized never to limit.
 	BudgetScale float64
 	// MaxConcurrent is each project's concurrency limit; 0 keeps the trace defaults.
 	MaxConcurrent int

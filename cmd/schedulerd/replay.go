@@ -52,7 +52,7 @@ func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
 	mode := fs.String("mode", string(trace.ModePaced), "paced (the trace's clock) or fill (arrive in order, never leave)")
 	speedup := fs.Float64("speedup", 20000, "trace seconds per wall-clock second")
 	load := fs.Float64("load", 20, "extra compression of arrivals only: above 1 the cluster saturates")
-	budgetScale := fs.Float64("budget-scale", 2, "multiplies the projects' GPU-hour budgets (divided by -speedup first)")
+	budgetScale := fs.Float64("budget-scale", 2, "paced mode: multiplies the projects' GPU-hour budgets (divided by -speedup first); fill-mode budgets never limit")
 	concurrent := fs.Int("max-concurrent", 2000, "each project's concurrency limit; 0 keeps the trace projects' own (12 to 16, sized for the trace's own pace)")
 	reportDir := fs.String("report-dir", "", "folder for report.md and its plots (default out/replay-TIME)")
 	pid := fs.Int("daemon-pid", 0, "PID of the schedulerd whose peak memory and CPU the report shows")
