@@ -109,6 +109,71 @@ func TestFillAtDefaultSpeedup(t *testing.T) {
 	}
 }
 
+// TestFillNamesConcurrencyLimit lets each project run one job on nodes with room for all
+// ten tasks. The fill stops at the first task whose project already runs one, and the
+// report names the concurrency limit, not the cluster, as what stopped it.
+func TestFillNamesConcurrencyLimit(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "FILLCONC", 2, 8, 10)
+	body := runFill(t, h, replay.Config{NodesFile: nodes, TasksFile: tasks, Speedup: 20000, Load: 20,
+		BudgetScale: 2, MaxConcurrent: 1})
+
+	read, err := trace.ReadTasks(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[trace.ProjectName]bool{}
+	stuck := 0
+	for stuck < len(read) && !seen[trace.Project(read[stuck])] {
+		seen[trace.Project(read[stuck])] = true
+		stuck++
+	}
+	if stuck == len(read) {
+		t.Fatal("every task of the test trace is in a project of its own; the test needs a repeat")
+	}
+
+	counts := jobCounts(t, h.Store)
+	if counts["running"] != stuck || counts["queued"] != 1 || len(counts) != 2 {
+		t.Errorf("jobs by state %v, want %d running and 1 queued", counts, stuck)
+	}
+	want := fmt.Sprintf("task %d of 10 (%s) waits in the queue, not for room: %s",
+		stuck+1, read[stuck].Name, scheduler.ReasonConcurrency)
+	if !strings.Contains(body, want) {
+		t.Errorf("report does not contain %q:\n%s", want, body)
+	}
+}
+
+// TestFillNamesUnplacedPod fills two 2-GPU nodes with two one-GPU tasks that each need
+// more than half of a node's CPU, so they run on different nodes. The third task needs
+// 2 GPUs: the scheduler admits it, since 2 GPUs of the model are free, but no node has
+// both free, so its pod stays Pending and the report quotes its scheduling condition.
+func TestFillNamesUnplacedPod(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	nodes, tasks := writeTrace(t, "FILLFRAG", 2, 2, 0)
+	rows := "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n" +
+		"FILLFRAG-task-00,20000,1024,1,1000,FILLFRAG,LS,Succeeded,0,100,0\n" +
+		"FILLFRAG-task-01,20000,1024,1,1000,FILLFRAG,LS,Succeeded,10,110,10\n" +
+		"FILLFRAG-task-02,1000,1024,2,1000,FILLFRAG,LS,Succeeded,20,120,20\n"
+	if err := os.WriteFile(tasks, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := runFill(t, h, replay.Config{NodesFile: nodes, TasksFile: tasks, Speedup: 20000, Load: 20,
+		BudgetScale: 2, MaxConcurrent: 2000})
+
+	counts := jobCounts(t, h.Store)
+	if counts["running"] != 3 || len(counts) != 1 {
+		t.Errorf("jobs by state %v, want 3 running (the third admitted, its pod not placed)", counts)
+	}
+	for _, want := range []string{
+		"task 3 of 3 (FILLFRAG-task-02) was admitted, but did not run within 30s: pod trace-",
+		`phase Pending on node "", not scheduled: Unschedulable`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("report does not contain %q:\n%s", want, body)
+		}
+	}
+}
+
 // TestReplayContinuesWithoutResubmitting replays five tasks, then ten: the second run
 // submits only the five it lacks, so each task has one job.
 func TestReplayContinuesWithoutResubmitting(t *testing.T) {
