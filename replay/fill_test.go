@@ -65,8 +65,11 @@ func TestFillStopsAtFirstUnplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(body), "fill mode: task 5 of 10 (FILLTEST-task-04) found no room") {
+	if !strings.Contains(string(body), "Where the fill stopped: task 5 of 10 (FILLTEST-task-04) found no room: ") {
 		t.Errorf("report does not say which task found no room:\n%s", body)
+	}
+	if !strings.HasSuffix(string(body), "## Problems\n\nnone\n") {
+		t.Errorf("report lists problems, but the trace has none (the fill's stop is not one):\n%s", body)
 	}
 }
 

@@ -126,9 +126,7 @@ func (r *Replayer) writeReport(ctx context.Context, rec *recorder, started time.
 		Started: started, Finished: time.Now(),
 		Tasks:    r.plan.counts.reportCounts(submitted),
 		Problems: r.plan.problems,
-	}
-	if r.fillStop != "" {
-		d.Problems = append([]string{"fill mode: " + r.fillStop}, d.Problems...)
+		FillStop: r.fillStop,
 	}
 
 	var err error

@@ -27,7 +27,7 @@ func renderMarkdown(d Data) string {
 	writeProjects(&b, d)
 	writeDispatch(&b, d.Dispatch)
 	writeDaemon(&b, d)
-	writeFill(&b, d.Mode, d.Fill)
+	writeFill(&b, d.Mode, d.FillStop, d.Fill)
 	writeProblems(&b, d.Problems)
 
 	return b.String()

@@ -159,9 +159,24 @@ func TestRenderFillSectionOnPacedRun(t *testing.T) {
 func TestRenderFillSectionWithoutShares(t *testing.T) {
 	text := renderMarkdown(Data{Mode: "fill"})
 
-	want := "## Fill mode: allocation where the fill stopped\n\nnone\n"
+	want := "## Fill mode: allocation where the fill stopped\n\nWhere the fill stopped: not recorded\n\nnone\n"
 	if !strings.Contains(text, want) {
 		t.Errorf("fill section of a fill-mode run without GPU models does not say none:\n%s", text)
+	}
+}
+
+// The fill's stop is not a problem of one task: it is in the fill section, and Problems
+// lists only the tasks set aside before submission.
+func TestRenderFillStopOutsideProblems(t *testing.T) {
+	stop := "task 5 of 10 (t-04) found no room: no free capacity of the allowed GPU models"
+	text := renderMarkdown(Data{Mode: "fill", FillStop: stop, Fill: []ModelShare{{"T4", 4000, 4000}}})
+
+	fill := text[strings.Index(text, "## Fill mode"):strings.Index(text, "## Problems")]
+	if !strings.Contains(fill, "\nWhere the fill stopped: "+stop+"\n") {
+		t.Errorf("fill section does not say where the fill stopped:\n%s", fill)
+	}
+	if !strings.HasSuffix(text, "## Problems\n\nnone\n") {
+		t.Errorf("problems section is not none:\n%s", text[strings.Index(text, "## Problems"):])
 	}
 }
 

@@ -51,6 +51,7 @@ type Data struct {
 	Dispatch DispatchRate
 	Daemon   ProcessUsage
 	Fill     []ModelShare // fill mode only: allocated share per model where the fill stopped (first task without room, or the end)
+	FillStop string       // fill mode only: the task where the fill stopped and why, or that every task ran
 	Problems []string     // tasks reported and not submitted (unknown GPU model, larger than any node)
 }
 

@@ -71,6 +71,7 @@ func fullData() Data {
 		Fill: []ModelShare{
 			{"T4", 398000, 404000}, {"G2", 1098000, 1098000}, {"A10", 0, 2000}, {"V100M16", 63500, 64000},
 		},
+		FillStop: "task 7012 of 7064 (openb-pod-7028) found no room: no free capacity of the allowed GPU models",
 		Problems: problems,
 	}
 }

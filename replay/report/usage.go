@@ -93,15 +93,17 @@ func projectRow(p ProjectUsage) []string {
 // section's figures.
 const fillMode = "fill"
 
-// writeFill writes the fill-mode allocation. Another mode has no such figure, so the
-// section states that instead of "none", which would read as fill mode finding nothing.
-func writeFill(b *strings.Builder, mode string, shares []ModelShare) {
+// writeFill writes where the fill stopped and the fill-mode allocation. Another mode has no
+// such figures, so the section states that instead of "none", which would read as fill mode
+// finding nothing. The stop is not a task problem, so it is here and not under Problems.
+func writeFill(b *strings.Builder, mode, stop string, shares []ModelShare) {
 	section(b, "Fill mode: allocation where the fill stopped")
 	if mode != fillMode {
 		fmt.Fprintf(b, "Not measured: only a fill-mode run measures this, and this run's mode was %s.\n",
 			orNotRecorded(oneLine(mode)))
 		return
 	}
+	fmt.Fprintf(b, "Where the fill stopped: %s\n\n", orNotRecorded(oneLine(stop)))
 	if len(shares) == 0 {
 		b.WriteString(none)
 		return
