@@ -126,6 +126,27 @@ func (r *Replayer) ExpectedByProject(ctx context.Context) (map[string]float64, e
 	return expected, nil
 }
 
+// runLengths counts the schedule's runs that the speedup shortens to pods of 0 s and 1 s.
+func runLengths(entries []trace.Entry) report.RunLengths {
+	var counts report.RunLengths
+	for _, e := range entries {
+		if e.RunForever {
+			continue
+		}
+		counts.Runs++
+		traceSeconds, simulated := e.Task.RunSeconds(), SimulatedSeconds(e)
+		switch {
+		case traceSeconds == 0:
+			counts.ZeroInTrace++
+		case simulated == 0:
+			counts.ShortenedToZero++
+		case simulated == 1 && traceSeconds > 1:
+			counts.ShortenedToOne++
+		}
+	}
+	return counts
+}
+
 const sqlDispatch = `
 SELECT count(*)::int, COALESCE(extract(epoch FROM max(pod_created_at) - min(pod_created_at)), 0)::float8,
        COALESCE((SELECT max(n) FROM (SELECT count(*) AS n FROM runs WHERE pod_created_at IS NOT NULL

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -170,5 +171,46 @@ func TestTierWaitsClampEarlyStart(t *testing.T) {
 	}
 	if low.Max != 0 {
 		t.Errorf("max wait %s, want 0 (the early start clamped)", low.Max)
+	}
+}
+
+// TestRunLengthsAtDefaultSpeedup paces tasks of chosen trace run lengths at a speedup of
+// 20,000, where pods of 0 s are trace runs under 10,000 s and pods of 1 s are runs from
+// 10,000 s to under 30,000 s.
+func TestRunLengthsAtDefaultSpeedup(t *testing.T) {
+	var tasks []trace.Task
+	for i, runSeconds := range []int64{0, 1, 9_999, 9_999, 10_000, 29_999, 30_000, 1_000_000} {
+		tasks = append(tasks, trace.Task{Name: fmt.Sprintf("task-%d", i), NumGPU: 1, GPUShareMilli: 1000,
+			Scheduled: true, DeletionTime: runSeconds})
+	}
+	schedule, err := trace.Pace(tasks, 20_000, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got := runLengths(schedule.Entries)
+	if got.Runs != 8 {
+		t.Errorf("runs %d, want 8", got.Runs)
+	}
+	if got.ZeroInTrace != 1 {
+		t.Errorf("runs of 0 s in the trace %d, want 1", got.ZeroInTrace)
+	}
+	if got.ShortenedToZero != 3 {
+		t.Errorf("runs shortened to 0 s %d, want 3 (1 s and twice 9,999 s)", got.ShortenedToZero)
+	}
+	if got.ShortenedToOne != 2 {
+		t.Errorf("runs shortened to 1 s %d, want 2 (10,000 s and 29,999 s)", got.ShortenedToOne)
+	}
+}
+
+// TestRunLengthsInFillMode counts no run, because fill-mode pods never end.
+func TestRunLengthsInFillMode(t *testing.T) {
+	task := trace.Task{Name: "task", NumGPU: 1, GPUShareMilli: 1000, Scheduled: true, DeletionTime: 5}
+	schedule, err := trace.Fill([]trace.Task{task})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runLengths(schedule.Entries); got != (report.RunLengths{}) {
+		t.Errorf("run lengths %+v, want none counted", got)
 	}
 }

@@ -125,6 +125,7 @@ func (r *Replayer) writeReport(ctx context.Context, rec *recorder, started time.
 		Command: r.cfg.Command, Mode: string(r.cfg.Mode), Speedup: r.cfg.Speedup, Load: r.cfg.Load,
 		Started: started, Finished: time.Now(),
 		Tasks:    r.plan.counts.reportCounts(submitted),
+		Runs:     runLengths(r.plan.schedule.Entries),
 		Problems: r.plan.problems,
 		FillStop: r.fillStop,
 	}

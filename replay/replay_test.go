@@ -2,9 +2,11 @@ package replay_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,12 +60,19 @@ func TestReplayFirst300Tasks(t *testing.T) {
 
 	// Expected figures, from the trace alone.
 	tasks := firstGPUTasks(t, cfg.TasksFile, limit)
-	wantFailed := 0
+	wantFailed, wantZero, wantOne := 0, 0, 0
 	wantHours := map[string]float64{}
 	tolerance := map[string]float64{}
 	for _, task := range tasks {
 		if task.Phase == trace.PhaseFailed {
 			wantFailed++
+		}
+		// A pod lasts 0 s when the trace run is under half the speedup, and 1 s up to 1.5 times it.
+		switch runSeconds := task.RunSeconds(); {
+		case runSeconds > 0 && runSeconds < speedup/2:
+			wantZero++
+		case runSeconds > 1 && runSeconds < speedup*3/2:
+			wantOne++
 		}
 		project := string(trace.Project(task))
 		seconds := math.Round(float64(task.RunSeconds()) / speedup)
@@ -88,8 +97,18 @@ func TestReplayFirst300Tasks(t *testing.T) {
 			t.Errorf("project %s still holds %d jobs and %.4f GPU-hours", project, quota.CurrentConcurrent, quota.GPUHoursReserved)
 		}
 	}
-	if _, err := os.Stat(reportPath); err != nil {
-		t.Errorf("report: %v", err)
+	body, err := os.ReadFile(reportPath)
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	for _, row := range []string{
+		fmt.Sprintf("| With a run length | %d | 100.0%% |", limit),
+		fmt.Sprintf("| Shortened to 0 s | %d |", wantZero),
+		fmt.Sprintf("| Shortened to 1 s | %d |", wantOne),
+	} {
+		if !strings.Contains(string(body), "\n"+row) {
+			t.Errorf("report lacks the row %q:\n%s", row, body)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // none is the whole body of a section that has no data, so that a reader
@@ -21,6 +22,7 @@ func renderMarkdown(d Data) string {
 
 	writeRun(&b, d)
 	writeTasks(&b, d.Tasks)
+	writeRunLengths(&b, d)
 	writeJobs(&b, d.Jobs)
 	writeWaits(&b, d.Waits)
 	writeAllocation(&b, d)
@@ -144,6 +146,40 @@ func writeTasks(b *strings.Builder, tasks TaskCounts) {
 			formatInt(int64(tasks.Limit)), tasks.Limit, formatInt(int64(tasks.Read)))
 	}
 }
+
+// writeRunLengths writes how many runs the speedup shortened to pods of 0 s and 1 s, with
+// the trace run lengths below which that happens at this speedup.
+func writeRunLengths(b *strings.Builder, d Data) {
+	section(b, "Run lengths at this speedup")
+	if d.Mode == fillMode {
+		b.WriteString("Not measured: fill-mode pods run until the replay ends, so no run length is replayed.\n")
+		return
+	}
+	if d.Runs.Runs == 0 || d.Speedup <= 0 {
+		b.WriteString(none)
+		return
+	}
+
+	zeroBelow, oneBelow := d.Speedup/2, 1.5*d.Speedup
+	fmt.Fprintf(b, "Each pod runs for its trace run length divided by the speedup, rounded to whole seconds. "+
+		"At a speedup of %s a trace run shorter than %s s (%s) becomes a pod of 0 s, and one shorter than %s s (%s) "+
+		"a pod of at most 1 s, so the replay does not reproduce the run lengths of the shortened runs below.\n\n",
+		formatTrimmed(d.Speedup, 2), formatTrimmed(zeroBelow, 2), formatDuration(seconds(zeroBelow)),
+		formatTrimmed(oneBelow, 2), formatDuration(seconds(oneBelow)))
+
+	runs := float64(d.Runs.Runs)
+	t := newTable("Runs", "> Count", "> Share")
+	t.add("With a run length", formatInt(int64(d.Runs.Runs)), formatPercent(runs, runs))
+	t.add("0 s in the trace", formatInt(int64(d.Runs.ZeroInTrace)), formatPercent(float64(d.Runs.ZeroInTrace), runs))
+	t.add("Shortened to 0 s", formatInt(int64(d.Runs.ShortenedToZero)),
+		formatPercent(float64(d.Runs.ShortenedToZero), runs))
+	t.add("Shortened to 1 s", formatInt(int64(d.Runs.ShortenedToOne)),
+		formatPercent(float64(d.Runs.ShortenedToOne), runs))
+	t.write(b)
+}
+
+// seconds converts seconds to a time.Duration.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 func writeJobs(b *strings.Builder, jobs []StateCount) {
 	section(b, "Jobs by end state")

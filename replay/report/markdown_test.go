@@ -199,3 +199,34 @@ func TestRenderWaitsNeverStarted(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderRunLengths(t *testing.T) {
+	d := Data{Mode: "paced", Speedup: 20000,
+		Runs: RunLengths{Runs: 7064, ZeroInTrace: 1, ShortenedToZero: 6569, ShortenedToOne: 299}}
+
+	text := renderMarkdown(d)
+
+	section := text[strings.Index(text, "## Run lengths"):strings.Index(text, "## Jobs by end state")]
+	wantLines := []string{
+		"At a speedup of 20,000 a trace run shorter than 10,000 s (2h47m) becomes a pod of 0 s, " +
+			"and one shorter than 30,000 s (8h20m) a pod of at most 1 s",
+		"| With a run length | 7,064 | 100.0% |",
+		"| 0 s in the trace | 1 | <0.1% |",
+		"| Shortened to 0 s | 6,569 | 93.0% |",
+		"| Shortened to 1 s | 299 | 4.2% |",
+	}
+	for _, line := range wantLines {
+		if !strings.Contains(section, line) {
+			t.Errorf("run lengths section lacks %q:\n%s", line, section)
+		}
+	}
+}
+
+func TestRenderRunLengthsInFillMode(t *testing.T) {
+	text := renderMarkdown(Data{Mode: "fill", Speedup: 20000})
+
+	want := "## Run lengths at this speedup\n\nNot measured: fill-mode pods run until the replay ends"
+	if !strings.Contains(text, want) {
+		t.Errorf("run lengths section of a fill-mode run does not say it was not measured:\n%s", text)
+	}
+}

@@ -43,6 +43,7 @@ type Data struct {
 	Started  time.Time
 	Finished time.Time
 	Tasks    TaskCounts
+	Runs     RunLengths
 	Jobs     []StateCount     // jobs by end state, e.g. {"completed", 6000}
 	Waits    []TierWait       // queue wait by priority tier
 	Samples  []Sample         // GPU allocation over time, every few seconds
@@ -64,6 +65,20 @@ type TaskCounts struct {
 	Limit, Read int
 	// GPU and CPUOnlySkipped split the Read tasks, not the whole file.
 	GPU, CPUOnlySkipped, Submitted, Problems int
+}
+
+// RunLengths counts the runs that the speedup shortened. A pod runs for its trace run
+// length divided by the speedup, in whole seconds, so short trace runs become pods of 0 s
+// or 1 s.
+type RunLengths struct {
+	// Runs is every run of the schedule that has a length: each GPU task in paced mode,
+	// none in fill mode, where pods run until the replay ends.
+	Runs int
+	// ZeroInTrace counts the runs that last 0 s in the trace itself.
+	ZeroInTrace int
+	// ShortenedToZero and ShortenedToOne count the runs longer in the trace than their
+	// pods of 0 s and 1 s.
+	ShortenedToZero, ShortenedToOne int
 }
 
 // StateCount is the number of jobs that ended the replay in one state.

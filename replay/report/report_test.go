@@ -204,7 +204,7 @@ func TestWriteEmptyData(t *testing.T) {
 	}
 
 	for _, heading := range []string{
-		"Jobs by end state", "Queue wait by priority tier", "GPUs allocated over time",
+		"Run lengths at this speedup", "Jobs by end state", "Queue wait by priority tier", "GPUs allocated over time",
 		"GPU-hours by project", "Dispatch rate", "Daemon process", "Problems",
 	} {
 		if !strings.Contains(text, "## "+heading+"\n\nnone\n") {
