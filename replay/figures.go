@@ -70,58 +70,85 @@ func (r *Replayer) tierWaits(ctx context.Context) ([]report.TierWait, error) {
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
+// sqlProjectUsage reads each project's jobs and GPU-hours, and its runs that ended
+// preempted with the GPU-hours charged to them, which Used contains and the trace figures
+// do not.
 const sqlProjectUsage = `
 SELECT p.id, (SELECT count(*) FROM jobs j WHERE j.project_id = p.id)::int,
-       q.gpu_hours_used::float8, q.gpu_hours_budget::float8
-FROM projects p JOIN quotas q ON q.project_id = p.id ORDER BY p.id`
+       q.gpu_hours_used::float8, q.gpu_hours_budget::float8, pre.runs::int, pre.gpu_hours::float8
+FROM projects p
+JOIN quotas q ON q.project_id = p.id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS runs, COALESCE(sum(r.gpu_hours_used), 0) AS gpu_hours
+    FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+    WHERE j.project_id = p.id AND r.status = 'preempted'
+) pre
+ORDER BY p.id`
 
-// projectUsage returns each project's GPU-hours against its budget, and what the trace
-// says its ended jobs should have used.
+// projectUsage returns each project's GPU-hours against its budget, its preempted runs,
+// and what the trace gives its ended jobs.
 func (r *Replayer) projectUsage(ctx context.Context) ([]report.ProjectUsage, error) {
 	rows, err := r.store.Pool().Query(ctx, sqlProjectUsage)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query GPU-hours by project: %w", err)
 	}
 	usage, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.ProjectUsage, error) {
 		var u report.ProjectUsage
-		return u, row.Scan(&u.Project, &u.Jobs, &u.GPUHours, &u.BudgetGPUHours)
+		return u, row.Scan(&u.Project, &u.Jobs, &u.GPUHours, &u.BudgetGPUHours, &u.PreemptedRuns,
+			&u.PreemptedGPUHours)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query GPU-hours by project: %w", err)
 	}
 
-	expected, err := r.ExpectedByProject(ctx)
+	expected, err := r.expectedByProject(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for i := range usage {
-		usage[i].ExpectedGPUHours = expected[usage[i].Project]
+		e := expected[usage[i].Project]
+		usage[i].SimulatedGPUHours, usage[i].TraceGPUHours = e.simulated, e.trace
 	}
 	return usage, nil
 }
 
-// ExpectedByProject sums, by project, the GPU-hours the trace gives the jobs that ended
-// after running: what accounting should have charged, up to whole-second rounding.
-func (r *Replayer) ExpectedByProject(ctx context.Context) (map[string]float64, error) {
+// expectedHours is the wall-clock GPU-hours expected of a project's jobs that ran and ended.
+type expectedHours struct {
+	// simulated is the GPU-hours of their pods, each trace run divided by the speedup and
+	// rounded to whole seconds. Accounting should charge that, up to whole-second pod
+	// timestamps.
+	simulated float64
+	// trace is their trace GPU-hours divided by the speedup, before that rounding.
+	trace float64
+}
+
+// expectedByProject sums, by project, the GPU-hours that the trace gives the jobs that
+// ended after running.
+func (r *Replayer) expectedByProject(ctx context.Context) (map[string]expectedHours, error) {
 	ended := map[string]bool{}
 	rows, err := r.store.Pool().Query(ctx, `SELECT idempotency_key FROM jobs
 		WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND idempotency_key IS NOT NULL`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query ended jobs: %w", err)
 	}
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query ended jobs: %w", err)
 	}
 	for _, k := range keys {
 		ended[k] = true
 	}
 
-	expected := map[string]float64{}
+	expected := map[string]expectedHours{}
 	for _, e := range r.plan.schedule.Entries {
-		if ended[e.Task.IdempotencyKey()] && !e.RunForever {
-			expected[string(trace.Project(e.Task))] += ExpectedGPUHours(e)
+		if !ended[e.Task.IdempotencyKey()] || e.RunForever {
+			continue
 		}
+		project := string(trace.Project(e.Task))
+		sum := expected[project]
+		sum.simulated += SimulatedGPUHours(e)
+		sum.trace += trace.GPUHours(e.Task) / r.cfg.Speedup
+		expected[project] = sum
 	}
 	return expected, nil
 }

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -212,5 +213,81 @@ func TestRunLengthsInFillMode(t *testing.T) {
 	}
 	if got := runLengths(schedule.Entries); got != (report.RunLengths{}) {
 		t.Errorf("run lengths %+v, want none counted", got)
+	}
+}
+
+// TestProjectUsageSplitsFigures replays by hand two tasks of one project at a speedup of 10.
+// The first runs 104 trace seconds: 10.4 s at this speedup, a pod of 10 s. Its first run
+// is preempted 5 s after its container starts, and its second completes. The second task
+// stays queued. The project's row gives the simulated 10 s and the unrounded 10.4 s of the
+// ended job only, and counts the preempted run with its 5 s.
+func TestProjectUsageSplitsFigures(t *testing.T) {
+	ctx := context.Background()
+	s := newT4Store(t)
+	ended := trace.Task{Source: "tasks.csv", Name: "usage-task-0", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1,
+		GPUShareMilli: 1000, QoS: trace.QoSBestEffort, Phase: trace.PhaseSucceeded, Scheduled: true,
+		DeletionTime: 104}
+	queued := ended
+	for i := 1; queued.Name == ended.Name || trace.Project(queued) != trace.Project(ended); i++ {
+		queued.Name = fmt.Sprintf("usage-task-%d", i)
+	}
+	project := string(trace.Project(ended))
+	daemontest.CreateProject(t, s, project, 1000, 10)
+	schedule, err := trace.Pace([]trace.Task{ended, queued}, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []store.Job
+	for _, e := range schedule.Entries {
+		sub, _, err := Submission(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := s.SubmitJob(ctx, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, job)
+	}
+
+	first := admitJob(t, s, jobs[0])
+	start := time.Now().Add(-time.Minute)
+	if err := s.StartRun(ctx, first.RunID, start, "t4-node-0"); err != nil {
+		t.Fatal(err)
+	}
+	preempted := store.RunEnd{RunID: first.RunID, Status: store.RunPreempted, EndedAt: start.Add(5 * time.Second),
+		Reason: "Evicted"}
+	if _, err := s.EndRun(ctx, preempted); err != nil {
+		t.Fatal(err)
+	}
+	runJob(t, s, admitJob(t, s, jobs[0]), start.Add(20*time.Second))
+
+	r := &Replayer{store: s, cfg: Config{Speedup: 10}, plan: &plan{schedule: schedule}}
+	usage, err := r.projectUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(usage) != 1 {
+		t.Fatalf("usage %+v, want one row, for %s", usage, project)
+	}
+	got := usage[0]
+	if got.Jobs != 2 {
+		t.Errorf("jobs %d, want 2", got.Jobs)
+	}
+	if want := 10.0 / 3600; math.Abs(got.SimulatedGPUHours-want) > 1e-9 {
+		t.Errorf("simulated GPU-hours %v, want %v (one GPU for the rounded 10 s)", got.SimulatedGPUHours, want)
+	}
+	if want := 10.4 / 3600; math.Abs(got.TraceGPUHours-want) > 1e-9 {
+		t.Errorf("trace GPU-hours %v, want %v (one GPU for 104 trace seconds / 10)", got.TraceGPUHours, want)
+	}
+	if got.PreemptedRuns != 1 {
+		t.Errorf("preempted runs %d, want 1", got.PreemptedRuns)
+	}
+	if want := 5.0 / 3600; math.Abs(got.PreemptedGPUHours-want) > 1e-6 {
+		t.Errorf("GPU-hours of preempted runs %v, want %v (5 s, stored to 6 decimals)", got.PreemptedGPUHours, want)
+	}
+	// The quota keeps 4 decimals, and each of the two debits may round by 0.00005.
+	if want := 15.0 / 3600; math.Abs(got.GPUHours-want) > 1e-4 {
+		t.Errorf("used GPU-hours %v, want %v (the preempted 5 s and the completed 10 s)", got.GPUHours, want)
 	}
 }

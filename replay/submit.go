@@ -66,8 +66,10 @@ func SimulatedSeconds(e trace.Entry) int64 {
 	return int64(math.Round(e.Run.Seconds()))
 }
 
-// ExpectedGPUHours is what accounting should charge for the entry's run.
-func ExpectedGPUHours(e trace.Entry) float64 {
+// SimulatedGPUHours is the GPU-hours of the entry's simulated run, its GPUs times
+// SimulatedSeconds, which accounting should charge. The rounding to whole seconds makes it
+// differ from the trace run divided by the speedup.
+func SimulatedGPUHours(e trace.Entry) float64 {
 	return float64(e.Task.GPUMilli()) / 1000 * float64(SimulatedSeconds(e)) / 3600
 }
 

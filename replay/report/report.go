@@ -108,11 +108,21 @@ type Sample struct {
 }
 
 // ProjectUsage is the GPU-hours that one project used, was expected to use
-// from the trace, and was budgeted.
+// from the trace, and was budgeted, in wall-clock GPU-hours.
 type ProjectUsage struct {
-	Project                                    string
-	Jobs                                       int
-	GPUHours, BudgetGPUHours, ExpectedGPUHours float64
+	Project                  string
+	Jobs                     int
+	GPUHours, BudgetGPUHours float64
+	// SimulatedGPUHours is the GPU-hours of the pods of the project's jobs that
+	// ran and ended, each trace run divided by the speedup and rounded to whole
+	// seconds. TraceGPUHours is the same jobs' trace GPU-hours divided by the
+	// speedup, before the rounding.
+	SimulatedGPUHours, TraceGPUHours float64
+	// PreemptedRuns counts the project's runs that ended preempted, and
+	// PreemptedGPUHours is what they were charged. GPUHours contains those
+	// hours, and neither expected figure does.
+	PreemptedRuns     int
+	PreemptedGPUHours float64
 }
 
 // DispatchRate is the number of pods created and their rate. PeakPerSecond

@@ -60,11 +60,11 @@ func fullData() Data {
 		},
 		Capacity: map[string]int64{"T4": 404000, "G2": 1098000, "V100M16": 64000, "A10": 2000},
 		Projects: []ProjectUsage{
-			{"speech", 1402, 8120.456, 10000, 8115.2},
-			{"nlp", 1398, 10250.5, 10000, 10249.99},
-			{"vision", 1411, 5600, 9000, 5600},
-			{"research", 1400, 0.004, 15000, 0},
-			{"recsys", 1400, 14999.999, 15000, 15000},
+			{"speech", 1402, 8120.456, 10000, 8115.2, 8116.93, 3, 4.5},
+			{"nlp", 1398, 10250.5, 10000, 10249.99, 10251.2, 0, 0},
+			{"vision", 1411, 5600, 9000, 5600, 5600, 0, 0},
+			{"research", 1400, 0.004, 15000, 0, 0.0004, 0, 0},
+			{"recsys", 1400, 14999.999, 15000, 15000, 15000.41, 1, 0},
 		},
 		Dispatch: DispatchRate{Pods: 7011, MeanPerSecond: 0.9312, PeakPerSecond: 14},
 		Daemon:   ProcessUsage{PID: 4242, PeakRSSBytes: 537_214_976, CPUSeconds: 1234.56},
@@ -292,9 +292,9 @@ func TestWriteNonFiniteValues(t *testing.T) {
 	}
 
 	wantRows := []string{
-		"| nlp | 1,398 | 10,250.50 | 10,249.99 | n/a | n/a |",
-		"| speech | 1,402 | n/a | 8,115.20 | 10,000.00 | n/a |",
-		"| Total | 7,011 | n/a | 38,965.19 | n/a | n/a |",
+		"| nlp | 1,398 | 10,250.50 | 10,249.99 | 10,251.20 | n/a | n/a | 0 | 0.00 |",
+		"| speech | 1,402 | n/a | 8,115.20 | 8,116.93 | 10,000.00 | n/a | 3 | 4.50 |",
+		"| Total | 7,011 | n/a | 38,965.19 | 38,968.54 | n/a | n/a | 4 | 4.50 |",
 	}
 	for _, row := range wantRows {
 		if !strings.Contains(string(got), row+"\n") {

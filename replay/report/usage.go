@@ -60,17 +60,25 @@ func writeProjects(b *strings.Builder, d Data) {
 	}
 
 	fmt.Fprintf(b, "![GPU-hours used and budget by project](%s)\n\n", ProjectChartFile)
-	b.WriteString("Used, Expected and Budget are in GPU-hours.\n\n")
+	b.WriteString("GPU-hours are wall-clock GPU-hours. Used is what accounting charged. " +
+		"Simulated and Trace / speedup cover the jobs that ran and ended. " +
+		"Simulated is what their pods run, each trace run divided by the speedup and rounded to whole seconds. " +
+		"Trace / speedup is their trace GPU-hours divided by the speedup, without that rounding. " +
+		"Used also contains the GPU-hours charged to preempted runs, which neither figure counts.\n\n")
 
 	var total ProjectUsage
-	t := newTable("Project", "> Jobs", "> Used", "> Expected", "> Budget", "> Used share of budget")
+	t := newTable("Project", "> Jobs", "> Used", "> Simulated", "> Trace / speedup", "> Budget",
+		"> Used share of budget", "> Preempted runs", "> GPU-hours of preempted runs")
 	for _, project := range sortedProjects(d.Projects) {
 		t.add(projectRow(project)...)
 
 		total.Jobs += project.Jobs
 		total.GPUHours += project.GPUHours
-		total.ExpectedGPUHours += project.ExpectedGPUHours
+		total.SimulatedGPUHours += project.SimulatedGPUHours
+		total.TraceGPUHours += project.TraceGPUHours
 		total.BudgetGPUHours += project.BudgetGPUHours
+		total.PreemptedRuns += project.PreemptedRuns
+		total.PreemptedGPUHours += project.PreemptedGPUHours
 	}
 
 	total.Project = "Total"
@@ -83,9 +91,12 @@ func projectRow(p ProjectUsage) []string {
 		p.Project,
 		formatInt(int64(p.Jobs)),
 		formatFixed(p.GPUHours, 2),
-		formatFixed(p.ExpectedGPUHours, 2),
+		formatFixed(p.SimulatedGPUHours, 2),
+		formatFixed(p.TraceGPUHours, 2),
 		formatFixed(p.BudgetGPUHours, 2),
 		formatPercent(p.GPUHours, p.BudgetGPUHours),
+		formatInt(int64(p.PreemptedRuns)),
+		formatFixed(p.PreemptedGPUHours, 2),
 	}
 }
 
