@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/jobspec"
 )
 
 // decodeBody reads a JSON request body into v strictly: at most MaxBodyBytes, valid UTF-8,
@@ -48,8 +50,6 @@ func decodeJSON(body []byte, v any, optional bool) error {
 		return invalid("body", "the request body is not valid UTF-8")
 	}
 
-	// NOTE: encoding/json accepts an object with a repeated key and keeps the last value,
-	// so such a body is not rejected.
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -57,6 +57,15 @@ func decodeJSON(body []byte, v any, optional bool) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("body", "unexpected data after the JSON object")
+	}
+	// encoding/json keeps the last value of a repeated key and matches keys to fields
+	// without regard to case; such a body is rejected rather than read one way.
+	if err := jobspec.CheckKeys(body, reflect.TypeOf(v), ""); err != nil {
+		var keyErr *jobspec.FieldError
+		if errors.As(err, &keyErr) {
+			return invalid(keyErr.Field, "%s", keyErr.Reason)
+		}
+		return invalid("body", "%v", err)
 	}
 	return checkStorable(v)
 }

@@ -87,6 +87,8 @@ var badSubmissions = []struct {
 	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},
 	{"parent not a uuid", `{"job_type":"fine_tune","config":` + validConfig + `,"parent_job_id":"42"}`, "parent_job_id"},
 	{"key with space", `{"job_type":"fine_tune","config":` + validConfig + `,"idempotency_key":"a b"}`, "idempotency_key"},
+	{"key repeated", `{"job_type":"fine_tune","priority":5,"priority":6,"config":` + validConfig + `}`, "priority"},
+	{"key in another case", `{"job_type":"fine_tune","Priority":45,"config":` + validConfig + `}`, "Priority"},
 	{"trailing data", `{"job_type":"fine_tune","config":` + validConfig + `} {}`, "body"},
 	{"array body", `[1,2]`, "body"},
 	{"truncated", `{"job_type":"fine_tune","config":{`, "body"},

@@ -24,9 +24,19 @@ import (
 // chooses. Both decoders match those exactly, so "lr" and "LR" are two names and both are
 // accepted. checkKeys expects JSON that Decode has already parsed into a Spec.
 func checkKeys(raw []byte) error {
+	return CheckKeys(raw, reflect.TypeFor[Spec](), "config")
+}
+
+// CheckKeys applies checkKeys's rules to JSON that encoding/json has already decoded into a
+// value of goType: no object repeats a key, and every key of an object decoded into a struct
+// spells a field's name exactly. Field errors name keys below path, or from the top when
+// path is empty. The API checks its request bodies with it, since a body such as
+// {"priority":5,"priority":90} or {"Priority":90} would otherwise pass with a value the
+// caller may not have meant.
+func CheckKeys(raw []byte, goType reflect.Type, path string) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	return checkValue(dec, reflect.TypeFor[Spec](), "config")
+	return checkValue(dec, goType, path)
 }
 
 // checkValue reads one JSON value from dec and checks the keys of every object in it.
@@ -60,7 +70,10 @@ func checkObject(dec *json.Decoder, goType reflect.Type, path string) error {
 			return &FieldError{path, fmt.Sprintf("invalid JSON: %v", err)}
 		}
 		key := token.(string) // encoding/json returns object keys as strings
-		keyPath := path + "." + key
+		keyPath := key
+		if path != "" {
+			keyPath = path + "." + key
+		}
 		if seen[key] {
 			return &FieldError{keyPath, fmt.Sprintf("the key %q appears more than once in the same object. Send each key once", key)}
 		}
