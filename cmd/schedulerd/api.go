@@ -487,8 +487,8 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 }
 
 // saveProject is `project create PROJECT -org ORG` and `project update PROJECT`. Both send
-// only the flags given, so an update keeps the fields it does not name. update reads the
-// project first, so that it never creates one.
+// only the flags given, so an update keeps the fields it does not name. Both read the
+// project first: create rejects an existing one and update a missing one.
 func saveProject(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
 	fs := newAPIFlagSet(env, "project "+action)
 	req := api.ProjectRequest{}
@@ -506,18 +506,11 @@ func saveProject(ctx context.Context, env *environment, client *apiClient, actio
 	if action == "create" && req.Org == nil {
 		return usageError{"project create needs -org ORG, the organisation the project belongs to"}
 	}
-	if action == "update" {
-		if req.Org == nil && req.Namespace == nil && req.DisplayName == nil && req.Owner == nil {
-			return usageError{"project update needs at least one of -org, -namespace, -display-name and -owner"}
-		}
-		_, err := client.call(ctx, "GET", projectPath(req.ID), nil)
-		var problem *problemError
-		if errors.As(err, &problem) && problem.status == http.StatusNotFound {
-			return fmt.Errorf("%w; create it with 'schedulerd project create %s -org ORG'", err, req.ID)
-		}
-		if err != nil {
-			return err
-		}
+	if action == "update" && req.Org == nil && req.Namespace == nil && req.DisplayName == nil && req.Owner == nil {
+		return usageError{"project update needs at least one of -org, -namespace, -display-name and -owner"}
+	}
+	if err := checkProjectExists(ctx, client, req.ID, action == "update"); err != nil {
+		return err
 	}
 
 	raw, err := client.call(ctx, "POST", "/v1/projects", req)
@@ -525,6 +518,31 @@ func saveProject(ctx context.Context, env *environment, client *apiClient, actio
 		return err
 	}
 	return out.print(raw, &api.Project{}, printProject)
+}
+
+// checkProjectExists reads the project first, so that create never changes an existing
+// project (a runbook run twice, or a typo in its name, would otherwise move it to another
+// org) and update never creates one.
+func checkProjectExists(ctx context.Context, client *apiClient, project string, want bool) error {
+	raw, err := client.call(ctx, "GET", projectPath(project), nil)
+	var problem *problemError
+	missing := errors.As(err, &problem) && problem.status == http.StatusNotFound
+	switch {
+	case missing && want:
+		return fmt.Errorf("%w; create it with 'schedulerd project create %s -org ORG'", err, project)
+	case missing:
+		return nil
+	case err != nil:
+		return err
+	case !want:
+		var existing api.Project
+		if err := json.Unmarshal(raw, &existing); err != nil {
+			return fmt.Errorf("read project %s: %w", project, err)
+		}
+		return fmt.Errorf("project %q already exists, in org %s; change it with 'schedulerd project update %s'",
+			project, existing.Org, project)
+	}
+	return nil
 }
 
 // optionalString defines a string flag that leaves target nil unless the flag is given.

@@ -584,3 +584,25 @@ func TestProjectUpdateMissingProject(t *testing.T) {
 		t.Errorf("project get speech after the update: exit %d, want 1", code)
 	}
 }
+
+// project create leaves an existing project as it is.
+func TestProjectCreateExistingProject(t *testing.T) {
+	s := newProjectSession(t)
+	code, _, stderr := run(t, s.env, "project", "create", "vision", "-org", "other")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "schedulerd project: project \"vision\" already exists, in org acme; change it with " +
+		"'schedulerd project update vision'\n"
+	if stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+
+	var got api.Project
+	if err := json.Unmarshal([]byte(s.ok("project", "get", "vision", "-o", "json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Org != "acme" {
+		t.Errorf("org %q after the refused create, want acme", got.Org)
+	}
+}
