@@ -427,6 +427,17 @@ func TestListJobsFilters(t *testing.T) {
 	}
 }
 
+// An unknown status is rejected with the statuses there are.
+func TestListJobsUnknownStatus(t *testing.T) {
+	f := setup(t)
+	p := f.do(f.operator, "GET", "/v1/jobs?status=done", nil).problem(400, api.TypeInvalidRequest)
+	want := `"done" is not a job status; want submitted or queued or running or paused or completed ` +
+		`or failed or cancelled or eval_failed`
+	if p.Detail != want {
+		t.Errorf("detail %q, want %q", p.Detail, want)
+	}
+}
+
 func TestListJobsRejectsBadQueries(t *testing.T) {
 	f := setup(t)
 	cases := []struct{ query, field string }{

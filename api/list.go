@@ -114,7 +114,7 @@ func parseJobFilter(query url.Values) (store.JobFilter, error) {
 	}
 	for _, v := range listValues(query, "status") {
 		if !slices.Contains(jobStatuses, store.JobStatus(v)) {
-			return f, invalid("status", "%q is not a job status", v)
+			return f, invalid("status", "%q is not a job status; want %s", v, joinStatuses(jobStatuses))
 		}
 		f.Statuses = append(f.Statuses, store.JobStatus(v))
 	}

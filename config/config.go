@@ -73,7 +73,12 @@ var settings = []setting{
 	{"unschedulable-timeout", "SCHEDULERD_UNSCHEDULABLE_TIMEOUT", "time a pod may stay unschedulable before its job is requeued", "5m",
 		func(c *Config, v string) (err error) { c.UnschedulableTimeout, err = positiveDuration(v); return }},
 	{"log-level", "SCHEDULERD_LOG_LEVEL", "debug, info, warn or error", "info",
-		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+		func(c *Config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%q is not a log level: want debug, info, warn or error", v)
+			}
+			return nil
+		}},
 	{"log-format", "SCHEDULERD_LOG_FORMAT", "json or text", "json",
 		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
 	{"artifact-uri-prefix", "SCHEDULERD_ARTIFACT_URI_PREFIX",

@@ -71,8 +71,18 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 	if err := out.check(); err != nil {
 		return err
 	}
-	if *project == "" || *jobType == "" || *configPath == "" || len(positional) > 0 {
-		return usageError{"usage: schedulerd job submit -project P -type T -config FILE " +
+	var missing []string
+	for _, f := range []struct{ value, flag string }{{*project, "-project"}, {*jobType, "-type"}, {*configPath, "-config"}} {
+		if f.value == "" {
+			missing = append(missing, f.flag)
+		}
+	}
+	if len(missing) > 0 || len(positional) > 0 {
+		why := "unexpected arguments " + strings.Join(positional, " ")
+		if len(missing) > 0 {
+			why = "missing " + strings.Join(missing, ", ")
+		}
+		return usageError{why + "; usage: schedulerd job submit -project P -type T -config FILE " +
 			"[-priority N] [-tag K=V] [-idempotency-key K]"}
 	}
 	// 0, the flag's default, is a valid priority too, so whether the server's default

@@ -117,7 +117,7 @@ func TestAPICommandErrors(t *testing.T) {
 	}{
 		{"no token", []string{"job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d"}, 2, "no API token: set SCHEDULERD_TOKEN"},
 		{"no token, missing flags", []string{"job", "submit", "-project", "vision"}, 2,
-			"usage: schedulerd job submit -project P -type T -config FILE"},
+			"missing -type, -config; usage: schedulerd job submit -project P -type T -config FILE"},
 		{"bad role", []string{"token", "create", "-name", "x", "-role", "root"}, 2, `invalid role "root"`},
 		{"unknown action", []string{"job", "frob"}, 2, "want 'job submit|get|list|cancel|pause|resume|explain'"},
 		{"job id not a UUID", []string{"job", "cancel", "42"}, 2, `invalid job id "42": want a UUID`},
