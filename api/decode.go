@@ -59,7 +59,7 @@ func decodeJSON(body []byte, v any, optional bool) error {
 		return invalid("body", "unexpected data after the JSON object")
 	}
 	// encoding/json keeps the last value of a repeated key and matches keys to fields
-	// without regard to case; such a body is rejected rather than read one way.
+	// without regard to case, so such a body is rejected rather than read one way.
 	if err := jobspec.CheckKeys(body, reflect.TypeOf(v), ""); err != nil {
 		var keyErr *jobspec.FieldError
 		if errors.As(err, &keyErr) {

@@ -78,11 +78,11 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 		}
 	}
 	if len(missing) > 0 || len(positional) > 0 {
-		why := "unexpected arguments " + strings.Join(positional, " ")
+		problem := "unexpected arguments " + strings.Join(positional, " ")
 		if len(missing) > 0 {
-			why = "missing " + strings.Join(missing, ", ")
+			problem = "missing " + strings.Join(missing, ", ")
 		}
-		return usageError{why + "; usage: schedulerd job submit -project P -type T -config FILE " +
+		return usageError{problem + "; usage: schedulerd job submit -project P -type T -config FILE " +
 			"[-priority N] [-tag K=V] [-idempotency-key K]"}
 	}
 	// 0, the flag's default, is a valid priority too, so whether the server's default
