@@ -165,8 +165,9 @@ WHERE r.status = 'running'
 GROUP BY 1`
 
 // The queued jobs that their quota holds back, by the first reason that applies, in the
-// terms of the candidate query (store/candidates.go). An ended period is no reason: the
-// scheduler renews it before it admits the project's jobs.
+// terms of the candidate query (store/candidates.go), with its reservation rounded to 4
+// decimals as store.sqlReservation has it. An ended period is no reason: the scheduler
+// renews it before it admits the project's jobs.
 const sqlHeldJobs = `
 SELECT q.project_id,
        CASE WHEN u.project_id IS NULL THEN 'no_quota'
@@ -174,7 +175,7 @@ SELECT q.project_id,
             WHEN u.period_start > (now() AT TIME ZONE 'UTC')::date THEN 'period'
             WHEN u.current_concurrent >= u.max_concurrent_jobs THEN 'concurrency'
             WHEN u.gpu_hours_used + u.gpu_hours_reserved
-                 + q.gpu_milli / 1000.0 * q.max_runtime_seconds / 3600.0 > u.gpu_hours_budget THEN 'budget'
+                 + round(q.gpu_milli::numeric * q.max_runtime_seconds / 3600000, 4) > u.gpu_hours_budget THEN 'budget'
        END AS reason,
        count(*)
 FROM job_queue q LEFT JOIN quotas u ON u.project_id = q.project_id

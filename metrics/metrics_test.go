@@ -402,3 +402,33 @@ func admitFirst(t *testing.T, s *store.Store) store.Admission {
 	}
 	return admissions[0]
 }
+
+// A job whose reservation fits the budget once rounded to 4 decimals, as admission rounds
+// it, is not held for budget: 1 thousandth of a GPU for 432 s reserves 0.00012 GPU-hours,
+// rounded to the 0.0001 left.
+func TestHeldJobsRoundReservation(t *testing.T) {
+	s := databaseFixture(t)
+	ctx := context.Background()
+	if _, err := s.UpsertProject(ctx, store.Project{ID: "edge", OrgID: "acme", K8sNamespace: "edge"}); err != nil {
+		t.Fatal(err)
+	}
+	q := store.Quota{ProjectID: "edge", GPUHoursBudget: 1, MaxConcurrentJobs: 2, PriorityTier: 5,
+		PeriodStart: time.Now().AddDate(0, -1, 0), PeriodEnd: time.Now().AddDate(1, 0, 0)}
+	if _, err := s.UpsertQuota(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE quotas SET gpu_hours_used = 0.9999 WHERE project_id = 'edge'`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.SubmitJob(ctx, store.Submission{ProjectID: "edge", JobType: "fine_tune", Priority: 10,
+		Config: json.RawMessage(`{}`), GPUMilli: 1, MaxRuntimeSeconds: 432, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+
+	if got := gatherGauge(t, reg, "schedulerd_queued_jobs_held")["edge/budget"]; got != 0 {
+		t.Errorf("%v edge jobs held for budget, want 0: the rounded reservation fits", got)
+	}
+}
