@@ -27,7 +27,7 @@ type databaseCollector struct {
 	log *slog.Logger
 
 	jobs, budget, used, reserved, concurrent, maxConcurrent *prometheus.Desc
-	runningGPUs, held                                       *prometheus.Desc
+	runningGPUs, heldJobs                                   *prometheus.Desc
 	modelCapacity, modelAllocated, runway, cronSuccess, up  *prometheus.Desc
 	outbox, outboxAge                                       *prometheus.Desc
 }
@@ -73,7 +73,7 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 			projectHelp("GPUs held by the project's running runs at scrape time; its average over an "+
 				"hour is the GPU-hours used in that hour."),
 			[]string{"project"}, nil),
-		held: prometheus.NewDesc("schedulerd_queued_jobs_held",
+		heldJobs: prometheus.NewDesc("schedulerd_queued_jobs_held",
 			"Queued jobs that their project's quota holds back, by reason, at scrape time: "+
 				"no_quota, drained, period (not started), concurrency (limit reached) or budget "+
 				"(too little left for the job's reservation), the first that applies. Queued "+
@@ -114,7 +114,7 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 
 func (c *databaseCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.jobs, c.budget, c.used, c.reserved, c.concurrent,
-		c.maxConcurrent, c.runningGPUs, c.held, c.modelCapacity, c.modelAllocated, c.runway, c.cronSuccess, c.outbox, c.outboxAge, c.up} {
+		c.maxConcurrent, c.runningGPUs, c.heldJobs, c.modelCapacity, c.modelAllocated, c.runway, c.cronSuccess, c.outbox, c.outboxAge, c.up} {
 		ch <- d
 	}
 	c.m.gpuSeconds.Describe(ch)
@@ -187,7 +187,7 @@ type projectQuota struct {
 	concurrent, maxConcurrent *int64
 	depth                     map[[2]string]float64 // status, tier
 	runningGPUs               float64
-	held                      map[string]float64 // by reason
+	heldJobs                  map[string]float64 // by reason
 }
 
 // collectProjects emits the quota gauges and queue depth of every project, zeros included,
@@ -222,7 +222,7 @@ func (c *databaseCollector) collectProjects(ctx context.Context, ch chan<- prome
 		}
 		gauge(c.runningGPUs, p.runningGPUs)
 		for _, reason := range holdReasons {
-			ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, p.held[reason], p.id, reason)
+			ch <- prometheus.MustNewConstMetric(c.heldJobs, prometheus.GaugeValue, p.heldJobs[reason], p.id, reason)
 		}
 		for _, status := range liveJobStatuses {
 			for _, tier := range c.m.opts.Tiers {
@@ -246,7 +246,7 @@ func (c *databaseCollector) readProjects(ctx context.Context) (map[string]*proje
 		&p.maxConcurrent}, func() error {
 		row := p
 		row.depth = map[[2]string]float64{}
-		row.held = map[string]float64{}
+		row.heldJobs = map[string]float64{}
 		projects[p.id] = &row
 		return nil
 	})
@@ -297,7 +297,7 @@ func (c *databaseCollector) readHeld(ctx context.Context, projects map[string]*p
 	var count int64
 	_, err = pgx.ForEachRow(rows, []any{&project, &reason, &count}, func() error {
 		if p := projects[project]; p != nil && reason != nil {
-			p.held[*reason] = float64(count)
+			p.heldJobs[*reason] = float64(count)
 		}
 		return nil
 	})

@@ -364,14 +364,14 @@ func TestHeldJobsAndRunningGPUs(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.CollectDatabase(s.Pool(), nil)
 
-	held := gatherGauge(t, reg, "schedulerd_queued_jobs_held")
-	if n := len(held); n != 3*5 {
+	heldJobs := gatherGauge(t, reg, "schedulerd_queued_jobs_held")
+	if n := len(heldJobs); n != 3*5 {
 		t.Errorf("%d held series, want 15 (3 projects, 5 reasons)", n)
 	}
 	for labels, want := range map[string]float64{
 		"nlp/budget": 1, "audio/no_quota": 1, "vision/budget": 0, "vision/concurrency": 0, "nlp/drained": 0,
 	} {
-		if got := held[labels]; got != want {
+		if got := heldJobs[labels]; got != want {
 			t.Errorf("schedulerd_queued_jobs_held{%s} = %v, want %v", labels, got, want)
 		}
 	}

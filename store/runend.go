@@ -43,9 +43,9 @@ RETURNING r.job_id, r.job_created_at, r.gpu_hours_used::float8, r.gpu_hours_rese
 // The end of a run releases what admission took: one concurrency slot, the reservation,
 // and the model's capacity; the hours the run used are debited with the budget statement.
 // used stays within the budget because a run's hours are capped at its reservation, which
-// admission counted against the budget. The statement does not check the budget itself:
-// a run must be able to end also after someone cut the budget below what is used and
-// reserved (for example in SQL), or it would keep its pod and reservation for ever.
+// admission counted against the budget. The statement does not check the budget itself,
+// because a run must be able to end also after someone cut the budget below what is used
+// and reserved (for example in SQL). Otherwise the run would keep its pod and reservation.
 const sqlReleaseQuota = `
 UPDATE quotas u SET current_concurrent = u.current_concurrent - 1,
     gpu_hours_reserved = u.gpu_hours_reserved - $2, gpu_hours_used = u.gpu_hours_used + $3

@@ -236,8 +236,9 @@ func TestRunEndsAfterBudgetCutInSQL(t *testing.T) {
 	}
 }
 
-// Deleting a live run is rejected, since nothing would give back its reservation, slot and
-// GPUs; a reset that gives them back itself may delete it with schedulerd.delete_live_runs.
+// Deleting a live run is rejected, because nothing would give back its reservation, slot
+// and GPUs. A reset that gives them back itself may delete it with
+// schedulerd.delete_live_runs.
 func TestDeleteLiveRunRejected(t *testing.T) {
 	s := setup(t)
 	ctx := context.Background()

@@ -92,7 +92,7 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 
 // recordCancelled stores the result of a parent that a user cancelled after its trials
 // were created: its status cancelled and the trials as the workflow last read them, in
-// place of the running result recorded before, which no longer says what became of it.
+// place of the running result recorded before, which no longer describes the job.
 func recordCancelled(ctx workflow.Context, parent store.JobRef, hpo *HPOResult) (Result, error) {
 	cancelled := Result{Status: store.JobCancelled, HPO: hpo}
 	return cancelled, record(ctx, parent, cancelled)

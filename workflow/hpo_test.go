@@ -205,7 +205,7 @@ func TestScoreTrialsHeartbeats(t *testing.T) {
 }
 
 // TestCancelWhileTrialsRun: an hpo parent cancelled while its trials wait in the queue
-// cancels them and stores a result that says cancelled, with the trials it created.
+// cancels them and stores a result with status cancelled and the trials it created.
 func TestCancelWhileTrialsRun(t *testing.T) {
 	s := newSteps(t, 1000)
 	ctx := context.Background()

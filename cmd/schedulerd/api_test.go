@@ -563,8 +563,17 @@ func TestProjectUpdateKeepsOtherFields(t *testing.T) {
 		t.Fatalf("%d projects listed, want 1", len(list.Projects))
 	}
 	got := list.Projects[0]
-	if got.ID != "vision" || got.Org != "acme" || got.Namespace != "vision" || got.Owner != "ana" {
-		t.Errorf("project %+v, want vision of acme in namespace vision, owner ana", got)
+	if got.ID != "vision" {
+		t.Errorf("project %q listed, want vision", got.ID)
+	}
+	if got.Org != "acme" {
+		t.Errorf("org %q, want acme, kept from the create", got.Org)
+	}
+	if got.Namespace != "vision" {
+		t.Errorf("namespace %q, want vision, kept from the create", got.Namespace)
+	}
+	if got.Owner != "ana" {
+		t.Errorf("owner %q, want ana, set by the update", got.Owner)
 	}
 }
 
