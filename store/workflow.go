@@ -45,14 +45,15 @@ func (s *Store) SetLiveJobResult(ctx context.Context, job JobRef, result any) er
 }
 
 // FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
-// reason as its error message and the result. A job already eval_failed, failed or
-// cancelled is left as it is, so the step can be retried and a cancellation is kept. A
-// completed job keeps the completed_at of its training; a running hpo parent gets one now.
-func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, result any) error {
+// reason as its error message and the result, and returns the job's status after the step.
+// A job already eval_failed, failed or cancelled is left as it is and its status returned,
+// so the step can be retried and a cancellation is kept. A completed job keeps the
+// completed_at of its training; a running hpo parent gets one now.
+func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, result any) (JobStatus, error) {
 	doing := "fail the evaluation of job " + job.ID.String()
 	encoded, err := json.Marshal(result)
 	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
+		return "", fmt.Errorf("%s: %w", doing, err)
 	}
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE jobs SET status = 'eval_failed', error_message = $3, result_json = $4,
@@ -60,20 +61,20 @@ func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, r
 		WHERE id = $1 AND created_at = $2 AND status IN ('completed', 'running')`,
 		job.ID, job.CreatedAt, reason, encoded)
 	if err != nil {
-		return wrap(err, doing)
+		return "", wrap(err, doing)
 	}
 	if tag.RowsAffected() == 1 {
-		return nil
+		return JobEvalFailed, nil
 	}
 	current, err := s.GetJob(ctx, job.ID)
 	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
+		return "", fmt.Errorf("%s: %w", doing, err)
 	}
 	if current.Status == JobEvalFailed || current.Status == JobCancelled || current.Status == JobFailed {
 		// Already failed, or an hpo parent a user cancelled meanwhile: leave it.
-		return nil
+		return current.Status, nil
 	}
-	return fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, current.Status)
+	return "", fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, current.Status)
 }
 
 // SetParentStatus moves an hpo parent (which holds no run) between statuses: submitted to

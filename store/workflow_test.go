@@ -31,8 +31,12 @@ func TestFailEvaluationCompletedAt(t *testing.T) {
 	ctx := context.Background()
 
 	parent := runningParent(t, s)
-	if err := s.FailEvaluation(ctx, parent.Ref(), "evaluation: accuracy too low", map[string]any{}); err != nil {
+	status, err := s.FailEvaluation(ctx, parent.Ref(), "evaluation: accuracy too low", map[string]any{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if status != store.JobEvalFailed {
+		t.Errorf("FailEvaluation returned %s, want eval_failed", status)
 	}
 	got, err := s.GetJob(ctx, parent.ID)
 	if err != nil {
@@ -53,7 +57,7 @@ func TestFailEvaluationCompletedAt(t *testing.T) {
 	if before.CompletedAt == nil {
 		t.Fatal("completed job has no completed_at")
 	}
-	if err := s.FailEvaluation(ctx, trained, "evaluation: accuracy too low", map[string]any{}); err != nil {
+	if _, err := s.FailEvaluation(ctx, trained, "evaluation: accuracy too low", map[string]any{}); err != nil {
 		t.Fatal(err)
 	}
 	after, err := s.GetJob(ctx, trained.ID)

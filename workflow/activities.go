@@ -104,8 +104,9 @@ func (x *Activities) lastCompletedRun(ctx context.Context, job store.JobRef) (uu
 }
 
 // FailEvaluation ends the job eval_failed with the reason: the gate's, or why nothing could
-// be registered.
-func (x *Activities) FailEvaluation(ctx context.Context, job store.JobRef, result Result) error {
+// be registered. It returns the job's status after the step, which differs when the job had
+// already ended (an hpo parent that a user cancelled meanwhile).
+func (x *Activities) FailEvaluation(ctx context.Context, job store.JobRef, result Result) (store.JobStatus, error) {
 	reason := "evaluation failed"
 	switch {
 	case result.ModelVersion != nil && result.ModelVersion.Problem != "":

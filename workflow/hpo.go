@@ -226,14 +226,22 @@ func endParent(ctx workflow.Context, parent store.JobRef, status store.JobStatus
 	if err := workflow.ExecuteActivity(ctx, a.EndParent, parent, status, reason, result).Get(ctx, &now); err != nil {
 		return Result{}, false, err
 	}
+	return keptOutcome(ctx, parent, status, now, result)
+}
+
+// keptOutcome returns the workflow's result after a step that tried to end the job in
+// status expected and left it in status now, and whether the two match. A job that
+// had already ended keeps its status. An hpo parent that a user cancelled after its trials
+// were created also gets a cancelled result stored, in place of the running one.
+func keptOutcome(ctx workflow.Context, job store.JobRef, expected, now store.JobStatus, result Result) (Result, bool, error) {
 	switch {
-	case now == store.JobCancelled && result.HPO.Created > 0:
-		cancelled, err := recordCancelled(ctx, parent, result.HPO)
+	case now == expected:
+		return result, true, nil
+	case now == store.JobCancelled && result.HPO != nil && result.HPO.Created > 0:
+		cancelled, err := recordCancelled(ctx, job, result.HPO)
 		return cancelled, false, err
-	case now != status:
-		return Result{Status: now, HPO: result.HPO}, false, nil
 	}
-	return result, true, nil
+	return Result{Status: now, HPO: result.HPO}, false, nil
 }
 
 // bestTrial returns the completed trial with the best value, the earliest on a tie.

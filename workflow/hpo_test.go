@@ -162,6 +162,44 @@ func TestCancelAfterScoringInOldOrder(t *testing.T) {
 	}
 }
 
+// TestCancelBeforeFailedEvaluation: an hpo parent whose best trial misses its threshold,
+// cancelled by its user after the trials were scored, stays cancelled. The workflow's
+// result and the stored one are cancelled, with the scored trials, instead of eval_failed
+// and the running result recorded earlier.
+func TestCancelBeforeFailedEvaluation(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	spec := hpoSpec(2)
+	spec.Evaluation = minAccuracy(0.95) // the trials report 0.9
+	parent := s.submit("hpo", spec)
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			s.runTrials(2)
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Minute)
+		s.cancelAfter(env, "ScoreTrials", parent, store.JobRunning)
+	})
+
+	if result.Status != store.JobCancelled {
+		t.Errorf("workflow result %s, want cancelled", result.Status)
+	}
+	after, err := s.store.GetJob(ctx, parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != store.JobCancelled {
+		t.Errorf("parent %s, want cancelled", after.Status)
+	}
+	var stored workflow.Result
+	if err := json.Unmarshal(after.Result, &stored); err != nil {
+		t.Fatalf("stored result %s: %v", after.Result, err)
+	}
+	if stored.Status != store.JobCancelled || stored.HPO == nil || len(stored.HPO.Trials) != 2 {
+		t.Errorf("stored result %s, want cancelled with both scored trials", after.Result)
+	}
+}
+
 // TestScoreTrialsHeartbeats: scoring heartbeats under a heartbeat timeout, and its
 // start-to-close timeout leaves time for the largest search, so a slow S3 neither fails the
 // step nor hides a dead worker.

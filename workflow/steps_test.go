@@ -448,8 +448,12 @@ func TestCancelledParentStaysCancelled(t *testing.T) {
 	if status != store.JobCancelled {
 		t.Errorf("ending a cancelled parent returned %s, want cancelled", status)
 	}
-	if err := s.acts.FailEvaluation(ctx, facts.Job, workflow.Result{}); err != nil {
+	status, err = s.acts.FailEvaluation(ctx, facts.Job, workflow.Result{})
+	if err != nil {
 		t.Errorf("failing the evaluation of a cancelled parent: %v, want nil", err)
+	}
+	if status != store.JobCancelled {
+		t.Errorf("failing the evaluation of a cancelled parent returned %s, want cancelled", status)
 	}
 	job, _ := s.store.GetJob(ctx, facts.Job.ID)
 	if job.Status != store.JobCancelled {

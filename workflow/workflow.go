@@ -164,10 +164,21 @@ func afterTraining(ctx workflow.Context, facts JobFacts) (Result, error) {
 	return promote(ctx, facts, result)
 }
 
+// failEvaluation ends the job eval_failed and returns the outcome the database kept. An
+// hpo parent that a user cancelled before this step stays cancelled, and so does the
+// workflow's result.
 func failEvaluation(ctx workflow.Context, job store.JobRef, result Result) (Result, error) {
 	result.Status = store.JobEvalFailed
-	err := workflow.ExecuteActivity(ctx, a.FailEvaluation, job, result).Get(ctx, nil)
-	return result, err
+	var now store.JobStatus
+	if err := workflow.ExecuteActivity(ctx, a.FailEvaluation, job, result).Get(ctx, &now); err != nil {
+		return result, err
+	}
+	// A history from before the step returned a status has none: the step failed the job.
+	if now == "" {
+		now = store.JobEvalFailed
+	}
+	outcome, _, err := keptOutcome(ctx, job, store.JobEvalFailed, now, result)
+	return outcome, err
 }
 
 func record(ctx workflow.Context, job store.JobRef, result Result) error {
