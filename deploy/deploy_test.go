@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -229,5 +230,43 @@ func TestDaemonRunsWithManifestRBAC(t *testing.T) {
 		if got.Status.Allowed {
 			t.Errorf("the service account may %s %s in %q, want denied", denied.Verb, denied.Resource, denied.Namespace)
 		}
+	}
+}
+
+// shutdownBounds is the sum of the daemon's shutdown steps' bounds: the loops (20 s), the
+// Lease's release (10 s), the HTTP server (20 s) and the cron service (10 s).
+const shutdownBounds = 60
+
+// TestGraceCoversPreStopAndShutdown: the Deployment sleeps before SIGTERM, so the pod
+// leaves the Service's endpoints before the listener closes, and its grace period covers
+// that sleep and every shutdown step.
+func TestGraceCoversPreStopAndShutdown(t *testing.T) {
+	data, err := os.ReadFile("deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deployment appsv1.Deployment
+	if err := sigsyaml.UnmarshalStrict(data, &deployment); err != nil {
+		t.Fatal(err)
+	}
+	spec := deployment.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(spec.Containers))
+	}
+
+	lifecycle := spec.Containers[0].Lifecycle
+	if lifecycle == nil || lifecycle.PreStop == nil || lifecycle.PreStop.Sleep == nil {
+		t.Fatal("container has no preStop sleep")
+	}
+	sleep := lifecycle.PreStop.Sleep.Seconds
+	if sleep < 1 {
+		t.Errorf("preStop sleep %d s, want at least 1", sleep)
+	}
+	if spec.TerminationGracePeriodSeconds == nil {
+		t.Fatal("no terminationGracePeriodSeconds")
+	}
+	if grace := *spec.TerminationGracePeriodSeconds; grace < sleep+shutdownBounds {
+		t.Errorf("grace period %d s, want at least %d s (preStop %d s + shutdown steps %d s)",
+			grace, sleep+shutdownBounds, sleep, shutdownBounds)
 	}
 }
