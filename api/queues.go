@@ -66,8 +66,9 @@ type DrainRequest struct {
 	Deadline string `json:"deadline,omitempty"`
 }
 
-// drainQueue serves POST /v1/queues/{project}/drain. Once it returns 200, none of the
-// queue's jobs can start any more; store.DrainQueue documents how.
+// drainQueue serves POST /v1/queues/{project}/drain. Once it returns 200, the queue admits
+// no job, and its admitted runs that had not started are being stopped; store.DrainQueue
+// documents how.
 func (s *Server) drainQueue(w http.ResponseWriter, r *http.Request, caller *principal) error {
 	project := r.PathValue("project")
 	var req DrainRequest

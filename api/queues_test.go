@@ -74,9 +74,10 @@ func TestDrainStopsAdmission(t *testing.T) {
 	}
 }
 
-// A drain requeues the runs that were admitted but have not started, whether or not their
-// pod exists yet, and leaves running runs alone.
-func TestDrainRequeuesPendingRuns(t *testing.T) {
+// A drain stops the runs that were admitted but have not started, whether or not their
+// pod exists yet, and leaves running runs alone. A stopped run keeps its slot and
+// reservation until the dispatcher has seen its pod gone.
+func TestDrainStopsPendingRuns(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
 	for range 3 {
@@ -102,18 +103,37 @@ func TestDrainRequeuesPendingRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if run.Status != store.RunPreempted || run.EndReason == nil || *run.EndReason != "queue drained" {
-			t.Errorf("run %s is %s (%v), want preempted by the drain", a.RunID, run.Status, run.EndReason)
+		if run.Status != store.RunPending {
+			t.Errorf("run %s is %s, want pending until its pod is gone", a.RunID, run.Status)
+		}
+		if run.StopStatus == nil || *run.StopStatus != store.RunPreempted {
+			t.Errorf("run %s has stop %v, want preempted", a.RunID, run.StopStatus)
+		}
+		if run.StopReason == nil || *run.StopReason != store.DrainReason {
+			t.Errorf("run %s has stop reason %v, want %q", a.RunID, run.StopReason, store.DrainReason)
+		}
+	}
+	stillRunning, err := f.store.GetRun(ctx, running.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stillRunning.StopStatus != nil {
+		t.Errorf("the running run has stop %v, want none before the deadline", *stillRunning.StopStatus)
+	}
+	if q := result.Quota; q.CurrentConcurrent != 3 || q.GPUHoursReserved != 3 {
+		t.Errorf("quota %+v, want the three admitted jobs' slots and hours", q)
+	}
+
+	// Once the dispatcher has seen the pods gone, the stopped runs end and their jobs
+	// return to the queue.
+	for _, a := range []store.Admission{noPod, podWaiting} {
+		end := store.RunEnd{RunID: a.RunID, Status: store.RunPreempted, EndedAt: time.Now(), Reason: store.DrainReason}
+		if _, err := f.store.EndRun(ctx, end); err != nil {
+			t.Fatal(err)
 		}
 		if job := f.job(a.Job.ID); job.Status != store.JobQueued || job.Attempts != 0 {
 			t.Errorf("job %s is %s after %d attempts, want queued with none used", job.ID, job.Status, job.Attempts)
 		}
-	}
-	if job := f.job(running.Job.ID); job.Status != store.JobRunning {
-		t.Errorf("the running job is %s, want running", job.Status)
-	}
-	if q := result.Quota; q.CurrentConcurrent != 1 || q.GPUHoursReserved != 1 {
-		t.Errorf("quota %+v, want only the running job's slot and hour", q)
 	}
 }
 

@@ -121,8 +121,9 @@ type QueueList struct {
 // DrainResult is the queue after a drain.
 type DrainResult struct {
 	Quota Quota `json:"quota"`
-	// RequeuedJobs are the jobs that were admitted but had not started; they are queued
-	// again and will not start while the queue is drained.
+	// RequeuedJobs are the jobs that were admitted but had not started. The dispatcher stops
+	// their pods, and each job is queued again once its pod is gone. None starts again while
+	// the queue is drained.
 	RequeuedJobs []uuid.UUID `json:"requeued_jobs"`
 }
 

@@ -56,45 +56,45 @@ const sqlDrainQuota = `
 UPDATE quotas SET drained_at = COALESCE(drained_at, $2), drain_deadline = $3
 WHERE project_id = $1`
 
-// The project's runs that were admitted but have not started: their pod may not exist yet,
-// or exist and wait for a node. Locking them makes a concurrent StartRun wait for the
-// drain and then find the run ended. A run that the dispatcher is stopping is left out. It
-// ends with its recorded stop once its pod has stopped, so that its job cannot run before.
-const sqlPendingRunsOfProject = `
-SELECT r.id FROM runs r
-JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
-WHERE j.project_id = $1 AND r.status = 'pending' AND r.stop_status IS NULL
-ORDER BY r.created_at
-FOR UPDATE OF r`
+// The stop of the project's runs that were admitted but have not started: their pod may not
+// exist yet, exist and wait for a node, or have a container that started unseen (while no
+// dispatcher ran, say). Ending them at once would requeue a job whose pod may still run and
+// leave that container's hours uncharged, so each gets a stop as preempted instead. The
+// dispatcher deletes its pod, records a start it finds first, and ends the run once the pod
+// is gone. A run that the dispatcher is already stopping keeps its own stop.
+const sqlStopPendingRunsOfProject = `
+UPDATE runs r SET stop_status = 'preempted', stop_reason = $2, stop_retryable = false,
+    stop_requested_at = $3
+FROM jobs j
+WHERE j.id = r.job_id AND j.created_at = r.job_created_at
+  AND j.project_id = $1 AND r.status = 'pending' AND r.stop_status IS NULL
+RETURNING r.id, r.job_id, r.job_created_at`
 
 // DrainResult is the outcome of a drain.
 type DrainResult struct {
 	Quota QuotaState
-	// Requeued are the runs that were admitted but had not started. They ended as
-	// preempted and their jobs are queued again.
+	// Requeued are the runs that were admitted but had not started. Each ends as preempted,
+	// and its job goes back to the queue, once the dispatcher has stopped its pod.
 	Requeued []RequeuedRun
 }
 
-// RequeuedRun is a run that a drain ended before it started.
+// RequeuedRun is a run that a drain stops before it started.
 type RequeuedRun struct {
 	RunID uuid.UUID
 	Job   JobRef
 }
 
 // DrainQueue stops the project's queued jobs from starting: it sets drained_at (kept when
-// already drained) and deadline, and ends the project's pending runs as preempted so their
-// jobs go back to the queue, all in one transaction.
+// already drained) and deadline, and records a stop as preempted on the project's pending
+// runs, all in one transaction.
 //
-// Once it returns, no run of the project can move to running. Admission locks the quota
-// row and its statement requires drained_at IS NULL, so locking the row here waits for a
-// dequeue in flight, and the pending runs that dequeue created are then read and ended. A dispatcher
-// creating the pod of such a run meanwhile may still create it, but StartRun and
-// MarkPodCreated only change a pending run, so the run stays ended and the dispatcher's
-// next reconcile of it deletes the pod. Running runs go on until deadline, when the
-// dispatcher preempts them. A nil deadline lets them finish.
-//
-// NOTE: a pod created in that window may start its container before the dispatcher
-// deletes it. Those seconds are not charged, because the run never moved to running.
+// Admission locks the quota row and its statement requires drained_at IS NULL, so locking
+// the row here waits for a dequeue in flight, and the pending runs that dequeue created
+// are then stopped too. Each stopped run holds its slot and reservation until the
+// dispatcher has deleted its pod and seen it gone. A container that started meanwhile is
+// charged from its start, and the job is queued again only after its pod is gone, so it
+// never has two pods. Running runs go on until deadline, when the dispatcher preempts
+// them. A nil deadline lets them finish.
 func (s *Store) DrainQueue(ctx context.Context, projectID string, at time.Time, deadline *time.Time, audit *Audit) (DrainResult, error) {
 	doing := "drain queue of " + projectID
 	var result DrainResult
@@ -107,12 +107,11 @@ func (s *Store) DrainQueue(ctx context.Context, projectID string, at time.Time, 
 		if _, err := tx.Exec(ctx, sqlDrainQuota, projectID, at, deadline); err != nil {
 			return err
 		}
-		result.Requeued, err = preemptPendingRuns(ctx, tx, projectID, at)
+		result.Requeued, err = stopPendingRuns(ctx, tx, projectID, at)
 		if err != nil {
 			return err
 		}
 
-		// Read again: ending the runs released their slots and reservations.
 		result.Quota, err = getQuotaState(ctx, tx, projectID, sqlGetQuotaState)
 		if err != nil {
 			return err
@@ -124,26 +123,22 @@ func (s *Store) DrainQueue(ctx context.Context, projectID string, at time.Time, 
 	return result, wrap(err, doing)
 }
 
-func preemptPendingRuns(ctx context.Context, tx pgx.Tx, projectID string, at time.Time) ([]RequeuedRun, error) {
-	rows, err := tx.Query(ctx, sqlPendingRunsOfProject, projectID)
+// stopPendingRuns records the drain's stop on the project's pending runs and returns them.
+func stopPendingRuns(ctx context.Context, tx pgx.Tx, projectID string, at time.Time) ([]RequeuedRun, error) {
+	rows, err := tx.Query(ctx, sqlStopPendingRunsOfProject, projectID, DrainReason, at)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stop pending runs: %w", err)
 	}
-	runIDs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	var run RequeuedRun
+	stopped := []RequeuedRun{}
+	_, err = pgx.ForEachRow(rows, []any{&run.RunID, &run.Job.ID, &run.Job.CreatedAt}, func() error {
+		stopped = append(stopped, run)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stop pending runs: %w", err)
 	}
-
-	requeued := make([]RequeuedRun, 0, len(runIDs))
-	for _, id := range runIDs {
-		end := RunEnd{RunID: id, Status: RunPreempted, EndedAt: at, Reason: DrainReason}
-		job, _, err := endRunInTx(ctx, tx, end)
-		if err != nil {
-			return nil, fmt.Errorf("requeue run %s: %w", id, err)
-		}
-		requeued = append(requeued, RequeuedRun{RunID: id, Job: job})
-	}
-	return requeued, nil
+	return stopped, nil
 }
 
 const sqlUndrainQuota = `
