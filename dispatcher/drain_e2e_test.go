@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -95,6 +97,69 @@ func forceDeletePod(t *testing.T, run store.Run) {
 	zero := int64(0)
 	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
 	if err := pods.Delete(context.Background(), run.PodName, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pause that the dispatcher handles before its pod cache holds the run's pod stops that
+// pod instead of ending the run as podless. The test hides the pod from the cache for good
+// by removing the label that the dispatcher's pod watch selects. That simulates a cache
+// that has not yet seen a pod created moments ago.
+func TestPauseStopsPodMissingFromCache(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := unmanagedNode(t, model)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
+	first := waitRun(t, h, job.ID, 1, "admitted", func(store.Run) bool { return true })
+	waitBound(t, first, node)
+	if err := h.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	hidePodFromCache(t, first)
+	ctx := context.Background()
+	ref := store.JobRef{ID: job.ID, CreatedAt: job.CreatedAt}
+	if _, err := h.Store.SetJobStatus(ctx, ref, store.JobRunning, store.JobPaused, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	again := daemontest.Start(t, daemontest.Options{Store: h.Store})
+	waitPodDeleting(t, first)
+	stopping := again.Runs(job.ID)[0]
+	if stopping.Status != store.RunPending {
+		t.Errorf("run 1 is %s while its pod stops, want pending", stopping.Status)
+	}
+	if stopping.StopStatus == nil || *stopping.StopStatus != store.RunCancelled {
+		t.Errorf("run 1 has stop %v, want cancelled", stopping.StopStatus)
+	}
+	if _, err := again.Store.SetJobStatus(ctx, ref, store.JobPaused, store.JobQueued, time.Now(), nil); !errors.Is(err, store.ErrRunLive) {
+		t.Errorf("resume while the pod stops: %v, want ErrRunLive", err)
+	}
+
+	forceDeletePod(t, first)
+	waitRun(t, again, job.ID, 1, "cancelled", runStatus(store.RunCancelled))
+	if _, err := again.Store.SetJobStatus(ctx, ref, store.JobPaused, store.JobQueued, time.Now(), nil); err != nil {
+		t.Errorf("resume once the pod is gone: %v", err)
+	}
+}
+
+// hidePodFromCache replaces the run's pod with a copy that lacks the label the dispatcher's
+// pod watch selects, so that only a read from the API server finds it.
+func hidePodFromCache(t *testing.T, run store.Run) {
+	t.Helper()
+	ctx := context.Background()
+	pod, err := podOf(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forceDeletePod(t, run)
+	waitPodGone(t, run)
+
+	hidden := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace,
+		Labels: map[string]string{dispatcher.LabelRunID: run.ID.String()}}, Spec: pod.Spec}
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
+	if _, err := pods.Create(ctx, hidden, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -208,13 +208,20 @@ func (d *Dispatcher) enforceDeadline(ctx context.Context, run store.Run, pod *co
 		Reason: "DeadlineExceeded: ran past max_runtime_seconds"})
 }
 
-// stopRun ends a live run with end. A run without a pod ends at once. Otherwise the stop
+// stopRun ends a live run with end. A run whose pod the API server lacks too ends at once.
+// Otherwise the stop
 // is recorded in the database first, so that a restart finishes it with the same end, and
 // then the pod is deleted with its grace period. The run stays live meanwhile: it accepts
 // the checkpoint its program saves on SIGTERM, its job cannot start another run, and its
 // hours run until the container stops. finishStop ends it once the pod is gone.
 func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
 	end.RunID = run.ID
+	if pod == nil {
+		var err error
+		if pod, err = d.podFromAPI(ctx, run); err != nil {
+			return err
+		}
+	}
 	if pod == nil {
 		end.EndedAt = d.cfg.Now()
 		return d.endRun(ctx, run, nil, end, false)
@@ -241,6 +248,12 @@ func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod
 func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.Pod, stop store.RunEnd) error {
 	now := d.cfg.Now()
 	if pod == nil {
+		var err error
+		if pod, err = d.podFromAPI(ctx, run); err != nil {
+			return err
+		}
+	}
+	if pod == nil {
 		d.terminating.Delete(run.ID) // the stop's end replaces what onPodDelete remembered
 		stop.EndedAt = stopEnded(run, now)
 		return d.endRun(ctx, run, nil, stop, false)
@@ -266,6 +279,21 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 		return d.endRun(ctx, run, pod, stop, false)
 	}
 	return nil // the pod is still stopping; its deletion or its end wakes this run again
+}
+
+// podFromAPI reads the run's pod from the API server, or returns nil when it does not exist.
+// A stop checks there before it ends a run whose pod the informer cache lacks, because the
+// cache may not yet hold a pod created moments ago. Ending the run would let its job be
+// admitted again while that pod still runs.
+func (d *Dispatcher) podFromAPI(ctx context.Context, run store.Run) (*corev1.Pod, error) {
+	pod, err := d.client.CoreV1().Pods(run.Namespace).Get(ctx, run.PodName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("confirm pod %s/%s is gone: %w", run.Namespace, run.PodName, err)
+	}
+	return pod, nil
 }
 
 // stopEnded returns when the container of a stopped run whose pod is gone stopped, at the latest:
