@@ -209,9 +209,8 @@ func (d *Dispatcher) enforceDeadline(ctx context.Context, run store.Run, pod *co
 }
 
 // stopRun ends a live run with end. A run whose pod the API server lacks too ends at once.
-// Otherwise the stop
-// is recorded in the database first, so that a restart finishes it with the same end, and
-// then the pod is deleted with its grace period. The run stays live meanwhile: it accepts
+// Otherwise the stop is recorded in the database first, so that a restart finishes it with
+// the same end, and then the pod is deleted with its grace period. The run stays live meanwhile: it accepts
 // the checkpoint its program saves on SIGTERM, its job cannot start another run, and its
 // hours run until the container stops. finishStop ends it once the pod is gone.
 func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
