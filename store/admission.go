@@ -358,8 +358,19 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS r(id, created_at, reas
 WHERE j.id = r.id AND j.created_at = r.created_at AND j.status = 'queued'
   AND j.wait_reason IS DISTINCT FROM r.reason`
 
-// QueueChannel is the PostgreSQL notification channel that announces newly queued jobs.
+// QueueChannel is the PostgreSQL notification channel that wakes the scheduler: it
+// announces newly queued jobs and quota changes that may let held jobs start.
 const QueueChannel = "schedulerd_queue"
+
+// wakeScheduler notifies QueueChannel once tx commits, so the scheduler dequeues at once
+// instead of at its next poll.
+func wakeScheduler(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, QueueChannel)
+	if err != nil {
+		return fmt.Errorf("wake the scheduler: %w", err)
+	}
+	return nil
+}
 
 const sqlSyncCapacity = `
 WITH seen AS (

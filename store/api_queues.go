@@ -146,8 +146,8 @@ UPDATE quotas SET drained_at = NULL, drain_deadline = NULL
 WHERE project_id = $1 AND drained_at IS NOT NULL
 RETURNING ` + quotaStateColumns
 
-// UndrainQueue lets the project's queued jobs start again. It returns changed false, and
-// records nothing, when the queue was not drained.
+// UndrainQueue lets the project's queued jobs start again and wakes the scheduler. It
+// returns changed false, and records nothing, when the queue was not drained.
 func (s *Store) UndrainQueue(ctx context.Context, projectID string, audit *Audit) (q QuotaState, changed bool, err error) {
 	doing := "undrain queue of " + projectID
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
@@ -169,6 +169,9 @@ func (s *Store) UndrainQueue(ctx context.Context, projectID string, audit *Audit
 			return err
 		}
 		changed = true
+		if err := wakeScheduler(ctx, tx); err != nil {
+			return err
+		}
 		return writeAudit(ctx, tx, audit, projectID, nil, quotaImage(before), quotaImage(q))
 	})
 	return q, changed, wrap(err, doing)

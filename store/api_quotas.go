@@ -172,6 +172,10 @@ func writeQuota(ctx context.Context, tx pgx.Tx, q Quota, before QuotaState, befo
 	if err != nil {
 		return QuotaState{}, err
 	}
+	// A higher budget or limit, or a new period, may let held jobs start.
+	if err := wakeScheduler(ctx, tx); err != nil {
+		return QuotaState{}, err
+	}
 	return after, writeAudit(ctx, tx, audit, q.ProjectID, nil, beforeImage, quotaImage(after))
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schedulerd/schedulerd/internal/pgtest"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -91,4 +92,55 @@ func TestGPUHoursLeftDecimals(t *testing.T) {
 	if got := q.GPUHoursLeft(); got != 246.2317 {
 		t.Errorf("GPUHoursLeft = %v, want 246.2317", got)
 	}
+}
+
+// TestQuotaChangesWakeScheduler: an undrain, a quota change and a quota replacement each
+// notify the scheduler's channel, so the jobs they free start without waiting for a poll.
+func TestQuotaChangesWakeScheduler(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	s := withVision(t, store.New(pool))
+	ctx := context.Background()
+	if _, err := s.DrainQueue(ctx, "vision", time.Now(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+store.QueueChannel); err != nil {
+		t.Fatal(err)
+	}
+	// The notification is sent at the commit that returned, so the bound only keeps a
+	// missing one from hanging the test.
+	expectWake := func(step string) {
+		t.Helper()
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := conn.Conn().WaitForNotification(waitCtx); err != nil {
+			t.Errorf("%s: no notification on %s: %v", step, store.QueueChannel, err)
+		}
+	}
+
+	if _, _, err := s.UndrainQueue(ctx, "vision", nil); err != nil {
+		t.Fatal(err)
+	}
+	expectWake("undrain")
+
+	budget := 20.0
+	if _, err := s.ChangeQuota(ctx, "vision", store.QuotaChange{GPUHoursBudget: &budget}, nil); err != nil {
+		t.Fatal(err)
+	}
+	expectWake("quota change")
+
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quota.MaxConcurrentJobs = 8
+	if _, err := s.SetQuota(ctx, quota, nil); err != nil {
+		t.Fatal(err)
+	}
+	expectWake("quota replacement")
 }

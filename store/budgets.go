@@ -96,8 +96,7 @@ func (s *Store) RenewBudgets(ctx context.Context) ([]BudgetRenewal, error) {
 		if len(renewals) == 0 {
 			return nil
 		}
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, QueueChannel)
-		return err
+		return wakeScheduler(ctx, tx)
 	})
 	return renewals, wrap(err, "renew budgets")
 }
