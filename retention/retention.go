@@ -10,8 +10,11 @@
 //
 // A delete takes three steps, each safe to interrupt: the row gets delete_started_at, then
 // the objects are deleted with S3 DeleteObjects, then the row gets deleted_at. So a row
-// without delete_started_at always has its object, and a row left with delete_started_at
-// only is finished by the next run.
+// without delete_started_at has its object, and a row left with delete_started_at only is
+// finished by the next run. A marked row whose objects a live reference names again, as when
+// a run writes a new checkpoint at its URI, keeps them and stays marked. The exception is an
+// object written at a marked URI and reported only after the S3 delete: its row is live and
+// its object gone.
 package retention
 
 import (
@@ -97,6 +100,9 @@ type Report struct {
 	Refused int
 	// Pending counts, in a dry run, rows an earlier run marked that a real run would finish.
 	Pending int
+	// Deferred counts marked rows whose objects a live row, a model version or a run names
+	// again. Their objects stay and their rows stay marked until no reference is left.
+	Deferred int
 	// BytesFreed is the size_bytes of the Deleted rows, or in a dry run of the Planned ones.
 	BytesFreed int64
 }
@@ -149,7 +155,7 @@ func (r *Retainer) logReport(report Report, err error) {
 		"dry_run", report.DryRun, "runs_checked", report.RunsChecked,
 		"runs_skipped", report.RunsSkipped, "kept", report.Kept, "planned", len(report.Planned),
 		"deleted", report.Deleted, "resumed", report.Resumed, "refused", report.Refused,
-		"pending", report.Pending, "bytes_freed", report.BytesFreed,
+		"pending", report.Pending, "deferred", report.Deferred, "bytes_freed", report.BytesFreed,
 	}
 	switch {
 	case err != nil && !errors.Is(err, context.Canceled):

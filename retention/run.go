@@ -97,17 +97,24 @@ func (r *Retainer) countPending(ctx context.Context, db querier, report *Report)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
-		report.Pending += len(rows)
 		after = rows[len(rows)-1].ID
+		for _, row := range rows {
+			if row.Referenced {
+				report.Deferred++
+			} else {
+				report.Pending++
+			}
+		}
 	}
 }
 
 // finishPending deletes the objects of every marked row, this run's and those earlier runs
-// left, and sets deleted_at on the rows whose objects are all gone.
-// NOTE: a row is finished even if a model version, or a new artifact row at the same URI,
-// started to point at it after it was marked, since its objects may already be gone.
-// Registering a model version should copy the checkpoint, or check that delete_started_at
-// is NULL, in the same transaction.
+// left, and sets deleted_at on the rows whose objects are all gone. A marked row whose
+// objects a live row, a model version or a run names again is deferred: its objects stay
+// and the row stays marked. For example, a crash between the mark and the S3 delete gives a
+// later run of the job time to write and report a checkpoint at the marked row's URI.
+// NOTE: an object written at a marked URI but not yet reported when the S3 request goes
+// out is still deleted, and its later report makes a live row without its object.
 func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
 	after := uuid.Nil
 	for {
@@ -117,10 +124,27 @@ func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time,
 		}
 		after = rows[len(rows)-1].ID
 
+		rows = r.dropReferenced(rows, report)
+		if len(rows) == 0 {
+			continue
+		}
 		if err := r.finishBatch(ctx, db, rows, now, marked, report); err != nil {
 			return err
 		}
 	}
+}
+
+// dropReferenced returns the rows whose objects no live reference names, and counts the
+// others as deferred.
+func (r *Retainer) dropReferenced(rows []pendingRow, report *Report) []pendingRow {
+	return slices.DeleteFunc(rows, func(row pendingRow) bool {
+		if row.Referenced {
+			report.Deferred++
+			r.cfg.Logger.Info("checkpoint delete deferred: a live reference names its objects again",
+				"artifact_id", row.ID, "storage_uri", row.URI, "delete_started_at", row.StartedAt)
+		}
+		return row.Referenced
+	})
 }
 
 // object is one S3 object of a batch and the rows it belongs to.

@@ -198,14 +198,18 @@ type pendingRow struct {
 	URI       string
 	SizeBytes int64
 	StartedAt time.Time
+	// Referenced is true when a live row, a model version or a run names the row's objects
+	// again, for example a checkpoint that a run wrote at the same URI after the mark.
+	Referenced bool
 }
 
 // loadPending returns up to limit rows being deleted, with ids after after.
 func loadPending(ctx context.Context, db querier, after uuid.UUID, limit int) ([]pendingRow, error) {
 	rows, err := db.Query(ctx, `
-		SELECT id, storage_uri, size_bytes, delete_started_at FROM artifacts
-		WHERE delete_started_at IS NOT NULL AND deleted_at IS NULL AND id > $1
-		ORDER BY id LIMIT $2`, after, limit)
+		SELECT a.id, a.storage_uri, a.size_bytes, a.delete_started_at, `+referencedSQL+`
+		FROM artifacts a
+		WHERE a.delete_started_at IS NOT NULL AND a.deleted_at IS NULL AND a.id > $1
+		ORDER BY a.id LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load artifacts being deleted: %w", err)
 	}

@@ -219,9 +219,9 @@ func runRetentionOnce(ctx context.Context, env *environment, pool *pgxpool.Pool,
 		fmt.Fprintf(env.stdout, "%s %s (run %s, project %s, %d bytes)\n", verb, d.URI, d.RunID, d.ProjectID, d.SizeBytes)
 	}
 	fmt.Fprintf(env.stdout, "%s %d checkpoints, %d bytes; runs checked %d, left whole %d; kept %d; "+
-		"finished from earlier runs %d, pending %d, rejected by S3 %d\n",
+		"finished from earlier runs %d, pending %d, deferred %d, rejected by S3 %d\n",
 		verb, len(report.Planned), report.BytesFreed, report.RunsChecked, report.RunsSkipped, report.Kept,
-		report.Resumed, report.Pending, report.Refused)
+		report.Resumed, report.Pending, report.Deferred, report.Refused)
 	return runErr
 }
 
