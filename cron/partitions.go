@@ -20,7 +20,9 @@ const DefaultPartitionSchedule = "17 2 * * *"
 // PartitionReport is the outcome of one partition run and the reach of the partitions.
 type PartitionReport struct {
 	Created int // partitions this run created
-	// LastBound is the upper bound (exclusive) of the latest jobs partition, in UTC.
+	// LastBound is where the jobs partitions that cover now without a gap end, in UTC. It
+	// is zero when no partition covers now. A partition beyond a gap does not count, since
+	// submissions in the gap are rejected.
 	LastBound time.Time
 	// RunwayMonths is LastBound's month minus the current UTC month: 4 means the partitions
 	// cover the current month and the three after it. A job submitted in a month without
@@ -39,28 +41,24 @@ func EnsurePartitions(ctx context.Context, pool *pgxpool.Pool, now time.Time, mo
 			now.UTC().Format("2006-01"), monthsAhead, err)
 	}
 
-	last, err := lastPartitionBound(ctx, pool)
+	last, err := coveredUntil(ctx, pool, now)
 	if err != nil {
 		return PartitionReport{}, err
+	}
+	if last.IsZero() {
+		return report, nil
 	}
 	report.LastBound = last
 	report.RunwayMonths = monthIndex(last) - monthIndex(now)
 	return report, nil
 }
 
-// lastPartitionBoundSQL reads the upper bounds of jobs' partitions from the catalog. The
-// bound text carries an explicit offset ('2027-02-01 05:30:00+05:30' in a session in
-// Asia/Kolkata), so the cast back to timestamptz is the same instant in every zone.
-const lastPartitionBoundSQL = `
-SELECT max((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz)
-FROM pg_inherits i
-JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'jobs'::regclass`
-
-func lastPartitionBound(ctx context.Context, pool *pgxpool.Pool) (time.Time, error) {
+// coveredUntil returns where the jobs partitions that cover now without a gap end, in
+// UTC, or zero when no partition covers now (job_partitions_covered_until, migration 19).
+func coveredUntil(ctx context.Context, pool *pgxpool.Pool, now time.Time) (time.Time, error) {
 	var last *time.Time
-	if err := pool.QueryRow(ctx, lastPartitionBoundSQL).Scan(&last); err != nil {
-		return time.Time{}, fmt.Errorf("read the upper bound of the last jobs partition: %w", err)
+	if err := pool.QueryRow(ctx, "SELECT job_partitions_covered_until($1)", now).Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("read where the jobs partitions from %s end: %w", now.UTC().Format(time.RFC3339), err)
 	}
 	if last == nil {
 		return time.Time{}, nil
