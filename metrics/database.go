@@ -87,8 +87,9 @@ func (m *Metrics) CollectDatabase(db Querier, log *slog.Logger) {
 			"GPUs held by admitted runs by GPU model. model is the nvidia.com/gpu.product node label.",
 			[]string{"model"}, nil),
 		runway: prometheus.NewDesc("schedulerd_jobs_partition_runway_months",
-			"Months from the current UTC month to the end of the last jobs partition: 1 means "+
-				"only the current month has one. Submissions fail in a month without a partition.",
+			"Months from the current UTC month to the end of the jobs partitions that cover now "+
+				"without a gap: 1 means only the current month has one. Submissions fail in a month "+
+				"without a partition.",
 			nil, nil),
 		cronSuccess: prometheus.NewDesc("schedulerd_cron_task_last_success_timestamp_seconds",
 			"Unix time of the last successful run of a cron task on any replica, from "+
@@ -321,16 +322,14 @@ func (c *databaseCollector) collectModels(ctx context.Context, ch chan<- prometh
 	return err
 }
 
-// sqlLastPartitionBound reads the upper bound of the latest jobs partition from the catalog.
-// The bound text has an explicit UTC offset, so the cast gives the same instant in any
-// session time zone.
-const sqlLastPartitionBound = `
-SELECT max((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz)
-FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'jobs'::regclass`
+// sqlCoveredUntil reads where the jobs partitions that cover $1 without a gap end, or NULL.
+// A partition beyond an uncovered month does not count, since submissions in that month
+// fail.
+const sqlCoveredUntil = `SELECT job_partitions_covered_until($1)`
 
 func (c *databaseCollector) collectRunway(ctx context.Context, ch chan<- prometheus.Metric) error {
-	rows, err := c.db.Query(ctx, sqlLastPartitionBound)
+	now := c.m.opts.Now()
+	rows, err := c.db.Query(ctx, sqlCoveredUntil, now)
 	if err != nil {
 		return err
 	}
@@ -340,7 +339,7 @@ func (c *databaseCollector) collectRunway(ctx context.Context, ch chan<- prometh
 	}
 	months := 0
 	if bound != nil {
-		months = monthIndex(*bound) - monthIndex(c.m.opts.Now())
+		months = monthIndex(*bound) - monthIndex(now)
 	}
 	ch <- prometheus.MustNewConstMetric(c.runway, prometheus.GaugeValue, float64(months))
 	return nil

@@ -250,6 +250,22 @@ schedulerd_cron_task_last_success_timestamp_seconds{task="partitions"} 1.8000000
 
 // TestWorkflowOutboxGauges: undelivered workflow events are counted, with the age of the
 // oldest, so a Temporal outage shows as a growing age.
+func TestPartitionRunwayStopsAtGap(t *testing.T) {
+	s := databaseFixture(t)
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+	// A partition five years ahead leaves the months between it and the migration's last
+	// partition without one.
+	_, err := s.Pool().Exec(context.Background(), `SELECT ensure_job_partitions(now() + interval '5 years', 0)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got := gatherGauge(t, reg, "schedulerd_jobs_partition_runway_months")[""]; got != 4 {
+		t.Errorf("partition runway %v months, want 4: the month after the migration's last has no partition", got)
+	}
+}
+
 func TestWorkflowOutboxGauges(t *testing.T) {
 	s := databaseFixture(t)
 	m, reg := newMetrics(t)
