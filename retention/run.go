@@ -2,7 +2,9 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -113,14 +115,20 @@ func (r *Retainer) countPending(ctx context.Context, db querier, report *Report)
 // objects a live row, a model version or a run names again is deferred: its objects stay
 // and the row stays marked. For example, a crash between the mark and the S3 delete gives a
 // later run of the job time to write and report a checkpoint at the marked row's URI.
+// A bucket whose list or delete request fails is left alone for the rest of the run, and
+// the other buckets go on. The run then returns the buckets' errors.
 // NOTE: an object written at a marked URI but not yet reported when the S3 request goes
 // out is still deleted, and its later report makes a live row without its object.
 func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
+	failed := make(bucketErrors)
 	after := uuid.Nil
 	for {
 		rows, err := loadPending(ctx, db, after, r.cfg.BatchSize)
-		if err != nil || len(rows) == 0 {
-			return err
+		if err != nil {
+			return errors.Join(err, failed.join())
+		}
+		if len(rows) == 0 {
+			return failed.join()
 		}
 		after = rows[len(rows)-1].ID
 
@@ -128,10 +136,22 @@ func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time,
 		if len(rows) == 0 {
 			continue
 		}
-		if err := r.finishBatch(ctx, db, rows, now, marked, report); err != nil {
-			return err
+		if err := r.finishBatch(ctx, db, rows, now, marked, failed, report); err != nil {
+			return errors.Join(err, failed.join())
 		}
 	}
+}
+
+// bucketErrors maps each bucket whose S3 request failed in this run to its first error.
+type bucketErrors map[string]error
+
+// join returns the errors in bucket order, or nil.
+func (b bucketErrors) join() error {
+	var errs []error
+	for _, bucket := range slices.Sorted(maps.Keys(b)) {
+		errs = append(errs, fmt.Errorf("checkpoint retention: bucket %s left for the next run: %w", bucket, b[bucket]))
+	}
+	return errors.Join(errs...)
 }
 
 // dropReferenced returns the rows whose objects no live reference names, and counts the
@@ -154,19 +174,17 @@ type object struct {
 }
 
 // finishBatch deletes the objects of rows and marks deleted the rows whose objects S3 all
-// confirmed. A failed request stops the batch after the confirmed rows are marked.
-func (r *Retainer) finishBatch(ctx context.Context, db querier, rows []pendingRow, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
-	objects, left, err := r.collectObjects(ctx, rows, report)
-	if err != nil {
-		return err
-	}
+// confirmed. Rows in a bucket whose request failed, in this batch or an earlier one, stay
+// marked, and failed records the bucket.
+func (r *Retainer) finishBatch(ctx context.Context, db querier, rows []pendingRow, now time.Time, marked map[uuid.UUID]bool, failed bucketErrors, report *Report) error {
+	objects, left := r.collectObjects(ctx, rows, failed, report)
 	if r.beforeDelete != nil {
 		if err := r.beforeDelete(ctx); err != nil {
 			return err
 		}
 	}
 
-	deleteErr := r.deleteObjects(ctx, objects, left, report)
+	r.deleteObjects(ctx, objects, left, failed, report)
 	if r.afterDelete != nil {
 		if err := r.afterDelete(ctx); err != nil {
 			return err
@@ -193,12 +211,13 @@ func (r *Retainer) finishBatch(ctx context.Context, db querier, rows []pendingRo
 	if r.cfg.OnDeleted != nil && n > 0 {
 		r.cfg.OnDeleted(int(n), freed)
 	}
-	return deleteErr
+	return nil
 }
 
 // collectObjects lists the objects of each row: one key, or every key under a prefix. left
-// counts each row's objects not yet deleted; a row whose URI cannot be read keeps -1.
-func (r *Retainer) collectObjects(ctx context.Context, rows []pendingRow, report *Report) (map[string]*object, []int, error) {
+// counts each row's objects not yet deleted. A row whose URI cannot be read, or whose bucket
+// is in failed, keeps -1.
+func (r *Retainer) collectObjects(ctx context.Context, rows []pendingRow, failed bucketErrors, report *Report) (map[string]*object, []int) {
 	objects := make(map[string]*object)
 	left := make([]int, len(rows))
 	for i, row := range rows {
@@ -210,10 +229,17 @@ func (r *Retainer) collectObjects(ctx context.Context, rows []pendingRow, report
 			continue
 		}
 
+		if failed[bucket] != nil {
+			left[i] = -1
+			continue
+		}
 		keys := []string{key}
 		if strings.HasSuffix(key, "/") {
 			if keys, err = listPrefix(ctx, r.store, bucket, key); err != nil {
-				return nil, nil, err
+				left[i] = -1
+				failed[bucket] = err
+				r.logBucketFailed(ctx, bucket, err)
+				continue
 			}
 		}
 		for _, k := range keys {
@@ -225,17 +251,21 @@ func (r *Retainer) collectObjects(ctx context.Context, rows []pendingRow, report
 			left[i]++
 		}
 	}
-	return objects, left, nil
+	return objects, left
 }
 
-// deleteObjects deletes objects bucket by bucket and lowers left for each confirmed one.
-func (r *Retainer) deleteObjects(ctx context.Context, objects map[string]*object, left []int, report *Report) error {
+// deleteObjects deletes objects bucket by bucket and lowers left for each confirmed one. A
+// bucket whose request fails goes into failed.
+func (r *Retainer) deleteObjects(ctx context.Context, objects map[string]*object, left []int, failed bucketErrors, report *Report) {
 	byBucket := make(map[string][]*object)
 	for _, o := range objects {
 		byBucket[o.bucket] = append(byBucket[o.bucket], o)
 	}
 
 	for bucket, list := range byBucket {
+		if failed[bucket] != nil {
+			continue
+		}
 		keys := make([]string, len(list))
 		for i, o := range list {
 			keys[i] = o.key
@@ -255,8 +285,17 @@ func (r *Retainer) deleteObjects(ctx context.Context, objects map[string]*object
 			r.cfg.Logger.Warn("S3 rejected the delete of a checkpoint object", "bucket", bucket, "key", key, "reason", reason)
 		}
 		if err != nil {
-			return fmt.Errorf("checkpoint retention: %w", err)
+			failed[bucket] = err
+			r.logBucketFailed(ctx, bucket, err)
 		}
 	}
-	return nil
+}
+
+// logBucketFailed logs the first failed request to a bucket in a run, unless the run was
+// cancelled.
+func (r *Retainer) logBucketFailed(ctx context.Context, bucket string, err error) {
+	if ctx.Err() == nil {
+		r.cfg.Logger.Warn("S3 request failed: the bucket's checkpoints are left for the next run",
+			"bucket", bucket, "error", err)
+	}
 }
