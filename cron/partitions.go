@@ -13,6 +13,9 @@ import (
 // jobs partitions for.
 const DefaultMonthsAhead = 3
 
+// MaxMonthsAhead is the largest months-ahead value that ensure_job_partitions accepts.
+const MaxMonthsAhead = 120
+
 // DefaultPartitionSchedule runs the partition task daily at 02:17 UTC, away from the hour
 // marks where other jobs cluster.
 const DefaultPartitionSchedule = "17 2 * * *"
