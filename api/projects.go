@@ -15,6 +15,9 @@ import (
 // projects table checks it.
 var projectID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
+// dnsLabelRule states the rule of projectID in words, for the messages that reject a value.
+const dnsLabelRule = "1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+
 // ProjectRequest is the body of POST /v1/projects. Only id is always required: on an
 // existing project a field left out keeps its value, and to create one, org is required.
 type ProjectRequest struct {
@@ -30,12 +33,12 @@ type ProjectRequest struct {
 func (req ProjectRequest) validate() error {
 	switch {
 	case !projectID.MatchString(req.ID):
-		return invalid("id", "%q is not a project id: 1 to 63 lowercase letters, digits and '-', "+
-			"starting and ending with a letter or digit", req.ID)
+		return invalid("id", "%q is not a project id: %s", req.ID, dnsLabelRule)
 	case req.Org != nil && (*req.Org == "" || len(*req.Org) > 63):
 		return invalid("org", "1 to 63 characters")
 	case req.Namespace != nil && !projectID.MatchString(*req.Namespace):
-		return invalid("namespace", "%q is not a Kubernetes namespace name", *req.Namespace)
+		return invalid("namespace", "%q is not a Kubernetes namespace name (a DNS label): %s",
+			*req.Namespace, dnsLabelRule)
 	case req.Namespace != nil && strings.HasPrefix(*req.Namespace, "kube-"):
 		return invalid("namespace", "%q is one of the namespaces Kubernetes keeps for itself (kube-*)", *req.Namespace)
 	case req.DisplayName != nil && len(*req.DisplayName) > 200:

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/schedulerd/schedulerd/api"
@@ -190,6 +192,20 @@ func TestUpsertProjectRejects(t *testing.T) {
 		}
 	}
 	f.do(f.admin, "GET", "/v1/projects/speech", nil).problem(404, api.TypeNotFound)
+}
+
+// A rejected namespace's message states what a valid namespace is, not only that it is not one.
+func TestUpsertProjectNamespaceRule(t *testing.T) {
+	f := setup(t)
+	for _, namespace := range []string{"a_b", "", "Team", "-team", strings.Repeat("a", 64)} {
+		body := fmt.Sprintf(`{"id":"speech","org":"acme","namespace":%q}`, namespace)
+		p := f.do(f.admin, "POST", "/v1/projects", body).problem(400, api.TypeInvalidRequest)
+		want := fmt.Sprintf("%q is not a Kubernetes namespace name (a DNS label): 1 to 63 lowercase letters, "+
+			"digits and '-', starting and ending with a letter or digit", namespace)
+		if p.Detail != want {
+			t.Errorf("namespace %q: detail %q, want %q", namespace, p.Detail, want)
+		}
+	}
 }
 
 // A submitter lists and reads only its own projects.
