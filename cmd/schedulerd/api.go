@@ -315,7 +315,7 @@ func drainQueue(ctx context.Context, env *environment, client *apiClient, args [
 	}
 	raw, err := client.call(ctx, "POST", queuePath(positional[0], "drain"), body)
 	if err != nil {
-		return err
+		return quotaSetHint(err, positional[0])
 	}
 	return out.print(raw, &api.DrainResult{}, printDrain)
 }
@@ -329,7 +329,7 @@ func undrainQueue(ctx context.Context, env *environment, client *apiClient, args
 	}
 	raw, err := client.call(ctx, "POST", queuePath(positional[0], "undrain"), nil)
 	if err != nil {
-		return err
+		return quotaSetHint(err, positional[0])
 	}
 	return out.print(raw, &api.Quota{}, printQuota)
 }
@@ -398,9 +398,20 @@ func getQuota(ctx context.Context, env *environment, client *apiClient, args []s
 	}
 	raw, err := client.call(ctx, "GET", quotaPath(positional[0]), nil)
 	if err != nil {
-		return err
+		return quotaSetHint(err, positional[0])
 	}
 	return out.print(raw, &api.Quota{}, printQuota)
+}
+
+// quotaSetHint replaces the API's no-quota error, whose hint names the HTTP call, with one
+// that names the CLI command that creates a quota. Other errors pass unchanged.
+func quotaSetHint(err error, project string) error {
+	var problem *problemError
+	if !errors.As(err, &problem) || problem.problem.Type != api.TypeNoQuota {
+		return err
+	}
+	return fmt.Errorf("project %q has no quota; an admin sets one with 'schedulerd quota set %s -budget HOURS "+
+		"-max-concurrent N -tier PRIORITY -period-start YYYY-MM-DD -period-end YYYY-MM-DD'", project, project)
 }
 
 // setQuota changes only the flags given, with PATCH, so that the server applies them to the

@@ -150,6 +150,25 @@ func TestAPICommandErrors(t *testing.T) {
 	}
 }
 
+// A project without a quota gets a hint that names the CLI command that sets one, not the
+// HTTP call that the API's own message names.
+func TestNoQuotaHintNamesCommand(t *testing.T) {
+	s := newProjectSession(t)
+	s.ok("project", "create", "speech", "-org", "acme")
+	want := `project "speech" has no quota; an admin sets one with 'schedulerd quota set speech ` +
+		`-budget HOURS -max-concurrent N -tier PRIORITY -period-start YYYY-MM-DD -period-end YYYY-MM-DD'`
+	for _, args := range [][]string{{"quota", "get", "speech"}, {"queue", "drain", "speech"}, {"queue", "undrain", "speech"}} {
+		code, _, stderr := run(t, s.env, args...)
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1", args, code)
+		}
+		wantLine := "schedulerd " + args[0] + ": " + want + "\n"
+		if stderr != wantLine {
+			t.Errorf("%v: stderr %q, want %q", args, stderr, wantLine)
+		}
+	}
+}
+
 // newProjectSession is newAPISession with an admin token in SCHEDULERD_TOKEN and the
 // project vision, whose quota admits no jobs, so that submitted jobs stay queued.
 func newProjectSession(t *testing.T) *apiSession {
