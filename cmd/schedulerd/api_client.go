@@ -239,7 +239,8 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 
 // parseFlagSet parses args with fs and returns a flagError. On a bad flag the flag package
 // prints the whole flag list after the message, so its output is discarded and the
-// message comes back as one line. After -h the list goes to the flag set's output.
+// message comes back as one line, with the closest defined flag when the bad one looks
+// like a typo of it. After -h the list goes to the flag set's output.
 func parseFlagSet(fs *flag.FlagSet, args []string) error {
 	out := fs.Output()
 	fs.SetOutput(io.Discard)
@@ -251,7 +252,7 @@ func parseFlagSet(fs *flag.FlagSet, args []string) error {
 		fs.Usage()
 	}
 	if err != nil {
-		return flagError(err)
+		return flagError(suggestFlag(fs, err))
 	}
 	return nil
 }

@@ -262,6 +262,43 @@ func TestActionRejectsOtherActionFlags(t *testing.T) {
 	}
 }
 
+// TestUnknownFlagSuggestsClose checks that an undefined flag one or two edits away from a
+// defined one names it, for commands of both kinds: through the API and on the database.
+func TestUnknownFlagSuggestsClose(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"token", "create", "-name", "ci", "-role", "submitter", "-project", "vision"},
+			"schedulerd token: flag provided but not defined: -project; did you mean -projects?\n"},
+		{[]string{"job", "list", "-projetc", "vision"},
+			"schedulerd job: flag provided but not defined: -projetc; did you mean -project?\n"},
+		{[]string{"queue", "drain", "vision", "--dead-line=5m"},
+			"schedulerd queue: flag provided but not defined: -dead-line; did you mean -deadline?\n"},
+		{[]string{"report", "-form", "2026-01-01"},
+			"schedulerd report: flag provided but not defined: -form; did you mean -from?\n"},
+		// Only the first undefined flag is reported.
+		{[]string{"token", "create", "-nme", "ci", "-role", "admin", "-xyz"},
+			"schedulerd token: flag provided but not defined: -nme; did you mean -name?\n"},
+		// A one-letter name is too short to be a typo of -o, and -buy is three edits from -budget.
+		{[]string{"job", "list", "-x"}, "schedulerd job: flag provided but not defined: -x\n"},
+		{[]string{"quota", "set", "vision", "-tiers", "5", "-budgte", "9"},
+			"schedulerd quota: flag provided but not defined: -tiers; did you mean -tier?\n"},
+		{[]string{"quota", "set", "vision", "-buy", "9"}, "schedulerd quota: flag provided but not defined: -buy\n"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, nil, c.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if stderr != c.want {
+				t.Errorf("stderr %q, want %q", stderr, c.want)
+			}
+		})
+	}
+}
+
 // TestActionHelpListsOwnFlags checks which of the action-specific flags each -h lists.
 func TestActionHelpListsOwnFlags(t *testing.T) {
 	cases := []struct {

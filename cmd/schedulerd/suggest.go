@@ -1,0 +1,78 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// undefinedFlagPrefix starts the flag package's error for a flag that the set does not
+// define. The package exports no error value for it, only this text.
+const undefinedFlagPrefix = "flag provided but not defined: -"
+
+// suggestFlag appends "did you mean -NAME" to the flag package's error for an undefined
+// flag when one of fs's flags is a small typo away, such as -project for -projects.
+// Other errors, and undefined flags with no close match, are returned as they are.
+func suggestFlag(fs *flag.FlagSet, err error) error {
+	undefined, ok := strings.CutPrefix(err.Error(), undefinedFlagPrefix)
+	if !ok {
+		return err
+	}
+	if name := closestFlag(fs, undefined); name != "" {
+		return fmt.Errorf("%w; did you mean -%s?", err, name)
+	}
+	return err
+}
+
+// closestFlag returns the flag of fs with the smallest edit distance to undefined, or ""
+// when none is within maxTypoDistance of it. Ties go to the first name in lexical order.
+func closestFlag(fs *flag.FlagSet, undefined string) string {
+	best, bestDistance := "", maxTypoDistance(undefined)+1
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(undefined, f.Name); d < bestDistance {
+			best, bestDistance = f.Name, d
+		}
+	})
+	return best
+}
+
+// maxTypoDistance is the largest edit distance at which name still counts as a typo. A
+// name of one or two letters gets no suggestion, because most are one or two edits from -o.
+// Names of up to four letters allow one edit and longer names two.
+func maxTypoDistance(name string) int {
+	switch {
+	case len(name) <= 2:
+		return 0
+	case len(name) <= 4:
+		return 1
+	}
+	return 2
+}
+
+// editDistance is the optimal string alignment distance between a and b, counted in bytes:
+// the fewest insertions, deletions, substitutions and swaps of adjacent bytes that turn a
+// into b. A swap counts as one edit because -form for -from is one slip of the fingers.
+// Flag names are ASCII.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			substitution := d[i-1][j-1]
+			if a[i-1] != b[j-1] {
+				substitution++
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, substitution)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
