@@ -16,6 +16,10 @@ func runEndCause(end store.RunEnd) string {
 	case store.RunCompleted:
 		return metrics.CauseCompleted
 	case store.RunCancelled:
+		// A pause ends the run as cancelled too, but the job can resume, so it has its own cause.
+		if end.Reason == jobStopReason(store.JobPaused) {
+			return metrics.CausePaused
+		}
 		return metrics.CauseCancelled
 	case store.RunFailed:
 		return failureCause(end.Reason)
@@ -31,6 +35,10 @@ func runEndCause(end store.RunEnd) string {
 	}
 	return metrics.CausePreempted
 }
+
+// jobStopReason is the end reason of a live run whose job was paused or cancelled, such as
+// "job paused". runEndCause reads it back to tell a pause from a cancel.
+func jobStopReason(status store.JobStatus) string { return "job " + string(status) }
 
 // failureCause returns the cause of a failed run from its reason, separating the failures
 // that operators act on differently (memory, deadline, image) from the others.

@@ -14,6 +14,7 @@ func TestRunEndCause(t *testing.T) {
 	}{
 		{store.RunEnd{Status: store.RunCompleted, Reason: "Completed"}, metrics.CauseCompleted},
 		{store.RunEnd{Status: store.RunCancelled, Reason: "job cancelled"}, metrics.CauseCancelled},
+		{store.RunEnd{Status: store.RunCancelled, Reason: "job paused"}, metrics.CausePaused},
 		{store.RunEnd{Status: store.RunFailed, Reason: "OOMKilled (exit code 137)"}, metrics.CauseOOMKilled},
 		{store.RunEnd{Status: store.RunFailed, Reason: "Error (exit code 1)"}, metrics.CauseFailed},
 		{store.RunEnd{Status: store.RunFailed, Reason: "ImagePullBackOff: pull access denied"}, metrics.CauseImagePull},

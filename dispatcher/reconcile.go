@@ -48,7 +48,7 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	}
 	if run.JobStatus != store.JobRunning {
 		// The job was cancelled or paused while this run was live.
-		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: "job " + string(run.JobStatus)})
+		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: jobStopReason(run.JobStatus)})
 	}
 	if d.drainDeadlinePassed(run) {
 		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunPreempted, Reason: drainDeadlineReason})

@@ -47,6 +47,7 @@ const (
 	CausePreempted        = "preempted"
 	CauseUnschedulable    = "unschedulable"
 	CauseCancelled        = "cancelled"
+	CausePaused           = "paused"
 )
 
 // Loops whose failed iterations schedulerd_loop_errors_total counts.
@@ -63,7 +64,7 @@ var (
 	admissionResults = []string{AdmissionAdmitted, AdmissionBudget, AdmissionConcurrency,
 		AdmissionDrained, AdmissionNoCapacity, AdmissionNoQuota, AdmissionPeriod}
 	runEndCauses = []string{CauseCompleted, CauseFailed, CauseOOMKilled, CauseImagePull,
-		CauseDeadlineExceeded, CauseEvicted, CausePreempted, CauseUnschedulable, CauseCancelled}
+		CauseDeadlineExceeded, CauseEvicted, CausePreempted, CauseUnschedulable, CauseCancelled, CausePaused}
 	loops = []string{LoopDequeue, LoopReconcile, LoopResync, LoopCapacity, LoopAccrual, LoopRenewal}
 )
 
@@ -154,7 +155,9 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	})
 	m.runsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "schedulerd_runs_ended_total",
-		Help: "Runs whose end this replica recorded, by cause: " + labelList(runEndCauses) + ".",
+		Help: "Runs whose end this replica recorded, by cause: " + labelList(runEndCauses) + ". " +
+			"cancelled counts runs stopped because their job was cancelled, and paused those stopped " +
+			"because their job was paused, which a resume queues again.",
 	}, []string{"cause"})
 	m.gpuSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "schedulerd_project_gpu_seconds_total",

@@ -35,6 +35,25 @@ func expectSeries(t *testing.T, reg *prometheus.Registry, want string, names ...
 	}
 }
 
+func TestRunEndedPausedCause(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.RunEnded(metrics.CausePaused, "vision", 0.5)
+	expectSeries(t, reg, `
+# HELP schedulerd_runs_ended_total Runs whose end this replica recorded, by cause: completed, failed, oom_killed, image_pull, deadline_exceeded, evicted, preempted, unschedulable, cancelled or paused. cancelled counts runs stopped because their job was cancelled, and paused those stopped because their job was paused, which a resume queues again.
+# TYPE schedulerd_runs_ended_total counter
+schedulerd_runs_ended_total{cause="cancelled"} 0
+schedulerd_runs_ended_total{cause="completed"} 0
+schedulerd_runs_ended_total{cause="deadline_exceeded"} 0
+schedulerd_runs_ended_total{cause="evicted"} 0
+schedulerd_runs_ended_total{cause="failed"} 0
+schedulerd_runs_ended_total{cause="image_pull"} 0
+schedulerd_runs_ended_total{cause="oom_killed"} 0
+schedulerd_runs_ended_total{cause="paused"} 1
+schedulerd_runs_ended_total{cause="preempted"} 0
+schedulerd_runs_ended_total{cause="unschedulable"} 0
+`, "schedulerd_runs_ended_total")
+}
+
 func TestRunEndedCountsCauseAndGPUSeconds(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.RunEnded(metrics.CauseOOMKilled, "vision", 0.5)
