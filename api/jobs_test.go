@@ -354,6 +354,23 @@ func TestGetJobErrors(t *testing.T) {
 	f.do(f.submitter, "GET", "/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", nil).problem(404, api.TypeNotFound)
 }
 
+// A job's own endpoints take no query parameters, so one is a 400 that names it, as on
+// the list endpoints, rather than being ignored.
+func TestJobEndpointsRejectQuery(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	for _, path := range []string{"/v1/jobs/" + job.ID.String(), "/v1/jobs/" + job.ID.String() + "/explain"} {
+		p := f.do(f.submitter, "GET", path+"?verbose=1", nil).problem(400, api.TypeInvalidRequest)
+		if p.Field != "verbose" {
+			t.Errorf("%s: field %q, want verbose", path, p.Field)
+		}
+		if want := "unknown query parameter; this endpoint takes none"; p.Detail != want {
+			t.Errorf("%s: detail %q, want %q", path, p.Detail, want)
+		}
+		f.do(f.submitter, "GET", path+"?", nil).want(200)
+	}
+}
+
 func TestListJobsPages(t *testing.T) {
 	f := setup(t)
 	var submitted []string

@@ -73,10 +73,12 @@ func parseQuery(r *http.Request, known, multiValued []string) (url.Values, error
 		return nil, invalid("query", "malformed query string: %v", err)
 	}
 	for name, values := range query {
-		if !slices.Contains(known, name) {
+		switch {
+		case len(known) == 0:
+			return nil, invalid(name, "unknown query parameter; this endpoint takes none")
+		case !slices.Contains(known, name):
 			return nil, invalid(name, "unknown query parameter; known: %s", strings.Join(known, ", "))
-		}
-		if len(values) > 1 && !slices.Contains(multiValued, name) {
+		case len(values) > 1 && !slices.Contains(multiValued, name):
 			return nil, invalid(name, "query parameter given %d times; it takes one value", len(values))
 		}
 	}
