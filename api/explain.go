@@ -43,6 +43,22 @@ type Explanation struct {
 	// Run is the job's pending or running run. A pending run of a running job was admitted
 	// but its container has not started: its pod may wait for a node or an image.
 	Run *LiveRun `json:"run,omitempty"`
+	// LastRun is the job's latest ended run, which shows why a failed job failed; absent
+	// until a run of the job has ended.
+	LastRun *EndedRun `json:"last_run,omitempty"`
+}
+
+// EndedRun is a run that has ended, as the runs table records its end.
+type EndedRun struct {
+	Number      int        `json:"number"`
+	Status      string     `json:"status"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// ExitCode is the container's exit code, absent when the run ended without one, such as
+	// a run whose container never started.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// EndReason is the dispatcher's reason for the end, such as "OOMKilled (exit code 137)"
+	// or "job paused".
+	EndReason *string `json:"end_reason,omitempty"`
 }
 
 // LiveRun is a run that has not ended.
@@ -177,6 +193,10 @@ func explain(f store.JobExplanation) Explanation {
 			stopping := string(stop.Status) + ": " + stop.Reason
 			e.Run.Stopping = &stopping
 		}
+	}
+	if r := f.LastEndedRun; r != nil {
+		e.LastRun = &EndedRun{Number: r.RunNumber, Status: string(r.Status), CompletedAt: r.CompletedAt,
+			ExitCode: r.ExitCode, EndReason: r.EndReason}
 	}
 	return e
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -226,4 +227,49 @@ func TestExplainPausedJob(t *testing.T) {
 	if fmt.Sprint(e.Blockers) != fmt.Sprint([]string{api.BlockerPaused}) {
 		t.Errorf("blockers %q, want only the pause", e.Blockers)
 	}
+}
+
+// A failed job's explanation carries its last run's end as the runs table records it, and a
+// job without an ended run has none. The test reads the JSON, not api.Explanation, so that
+// it checks the field names that clients see.
+func TestExplainFailedJobLastRun(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	if queued := f.explainJSON(job); queued.LastRun != nil {
+		t.Errorf("queued job: last_run %s, want none", queued.LastRun)
+	}
+	admissions := f.admit()
+	if len(admissions) != 1 {
+		t.Fatalf("%d admissions, want 1", len(admissions))
+	}
+	exitCode, endedAt := 3, time.Date(2026, 5, 1, 12, 30, 0, 0, time.UTC)
+	_, err := f.store.EndRun(context.Background(), store.RunEnd{RunID: admissions[0].RunID, Status: store.RunFailed,
+		EndedAt: endedAt, ExitCode: &exitCode, Reason: "Error (exit code 3)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	failed := f.explainJSON(job)
+	if failed.Status != "failed" {
+		t.Errorf("status %s, want failed", failed.Status)
+	}
+	if failed.Run != nil {
+		t.Errorf("run %s, want none: the run has ended", failed.Run)
+	}
+	wantJSON(t, "last_run", failed.LastRun, `{"number":1,"status":"failed","completed_at":"2026-05-01T12:30:00Z",`+
+		`"exit_code":3,"end_reason":"Error (exit code 3)"}`)
+}
+
+// explainedRuns is the part of an explanation about the job's status and runs, as JSON.
+type explainedRuns struct {
+	Status  string          `json:"status"`
+	Run     json.RawMessage `json:"run"`
+	LastRun json.RawMessage `json:"last_run"`
+}
+
+func (f *fixture) explainJSON(job api.Job) explainedRuns {
+	f.t.Helper()
+	var e explainedRuns
+	f.do(f.submitter, "GET", "/v1/jobs/"+job.ID.String()+"/explain", nil).want(200).decode(&e)
+	return e
 }

@@ -32,6 +32,9 @@ type JobExplanation struct {
 	Models []ModelCapacity
 	// LiveRun is the job's pending or running run, or nil when it has none.
 	LiveRun *Run
+	// LastEndedRun is the job's latest run that has ended, with its exit code and end
+	// reason, or nil when no run of the job has ended.
+	LastEndedRun *Run
 }
 
 const sqlQueuePosition = `
@@ -63,7 +66,10 @@ func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, e
 				return err
 			}
 		}
-		if e.LiveRun, err = liveRunOf(ctx, tx, e.Job); err != nil {
+		if e.LiveRun, err = latestRunOf(ctx, tx, e.Job, sqlLiveRunStatuses); err != nil {
+			return err
+		}
+		if e.LastEndedRun, err = latestRunOf(ctx, tx, e.Job, sqlEndedRunStatuses); err != nil {
 			return err
 		}
 
@@ -99,11 +105,18 @@ func getJobIn(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Job, error) {
 	return collectOne[Job](rows)
 }
 
-// liveRunOf reads the job's pending or running run, if any.
-func liveRunOf(ctx context.Context, tx pgx.Tx, job Job) (*Run, error) {
+// The run statuses that latestRunOf selects, as SQL conditions on r.status.
+const (
+	sqlLiveRunStatuses  = `r.status IN ('pending', 'running')`
+	sqlEndedRunStatuses = `r.status NOT IN ('pending', 'running')`
+)
+
+// latestRunOf reads the job's run with the highest number among those whose status meets
+// statusCondition, or nil when it has none.
+func latestRunOf(ctx context.Context, tx pgx.Tx, job Job, statusCondition string) (*Run, error) {
 	rows, err := tx.Query(ctx, `SELECT `+runColumns+`
 		FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
-		WHERE r.job_id = $1 AND r.job_created_at = $2 AND r.status IN ('pending', 'running')
+		WHERE r.job_id = $1 AND r.job_created_at = $2 AND `+statusCondition+`
 		ORDER BY r.run_number DESC LIMIT 1`, job.ID, job.CreatedAt)
 	if err != nil {
 		return nil, err

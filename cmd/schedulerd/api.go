@@ -622,6 +622,17 @@ func runState(r api.LiveRun) string {
 		"(it may wait for a node or an image)", r.Pod, time.Since(*r.PodCreatedAt).Round(time.Second))
 }
 
+// endedRun describes how a run ended for job explain: its number, status and end time, the
+// container's exit code, and the dispatcher's reason, with "-" for what the run lacks.
+func endedRun(r api.EndedRun) string {
+	ended := fmt.Sprintf("%d, %s", r.Number, r.Status)
+	if r.CompletedAt != nil {
+		ended += " at " + showTime(*r.CompletedAt)
+	}
+	return fmt.Sprintf("%s; exit code %s; reason %s", ended, orDash(r.ExitCode, strconv.Itoa),
+		orDash(r.EndReason, plain))
+}
+
 // nodeSizes describes a model's node sizes for job explain: each size's GPUs, cores and
 // memory, or the largest node's GPUs while the sizes are not counted yet.
 func nodeSizes(m api.ModelState) string {
@@ -665,6 +676,9 @@ func printExplanation(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "job\t%s (%s)\n", e.JobID, e.Status)
 	if r := e.Run; r != nil {
 		fmt.Fprintf(tw, "run\t%d, %s\n", r.Number, runState(*r))
+	}
+	if r := e.LastRun; r != nil {
+		fmt.Fprintf(tw, "last run\t%s\n", endedRun(*r))
 	}
 	if p := e.Position; p != nil {
 		fmt.Fprintf(tw, "position\t%d jobs ahead (%d of project %s), %d queued\n",

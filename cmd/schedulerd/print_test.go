@@ -1,7 +1,10 @@
 package main
 
 import (
+	"strings"
 	"testing"
+	"text/tabwriter"
+	"time"
 
 	"github.com/schedulerd/schedulerd/api"
 )
@@ -36,5 +39,39 @@ func TestProblemErrorRequestID(t *testing.T) {
 	invalid := newProblemError(400, []byte(`{"title":"invalid request","status":400,"field":"limit","detail":"too big","request_id":"9f2d"}`))
 	if got, want := invalid.Error(), "HTTP 400 invalid request (limit): too big"; got != want {
 		t.Errorf("client error reads %q, want %q", got, want)
+	}
+}
+
+func TestEndedRun(t *testing.T) {
+	exitCode, reason := 137, "OOMKilled (exit code 137)"
+	at := time.Date(2026, 5, 1, 12, 30, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		run  api.EndedRun
+		want string
+	}{
+		{"failed with an exit code", api.EndedRun{Number: 2, Status: "failed", CompletedAt: &at, ExitCode: &exitCode,
+			EndReason: &reason}, "2, failed at 2026-05-01T12:30:00Z; exit code 137; reason OOMKilled (exit code 137)"},
+		{"nothing recorded", api.EndedRun{Number: 1, Status: "cancelled"}, "1, cancelled; exit code -; reason -"},
+	}
+	for _, c := range cases {
+		if got := endedRun(c.run); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPrintExplanationLastRun(t *testing.T) {
+	exitCode, reason := 1, "Error (exit code 1)"
+	e := api.Explanation{Status: "failed", Blockers: []string{},
+		LastRun: &api.EndedRun{Number: 3, Status: "failed", ExitCode: &exitCode, EndReason: &reason}}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	printExplanation(tw, &e)
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "last run     3, failed; exit code 1; reason Error (exit code 1)\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("job explain printed:\n%s\nwant the line %q", b.String(), want)
 	}
 }
