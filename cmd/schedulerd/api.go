@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -135,10 +137,26 @@ func readConfig(path string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read job config: %w", err)
 	}
-	if !json.Valid(data) {
-		return nil, usageError{fmt.Sprintf("job config %s is not valid JSON", path)}
+	var value any
+	if err := json.Unmarshal(data, &value); err != nil {
+		return nil, usageError{fmt.Sprintf("job config %s is not valid JSON: %s", path, jsonErrorPosition(data, err))}
 	}
 	return data, nil
+}
+
+// jsonErrorPosition describes a JSON syntax error at its line and column in data, both
+// counted from 1 with the column in characters, as editors count them. encoding/json gives
+// only a byte offset, just past the byte at fault. Other errors are returned as text.
+func jsonErrorPosition(data []byte, err error) string {
+	var syntaxErr *json.SyntaxError
+	if !errors.As(err, &syntaxErr) {
+		return err.Error()
+	}
+	at := max(0, min(int(syntaxErr.Offset)-1, len(data)))
+	lineStart := bytes.LastIndexByte(data[:at], '\n') + 1
+	line := bytes.Count(data[:lineStart], []byte("\n")) + 1
+	column := utf8.RuneCount(data[lineStart:at]) + 1
+	return fmt.Sprintf("line %d, column %d: %s", line, column, strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func listJobs(ctx context.Context, env *environment, client *apiClient, args []string) error {

@@ -232,6 +232,37 @@ func TestSubmitPriorityOutOfRange(t *testing.T) {
 	}
 }
 
+// TestSubmitConfigInvalidJSON needs no server: the CLI reads the config file itself and
+// names the line and column of the first syntax error.
+func TestSubmitConfigInvalidJSON(t *testing.T) {
+	cases := []struct {
+		name, config, want string
+	}{
+		{"missing value", "{\n  \"image\": \"trainer:1\",\n  \"max_runtime_seconds\": ,\n}\n",
+			"line 3, column 26: invalid character ',' looking for beginning of value"},
+		{"characters before the error", "{\"image\": \"tränér\" \"x\"}",
+			"line 1, column 20: invalid character '\"' after object key:value pair"},
+		// A config that ends too early is at fault just past its last character.
+		{"cut short", "{\n  \"image\": \"trainer:1\"\n", "line 2, column 23: unexpected end of JSON input"},
+		{"empty", "", "line 1, column 1: unexpected end of JSON input"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "job.json")
+			if err := os.WriteFile(path, []byte(c.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune", "-config", path)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if want := "schedulerd job: job config " + path + " is not valid JSON: " + c.want + "\n"; stderr != want {
+				t.Errorf("stderr %q, want %q", stderr, want)
+			}
+		})
+	}
+}
+
 // TestActionRejectsOtherActionFlags gives each queue, quota and token action a flag that
 // only another action of the command has.
 func TestActionRejectsOtherActionFlags(t *testing.T) {
