@@ -1,9 +1,12 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,8 +126,8 @@ func (s *Server) undrainQueue(w http.ResponseWriter, r *http.Request, caller *pr
 
 // ReprioritizeRequest is the body of POST /v1/queues/{project}/reprioritize.
 type ReprioritizeRequest struct {
-	// Delta is added to the priority of each queued job of the project; results are
-	// clamped to 0..100.
+	// Delta is added to the priority of each queued job of the project. A delta that would
+	// move any of them outside 0..100 is rejected (422) and changes nothing.
 	Delta *int `json:"delta"`
 }
 
@@ -152,6 +155,10 @@ func (s *Server) reprioritizeQueue(w http.ResponseWriter, r *http.Request, calle
 	}
 
 	changes, err := s.store.ReprioritizeQueue(r.Context(), project, *req.Delta, s.audit(caller, "queue.reprioritize"))
+	var rangeErr *store.PriorityRangeError
+	if errors.As(err, &rangeErr) {
+		return unprocessable("delta", "%s", priorityRangeText(rangeErr))
+	}
 	if err != nil {
 		return err
 	}
@@ -163,4 +170,28 @@ func (s *Server) reprioritizeQueue(w http.ResponseWriter, r *http.Request, calle
 		"jobs", len(changes), "actor", caller.token.Name)
 	writeJSON(w, http.StatusOK, "application/json", result)
 	return nil
+}
+
+// maxJobsNamed is how many out-of-range jobs a rejected reprioritization names; the detail
+// counts the others.
+const maxJobsNamed = 10
+
+// priorityRangeText is the detail of a rejected reprioritization: the jobs that would leave
+// the priority range, with the priority each would get, and the deltas that fit.
+func priorityRangeText(e *store.PriorityRangeError) string {
+	shown := e.Jobs[:min(len(e.Jobs), maxJobsNamed)]
+	named := make([]string, 0, len(shown)+1)
+	for _, c := range shown {
+		named = append(named, fmt.Sprintf("%s (%d to %d)", c.JobID, c.Before, c.After))
+	}
+	if more := len(e.Jobs) - len(shown); more > 0 {
+		named = append(named, fmt.Sprintf("and %d more", more))
+	}
+	jobs := fmt.Sprintf("%d queued jobs", len(e.Jobs))
+	if len(e.Jobs) == 1 {
+		jobs = "1 queued job"
+	}
+	return fmt.Sprintf("delta %d would move %s outside priorities %d to %d, so no priority changed: "+
+		"%s. Give a delta from %d to %d", e.Delta, jobs, store.MinPriority, store.MaxPriority,
+		strings.Join(named, ", "), e.MinDelta, e.MaxDelta)
 }

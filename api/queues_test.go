@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,39 +295,105 @@ func TestReprioritizeQueue(t *testing.T) {
 	low := f.submit(f.submitter, "vision", 5)
 	mid := f.submit(f.submitter, "vision", 30)
 	high := f.submit(f.operator, "vision", 98)
-	atTop := f.submit(f.operator, "vision", 100)
 	other := f.submit(f.audioSubmitter, "audio", 5)
 
 	var result api.ReprioritizeResult
-	f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", `{"delta": 5}`).want(200).decode(&result)
+	f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", `{"delta": -5}`).want(200).decode(&result)
 
 	got := map[uuid.UUID]string{}
 	for _, c := range result.Changes {
 		got[c.JobID] = fmt.Sprintf("%d->%d", c.Before, c.After)
 	}
-	want := map[uuid.UUID]string{low.ID: "5->10", mid.ID: "30->35", high.ID: "98->100"}
+	want := map[uuid.UUID]string{low.ID: "5->0", mid.ID: "30->25", high.ID: "98->93"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("changes %v, want %v", got, want)
 	}
-	for id, priority := range map[uuid.UUID]int{running.ID: 5, low.ID: 10, high.ID: 100, atTop.ID: 100, other.ID: 5} {
+	for id, priority := range map[uuid.UUID]int{running.ID: 5, low.ID: 0, high.ID: 93, other.ID: 5} {
 		if p := f.job(id).Priority; p != priority {
 			t.Errorf("job %s has priority %d, want %d", id, p, priority)
 		}
 	}
-	if n := f.count(`SELECT priority FROM job_queue WHERE job_id = $1`, mid.ID); n != 35 {
-		t.Errorf("job_queue priority %d, want 35", n)
+	if n := f.count(`SELECT priority FROM job_queue WHERE job_id = $1`, mid.ID); n != 25 {
+		t.Errorf("job_queue priority %d, want 25", n)
 	}
 
-	var down api.ReprioritizeResult
-	f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", `{"delta": -100}`).want(200).decode(&down)
-	if len(down.Changes) != 4 {
-		t.Errorf("%d changes, want 4 (every queued vision job to 0)", len(down.Changes))
-	}
 	for _, body := range []string{`{"delta": 0}`, `{"delta": 101}`, `{}`} {
 		p := f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", body).problem(400, api.TypeInvalidRequest)
 		if p.Field != "delta" {
 			t.Errorf("%s: field %q, want delta", body, p.Field)
 		}
+	}
+}
+
+// A delta that would move queued jobs past a priority bound is rejected and changes
+// nothing, because capping them at the bound would lose their order. The detail names the
+// jobs, furthest past the bound first, and the deltas that fit.
+func TestReprioritizeRejectsOutOfRange(t *testing.T) {
+	f := setup(t)
+	low := f.submit(f.submitter, "vision", 3)
+	high := f.submit(f.operator, "vision", 97)
+	top := f.submit(f.operator, "vision", 99)
+
+	cases := []struct {
+		delta int
+		want  string
+	}{
+		{5, fmt.Sprintf("delta 5 would move 2 queued jobs outside priorities 0 to 100, so no priority changed: "+
+			"%s (99 to 104), %s (97 to 102). Give a delta from -3 to 1", top.ID, high.ID)},
+		{-4, fmt.Sprintf("delta -4 would move 1 queued job outside priorities 0 to 100, so no priority changed: "+
+			"%s (3 to -1). Give a delta from -3 to 1", low.ID)},
+	}
+	for _, c := range cases {
+		body := fmt.Sprintf(`{"delta": %d}`, c.delta)
+		p := f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", body).problem(422, api.TypeUnprocessable)
+		if p.Field != "delta" {
+			t.Errorf("delta %d: field %q, want delta", c.delta, p.Field)
+		}
+		if p.Detail != c.want {
+			t.Errorf("delta %d: detail %q, want %q", c.delta, p.Detail, c.want)
+		}
+	}
+	for id, priority := range map[uuid.UUID]int{low.ID: 3, high.ID: 97, top.ID: 99} {
+		if p := f.job(id).Priority; p != priority {
+			t.Errorf("job %s has priority %d, want %d (unchanged)", id, p, priority)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM audit_log WHERE action = 'queue.reprioritize'`); n != 0 {
+		t.Errorf("%d audit records, want none for rejected requests", n)
+	}
+
+	var result api.ReprioritizeResult
+	f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", `{"delta": 1}`).want(200).decode(&result)
+	if len(result.Changes) != 3 {
+		t.Errorf("%d changes, want 3 (a delta at the edge of the range fits)", len(result.Changes))
+	}
+}
+
+// A rejection names at most ten jobs and counts the others.
+func TestReprioritizeRejectionCountsRest(t *testing.T) {
+	f := setup(t)
+	for range 12 {
+		f.submit(f.operator, "vision", 99)
+	}
+	p := f.do(f.operator, "POST", "/v1/queues/vision/reprioritize", `{"delta": 2}`).problem(422, api.TypeUnprocessable)
+	if n := strings.Count(p.Detail, "(99 to 101)"); n != 10 {
+		t.Errorf("detail names %d jobs, want 10: %s", n, p.Detail)
+	}
+	if !strings.Contains(p.Detail, "(99 to 101), and 2 more. Give a delta from -99 to 1") {
+		t.Errorf("detail %q, want it to count the 2 jobs not named", p.Detail)
+	}
+}
+
+// A queue without queued jobs changes nothing, and the response lists no changes as [].
+func TestReprioritizeEmptyQueue(t *testing.T) {
+	f := setup(t)
+	resp := f.do(f.operator, "POST", "/v1/queues/audio/reprioritize", `{"delta": 5}`).want(200)
+	var result struct {
+		Changes json.RawMessage `json:"changes"`
+	}
+	resp.decode(&result)
+	if string(result.Changes) != "[]" {
+		t.Errorf("changes %s, want []", result.Changes)
 	}
 }
 

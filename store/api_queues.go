@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -183,19 +186,28 @@ func (s *Store) UndrainQueue(ctx context.Context, projectID string, audit *Audit
 const sqlLockQueueOfProject = `
 SELECT job_id FROM job_queue WHERE project_id = $1 ORDER BY job_id FOR UPDATE`
 
-// The shift of a reprioritization. The CTE locks the queued jobs and keeps their old
-// priority for the audit record; jobs already at the bound are left alone.
-const sqlReprioritize = `
-WITH old AS (
-    SELECT id, created_at, priority FROM jobs
-    WHERE project_id = $1 AND status = 'queued'
-    FOR UPDATE
+// The priority bounds of a job, as the jobs table checks them.
+const (
+	MinPriority = 0
+	MaxPriority = 100
 )
-UPDATE jobs j SET priority = LEAST(100, GREATEST(0, old.priority + $2))
-FROM old
-WHERE j.id = old.id AND j.created_at = old.created_at AND j.status = 'queued'
-  AND j.priority <> LEAST(100, GREATEST(0, old.priority + $2))
-RETURNING j.id, old.priority, j.priority`
+
+// sqlLockQueuedJobs locks the project's queued jobs and reads their priorities: the jobs
+// that a reprioritization checks and then changes. A job queued after this statement is
+// neither checked nor changed.
+const sqlLockQueuedJobs = `
+SELECT id, created_at, priority FROM jobs
+WHERE project_id = $1 AND status = 'queued'
+ORDER BY id
+FOR UPDATE`
+
+// sqlShiftPriorities adds $1 to the priority of the jobs $2 (ids) created at $3, which
+// sqlLockQueuedJobs locked, and returns each job's priority before and after.
+const sqlShiftPriorities = `
+UPDATE jobs j SET priority = j.priority + $1
+FROM unnest($2::uuid[], $3::timestamptz[]) AS locked(id, created_at)
+WHERE j.id = locked.id AND j.created_at = locked.created_at AND j.status = 'queued'
+RETURNING j.id, j.priority - $1, j.priority`
 
 // PriorityChange is one job's priority before and after a reprioritization.
 type PriorityChange struct {
@@ -204,8 +216,28 @@ type PriorityChange struct {
 	After  int
 }
 
-// ReprioritizeQueue adds delta to the priority of each of the project's queued jobs,
-// clamped to 0..100, and returns the jobs whose priority changed.
+// PriorityRangeError is returned when a reprioritization would move queued jobs outside
+// MinPriority..MaxPriority. Nothing changes then, because capping those jobs at the bound
+// would lose their order relative to each other.
+type PriorityRangeError struct {
+	Delta int
+	// Jobs are the queued jobs out of range, with After outside the bounds, furthest first.
+	Jobs []PriorityChange
+	// MinDelta and MaxDelta bound the deltas that keep every queued job of the project in
+	// range.
+	MinDelta, MaxDelta int
+}
+
+func (e *PriorityRangeError) Error() string {
+	return fmt.Sprintf("delta %d would move %d queued jobs outside priorities %d to %d; deltas from %d to %d fit",
+		e.Delta, len(e.Jobs), MinPriority, MaxPriority, e.MinDelta, e.MaxDelta)
+}
+
+func (e *PriorityRangeError) Unwrap() error { return ErrInvalid }
+
+// ReprioritizeQueue adds delta to the priority of each of the project's queued jobs and
+// returns the jobs whose priority changed. When a result would leave
+// MinPriority..MaxPriority it changes nothing and returns a *PriorityRangeError.
 func (s *Store) ReprioritizeQueue(ctx context.Context, projectID string, delta int, audit *Audit) ([]PriorityChange, error) {
 	doing := fmt.Sprintf("shift priorities of queue %s by %d", projectID, delta)
 	var changes []PriorityChange
@@ -214,16 +246,14 @@ func (s *Store) ReprioritizeQueue(ctx context.Context, projectID string, delta i
 		if _, err := tx.Exec(ctx, sqlLockQueueOfProject, projectID); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, sqlReprioritize, projectID, delta)
+		queued, err := lockQueuedJobs(ctx, tx, projectID)
 		if err != nil {
 			return err
 		}
-		var c PriorityChange
-		_, err = pgx.ForEachRow(rows, []any{&c.JobID, &c.Before, &c.After}, func() error {
-			changes = append(changes, c)
-			return nil
-		})
-		if err != nil {
+		if err := checkPriorityRange(queued, delta); err != nil {
+			return err
+		}
+		if changes, err = shiftPriorities(ctx, tx, queued, delta); err != nil {
 			return err
 		}
 
@@ -237,6 +267,77 @@ func (s *Store) ReprioritizeQueue(ctx context.Context, projectID string, delta i
 		return writeAudit(ctx, tx, audit, projectID, nil, before, map[string]any{"priorities": newPriorities})
 	})
 	return changes, wrap(err, doing)
+}
+
+// queuedPriority is a queued job, locked, with its priority.
+type queuedPriority struct {
+	Job      JobRef
+	Priority int
+}
+
+func lockQueuedJobs(ctx context.Context, tx pgx.Tx, projectID string) ([]queuedPriority, error) {
+	rows, err := tx.Query(ctx, sqlLockQueuedJobs, projectID)
+	if err != nil {
+		return nil, err
+	}
+	var queued []queuedPriority
+	var q queuedPriority
+	_, err = pgx.ForEachRow(rows, []any{&q.Job.ID, &q.Job.CreatedAt, &q.Priority}, func() error {
+		queued = append(queued, q)
+		return nil
+	})
+	return queued, err
+}
+
+// checkPriorityRange returns a *PriorityRangeError when delta would move one of the queued
+// jobs outside MinPriority..MaxPriority.
+func checkPriorityRange(queued []queuedPriority, delta int) error {
+	if len(queued) == 0 {
+		return nil
+	}
+	rangeErr := &PriorityRangeError{Delta: delta, MinDelta: -MaxPriority, MaxDelta: MaxPriority}
+	for _, q := range queued {
+		rangeErr.MinDelta = max(rangeErr.MinDelta, MinPriority-q.Priority)
+		rangeErr.MaxDelta = min(rangeErr.MaxDelta, MaxPriority-q.Priority)
+		if after := q.Priority + delta; after < MinPriority || after > MaxPriority {
+			rangeErr.Jobs = append(rangeErr.Jobs, PriorityChange{JobID: q.Job.ID, Before: q.Priority, After: after})
+		}
+	}
+	if len(rangeErr.Jobs) == 0 {
+		return nil
+	}
+	// Furthest past the bound first, then by id, so that the order does not depend on the
+	// order of the rows.
+	slices.SortFunc(rangeErr.Jobs, func(a, b PriorityChange) int {
+		return cmp.Or(cmp.Compare(overshoot(b.After), overshoot(a.After)),
+			strings.Compare(a.JobID.String(), b.JobID.String()))
+	})
+	return rangeErr
+}
+
+// overshoot is how far priority lies outside MinPriority..MaxPriority.
+func overshoot(priority int) int {
+	return max(priority-MaxPriority, MinPriority-priority)
+}
+
+// shiftPriorities adds delta to the priorities of the queued jobs, which the caller locked.
+func shiftPriorities(ctx context.Context, tx pgx.Tx, queued []queuedPriority, delta int) ([]PriorityChange, error) {
+	ids := make([]uuid.UUID, len(queued))
+	createdAts := make([]time.Time, len(queued))
+	for i, q := range queued {
+		ids[i], createdAts[i] = q.Job.ID, q.Job.CreatedAt
+	}
+	rows, err := tx.Query(ctx, sqlShiftPriorities, delta, ids, createdAts)
+	if err != nil {
+		return nil, err
+	}
+	var changes []PriorityChange
+	var c PriorityChange
+	_, err = pgx.ForEachRow(rows, []any{&c.JobID, &c.Before, &c.After}, func() error {
+		changes = append(changes, c)
+		return nil
+	})
+	return changes, err
 }
 
 // DrainDeadline returns the drain deadline of the project's queue, or nil when the queue

@@ -354,7 +354,8 @@ func undrainQueue(ctx context.Context, env *environment, client *apiClient, args
 
 func reprioritizeQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
 	fs := newAPIFlagSet(env, "queue reprioritize")
-	delta := fs.Int("delta", 0, "added to the priority of each queued job, -100 to 100")
+	delta := fs.Int("delta", 0, "added to the priority of each queued job, -100 to 100; "+
+		"rejected, changing nothing, if a job's priority would leave 0 to 100")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "queue reprioritize PROJECT -delta N")
 	if err != nil {
@@ -764,8 +765,15 @@ func printQuota(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "drained\t%s\n", drained)
 }
 
+// printReprioritize prints the changed priorities, or one line when nothing changed, which
+// happens only when the project has no queued jobs, because the API rejects a delta that
+// would move any queued job outside 0..100.
 func printReprioritize(tw *tabwriter.Writer, v any) {
 	r := v.(*api.ReprioritizeResult)
+	if len(r.Changes) == 0 {
+		fmt.Fprintf(tw, "no priority changed: project %s has no queued jobs\n", r.Project)
+		return
+	}
 	fmt.Fprintln(tw, "JOB\tBEFORE\tAFTER")
 	for _, c := range r.Changes {
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", c.JobID, c.Before, c.After)

@@ -169,6 +169,33 @@ func TestNoQuotaHintNamesCommand(t *testing.T) {
 	}
 }
 
+// queue reprioritize prints one line when the queue is empty, and passes on the API's
+// rejection of a delta that would move a job past priority 100.
+func TestReprioritizeOutput(t *testing.T) {
+	s := newProjectSession(t)
+	if got, want := s.ok("queue", "reprioritize", "vision", "-delta", "5"),
+		"no priority changed: project vision has no queued jobs\n"; got != want {
+		t.Errorf("empty queue: printed %q, want %q", got, want)
+	}
+
+	job := s.submit("-priority", "98")
+	code, _, stderr := run(t, s.env, "queue", "reprioritize", "vision", "-delta", "5")
+	if code != 1 {
+		t.Errorf("delta past the bound: exit %d, want 1", code)
+	}
+	want := "schedulerd queue: HTTP 422 request cannot be applied (delta): delta 5 would move 1 queued job " +
+		"outside priorities 0 to 100, so no priority changed: " + job.ID.String() + " (98 to 103). " +
+		"Give a delta from -98 to 2\n"
+	if stderr != want {
+		t.Errorf("delta past the bound: stderr %q, want %q", stderr, want)
+	}
+
+	changed := s.ok("queue", "reprioritize", "vision", "-delta", "2")
+	if want := job.ID.String() + "  98      100\n"; !strings.Contains(changed, want) {
+		t.Errorf("delta 2 printed:\n%s\nwant the line %q", changed, want)
+	}
+}
+
 // newProjectSession is newAPISession with an admin token in SCHEDULERD_TOKEN and the
 // project vision, whose quota admits no jobs, so that submitted jobs stay queued.
 func newProjectSession(t *testing.T) *apiSession {
