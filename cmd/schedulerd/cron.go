@@ -87,11 +87,12 @@ func parseCronSettings(v map[string]*string) (s cronSettings, err error) {
 	number("SCHEDULERD_PARTITION_MONTHS_AHEAD", &s.monthsAhead)
 	number("SCHEDULERD_RETENTION_KEEP_LATEST", &s.policy.KeepLatest)
 	number("SCHEDULERD_RETENTION_BATCH", &s.retentionBatchSize)
-	if err == nil && (s.monthsAhead < 0 || s.monthsAhead > cron.MaxMonthsAhead) {
+	if err == nil && (s.monthsAhead < 1 || s.monthsAhead > cron.MaxMonthsAhead) {
 		// Checked here so that `schedulerd run` does not start with a partition task that
-		// fails at each firing.
-		err = fmt.Errorf("invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 0 to %d, got %d",
-			cron.MaxMonthsAhead, s.monthsAhead)
+		// fails at each firing. With 0, a month's partition would appear only at the task's
+		// first firing in that month, and submissions before it would be rejected.
+		err = fmt.Errorf("invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to %d (0 leaves each month "+
+			"without a partition until the task runs in it), got %d", cron.MaxMonthsAhead, s.monthsAhead)
 	}
 	if s.s3.PathStyle, err = parseBool("SCHEDULERD_S3_PATH_STYLE", *v["SCHEDULERD_S3_PATH_STYLE"], err); err != nil {
 		return s, err

@@ -151,8 +151,9 @@ func TestCronRunUsage(t *testing.T) {
 		{"no task", []string{"cron", "run"}, "schedulerd cron: want: cron run partitions|retention|budgets"},
 		{"unknown task", []string{"cron", "run", "vacuum"}, `schedulerd cron: unknown cron task "vacuum"`},
 		{"bad months", []string{"cron", "run", "partitions", "-partition-months-ahead", "x"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD"},
-		{"months beyond 120", []string{"cron", "run", "partitions", "-partition-months-ahead", "121"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 0 to 120, got 121"},
-		{"negative months", []string{"cron", "run", "partitions", "-partition-months-ahead", "-1"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 0 to 120, got -1"},
+		{"months beyond 120", []string{"cron", "run", "partitions", "-partition-months-ahead", "121"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got 121"},
+		{"negative months", []string{"cron", "run", "partitions", "-partition-months-ahead", "-1"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got -1"},
+		{"no month ahead", []string{"cron", "run", "partitions", "-partition-months-ahead", "0"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got 0"},
 		{"bad direction", []string{"cron", "run", "retention", "-retention-best-metric", "loss", "-retention-best-direction", "up"}, "schedulerd cron: retention policy: best metric"},
 	}
 	for _, c := range cases {
