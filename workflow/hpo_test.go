@@ -45,16 +45,36 @@ func (s *steps) cancelAfter(env *testsuite.TestWorkflowEnvironment, activityName
 // cancelAfterScoring runs an hpo parent with a model to promote, whose user cancels it
 // once its two trials have completed and been scored. oldOrder replays the order of
 // workflows that reached pickBest before the parent was completed ahead of the
-// registration. It checks what every order must leave: the workflow's result and the
-// parent cancelled, no approval requested, and the parent's stored result cancelled with
-// the scored trials. It returns the model versions registered.
+// registration. It checks what every order must leave: the parent cancelled as
+// checkCancelledAfterScoring says, and no approval requested. It returns the model versions
+// registered.
 func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 	s := newSteps(t, 1000)
 	ctx := context.Background()
 	spec := hpoSpec(2)
 	spec.Model = &jobspec.Registration{Name: "searched", PromoteTo: "staging"}
-	parent := s.submit("hpo", spec)
+	parent, result := s.runCancelledAfterScoring(spec, oldOrder)
 
+	s.checkCancelledAfterScoring(parent, result)
+	approvals, err := s.store.ListApprovals(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(approvals) != 0 {
+		t.Errorf("%d approvals requested for a cancelled parent, want none", len(approvals))
+	}
+	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return versions
+}
+
+// runCancelledAfterScoring submits an hpo parent of two trials with spec and runs its
+// workflow, whose trials complete after a minute, and whose user cancels the parent once
+// the trials have been scored. oldOrder is as for cancelAfterScoring.
+func (s *steps) runCancelledAfterScoring(spec jobspec.Spec, oldOrder bool) (store.Job, workflow.Result) {
+	parent := s.submit("hpo", spec)
 	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
 		if oldOrder {
 			env.OnGetVersion("hpo-complete-parent-before-register", sdkworkflow.DefaultVersion, 1).
@@ -66,18 +86,18 @@ func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 		}, time.Minute)
 		s.cancelAfter(env, "ScoreTrials", parent, store.JobRunning)
 	})
+	return parent, result
+}
 
+// checkCancelledAfterScoring checks that the workflow's result, the parent and the parent's
+// stored result are cancelled, and that the stored result keeps both scored trials.
+func (s *steps) checkCancelledAfterScoring(parent store.Job, result workflow.Result) {
+	t := s.t
+	t.Helper()
 	if result.Status != store.JobCancelled {
 		t.Errorf("workflow result %s, want cancelled", result.Status)
 	}
-	approvals, err := s.store.ListApprovals(ctx, "", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(approvals) != 0 {
-		t.Errorf("%d approvals requested for a cancelled parent, want none", len(approvals))
-	}
-	after, err := s.store.GetJob(ctx, parent.ID)
+	after, err := s.store.GetJob(context.Background(), parent.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +114,6 @@ func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 	if stored.HPO == nil || len(stored.HPO.Trials) != 2 {
 		t.Errorf("stored result %s, want both scored trials", after.Result)
 	}
-	versions, err := s.store.ListModelVersions(ctx, "vision", "searched")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return versions
 }
 
 // TestCancelAfterScoringRegistersNothing: an hpo parent cancelled after its trials ended
@@ -168,36 +183,12 @@ func TestCancelAfterScoringInOldOrder(t *testing.T) {
 // and the running result recorded earlier.
 func TestCancelBeforeFailedEvaluation(t *testing.T) {
 	s := newSteps(t, 1000)
-	ctx := context.Background()
 	spec := hpoSpec(2)
 	spec.Evaluation = minAccuracy(0.95) // the trials report 0.9
-	parent := s.submit("hpo", spec)
 
-	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
-		env.RegisterDelayedCallback(func() {
-			s.runTrials(2)
-			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
-		}, time.Minute)
-		s.cancelAfter(env, "ScoreTrials", parent, store.JobRunning)
-	})
+	parent, result := s.runCancelledAfterScoring(spec, false)
 
-	if result.Status != store.JobCancelled {
-		t.Errorf("workflow result %s, want cancelled", result.Status)
-	}
-	after, err := s.store.GetJob(ctx, parent.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Status != store.JobCancelled {
-		t.Errorf("parent %s, want cancelled", after.Status)
-	}
-	var stored workflow.Result
-	if err := json.Unmarshal(after.Result, &stored); err != nil {
-		t.Fatalf("stored result %s: %v", after.Result, err)
-	}
-	if stored.Status != store.JobCancelled || stored.HPO == nil || len(stored.HPO.Trials) != 2 {
-		t.Errorf("stored result %s, want cancelled with both scored trials", after.Result)
-	}
+	s.checkCancelledAfterScoring(parent, result)
 }
 
 // TestScoreTrialsHeartbeats: scoring heartbeats under a heartbeat timeout, and its
