@@ -45,8 +45,8 @@ func (s *steps) cancelAfter(env *testsuite.TestWorkflowEnvironment, activityName
 // cancelAfterScoring runs an hpo parent with a model to promote, whose user cancels it
 // once its two trials have completed and been scored. oldOrder replays the order of
 // workflows that reached pickBest before the parent was completed ahead of the
-// registration. It checks what every order must leave: the parent cancelled as
-// checkCancelledAfterScoring says, and no approval requested. It returns the model versions
+// registration. It checks what every order must leave: the parent cancelled (see
+// checkCancelledAfterScoring) and no approval requested. It returns the model versions
 // registered.
 func cancelAfterScoring(t *testing.T, oldOrder bool) []store.ModelVersion {
 	s := newSteps(t, 1000)
