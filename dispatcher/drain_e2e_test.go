@@ -19,16 +19,7 @@ import (
 // container has already started. The run stays live until its pod is gone: it is charged
 // from the container's start, and its job gets no second run while the first pod stops.
 func TestDrainStopsStartedPendingRun(t *testing.T) {
-	h := daemontest.Start(t, daemontest.Options{})
-	model := uniqueModel()
-	node := unmanagedNode(t, model)
-	h.Project("vision", 100, 10)
-	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
-	first := waitRun(t, h, job.ID, 1, "admitted", func(store.Run) bool { return true })
-	waitBound(t, first, node)
-	if err := h.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
+	h, job, first := boundRunDaemonStopped(t)
 
 	ctx := context.Background()
 	started := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
@@ -106,16 +97,7 @@ func forceDeletePod(t *testing.T, run store.Run) {
 // by removing the label that the dispatcher's pod watch selects. That simulates a cache
 // that has not yet seen a pod created moments ago.
 func TestPauseStopsPodMissingFromCache(t *testing.T) {
-	h := daemontest.Start(t, daemontest.Options{})
-	model := uniqueModel()
-	node := unmanagedNode(t, model)
-	h.Project("vision", 100, 10)
-	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
-	first := waitRun(t, h, job.ID, 1, "admitted", func(store.Run) bool { return true })
-	waitBound(t, first, node)
-	if err := h.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
+	h, job, first := boundRunDaemonStopped(t)
 
 	hidePodFromCache(t, first)
 	ctx := context.Background()
@@ -162,4 +144,22 @@ func hidePodFromCache(t *testing.T, run store.Run) {
 	if _, err := pods.Create(ctx, hidden, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// boundRunDaemonStopped starts a daemon, has it admit one GPU job whose pod kube-scheduler
+// binds to a node that no simulated kubelet runs, and stops the daemon. It returns the
+// stopped daemon's harness, the job and its first run.
+func boundRunDaemonStopped(t *testing.T) (*daemontest.Harness, store.Job, store.Run) {
+	t.Helper()
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := unmanagedNode(t, model)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
+	first := waitRun(t, h, job.ID, 1, "admitted", func(store.Run) bool { return true })
+	waitBound(t, first, node)
+	if err := h.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	return h, job, first
 }
