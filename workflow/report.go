@@ -64,9 +64,13 @@ func parseReport(report store.Artifact, body []byte) (map[string]float64, string
 	if len(body) > maxReportBytes {
 		return nil, fmt.Sprintf("the eval report %s is larger than %d bytes", report.URI, maxReportBytes), nil
 	}
+	// The reason reaches the job's result, which the submitter reads. A report may name any
+	// object that the daemon's S3 credentials reach, so the reason leaves out the object's
+	// own checksum, which would let the submitter pass the gate with another project's report.
 	sum := sha256.Sum256(body)
-	if got := hex.EncodeToString(sum[:]); got != report.Checksum {
-		return nil, fmt.Sprintf("the eval report %s has checksum %s, not the recorded %s", report.URI, got, report.Checksum), nil
+	if hex.EncodeToString(sum[:]) != report.Checksum {
+		return nil, fmt.Sprintf("the object at %s is not the recorded eval report: its SHA-256 differs from "+
+			"the recorded %s", report.URI, report.Checksum), nil
 	}
 	var parsed evalReport
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -98,8 +102,10 @@ func checkObject(ctx context.Context, objects ObjectReader, a store.Artifact) (s
 	if err != nil {
 		return "", fmt.Errorf("check model artifact %s: %w", a.URI, err)
 	}
+	// As in parseReport, the reason leaves out the object's own size.
 	if out.ContentLength != nil && *out.ContentLength != a.SizeBytes {
-		return fmt.Sprintf("the model artifact %s has %d bytes, not the recorded %d", a.URI, *out.ContentLength, a.SizeBytes), nil
+		return fmt.Sprintf("the object at %s is not the recorded model artifact: its size differs from the "+
+			"recorded %d bytes", a.URI, a.SizeBytes), nil
 	}
 	return "", nil
 }

@@ -421,6 +421,52 @@ func TestMissingObjectsEndTheGate(t *testing.T) {
 	}
 }
 
+// TestForeignObjectReasonsHideContent: an eval report or model artifact whose object is not
+// the one recorded, such as another project's object, fails with a reason that gives
+// neither the object's checksum nor its size. The submitter reads the reason in the job's
+// result, and the checksum would let it pass the gate with that object next time.
+func TestForeignObjectReasonsHideContent(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	foreignReport := []byte(`{"metrics": {"accuracy": 0.97}}`)
+	foreignSum := sha256.Sum256(foreignReport)
+	s.submit("fine_tune", trainSpec(func(spec *jobspec.Spec) { spec.Evaluation = minAccuracy(0.8) }))
+	run := s.startRun()
+	s.artifactAt(run, "eval_report", s.bucket, "audio/report.json", []byte(`{"metrics": {}}`), foreignReport, true)
+	s.endRun(run, store.RunCompleted)
+
+	r, err := s.store.GetRun(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval, err := s.acts.Evaluate(ctx, r.Job(), minAccuracy(0.8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(eval.Failure, "not the recorded eval report") {
+		t.Errorf("report failure %q, want the checksum mismatch named", eval.Failure)
+	}
+	if strings.Contains(eval.Failure, hex.EncodeToString(foreignSum[:])) {
+		t.Errorf("report failure %q contains the SHA-256 of the object", eval.Failure)
+	}
+
+	job := s.submit("fine_tune", trainSpec(nil))
+	run = s.startRun()
+	s.artifactAt(run, "model", s.bucket, "audio/model.bin", []byte("weights"), bytes.Repeat([]byte("w"), 12345), true)
+	s.endRun(run, store.RunCompleted)
+	version, err := s.acts.RegisterVersion(ctx, workflow.RegisterInput{Trained: job.Ref(), ProjectID: "vision",
+		Model: jobspec.Registration{Name: "detector"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(version.Problem, "not the recorded model artifact") {
+		t.Errorf("model problem %q, want the size mismatch named", version.Problem)
+	}
+	if strings.Contains(version.Problem, "12345") {
+		t.Errorf("model problem %q contains the size of the object", version.Problem)
+	}
+}
+
 // TestCancelledParentStaysCancelled: the steps that create trials and end the parent leave
 // a parent that a user cancelled as it is, instead of failing and being retried for ever.
 func TestCancelledParentStaysCancelled(t *testing.T) {
