@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,37 @@ func TestTokenRequestValidation(t *testing.T) {
 				t.Error("token created, want an error")
 			}
 		})
+	}
+}
+
+// TestTokenCreationAuditExpiry: the audit record of a new token gives its expiry, so that
+// the log distinguishes a token that expires from one that works until it is revoked.
+func TestTokenCreationAuditExpiry(t *testing.T) {
+	f := setup(t)
+	createdAt := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.tokenAt("temporary", createdAt, 90*time.Minute)
+
+	var list api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?limit=1", nil).want(200).decode(&list)
+	if len(list.Records) != 1 {
+		t.Fatalf("%d audit records, want 1", len(list.Records))
+	}
+	record := list.Records[0]
+	if record.Action != "token.create" {
+		t.Fatalf("newest audit action %q, want token.create", record.Action)
+	}
+	var after struct {
+		Name      string     `json:"name"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(record.After, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Name != "temporary" {
+		t.Errorf("audited token %q, want temporary", after.Name)
+	}
+	want := createdAt.Add(90 * time.Minute)
+	if after.ExpiresAt == nil || !after.ExpiresAt.Equal(want) {
+		t.Errorf("audited expiry %v, want %s", after.ExpiresAt, want)
 	}
 }

@@ -58,7 +58,8 @@ func (s *Store) CreateToken(ctx context.Context, t Token, secretSHA256 []byte, a
 		if err != nil {
 			return err
 		}
-		after := map[string]any{"id": created.ID, "name": created.Name, "role": created.Role, "projects": created.Projects}
+		after := map[string]any{"id": created.ID, "name": created.Name, "role": created.Role,
+			"projects": created.Projects, "expires_at": created.ExpiresAt}
 		return writeAudit(ctx, tx, audit, "", nil, nil, after)
 	})
 	return created, wrap(err, doing)
