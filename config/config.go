@@ -86,9 +86,10 @@ var settings = []setting{
 		func(c *Config, v string) error { c.ArtifactURIPrefix = v; return validateArtifactPrefix(v) }},
 }
 
-// validateArtifactPrefix accepts an empty prefix or s3://BUCKET/... ending in "/", so that
-// one project's prefix never starts another's: with s3://b/{project} project "a" could
-// store under s3://b/ab/.
+// validateArtifactPrefix accepts an empty prefix or s3://BUCKET/... ending in "/" and
+// containing {project}, so that one project's prefix never starts another's: with
+// s3://b/{project} project "a" could store under s3://b/ab/, and without {project} every
+// project would share one prefix.
 func validateArtifactPrefix(v string) error {
 	if v == "" {
 		return nil
@@ -97,6 +98,10 @@ func validateArtifactPrefix(v string) error {
 	bucket, _, found := strings.Cut(rest, "/")
 	if !ok || !found || bucket == "" || !strings.HasSuffix(v, "/") {
 		return fmt.Errorf("%q is not an s3://BUCKET/ prefix ending in /, such as s3://checkpoints/{project}/", v)
+	}
+	if !strings.Contains(v, "{project}") {
+		return fmt.Errorf("%q has no {project}, so every project would share it; use a prefix such as "+
+			"s3://checkpoints/{project}/", v)
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3://ckpt/{project}"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3://ckpt/{project}" is not an s3://BUCKET/ prefix ending in /`},
 		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "gs://ckpt/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "gs://ckpt/" is not`},
 		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3:///x/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3:///x/" is not`},
+		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3://ckpt/shared/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3://ckpt/shared/" has no {project}`},
 	}
 	for _, c := range cases {
 		_, _, err := Load("run", nil, env(c.env), io.Discard)
