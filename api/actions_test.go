@@ -158,3 +158,29 @@ func TestStaffJobActionsAudited(t *testing.T) {
 	wantJSON(t, "priority before", audit.Records[0].Before, `{"priority":5,"status":"paused"}`)
 	wantJSON(t, "priority after", audit.Records[0].After, `{"priority":9,"status":"paused"}`)
 }
+
+// TestStaffSubmissionAudited: a submission by an operator, which may exceed the project's
+// priority tier, is audited like the operator's priority changes, and a submitter's is not.
+func TestStaffSubmissionAudited(t *testing.T) {
+	f := setup(t)
+	f.submit(f.submitter, "vision", 5)
+	staff := f.submit(f.operator, "vision", 90)
+
+	var audit api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	if len(audit.Records) != 1 {
+		t.Fatalf("%d audit records, want 1 (the operator's submission only): %+v", len(audit.Records), audit.Records)
+	}
+	record := audit.Records[0]
+	if record.Action != "job.submit" {
+		t.Errorf("action %q, want job.submit", record.Action)
+	}
+	if record.Actor != "oncall" || record.Role != "operator" {
+		t.Errorf("actor %q (%s), want oncall (operator)", record.Actor, record.Role)
+	}
+	if record.JobID == nil || *record.JobID != staff.ID {
+		t.Errorf("job %v, want %s", record.JobID, staff.ID)
+	}
+	wantJSON(t, "before", record.Before, `null`)
+	wantJSON(t, "after", record.After, `{"priority":90,"status":"queued"}`)
+}

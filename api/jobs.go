@@ -73,6 +73,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, caller *princ
 	}
 	sub.SubmittedBy = caller.token.Name
 	sub.Workflow = s.cfg.Workflows
+	// An operator or admin may submit above the project's priority tier, so their
+	// submissions are audited like their priority changes.
+	sub.Audit = s.staffAudit(caller, "job.submit")
 	if err := s.checkSubmission(r, caller, &sub); err != nil {
 		return err
 	}

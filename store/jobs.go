@@ -108,6 +108,9 @@ type Submission struct {
 	// Workflow gives the job a Temporal workflow, named WorkflowID(id): the insert records
 	// a start event in the workflow outbox, which the daemon delivers.
 	Workflow bool
+	// Audit, when not nil, records the submission in the audit log in the same
+	// transaction. A retry that returns the first job records nothing.
+	Audit *Audit
 }
 
 // WorkflowID is the id of the Temporal workflow of the job with this id.
@@ -178,22 +181,21 @@ func (s *Store) SubmitJob(ctx context.Context, sub Submission) (Job, error) {
 	}
 
 	var job Job
-	inserted := false
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		job, err = insertJob(ctx, tx, id, createdAt, sub)
-		if err != nil || sub.IdempotencyKey == "" {
-			return err
-		}
-
-		tag, err := tx.Exec(ctx, sqlInsertKey, sub.ProjectID, sub.IdempotencyKey, id, createdAt, hash)
 		if err != nil {
 			return err
 		}
-		inserted = tag.RowsAffected() == 1
-		if !inserted {
-			return errKeyTaken
+		if sub.IdempotencyKey != "" {
+			tag, err := tx.Exec(ctx, sqlInsertKey, sub.ProjectID, sub.IdempotencyKey, id, createdAt, hash)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() != 1 {
+				return errKeyTaken
+			}
 		}
-		return nil
+		return writeAudit(ctx, tx, sub.Audit, job.ProjectID, &job.ID, nil, jobImage(job))
 	})
 	if errors.Is(err, errKeyTaken) {
 		return Job{}, s.duplicateKey(ctx, sub, hash, doing)
