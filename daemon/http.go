@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,8 +49,8 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.ready(ctx, r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if problems := d.ready(ctx, r.Context()); len(problems) > 0 {
+			d.writeNotReady(w, problems)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -70,56 +71,80 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server
 	return server
 }
 
-// ready returns why this replica should not receive traffic, or nil: it is stopping, the
+// notReady is one reason why a replica should not receive traffic. /readyz needs no token,
+// so its response gives only reason. err, which may name the database's host and user,
+// goes to the log.
+type notReady struct {
+	reason string
+	err    error
+}
+
+// ready returns why this replica should not receive traffic, or nothing: it is stopping, the
 // database or the Kubernetes API does not respond, the schema is not the one this binary
 // was built for, or it leads and its dispatcher has not synced with the cluster yet.
 // Replicas that do not lead are ready without a dispatcher: they serve the admin API.
-func (d *Daemon) ready(runCtx, reqCtx context.Context) error {
+func (d *Daemon) ready(runCtx, reqCtx context.Context) []notReady {
 	if runCtx.Err() != nil {
-		return errors.New("shutting down")
+		return []notReady{{reason: "shutting down"}}
 	}
 	ctx, cancel := context.WithTimeout(reqCtx, readyTimeout)
 	defer cancel()
 
-	var dbErr, kubeErr error
+	var db, kube *notReady
 	var wg sync.WaitGroup
-	wg.Go(func() { dbErr = d.checkDatabase(ctx) })
-	wg.Go(func() { kubeErr = d.checkKubernetes(ctx) })
+	wg.Go(func() { db = d.checkDatabase(ctx) })
+	wg.Go(func() { kube = d.checkKubernetes(ctx) })
 	wg.Wait()
-	if err := errors.Join(dbErr, kubeErr); err != nil {
-		return err
+	var problems []notReady
+	for _, p := range []*notReady{db, kube} {
+		if p != nil {
+			problems = append(problems, *p)
+		}
 	}
-	if d.Leading() && !d.Dispatcher.Synced() {
-		return errors.New("dispatcher has not synced with the cluster yet")
+	if len(problems) == 0 && d.Leading() && !d.Dispatcher.Synced() {
+		problems = append(problems, notReady{reason: "dispatcher has not synced with the cluster yet"})
 	}
-	return nil
+	return problems
 }
 
-func (d *Daemon) checkDatabase(ctx context.Context) error {
+// writeNotReady writes a 503 response with the problems' reasons and logs the errors behind them.
+func (d *Daemon) writeNotReady(w http.ResponseWriter, problems []notReady) {
+	reasons := make([]string, len(problems))
+	for i, p := range problems {
+		reasons[i] = p.reason
+		if p.err != nil {
+			d.cfg.Logger.Warn("replica not ready", "reason", p.reason, "err", p.err)
+		}
+	}
+	http.Error(w, strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+}
+
+func (d *Daemon) checkDatabase(ctx context.Context) *notReady {
 	conn, err := d.cfg.Store.Pool().Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("reach the database: %w", err)
+		return &notReady{reason: "database unreachable", err: err}
 	}
 	defer conn.Release()
 	status, err := migrations.CurrentStatus(ctx, conn.Conn())
 	if err != nil {
-		return fmt.Errorf("read database schema version: %w", err)
+		return &notReady{reason: "database schema version unreadable", err: err}
 	}
 	// A newer schema is fine: during a rolling upgrade the new pod's init container migrates
 	// first, and the old replicas, which migrations keep working, stay in the Service until
 	// they are replaced. Failing them would leave no endpoint if the new pod never became
 	// ready.
 	if status.Current < status.Latest {
-		return fmt.Errorf("database schema is at version %d, this binary needs %d", status.Current, status.Latest)
+		return &notReady{reason: fmt.Sprintf("database schema is at version %d, this binary needs %d",
+			status.Current, status.Latest)}
 	}
 	return nil
 }
 
 // checkKubernetes requests the apiserver's /readyz, which every authenticated client may read.
-func (d *Daemon) checkKubernetes(ctx context.Context) error {
+func (d *Daemon) checkKubernetes(ctx context.Context) *notReady {
 	err := d.cfg.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 	if err != nil {
-		return fmt.Errorf("reach the Kubernetes API: %w", err)
+		return &notReady{reason: "Kubernetes API unreachable", err: err}
 	}
 	return nil
 }
