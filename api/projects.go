@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -34,8 +36,8 @@ func (req ProjectRequest) validate() error {
 	switch {
 	case !projectID.MatchString(req.ID):
 		return invalid("id", "%q is not a project id: %s", req.ID, dnsLabelRule)
-	case req.Org != nil && (*req.Org == "" || len(*req.Org) > 63):
-		return invalid("org", "1 to 63 characters")
+	case req.Org != nil && !validOrg(*req.Org):
+		return invalid("org", "%q is not an org: %s", *req.Org, orgRule)
 	case req.Namespace != nil && !projectID.MatchString(*req.Namespace):
 		return invalid("namespace", "%q is not a Kubernetes namespace name (a DNS label): %s",
 			*req.Namespace, dnsLabelRule)
@@ -47,6 +49,20 @@ func (req ProjectRequest) validate() error {
 		return invalid("owner", "longer than 200 characters")
 	}
 	return nil
+}
+
+// orgRule describes a valid org for error messages.
+const orgRule = "1 to 63 characters, not all spaces, without control characters such as tab or newline"
+
+// validOrg reports whether org follows orgRule. The limit counts characters, as the
+// varchar(63) columns do, not bytes. Control characters are rejected because the org is
+// printed in the CLI's tables and in reports, where a tab or newline breaks the columns.
+func validOrg(org string) bool {
+	n := utf8.RuneCountInString(org)
+	if n == 0 || n > 63 || strings.TrimSpace(org) == "" {
+		return false
+	}
+	return !strings.ContainsFunc(org, unicode.IsControl)
 }
 
 // upsertProject serves POST /v1/projects: it creates the project (201) or updates the
