@@ -108,9 +108,20 @@ func finishedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
 		return store.RunEnd{Status: store.RunPreempted, EndedAt: finishedAt(pod, now), Reason: deletionReason(pod)}
 	}
 	if pod.Status.Phase == corev1.PodSucceeded {
-		return store.RunEnd{Status: store.RunCompleted, EndedAt: finishedAt(pod, now), Reason: "Completed"}
+		return succeededEnd(pod, now)
 	}
 	return failedEnd(pod, now)
+}
+
+// succeededEnd judges a pod that reached Succeeded. It records the container's exit code
+// (0) like a failure's, so that job explain shows it for every run that ran to its end.
+func succeededEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
+	end := store.RunEnd{Status: store.RunCompleted, EndedAt: finishedAt(pod, now), Reason: "Completed"}
+	if t := terminated(pod); t != nil {
+		code := int(t.ExitCode)
+		end.ExitCode = &code
+	}
+	return end
 }
 
 // deletedBeforeFinish reports whether the pod's deletion was requested before, or in the

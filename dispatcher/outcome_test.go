@@ -46,20 +46,22 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 		pod        *corev1.Pod
 		wantStatus store.RunStatus
 		wantReason string
+		// wantExitCode is the recorded exit code, -1 for none.
+		wantExitCode int
 	}{
 		{"succeeded, never deleted", finishedPod(corev1.PodSucceeded, 0, start, finish, time.Time{}),
-			store.RunCompleted, "Completed"},
+			store.RunCompleted, "Completed", 0},
 		{"failed, never deleted", finishedPod(corev1.PodFailed, 1, start, finish, time.Time{}),
-			store.RunFailed, "Error (exit code 1)"},
+			store.RunFailed, "Error (exit code 1)", 1},
 		{"SIGTERM exit after a deletion", finishedPod(corev1.PodFailed, 143, start, finish, finish.Add(-10*time.Second)),
-			store.RunPreempted, "pod deleted"},
+			store.RunPreempted, "pod deleted", -1},
 		{"clean exit after a deletion", finishedPod(corev1.PodSucceeded, 0, start, finish, finish.Add(-10*time.Second)),
-			store.RunPreempted, "pod deleted"},
+			store.RunPreempted, "pod deleted", -1},
 		{"deleted in the second it finished", finishedPod(corev1.PodSucceeded, 0, start, finish, finish),
-			store.RunPreempted, "pod deleted"},
+			store.RunPreempted, "pod deleted", -1},
 		{"deleted a minute after it succeeded", finishedPod(corev1.PodSucceeded, 0, start, finish, finish.Add(time.Minute)),
-			store.RunCompleted, "Completed"},
-		{"evicted with a disruption condition", evicted, store.RunPreempted, "EvictionByEvictionAPI"},
+			store.RunCompleted, "Completed", 0},
+		{"evicted with a disruption condition", evicted, store.RunPreempted, "EvictionByEvictionAPI", -1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,6 +75,13 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 			}
 			if obs.End.Reason != c.wantReason {
 				t.Errorf("reason %q, want %q", obs.End.Reason, c.wantReason)
+			}
+			gotExitCode := -1
+			if obs.End.ExitCode != nil {
+				gotExitCode = *obs.End.ExitCode
+			}
+			if gotExitCode != c.wantExitCode {
+				t.Errorf("exit code %d, want %d (-1 for none)", gotExitCode, c.wantExitCode)
 			}
 			if !obs.End.EndedAt.Equal(finish) {
 				t.Errorf("ended at %s, want the container's finish %s", obs.End.EndedAt, finish)
