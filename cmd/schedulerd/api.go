@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // The subcommands that call the HTTP API of a running schedulerd, as SCHEDULERD_TOKEN.
@@ -690,6 +691,19 @@ func printJobList(tw *tabwriter.Writer, v any) {
 	}
 }
 
+// reservationNote describes the GPU-hours that the explained job's run holds, or that its
+// admission would hold. An ended job, and an hpo parent, which runs no pod, hold none.
+func reservationNote(e *api.Explanation) string {
+	hours := e.Budget.JobReservation
+	switch {
+	case e.Run != nil:
+		return fmt.Sprintf("; its run reserves %.2f", hours)
+	case e.Status == string(store.JobQueued) || e.Status == string(store.JobPaused):
+		return fmt.Sprintf("; admission would reserve %.2f", hours)
+	}
+	return ""
+}
+
 func printExplanation(tw *tabwriter.Writer, v any) {
 	e := v.(*api.Explanation)
 	fmt.Fprintf(tw, "job\t%s (%s)\n", e.JobID, e.Status)
@@ -704,8 +718,8 @@ func printExplanation(tw *tabwriter.Writer, v any) {
 			p.Ahead, p.AheadInProject, e.Project, p.Queued)
 	}
 	if b := e.Budget; b != nil {
-		fmt.Fprintf(tw, "budget\t%.2f of %.2f GPU-hours left; the job reserves %.2f\n",
-			b.GPUHoursLeft, b.GPUHoursBudget, b.JobReservation)
+		fmt.Fprintf(tw, "budget\t%.2f of %.2f GPU-hours left%s\n", b.GPUHoursLeft, b.GPUHoursBudget,
+			reservationNote(e))
 	}
 	if c := e.Concurrency; c != nil {
 		fmt.Fprintf(tw, "slots\t%d of %d free\n", c.FreeSlots, c.MaxConcurrentJobs)

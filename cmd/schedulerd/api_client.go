@@ -27,8 +27,10 @@ type apiClient struct {
 	base string
 	// baseErr is the usage error of an invalid SCHEDULERD_API_URL, which call returns, or nil.
 	baseErr error
-	token   string
-	http    *http.Client
+	// unreachableHint names what to check when no response comes from base.
+	unreachableHint string
+	token           string
+	http            *http.Client
 }
 
 // newAPIClient reads SCHEDULERD_API_URL (default: http:// and the configured HTTP address)
@@ -36,7 +38,18 @@ type apiClient struct {
 // this, so that a subcommand's -h and its argument checks work without them.
 func newAPIClient(env *environment) *apiClient {
 	return &apiClient{base: apiURL(env), baseErr: checkAPIURL(env.getenv("SCHEDULERD_API_URL")),
-		token: env.getenv("SCHEDULERD_TOKEN"), http: &http.Client{Timeout: 30 * time.Second}}
+		unreachableHint: unreachableHint(env), token: env.getenv("SCHEDULERD_TOKEN"),
+		http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// unreachableHint names the setting that gave the API's URL, so that a user whose daemon
+// listens elsewhere sees what to set.
+func unreachableHint(env *environment) string {
+	if env.getenv("SCHEDULERD_API_URL") != "" {
+		return "check SCHEDULERD_API_URL"
+	}
+	return fmt.Sprintf("SCHEDULERD_API_URL is not set, so the CLI used SCHEDULERD_HTTP_ADDR (%s); "+
+		"set SCHEDULERD_API_URL to the daemon's URL", env.cfg.HTTPAddr)
 }
 
 // checkAPIURL rejects a SCHEDULERD_API_URL that is not an http or https URL with a host,
@@ -117,7 +130,7 @@ func (c *apiClient) requestError(ctx context.Context, method, path string, err e
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", method, c.base+path, err)
 	}
-	return fmt.Errorf("%s %s: %w\ncheck SCHEDULERD_API_URL (default http:// and -http-addr)", method, c.base+path, err)
+	return fmt.Errorf("%s %s: %w\n%s", method, c.base+path, err, c.unreachableHint)
 }
 
 // problemError is an error response of the API.

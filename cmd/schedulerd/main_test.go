@@ -259,7 +259,23 @@ func TestUnreachableAPINamesURLSetting(t *testing.T) {
 		t.Errorf("exit %d, want 1", code)
 	}
 	want := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
-		"dial tcp 127.0.0.1:1: connect: connection refused; check SCHEDULERD_API_URL (default http:// and -http-addr)\n"
+		"dial tcp 127.0.0.1:1: connect: connection refused; check SCHEDULERD_API_URL\n"
+	if stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
+// TestUnreachableAPIWithoutURLNamesAddr: without SCHEDULERD_API_URL the CLI calls the
+// daemon's own HTTP address, and the hint names both settings and the address used.
+func TestUnreachableAPIWithoutURLNamesAddr(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", "SCHEDULERD_HTTP_ADDR": "127.0.0.1:1"}
+	code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
+		"dial tcp 127.0.0.1:1: connect: connection refused; SCHEDULERD_API_URL is not set, so the CLI used " +
+		"SCHEDULERD_HTTP_ADDR (127.0.0.1:1); set SCHEDULERD_API_URL to the daemon's URL\n"
 	if stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
 	}

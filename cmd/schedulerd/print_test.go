@@ -75,3 +75,35 @@ func TestPrintExplanationLastRun(t *testing.T) {
 		t.Errorf("job explain printed:\n%s\nwant the line %q", b.String(), want)
 	}
 }
+
+// TestPrintExplanationReservation: the budget line names the reservation the job's run
+// holds, or the one its admission would take, and none for an ended job, which holds none.
+func TestPrintExplanationReservation(t *testing.T) {
+	budget := &api.BudgetState{GPUHoursBudget: 10, GPUHoursLeft: 6, JobReservation: 4}
+	cases := []struct {
+		name string
+		e    api.Explanation
+		want string
+	}{
+		{"queued", api.Explanation{Status: "queued", Budget: budget},
+			"budget       6.00 of 10.00 GPU-hours left; admission would reserve 4.00\n"},
+		{"running", api.Explanation{Status: "running", Budget: budget, Run: &api.LiveRun{Status: "running", Pod: "ns/p"}},
+			"budget       6.00 of 10.00 GPU-hours left; its run reserves 4.00\n"},
+		{"completed", api.Explanation{Status: "completed", Budget: budget},
+			"budget       6.00 of 10.00 GPU-hours left\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var b strings.Builder
+			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+			c.e.Blockers = []string{}
+			printExplanation(tw, &c.e)
+			if err := tw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), c.want) {
+				t.Errorf("job explain printed:\n%s\nwant the line %q", b.String(), c.want)
+			}
+		})
+	}
+}
