@@ -254,9 +254,16 @@ func pgErrorText(err error) string {
 	return text
 }
 
+// validateAddr checks a listen address: host:port, with a port from 0 to 65535 or a service
+// name that the system knows. The check is local, so a bad port fails the start before the
+// database connection.
 func validateAddr(v string) error {
-	if _, _, err := net.SplitHostPort(v); err != nil {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
 		return fmt.Errorf("want host:port: %w", err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("want host:port with a port from 0 to 65535, got port %q", port)
 	}
 	return nil
 }

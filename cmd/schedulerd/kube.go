@@ -30,7 +30,7 @@ func kubeRESTConfig(cfg config.Config) (*rest.Config, error) {
 	if cfg.Kubeconfig != "" {
 		restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig %s: %w", cfg.Kubeconfig, err)
+			return nil, fmt.Errorf("load kubeconfig %s (check SCHEDULERD_KUBECONFIG): %w", cfg.Kubeconfig, err)
 		}
 	} else {
 		restConfig, err = rest.InClusterConfig()

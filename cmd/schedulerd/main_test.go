@@ -386,3 +386,17 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		})
 	}
 }
+
+// TestRunMissingKubeconfigNamesSetting: a kubeconfig path that does not exist fails the
+// start with the setting to check.
+func TestRunMissingKubeconfigNamesSetting(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_KUBECONFIG": "/nonexistent/kubeconfig", "SCHEDULERD_LEADER_ELECTION": "false"}
+	code, _, stderr := run(t, env, "run")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "schedulerd run: load kubeconfig /nonexistent/kubeconfig (check SCHEDULERD_KUBECONFIG): "
+	if !strings.HasPrefix(stderr, want) {
+		t.Errorf("stderr %q, want prefix %q", stderr, want)
+	}
+}
