@@ -181,5 +181,15 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	opts.ReplaceAttr = durationAsText
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationAsText writes a duration as Go's duration text ("1.5s"), as the text format does.
+// The JSON format would write integer nanoseconds, which read as a count in a log viewer.
+func durationAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

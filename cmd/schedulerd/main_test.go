@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/schedulerd/schedulerd/config"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
 	"github.com/schedulerd/schedulerd/migrations"
 )
@@ -398,5 +400,17 @@ func TestRunMissingKubeconfigNamesSetting(t *testing.T) {
 	want := "schedulerd run: load kubeconfig /nonexistent/kubeconfig (check SCHEDULERD_KUBECONFIG): "
 	if !strings.HasPrefix(stderr, want) {
 		t.Errorf("stderr %q, want prefix %q", stderr, want)
+	}
+}
+
+// TestJSONLogDurationAsText: the JSON log writes durations as text, such as the back-off of
+// a retry, not as integer nanoseconds.
+func TestJSONLogDurationAsText(t *testing.T) {
+	var b bytes.Buffer
+	log := newLogger(config.Config{LogFormat: "json"}, &b)
+	log.Info("retrying", "retry_in", 1500*time.Millisecond, "attempt", 2)
+
+	if want := `"retry_in":"1.5s","attempt":2}`; !strings.Contains(b.String(), want) {
+		t.Errorf("log line %q, want it to contain %q", b.String(), want)
 	}
 }
