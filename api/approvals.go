@@ -39,8 +39,11 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, caller *p
 	if err != nil {
 		return err
 	}
-	filter := store.ApprovalFilter{Status: query.Get("status"), Projects: listValues(query, "project")}
-	if filter.Status != "" && !slices.Contains(approvalStatuses, filter.Status) {
+	filter := store.ApprovalFilter{Status: query.Get("status")}
+	if filter.Projects, err = listValues(query, "project"); err != nil {
+		return err
+	}
+	if query.Has("status") && !slices.Contains(approvalStatuses, filter.Status) {
 		return invalid("status", "%q is not an approval status; want one of %s",
 			filter.Status, strings.Join(approvalStatuses, ", "))
 	}

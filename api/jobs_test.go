@@ -468,11 +468,30 @@ func TestListJobsRejectsBadQueries(t *testing.T) {
 		{"sort=priority", "sort"},
 		{"project=Bad_Name", "project"},
 		{"project=%zz", "query"},
+		{"status=", "status"},
+		{"status=cancelled,,completed", "status"},
+		{"project=vision&project=", "project"},
+		{"job_type=", "job_type"},
 	}
 	for _, c := range cases {
 		t.Run(c.query, func(t *testing.T) {
 			f.t = t
 			p := f.do(f.operator, "GET", "/v1/jobs?"+c.query, nil).problem(400, api.TypeInvalidRequest)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q", p.Field, c.field)
+			}
+		})
+	}
+}
+
+// TestListApprovalsRejectsEmptyFilter: an empty status or project is a 400 naming it, not a
+// list of every approval.
+func TestListApprovalsRejectsEmptyFilter(t *testing.T) {
+	f := setup(t)
+	for _, c := range []struct{ query, field string }{{"status=", "status"}, {"project=", "project"}} {
+		t.Run(c.query, func(t *testing.T) {
+			f.t = t
+			p := f.do(f.operator, "GET", "/v1/approvals?"+c.query, nil).problem(400, api.TypeInvalidRequest)
 			if p.Field != c.field {
 				t.Errorf("field %q, want %q", p.Field, c.field)
 			}

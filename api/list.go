@@ -88,22 +88,36 @@ func parseQuery(r *http.Request, known, multiValued []string) (url.Values, error
 	return query, nil
 }
 
-// listValues returns a parameter's values, comma-separated or repeated, without empties.
-func listValues(query url.Values, name string) []string {
+// listValues returns a parameter's values, comma-separated or repeated. An empty value is
+// invalid, because a script that fills the parameter from an empty variable would otherwise
+// select everything without a word.
+func listValues(query url.Values, name string) ([]string, error) {
 	var values []string
 	for _, v := range query[name] {
 		for part := range strings.SplitSeq(v, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				values = append(values, part)
+			part = strings.TrimSpace(part)
+			if part == "" {
+				return nil, invalid(name, "empty value in %q; leave %s out to select every one", v, name)
 			}
+			values = append(values, part)
 		}
 	}
-	return values
+	return values, nil
 }
 
 func parseJobFilter(query url.Values) (store.JobFilter, error) {
-	f := store.JobFilter{Projects: listValues(query, "project"), JobTypes: listValues(query, "job_type"),
-		Limit: defaultPageSize}
+	f := store.JobFilter{Limit: defaultPageSize}
+	var err error
+	if f.Projects, err = listValues(query, "project"); err != nil {
+		return f, err
+	}
+	if f.JobTypes, err = listValues(query, "job_type"); err != nil {
+		return f, err
+	}
+	statuses, err := listValues(query, "status")
+	if err != nil {
+		return f, err
+	}
 	for _, p := range f.Projects {
 		if !projectID.MatchString(p) {
 			return f, invalid("project", "%q is not a project id", p)
@@ -114,14 +128,13 @@ func parseJobFilter(query url.Values) (store.JobFilter, error) {
 			return f, invalid("job_type", "%q is not a job type; want one of %s", t, strings.Join(jobspec.JobTypes, ", "))
 		}
 	}
-	for _, v := range listValues(query, "status") {
+	for _, v := range statuses {
 		if !slices.Contains(jobStatuses, store.JobStatus(v)) {
 			return f, invalid("status", "%q is not a job status; want %s", v, joinStatuses(jobStatuses))
 		}
 		f.Statuses = append(f.Statuses, store.JobStatus(v))
 	}
 
-	var err error
 	if f.CreatedAfter, err = timeParam(query, "created_after"); err != nil {
 		return f, err
 	}
