@@ -158,7 +158,7 @@ func (req QuotaRequest) parse(project string) (store.Quota, error) {
 	q.GPUHoursBudget, q.MaxConcurrentJobs, q.PriorityTier = *c.GPUHoursBudget, *c.MaxConcurrentJobs, *c.PriorityTier
 	q.PeriodStart, q.PeriodEnd = *c.PeriodStart, *c.PeriodEnd
 	if !q.PeriodEnd.After(q.PeriodStart) {
-		return q, invalid("period_end", "must be after period_start")
+		return q, periodEndProblem(q.PeriodStart, q.PeriodEnd)
 	}
 	return q, nil
 }
@@ -286,8 +286,10 @@ func (s *Server) patchQuota(w http.ResponseWriter, r *http.Request, caller *prin
 	case errors.Is(err, store.ErrNotFound):
 		return noQuota("project %q has no quota to change; an admin sets one with PUT /v1/projects/%s/quota",
 			project, project)
-	case errors.Is(err, store.ErrPeriodOrder):
-		return invalid("period_end", "must be after period_start, also after the change")
+	}
+	var orderErr *store.PeriodOrderError
+	if errors.As(err, &orderErr) {
+		return periodOrderProblem(orderErr, change)
 	}
 	return s.quotaSaved(w, caller, project, saved, err)
 }
@@ -297,8 +299,7 @@ func (s *Server) patchQuota(w http.ResponseWriter, r *http.Request, caller *prin
 func (s *Server) quotaSaved(w http.ResponseWriter, caller *principal, project string, saved store.QuotaState, err error) error {
 	var conflictErr *store.QuotaConflictError
 	if errors.As(err, &conflictErr) {
-		return unprocessable(conflictErr.Field, "%s; wait for jobs to end or drain the queue first",
-			quotaConflictText(conflictErr))
+		return unprocessable(conflictErr.Field, "%s", quotaConflictText(conflictErr, s.now()))
 	}
 	if err != nil {
 		return err
@@ -311,9 +312,51 @@ func (s *Server) quotaSaved(w http.ResponseWriter, caller *principal, project st
 	return nil
 }
 
-func quotaConflictText(e *store.QuotaConflictError) string {
+// quotaConflictText explains why the store kept the old limit and what would help. Reserved
+// GPU-hours return as admitted jobs end, but used ones only when the period renews, so
+// waiting for jobs helps only when the budget covers the hours used.
+func quotaConflictText(e *store.QuotaConflictError, now time.Time) string {
 	if e.Field == "max_concurrent_jobs" {
-		return fmt.Sprintf("the limit is below the %d jobs the project has admitted now", int(e.InUse))
+		return fmt.Sprintf("the limit is below the %d jobs the project has admitted now; "+
+			"wait for jobs to end or drain the queue first", int(e.InUse))
 	}
-	return fmt.Sprintf("the budget is below the %.4f GPU-hours the project has used and reserved", e.InUse)
+	if e.Used > e.Budget {
+		return fmt.Sprintf("the budget %.4f is below the %.4f GPU-hours the project has already used "+
+			"this period, which return only when the period renews %s; wait for the renewal or give "+
+			"a budget of at least %.4f (used plus the %.4f reserved)",
+			e.Budget, e.Used, renewalText(e.PeriodEnd, now), e.InUse, e.Reserved)
+	}
+	return fmt.Sprintf("the budget %.4f is below the %.4f GPU-hours the project has used (%.4f) and "+
+		"reserved (%.4f); reservations return as admitted jobs end, so wait for jobs to end or drain "+
+		"the queue first, or give a budget of at least %.4f", e.Budget, e.InUse, e.Used, e.Reserved, e.InUse)
+}
+
+// renewalText formats when a period that ends on end renews: on that day, or at the
+// scheduler's next pass when the day has come.
+func renewalText(end, now time.Time) string {
+	if end.After(now) {
+		return "on " + end.Format(time.DateOnly)
+	}
+	return "at the scheduler's next pass (it ended on " + end.Format(time.DateOnly) + ")"
+}
+
+// periodOrderProblem rejects a change that would end the period on or before its start. It
+// blames the date the request gave and names the dates that would be accepted.
+func periodOrderProblem(e *store.PeriodOrderError, change store.QuotaChange) *Problem {
+	start, end := e.Start.Format(time.DateOnly), e.End.Format(time.DateOnly)
+	switch {
+	case change.PeriodStart != nil && change.PeriodEnd == nil:
+		return invalid("period_start", "the new period_start %s is not before the quota's period_end %s; "+
+			"give a period_start before %s, or also a period_end after %s", start, end, end, start)
+	case change.PeriodStart == nil:
+		return invalid("period_end", "the new period_end %s is not after the quota's period_start %s; "+
+			"give a period_end after %s, or also a period_start before %s", end, start, start, end)
+	}
+	return periodEndProblem(e.Start, e.End)
+}
+
+// periodEndProblem rejects a period_end on or before the period_start of the same request.
+func periodEndProblem(start, end time.Time) *Problem {
+	return invalid("period_end", "%s is not after period_start %s; give a period_end after %s",
+		end.Format(time.DateOnly), start.Format(time.DateOnly), start.Format(time.DateOnly))
 }

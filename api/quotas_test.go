@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -125,6 +126,7 @@ func TestPatchQuotaRejects(t *testing.T) {
 		{"no field", "vision", `{}`, 400, api.TypeInvalidRequest, ""},
 		{"tier out of range", "vision", `{"priority_tier":101}`, 400, api.TypeInvalidRequest, "priority_tier"},
 		{"end before the kept start", "vision", `{"period_end":"2025-12-01"}`, 400, api.TypeInvalidRequest, "period_end"},
+		{"start after the kept end", "vision", `{"period_start":"2100-01-01"}`, 400, api.TypeInvalidRequest, "period_start"},
 		{"budget below reserved", "vision", `{"gpu_hours_budget":0.5}`, 422, api.TypeUnprocessable, "gpu_hours_budget"},
 		{"no quota yet", "speech", `{"gpu_hours_budget":5}`, 404, api.TypeNoQuota, ""},
 		{"missing project", "nope", `{"gpu_hours_budget":5}`, 404, api.TypeNotFound, ""},
@@ -143,6 +145,59 @@ func TestPatchQuotaRejects(t *testing.T) {
 	f.do(f.admin, "GET", "/v1/projects/vision/quota", nil).want(200).decode(&got)
 	if got.GPUHoursBudget != 100 || got.PriorityTier != 50 || got.PeriodEnd != "2100-01-01" {
 		t.Errorf("quota %+v after rejected changes, want it as set up", got)
+	}
+}
+
+// A rejected change of the period names the dates that conflict and the dates that would
+// be accepted.
+func TestPatchQuotaPeriodDetail(t *testing.T) {
+	f := setup(t)
+	cases := []struct{ body, field, detail string }{
+		{`{"period_start":"2100-01-01"}`, "period_start", "the new period_start 2100-01-01 is not before " +
+			"the quota's period_end 2100-01-01; give a period_start before 2100-01-01, or also a period_end after 2100-01-01"},
+		{`{"period_end":"2025-12-01"}`, "period_end", "the new period_end 2025-12-01 is not after " +
+			"the quota's period_start 2026-01-01; give a period_end after 2026-01-01, or also a period_start before 2025-12-01"},
+		{`{"period_start":"2027-01-01","period_end":"2026-06-01"}`, "period_end",
+			"2026-06-01 is not after period_start 2027-01-01; give a period_end after 2027-01-01"},
+	}
+	for _, c := range cases {
+		p := f.do(f.admin, "PATCH", "/v1/projects/vision/quota", c.body).problem(400, api.TypeInvalidRequest)
+		if p.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.body, p.Field, c.field)
+		}
+		if p.Detail != c.detail {
+			t.Errorf("%s: detail\n%q, want\n%q", c.body, p.Detail, c.detail)
+		}
+	}
+}
+
+// A budget below the hours used and reserved gets advice that can work: waiting for jobs
+// helps only when the budget covers the used hours, which only the period's renewal resets.
+func TestPatchQuotaBudgetDetail(t *testing.T) {
+	f := setup(t)
+	f.submit(f.submitter, "vision", 5)
+	f.admit() // one job of 1 GPU for 1 hour: 1 GPU-hour reserved
+	if _, err := f.store.Pool().Exec(context.Background(),
+		`UPDATE quotas SET gpu_hours_used = 2 WHERE project_id = 'vision'`); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct{ body, detail string }{
+		{`{"gpu_hours_budget":2.5}`, "the budget 2.5000 is below the 3.0000 GPU-hours the project has " +
+			"used (2.0000) and reserved (1.0000); reservations return as admitted jobs end, so wait for " +
+			"jobs to end or drain the queue first, or give a budget of at least 3.0000"},
+		{`{"gpu_hours_budget":1.5}`, "the budget 1.5000 is below the 2.0000 GPU-hours the project has " +
+			"already used this period, which return only when the period renews on 2100-01-01; wait for " +
+			"the renewal or give a budget of at least 3.0000 (used plus the 1.0000 reserved)"},
+	}
+	for _, c := range cases {
+		p := f.do(f.admin, "PATCH", "/v1/projects/vision/quota", c.body).problem(422, api.TypeUnprocessable)
+		if p.Field != "gpu_hours_budget" {
+			t.Errorf("%s: field %q, want gpu_hours_budget", c.body, p.Field)
+		}
+		if p.Detail != c.detail {
+			t.Errorf("%s: detail\n%q, want\n%q", c.body, p.Detail, c.detail)
+		}
 	}
 }
 

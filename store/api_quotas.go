@@ -70,6 +70,11 @@ RETURNING ` + quotaStateColumns
 type QuotaConflictError struct {
 	Field string  // gpu_hours_budget or max_concurrent_jobs
 	InUse float64 // GPU-hours used and reserved, or jobs admitted
+	// Budget, Used and Reserved are the rejected budget and the GPU-hours that InUse adds
+	// up, set only for gpu_hours_budget. Used falls back to 0 only when the period renews
+	// on PeriodEnd, while Reserved shrinks as admitted jobs end.
+	Budget, Used, Reserved float64
+	PeriodEnd              time.Time
 }
 
 func (e *QuotaConflictError) Error() string {
@@ -115,11 +120,25 @@ type QuotaChange struct {
 // ErrPeriodOrder is returned by ChangeQuota when the period would end on or before its start.
 var ErrPeriodOrder = errors.New("period_end must be after period_start")
 
+// PeriodOrderError is ChangeQuota's ErrPeriodOrder with the period that the change would
+// leave: the given dates, and the quota's current ones for the dates the change keeps.
+type PeriodOrderError struct {
+	Start, End time.Time
+}
+
+func (e *PeriodOrderError) Error() string {
+	return fmt.Sprintf("period_end %s must be after period_start %s",
+		e.End.Format(time.DateOnly), e.Start.Format(time.DateOnly))
+}
+
+// Is makes errors.Is(err, ErrPeriodOrder) true for a *PeriodOrderError.
+func (e *PeriodOrderError) Is(target error) bool { return target == ErrPeriodOrder }
+
 // ChangeQuota applies change to a project's quota under the quota's row lock. Two changes
 // of different fields, or a change made while the scheduler renews the period, therefore
 // keep each other's values, which reading the quota and calling SetQuota would not. It
-// returns ErrNotFound when the project has no quota, ErrPeriodOrder when the period would
-// end on or before its start, and a *QuotaConflictError as SetQuota does.
+// returns ErrNotFound when the project has no quota, a *PeriodOrderError when the period
+// would end on or before its start, and a *QuotaConflictError as SetQuota does.
 func (s *Store) ChangeQuota(ctx context.Context, projectID string, change QuotaChange, audit *Audit) (QuotaState, error) {
 	doing := "change quota of " + projectID
 	var after QuotaState
@@ -130,7 +149,7 @@ func (s *Store) ChangeQuota(ctx context.Context, projectID string, change QuotaC
 		}
 		q := change.applyTo(before.Quota)
 		if !q.PeriodEnd.After(q.PeriodStart) {
-			return ErrPeriodOrder
+			return &PeriodOrderError{Start: q.PeriodStart, End: q.PeriodEnd}
 		}
 		after, err = writeQuota(ctx, tx, q, before, quotaImage(before), audit)
 		return err
@@ -185,5 +204,7 @@ func quotaConflict(before QuotaState, q Quota) error {
 	if q.MaxConcurrentJobs < before.CurrentConcurrent {
 		return &QuotaConflictError{Field: "max_concurrent_jobs", InUse: float64(before.CurrentConcurrent)}
 	}
-	return &QuotaConflictError{Field: "gpu_hours_budget", InUse: before.GPUHoursUsed + before.GPUHoursReserved}
+	return &QuotaConflictError{Field: "gpu_hours_budget", InUse: before.GPUHoursUsed + before.GPUHoursReserved,
+		Budget: q.GPUHoursBudget, Used: before.GPUHoursUsed, Reserved: before.GPUHoursReserved,
+		PeriodEnd: before.PeriodEnd}
 }
