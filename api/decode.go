@@ -53,7 +53,7 @@ func decodeJSON(body []byte, v any, optional bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonProblem(err)
+		return jsonProblem(err, body, reflect.TypeOf(v))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("body", "unexpected data after the JSON object")
@@ -70,15 +70,14 @@ func decodeJSON(body []byte, v any, optional bool) error {
 	return checkStorable(v)
 }
 
-// jsonProblem names the field of an encoding/json error.
-func jsonProblem(err error) *Problem {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		field := typeErr.Field
+// jsonProblem names the field of an encoding/json error of decoding body into goType.
+func jsonProblem(err error, body []byte, goType reflect.Type) *Problem {
+	if fieldErr, ok := jobspec.FieldOfDecodeError(err, body, goType, ""); ok {
+		field := fieldErr.Field
 		if field == "" {
 			field = "body"
 		}
-		return invalid(field, "expected %s, got JSON %s", jsonTypeName(typeErr.Type), typeErr.Value)
+		return invalid(field, "%s", fieldErr.Reason)
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
@@ -87,34 +86,7 @@ func jsonProblem(err error) *Problem {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return invalid("body", "the JSON object is incomplete")
 	}
-	// encoding/json names an unknown field only in its message: json: unknown field "x".
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return invalid(strings.Trim(name, `"`), "unknown field")
-	}
 	return invalid("body", "invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-// jsonTypeName names a Go type in JSON words.
-func jsonTypeName(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	}
-	return t.String()
 }
 
 // checkContentType accepts JSON bodies and bodies that declare no type; any other

@@ -71,7 +71,7 @@ var badSubmissions = []struct {
 	{"unknown job type", `{"job_type":"pretrain","config":` + validConfig + `}`, "job_type"},
 	{"missing config", `{"job_type":"fine_tune"}`, "config"},
 	{"config not an object", `{"job_type":"fine_tune","config":"big"}`, "config"},
-	{"config unknown field", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":1,"gpus":1}}`, "config"},
+	{"config unknown field", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":1,"gpus":1}}`, "config.gpus"},
 	{"config wrong type", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":"1h"}}`, "config.max_runtime_seconds"},
 	{"config missing image", `{"job_type":"fine_tune","config":{"max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
 	{"image of spaces", `{"job_type":"fine_tune","config":{"image":"   ","max_runtime_seconds":60,"resources":{"gpus":1}}}`, "config.image"},
@@ -116,6 +116,33 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	f.t = t
 	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
 		t.Errorf("%d jobs stored, want 0", n)
+	}
+}
+
+// Unknown fields and values of the wrong type are reported alike in the body and in the
+// config: the field's JSON path from the top of the body, and one wording of the reason.
+func TestSubmitFieldErrorDetails(t *testing.T) {
+	f := setup(t)
+	cases := []struct{ body, field, detail string }{
+		{`{"job_type":"fine_tune","config":{},"colour":"red"}`, "colour", "unknown field"},
+		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"foo":1}}}`,
+			"config.resources.foo", "unknown field"},
+		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"bar":1}}`,
+			"config.bar", "unknown field"},
+		{`{"job_type":"fine_tune","priority":"high","config":{}}`, "priority", "expected an integer, got JSON string"},
+		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":"600"}}`,
+			"config.max_runtime_seconds", "expected an integer, got JSON string"},
+		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":"1"}}}`,
+			"config.resources.gpus", "expected an integer, got JSON string"},
+	}
+	for _, c := range cases {
+		p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", c.body).problem(400, api.TypeInvalidRequest)
+		if p.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.body, p.Field, c.field)
+		}
+		if p.Detail != c.detail {
+			t.Errorf("%s: detail %q, want %q", c.body, p.Detail, c.detail)
+		}
 	}
 }
 

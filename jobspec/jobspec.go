@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -105,7 +106,7 @@ func Decode(raw []byte) (Spec, error) {
 	dec.DisallowUnknownFields()
 	var spec Spec
 	if err := dec.Decode(&spec); err != nil {
-		return Spec{}, decodeError(err)
+		return Spec{}, decodeError(err, raw)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Spec{}, &FieldError{"config", "trailing data after the JSON object"}
@@ -152,17 +153,15 @@ func UnstorableEscape(raw []byte) string {
 	return ""
 }
 
-func decodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return &FieldError{"config." + typeErr.Field, fmt.Sprintf("want %s, got JSON %s", typeErr.Type, typeErr.Value)}
+func decodeError(err error, raw []byte) error {
+	if fieldErr, ok := FieldOfDecodeError(err, raw, reflect.TypeFor[Spec](), "config"); ok {
+		return fieldErr
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
 		return &FieldError{"config", fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, err)}
 	}
-	// encoding/json reports unknown fields only in the message: json: unknown field "x".
-	return &FieldError{"config", err.Error()}
+	return &FieldError{"config", strings.TrimPrefix(err.Error(), "json: ")}
 }
 
 // Validate checks every field and returns the first problem.

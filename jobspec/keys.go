@@ -111,7 +111,7 @@ func memberType(goType reflect.Type, fields map[string]reflect.Type, key, keyPat
 				key, name, name)}
 		}
 	}
-	return nil, &FieldError{keyPath, fmt.Sprintf("the key %q is not a field of this object", key)}
+	return nil, &FieldError{keyPath, unknownFieldReason}
 }
 
 func checkArray(dec *json.Decoder, goType reflect.Type, path string) error {

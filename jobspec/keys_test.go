@@ -61,6 +61,40 @@ func TestDecodeRejectsAmbiguousKeys(t *testing.T) {
 	}
 }
 
+// An unknown field or a value of the wrong type is an error naming the field's path, at
+// every level of the spec, with one wording of the reason.
+func TestDecodeNamesFieldErrors(t *testing.T) {
+	cases := []struct {
+		config, field, reason string
+	}{
+		{`{"image":"x","max_runtime_seconds":60,"colour":"red"}`, "config.colour", "unknown field"},
+		{`{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"foo":1}}`, "config.resources.foo",
+			"unknown field"},
+		{`{"image":"x","max_runtime_seconds":60,"simulation":{"run_seconds":1,"exit":1}}`,
+			"config.simulation.exit", "unknown field"},
+		{`{"image":"x","max_runtime_seconds":"600"}`, "config.max_runtime_seconds",
+			"expected an integer, got JSON string"},
+		{`{"image":"x","max_runtime_seconds":60,"resources":{"gpu_models":"A10"}}`, "config.resources.gpu_models",
+			"expected an array, got JSON string"},
+		{`{"image":"x","max_runtime_seconds":60.5}`, "config.max_runtime_seconds",
+			"expected an integer, got JSON number 60.5"},
+	}
+	for _, c := range cases {
+		_, err := jobspec.Decode([]byte(c.config))
+		var fieldErr *jobspec.FieldError
+		if !errors.As(err, &fieldErr) {
+			t.Errorf("%s: error %v, want a FieldError on %s", c.config, err, c.field)
+			continue
+		}
+		if fieldErr.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.config, fieldErr.Field, c.field)
+		}
+		if fieldErr.Reason != c.reason {
+			t.Errorf("%s: reason %q, want %q", c.config, fieldErr.Reason, c.reason)
+		}
+	}
+}
+
 // TestDecodeKeepsUserNamesByCase: names the user chooses are map keys, which both
 // encoding/json and jsonb match exactly, so names that differ only in case are distinct.
 func TestDecodeKeepsUserNamesByCase(t *testing.T) {
