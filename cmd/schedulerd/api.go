@@ -127,6 +127,14 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 	return out.print(raw, &api.Job{}, printJob)
 }
 
+// utf8BOM is the UTF-8 encoding of U+FEFF, which some Windows editors write at the start
+// of a file to mark it as UTF-8.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// readConfig reads a job config file and checks that it is valid UTF-8 and JSON, which the
+// server would otherwise reject with a message that names no file. A leading UTF-8 byte
+// order mark is dropped: it carries no content, RFC 8259 section 8.1 lets a parser ignore
+// it, and an operator whose editor added it expects the file to work.
 func readConfig(path string) (json.RawMessage, error) {
 	var data []byte
 	var err error
@@ -138,6 +146,10 @@ func readConfig(path string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read job config: %w", err)
 	}
+	data = bytes.TrimPrefix(data, utf8BOM)
+	if err := checkConfigEncoding(path, data); err != nil {
+		return nil, err
+	}
 	var value any
 	if err := json.Unmarshal(data, &value); err != nil {
 		return nil, usageError{fmt.Sprintf("job config %s is not valid JSON: %s", path, jsonErrorPosition(data, err))}
@@ -145,19 +157,56 @@ func readConfig(path string) (json.RawMessage, error) {
 	return data, nil
 }
 
-// jsonErrorPosition describes a JSON syntax error at its line and column in data, both
-// counted from 1 with the column in characters, as editors count them. encoding/json gives
-// only a byte offset, just past the byte at fault. Other errors are returned as text.
+// checkConfigEncoding rejects a config that is not UTF-8, as JSON must be. encoding/json
+// would replace each invalid byte with U+FFFD and accept it, and the server then rejects the
+// whole body.
+func checkConfigEncoding(path string, data []byte) error {
+	if bytes.HasPrefix(data, []byte{0xFE, 0xFF}) || bytes.HasPrefix(data, []byte{0xFF, 0xFE}) {
+		return usageError{fmt.Sprintf("job config %s is UTF-16 (it starts with a UTF-16 byte order mark); "+
+			"save it as UTF-8", path)}
+	}
+	if utf8.Valid(data) {
+		return nil
+	}
+	at := invalidUTF8Offset(data)
+	line, column := lineColumn(data, at)
+	return usageError{fmt.Sprintf("job config %s is not valid UTF-8 (byte 0x%02X at line %d, column %d); "+
+		"save it as UTF-8", path, data[at], line, column)}
+}
+
+// invalidUTF8Offset returns the offset of the first byte of data that starts no valid UTF-8
+// character, or len(data) when there is none.
+func invalidUTF8Offset(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return len(data)
+}
+
+// jsonErrorPosition describes a JSON syntax error at its line and column in data (see
+// lineColumn). encoding/json gives only a byte offset, just past the byte at fault. Other
+// errors are returned as text.
 func jsonErrorPosition(data []byte, err error) string {
 	var syntaxErr *json.SyntaxError
 	if !errors.As(err, &syntaxErr) {
 		return err.Error()
 	}
 	at := max(0, min(int(syntaxErr.Offset)-1, len(data)))
-	lineStart := bytes.LastIndexByte(data[:at], '\n') + 1
-	line := bytes.Count(data[:lineStart], []byte("\n")) + 1
-	column := utf8.RuneCount(data[lineStart:at]) + 1
+	line, column := lineColumn(data, at)
 	return fmt.Sprintf("line %d, column %d: %s", line, column, strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// lineColumn returns the line and column of the byte at offset in data, both counted from 1
+// with the column in characters, as editors count them.
+func lineColumn(data []byte, offset int) (line, column int) {
+	lineStart := bytes.LastIndexByte(data[:offset], '\n') + 1
+	line = bytes.Count(data[:lineStart], []byte("\n")) + 1
+	column = utf8.RuneCount(data[lineStart:offset]) + 1
+	return line, column
 }
 
 func listJobs(ctx context.Context, env *environment, client *apiClient, args []string) error {

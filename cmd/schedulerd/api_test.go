@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -287,6 +288,63 @@ func TestSubmitConfigInvalidJSON(t *testing.T) {
 				t.Errorf("stderr %q, want %q", stderr, want)
 			}
 		})
+	}
+}
+
+// TestSubmitConfigNotUTF8 needs no server: the CLI rejects a config that is not UTF-8
+// before it sends it, naming the file and the first byte at fault.
+func TestSubmitConfigNotUTF8(t *testing.T) {
+	cases := []struct {
+		name, config, want string
+	}{
+		{"Latin-1 letter", "{\n  \"image\": \"tr\xe4iner:1\"}",
+			"is not valid UTF-8 (byte 0xE4 at line 2, column 15); save it as UTF-8"},
+		{"UTF-16", "\xff\xfe{\x00}\x00",
+			"is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "job.json")
+			if err := os.WriteFile(path, []byte(c.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune", "-config", path)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if want := "schedulerd job: job config " + path + " " + c.want + "\n"; stderr != want {
+				t.Errorf("stderr %q, want %q", stderr, want)
+			}
+		})
+	}
+}
+
+// TestSubmitConfigWithBOM: a config saved with a UTF-8 byte order mark is submitted
+// without it, as the same config saved without one.
+func TestSubmitConfigWithBOM(t *testing.T) {
+	s := newProjectSession(t)
+	const config = `{"image":"trainer:1","max_runtime_seconds":3600,"resources":{"gpus":1,"gpu_models":["A10"]}}`
+	path := filepath.Join(t.TempDir(), "job.json")
+	if err := os.WriteFile(path, []byte("\xef\xbb\xbf"+config+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var job api.Job
+	submitted := s.ok("job", "submit", "-project", "vision", "-type", "fine_tune", "-config", path, "-o", "json")
+	if err := json.Unmarshal([]byte(submitted), &job); err != nil {
+		t.Fatalf("job submit -o json printed %q: %v", submitted, err)
+	}
+	if job.Status != "queued" {
+		t.Errorf("job status %q, want queued", job.Status)
+	}
+	var got, want any
+	if err := json.Unmarshal(job.Config, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(config), &want); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored config %s, want %s", job.Config, config)
 	}
 }
 
