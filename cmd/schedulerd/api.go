@@ -411,15 +411,27 @@ func reprioritizeQueue(ctx context.Context, env *environment, client *apiClient,
 	if err != nil {
 		return err
 	}
-	if !api.ValidDelta(*delta) {
-		return usageError{fmt.Sprintf("queue reprioritize needs -delta, a non-zero integer from -%d to %d; got %d",
-			api.MaxPriorityDelta, api.MaxPriorityDelta, *delta)}
+	if err := checkDelta(fs, *delta); err != nil {
+		return err
 	}
 	raw, err := client.call(ctx, "POST", queuePath(positional[0], "reprioritize"), api.ReprioritizeRequest{Delta: delta})
 	if err != nil {
 		return err
 	}
 	return out.print(raw, &api.ReprioritizeResult{}, printReprioritize)
+}
+
+// checkDelta rejects a -delta that the API would reject, and tells a missing -delta from a
+// given -delta 0, since both leave the flag at 0.
+func checkDelta(fs *flag.FlagSet, delta int) error {
+	if api.ValidDelta(delta) {
+		return nil
+	}
+	rule := fmt.Sprintf("a non-zero integer from -%d to %d", api.MaxPriorityDelta, api.MaxPriorityDelta)
+	if !isSet(fs, "delta") {
+		return usageError{"missing -delta; queue reprioritize needs -delta N, " + rule}
+	}
+	return usageError{fmt.Sprintf("invalid -delta %d: want %s", delta, rule)}
 }
 
 func queuePath(project, action string) string {

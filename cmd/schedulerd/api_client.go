@@ -277,7 +277,7 @@ func subcommand(args []string, command string, actions ...string) (string, []str
 			command, strings.Join(actions, "|"))}
 	}
 	if len(args) == 0 || !slices.Contains(actions, args[0]) {
-		return "", nil, usageError{fmt.Sprintf("want '%s %s'", command, strings.Join(actions, "|"))}
+		return "", nil, actionError(command, args, actions)
 	}
 	return args[0], args[1:], nil
 }

@@ -74,7 +74,8 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "schedulerd: unknown command %q; run 'schedulerd help' for the list\n", args[0])
+		fmt.Fprintf(stderr, "schedulerd: unknown command '%s'%s; run 'schedulerd help' for the list\n",
+			args[0], commandHint(args[0]))
 		return 2
 	}
 

@@ -87,9 +87,19 @@ func TestMigrateUpDownStatus(t *testing.T) {
 }
 
 func TestUnknownCommand(t *testing.T) {
-	code, _, stderr := run(t, nil, "frobnicate")
-	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
-		t.Errorf("exit %d, stderr %q", code, stderr)
+	cases := []struct{ command, want string }{
+		{"frobnicate", "schedulerd: unknown command 'frobnicate'; run 'schedulerd help' for the list\n"},
+		{"jbo", "schedulerd: unknown command 'jbo' (did you mean 'job'?); run 'schedulerd help' for the list\n"},
+		{"qouta", "schedulerd: unknown command 'qouta' (did you mean 'quota'?); run 'schedulerd help' for the list\n"},
+	}
+	for _, c := range cases {
+		code, _, stderr := run(t, nil, c.command)
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2", c.command, code)
+		}
+		if stderr != c.want {
+			t.Errorf("%s: stderr %q, want %q", c.command, stderr, c.want)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -27,13 +29,45 @@ func suggestFlag(fs *flag.FlagSet, err error) error {
 // closestFlag returns the flag of fs with the smallest edit distance to undefined, or ""
 // when none is within maxTypoDistance of it. Ties go to the first name in lexical order.
 func closestFlag(fs *flag.FlagSet, undefined string) string {
-	best, bestDistance := "", maxTypoDistance(undefined)+1
-	fs.VisitAll(func(f *flag.Flag) {
-		if d := editDistance(undefined, f.Name); d < bestDistance {
-			best, bestDistance = f.Name, d
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return closestName(undefined, names)
+}
+
+// closestName returns the candidate with the smallest edit distance to name, or "" when
+// none is within maxTypoDistance of it. Ties go to the first candidate in the order given.
+func closestName(name string, candidates []string) string {
+	best, bestDistance := "", maxTypoDistance(name)+1
+	for _, candidate := range candidates {
+		if d := editDistance(name, candidate); d < bestDistance {
+			best, bestDistance = candidate, d
 		}
-	})
+	}
 	return best
+}
+
+// actionError rejects a missing or unknown action of command, such as 'lst' in
+// `schedulerd job lst`, and names the closest action when the unknown one is a typo of it.
+func actionError(command string, args, actions []string) usageError {
+	want := fmt.Sprintf("want '%s %s'", command, strings.Join(actions, "|"))
+	if len(args) == 0 {
+		return usageError{want}
+	}
+	message := fmt.Sprintf("unknown command '%s'", args[0])
+	if name := closestName(args[0], actions); name != "" {
+		message += fmt.Sprintf(" (did you mean '%s %s'?)", command, name)
+	}
+	return usageError{message + "; " + want}
+}
+
+// commandHint returns " (did you mean 'NAME'?)" for the schedulerd command closest to an
+// unknown one, or "" when none is a small typo away.
+func commandHint(unknown string) string {
+	name := closestName(unknown, slices.Sorted(maps.Keys(commands)))
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean '%s'?)", name)
 }
 
 // maxTypoDistance is the largest edit distance at which name still counts as a typo. A
