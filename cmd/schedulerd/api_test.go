@@ -284,19 +284,24 @@ func TestSubmitConfigInvalidJSON(t *testing.T) {
 		{"empty", "", "line 1, column 1: unexpected end of JSON input"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "job.json")
-			if err := os.WriteFile(path, []byte(c.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune", "-config", path)
-			if code != 2 {
-				t.Errorf("exit %d, want 2", code)
-			}
-			if want := "schedulerd job: job config " + path + " is not valid JSON: " + c.want + "\n"; stderr != want {
-				t.Errorf("stderr %q, want %q", stderr, want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkConfigRejected(t, c.config, "is not valid JSON: "+c.want) })
+	}
+}
+
+// checkConfigRejected submits config from a file and checks that the CLI rejects it before
+// any call (exit 2) with the file's path followed by problem.
+func checkConfigRejected(t *testing.T, config, problem string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "job.json")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune", "-config", path)
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if want := "schedulerd job: job config " + path + " " + problem + "\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 }
 
@@ -312,19 +317,7 @@ func TestSubmitConfigNotUTF8(t *testing.T) {
 			"is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "job.json")
-			if err := os.WriteFile(path, []byte(c.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune", "-config", path)
-			if code != 2 {
-				t.Errorf("exit %d, want 2", code)
-			}
-			if want := "schedulerd job: job config " + path + " " + c.want + "\n"; stderr != want {
-				t.Errorf("stderr %q, want %q", stderr, want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkConfigRejected(t, c.config, c.want) })
 	}
 }
 

@@ -263,33 +263,34 @@ func TestFlagErrorIsOneLine(t *testing.T) {
 	}
 }
 
-// TestUnreachableAPINamesURLSetting points the CLI at a closed port.
-func TestUnreachableAPINamesURLSetting(t *testing.T) {
-	env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", "SCHEDULERD_API_URL": "http://127.0.0.1:1"}
-	code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
-	if code != 1 {
-		t.Errorf("exit %d, want 1", code)
+// TestUnreachableAPINamesSetting points the CLI at a closed port, through
+// SCHEDULERD_API_URL or, without it, the daemon's own SCHEDULERD_HTTP_ADDR. The hint names
+// the setting that gave the URL.
+func TestUnreachableAPINamesSetting(t *testing.T) {
+	connectionRefused := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
+		"dial tcp 127.0.0.1:1: connect: connection refused; "
+	cases := []struct {
+		name, setting, hint string
+	}{
+		{"API URL", "SCHEDULERD_API_URL", "check SCHEDULERD_API_URL"},
+		{"HTTP address", "SCHEDULERD_HTTP_ADDR", "SCHEDULERD_API_URL is not set, so the CLI used " +
+			"SCHEDULERD_HTTP_ADDR (127.0.0.1:1); set SCHEDULERD_API_URL to the daemon's URL"},
 	}
-	want := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
-		"dial tcp 127.0.0.1:1: connect: connection refused; check SCHEDULERD_API_URL\n"
-	if stderr != want {
-		t.Errorf("stderr %q, want %q", stderr, want)
-	}
-}
-
-// TestUnreachableAPIWithoutURLNamesAddr: without SCHEDULERD_API_URL the CLI calls the
-// daemon's own HTTP address, and the hint names both settings and the address used.
-func TestUnreachableAPIWithoutURLNamesAddr(t *testing.T) {
-	env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", "SCHEDULERD_HTTP_ADDR": "127.0.0.1:1"}
-	code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
-	if code != 1 {
-		t.Errorf("exit %d, want 1", code)
-	}
-	want := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
-		"dial tcp 127.0.0.1:1: connect: connection refused; SCHEDULERD_API_URL is not set, so the CLI used " +
-		"SCHEDULERD_HTTP_ADDR (127.0.0.1:1); set SCHEDULERD_API_URL to the daemon's URL\n"
-	if stderr != want {
-		t.Errorf("stderr %q, want %q", stderr, want)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			value := "127.0.0.1:1"
+			if c.setting == "SCHEDULERD_API_URL" {
+				value = "http://" + value
+			}
+			env := map[string]string{"SCHEDULERD_TOKEN": "sdt_x", c.setting: value}
+			code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d")
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if want := connectionRefused + c.hint + "\n"; stderr != want {
+				t.Errorf("stderr %q, want %q", stderr, want)
+			}
+		})
 	}
 }
 
