@@ -26,9 +26,10 @@ import (
 
 // The subcommands that call the HTTP API of a running schedulerd, as SCHEDULERD_TOKEN.
 
-// runJob is `schedulerd job submit|get|list|cancel|pause|resume|explain`.
+// runJob is `schedulerd job submit|get|list|cancel|pause|resume|priority|explain`.
 func runJob(ctx context.Context, env *environment, args []string) error {
-	action, rest, err := subcommand(args, "job", "submit", "get", "list", "cancel", "pause", "resume", "explain")
+	action, rest, err := subcommand(args, "job", "submit", "get", "list", "cancel", "pause", "resume", "priority",
+		"explain")
 	if err != nil {
 		return err
 	}
@@ -38,6 +39,8 @@ func runJob(ctx context.Context, env *environment, args []string) error {
 		return submitJob(ctx, env, client, rest)
 	case "list":
 		return listJobs(ctx, env, client, rest)
+	case "priority":
+		return setJobPriority(ctx, env, client, rest)
 	case "explain":
 		return explainJob(ctx, env, client, rest)
 	}
@@ -293,6 +296,35 @@ func explainJob(ctx context.Context, env *environment, client *apiClient, args [
 		return err
 	}
 	return out.print(raw, &api.Explanation{}, printExplanation)
+}
+
+// setJobPriority is `job priority JOB_ID -priority N`: it sets one job's priority
+// (PATCH /v1/jobs/{id}/priority) and prints the job.
+func setJobPriority(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newAPIFlagSet(env, "job priority")
+	priority := fs.Int("priority", 0, fmt.Sprintf("the job's new priority, 0 to %d, higher first (required)", maxPriority))
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "job priority JOB_ID -priority N")
+	if err != nil {
+		return err
+	}
+	rule := fmt.Sprintf("an integer from 0 to %d", maxPriority)
+	switch {
+	case !isSet(fs, "priority"):
+		return usageError{"missing -priority; job priority needs -priority N, " + rule}
+	case *priority < 0 || *priority > maxPriority:
+		return usageError{fmt.Sprintf("invalid -priority %d: want %s", *priority, rule)}
+	}
+	path, err := jobPath(positional[0])
+	if err != nil {
+		return err
+	}
+
+	raw, err := client.call(ctx, "PATCH", path+"/priority", api.PriorityRequest{Priority: priority})
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Job{}, printJob)
 }
 
 // jobAction is `job get|cancel|pause|resume JOB_ID`.

@@ -121,9 +121,9 @@ func TestAPICommandErrors(t *testing.T) {
 			"missing -type, -config; usage: schedulerd job submit -project P -type T -config FILE"},
 		{"bad role", []string{"token", "create", "-name", "x", "-role", "root"}, 2, `invalid role "root"`},
 		{"unknown action", []string{"job", "frob"}, 2,
-			"schedulerd job: unknown command 'frob'; want 'job submit|get|list|cancel|pause|resume|explain'\n"},
+			"schedulerd job: unknown command 'frob'; want 'job submit|get|list|cancel|pause|resume|priority|explain'\n"},
 		{"action typo", []string{"job", "lst"}, 2, "schedulerd job: unknown command 'lst' (did you mean 'job list'?); " +
-			"want 'job submit|get|list|cancel|pause|resume|explain'\n"},
+			"want 'job submit|get|list|cancel|pause|resume|priority|explain'\n"},
 		{"action typo of a swap", []string{"queue", "drian", "vision"}, 2,
 			"unknown command 'drian' (did you mean 'queue drain'?)"},
 		{"missing action", []string{"quota"}, 2, "schedulerd quota: want 'quota get|set'\n"},
@@ -133,6 +133,11 @@ func TestAPICommandErrors(t *testing.T) {
 			"-parent", "trial-7"}, 2, `-parent: invalid job id "trial-7": want a UUID`},
 		{"limit too large", []string{"job", "list", "-limit", "501"}, 2, "invalid -limit 501: want 1 to 500"},
 		{"limit zero", []string{"job", "list", "-limit", "0"}, 2, "invalid -limit 0"},
+		{"no priority", []string{"job", "priority", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d"}, 2,
+			"schedulerd job: missing -priority; job priority needs -priority N, an integer from 0 to 100\n"},
+		{"priority too large", []string{"job", "priority", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", "-priority", "101"}, 2,
+			"schedulerd job: invalid -priority 101: want an integer from 0 to 100\n"},
+		{"priority of an id not a UUID", []string{"job", "priority", "job-1", "-priority", "5"}, 2, `invalid job id "job-1"`},
 		{"no delta", []string{"queue", "reprioritize", "vision"}, 2,
 			"schedulerd queue: missing -delta; queue reprioritize needs -delta N, a non-zero integer from -100 to 100\n"},
 		{"delta zero", []string{"queue", "reprioritize", "vision", "-delta", "0"}, 2,
@@ -203,6 +208,37 @@ func TestReprioritizeOutput(t *testing.T) {
 	changed := s.ok("queue", "reprioritize", "vision", "-delta", "2")
 	if want := job.ID.String() + "  98      100\n"; !strings.Contains(changed, want) {
 		t.Errorf("delta 2 printed:\n%s\nwant the line %q", changed, want)
+	}
+}
+
+// TestJobPriorityCommand: job priority sets one queued job's priority through the API and
+// prints the job, and the API's answer for an ended job passes through.
+func TestJobPriorityCommand(t *testing.T) {
+	s := newProjectSession(t)
+	job := s.submit("-priority", "10")
+
+	var changed api.Job
+	if err := json.Unmarshal([]byte(s.ok("job", "priority", job.ID.String(), "-priority", "70", "-o", "json")), &changed); err != nil {
+		t.Fatal(err)
+	}
+	if changed.Priority != 70 {
+		t.Errorf("printed priority %d, want 70", changed.Priority)
+	}
+	var stored api.Job
+	if err := json.Unmarshal([]byte(s.ok("job", "get", job.ID.String(), "-o", "json")), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Priority != 70 {
+		t.Errorf("stored priority %d, want 70", stored.Priority)
+	}
+
+	s.ok("job", "cancel", job.ID.String())
+	code, _, stderr := run(t, s.env, "job", "priority", job.ID.String(), "-priority", "5")
+	if code != 1 {
+		t.Errorf("priority of a cancelled job: exit %d, want 1", code)
+	}
+	if want := "the priority of a finished job cannot change"; !strings.Contains(stderr, want) {
+		t.Errorf("priority of a cancelled job: stderr %q, want it to contain %q", stderr, want)
 	}
 }
 

@@ -43,7 +43,7 @@ var commands = map[string]command{
 	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon, false},
 	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport, false},
 	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay, false},
-	"job":     {"job submit|get|list|cancel|pause|resume|explain: manage jobs through the API", runJob, true},
+	"job":     {"job submit|get|list|cancel|pause|resume|priority|explain: manage jobs through the API", runJob, true},
 	"queue":   {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue, true},
 	"quota":   {"quota get|set PROJECT: read or change a project's quota through the API", runQuota, true},
 	"project": {"project create|update|get|list: manage projects through the API", runProject, true},

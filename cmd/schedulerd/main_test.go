@@ -235,7 +235,7 @@ func TestHelpListsSubcommands(t *testing.T) {
 		{[]string{"migrate", "-h"}, "usage: schedulerd migrate up | down [-to VERSION] | status"},
 		{[]string{"cron", "-h"}, "usage: schedulerd cron run partitions|retention|budgets"},
 		{[]string{"cron", "run", "--help"}, "usage: schedulerd cron run partitions|retention|budgets"},
-		{[]string{"job", "-h"}, "usage: schedulerd job submit|get|list|cancel|pause|resume|explain [flags]"},
+		{[]string{"job", "-h"}, "usage: schedulerd job submit|get|list|cancel|pause|resume|priority|explain [flags]"},
 		{[]string{"token", "-help"}, "usage: schedulerd token create|list|revoke [flags]"},
 	}
 	for _, c := range cases {
