@@ -212,7 +212,7 @@ func TestReprioritizeOutput(t *testing.T) {
 }
 
 // TestJobPriorityCommand: job priority sets one queued job's priority through the API and
-// prints the job, and the API's answer for an ended job passes through.
+// prints the job, and the API's rejection for an ended job passes through.
 func TestJobPriorityCommand(t *testing.T) {
 	s := newProjectSession(t)
 	job := s.submit("-priority", "10")
