@@ -179,12 +179,12 @@ const maxJobsNamed = 10
 // priorityRangeText is the detail of a rejected reprioritization: the jobs that would leave
 // the priority range, with the priority each would get, and the deltas that fit.
 func priorityRangeText(e *store.PriorityRangeError) string {
-	shown := e.Jobs[:min(len(e.Jobs), maxJobsNamed)]
-	named := make([]string, 0, len(shown)+1)
-	for _, c := range shown {
+	listed := e.Jobs[:min(len(e.Jobs), maxJobsNamed)]
+	named := make([]string, 0, len(listed)+1)
+	for _, c := range listed {
 		named = append(named, fmt.Sprintf("%s (%d to %d)", c.JobID, c.Before, c.After))
 	}
-	if more := len(e.Jobs) - len(shown); more > 0 {
+	if more := len(e.Jobs) - len(listed); more > 0 {
 		named = append(named, fmt.Sprintf("and %d more", more))
 	}
 	jobs := fmt.Sprintf("%d queued jobs", len(e.Jobs))

@@ -255,8 +255,8 @@ func pgErrorText(err error) string {
 }
 
 // validateAddr checks a listen address: host:port, with a port from 0 to 65535 or a service
-// name that the system knows. The check is local, so a bad port fails the start before the
-// database connection.
+// name listed in the system's services database. A bad port therefore fails the settings
+// check, before the database connection.
 func validateAddr(v string) error {
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {

@@ -235,6 +235,8 @@ func TestDaemonRunsWithManifestRBAC(t *testing.T) {
 
 // shutdownBounds is the sum of the daemon's shutdown steps' bounds: the loops (20 s), the
 // Lease's release (10 s), the HTTP server (20 s) and the cron service (10 s).
+// NOTE: the sum is copied by hand from the daemon and cmd/schedulerd, so a changed bound
+// needs a change here too.
 const shutdownBounds = 60
 
 // TestGraceCoversPreStopAndShutdown: the Deployment sleeps before SIGTERM, so the pod

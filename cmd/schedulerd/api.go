@@ -48,7 +48,7 @@ func runJob(ctx context.Context, env *environment, args []string) error {
 }
 
 // maxPriority is the highest job priority, as the API and the jobs table accept it.
-const maxPriority = 100
+const maxPriority = store.MaxPriority
 
 func submitJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
 	fs := newAPIFlagSet(env, "job submit")
@@ -453,8 +453,8 @@ func reprioritizeQueue(ctx context.Context, env *environment, client *apiClient,
 	return out.print(raw, &api.ReprioritizeResult{}, printReprioritize)
 }
 
-// checkDelta rejects a -delta that the API would reject, and tells a missing -delta from a
-// given -delta 0, since both leave the flag at 0.
+// checkDelta rejects a -delta that the API would reject. It separates a missing -delta from
+// a given -delta 0, because both leave the flag at 0.
 func checkDelta(fs *flag.FlagSet, delta int) error {
 	if api.ValidDelta(delta) {
 		return nil

@@ -43,7 +43,7 @@ func newAPIClient(env *environment) *apiClient {
 }
 
 // unreachableHint names the setting that gave the API's URL, so that a user whose daemon
-// listens elsewhere sees what to set.
+// listens elsewhere learns what to set.
 func unreachableHint(env *environment) string {
 	if env.getenv("SCHEDULERD_API_URL") != "" {
 		return "check SCHEDULERD_API_URL"
