@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -94,6 +95,11 @@ type route struct {
 	role            store.Role
 	handle          func(w http.ResponseWriter, r *http.Request, caller *principal) error
 }
+
+// queryRoutes are the routes that read query parameters and check them themselves. Every
+// other route rejects any query parameter, so that a misspelt filter or option is an error
+// rather than ignored.
+var queryRoutes = []string{"GET /v1/jobs", "GET /v1/approvals", "GET /v1/audit"}
 
 func (s *Server) routes() []route {
 	return []route{
@@ -180,7 +186,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) error {
 		return invalid("path", "the path %s", notUTF8Detail)
 	}
 	if rt.role == "" {
-		return rt.handle(w, r, nil)
+		return handleRoute(w, r, rt, nil)
 	}
 	caller, err := s.authenticate(r)
 	if err != nil {
@@ -189,6 +195,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) error {
 	if !caller.hasRole(rt.role) {
 		return forbidden("this action needs the %s role; the token %q has the %s role",
 			rt.role, caller.token.Name, caller.token.Role)
+	}
+	return handleRoute(w, r, rt, caller)
+}
+
+// handleRoute calls the route's handler, after rejecting a query string that the route does
+// not read. It runs after authentication, so an unauthenticated request gets 401 first.
+func handleRoute(w http.ResponseWriter, r *http.Request, rt route, caller *principal) error {
+	if !slices.Contains(queryRoutes, rt.method+" "+rt.pattern) {
+		if _, err := parseQuery(r, nil, nil); err != nil {
+			return err
+		}
 	}
 	return rt.handle(w, r, caller)
 }

@@ -131,9 +131,6 @@ type NodeSize struct {
 }
 
 func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *principal) error {
-	if _, err := parseQuery(r, nil, nil); err != nil {
-		return err
-	}
 	id, err := pathJobID(r)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -396,6 +397,34 @@ func TestJobEndpointsRejectQuery(t *testing.T) {
 		}
 		f.do(f.submitter, "GET", path+"?", nil).want(200)
 	}
+}
+
+// No endpoint ignores a query parameter it does not know: each one is a 400 that names it,
+// before the handler reads the path or body, so nothing changes.
+func TestEveryRouteRejectsUnknownQuery(t *testing.T) {
+	f := setup(t)
+	auditBefore := f.auditCount()
+	fill := strings.NewReplacer("{project}", "vision", "{model}", "resnet",
+		"{id}", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", "{run}", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6e")
+	for _, rt := range f.api.Routes() {
+		path := fill.Replace(rt.Pattern) + "?bogus=1"
+		p := f.do(f.admin, rt.Method, path, "{}").problem(400, api.TypeInvalidRequest)
+		if p.Field != "bogus" || !strings.HasPrefix(p.Detail, "unknown query parameter") {
+			t.Errorf("%s %s: field %q, detail %q; want the unknown parameter bogus", rt.Method, path, p.Field, p.Detail)
+		}
+	}
+	if n := f.auditCount(); n != auditBefore {
+		t.Errorf("%d audit records after the rejected calls, want the %d from before", n, auditBefore)
+	}
+}
+
+func (f *fixture) auditCount() int {
+	f.t.Helper()
+	records, err := f.store.ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return len(records)
 }
 
 func TestListJobsPages(t *testing.T) {
