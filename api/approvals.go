@@ -59,11 +59,12 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, caller *p
 	if err != nil {
 		return err
 	}
+	listing := filterFingerprint("approvals", query)
 	if token := query.Get("page_token"); token != "" {
 		// The token has the format of a job page's: the last row's time and id.
-		last, ok := decodePageToken(token)
-		if !ok {
-			return invalid("page_token", "not a page token of this API; use next_page of the previous page")
+		last, err := decodePageToken(token, listing)
+		if err != nil {
+			return err
 		}
 		filter.AfterRequestedAt, filter.AfterID = last.CreatedAt, last.ID
 	}
@@ -77,7 +78,7 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, caller *p
 	if len(approvals) > pageSize {
 		approvals = approvals[:pageSize]
 		last := approvals[pageSize-1]
-		list.NextPage = encodePageToken(store.JobRef{ID: last.ID, CreatedAt: last.RequestedAt})
+		list.NextPage = encodePageToken(store.JobRef{ID: last.ID, CreatedAt: last.RequestedAt}, listing)
 	}
 	list.Approvals = approvalViews(approvals)
 	writeJSON(w, http.StatusOK, "application/json", list)

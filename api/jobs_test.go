@@ -460,6 +460,44 @@ func TestListJobsPages(t *testing.T) {
 	}
 }
 
+// A page token continues only the listing that issued it: the same filters, in any order or
+// spelling of several values, and any limit. With other filters it is a 400, because the
+// pages would not add up to either listing.
+func TestPageTokenKeepsItsFilters(t *testing.T) {
+	f := setup(t)
+	for range 3 {
+		f.submit(f.submitter, "vision", 5)
+		f.submit(f.audioSubmitter, "audio", 5)
+	}
+	var first api.JobList
+	f.do(f.operator, "GET", "/v1/jobs?project=vision,audio&status=queued&limit=2", nil).want(200).decode(&first)
+	if first.NextPage == "" {
+		t.Fatal("no next page after 2 of 6 jobs")
+	}
+
+	same := []struct {
+		query string
+		jobs  int
+	}{{"project=vision,audio&status=queued&limit=2", 2}, {"status=queued&project=audio&project=vision&limit=4", 4}}
+	for _, c := range same {
+		var next api.JobList
+		f.do(f.operator, "GET", "/v1/jobs?"+c.query+"&page_token="+first.NextPage, nil).want(200).decode(&next)
+		if len(next.Jobs) != c.jobs || next.Jobs[0].CreatedAt.After(first.Jobs[1].CreatedAt) || next.Jobs[0].ID == first.Jobs[1].ID {
+			t.Errorf("%s: next page %v, want the %d jobs after the first page", c.query, next.Jobs, c.jobs)
+		}
+	}
+	for _, other := range []string{"project=vision&limit=2", "project=vision,audio&limit=2", "project=vision,audio&status=queued&job_type=hpo"} {
+		p := f.do(f.operator, "GET", "/v1/jobs?"+other+"&page_token="+first.NextPage, nil).problem(400, api.TypeInvalidRequest)
+		if p.Field != "page_token" || !strings.Contains(p.Detail, "other filters") {
+			t.Errorf("%s: field %q, detail %q; want the token rejected for its filters", other, p.Field, p.Detail)
+		}
+	}
+	p := f.do(f.operator, "GET", "/v1/approvals?page_token="+first.NextPage, nil).problem(400, api.TypeInvalidRequest)
+	if p.Field != "page_token" {
+		t.Errorf("a job listing's token on approvals: field %q, want page_token", p.Field)
+	}
+}
+
 func TestListJobsFilters(t *testing.T) {
 	f := setup(t)
 	jobs := []api.Job{f.submit(f.submitter, "vision", 5), f.submit(f.submitter, "vision", 5),

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -54,7 +58,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, caller *princi
 	list := JobList{Jobs: make([]Job, 0, min(len(jobs), pageSize))}
 	if len(jobs) > pageSize {
 		jobs = jobs[:pageSize]
-		list.NextPage = encodePageToken(jobs[pageSize-1].Ref())
+		list.NextPage = encodePageToken(jobs[pageSize-1].Ref(), filterFingerprint("jobs", query))
 	}
 	for _, j := range jobs {
 		list.Jobs = append(list.Jobs, jobView(j))
@@ -145,9 +149,9 @@ func parseJobFilter(query url.Values) (store.JobFilter, error) {
 		return f, err
 	}
 	if token := query.Get("page_token"); token != "" {
-		ref, ok := decodePageToken(token)
-		if !ok {
-			return f, invalid("page_token", "not a page token of this API; use next_page of the previous page")
+		ref, err := decodePageToken(token, filterFingerprint("jobs", query))
+		if err != nil {
+			return f, err
 		}
 		f.After = &ref
 	}
@@ -196,27 +200,65 @@ func restrictToCaller(caller *principal, projects *[]string) error {
 	return nil
 }
 
-func encodePageToken(ref store.JobRef) string {
-	raw := ref.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + ref.ID.String()
+// A page token holds the page's last row (time and id) and a fingerprint of the filter that
+// listed it. A token given with another filter is rejected: the keyset would still work,
+// but the pages that follow would no longer add up to one listing.
+func encodePageToken(ref store.JobRef, filter string) string {
+	raw := ref.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + ref.ID.String() + "|" + filter
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
-func decodePageToken(token string) (store.JobRef, bool) {
+// decodePageToken reads a token of encodePageToken and checks that it was issued for filter.
+func decodePageToken(token, filter string) (store.JobRef, error) {
+	ref, issuedFor, ok := parsePageToken(token)
+	if !ok {
+		return store.JobRef{}, invalid("page_token", "not a page token of this API; use next_page of the previous page")
+	}
+	if issuedFor != filter {
+		return store.JobRef{}, invalid("page_token",
+			"the token belongs to a listing with other filters; repeat that listing's filters, or leave page_token out to start from the first page")
+	}
+	return ref, nil
+}
+
+func parsePageToken(token string) (ref store.JobRef, filter string, ok bool) {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
-		return store.JobRef{}, false
+		return store.JobRef{}, "", false
 	}
-	at, id, ok := strings.Cut(string(raw), "|")
-	if !ok {
-		return store.JobRef{}, false
+	parts := strings.Split(string(raw), "|")
+	if len(parts) != 3 {
+		return store.JobRef{}, "", false
 	}
-	createdAt, err := time.Parse(time.RFC3339Nano, at)
+	createdAt, err := time.Parse(time.RFC3339Nano, parts[0])
 	if err != nil {
-		return store.JobRef{}, false
+		return store.JobRef{}, "", false
 	}
-	jobID, err := uuid.Parse(id)
+	id, err := uuid.Parse(parts[1])
 	if err != nil {
-		return store.JobRef{}, false
+		return store.JobRef{}, "", false
 	}
-	return store.JobRef{ID: jobID, CreatedAt: createdAt}, true
+	return store.JobRef{ID: id, CreatedAt: createdAt}, parts[2], true
+}
+
+// filterFingerprint names a listing: the endpoint and its query without the page parameters.
+// A parameter's values are split at commas and sorted, so project=a,b and project=b&project=a
+// are the same listing.
+func filterFingerprint(endpoint string, query url.Values) string {
+	h := sha256.New()
+	h.Write([]byte(endpoint))
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		if name == "page_token" || name == "limit" {
+			continue
+		}
+		var values []string
+		for _, v := range query[name] {
+			for part := range strings.SplitSeq(v, ",") {
+				values = append(values, strings.TrimSpace(part))
+			}
+		}
+		slices.Sort(values)
+		fmt.Fprintf(h, "\x00%s=%q", name, values)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -254,7 +254,7 @@ func listJobs(ctx context.Context, env *environment, client *apiClient, args []s
 		return err
 	}
 	if out.format == "table" && page.NextPage != "" {
-		fmt.Fprintf(env.stdout, "more jobs: add -page-token %s\n", page.NextPage)
+		fmt.Fprintf(env.stdout, "more jobs: repeat the command with -page-token %s\n", page.NextPage)
 	}
 	return nil
 }

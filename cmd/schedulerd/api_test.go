@@ -592,7 +592,7 @@ func TestJobListPageAndNoJobs(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("job list -limit 2 printed %d lines, want a header, 2 jobs and the next page:\n%s", len(lines), table)
 	}
-	if !strings.HasPrefix(lines[3], "more jobs: add -page-token ") {
+	if !strings.HasPrefix(lines[3], "more jobs: repeat the command with -page-token ") {
 		t.Errorf("last line %q, want the next page token", lines[3])
 	}
 
