@@ -148,6 +148,20 @@ func LoadOnly(name string, only, args []string, getenv func(string) string, outp
 	return c, rest, nil
 }
 
+// SettingFlags returns the flag names of the settings named in only, or of all settings when
+// only is nil, so that a command can suggest one for a mistyped flag.
+func SettingFlags(only []string) ([]string, error) {
+	chosen, err := selectSettings(only)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(chosen))
+	for i, s := range chosen {
+		names[i] = s.flag
+	}
+	return names, nil
+}
+
 // selectSettings returns the settings named in only, in the order of settings, or all of
 // them when only is nil.
 func selectSettings(only []string) ([]setting, error) {

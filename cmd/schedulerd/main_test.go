@@ -103,6 +103,34 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
+// A typo of a settings flag reaches the command as an unknown flag; the error names the
+// setting it is closest to, whether the command has flags of its own or, like run, none.
+func TestSettingsFlagTypoHint(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "-databse-url", "postgres://x"},
+			`schedulerd run: run takes only settings flags, not ["-databse-url" "postgres://x"]; did you mean -database-url?` + "\n"},
+		{[]string{"run", "--log-levl=debug"},
+			`schedulerd run: run takes only settings flags, not ["--log-levl=debug"]; did you mean -log-level?` + "\n"},
+		{[]string{"migrate", "up", "-databse-url", "postgres://x"},
+			"schedulerd migrate: flag provided but not defined: -databse-url; did you mean -database-url?\n"},
+		{[]string{"cron", "run", "partitions", "-dry-rn"},
+			"schedulerd cron: flag provided but not defined: -dry-rn; did you mean -dry-run?\n"},
+		// token reads only the database URL, so log-level is no setting of it.
+		{[]string{"token", "list", "-log-levl", "debug"},
+			"schedulerd token: flag provided but not defined: -log-levl\n"},
+		{[]string{"run", "extra"}, `schedulerd run: run takes only settings flags, not ["extra"]` + "\n"},
+	}
+	for _, c := range cases {
+		code, _, stderr := run(t, nil, c.args...)
+		if code != 2 || stderr != c.want {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
 func TestRunHelpDoesNotStart(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
 	code, _, stderr := run(t, env, "run", "-h")

@@ -26,7 +26,7 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		return flag.ErrHelp // the settings, run's only flags, are printed
 	}
 	if len(args) > 0 {
-		return usageError{fmt.Sprintf("run takes only settings flags, not %q", args)}
+		return usageError{fmt.Sprintf("run takes only settings flags, not %q%s", args, settingHint("run", args[0]))}
 	}
 	setGCPercent(env.getenv)
 	setMemoryLimit(env.getenv, env.log)

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/schedulerd/schedulerd/config"
 )
 
 // undefinedFlagPrefix starts the flag package's error for a flag that the set does not
@@ -26,12 +28,39 @@ func suggestFlag(fs *flag.FlagSet, err error) error {
 	return err
 }
 
-// closestFlag returns the flag of fs with the smallest edit distance to undefined, or ""
-// when none is within maxTypoDistance of it. Ties go to the first name in lexical order.
+// closestFlag returns the flag of fs, or the settings flag of fs's command, with the
+// smallest edit distance to undefined, or "" when none is within maxTypoDistance of it. Ties
+// go to the command's own flags, then to the first name in lexical order.
 func closestFlag(fs *flag.FlagSet, undefined string) string {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	return closestName(undefined, names)
+	command, _, _ := strings.Cut(fs.Name(), " ")
+	return closestName(undefined, append(names, settingFlags(command)...))
+}
+
+// settingFlags returns the names of the settings flags that command reads. Config takes
+// them from the command line before the command parses its own flags, so a typo of one
+// reaches the command's flag set, or run's check for extra arguments, as an unknown flag.
+func settingFlags(command string) []string {
+	names, err := config.SettingFlags(commandSettings[command])
+	if err != nil {
+		panic(fmt.Sprintf("commandSettings of %s: %v", command, err)) // a fixed table
+	}
+	return names
+}
+
+// settingHint returns "; did you mean -NAME?" when arg is a flag a small typo away from one
+// of command's settings flags, and "" otherwise.
+func settingHint(command, arg string) string {
+	name, ok := strings.CutPrefix(arg, "-")
+	if !ok {
+		return ""
+	}
+	name, _, _ = strings.Cut(strings.TrimPrefix(name, "-"), "=")
+	if closest := closestName(name, settingFlags(command)); closest != "" {
+		return fmt.Sprintf("; did you mean -%s?", closest)
+	}
+	return ""
 }
 
 // closestName returns the candidate with the smallest edit distance to name, or "" when
