@@ -64,6 +64,38 @@ func (f *fixture) tokenAt(name string, createdAt time.Time, ttl time.Duration) (
 	return token, secret
 }
 
+// A refused token and a role that falls short are logged at Info, the daemon's default
+// level, with the reason and the client's address, and without the secret sent.
+func TestRefusedRequestsLogged(t *testing.T) {
+	f := setup(t)
+	logs := f.withLog()
+	f.do("sdt_guessed", "GET", "/v1/jobs", nil).problem(401, api.TypeUnauthorized)
+	f.do(f.submitter, "GET", "/v1/audit", nil).problem(403, api.TypeForbidden)
+	f.do(f.submitter, "GET", "/v1/jobs", nil).want(200)
+
+	var refused []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, `msg="API request refused"`) {
+			refused = append(refused, line)
+		}
+	}
+	if len(refused) != 2 {
+		t.Fatalf("%d refusals logged, want 2:\n%s", len(refused), logs)
+	}
+	want := []string{`level=INFO`, `status=401`, `reason="the bearer token is unknown, expired or revoked"`, `remote_addr=127.0.0.1:`}
+	for _, w := range want {
+		if !strings.Contains(refused[0], w) {
+			t.Errorf("401 line %q, want %s", refused[0], w)
+		}
+	}
+	if !strings.Contains(refused[1], `status=403`) || !strings.Contains(refused[1], `\"vision-ci\" has the submitter role`) {
+		t.Errorf("403 line %q, want the status and the token's name and role", refused[1])
+	}
+	if strings.Contains(logs.String(), "sdt_guessed") {
+		t.Error("the log holds the secret that was sent")
+	}
+}
+
 func TestRolesAndProjects(t *testing.T) {
 	f := setup(t)
 	audioJob := f.submit(f.audioSubmitter, "audio", 5)
