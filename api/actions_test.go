@@ -143,8 +143,7 @@ func TestStaffJobActionsAudited(t *testing.T) {
 	f.action(f.operator, theirs, "pause").want(200)
 	f.do(f.operator, "PATCH", "/v1/jobs/"+theirs.ID.String()+"/priority", `{"priority": 9}`).want(200)
 
-	var audit api.AuditList
-	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	audit := f.projectAudit("vision")
 	if len(audit.Records) != 2 {
 		t.Fatalf("%d audit records, want 2 (the operator's actions only): %+v", len(audit.Records), audit.Records)
 	}
@@ -166,8 +165,7 @@ func TestStaffSubmissionAudited(t *testing.T) {
 	f.submit(f.submitter, "vision", 5)
 	staff := f.submit(f.operator, "vision", 90)
 
-	var audit api.AuditList
-	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	audit := f.projectAudit("vision")
 	if len(audit.Records) != 1 {
 		t.Fatalf("%d audit records, want 1 (the operator's submission only): %+v", len(audit.Records), audit.Records)
 	}

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,36 @@ func TestTokenCreationAuditExpiry(t *testing.T) {
 	want := createdAt.Add(90 * time.Minute)
 	if after.ExpiresAt == nil || !after.ExpiresAt.Equal(want) {
 		t.Errorf("audited expiry %v, want %s", after.ExpiresAt, want)
+	}
+}
+
+// A token's grant and revocation appear in the audit records of each project it names, so
+// that `GET /v1/audit?project=P` shows who was given access to P, and not in another's.
+func TestTokenGrantsInProjectAudit(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	actor := store.Actor{Name: "ana", Role: store.RoleAdmin}
+	both, _, err := api.CreateToken(ctx, f.store, api.TokenRequest{Name: "shared-ci", Role: store.RoleSubmitter,
+		Projects: []string{"vision", "audio"}}, time.Now(), actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.RevokeToken(ctx, both.ID, time.Now(), &store.Audit{Actor: actor, Action: "token.revoke", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	f.token("oncall-2", store.RoleOperator) // no project: in no project's records
+
+	for _, project := range []string{"vision", "audio"} {
+		var actions []string
+		for _, r := range f.projectAudit(project).Records {
+			actions = append(actions, r.Action+" by "+r.Actor)
+		}
+		if want := "[token.revoke by ana token.create by ana]"; fmt.Sprint(actions) != want {
+			t.Errorf("%s audit %v, want %s", project, actions, want)
+		}
+	}
+	f.project("speech")
+	if records := f.projectAudit("speech").Records; len(records) != 0 {
+		t.Errorf("speech audit has %d records, want none", len(records))
 	}
 }

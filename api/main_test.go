@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,10 +78,13 @@ func (f *fixture) capacity(models ...store.ModelCapacity) {
 	}
 }
 
+// fixtureActor creates the fixture's tokens.
+const fixtureActor = "test"
+
 func (f *fixture) token(name string, role store.Role, projects ...string) string {
 	f.t.Helper()
 	_, secret, err := api.CreateToken(context.Background(), f.store,
-		api.TokenRequest{Name: name, Role: role, Projects: projects}, time.Now(), store.Actor{Name: "test", Role: store.RoleAdmin})
+		api.TokenRequest{Name: name, Role: role, Projects: projects}, time.Now(), store.Actor{Name: fixtureActor, Role: store.RoleAdmin})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -244,4 +248,16 @@ func compact(raw []byte) string {
 		return string(raw)
 	}
 	return b.String()
+}
+
+// projectAudit reads the audit records of project without the grants of the fixture's own
+// tokens, which every project's records include.
+func (f *fixture) projectAudit(project string) api.AuditList {
+	f.t.Helper()
+	var audit api.AuditList
+	f.do(f.admin, "GET", "/v1/audit?project="+project, nil).want(200).decode(&audit)
+	audit.Records = slices.DeleteFunc(audit.Records, func(r api.AuditRecord) bool {
+		return r.Action == "token.create" && r.Actor == fixtureActor
+	})
+	return audit
 }

@@ -271,8 +271,7 @@ func TestQueueActionsAudited(t *testing.T) {
 	f.do(f.operator, "POST", "/v1/queues/vision/undrain", nil).want(200)
 	f.do(f.operator, "POST", "/v1/queues/vision/undrain", nil).want(200)
 
-	var audit api.AuditList
-	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	audit := f.projectAudit("vision")
 	var actions []string
 	for _, r := range audit.Records {
 		actions = append(actions, r.Action+" by "+r.Actor)

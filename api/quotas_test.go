@@ -25,8 +25,7 @@ func TestPutAndGetQuota(t *testing.T) {
 		t.Errorf("PUT returned %+v and GET %+v, want %+v", put, got, want)
 	}
 
-	var audit api.AuditList
-	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	audit := f.projectAudit("vision")
 	if len(audit.Records) != 1 || audit.Records[0].Action != "quota.set" || audit.Records[0].Actor != "root" {
 		t.Fatalf("audit %+v, want one quota.set by root", audit.Records)
 	}
@@ -45,8 +44,7 @@ func TestPutQuotaCreatesIt(t *testing.T) {
 	}
 
 	f.do(f.admin, "PUT", "/v1/projects/speech/quota", newQuota).want(200)
-	var audit api.AuditList
-	f.do(f.admin, "GET", "/v1/audit?project=speech", nil).want(200).decode(&audit)
+	audit := f.projectAudit("speech")
 	if len(audit.Records) != 2 || string(audit.Records[0].Before) != "null" {
 		t.Errorf("audit %+v, want project.save then quota.set with no before image", audit.Records)
 	}
@@ -103,8 +101,7 @@ func TestPatchQuota(t *testing.T) {
 	if patched != want {
 		t.Errorf("after two changes %+v, want %+v", patched, want)
 	}
-	var audit api.AuditList
-	f.do(f.admin, "GET", "/v1/audit?project=vision", nil).want(200).decode(&audit)
+	audit := f.projectAudit("vision")
 	if len(audit.Records) != 2 || audit.Records[0].Action != "quota.change" {
 		t.Fatalf("audit %+v, want two quota.change records", audit.Records)
 	}

@@ -81,7 +81,10 @@ func imageJSON(image any) ([]byte, error) {
 
 // AuditFilter selects audit records, newest first.
 type AuditFilter struct {
-	ProjectID string // empty for every project
+	// ProjectID selects the records of one project, with those of the tokens that name it,
+	// whose after image lists their projects (revocations recorded before the list was added
+	// to their image are not found); empty for every project.
+	ProjectID string
 	BeforeID  int64  // only records with a smaller id, for paging; 0 for the newest
 	Limit     int
 }
@@ -89,7 +92,8 @@ type AuditFilter struct {
 const sqlListAudit = `
 SELECT id, at, token_id, actor, role::text AS role, action, project_id, job_id, before_json, after_json
 FROM audit_log
-WHERE ($1 = '' OR project_id = $1) AND ($2 = 0 OR id < $2)
+WHERE ($1 = '' OR project_id = $1 OR (project_id IS NULL AND after_json -> 'projects' ? $1))
+  AND ($2 = 0 OR id < $2)
 ORDER BY id DESC
 LIMIT $3`
 

@@ -110,7 +110,8 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, at time.Time, aud
 		if err != nil {
 			return err
 		}
-		after := map[string]any{"id": revoked.ID, "name": revoked.Name, "revoked_at": revoked.RevokedAt}
+		after := map[string]any{"id": revoked.ID, "name": revoked.Name, "projects": revoked.Projects,
+			"revoked_at": revoked.RevokedAt}
 		return writeAudit(ctx, tx, audit, "", nil, nil, after)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
