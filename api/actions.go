@@ -67,7 +67,7 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 		}
 
 		updated, err := s.store.SetJobStatus(r.Context(), job.Ref(), job.Status, a.to, s.now(),
-			s.staffAudit(caller, "job."+a.name))
+			s.audit(caller, "job."+a.name))
 		switch {
 		case err == nil:
 			s.cfg.Logger.Info(a.done, "job_id", job.ID, "project", job.ProjectID,
@@ -128,7 +128,7 @@ func (s *Server) setJobPriority(w http.ResponseWriter, r *http.Request, caller *
 			return conflict("job %s is %s; the priority of a finished job cannot change", job.ID, job.Status)
 		}
 		updated, err := s.store.SetJobPriority(r.Context(), job.Ref(), job.Status, priority,
-			s.staffAudit(caller, "job.priority"))
+			s.audit(caller, "job.priority"))
 		switch {
 		case err == nil:
 			s.cfg.Logger.Info("job priority changed", "job_id", job.ID, "project", job.ProjectID,

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -134,7 +135,9 @@ func TestSetPriority(t *testing.T) {
 	f.do(f.operator, "PATCH", path, `{"priority": 1}`).problem(409, api.TypeConflict)
 }
 
-func TestStaffJobActionsAudited(t *testing.T) {
+// Job actions are audited whoever takes them: an operator's pause, and a submitter's
+// resume that undoes it.
+func TestJobActionsAudited(t *testing.T) {
 	f := setup(t)
 	mine := f.submit(f.submitter, "vision", 5)
 	theirs := f.submit(f.submitter, "vision", 5)
@@ -142,20 +145,27 @@ func TestStaffJobActionsAudited(t *testing.T) {
 	f.action(f.submitter, mine, "cancel").want(200)
 	f.action(f.operator, theirs, "pause").want(200)
 	f.do(f.operator, "PATCH", "/v1/jobs/"+theirs.ID.String()+"/priority", `{"priority": 9}`).want(200)
+	f.action(f.submitter, theirs, "resume").want(200)
 
 	audit := f.projectAudit("vision")
-	if len(audit.Records) != 2 {
-		t.Fatalf("%d audit records, want 2 (the operator's actions only): %+v", len(audit.Records), audit.Records)
+	var actions []string
+	for _, r := range audit.Records {
+		actions = append(actions, fmt.Sprintf("%s by %s (%s)", r.Action, r.Actor, r.Role))
 	}
-	pause := audit.Records[1]
-	if pause.Action != "job.pause" || pause.Actor != "oncall" || pause.Role != "operator" ||
-		pause.JobID == nil || *pause.JobID != theirs.ID {
-		t.Errorf("record %+v, want job.pause by oncall (operator) on %s", pause, theirs.ID)
+	want := "[job.resume by vision-ci (submitter) job.priority by oncall (operator) " +
+		"job.pause by oncall (operator) job.cancel by vision-ci (submitter)]"
+	if fmt.Sprint(actions) != want {
+		t.Fatalf("audit %v, want %s", actions, want)
+	}
+	pause := audit.Records[2]
+	if pause.JobID == nil || *pause.JobID != theirs.ID {
+		t.Errorf("pause record's job %v, want %s", pause.JobID, theirs.ID)
 	}
 	wantJSON(t, "before", pause.Before, `{"priority":5,"status":"queued"}`)
 	wantJSON(t, "after", pause.After, `{"priority":5,"status":"paused"}`)
-	wantJSON(t, "priority before", audit.Records[0].Before, `{"priority":5,"status":"paused"}`)
-	wantJSON(t, "priority after", audit.Records[0].After, `{"priority":9,"status":"paused"}`)
+	wantJSON(t, "priority before", audit.Records[1].Before, `{"priority":5,"status":"paused"}`)
+	wantJSON(t, "priority after", audit.Records[1].After, `{"priority":9,"status":"paused"}`)
+	wantJSON(t, "resume after", audit.Records[0].After, `{"priority":9,"status":"queued"}`)
 }
 
 // TestStaffSubmissionAudited: a submission by an operator, which may exceed the project's

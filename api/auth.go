@@ -92,7 +92,9 @@ func (s *Server) audit(caller *principal, action string) *store.Audit {
 }
 
 // staffAudit is audit for actions that only operators and admins have audited: a
-// submitter cancelling its own job is not an admin action.
+// submitter's submission is routine, one of thousands a day, while an operator's may pass
+// the project's priority tier. Job actions (cancel, pause, resume, priority) are audited
+// for every role, because a submitter's may undo an operator's.
 func (s *Server) staffAudit(caller *principal, action string) *store.Audit {
 	if !caller.isStaff() {
 		return nil
