@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"maps"
 	"strings"
 	"time"
 
@@ -24,7 +23,7 @@ func (s *Scheduler) dequeue(ctx context.Context, r *round, maxAdmit int) ([]stor
 	)
 	decide := func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
 		// A retry on locked rows decides again, from the round's holds as they were.
-		held, read = maps.Clone(r.held), snap.Candidates
+		held, read = r.held.Clone(), snap.Candidates
 		decisions, refused := s.cfg.Policy.DecideUpTo(snap, maxAdmit, held)
 		refusals = refused
 		return decisions, refused

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/schedulerd/schedulerd/jobspec"
@@ -28,33 +29,61 @@ const (
 // Policy holds the rules of a dequeue.
 type Policy struct {
 	// StarvationBound is how long a job may wait for capacity before later jobs stop
-	// backfilling the GPU models it can use, so that a stream of small jobs cannot keep a
-	// large one waiting for ever.
+	// backfilling the GPU models it can use and taking its project's slot and GPU-hours, so
+	// that a stream of small jobs cannot keep a large one waiting for ever.
 	StarvationBound time.Duration
 }
 
-// decision state: the snapshot's quotas and models as admissions so far changed them.
+// Holds is the set of GPU models and quota shares that the starving jobs of one round of
+// dequeues keep from the candidates after them, in this page and the later ones.
+type Holds struct {
+	// Models are the GPU models that could run a starving job.
+	Models map[string]bool
+	// Quotas are, by project, the slots and GPU-hours that its starving jobs would take.
+	// Later jobs of the project are judged as if those jobs were admitted. Otherwise they
+	// could take the project's last slot or budget, the starving job would drop out of the
+	// next rounds' candidates, and other projects would backfill its models again.
+	Quotas map[string]QuotaShare
+}
+
+// QuotaShare is the part of a project's quota that its starving jobs would take.
+type QuotaShare struct {
+	Jobs     int
+	GPUHours float64
+}
+
+// NewHolds returns the empty holds of a round's first dequeue.
+func NewHolds() Holds {
+	return Holds{Models: map[string]bool{}, Quotas: map[string]QuotaShare{}}
+}
+
+// Clone returns a copy that a dequeue can add to and drop, if it decides again on locked rows.
+func (h Holds) Clone() Holds {
+	return Holds{Models: maps.Clone(h.Models), Quotas: maps.Clone(h.Quotas)}
+}
+
+// decision state: the snapshot's quotas and models as admissions and holds so far changed them.
 type plan struct {
-	policy   Policy
-	now      time.Time
-	quotas   map[string]store.Quota
-	models   map[string]*store.ModelCapacity
-	order    []string        // model names, sorted, for deterministic choices
-	reserved map[string]bool // models held back for starving jobs, shared by a round's pages
+	policy Policy
+	now    time.Time
+	quotas map[string]store.Quota
+	models map[string]*store.ModelCapacity
+	order  []string // model names, sorted, for deterministic choices
+	held   Holds    // shared by a round's pages
 }
 
 // Decide walks the candidates in queue order and admits each one its project and the
 // cluster can take, choosing for each GPU job the allowed model with the most free capacity.
 func (p Policy) Decide(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
-	return p.DecideUpTo(snap, len(snap.Candidates), map[string]bool{})
+	return p.DecideUpTo(snap, len(snap.Candidates), NewHolds())
 }
 
 // DecideUpTo is Decide for one dequeue of a round that reads the queue page by page. It
 // stops at maxAdmit admissions and leaves the candidates after that unjudged, since the
-// capacity and quota that the rest would be judged against are then spent. held names the
-// GPU models that starving jobs of earlier pages hold back; DecideUpTo adds the models it
-// holds back for starving jobs of this page.
-func (p Policy) DecideUpTo(snap store.Snapshot, maxAdmit int, held map[string]bool) ([]store.Decision, []store.Refusal) {
+// capacity and quota that the rest would be judged against are then spent. held is what
+// starving jobs of earlier pages hold back; DecideUpTo adds what starving jobs of this
+// page hold back.
+func (p Policy) DecideUpTo(snap store.Snapshot, maxAdmit int, held Holds) ([]store.Decision, []store.Refusal) {
 	pl := newPlan(p, snap, held)
 	var decisions []store.Decision
 	var refusals []store.Refusal
@@ -72,10 +101,13 @@ func (p Policy) DecideUpTo(snap store.Snapshot, maxAdmit int, held map[string]bo
 	return decisions, refusals
 }
 
-func newPlan(p Policy, snap store.Snapshot, held map[string]bool) *plan {
+func newPlan(p Policy, snap store.Snapshot, held Holds) *plan {
 	pl := &plan{policy: p, now: snap.Now, quotas: map[string]store.Quota{},
-		models: map[string]*store.ModelCapacity{}, reserved: held}
+		models: map[string]*store.ModelCapacity{}, held: held}
 	for id, q := range snap.Quotas {
+		share := held.Quotas[id]
+		q.CurrentConcurrent += share.Jobs
+		q.GPUHoursReserved += share.GPUHours
 		pl.quotas[id] = q
 	}
 	for i := range snap.Models {
@@ -141,9 +173,9 @@ func (pl *plan) quotaRefusal(project string, hours float64) string {
 }
 
 // chooseModel picks the allowed, unreserved model with the most free capacity that has a
-// node large enough. A job that finds none after waiting StarvationBound reserves the
-// models with a node large enough for it: later candidates of this round may not use them.
-// Models it could never run on stay open to others.
+// node large enough. A job that finds none after waiting StarvationBound holds the models
+// with a node large enough for it, and its share of its project's quota, so later candidates
+// of this round may not use them. Models it could never run on stay open to others.
 func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	best, bestFree := "", int64(-1)
 	known, heldBack := false, false
@@ -162,7 +194,7 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 		if free < int64(c.GPUMilli) || free <= bestFree {
 			continue
 		}
-		if pl.reserved[name] {
+		if pl.held.Models[name] {
 			heldBack = true
 			continue
 		}
@@ -182,11 +214,28 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	if pl.now.Sub(c.QueuedAt) < pl.policy.StarvationBound {
 		return "", ReasonNoCapacity
 	}
-	for _, name := range fitting {
-		pl.reserved[name] = true
-	}
+	pl.hold(c, fitting)
 	return "", fmt.Sprintf("%s; waiting since %s, later jobs no longer backfill its models",
 		ReasonNoCapacity, c.QueuedAt.UTC().Format(time.RFC3339))
+}
+
+// hold keeps models, which could run the starving job c, from the later candidates of the
+// round, and takes c's slot and reservation from its project's quota as those candidates
+// see it.
+func (pl *plan) hold(c store.Candidate, models []string) {
+	for _, name := range models {
+		pl.held.Models[name] = true
+	}
+	hours := jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
+	share := pl.held.Quotas[c.ProjectID]
+	share.Jobs++
+	share.GPUHours += hours
+	pl.held.Quotas[c.ProjectID] = share
+
+	q := pl.quotas[c.ProjectID]
+	q.CurrentConcurrent++
+	q.GPUHoursReserved += hours
+	pl.quotas[c.ProjectID] = q
 }
 
 func (pl *plan) allowed(c store.Candidate) []string {

@@ -88,8 +88,7 @@ func TestDecideUpToStopsAtMaxAdmit(t *testing.T) {
 	snap := modelSnapshot([]store.ModelCapacity{{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000}},
 		store.Candidate{GPUMilli: 4000}, store.Candidate{GPUMilli: 4000}, store.Candidate{GPUMilli: 4000})
 
-	held := map[string]bool{}
-	decisions, refusals := scheduler.Policy{StarvationBound: time.Hour}.DecideUpTo(snap, 1, held)
+	decisions, refusals := scheduler.Policy{StarvationBound: time.Hour}.DecideUpTo(snap, 1, scheduler.NewHolds())
 	if len(decisions) != 1 || decisions[0].Candidate.JobID != snap.Candidates[0].JobID {
 		t.Errorf("decisions %+v, want the first job only", decisions)
 	}
@@ -104,7 +103,8 @@ func TestDecideUpToCarriesHolds(t *testing.T) {
 		{Model: "A10", CapacityMilli: 8000, AllocatedMilli: 4000, Nodes: 1, LargestNodeMilli: 8000},
 		{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},
 	}
-	held := map[string]bool{"H100": true}
+	held := scheduler.NewHolds()
+	held.Models["H100"] = true
 	page := modelSnapshot(models,
 		store.Candidate{GPUMilli: 1000, GPUModels: []string{"H100"}},
 		store.Candidate{GPUMilli: 8000, GPUModels: []string{"A10"}, QueuedAt: time.Date(2026, 12, 5, 11, 0, 0, 0, time.UTC)},
@@ -117,8 +117,8 @@ func TestDecideUpToCarriesHolds(t *testing.T) {
 	if len(refusals) != 2 || refusals[0].Reason != scheduler.ReasonReserved {
 		t.Errorf("refusals %+v, want the H100 job held back by an earlier page first", refusals)
 	}
-	if !held["A10"] || !held["H100"] {
-		t.Errorf("held %v after the page, want A10 added to H100", held)
+	if !held.Models["A10"] || !held.Models["H100"] {
+		t.Errorf("held %v after the page, want A10 added to H100", held.Models)
 	}
 }
 
@@ -135,5 +135,38 @@ func TestDecideAdmitsExactlyFullBudget(t *testing.T) {
 	decisions, refusals := scheduler.Policy{StarvationBound: time.Hour}.Decide(snap)
 	if len(decisions) != 1 {
 		t.Errorf("%d admitted with refusals %+v, want the job that fills the budget", len(decisions), refusals)
+	}
+}
+
+// A starving job's share of its project's quota holds on later pages too: a later job of the
+// project finds the last slot taken.
+func TestDecideUpToCarriesQuotaHolds(t *testing.T) {
+	models := []store.ModelCapacity{
+		{Model: "A10", CapacityMilli: 8000, AllocatedMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},
+		{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},
+	}
+	policy := scheduler.Policy{StarvationBound: 10 * time.Minute}
+	held := scheduler.NewHolds()
+	first := modelSnapshot(models,
+		store.Candidate{GPUMilli: 8000, GPUModels: []string{"A10"}, QueuedAt: time.Date(2026, 12, 5, 11, 0, 0, 0, time.UTC)})
+	quota := first.Quotas["vision"]
+	quota.MaxConcurrentJobs, quota.CurrentConcurrent = 2, 1
+	first.Quotas["vision"] = quota
+
+	if decisions, _ := policy.DecideUpTo(first, 2, held); len(decisions) != 0 {
+		t.Fatalf("first page: decisions %+v, want none", decisions)
+	}
+	if got := held.Quotas["vision"]; got.Jobs != 1 || got.GPUHours != 8 {
+		t.Errorf("held share of vision %+v, want 1 job and 8 GPU-hours", got)
+	}
+
+	second := modelSnapshot(models, store.Candidate{GPUMilli: 1000, GPUModels: []string{"H100"}})
+	second.Quotas["vision"] = quota
+	decisions, refusals := policy.DecideUpTo(second, 2, held)
+	if len(decisions) != 0 {
+		t.Errorf("second page: decisions %+v, want none", decisions)
+	}
+	if len(refusals) != 1 || refusals[0].Reason != scheduler.ReasonConcurrency {
+		t.Errorf("second page: refusals %+v, want the H100 job with %q", refusals, scheduler.ReasonConcurrency)
 	}
 }

@@ -141,7 +141,7 @@ const maxPages = 8
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	s.renewEndedPeriods(ctx)
 
-	r := &round{limit: s.candidateLimit(), held: map[string]bool{}, more: true}
+	r := &round{limit: s.candidateLimit(), held: NewHolds(), more: true}
 	var admissions []store.Admission
 	var err error
 	for page := 0; page < maxPages && err == nil && r.more; page++ {
@@ -173,13 +173,13 @@ const explainInterval = 10 * time.Second
 type round struct {
 	limit int             // candidates the next dequeue reads
 	after *store.QueueKey // the last candidate read, or nil before the first dequeue
-	held  map[string]bool // GPU models held back for starving jobs of earlier pages
+	held  Holds           // what starving jobs of earlier pages hold back
 	more  bool            // whether the queue may have candidates behind after
 }
 
-// moveOn records a committed dequeue: the candidates it read, and the GPU models held back
-// once it decided.
-func (r *round) moveOn(held map[string]bool, read []store.Candidate, batch int) {
+// moveOn records a committed dequeue: the candidates it read, and what starving jobs hold
+// back once it decided.
+func (r *round) moveOn(held Holds, read []store.Candidate, batch int) {
 	r.held = held
 	r.more = len(read) == r.limit
 	if len(read) > 0 {

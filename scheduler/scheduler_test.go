@@ -746,3 +746,51 @@ func TestStarvingHeadDoesNotBlockOthers(t *testing.T) {
 		t.Errorf("A10 job %s, want running", got.Status)
 	}
 }
+
+// A starving job keeps its project's slot: a later job of its project on another model
+// does not take the last free slot, which would leave the starving job out of the next
+// rounds' candidates and its model to the backfill of other projects. Once its model
+// frees, the starving job runs, not a newer job of another project.
+func TestStarvingJobHoldsProjectSlot(t *testing.T) {
+	f := setup(t)
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},
+		store.ModelCapacity{Model: "H100", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000})
+	f.project("solo", 1000, 1)
+	var admitted []store.Admission
+	s := scheduler.New(f.store, scheduler.Config{Batch: 8, Policy: scheduler.Policy{StarvationBound: time.Nanosecond},
+		OnAdmitted: func(a []store.Admission) { admitted = append(admitted, a...) }})
+	f.submit("vision", 9, 8000, "A10")
+	if n := f.runOnce(s); n != 1 {
+		t.Fatalf("first A10 job: %d admitted, want 1", n)
+	}
+	big := f.submit("solo", 5, 8000, "A10")
+	small := f.submit("solo", 5, 1000, "H100")
+
+	f.runOnce(s)
+	got := f.job(small)
+	if got.Status != store.JobQueued {
+		t.Errorf("later job of the starving job's project %s, want queued", got.Status)
+	}
+	if waitReason(got) != scheduler.ReasonConcurrency {
+		t.Errorf("later job of the starving job's project waits for %q, want %q", waitReason(got),
+			scheduler.ReasonConcurrency)
+	}
+
+	ctx := context.Background()
+	if err := f.store.StartRun(ctx, admitted[0].RunID, time.Now(), "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.store.EndRun(ctx, store.RunEnd{RunID: admitted[0].RunID, Status: store.RunCompleted,
+		EndedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := f.submit("vision", 5, 8000, "A10")
+	f.runOnce(s)
+	if got := f.job(big); got.Status != store.JobRunning {
+		t.Errorf("starving job %s (%q) after its model freed, want running", got.Status, waitReason(got))
+	}
+	if got := f.job(newer); got.Status != store.JobQueued {
+		t.Errorf("newer A10 job of another project %s, want queued", got.Status)
+	}
+}
