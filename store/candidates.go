@@ -60,6 +60,8 @@ const sqlModelFits = `(cardinality(q.gpu_models) = 0 OR m.model = ANY (q.gpu_mod
 // Projects outside their budget period are left out too: the scheduler renews an ended
 // period within seconds, and a period that has not started admits nothing. With After set
 // ($2 to $4), the window starts behind that job.
+// NOTE: a job left out for the budget holds nothing back, so smaller jobs of its project
+// queued after it may keep using the budget it waits for.
 const sqlCandidatesSelect = `
 SELECT now() AS now, q.job_id, q.job_created_at, q.project_id, q.priority, q.gpu_milli,
        q.gpu_models, q.max_runtime_seconds, q.queued_at, q.cpu_milli, q.memory_mib, p.k8s_namespace,
