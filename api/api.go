@@ -141,6 +141,18 @@ func (s *Server) routes() []route {
 	}
 }
 
+// Guard puts next behind the API's token check, for endpoints outside the API such as
+// /metrics: a GET needs a token of role or a higher one, and a refused request gets the
+// API's problem document and log line. Like the API's endpoints, it rejects query
+// parameters, since next reads none.
+func (s *Server) Guard(role store.Role, pattern string, next http.Handler) http.Handler {
+	return s.handler(route{method: "GET", pattern: pattern, role: role,
+		handle: func(w http.ResponseWriter, r *http.Request, _ *principal) error {
+			next.ServeHTTP(w, r)
+			return nil
+		}})
+}
+
 // handler wraps a route with what every request gets: a request id, recovery from panics,
 // authentication and the role check, errors as problem documents, and a log line.
 func (s *Server) handler(rt route) http.Handler {

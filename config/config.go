@@ -42,6 +42,9 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  slog.Level
 	LogFormat string
+	// MetricsRole is the least API token role that may read /metrics
+	// (SCHEDULERD_METRICS_ROLE); empty serves /metrics without a token.
+	MetricsRole string
 	// ArtifactURIPrefix is the s3:// prefix of each project's artifacts, with "{project}"
 	// for the project id (SCHEDULERD_ARTIFACT_URI_PREFIX). Empty allows any s3:// URI.
 	// See api.Config.
@@ -81,6 +84,15 @@ var settings = []setting{
 		}},
 	{"log-format", "SCHEDULERD_LOG_FORMAT", "json or text", "json",
 		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
+	{"metrics-role", "SCHEDULERD_METRICS_ROLE",
+		"least API token role that may read /metrics (submitter, operator or admin); empty needs no token", "",
+		func(c *Config, v string) error {
+			c.MetricsRole = v
+			if v != "" && oneOf(v, "submitter", "operator", "admin") != nil {
+				return fmt.Errorf("want submitter, operator or admin, or empty to need no token; got %q", v)
+			}
+			return nil
+		}},
 	{"artifact-uri-prefix", "SCHEDULERD_ARTIFACT_URI_PREFIX",
 		"s3:// prefix every artifact URI of a project must start with, {project} standing for its id; empty allows any", "",
 		func(c *Config, v string) error { c.ArtifactURIPrefix = v; return validateArtifactPrefix(v) }},

@@ -53,6 +53,7 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		{map[string]string{"SCHEDULERD_HTTP_ADDR": "127.0.0.1:-1"}, `invalid -http-addr (env SCHEDULERD_HTTP_ADDR): want host:port with a port from 0 to 65535, got port "-1"`},
 		{map[string]string{"SCHEDULERD_LOG_LEVEL": "verbose"}, `invalid -log-level (env SCHEDULERD_LOG_LEVEL): "verbose" is not a log level: want debug, info, warn or error`},
 		{map[string]string{"SCHEDULERD_LOG_FORMAT": "xml"}, `invalid -log-format (env SCHEDULERD_LOG_FORMAT): want one of json, text, got "xml"`},
+		{map[string]string{"SCHEDULERD_METRICS_ROLE": "root"}, `invalid -metrics-role (env SCHEDULERD_METRICS_ROLE): want submitter, operator or admin, or empty to need no token; got "root"`},
 		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3://ckpt/{project}"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3://ckpt/{project}" is not an s3://BUCKET/ prefix ending in /`},
 		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "gs://ckpt/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "gs://ckpt/" is not`},
 		{map[string]string{"SCHEDULERD_ARTIFACT_URI_PREFIX": "s3:///x/"}, `invalid -artifact-uri-prefix (env SCHEDULERD_ARTIFACT_URI_PREFIX): "s3:///x/" is not`},

@@ -47,6 +47,9 @@ type Config struct {
 	Handler http.Handler
 	// Registry receives every metric, and /metrics serves it; nil records no metrics.
 	Registry *prometheus.Registry
+	// MetricsGuard, when set, wraps the /metrics handler, such as with the API's token
+	// check (api.Server.Guard); nil serves /metrics to anyone who reaches Listener.
+	MetricsGuard func(http.Handler) http.Handler
 	// LeaderElection, when set, runs the loops only while this replica holds its Lease. Nil
 	// runs them at once, which is safe for a single replica only.
 	LeaderElection *LeaderElection

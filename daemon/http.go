@@ -56,7 +56,11 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server
 		fmt.Fprintln(w, "ok")
 	})
 	if d.cfg.Registry != nil {
-		mux.Handle("GET /metrics", metrics.Handler(d.cfg.Registry))
+		handler := metrics.Handler(d.cfg.Registry)
+		if d.cfg.MetricsGuard != nil {
+			handler = d.cfg.MetricsGuard(handler)
+		}
+		mux.Handle("GET /metrics", handler)
 	}
 	if d.cfg.Handler != nil {
 		mux.Handle("/", d.cfg.Handler)

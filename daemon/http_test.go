@@ -1,15 +1,21 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/schedulerd/schedulerd/api"
 	"github.com/schedulerd/schedulerd/daemon"
 	"github.com/schedulerd/schedulerd/internal/daemontest"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // TestHTTPServerDropsStalledBody: a client that sends a request's headers and then stops
@@ -56,4 +62,76 @@ func TestHTTPServerDropsStalledBody(t *testing.T) {
 	if elapsed < 25*time.Second {
 		t.Errorf("connection closed after %s, want about the 30 s read timeout", elapsed.Round(time.Second))
 	}
+}
+
+// TestMetricsGuard: with a guard from the API, /metrics answers only a token of the role
+// the guard names or a higher one, and /healthz still needs none.
+func TestMetricsGuard(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiServer *api.Server
+	h := daemontest.Start(t, daemontest.Options{Configure: func(cfg *daemon.Config) {
+		cfg.Listener = listener
+		cfg.Registry = prometheus.NewRegistry()
+		apiServer = api.New(api.Config{Store: cfg.Store})
+		cfg.Handler = apiServer
+		cfg.MetricsGuard = func(next http.Handler) http.Handler {
+			return apiServer.Guard(store.RoleOperator, "/metrics", next)
+		}
+	}})
+	h.Project("vision", 100, 10)
+	token := func(name string, role store.Role, projects ...string) string {
+		_, secret, err := api.CreateToken(context.Background(), h.Store, api.TokenRequest{Name: name, Role: role,
+			Projects: projects}, time.Now(), store.Actor{Name: "test", Role: store.RoleAdmin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+	base := "http://" + listener.Addr().String()
+
+	cases := []struct {
+		name, token string
+		want        int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"submitter", token("vision-ci", store.RoleSubmitter, "vision"), http.StatusForbidden},
+		{"operator", token("oncall", store.RoleOperator), http.StatusOK},
+		{"admin", token("root", store.RoleAdmin), http.StatusOK},
+	}
+	for _, c := range cases {
+		code, body := getWithToken(t, base+"/metrics", c.token)
+		if code != c.want {
+			t.Errorf("%s: /metrics = %d, want %d", c.name, code, c.want)
+		}
+		if served := strings.Contains(body, "schedulerd_leader"); served != (c.want == http.StatusOK) {
+			t.Errorf("%s: metrics served %v with status %d", c.name, served, code)
+		}
+	}
+	if code, _ := getWithToken(t, base+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("/healthz without a token = %d, want 200", code)
+	}
+}
+
+func getWithToken(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }

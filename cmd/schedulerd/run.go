@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/schedulerd/schedulerd/api"
@@ -65,6 +66,14 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 
+	apiServer := api.New(api.Config{Store: db, Workflows: workflows != nil,
+		ArtifactURIPrefix: cfg.ArtifactURIPrefix, Logger: env.log.With("component", "api")})
+	var metricsGuard func(http.Handler) http.Handler
+	if cfg.MetricsRole != "" {
+		metricsGuard = func(h http.Handler) http.Handler {
+			return apiServer.Guard(store.Role(cfg.MetricsRole), "/metrics", h)
+		}
+	}
 	d := daemon.New(daemon.Config{
 		Store:          db,
 		Kube:           kube,
@@ -73,10 +82,10 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		Listener:       listener,
 		Registry:       newRegistry(),
 		LeaderElection: election,
-		Handler: api.New(api.Config{Store: db, Workflows: workflows != nil,
-			ArtifactURIPrefix: cfg.ArtifactURIPrefix, Logger: env.log.With("component", "api")}),
-		Workflows: workflows,
-		Logger:    env.log,
+		Handler:        apiServer,
+		MetricsGuard:   metricsGuard,
+		Workflows:      workflows,
+		Logger:         env.log,
 	})
 	stopCron, err := startCron(ctx, env, db, settings, d.Metrics())
 	if err != nil {
