@@ -58,8 +58,12 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 	if err := workflow.ExecuteActivity(ctx, a.PlanTrials, facts).Get(ctx, &plan); err != nil {
 		return Result{}, err
 	}
-	hpo := &HPOResult{Metric: facts.Spec.HPO.Metric, Goal: facts.Spec.HPO.Goal,
-		Planned: plan.Planned, Created: len(plan.Points), Limit: plan.Limit}
+	hpo := &HPOResult{Planned: plan.Planned, Created: len(plan.Points), Limit: plan.Limit}
+	// A config stored without the API's checks may have no hpo section, and then its plan
+	// has no points and the job fails with PlanTrials' reason.
+	if search := facts.Spec.HPO; search != nil {
+		hpo.Metric, hpo.Goal = search.Metric, search.Goal
+	}
 	result := Result{Status: store.JobRunning, HPO: hpo}
 	if len(plan.Points) == 0 {
 		result.Status = store.JobFailed

@@ -168,6 +168,34 @@ func TestCancelBeforeTrialsKeepsNoResult(t *testing.T) {
 	}
 }
 
+// TestHPOWithoutSearchFails: an hpo job stored without its hpo section, which the API
+// rejects but another client of the database may write, ends failed with the reason
+// instead of stopping its workflow on a nil search.
+func TestHPOWithoutSearchFails(t *testing.T) {
+	s := newSteps(t, 1000)
+	parent := s.submit("hpo", trainSpec(nil))
+
+	result := s.run(parent, nil)
+
+	if result.Status != store.JobFailed {
+		t.Errorf("workflow result %s, want failed", result.Status)
+	}
+	if result.HPO == nil || result.HPO.Created != 0 {
+		t.Errorf("hpo result %+v, want one without trials", result.HPO)
+	}
+	after, err := s.store.GetJob(context.Background(), parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != store.JobFailed {
+		t.Errorf("parent %s, want failed", after.Status)
+	}
+	const want = "invalid hpo config: config.hpo: required for an hpo job: the search space, metric and goal"
+	if after.ErrorMessage == nil || *after.ErrorMessage != want {
+		t.Errorf("parent error %v, want %q", after.ErrorMessage, want)
+	}
+}
+
 // TestCancelAfterScoringInOldOrder: a workflow that reached pickBest before the parent was
 // completed ahead of the registration keeps registering first, as its history requires,
 // but a parent cancelled meanwhile stays cancelled and gets no approval request.
