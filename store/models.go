@@ -174,11 +174,30 @@ const sqlPromote = `
 UPDATE model_versions SET stage = $2, promoted_at = now(), promoted_by = $3
 WHERE id = $1 AND stage <> $2`
 
+// Locking the model's row makes promotions of one model wait for each other, so each reads
+// the prod version that the one before it left.
+const sqlLockModel = `SELECT id FROM models WHERE id = $1 FOR UPDATE`
+
+// sqlLaterProd returns the number of the model's prod version when its last approval for
+// prod was decided after the last one of version $2.
+const sqlLaterProd = `
+WITH approved AS (
+    SELECT model_version_id, max(decided_at) AS decided_at FROM approvals
+    WHERE status = 'approved' AND target_stage = 'prod' GROUP BY model_version_id)
+SELECT p.version_number FROM model_versions p
+JOIN approved later ON later.model_version_id = p.id
+JOIN approved this ON this.model_version_id = $2
+WHERE p.model_id = $1 AND p.stage = 'prod' AND p.id <> $2 AND later.decided_at > this.decided_at`
+
 // PromoteVersion moves a version to stage. The database refuses staging and prod without
 // an approved request for that stage (ErrIllegalTransition). Promoting to prod archives the
 // model's previous prod version in the same transaction, so a model never has two prod
 // versions nor, for a moment, none while a promotion runs. Promoting a version to the stage
 // it has changes nothing.
+//
+// Workflows promote in whatever order they run, so the order of the approvals decides. When
+// the model's prod version was approved for prod after this version, this version keeps its
+// stage, and PromoteVersion returns it with ErrStaleStatus.
 func (s *Store) PromoteVersion(ctx context.Context, id uuid.UUID, stage, by string) (ModelVersion, error) {
 	doing := fmt.Sprintf("promote model version %s to %s", id, stage)
 	v, err := s.GetModelVersion(ctx, id)
@@ -187,15 +206,42 @@ func (s *Store) PromoteVersion(ctx context.Context, id uuid.UUID, stage, by stri
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if stage == "prod" {
-			if _, err := tx.Exec(ctx, sqlArchiveProd, v.ModelID, id); err != nil {
-				return err
-			}
+			return promoteToProd(ctx, tx, v, by)
 		}
 		_, err := tx.Exec(ctx, sqlPromote, id, stage, by)
 		return err
 	})
+	if errors.Is(err, ErrStaleStatus) {
+		current, getErr := s.GetModelVersion(ctx, id)
+		if getErr != nil {
+			return ModelVersion{}, fmt.Errorf("%s: %w", doing, getErr)
+		}
+		return current, fmt.Errorf("%s: %w", doing, err)
+	}
 	if err != nil {
 		return ModelVersion{}, wrap(err, doing)
 	}
 	return s.GetModelVersion(ctx, id)
+}
+
+// promoteToProd archives the model's prod version and puts v in its place, unless that prod
+// version was approved after v (ErrStaleStatus).
+func promoteToProd(ctx context.Context, tx pgx.Tx, v ModelVersion, by string) error {
+	if _, err := tx.Exec(ctx, sqlLockModel, v.ModelID); err != nil {
+		return err
+	}
+	var later int
+	err := tx.QueryRow(ctx, sqlLaterProd, v.ModelID, v.ID).Scan(&later)
+	if err == nil {
+		return fmt.Errorf("%w: version %d of the model was approved for prod after version %d and stays in prod",
+			ErrStaleStatus, later, v.VersionNumber)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sqlArchiveProd, v.ModelID, v.ID); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, sqlPromote, v.ID, "prod", by)
+	return err
 }

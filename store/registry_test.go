@@ -128,8 +128,43 @@ func TestPromotionNeedsApprovalAndArchivesOldProd(t *testing.T) {
 	if got1.Stage != "archived" || got2.Stage != "prod" || got2.PromotedBy == nil || *got2.PromotedBy != "olga" {
 		t.Errorf("stages %s and %s (promoted by %v), want archived and prod by olga", got1.Stage, got2.Stage, got2.PromotedBy)
 	}
+	// A new approval makes the archived version the one approved last, and it still stays
+	// archived.
+	approve(t, s, first.ID, "prod")
 	if _, err := s.PromoteVersion(ctx, first.ID, "prod", "olga"); !errors.Is(err, store.ErrIllegalTransition) {
 		t.Errorf("promoting an archived version: %v, want ErrIllegalTransition", err)
+	}
+}
+
+// TestPromotionFollowsApprovalOrder: two versions approved for prod one after the other
+// are promoted in the other order, as when the first one's workflow is late. The version
+// approved last stays in prod, and the late promotion changes nothing.
+func TestPromotionFollowsApprovalOrder(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	first := register(t, s, completedJob(t, s), "resnet")
+	second := register(t, s, completedJob(t, s), "resnet")
+	approve(t, s, first.ID, "prod")
+	approve(t, s, second.ID, "prod")
+
+	if _, err := s.PromoteVersion(ctx, second.ID, "prod", "olga"); err != nil {
+		t.Fatal(err)
+	}
+	late, err := s.PromoteVersion(ctx, first.ID, "prod", "olga")
+	if !errors.Is(err, store.ErrStaleStatus) {
+		t.Errorf("late promotion of the version approved first: %v, want ErrStaleStatus", err)
+	}
+	if late.ID != first.ID || late.Stage != "dev" {
+		t.Errorf("late promotion returned version %s in %s, want %s in dev", late.ID, late.Stage, first.ID)
+	}
+
+	got1, _ := s.GetModelVersion(ctx, first.ID)
+	got2, _ := s.GetModelVersion(ctx, second.ID)
+	if got1.Stage != "dev" {
+		t.Errorf("version approved first is %s, want dev", got1.Stage)
+	}
+	if got2.Stage != "prod" {
+		t.Errorf("version approved last is %s, want prod", got2.Stage)
 	}
 }
 

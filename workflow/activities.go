@@ -281,12 +281,20 @@ func approvalOf(a store.Approval) Approval {
 }
 
 // Promote moves an approved version to its stage; prod archives the previous prod version.
+// A version whose model went to prod with a later approval keeps its stage, with the
+// reason as its problem.
 func (x *Activities) Promote(ctx context.Context, versionID, stage, by string) (Version, error) {
 	id, err := uuid.Parse(versionID)
 	if err != nil {
 		return Version{}, nonRetryable("model version id %q: %v", versionID, err)
 	}
 	v, err := x.Store.PromoteVersion(ctx, id, stage, by)
+	if errors.Is(err, store.ErrStaleStatus) {
+		x.Logger.Warn("model version not promoted", "model_version_id", id, "stage", stage, "err", err)
+		unchanged := versionOf(v)
+		unchanged.Problem = err.Error()
+		return unchanged, nil
+	}
 	if errors.Is(err, store.ErrIllegalTransition) {
 		return Version{}, nonRetryable("%v", err)
 	}

@@ -2,12 +2,16 @@ package workflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
 
 	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/store"
 	"github.com/schedulerd/schedulerd/workflow"
 )
 
@@ -73,4 +77,65 @@ func TestRegisterRetryAfterModelDeleted(t *testing.T) {
 	if again.ID != first.ID {
 		t.Errorf("retry returned version %q, want the first %s", again.ID, first.ID)
 	}
+}
+
+// TestLatePromotionKeepsStage: the workflow of the version approved first for prod
+// promotes after the workflow of the version approved next. Its step returns the version
+// still in dev with the reason, instead of archiving the newer prod version.
+func TestLatePromotionKeepsStage(t *testing.T) {
+	s := newSteps(t, 1000)
+	ctx := context.Background()
+	first := s.registeredApproved("prod")
+	second := s.registeredApproved("prod")
+
+	promoted, err := s.acts.Promote(ctx, second.ID, "prod", "olga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if promoted.Stage != "prod" || promoted.Problem != "" {
+		t.Errorf("promotion of version 2: stage %s, problem %q, want prod without a problem", promoted.Stage, promoted.Problem)
+	}
+	late, err := s.acts.Promote(ctx, first.ID, "prod", "olga")
+	if err != nil {
+		t.Fatalf("late promotion: %v, want a problem and no error", err)
+	}
+	if late.Stage != "dev" {
+		t.Errorf("late promotion left version 1 in %s, want dev", late.Stage)
+	}
+	const reason = "version 2 of the model was approved for prod after version 1 and stays in prod"
+	if !strings.Contains(late.Problem, reason) {
+		t.Errorf("late promotion problem %q, want it to contain %q", late.Problem, reason)
+	}
+	v2, err := s.store.GetModelVersion(ctx, uuid.MustParse(second.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.Stage != "prod" {
+		t.Errorf("version 2 is %s after the late promotion, want prod", v2.Stage)
+	}
+}
+
+// registeredApproved trains a job, registers its model as the next version of "resnet" and
+// approves the version for stage.
+func (s *steps) registeredApproved(stage string) workflow.Version {
+	s.t.Helper()
+	ctx := context.Background()
+	job := s.trainedJob("fine_tune", trainSpec(nil), map[string]float64{"accuracy": 0.9}, nil)
+	v, err := s.acts.RegisterVersion(ctx, workflow.RegisterInput{Trained: job.Ref(), ProjectID: "vision",
+		Model: jobspec.Registration{Name: "resnet"}})
+	if err != nil || v.ID == "" {
+		s.t.Fatalf("register: %+v (%v), want a version", v, err)
+	}
+	request, err := s.store.RequestApproval(ctx, store.ApprovalRequest{ModelVersionID: uuid.MustParse(v.ID),
+		TargetStage: stage, RequestedBy: "alice", Snapshot: json.RawMessage(`{}`), WorkflowID: "job-" + job.ID.String()})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	_, err = s.store.DecideApproval(ctx, store.ApprovalDecision{ApprovalID: request.ID, Approve: true, Reason: "good",
+		Audit: &store.Audit{Actor: store.Actor{Name: "olga", Role: store.RoleOperator}, Action: "approval.approve",
+			At: time.Now()}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
 }

@@ -281,7 +281,8 @@ type Version struct {
 	ModelName string `json:"model_name,omitempty"`
 	Number    int    `json:"version_number,omitempty"`
 	Stage     string `json:"stage,omitempty"`
-	// Problem is the reason nothing was registered, such as a job that wrote no model.
+	// Problem is the reason nothing was registered, such as a job that wrote no model, or
+	// the reason an approved version was not promoted.
 	Problem string `json:"problem,omitempty"`
 }
 
