@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	sdkworkflow "go.temporal.io/sdk/workflow"
 
@@ -507,5 +509,40 @@ func TestCancelledParentStaysCancelled(t *testing.T) {
 	}
 	if job.Result != nil {
 		t.Errorf("cancelled parent has result %s, want none", job.Result)
+	}
+}
+
+// TestLongWaitContinuesAsNew: when Temporal suggests it, a workflow whose job is still
+// queued at the recheck continues as new with the same job, so that a wait of months stays
+// below Temporal's history limit.
+func TestLongWaitContinuesAsNew(t *testing.T) {
+	s := newSteps(t, 1000)
+	job := s.submit("fine_tune", trainSpec(nil)) // queued, and never admitted
+
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflow.JobWorkflow, workflowOptions())
+	env.RegisterActivity(s.acts)
+	env.SetContinueAsNewSuggested(true)
+	// Ends a workflow that never continues as new; the recheck comes after 30 minutes.
+	env.RegisterDelayedCallback(env.CancelWorkflow, 2*time.Hour)
+	env.ExecuteWorkflow(workflow.WorkflowName, job.Ref())
+
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var continued *sdkworkflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &continued) {
+		t.Fatalf("workflow error %v, want continue as new", err)
+	}
+	if continued.WorkflowType.Name != workflow.WorkflowName {
+		t.Errorf("continued as %s, want %s", continued.WorkflowType.Name, workflow.WorkflowName)
+	}
+	var input store.JobRef
+	if err := converter.GetDefaultDataConverter().FromPayloads(continued.Input, &input); err != nil {
+		t.Fatal(err)
+	}
+	if input.ID != job.ID || !input.CreatedAt.Equal(job.CreatedAt) {
+		t.Errorf("continued with job %+v, want %+v", input, job.Ref())
 	}
 }

@@ -100,16 +100,29 @@ func drainSignals(ctx workflow.Context) {
 	}
 }
 
+// continueWaitingAsNew is the change id (workflow.GetVersion) of waitForEnd's continue as
+// new. Workflows that were already waiting before the change keep waiting in one history.
+const continueWaitingAsNew = "continue-waiting-as-new"
+
 // waitForEnd returns the job's terminal status, from the database if it already has one,
 // else from the job_ended signal the outbox sends.
+//
+// Each recheck adds about ten events to the history, so a job queued or paused for months
+// would reach Temporal's history limit, which terminates the workflow. When Temporal
+// suggests it, the workflow continues as new with the same job, and the new run reads the
+// job again. The new run needs no other state, because this one has only waited.
 func waitForEnd(ctx workflow.Context, facts JobFacts) (store.JobStatus, error) {
 	ended := workflow.GetSignalChannel(ctx, SignalJobEnded)
+	mayContinue := workflow.GetVersion(ctx, continueWaitingAsNew, workflow.DefaultVersion, 1) == 1
 	status := facts.Status
 	for !status.Terminal() {
 		var signal JobEnded
 		if received(ctx, ended, &signal) {
 			status = signal.Status
 			continue
+		}
+		if mayContinue && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return "", workflow.NewContinueAsNewError(ctx, WorkflowName, facts.Job)
 		}
 		var now JobFacts
 		if err := workflow.ExecuteActivity(ctx, a.ReadJob, facts.Job).Get(ctx, &now); err != nil {
