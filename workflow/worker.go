@@ -26,7 +26,8 @@ type Config struct {
 	// Namespace is the Temporal namespace ("default").
 	Namespace string
 	Store     *store.Store
-	// Objects reads eval reports; nil fails every evaluation that has a report to read.
+	// Objects reads eval reports and checks model artifacts. With nil, every step that needs
+	// S3 fails and Temporal retries it until a worker with S3 runs it.
 	Objects ObjectReader
 	// PollInterval is how often the outbox is read when no notification came (2s).
 	PollInterval time.Duration
