@@ -77,6 +77,7 @@ type Dispatcher struct {
 
 	namespaces    sync.Map // namespaces known to exist
 	terminating   sync.Map // run ID to why its pod is being deleted by someone else
+	finished      sync.Map // run ID to the last state of its finished pod, once deleted
 	capacityDirty atomic.Bool
 	synced        atomic.Bool
 }

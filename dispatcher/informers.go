@@ -91,9 +91,11 @@ func freshPod(pod *corev1.Pod) bool {
 		pod.DeletionTimestamp == nil && len(pod.Status.Conditions) == 0 && len(pod.Status.ContainerStatuses) == 0
 }
 
-// onPodDelete remembers why a pod that had not finished was deleted, from its last state
-// (an eviction, kube-scheduler's preemption), because the run is judged after the pod is
-// gone from the cache.
+// onPodDelete remembers the pod's last state, because the run is judged after the pod is
+// gone from the cache. For a pod that had not finished it keeps why it was deleted (an
+// eviction, kube-scheduler's preemption). It keeps a finished pod whole, because someone
+// may delete it before its run was judged (a cleanup while the database was down, say).
+// Its phase and exit code still show how the run ended.
 func (d *Dispatcher) onPodDelete(obj any) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
@@ -106,7 +108,9 @@ func (d *Dispatcher) onPodDelete(obj any) {
 	if !ok {
 		return
 	}
-	if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+	if podFinished(pod) {
+		d.finished.Store(id, pod)
+	} else {
 		d.terminating.Store(id, deletionReason(pod))
 	}
 	d.queue.Add(id)

@@ -19,6 +19,8 @@ import (
 func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	run, err := d.store.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
+		d.terminating.Delete(runID)
+		d.finished.Delete(runID)
 		return nil
 	}
 	if err != nil {
@@ -31,7 +33,11 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 
 	if run.Status != store.RunPending && run.Status != store.RunRunning {
 		d.terminating.Delete(run.ID)
+		d.finished.Delete(run.ID)
 		return d.deletePod(ctx, pod, "run already ended", false)
+	}
+	if pod == nil {
+		pod = d.deletedFinishedPod(run.ID)
 	}
 	// A container that started counts from its start, also when the run is about to stop.
 	if err := d.recordStart(ctx, &run, pod); err != nil {
@@ -103,6 +109,15 @@ func (d *Dispatcher) cachedPod(run store.Run) (*corev1.Pod, error) {
 		return nil, nil
 	}
 	return pod, err
+}
+
+// deletedFinishedPod returns the last state of the run's pod if the pod had finished when
+// its deletion reached the cache (onPodDelete), or nil.
+func (d *Dispatcher) deletedFinishedPod(runID uuid.UUID) *corev1.Pod {
+	if pod, ok := d.finished.Load(runID); ok {
+		return pod.(*corev1.Pod)
+	}
+	return nil
 }
 
 // reconcileMissingPod creates the pod of a new run, or ends the run whose pod vanished.
