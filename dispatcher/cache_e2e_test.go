@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/internal/daemontest"
@@ -73,4 +75,53 @@ func TestDeletedSucceededPodCompletes(t *testing.T) {
 	if got, _ := h.Store.GetJob(ctx, job.ID); got.Status != store.JobCompleted {
 		t.Errorf("job %s, want completed", got.Status)
 	}
+}
+
+// A pod whose managed-by label was removed leaves the informer's cache, because the
+// informer selects on that label, but it still runs the job. Its run follows the pod as
+// the API server reports it, to its end, and the pod is deleted then.
+func TestPodWithoutManagedByLabelFollowed(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := unmanagedNode(t, model)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
+	run := waitRun(t, h, job.ID, 1, "pod created", func(r store.Run) bool { return r.PodCreatedAt != nil })
+	waitBound(t, run, node)
+
+	ctx := context.Background()
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
+	unlabel := []byte(`{"metadata":{"labels":{"` + dispatcher.LabelManagedBy + `":null}}}`)
+	if _, err := pods.Patch(ctx, run.PodName, types.MergePatchType, unlabel, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+	finish := start.Add(5 * time.Second)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod, err := pods.Get(ctx, run.PodName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pod.Status.Phase = corev1.PodSucceeded
+		pod.Status.ContainerStatuses = terminatedTrain(start, finish)
+		_, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+	ended := h.Runs(job.ID)[0]
+	if ended.Status != store.RunCompleted {
+		t.Errorf("run %s, want completed", ended.Status)
+	}
+	if ended.StartedAt == nil || !ended.StartedAt.Equal(start) {
+		t.Errorf("run started at %v, want the container's start %v", ended.StartedAt, start)
+	}
+	// One GPU for the container's 5 s.
+	if want := 5.0 / 3600; math.Abs(ended.GPUHoursUsed-want) > 1e-6 {
+		t.Errorf("run used %.6f GPU-hours, want %.6f", ended.GPUHoursUsed, want)
+	}
+	waitPodGone(t, ended)
 }

@@ -120,19 +120,24 @@ func (d *Dispatcher) deletedFinishedPod(runID uuid.UUID) *corev1.Pod {
 	return nil
 }
 
-// reconcileMissingPod creates the pod of a new run, or ends the run whose pod vanished.
-// The cache may lag behind a pod just created, so a vanished pod is confirmed with the API.
+// reconcileMissingPod creates the pod of a new run, or judges a pod that the informer
+// cache lacks as the API server has it, or ends the run whose pod vanished. The cache may
+// lag behind a pod just created, and it never holds a pod whose managed-by label was
+// removed, because the informer selects on that label. No watch event comes for such a
+// pod, so the periodic resync judges it again until its run ends.
 func (d *Dispatcher) reconcileMissingPod(ctx context.Context, run store.Run) error {
 	if run.Status == store.RunPending && run.PodCreatedAt == nil {
 		return d.createPod(ctx, run)
 	}
-	_, err := d.client.CoreV1().Pods(run.Namespace).Get(ctx, run.PodName, metav1.GetOptions{})
-	if err == nil {
-		d.queue.AddAfter(run.ID, time.Second)
-		return nil
+	pod, err := d.podFromAPI(ctx, run)
+	if err != nil {
+		return err
 	}
-	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("confirm pod %s/%s is gone: %w", run.Namespace, run.PodName, err)
+	if pod != nil {
+		if err := d.recordStart(ctx, &run, pod); err != nil {
+			return err
+		}
+		return d.reconcilePod(ctx, run, pod)
 	}
 	reason := "pod deleted"
 	if why, ok := d.terminating.LoadAndDelete(run.ID); ok {
