@@ -205,21 +205,31 @@ func unschedulableSince(pod *corev1.Pod) (time.Time, string, bool) {
 
 // containerStart returns when the training container started running.
 func containerStart(pod *corev1.Pod) time.Time {
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.State.Running != nil {
-			return cs.State.Running.StartedAt.Time
-		}
-		if t := cs.State.Terminated; t != nil && !t.StartedAt.IsZero() {
-			return t.StartedAt.Time
-		}
+	cs := trainStatus(pod)
+	switch {
+	case cs == nil:
+	case cs.State.Running != nil:
+		return cs.State.Running.StartedAt.Time
+	case cs.State.Terminated != nil && !cs.State.Terminated.StartedAt.IsZero():
+		return cs.State.Terminated.StartedAt.Time
 	}
 	return time.Time{}
 }
 
+// terminated returns the end of the training container, or nil while it has not ended.
 func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.State.Terminated != nil {
-			return cs.State.Terminated
+	if cs := trainStatus(pod); cs != nil {
+		return cs.State.Terminated
+	}
+	return nil
+}
+
+// trainStatus returns the status of the pod's TrainContainer, or nil before the kubelet
+// reported one.
+func trainStatus(pod *corev1.Pod) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == TrainContainer {
+			return &pod.Status.ContainerStatuses[i]
 		}
 	}
 	return nil

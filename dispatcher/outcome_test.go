@@ -133,3 +133,52 @@ func TestStopEnded(t *testing.T) {
 		t.Errorf("no stop time: ended %s, want now", got)
 	}
 }
+
+// A container that an admission webhook added beside train (a service mesh proxy, say)
+// does not change how the run is judged, also when its status comes first. The run waits
+// while train waits, and ends with train's exit.
+func TestJudgeIgnoresOtherContainers(t *testing.T) {
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	finish := start.Add(time.Hour)
+	now := finish.Add(time.Minute)
+	proxyStart := metav1.NewTime(start.Add(-time.Minute))
+
+	proxyRunning := corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: proxyStart}}
+	trainWaiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	pulling := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
+		Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "istio-proxy", State: proxyRunning}, {Name: TrainContainer, State: trainWaiting}}}}
+	obs := Judge(pulling, now, time.Minute)
+	if obs.Verdict != Waiting {
+		t.Errorf("train not started: verdict %d, want Waiting", obs.Verdict)
+	}
+	if !obs.StartedAt.IsZero() {
+		t.Errorf("train not started: started at %s, want zero", obs.StartedAt)
+	}
+
+	oom := finishedPod(corev1.PodFailed, 137, start, finish, time.Time{})
+	oom.Status.ContainerStatuses[0].State.Terminated.Reason = "OOMKilled"
+	proxyDone := &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: proxyStart,
+		FinishedAt: metav1.NewTime(finish.Add(2 * time.Second))}
+	proxy := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{Terminated: proxyDone}}
+	oom.Status.ContainerStatuses = append([]corev1.ContainerStatus{proxy}, oom.Status.ContainerStatuses...)
+	obs = Judge(oom, now, time.Minute)
+	if obs.Verdict != Ended {
+		t.Fatalf("train OOMKilled: verdict %d, want Ended", obs.Verdict)
+	}
+	if obs.End.Status != store.RunFailed {
+		t.Errorf("train OOMKilled: run ends %s, want failed", obs.End.Status)
+	}
+	if want := "OOMKilled (exit code 137)"; obs.End.Reason != want {
+		t.Errorf("train OOMKilled: reason %q, want %q", obs.End.Reason, want)
+	}
+	if obs.End.ExitCode == nil || *obs.End.ExitCode != 137 {
+		t.Errorf("train OOMKilled: exit code %v, want 137", obs.End.ExitCode)
+	}
+	if !obs.StartedAt.Equal(start) {
+		t.Errorf("train OOMKilled: started at %s, want train's start %s", obs.StartedAt, start)
+	}
+	if !obs.End.EndedAt.Equal(finish) {
+		t.Errorf("train OOMKilled: ended at %s, want train's finish %s", obs.End.EndedAt, finish)
+	}
+}

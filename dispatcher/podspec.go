@@ -48,6 +48,11 @@ const (
 	GPUModelLabel = "nvidia.com/gpu.product"
 )
 
+// TrainContainer is the name of the container that runs the job's program. The pod may get
+// other containers from admission webhooks (a service mesh proxy, say), whose starts and
+// exits do not tell how the run went.
+const TrainContainer = "train"
+
 // PodInput is everything one run's pod is built from.
 type PodInput struct {
 	JobID        uuid.UUID
@@ -80,7 +85,7 @@ func BuildPod(in PodInput) *corev1.Pod {
 			ActiveDeadlineSeconds:         ptr(int64(in.Spec.MaxRuntimeSeconds)),
 			TerminationGracePeriodSeconds: ptr(int64(30)),
 			Containers: []corev1.Container{{
-				Name:      "train",
+				Name:      TrainContainer,
 				Image:     in.Spec.Image,
 				Command:   in.Spec.Command,
 				Env:       podEnv(in),
