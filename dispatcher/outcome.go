@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -164,10 +165,16 @@ func failedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
 	return end
 }
 
-// disruptionReason returns why the pod was disrupted from outside, or "".
+// disruptionReason returns why the pod was disrupted from outside, or "". A kubelet that
+// rejects a pod because its node lacks a resource the pod was scheduled with (a GPU its
+// device plugin has since reported unhealthy, say) sets the reason "OutOf" and the
+// resource name. The program never ran then, so no attempt is used.
 func disruptionReason(pod *corev1.Pod) string {
 	switch pod.Status.Reason {
 	case "Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost", "UnexpectedAdmissionError":
+		return pod.Status.Reason
+	}
+	if strings.HasPrefix(pod.Status.Reason, "OutOf") {
 		return pod.Status.Reason
 	}
 	for _, c := range pod.Status.Conditions {

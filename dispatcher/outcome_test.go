@@ -182,3 +182,29 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 		t.Errorf("train OOMKilled: ended at %s, want train's finish %s", obs.End.EndedAt, finish)
 	}
 }
+
+// A pod that the kubelet rejected because its node lacked a resource the pod was
+// scheduled with never ran its program, so its run is preempted, not failed.
+func TestJudgeKubeletRejection(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	pod := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
+		Phase: corev1.PodFailed, Reason: "OutOfnvidia.com/gpu",
+		Message: "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 8, capacity: 8"}}
+
+	obs := Judge(pod, now, time.Minute)
+	if obs.Verdict != Ended {
+		t.Fatalf("verdict %d, want Ended", obs.Verdict)
+	}
+	if obs.End.Status != store.RunPreempted {
+		t.Errorf("run ends %s, want preempted", obs.End.Status)
+	}
+	if want := "OutOfnvidia.com/gpu"; obs.End.Reason != want {
+		t.Errorf("reason %q, want %q", obs.End.Reason, want)
+	}
+	if obs.End.ExitCode != nil {
+		t.Errorf("exit code %d, want none", *obs.End.ExitCode)
+	}
+	if !obs.End.EndedAt.Equal(now) {
+		t.Errorf("ended at %s, want now %s", obs.End.EndedAt, now)
+	}
+}
