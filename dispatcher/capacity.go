@@ -94,6 +94,9 @@ func nodeGPUMilli(n *corev1.Node) int64 {
 	return 0
 }
 
+// nodeSchedulable reports whether a node is ready and not cordoned.
+// NOTE: taints are not read, so a node whose NoSchedule taint the pods do not tolerate
+// still counts, and its model's jobs are admitted to wait unschedulable.
 func nodeSchedulable(n *corev1.Node) bool {
 	if n.Spec.Unschedulable || n.DeletionTimestamp != nil {
 		return false

@@ -65,6 +65,7 @@ WHERE model = $1 AND allocated_milli >= $2`
 // attempt counted. Resuming it must not train again what completed or outlive its
 // attempts. Other jobs that are no longer running (a cancelled one, or a paused one whose
 // run was preempted or cancelled) keep their status.
+// NOTE: preemptions are not counted, so a job preempted on every run is requeued forever.
 const sqlJobAfterRun = `
 UPDATE jobs SET
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
