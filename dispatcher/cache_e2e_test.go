@@ -75,6 +75,9 @@ func TestDeletedSucceededPodCompletes(t *testing.T) {
 	if got, _ := h.Store.GetJob(ctx, job.ID); got.Status != store.JobCompleted {
 		t.Errorf("job %s, want completed", got.Status)
 	}
+	if d.KeepsFinishedPod(run.ID) {
+		t.Error("the dispatcher still keeps the pod's state after its run ended")
+	}
 }
 
 // A pod whose managed-by label was removed leaves the informer's cache, because the

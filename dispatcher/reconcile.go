@@ -329,7 +329,8 @@ func stopEnded(run store.Run, now time.Time) time.Time {
 }
 
 // endRun records a run's end once, then deletes its pod, which is no longer needed and
-// costs apiserver memory.
+// costs apiserver memory. It drops the pod's state that onPodDelete kept, since no event
+// of that pod may come again to drop it.
 func (d *Dispatcher) endRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd, force bool) error {
 	end.RunID = run.ID
 	result, err := d.store.EndRun(ctx, end)
@@ -344,6 +345,7 @@ func (d *Dispatcher) endRun(ctx context.Context, run store.Run, pod *corev1.Pod,
 		d.cfg.Metrics.RunEnded(runEndCause(end), result.ProjectID, result.GPUHoursUsed)
 		d.cfg.OnRunEnded(result)
 	}
+	d.finished.Delete(run.ID) // the run has ended: a deleted pod's kept state is not needed
 	return d.deletePod(ctx, pod, string(end.Status), force)
 }
 
