@@ -184,8 +184,8 @@ func (s *Server) handler(rt route) http.Handler {
 		case internal:
 			log.Error("API request failed", "err", err)
 		case p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden:
-			// Refused credentials are logged at Info, so that a guessed or leaked token
-			// shows in the log at the default level; the metrics count them by code.
+			// Logged at Info, the default level, so that a guessed or leaked token shows
+			// in the log. The metrics also count them by code.
 			log.Info("API request refused", "status", p.Status, "remote_addr", r.RemoteAddr, "reason", p.Detail)
 		}
 		p.RequestID = requestID

@@ -81,9 +81,9 @@ func imageJSON(image any) ([]byte, error) {
 
 // AuditFilter selects audit records, newest first.
 type AuditFilter struct {
-	// ProjectID selects the records of one project, with those of the tokens that name it,
-	// whose after image lists their projects (revocations recorded before the list was added
-	// to their image are not found); empty for every project.
+	// ProjectID selects the records of one project; empty selects every project's. A
+	// token's records count for each project that their after image lists. Revocations
+	// recorded before the list was added to their image have none.
 	ProjectID string
 	BeforeID  int64  // only records with a smaller id, for paging; 0 for the newest
 	Limit     int
