@@ -304,6 +304,71 @@ func TestStatusTransitions(t *testing.T) {
 	}
 }
 
+// The job update triggers keep updated_at current and check statuses and configs, but an
+// admission (queued to running) and a wait reason, which set updated_at themselves, call
+// none of their functions: they ran for every job a dequeue admits or refuses.
+func TestJobUpdateTriggersSkipAdmission(t *testing.T) {
+	conn := newSchema(t)
+	ctx := context.Background()
+	job := insertJob(t, conn, "2025-01-20 10:00+00", "queued")
+	mustExec(t, conn, `UPDATE jobs SET updated_at = '2025-01-20 10:00+00' WHERE id = $1`, job)
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	mustExecTx(t, tx, `SET LOCAL track_functions = 'pl'`)
+	calls := func() string {
+		t.Helper()
+		var got string
+		err := tx.QueryRow(ctx, `
+			SELECT string_agg(f || '=' || coalesce(pg_stat_get_xact_function_calls(f::regproc::oid), 0), ' ' ORDER BY f)
+			FROM unnest(ARRAY['jobs_check_transition', 'jobs_reject_config_change', 'jobs_touch']) AS f`).Scan(&got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	updatedAt := func() string {
+		t.Helper()
+		var at string
+		if err := tx.QueryRow(ctx, `SELECT (updated_at = now())::text FROM jobs WHERE id = $1`, job).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+
+	mustExecTx(t, tx, `UPDATE jobs SET wait_reason = 'no capacity', updated_at = now() WHERE id = $1`, job)
+	// Each statement below starts from an older updated_at, as one in another transaction
+	// would. Within one transaction now() does not move, so setting it twice changes nothing.
+	mustExecTx(t, tx, `UPDATE jobs SET updated_at = '2025-01-20 10:00+00' WHERE id = $1`, job)
+	mustExecTx(t, tx, `UPDATE jobs SET status = 'running', run_count = run_count + 1, wait_reason = NULL,
+		updated_at = now() WHERE id = $1`, job)
+	if got, want := calls(), "jobs_check_transition=0 jobs_reject_config_change=0 jobs_touch=0"; got != want {
+		t.Errorf("after a wait reason and an admission: calls %s, want %s", got, want)
+	}
+
+	mustExecTx(t, tx, `UPDATE jobs SET updated_at = '2025-01-20 10:00+00', tags = '{"team": "a"}' WHERE id = $1`, job)
+	if got := updatedAt(); got != "false" {
+		t.Errorf("an UPDATE that sets updated_at got it replaced by now()")
+	}
+	mustExecTx(t, tx, `UPDATE jobs SET status = 'paused' WHERE id = $1`, job)
+	if got := updatedAt(); got != "true" {
+		t.Errorf("a status change left updated_at as it was, want now()")
+	}
+	if got, want := calls(), "jobs_check_transition=1 jobs_reject_config_change=0 jobs_touch=1"; got != want {
+		t.Errorf("after a pause: calls %s, want %s", got, want)
+	}
+}
+
+func mustExecTx(t *testing.T, tx pgx.Tx, sql string, args ...any) {
+	t.Helper()
+	if _, err := tx.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
 func TestInsertOnlyAsSubmittedOrQueued(t *testing.T) {
 	conn := newSchema(t)
 	_, err := conn.Exec(context.Background(), `

@@ -353,7 +353,7 @@ func candidateModels(candidates []Candidate) []string {
 }
 
 const sqlSetWaitReasons = `
-UPDATE jobs j SET wait_reason = r.reason
+UPDATE jobs j SET wait_reason = r.reason, updated_at = now()
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS r(id, created_at, reason)
 WHERE j.id = r.id AND j.created_at = r.created_at AND j.status = 'queued'
   AND j.wait_reason IS DISTINCT FROM r.reason`
@@ -440,7 +440,7 @@ func (s *Store) ListGPUModels(ctx context.Context) ([]ModelCapacity, error) {
 // for them. Only rows whose reason changes are written. The parameters are the WaitReasons
 // strings in field order, then the starvation bound in microseconds.
 const sqlExplainWaits = `
-UPDATE jobs j SET wait_reason = w.reason
+UPDATE jobs j SET wait_reason = w.reason, updated_at = now()
 FROM (
     SELECT q.job_id, q.job_created_at, CASE
         WHEN u.project_id IS NULL THEN 'project has no quota'

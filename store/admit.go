@@ -27,7 +27,7 @@ const (
 	// job was admitted.
 	sqlAdmitRuns = `
 WITH admitted AS (
-    UPDATE jobs j SET status = 'running', run_count = j.run_count + 1, wait_reason = NULL
+    UPDATE jobs j SET status = 'running', run_count = j.run_count + 1, wait_reason = NULL, updated_at = now()
     WHERE j.id = ANY($1::uuid[]) AND j.created_at = ANY($2::timestamptz[]) AND j.status = 'queued'
     RETURNING j.id, j.run_count
 ), created AS (
