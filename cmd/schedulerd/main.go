@@ -38,16 +38,17 @@ type environment struct {
 }
 
 var commands = map[string]command{
-	"migrate": {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate, false},
-	"cron":    {"cron run partitions|retention|budgets [-dry-run]: run a maintenance task once, now", runCron, false},
-	"run":     {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon, false},
-	"report":  {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport, false},
-	"replay":  {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay, false},
-	"job":     {"job submit|get|list|cancel|pause|resume|priority|explain: manage jobs through the API", runJob, true},
-	"queue":   {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue, true},
-	"quota":   {"quota get|set PROJECT: read or change a project's quota through the API", runQuota, true},
-	"project": {"project create|update|get|list: manage projects through the API", runProject, true},
-	"token":   {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
+	"migrate":  {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate, false},
+	"cron":     {"cron run partitions|retention|budgets [-dry-run]: run a maintenance task once, now", runCron, false},
+	"run":      {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon, false},
+	"report":   {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport, false},
+	"replay":   {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay, false},
+	"job":      {"job submit|get|list|cancel|pause|resume|priority|explain: manage jobs through the API", runJob, true},
+	"queue":    {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue, true},
+	"quota":    {"quota get|set PROJECT: read or change a project's quota through the API", runQuota, true},
+	"project":  {"project create|update|get|list: manage projects through the API", runProject, true},
+	"approval": {"approval list|get|approve|reject: decide model version promotions through the API", runApproval, true},
+	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
 }
 
 // commandSettings lists, by flag name, the settings of the commands that read only some of

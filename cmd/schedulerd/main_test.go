@@ -147,7 +147,7 @@ func TestRunHelpDoesNotStart(t *testing.T) {
 // The command's own flags follow the settings, and the exit code is 0. The commands that
 // call the API list the API's two variables, not the daemon's settings.
 func TestHelpNeedsNoSettings(t *testing.T) {
-	apiCommands := map[string]bool{"job": true, "queue": true, "quota": true, "project": true}
+	apiCommands := map[string]bool{"job": true, "queue": true, "quota": true, "project": true, "approval": true}
 	cases := []struct {
 		args []string
 		want string // a line of the command's own flags
@@ -161,6 +161,7 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 		{[]string{"queue", "drain", "-h"}, "when running jobs are preempted"},
 		{[]string{"quota", "set", "-h"}, "GPU-hour budget of the period"},
 		{[]string{"project", "create", "-h"}, "organisation the project belongs to"},
+		{[]string{"approval", "approve", "-h"}, "why, for the requester and the audit log"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
