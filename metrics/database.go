@@ -192,7 +192,8 @@ type projectQuota struct {
 }
 
 // collectProjects emits the quota gauges and queue depth of every project, zeros included,
-// and deletes the GPU time series of projects that no longer exist.
+// creates the GPU time series of new projects at 0 and deletes those of projects that no
+// longer exist.
 func (c *databaseCollector) collectProjects(ctx context.Context, ch chan<- prometheus.Metric) error {
 	projects, err := c.readProjects(ctx)
 	if err != nil {
@@ -232,7 +233,7 @@ func (c *databaseCollector) collectProjects(ctx context.Context, ch chan<- prome
 			}
 		}
 	}
-	c.m.forgetProjectsExcept(live)
+	c.m.syncProjects(live)
 	return nil
 }
 

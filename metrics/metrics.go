@@ -333,10 +333,17 @@ func (m *Metrics) TierOf(priority int) string {
 	return tiers[len(tiers)-1].Name
 }
 
-// forgetProjectsExcept deletes the GPU time series of every project not in live.
-func (m *Metrics) forgetProjectsExcept(live map[string]bool) {
+// syncProjects gives every project in live a GPU time series, at 0 until one of its runs
+// ends, and deletes the series of every project not in live. Without the zero,
+// increase() would leave out the first run that ends after a project's creation or a
+// replica's start, because a series that appears with a value has no earlier sample.
+func (m *Metrics) syncProjects(live map[string]bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for project := range live {
+		m.gpuSeconds.WithLabelValues(project)
+		m.projects[project] = true
+	}
 	for project := range m.projects {
 		if !live[project] {
 			m.gpuSeconds.DeleteLabelValues(project)

@@ -467,3 +467,27 @@ func TestHeldJobsRoundReservation(t *testing.T) {
 		t.Errorf("%v edge jobs held for budget, want 0: the rounded reservation fits", got)
 	}
 }
+
+// TestGPUSecondsStartAtZero: every project has a GPU time series from the first scrape, so
+// that increase() over a window counts the first run that ends after it, as the GPU-hours
+// panel of the dashboards needs.
+func TestGPUSecondsStartAtZero(t *testing.T) {
+	s := databaseFixture(t)
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+
+	seconds := gatherGauge(t, reg, "schedulerd_project_gpu_seconds_total")
+	if len(seconds) != 2 {
+		t.Errorf("GPU time series %v, want one for each of the 2 projects", seconds)
+	}
+	for _, project := range []string{"vision", "nlp"} {
+		if got, ok := seconds[project]; !ok || got != 0 {
+			t.Errorf("GPU-seconds of %s = %v (present %v) before any run ended, want a series at 0", project, got, ok)
+		}
+	}
+
+	m.RunEnded(metrics.CauseCompleted, "nlp", 0.5)
+	if got := gatherGauge(t, reg, "schedulerd_project_gpu_seconds_total")["nlp"]; got != 1800 {
+		t.Errorf("GPU-seconds of nlp %v after a run of 0.5 GPU-hours, want 1800", got)
+	}
+}
