@@ -2,10 +2,14 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/schedulerd/schedulerd/internal/proc"
 	"github.com/schedulerd/schedulerd/replay/report"
@@ -20,6 +24,7 @@ const sampleInterval = 2 * time.Second
 type recorder struct {
 	store     *store.Store
 	pid       int
+	log       *slog.Logger
 	submitted atomic.Int64
 
 	mu      sync.Mutex
@@ -33,8 +38,11 @@ type counts struct {
 	allocatedMilli                            int64
 }
 
-func newRecorder(s *store.Store, pid int) *recorder {
-	return &recorder{store: s, pid: pid, usage: report.ProcessUsage{PID: pid}}
+func newRecorder(s *store.Store, pid int, log *slog.Logger) *recorder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &recorder{store: s, pid: pid, log: log, usage: report.ProcessUsage{PID: pid}}
 }
 
 func (rec *recorder) run(ctx context.Context, started time.Time) {
@@ -53,25 +61,25 @@ func (rec *recorder) run(ctx context.Context, started time.Time) {
 const sqlAllocation = `
 SELECT COALESCE(gpu_model, ''), sum(gpu_milli)::bigint FROM runs WHERE status = 'running' GROUP BY 1`
 
+// sample records one point of GPU allocation, the progress counts and the daemon's usage.
+// A read that fails (a slow database, or the replay's end cancelling a read in flight)
+// leaves out its figures: a chart point or progress line of zeros would read as a cluster
+// with nothing allocated.
 func (rec *recorder) sample(ctx context.Context, started time.Time) {
-	allocated := map[string]int64{}
-	rows, err := rec.store.Pool().Query(ctx, sqlAllocation)
-	if err == nil {
-		for rows.Next() {
-			var model string
-			var milli int64
-			if rows.Scan(&model, &milli) == nil {
-				allocated[model] = milli
-			}
-		}
-		rows.Close()
+	allocated, allocErr := rec.allocation(ctx)
+	c, countErr := rec.count(ctx)
+	if err := errors.Join(allocErr, countErr); err != nil && ctx.Err() == nil {
+		rec.log.Warn("replay sample failed, so its figures are left out", "err", err)
 	}
-	c, _ := rec.count(ctx)
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	rec.samples = append(rec.samples, report.Sample{At: time.Since(started), AllocatedMilli: allocated})
-	rec.last = c
+	if allocErr == nil {
+		rec.samples = append(rec.samples, report.Sample{At: time.Since(started), AllocatedMilli: allocated})
+	}
+	if countErr == nil {
+		rec.last = c
+	}
 	if rec.pid > 0 {
 		rss, cpu := processUsage(rec.pid)
 		rec.usage.PeakRSSBytes = max(rec.usage.PeakRSSBytes, rss)
@@ -79,6 +87,25 @@ func (rec *recorder) sample(ctx context.Context, started time.Time) {
 			rec.usage.CPUSeconds = cpu
 		}
 	}
+}
+
+// allocation reads the GPU thousandths of running runs by GPU model.
+func (rec *recorder) allocation(ctx context.Context) (map[string]int64, error) {
+	rows, err := rec.store.Pool().Query(ctx, sqlAllocation)
+	if err != nil {
+		return nil, fmt.Errorf("read GPU allocation: %w", err)
+	}
+	allocated := map[string]int64{}
+	var model string
+	var milli int64
+	_, err = pgx.ForEachRow(rows, []any{&model, &milli}, func() error {
+		allocated[model] = milli
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read GPU allocation: %w", err)
+	}
+	return allocated, nil
 }
 
 const sqlCounts = `
@@ -92,7 +119,10 @@ func (rec *recorder) count(ctx context.Context) (counts, error) {
 	var c counts
 	err := rec.store.Pool().QueryRow(ctx, sqlCounts).Scan(&c.queued, &c.running, &c.completed, &c.failed,
 		&c.other, &c.allocatedMilli)
-	return c, err
+	if err != nil {
+		return c, fmt.Errorf("count jobs by status: %w", err)
+	}
+	return c, nil
 }
 
 func (rec *recorder) progressLine(total int) string {

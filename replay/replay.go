@@ -126,7 +126,7 @@ func (r *Replayer) Run(ctx context.Context) (string, error) {
 	}
 
 	// Step 2: submit on the trace's clock while sampling, until every job has ended.
-	rec := newRecorder(r.store, r.cfg.DaemonPID)
+	rec := newRecorder(r.store, r.cfg.DaemonPID, r.cfg.Logger)
 	sampling, stopSampling := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); rec.run(sampling, started) }()
