@@ -19,7 +19,7 @@ import (
 const StateWaitingForBudget = "queued (budget too small)"
 
 // waitForEnd waits until no job can make progress: none runs, and every queued job waits
-// for budget. Fill-mode jobs never end, so a fill replay does not wait.
+// for budget that the quota does not have. Fill-mode jobs never end, so a fill replay does not wait.
 func (r *Replayer) waitForEnd(ctx context.Context, rec *recorder) error {
 	if r.cfg.Mode == trace.ModeFill {
 		return nil
@@ -27,12 +27,9 @@ func (r *Replayer) waitForEnd(ctx context.Context, rec *recorder) error {
 	total := len(r.plan.schedule.Entries)
 	lastPrint := time.Now()
 	for {
-		var active int
-		err := r.store.Pool().QueryRow(ctx, `SELECT count(*) FROM jobs
-			WHERE status = 'running' OR (status = 'queued' AND wait_reason IS DISTINCT FROM $1)`,
-			scheduler.ReasonBudget).Scan(&active)
+		active, err := r.activeJobs(ctx)
 		if err != nil {
-			return fmt.Errorf("count active jobs: %w", err)
+			return err
 		}
 		if active == 0 {
 			fmt.Fprintln(r.cfg.Progress, rec.progressLine(total))
@@ -49,6 +46,28 @@ func (r *Replayer) waitForEnd(ctx context.Context, rec *recorder) error {
 	}
 }
 
+// sqlActive selects the jobs j that can still make progress: running ones, and queued ones
+// that their project's budget, as it is now, does not hold back ($1 is the budget's wait
+// reason). A stored wait reason of the budget changes only when a dequeue reads the job
+// again, so it is out of date right after a run's end leaves room for the job. The budget
+// test is therefore the candidate query's (store/candidates.go), with the reservation
+// rounded to 4 decimals as admission rounds it.
+const sqlActive = `j.status = 'running' OR (j.status = 'queued' AND (j.wait_reason IS DISTINCT FROM $1
+	OR EXISTS (SELECT 1 FROM job_queue q JOIN quotas u ON u.project_id = q.project_id
+	           WHERE q.job_id = j.id AND u.gpu_hours_used + u.gpu_hours_reserved
+	                 + round(q.gpu_milli::numeric * q.max_runtime_seconds / 3600000, 4) <= u.gpu_hours_budget)))`
+
+// activeJobs counts the jobs that keep waitForEnd waiting.
+func (r *Replayer) activeJobs(ctx context.Context) (int, error) {
+	var active int
+	err := r.store.Pool().QueryRow(ctx, `SELECT count(*) FROM jobs j WHERE `+sqlActive,
+		scheduler.ReasonBudget).Scan(&active)
+	if err != nil {
+		return 0, fmt.Errorf("count active jobs: %w", err)
+	}
+	return active, nil
+}
+
 // describeActive lists up to three of the jobs that kept waitForEnd waiting. For each it
 // gives the state, the latest run and that run's pod as the Kubernetes API reports it, so
 // that the error of a replay that never ends shows where each job is stuck. It runs after
@@ -63,7 +82,7 @@ func (r *Replayer) describeActive() string {
 		JOIN projects p ON p.id = j.project_id
 		LEFT JOIN LATERAL (SELECT status, pod_name, end_reason FROM runs
 			WHERE runs.job_id = j.id ORDER BY run_number DESC LIMIT 1) r ON true
-		WHERE j.status = 'running' OR (j.status = 'queued' AND j.wait_reason IS DISTINCT FROM $1)
+		WHERE `+sqlActive+`
 		ORDER BY j.created_at LIMIT 3`, scheduler.ReasonBudget)
 	if err != nil {
 		return "; list them: " + err.Error()

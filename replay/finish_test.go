@@ -1,0 +1,48 @@
+package replay
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/schedulerd/schedulerd/scheduler"
+)
+
+// TestActiveJobsJudgesBudgetNow: a queued job whose stored wait reason is the budget, but
+// whose reservation fits the quota as it is now, keeps the replay waiting. Its reason
+// changes only when a dequeue reads it, which happens right after the run that freed the
+// budget ends. A job that the budget still holds back does not keep it waiting.
+func TestActiveJobsJudgesBudgetNow(t *testing.T) {
+	s := newT4Store(t)
+	ctx := context.Background()
+	job := submitLowTask(t, s, "openb-pod-0001")
+	_, err := s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, scheduler.ReasonBudget, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Replayer{store: s}
+
+	active, err := r.activeJobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if active != 1 {
+		t.Errorf("%d active jobs with the budget's room for the queued job, want 1", active)
+	}
+	if got, want := r.describeActive(), "; job "+job.ID.String()+" queued"; !strings.HasPrefix(got, want) {
+		t.Errorf("active jobs described as %q, want it to start with %q", got, want)
+	}
+
+	_, err = s.Pool().Exec(ctx, `UPDATE quotas SET gpu_hours_used = gpu_hours_budget WHERE project_id = $1`,
+		job.ProjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, err = r.activeJobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if active != 0 {
+		t.Errorf("%d active jobs with the budget used up, want 0", active)
+	}
+}
