@@ -30,7 +30,7 @@ func renderMarkdown(d Data) string {
 	writeDispatch(&b, d.Dispatch)
 	writeDaemon(&b, d)
 	writeFill(&b, d.Mode, d.FillStop, d.Fill)
-	writeProblems(&b, d.Problems)
+	writeProblems(&b, d.Problems, d.Tasks.Problems)
 
 	return b.String()
 }

@@ -28,9 +28,10 @@ func TestRenderCapacityWithoutSamples(t *testing.T) {
 }
 
 func TestRenderOneProblem(t *testing.T) {
-	text := renderMarkdown(Data{Problems: []string{"task a: GPU model A100 not found"}})
+	text := renderMarkdown(Data{Tasks: TaskCounts{Problems: 1}, Problems: []string{"task a: GPU model A100 not found"}})
 
-	want := "## Problems\n\n1 task was reported and not submitted.\n\n```text\ntask a: GPU model A100 not found\n```\n"
+	want := "## Problems\n\n1 problem was reported, and 1 task was not submitted. A task that also allows a GPU " +
+		"model that a node has, and fits such a node, is submitted.\n\n```text\ntask a: GPU model A100 not found\n```\n"
 	if !strings.HasSuffix(text, want) {
 		t.Errorf("report ends with\n%s\nwant\n%s", text[strings.Index(text, "## Problems"):], want)
 	}
@@ -228,5 +229,22 @@ func TestRenderRunLengthsInFillMode(t *testing.T) {
 	want := "## Run lengths at this speedup\n\nNot measured: fill-mode pods run until the replay ends"
 	if !strings.Contains(text, want) {
 		t.Errorf("run lengths section of a fill-mode run does not say it was not measured:\n%s", text)
+	}
+}
+
+// TestRenderProblemsCountTasksApart: problems and tasks not submitted are counted apart,
+// because a task may have two problems, and a task that also allows a GPU model some node
+// has is reported and still submitted.
+func TestRenderProblemsCountTasksApart(t *testing.T) {
+	text := renderMarkdown(Data{Tasks: TaskCounts{Problems: 1}, Problems: []string{
+		"tasks.csv:2: task a: no node has GPU model A100",
+		"tasks.csv:2: task a: no single node of an allowed model has 16 GPUs, 1000 CPU milli and 1024 MiB",
+		"tasks.csv:3: task b: no node has GPU model A100",
+	}})
+
+	want := "## Problems\n\n3 problems were reported, and 1 task was not submitted. A task that also allows " +
+		"a GPU model that a node has, and fits such a node, is submitted.\n\n```text\n"
+	if !strings.Contains(text, want) {
+		t.Errorf("problems section is\n%s\nwant it to start with\n%s", text[strings.Index(text, "## Problems"):], want)
 	}
 }

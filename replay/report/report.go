@@ -53,7 +53,7 @@ type Data struct {
 	Daemon   ProcessUsage
 	Fill     []ModelShare // fill mode only: allocated share per model where the fill stopped (first task without room, or the end)
 	FillStop string       // fill mode only: the task where the fill stopped and why, or that every task ran
-	Problems []string     // tasks reported and not submitted (unknown GPU model, larger than any node)
+	Problems []string     // task problems (unknown GPU model, larger than any node), one per entry
 }
 
 // TaskCounts is the number of trace tasks at each step of the replay.

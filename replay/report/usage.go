@@ -144,8 +144,11 @@ func shareRow(s ModelShare) []string {
 }
 
 // writeProblems lists the first maxListedProblems problems in a fenced code
-// block, which prints task names and model names verbatim.
-func writeProblems(b *strings.Builder, problems []string) {
+// block, which prints task names and model names verbatim. notSubmitted is
+// the number of tasks set aside for them, which differs from the number of
+// problems: a task may have two, and one that also allows a GPU model that a
+// node has is submitted.
+func writeProblems(b *strings.Builder, problems []string, notSubmitted int) {
 	section(b, "Problems")
 	if len(problems) == 0 {
 		b.WriteString(none)
@@ -153,11 +156,9 @@ func writeProblems(b *strings.Builder, problems []string) {
 	}
 
 	listed := problems[:min(len(problems), maxListedProblems)]
-	if len(problems) == 1 {
-		b.WriteString("1 task was reported and not submitted.\n\n")
-	} else {
-		fmt.Fprintf(b, "%s tasks were reported and not submitted.\n\n", formatInt(int64(len(problems))))
-	}
+	fmt.Fprintf(b, "%s reported, and %s not submitted. A task that also allows a GPU model that a node has, "+
+		"and fits such a node, is submitted.\n\n",
+		countOf(len(problems), "problem was", "problems were"), countOf(notSubmitted, "task was", "tasks were"))
 
 	longest := 0
 	for _, problem := range listed {
@@ -174,4 +175,12 @@ func writeProblems(b *strings.Builder, problems []string) {
 	if hidden := len(problems) - len(listed); hidden > 0 {
 		fmt.Fprintf(b, "\nand %s more\n", formatInt(int64(hidden)))
 	}
+}
+
+// countOf writes n followed by the singular or plural words, such as "1 task was".
+func countOf(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return formatInt(int64(n)) + " " + plural
 }
