@@ -190,8 +190,16 @@ func (r *Replayer) dispatchRate(ctx context.Context) (report.DispatchRate, error
 	return d, err
 }
 
+// capacity returns the GPU capacity by model and, for fill mode, each model's GPUs in
+// running runs against its capacity. Admission's allocation would also count the job
+// where a fill stops when it was admitted but its pod found no node, and so hide the
+// fragmentation that the fill measures.
 func (r *Replayer) capacity(ctx context.Context) (map[string]int64, []report.ModelShare, error) {
 	models, err := r.store.ListGPUModels(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	running, err := runningAllocation(ctx, r.store)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -199,7 +207,8 @@ func (r *Replayer) capacity(ctx context.Context) (map[string]int64, []report.Mod
 	var shares []report.ModelShare
 	for _, m := range models {
 		capacity[m.Model] = m.CapacityMilli
-		shares = append(shares, report.ModelShare{Model: m.Model, AllocatedMilli: m.AllocatedMilli, CapacityMilli: m.CapacityMilli})
+		shares = append(shares, report.ModelShare{Model: m.Model, AllocatedMilli: running[m.Model],
+			CapacityMilli: m.CapacityMilli})
 	}
 	return capacity, shares, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -289,5 +290,30 @@ func TestProjectUsageSplitsFigures(t *testing.T) {
 	// The quota keeps 4 decimals, and each of the two debits may round by 0.00005.
 	if want := 15.0 / 3600; math.Abs(got.GPUHours-want) > 1e-4 {
 		t.Errorf("used GPU-hours %v, want %v (the preempted 5 s and the completed 10 s)", got.GPUHours, want)
+	}
+}
+
+// TestFillSharesCountStartedRuns: the fill's allocated share counts the GPUs of runs whose
+// container started. A job admitted because its model has enough free GPUs in total, whose
+// pod no node can take, is where a fill stops, and its GPUs are not in use on any node.
+func TestFillSharesCountStartedRuns(t *testing.T) {
+	s := newT4Store(t)
+	placed := admitJob(t, s, submitLowTask(t, s, "openb-pod-0001"))
+	if err := s.StartRun(context.Background(), placed.RunID, time.Now(), "t4-node-0"); err != nil {
+		t.Fatal(err)
+	}
+	admitJob(t, s, submitLowTask(t, s, "openb-pod-0002")) // its pod stays Pending
+
+	r := &Replayer{store: s}
+	capacity, shares, err := r.capacity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if capacity["T4"] != 8000 {
+		t.Errorf("T4 capacity %d thousandths, want 8000", capacity["T4"])
+	}
+	want := []report.ModelShare{{Model: "T4", AllocatedMilli: 1000, CapacityMilli: 8000}}
+	if !slices.Equal(shares, want) {
+		t.Errorf("fill shares %+v, want %+v: the admitted job whose container never started holds no GPU", shares, want)
 	}
 }

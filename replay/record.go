@@ -66,7 +66,7 @@ SELECT COALESCE(gpu_model, ''), sum(gpu_milli)::bigint FROM runs WHERE status = 
 // leaves out its figures: a chart point or progress line of zeros would read as a cluster
 // with nothing allocated.
 func (rec *recorder) sample(ctx context.Context, started time.Time) {
-	allocated, allocErr := rec.allocation(ctx)
+	allocated, allocErr := runningAllocation(ctx, rec.store)
 	c, countErr := rec.count(ctx)
 	if err := errors.Join(allocErr, countErr); err != nil && ctx.Err() == nil {
 		rec.log.Warn("replay sample failed, so its figures are left out", "err", err)
@@ -89,9 +89,10 @@ func (rec *recorder) sample(ctx context.Context, started time.Time) {
 	}
 }
 
-// allocation reads the GPU thousandths of running runs by GPU model.
-func (rec *recorder) allocation(ctx context.Context) (map[string]int64, error) {
-	rows, err := rec.store.Pool().Query(ctx, sqlAllocation)
+// runningAllocation reads the GPU thousandths of running runs (their containers started)
+// by GPU model.
+func runningAllocation(ctx context.Context, s *store.Store) (map[string]int64, error) {
+	rows, err := s.Pool().Query(ctx, sqlAllocation)
 	if err != nil {
 		return nil, fmt.Errorf("read GPU allocation: %w", err)
 	}
