@@ -138,6 +138,8 @@ func (r *Replayer) Run(ctx context.Context) (string, error) {
 	stopSampling()
 	<-done
 	if err != nil {
+		// NOTE: an interrupted or timed-out replay writes no report. A run with the same
+		// flags continues it, and its report counts every job but samples only that run.
 		return "", err
 	}
 
