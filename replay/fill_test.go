@@ -170,6 +170,7 @@ func TestFillNamesUnplacedPod(t *testing.T) {
 	for _, want := range []string{
 		"task 3 of 3 (FILLFRAG-task-02) was admitted, but did not run within 30s: pod trace-",
 		`phase Pending on node "", not scheduled: Unschedulable`,
+		"| FILLFRAG | 2 | 4 | 50.0% |", // the 2 GPUs of the unplaced pod are not in use
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("report does not contain %q:\n%s", want, body)
