@@ -86,10 +86,10 @@ func gpus() Dashboard {
 		"at its end.", "short",
 		target(`sum by (project) (increase(schedulerd_project_gpu_seconds_total[1h])) / 3600`, "{{project}}"))
 	b.timeseries("Budget used by project", "Share of the quota period's GPU-hour budget that ended "+
-		"runs used, and that admitted runs hold in reserve besides.", "percentunit",
-		target(`max by (project) (schedulerd_project_gpu_used_seconds) / max by (project) (schedulerd_project_gpu_budget_seconds)`,
+		"runs used, and that admitted runs hold in reserve besides. A project with a budget of 0 has no line.", "percentunit",
+		target(`max by (project) (schedulerd_project_gpu_used_seconds) / (max by (project) (schedulerd_project_gpu_budget_seconds) > 0)`,
 			"{{project}} used"),
-		target(`(max by (project) (schedulerd_project_gpu_used_seconds) + max by (project) (schedulerd_project_gpu_reserved_seconds)) / max by (project) (schedulerd_project_gpu_budget_seconds)`,
+		target(`(max by (project) (schedulerd_project_gpu_used_seconds) + max by (project) (schedulerd_project_gpu_reserved_seconds)) / (max by (project) (schedulerd_project_gpu_budget_seconds) > 0)`,
 			"{{project}} used and reserved"))
 	b.timeseries("Budget remaining by project", "GPU-hours left in the quota period's budget, "+
 		"reservations of admitted runs deducted.", "short",

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,21 @@ func TestFilesMatchDefinitions(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s differs from its definition: run 'go generate ./dashboards'", d.File)
+		}
+	}
+}
+
+// A query that divides by a series, such as a budget or a capacity, divides only by its
+// values above 0, so that a project with a budget of 0 draws no line rather than NaN or +Inf.
+func TestDivisionsSkipZero(t *testing.T) {
+	divisor := regexp.MustCompile(` / (\d|\(.*> 0\)$)`)
+	for _, d := range dashboards.All() {
+		for _, p := range d.Panels {
+			for _, target := range p.Targets {
+				if strings.Contains(target.Expr, " / ") && !divisor.MatchString(target.Expr) {
+					t.Errorf("%s, panel %q: %s divides by a series that may be 0", d.File, p.Title, target.Expr)
+				}
+			}
 		}
 	}
 }
