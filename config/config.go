@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Config is every setting of the daemon and its subcommands.
@@ -259,20 +260,48 @@ func validateDatabaseURL(v string) error {
 	return nil
 }
 
-// redactPassword hides the password of a database URL, for help text and logs.
+// redactPassword hides the passwords of a database URL for help text: the userinfo
+// password and the password and sslpassword query parameters, which pgx also reads. A
+// keyword/value string that names a password is hidden whole, because its quoting rules
+// make the end of the password hard to find.
 func redactPassword(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil || u.Scheme == "" {
+		if strings.Contains(strings.ToLower(raw), "password") {
+			return "REDACTED"
+		}
 		return raw
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+	}
+	query := u.Query()
+	redacted := false
+	for name := range query {
+		if strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword") {
+			query[name] = []string{"REDACTED"}
+			redacted = true
+		}
+	}
+	if redacted {
+		u.RawQuery = query.Encode()
 	}
 	return u.String()
 }
 
-// pgErrorText drops the URL itself from pgx's parse errors, which may contain a password.
+// pgErrorText returns the cause of a pgx parse error without the URL itself, which may
+// contain a password.
 func pgErrorText(err error) string {
+	var parseErr *pgconn.ParseConfigError
+	if errors.As(err, &parseErr) {
+		// Error() quotes ConnString in backticks before the cause; a copy without it
+		// leaves only the cause and the error it wraps.
+		bare := *parseErr
+		bare.ConnString = ""
+		return strings.TrimPrefix(bare.Error(), "cannot parse ``: ")
+	}
 	text := err.Error()
 	if i := strings.LastIndex(text, ": "); i >= 0 {
 		return text[i+2:]

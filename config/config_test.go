@@ -150,3 +150,32 @@ func TestLoadOnlyUnknownSetting(t *testing.T) {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
+
+func TestHelpRedactsQueryPassword(t *testing.T) {
+	cases := map[string]string{
+		"postgres://u@127.0.0.1/db?password=s3cret&sslmode=disable": "postgres://u@127.0.0.1/db?password=REDACTED&sslmode=disable",
+		"postgres://u:s3cret@127.0.0.1/db?sslpassword=s3cret":       "postgres://u:REDACTED@127.0.0.1/db?sslpassword=REDACTED",
+		"host=127.0.0.1 password=s3cret":                            "REDACTED",
+		"postgres://u@127.0.0.1/db?sslmode=disable":                 "postgres://u@127.0.0.1/db?sslmode=disable",
+	}
+	for raw, want := range cases {
+		var out strings.Builder
+		_, _, _ = Load("run", []string{"-h"}, env(map[string]string{"SCHEDULERD_DATABASE_URL": raw}), &out)
+		if strings.Contains(out.String(), "s3cret") {
+			t.Errorf("help for %q shows the password:\n%s", raw, out.String())
+		}
+		if !strings.Contains(out.String(), `= "`+want+`"`) {
+			t.Errorf("help for %q does not show %q:\n%s", raw, want, out.String())
+		}
+	}
+}
+
+func TestLoadNamesURLCause(t *testing.T) {
+	_, _, err := Load("run", nil, env(map[string]string{
+		"SCHEDULERD_DATABASE_URL": "postgres://u:s3cret@h/db?connect_timeout=soon"}), io.Discard)
+	want := `invalid -database-url (env SCHEDULERD_DATABASE_URL): cannot parse the URL: ` +
+		`invalid connect_timeout (strconv.ParseInt: parsing "soon": invalid syntax)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v,\nwant %s", err, want)
+	}
+}
