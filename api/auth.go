@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -167,10 +169,10 @@ func CreateToken(ctx context.Context, st *store.Store, req TokenRequest, now tim
 // Validate checks the request without the database: the CLI calls it before it connects.
 func (req TokenRequest) Validate() error {
 	switch {
-	case req.Name == "" || len(req.Name) > 200:
-		return errors.New("token name must be 1 to 200 characters")
 	case strings.ContainsRune(req.Name, 0):
 		return errors.New("token name " + nulDetail)
+	case !validTokenName(req.Name):
+		return fmt.Errorf("invalid token name %q: %s", req.Name, tokenNameRule)
 	case !ValidRole(req.Role):
 		return fmt.Errorf("invalid role %q: want submitter, operator or admin", req.Role)
 	case req.Role == store.RoleSubmitter && len(req.Projects) == 0:
@@ -180,10 +182,25 @@ func (req TokenRequest) Validate() error {
 	case req.TTL < 0:
 		return fmt.Errorf("token lifetime %s is negative", req.TTL)
 	}
-	for _, p := range req.Projects {
+	for i, p := range req.Projects {
 		if !projectID.MatchString(p) {
 			return fmt.Errorf("invalid project id %q", p)
 		}
+		if slices.Contains(req.Projects[:i], p) {
+			return fmt.Errorf("project %q is given twice", p)
+		}
 	}
 	return nil
+}
+
+// tokenNameRule describes a valid token name for error messages.
+const tokenNameRule = "want 1 to 200 characters of UTF-8, not all spaces, without control characters " +
+	"such as tab or newline"
+
+// validTokenName reports whether name follows tokenNameRule. Names are printed in the
+// columns of token list, where a newline could forge a row.
+func validTokenName(name string) bool {
+	n := utf8.RuneCountInString(name)
+	return utf8.ValidString(name) && n >= 1 && n <= 200 && strings.TrimSpace(name) != "" &&
+		!strings.ContainsFunc(name, unicode.IsControl)
 }

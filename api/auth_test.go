@@ -254,3 +254,34 @@ func TestTokenGrantsInProjectAudit(t *testing.T) {
 		t.Errorf("speech audit has %d records, want none", len(records))
 	}
 }
+
+// TestTokenNameRule checks the names that token create rejects before it connects: a
+// newline in a name would forge a row of token list.
+func TestTokenNameRule(t *testing.T) {
+	rule := "want 1 to 200 characters of UTF-8, not all spaces, without control characters such as tab or newline"
+	cases := map[string]string{
+		"eve\nana admin": `invalid token name "eve\nana admin": ` + rule,
+		"a\tb":           `invalid token name "a\tb": ` + rule,
+		"   ":            `invalid token name "   ": ` + rule,
+		"bad\xff":        `invalid token name "bad\xff": ` + rule,
+		"":               `invalid token name "": ` + rule,
+	}
+	for name, want := range cases {
+		err := api.TokenRequest{Name: name, Role: store.RoleOperator}.Validate()
+		if err == nil || err.Error() != want {
+			t.Errorf("name %q: error %v, want %s", name, err, want)
+		}
+	}
+	long := strings.Repeat("é", 200)
+	if err := (api.TokenRequest{Name: long, Role: store.RoleOperator}).Validate(); err != nil {
+		t.Errorf("200-character name: %v", err)
+	}
+}
+
+func TestTokenProjectsGivenTwice(t *testing.T) {
+	req := api.TokenRequest{Name: "bob", Role: store.RoleSubmitter, Projects: []string{"vision", "nlp", "vision"}}
+	err := req.Validate()
+	if err == nil || err.Error() != `project "vision" is given twice` {
+		t.Errorf("error %v, want: project \"vision\" is given twice", err)
+	}
+}

@@ -43,12 +43,22 @@ func (req ProjectRequest) validate() error {
 			*req.Namespace, dnsLabelRule)
 	case req.Namespace != nil && strings.HasPrefix(*req.Namespace, "kube-"):
 		return invalid("namespace", "%q is one of the namespaces Kubernetes keeps for itself (kube-*)", *req.Namespace)
-	case req.DisplayName != nil && len(*req.DisplayName) > 200:
-		return invalid("display_name", "longer than 200 characters")
-	case req.Owner != nil && len(*req.Owner) > 200:
-		return invalid("owner", "longer than 200 characters")
+	case req.DisplayName != nil && !validLabel(*req.DisplayName):
+		return invalid("display_name", "%q is not a display name: %s", *req.DisplayName, labelRule)
+	case req.Owner != nil && !validLabel(*req.Owner):
+		return invalid("owner", "%q is not an owner: %s", *req.Owner, labelRule)
 	}
 	return nil
+}
+
+// labelRule describes a valid display name or owner for error messages.
+const labelRule = "at most 200 characters, without control characters such as tab or newline"
+
+// validLabel reports whether a display name or owner follows labelRule. Empty clears the
+// field. The limit counts characters, as the varchar(200) columns do. Control characters
+// are rejected for the reason validOrg gives.
+func validLabel(s string) bool {
+	return utf8.RuneCountInString(s) <= 200 && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // orgRule describes a valid org for error messages.
