@@ -65,6 +65,9 @@ func submitJob(ctx context.Context, env *environment, client *apiClient, args []
 		if !ok {
 			return fmt.Errorf("want KEY=VALUE, got %q", v)
 		}
+		if earlier, repeated := tags[k]; repeated {
+			return fmt.Errorf("tag %q is given twice (%q and %q); give each key once", k, earlier, value)
+		}
 		tags[k] = value
 		return nil
 	})

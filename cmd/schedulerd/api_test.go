@@ -825,3 +825,17 @@ func TestProjectCreateExistingProject(t *testing.T) {
 		t.Errorf("org %q after the refused create, want acme", got.Org)
 	}
 }
+
+// TestSubmitTagGivenTwice needs no server: a key given twice is rejected before any call,
+// rather than the last value replacing the first without a word.
+func TestSubmitTagGivenTwice(t *testing.T) {
+	code, _, stderr := run(t, nil, "job", "submit", "-project", "vision", "-type", "fine_tune",
+		"-config", "job.json", "-tag", "team=a", "-tag", "team=b")
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	want := `schedulerd job: invalid value "team=b" for flag -tag: tag "team" is given twice ("a" and "b"); give each key once` + "\n"
+	if stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
