@@ -56,6 +56,12 @@ var commands = map[string]command{
 var commandSettings = map[string][]string{
 	// token works on the api_tokens table directly and starts nothing.
 	"token": {"database-url"},
+	// The API commands read only the address that SCHEDULERD_API_URL defaults to, so a
+	// daemon setting they never use, such as a database URL, cannot stop them.
+	"job":     {"http-addr"},
+	"queue":   {"http-addr"},
+	"quota":   {"http-addr"},
+	"project": {"http-addr"},
 }
 
 func main() {

@@ -454,3 +454,33 @@ func TestJSONLogDurationAsText(t *testing.T) {
 		t.Errorf("log line %q, want it to contain %q", b.String(), want)
 	}
 }
+
+// TestAPICommandsIgnoreDaemonSettings: the API commands read only the API address, so a
+// bad value of a daemon setting in the environment does not stop them, and a daemon
+// setting's flag is rejected as it is by token.
+func TestAPICommandsIgnoreDaemonSettings(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": "host=db password=x", "SCHEDULERD_KUBE_QPS": "-1",
+		"SCHEDULERD_API_URL": "http://127.0.0.1:1", "SCHEDULERD_TOKEN": "sdt_x"}
+	for _, args := range [][]string{{"job", "list"}, {"queue", "list"}, {"quota", "get"}, {"project", "list"}} {
+		code, _, stderr := run(t, env, append(args, "-h")...)
+		if code != 0 {
+			t.Errorf("%v -h: exit %d, want 0; stderr %q", args, code, stderr)
+		}
+	}
+
+	code, _, stderr := run(t, env, "job", "get", "not-a-uuid")
+	if code != 2 {
+		t.Errorf("job get: exit %d, want 2", code)
+	}
+	if want := "schedulerd job: invalid job id \"not-a-uuid\": want a UUID such as 0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d\n"; stderr != want {
+		t.Errorf("job get: stderr %q, want %q", stderr, want)
+	}
+
+	code, _, stderr = run(t, env, "queue", "list", "-log-level", "debug")
+	if code != 2 {
+		t.Errorf("queue list -log-level: exit %d, want 2", code)
+	}
+	if want := "schedulerd queue: flag provided but not defined: -log-level\n"; stderr != want {
+		t.Errorf("queue list -log-level: stderr %q, want %q", stderr, want)
+	}
+}
