@@ -16,6 +16,10 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *principal)
 		return err
 	}
 	filter := store.AuditFilter{ProjectID: query.Get("project")}
+	if query.Has("project") && filter.ProjectID == "" {
+		// As in listValues: an empty variable in a script must not list every project.
+		return invalid("project", "empty value; leave project out to list every project's records")
+	}
 	if filter.ProjectID != "" && !projectID.MatchString(filter.ProjectID) {
 		return invalid("project", "%q is not a project id", filter.ProjectID)
 	}

@@ -566,6 +566,8 @@ func TestListJobsRejectsBadQueries(t *testing.T) {
 		{"status=cancelled,,completed", "status"},
 		{"project=vision&project=", "project"},
 		{"job_type=", "job_type"},
+		{"created_after=", "created_after"},
+		{"created_before=", "created_before"},
 	}
 	for _, c := range cases {
 		t.Run(c.query, func(t *testing.T) {
@@ -590,6 +592,19 @@ func TestListApprovalsRejectsEmptyFilter(t *testing.T) {
 				t.Errorf("field %q, want %q", p.Field, c.field)
 			}
 		})
+	}
+}
+
+// TestListAuditRejectsEmptyProject: project= is a 400 naming it, not every project's
+// records, as it is on GET /v1/jobs and /v1/approvals.
+func TestListAuditRejectsEmptyProject(t *testing.T) {
+	f := setup(t)
+	p := f.do(f.admin, "GET", "/v1/audit?project=", nil).problem(400, api.TypeInvalidRequest)
+	if p.Field != "project" {
+		t.Errorf("field %q, want project", p.Field)
+	}
+	if want := "empty value; leave project out to list every project's records"; p.Detail != want {
+		t.Errorf("detail %q, want %q", p.Detail, want)
 	}
 }
 

@@ -158,11 +158,13 @@ func parseJobFilter(query url.Values) (store.JobFilter, error) {
 	return f, nil
 }
 
+// timeParam reads an optional time bound. A parameter given empty is invalid, for the
+// reason listValues gives, so it fails to parse rather than setting no bound.
 func timeParam(query url.Values, name string) (*time.Time, error) {
-	v := query.Get(name)
-	if v == "" {
+	if !query.Has(name) {
 		return nil, nil
 	}
+	v := query.Get(name)
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		return nil, invalid(name, "%q is not an RFC 3339 time such as 2026-05-01T00:00:00Z", v)
