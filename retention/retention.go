@@ -65,8 +65,8 @@ func New(pool *pgxpool.Pool, store ObjectStore, cfg Config) (*Retainer, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.BatchSize <= 0 || cfg.BatchSize > maxDeleteKeys {
-		cfg.BatchSize = maxDeleteKeys
+	if cfg.BatchSize <= 0 || cfg.BatchSize > MaxDeleteKeys {
+		cfg.BatchSize = MaxDeleteKeys
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -65,8 +65,8 @@ func parseURI(uri string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
-// maxDeleteKeys is S3's limit of keys in one DeleteObjects request.
-const maxDeleteKeys = 1000
+// MaxDeleteKeys is S3's limit of keys in one DeleteObjects request.
+const MaxDeleteKeys = 1000
 
 // deleteKeys deletes keys from bucket, up to batch keys a request. It returns the keys S3
 // confirmed, a key already missing included, and the error code of each key S3 refused. An

@@ -94,6 +94,12 @@ func parseCronSettings(v map[string]*string) (s cronSettings, err error) {
 		err = fmt.Errorf("invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to %d (0 leaves each month "+
 			"without a partition until the task runs in it), got %d", cron.MaxMonthsAhead, s.monthsAhead)
 	}
+	if err == nil && (s.retentionBatchSize < 1 || s.retentionBatchSize > retention.MaxDeleteKeys) {
+		// Checked here because retention would replace a value out of range with the
+		// maximum without a word.
+		err = fmt.Errorf("invalid SCHEDULERD_RETENTION_BATCH: want 1 to %d objects per DeleteObjects "+
+			"request (S3's maximum), got %d", retention.MaxDeleteKeys, s.retentionBatchSize)
+	}
 	if s.s3.PathStyle, err = parseBool("SCHEDULERD_S3_PATH_STYLE", *v["SCHEDULERD_S3_PATH_STYLE"], err); err != nil {
 		return s, err
 	}

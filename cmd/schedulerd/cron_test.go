@@ -155,6 +155,8 @@ func TestCronRunUsage(t *testing.T) {
 		{"negative months", []string{"cron", "run", "partitions", "-partition-months-ahead", "-1"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got -1"},
 		{"no month ahead", []string{"cron", "run", "partitions", "-partition-months-ahead", "0"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got 0"},
 		{"bad direction", []string{"cron", "run", "retention", "-retention-best-metric", "loss", "-retention-best-direction", "up"}, "schedulerd cron: retention policy: best metric"},
+		{"batch above S3's maximum", []string{"cron", "run", "retention", "-retention-batch", "5000"}, "schedulerd cron: invalid SCHEDULERD_RETENTION_BATCH: want 1 to 1000 objects per DeleteObjects request (S3's maximum), got 5000\n"},
+		{"empty batch", []string{"cron", "run", "retention", "-retention-batch", "0"}, "schedulerd cron: invalid SCHEDULERD_RETENTION_BATCH: want 1 to 1000 objects per DeleteObjects request (S3's maximum), got 0\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
