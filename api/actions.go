@@ -45,6 +45,9 @@ func (s *Server) resumeJob(w http.ResponseWriter, r *http.Request, caller *princ
 // applyJobAction moves the job with a guarded statement from the status it was read in.
 // A job already in the target status gets 200 and stays unchanged, so retries are safe.
 func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *principal, a jobAction) error {
+	if err := s.rejectBody(w, r); err != nil {
+		return err
+	}
 	job, err := s.jobForCaller(r, caller)
 	if err != nil {
 		return err

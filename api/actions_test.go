@@ -56,6 +56,37 @@ func TestJobActions(t *testing.T) {
 	}
 }
 
+// TestJobActionRejectsBodyFields: cancel, pause, resume and undrain read no body, so a
+// field such as a reason is a 400 naming it and the job or queue stays as it was, while an
+// empty body or {} is accepted.
+func TestJobActionRejectsBodyFields(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	for _, action := range []string{"cancel", "pause", "resume"} {
+		path := "/v1/jobs/" + job.ID.String() + "/" + action
+		p := f.do(f.submitter, "POST", path, map[string]any{"reason": "budget cut"}).
+			problem(400, api.TypeInvalidRequest)
+		if p.Field != "reason" {
+			t.Errorf("%s: field %q, want reason", action, p.Field)
+		}
+		if got := f.job(job.ID).Status; got != store.JobQueued {
+			t.Errorf("%s: job %s, want queued", action, got)
+		}
+	}
+	p := f.do(f.operator, "POST", "/v1/queues/vision/undrain", map[string]any{"force": true}).
+		problem(400, api.TypeInvalidRequest)
+	if p.Field != "force" {
+		t.Errorf("undrain: field %q, want force", p.Field)
+	}
+
+	f.do(f.submitter, "POST", "/v1/jobs/"+job.ID.String()+"/pause", "{}").want(200)
+	f.do(f.submitter, "POST", "/v1/jobs/"+job.ID.String()+"/resume", "").want(200)
+	f.do(f.operator, "POST", "/v1/queues/vision/undrain", "{}").want(200)
+	if got := f.job(job.ID).Status; got != store.JobQueued {
+		t.Errorf("job %s after pause and resume, want queued", got)
+	}
+}
+
 func TestCancelRunningJob(t *testing.T) {
 	f := setup(t)
 	job := f.submit(f.submitter, "vision", 5)

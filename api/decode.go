@@ -38,6 +38,30 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optio
 	return decodeJSON(body, v, optional)
 }
 
+// rejectBody reads the body of an endpoint that takes none, such as a job's cancel. An
+// empty body or {} passes. A field is a 400 naming it, so that a client that sends a
+// reason or an option learns that the server does not read it. The Content-Type is
+// checked only for a body that is not empty, as clients often send one with no body.
+func (s *Server) rejectBody(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return newProblem(TypeBodyTooLarge, http.StatusRequestEntityTooLarge, "body",
+			fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
+	}
+	if err != nil {
+		return invalid("body", "the request body could not be read: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := checkContentType(r); err != nil {
+		return err
+	}
+	var none struct{}
+	return decodeJSON(body, &none, true)
+}
+
 // decodeJSON is decodeBody's check of the bytes, apart from HTTP so that it can be fuzzed.
 func decodeJSON(body []byte, v any, optional bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {

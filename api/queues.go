@@ -106,6 +106,9 @@ func (s *Server) drainQueue(w http.ResponseWriter, r *http.Request, caller *prin
 // undrainQueue serves POST /v1/queues/{project}/undrain. Undraining a queue that is not
 // drained changes nothing and returns 200.
 func (s *Server) undrainQueue(w http.ResponseWriter, r *http.Request, caller *principal) error {
+	if err := s.rejectBody(w, r); err != nil {
+		return err
+	}
 	project := r.PathValue("project")
 	if _, err := s.quotaOf(r, project); err != nil {
 		return err
