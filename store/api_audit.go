@@ -85,7 +85,7 @@ type AuditFilter struct {
 	// token's records count for each project that their after image lists. Revocations
 	// recorded before the list was added to their image have none.
 	ProjectID string
-	BeforeID  int64  // only records with a smaller id, for paging; 0 for the newest
+	BeforeID  int64 // only records with a smaller id, for paging; 0 for the newest
 	Limit     int
 }
 
