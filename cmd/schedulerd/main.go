@@ -58,10 +58,11 @@ var commandSettings = map[string][]string{
 	"token": {"database-url"},
 	// The API commands read only the address that SCHEDULERD_API_URL defaults to, so a
 	// daemon setting they never use, such as a database URL, cannot stop them.
-	"job":     {"http-addr"},
-	"queue":   {"http-addr"},
-	"quota":   {"http-addr"},
-	"project": {"http-addr"},
+	"job":      {"http-addr"},
+	"queue":    {"http-addr"},
+	"quota":    {"http-addr"},
+	"project":  {"http-addr"},
+	"approval": {"http-addr"},
 }
 
 func main() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -461,7 +462,13 @@ func TestJSONLogDurationAsText(t *testing.T) {
 func TestAPICommandsIgnoreDaemonSettings(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": "host=db password=x", "SCHEDULERD_KUBE_QPS": "-1",
 		"SCHEDULERD_API_URL": "http://127.0.0.1:1", "SCHEDULERD_TOKEN": "sdt_x"}
-	for _, args := range [][]string{{"job", "list"}, {"queue", "list"}, {"quota", "get"}, {"project", "list"}} {
+	for name, cmd := range commands {
+		if got := commandSettings[name]; cmd.api && !slices.Equal(got, []string{"http-addr"}) {
+			t.Errorf("API command %s reads the settings %q, want only http-addr", name, got)
+		}
+	}
+	for _, args := range [][]string{{"job", "list"}, {"queue", "list"}, {"quota", "get"}, {"project", "list"},
+		{"approval", "list"}} {
 		code, _, stderr := run(t, env, append(args, "-h")...)
 		if code != 0 {
 			t.Errorf("%v -h: exit %d, want 0; stderr %q", args, code, stderr)
