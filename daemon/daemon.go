@@ -141,8 +141,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	server := d.serveHTTP(ctx, &wg)
+	stoppingLogged := make(chan struct{})
 	logStop := context.AfterFunc(ctx, func() {
 		d.cfg.Logger.Info("schedulerd stopping", "cause", context.Cause(ctx))
+		close(stoppingLogged)
 	})
 
 	if d.cfg.Workflows != nil {
@@ -162,6 +164,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if logStop() {
 		// The loops stopped by themselves: a failure or a lost Lease.
 		d.cfg.Logger.Info("schedulerd stopping", "cause", err)
+	} else {
+		<-stoppingLogged // so that the log shows "stopping" before the shutdown's lines
 	}
 
 	if server != nil {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,4 +137,46 @@ func getWithToken(t *testing.T, url, token string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(body)
+}
+
+// orderLog records the messages of the records it handles, in the order their Handle calls
+// end. It takes slow seconds to handle a record with the message slow, as a logger may take
+// when its output blocks.
+type orderLog struct {
+	slog.Handler
+	slow     string
+	mu       *sync.Mutex
+	messages *[]string
+}
+
+func (l orderLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == l.slow {
+		time.Sleep(time.Second)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*l.messages = append(*l.messages, r.Message)
+	return nil
+}
+
+func (l orderLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+
+// TestStoppingLoggedBeforeStopped: the line that a stop began comes before the line that
+// the daemon stopped, even when the logger is slow to write the first.
+func TestStoppingLoggedBeforeStopped(t *testing.T) {
+	log := orderLog{Handler: slog.NewTextHandler(io.Discard, nil), slow: "schedulerd stopping", mu: &sync.Mutex{}, messages: &[]string{}}
+	h := daemontest.Start(t, daemontest.Options{Configure: func(cfg *daemon.Config) {
+		cfg.Logger = slog.New(log)
+	}})
+	if err := h.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	stopping := slices.Index(*log.messages, "schedulerd stopping")
+	stopped := slices.Index(*log.messages, "schedulerd stopped")
+	if stopping < 0 || stopped < stopping {
+		t.Errorf("log lines %q: want schedulerd stopping before schedulerd stopped", *log.messages)
+	}
 }
