@@ -26,14 +26,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optio
 	if err := checkContentType(r); err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return newProblem(TypeBodyTooLarge, http.StatusRequestEntityTooLarge, "body",
-			fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
-	}
+	body, err := s.readBody(w, r)
 	if err != nil {
-		return invalid("body", "the request body could not be read: %v", err)
+		return err
 	}
 	return decodeJSON(body, v, optional)
 }
@@ -43,23 +38,29 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, optio
 // reason or an option learns that the server does not read it. The Content-Type is
 // checked only for a body that is not empty, as clients often send one with no body.
 func (s *Server) rejectBody(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return newProblem(TypeBodyTooLarge, http.StatusRequestEntityTooLarge, "body",
-			fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
-	}
-	if err != nil {
-		return invalid("body", "the request body could not be read: %v", err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
+	body, err := s.readBody(w, r)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
 	}
 	if err := checkContentType(r); err != nil {
 		return err
 	}
 	var none struct{}
 	return decodeJSON(body, &none, true)
+}
+
+// readBody reads the request body, at most MaxBodyBytes of it (413 beyond).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, newProblem(TypeBodyTooLarge, http.StatusRequestEntityTooLarge, "body",
+			fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
+	}
+	if err != nil {
+		return nil, invalid("body", "the request body could not be read: %v", err)
+	}
+	return body, nil
 }
 
 // decodeJSON is decodeBody's check of the bytes, apart from HTTP so that it can be fuzzed.
