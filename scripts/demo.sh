@@ -28,8 +28,8 @@ replay_pid=""
 cleanup() {
   local status=$?
   echo "demo: stopping everything it started"
-  [ -n "$replay_pid" ] && stop_pid "$replay_pid" TERM "schedulerd replay"
-  [ -n "$daemon_pid" ] && stop_pid "$daemon_pid" TERM schedulerd
+  [ -n "$replay_pid" ] && stop_pid "$replay_pid" TERM "schedulerd replay" "$root" || true
+  [ -n "$daemon_pid" ] && stop_pid "$daemon_pid" TERM schedulerd "$root" || true
   "$root/scripts/kube-down.sh" "$work/kube" >/dev/null 2>&1 || true
   "$root/scripts/pg-down.sh" "$work/pg" >/dev/null 2>&1 || true
   if [ $status -ne 0 ]; then

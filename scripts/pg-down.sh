@@ -6,8 +6,10 @@ set -euo pipefail
 dir=${1:?usage: pg-down.sh DIR [--purge]}
 source "$(dirname "$0")/lib/stop-pid.sh"
 
+# The start script recorded the absolute path, and stop_pid matches it.
+[ -d "$dir" ] && dir=$(cd "$dir" && pwd)
 if [ -f "$dir/pid" ]; then
-  stop_pid "$(cat "$dir/pid")" INT postgres
+  stop_pid "$(cat "$dir/pid")" INT postgres "$dir"
   rm -f "$dir/pid"
 fi
 

@@ -52,7 +52,7 @@ for _ in 1 2 3 4 5; do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  stop_pid "$pid" TERM prometheus
+  stop_pid "$pid" TERM prometheus "$dir"
   rm -f "$dir/pid"
 done
 
