@@ -64,6 +64,13 @@ for _ in 1 2 3 4 5; do
     cat "$dir/url"
     exit 0
   fi
+  # pg_ctl also fails when the server started but was not ready within its timeout. That
+  # server keeps running without DIR/pid, where pg-down.sh looks, so it is stopped here.
+  if as_postgres "$bindir/pg_ctl" status -D "$dir/data" >/dev/null 2>&1; then
+    echo "pg-up: PostgreSQL started but was not ready in time; stopping it" >&2
+    as_postgres "$bindir/pg_ctl" stop -w -t 60 -m immediate -D "$dir/data" >/dev/null || true
+    break
+  fi
 done
 
 echo "pg-up: PostgreSQL did not start; the end of $dir/postgres.log follows" >&2

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/schedulerd/schedulerd/internal/proc"
@@ -62,6 +63,41 @@ func TestDownScriptsStopOwnProcess(t *testing.T) {
 	}
 }
 
+// TestPgUpStopsServerThatMissedTimeout runs pg-up.sh with a pg_ctl whose start leaves the
+// server running and fails, as pg_ctl -w does when its timeout passes first. pg-up.sh must
+// fail without leaving that server running.
+func TestPgUpStopsServerThatMissedTimeout(t *testing.T) {
+	const realBindir = "/usr/lib/postgresql/15/bin"
+	if _, err := os.Stat(filepath.Join(realBindir, "initdb")); err != nil {
+		t.Skipf("no PostgreSQL 15 in %s: %v", realBindir, err)
+	}
+	// The postgres user runs pg_ctl and must reach both directories.
+	base := reachableTempDir(t)
+	bindir := filepath.Join(base, "bin")
+	dir := filepath.Join(base, "pg")
+	if err := os.Mkdir(bindir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(realBindir, "initdb"), filepath.Join(bindir, "initdb")); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := "#!/bin/bash\n" + realBindir + "/pg_ctl \"$@\"\n" +
+		"[ \"$1\" = start ] && { echo 'pg_ctl: server did not start in time' >&2; exit 1; }\n" +
+		"exit 0\n"
+	if err := os.WriteFile(filepath.Join(bindir, "pg_ctl"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killProcessesOf(t, dir) })
+
+	t.Setenv("SCHEDULERD_PG_BINDIR", bindir)
+	if err := RunScript("pg-up.sh", dir); err == nil {
+		t.Fatal("pg-up.sh succeeded, want an error because pg_ctl start failed")
+	}
+	if pids := processesOf(dir); len(pids) > 0 {
+		t.Errorf("pg-up.sh failed and left processes %v of %s running", pids, dir)
+	}
+}
+
 // startSleeper starts sleep with argv[0] set to name, so that its command line reads like
 // a server's, and kills and reaps it when the test ends.
 func startSleeper(t *testing.T, name string) *exec.Cmd {
@@ -92,4 +128,48 @@ func processState(pid int) string {
 		return ""
 	}
 	return fields[proc.FieldState]
+}
+
+// reachableTempDir returns a temporary directory that other users may enter, as
+// pg-up.sh needs for the postgres user.
+func reachableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// processesOf returns the PIDs of live processes whose command line contains dir.
+func processesOf(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir+"/") {
+			continue
+		}
+		if state := processState(pid); state != "" && state != "Z" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killProcessesOf kills what a failed assertion left running, so that the test leaks
+// nothing on the old code either.
+func killProcessesOf(t *testing.T, dir string) {
+	for _, pid := range processesOf(dir) {
+		if p, err := os.FindProcess(pid); err == nil {
+			t.Logf("killing pid %d of %s", pid, dir)
+			_ = p.Kill()
+		}
+	}
 }
