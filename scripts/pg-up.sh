@@ -3,10 +3,15 @@
 # connection URL to DIR/url. PostgreSQL refuses to run as root, so as root the server runs
 # as the postgres system user, in a directory that user owns. Stop it with pg-down.sh DIR.
 # fsync is off: the data is for tests and demos only and does not survive a machine crash.
+# With --watch-pid PID, a watchdog runs pg-down.sh DIR --purge once process PID exits (see
+# lib/watchdog.sh).
 set -euo pipefail
 
+source "$(dirname "$0")/lib/watchdog.sh"
+parse_watch_pid "$@"
+shift "$nargs"
 if [ $# -ne 1 ]; then
-  echo "usage: pg-up.sh DIR" >&2
+  echo "usage: pg-up.sh [--watch-pid PID] DIR" >&2
   exit 2
 fi
 dir=$1
@@ -49,6 +54,9 @@ if [ ! -f "$dir/data/PG_VERSION" ]; then
 fi
 
 source "$(dirname "$0")/lib/free-port.sh"
+if [ -n "$watch_pid" ]; then
+  start_watchdog "$watch_pid" "$dir" "$(cd "$(dirname "$0")" && pwd)/pg-down.sh" "$dir" --purge
+fi
 
 # The server start fails cleanly if another process takes the port first; then the next
 # port is tried.

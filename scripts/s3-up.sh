@@ -6,12 +6,18 @@
 #
 # Run again on the same DIR after s3-down.sh, it restarts on the same port with the same
 # credentials and objects, so clients configured from DIR/env keep working.
+#
+# With --watch-pid PID, a watchdog runs s3-down.sh DIR --purge once process PID exits (see
+# lib/watchdog.sh).
 set -euo pipefail
 
-dir=${1:?usage: s3-up.sh DIR}
+scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$scripts/lib/watchdog.sh"
+parse_watch_pid "$@"
+shift "$nargs"
+dir=${1:?usage: s3-up.sh [--watch-pid PID] DIR}
 mkdir -p "$dir/data"
 dir=$(cd "$dir" && pwd)
-scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 versitygw=$("$scripts/s3-tools.sh")
 
 if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
@@ -59,6 +65,10 @@ start() {
   kill "$pid" 2>/dev/null || true
   return 1
 }
+
+if [ -n "$watch_pid" ]; then
+  start_watchdog "$watch_pid" "$dir" "$scripts/s3-down.sh" "$dir" --purge
+fi
 
 ports=()
 [ -f "$dir/port" ] && ports+=("$(cat "$dir/port")")

@@ -9,6 +9,10 @@ source "$(dirname "$0")/lib/stop-pid.sh"
 
 # The start script recorded the absolute path, and stop_pid matches it.
 [ -d "$dir" ] && dir=$(cd "$dir" && pwd)
+if [ -f "$dir/watchdog.pid" ]; then
+  stop_pid "$(cat "$dir/watchdog.pid")" TERM watchdog "$dir"
+  rm -f "$dir/watchdog.pid"
+fi
 if [ -f "$dir/pid" ]; then
   stop_pid "$(cat "$dir/pid")" TERM temporal "$dir"
   rm -f "$dir/pid"

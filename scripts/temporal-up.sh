@@ -7,12 +7,18 @@
 #
 # Run again on the same DIR after temporal-down.sh, it restarts on the same port with the
 # same database, so workflows survive the restart as they would on a production cluster.
+#
+# With --watch-pid PID, a watchdog runs temporal-down.sh DIR --purge once process PID exits
+# (see lib/watchdog.sh).
 set -euo pipefail
 
-dir=${1:?usage: temporal-up.sh DIR}
+scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$scripts/lib/watchdog.sh"
+parse_watch_pid "$@"
+shift "$nargs"
+dir=${1:?usage: temporal-up.sh [--watch-pid PID] DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$scripts/lib/free-port.sh"
 temporal=$("$scripts/temporal-tools.sh")
 
@@ -49,6 +55,10 @@ start() {
   kill "$pid" 2>/dev/null || true
   return 1
 }
+
+if [ -n "$watch_pid" ]; then
+  start_watchdog "$watch_pid" "$dir" "$scripts/temporal-down.sh" "$dir" --purge
+fi
 
 ports=()
 [ -f "$dir/port" ] && ports+=("$(cat "$dir/port")")

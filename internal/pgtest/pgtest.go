@@ -83,7 +83,10 @@ func Start() (*Server, error) {
 		return nil, fmt.Errorf("create PostgreSQL directory: %w", err)
 	}
 
-	out, err := exec.Command("bash", filepath.Join(root, "scripts", "pg-up.sh"), dir).CombinedOutput()
+	// --watch-pid stops the server even if this binary dies without calling Stop: on a
+	// panic, a go test timeout or SIGINT.
+	out, err := exec.Command("bash", filepath.Join(root, "scripts", "pg-up.sh"),
+		"--watch-pid", strconv.Itoa(os.Getpid()), dir).CombinedOutput()
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("start PostgreSQL with scripts/pg-up.sh: %w\n%s", err, out)

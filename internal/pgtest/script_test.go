@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/schedulerd/schedulerd/internal/proc"
 )
@@ -96,6 +97,65 @@ func TestPgUpStopsServerThatMissedTimeout(t *testing.T) {
 	if pids := processesOf(dir); len(pids) > 0 {
 		t.Errorf("pg-up.sh failed and left processes %v of %s running", pids, dir)
 	}
+}
+
+// TestPgUpWatchPIDStopsServer checks that the server pg-up.sh --watch-pid started stops,
+// and its directory goes, once the watched process exits without running pg-down.sh.
+func TestPgUpWatchPIDStopsServer(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/postgresql/15/bin/initdb"); err != nil {
+		t.Skipf("no PostgreSQL 15: %v", err)
+	}
+	dir := filepath.Join(reachableTempDir(t), "pg")
+	t.Cleanup(func() { killProcessesOf(t, dir) })
+	watched := startSleeper(t, "watched")
+
+	err := RunScript("pg-up.sh", "--watch-pid", strconv.Itoa(watched.Process.Pid), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := proc.ReadPIDFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchdog, err := proc.ReadPIDFile(filepath.Join(dir, "watchdog.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Ctrl-C reaches every process of the terminal's foreground group, this test's
+	// included, so the watchdog must be in a session of its own.
+	if got, own := sessionOf(t, watchdog), sessionOf(t, os.Getpid()); got == own {
+		t.Errorf("watchdog %d runs in this test's session %s", watchdog, own)
+	}
+
+	_ = watched.Process.Kill()
+	_ = watched.Wait()
+	deadline := time.Now().Add(time.Minute)
+	for processState(server) != "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if state := processState(server); state != "" {
+		t.Fatalf("PostgreSQL (pid %d) state %q a minute after the watched process exited", server, state)
+	}
+	for dirExists(dir) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if dirExists(dir) {
+		t.Errorf("%s still exists after the watchdog stopped the server", dir)
+	}
+}
+
+func sessionOf(t *testing.T, pid int) string {
+	t.Helper()
+	fields, err := proc.Stat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fields[3] // session id, field 6 of proc_pid_stat(5)
+}
+
+func dirExists(dir string) bool {
+	_, err := os.Stat(dir)
+	return err == nil
 }
 
 // startSleeper starts sleep with argv[0] set to name, so that its command line reads like

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -72,7 +73,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create S3 server directory: %w", err)
 	}
-	if err := pgtest.RunScript("s3-up.sh", dir); err != nil {
+	if err := pgtest.RunScript("s3-up.sh", watchArgs(dir)...); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -93,7 +94,19 @@ func (s *Server) Stop() error {
 func (s *Server) Halt() error { return pgtest.RunScript("s3-down.sh", s.dir) }
 
 // Restart starts a halted server again on the same port, with the same objects.
-func (s *Server) Restart() error { return pgtest.RunScript("s3-up.sh", s.dir) }
+func (s *Server) Restart() error {
+	if !s.owned {
+		return pgtest.RunScript("s3-up.sh", s.dir)
+	}
+	return pgtest.RunScript("s3-up.sh", watchArgs(s.dir)...)
+}
+
+// watchArgs returns the s3-up.sh arguments that start a server in dir with a watchdog,
+// which stops it even if this binary dies without calling Stop: on a panic, a go test
+// timeout or SIGINT.
+func watchArgs(dir string) []string {
+	return []string{"--watch-pid", strconv.Itoa(os.Getpid()), dir}
+}
 
 // Shared returns the server Main started, failing the test if it could not start.
 func Shared(t testing.TB) *Server {

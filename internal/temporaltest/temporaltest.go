@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,7 +53,10 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Temporal server directory: %w", err)
 	}
-	if err := pgtest.RunScript("temporal-up.sh", dir); err != nil {
+	// --watch-pid stops the server even if this binary dies without calling Stop: on a
+	// panic, a go test timeout or SIGINT.
+	err = pgtest.RunScript("temporal-up.sh", "--watch-pid", strconv.Itoa(os.Getpid()), dir)
+	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
