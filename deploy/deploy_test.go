@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -270,5 +271,30 @@ func TestGraceCoversPreStopAndShutdown(t *testing.T) {
 	if grace := *spec.TerminationGracePeriodSeconds; grace < sleep+shutdownBounds {
 		t.Errorf("grace period %d s, want at least %d s (preStop %d s + shutdown steps %d s)",
 			grace, sleep+shutdownBounds, sleep, shutdownBounds)
+	}
+}
+
+// TestBudgetLetsUnreadyPodsBeEvicted: /readyz fails on both replicas while the database or
+// the Kubernetes API is unreachable. With the default unhealthy-pod policy (IfHealthyBudget)
+// the budget then counts no healthy pod and rejects every eviction, so a node drain waits
+// for the outage to end. AlwaysAllow lets a running but unready replica be evicted.
+func TestBudgetLetsUnreadyPodsBeEvicted(t *testing.T) {
+	data, err := os.ReadFile("poddisruptionbudget.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var budget policyv1.PodDisruptionBudget
+	if err := sigsyaml.UnmarshalStrict(data, &budget); err != nil {
+		t.Fatal(err)
+	}
+	if got := budget.Spec.MinAvailable; got == nil || got.IntValue() != 1 {
+		t.Errorf("minAvailable %v, want 1", got)
+	}
+	var policy policyv1.UnhealthyPodEvictionPolicyType // empty: the default, IfHealthyBudget
+	if budget.Spec.UnhealthyPodEvictionPolicy != nil {
+		policy = *budget.Spec.UnhealthyPodEvictionPolicy
+	}
+	if policy != policyv1.AlwaysAllow {
+		t.Errorf("unhealthyPodEvictionPolicy %q, want %q", policy, policyv1.AlwaysAllow)
 	}
 }
