@@ -23,7 +23,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/schedulerd/schedulerd/accounting"
 	"github.com/schedulerd/schedulerd/dispatcher"
@@ -71,8 +70,8 @@ type Daemon struct {
 	// leading is true while the loops run: always without leader election, else while this
 	// replica holds the Lease.
 	leading atomic.Bool
-	// elector is the running leader election, nil without one.
-	elector atomic.Pointer[leaderelection.LeaderElector]
+	// election is the running leader election, nil without one.
+	election atomic.Pointer[election]
 }
 
 // New wires the parts.

@@ -34,6 +34,9 @@ var ErrLeaseLost = errors.New("leader lease lost")
 // every state change is a guarded SQL statement and pod names derive from job and run, but
 // it wastes work. The exception is a pod creation decided before a freeze: its run may have
 // ended since and its pod been deleted, so CheckLease guards pod creation.
+//
+// NOTE: client-go times a renewal from its response, so a slow response delays when the
+// loops stop by that much. CheckLease times it from the request instead.
 type LeaderElection struct {
 	Namespace string // of the Lease: schedulerd's own namespace
 	Name      string // of the Lease ("schedulerd")
@@ -103,6 +106,7 @@ func (d *Daemon) runElected(ctx context.Context) error {
 		Client:     d.cfg.Kube.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity, EventRecorder: recorder},
 	}
+	renewals := &renewalLock{Interface: lock}
 
 	// The elector gets a context of its own, which ends only after the loops have stopped:
 	// ending it earlier would let it stop renewing while the loops still run.
@@ -111,7 +115,7 @@ func (d *Daemon) runElected(ctx context.Context) error {
 	var t term
 	var loopsErr error
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:          lock,
+		Lock:          renewals,
 		LeaseDuration: cfg.LeaseDuration,
 		RenewDeadline: cfg.RenewDeadline,
 		RetryPeriod:   cfg.RetryPeriod,
@@ -138,7 +142,7 @@ func (d *Daemon) runElected(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configure leader election: %w", err)
 	}
-	d.elector.Store(elector)
+	d.election.Store(&election{elector: elector, renewals: renewals, renewDeadline: cfg.RenewDeadline})
 	stopWatching := context.AfterFunc(ctx, func() {
 		if !t.isLeading() {
 			stopElecting()
@@ -165,29 +169,94 @@ func (d *Daemon) runElected(ctx context.Context) error {
 // errLeaseStale is the fence's error while this replica may no longer hold its Lease.
 var errLeaseStale = errors.New("this replica may no longer hold its Lease")
 
-// CheckLease fails unless this replica holds its Lease as of a renewal less than
+// CheckLease fails unless this replica holds its Lease as of a renewal sent less than
 // RenewDeadline ago. The dispatcher calls it right before each pod creation. A leader
-// renews every RetryPeriod, so only a process that was frozen or starved that long fails
-// it. Another replica may have taken the Lease meanwhile, so such a process must not act
-// on runs it read before: it creates no pod until it renews, and it exits when it finds
-// the Lease taken. Without leader election the replica is alone and the check passes.
+// renews every RetryPeriod, so only a process that was frozen or starved that long, or
+// whose renewals got no timely response, fails it. Another replica may have taken the Lease
+// meanwhile, so such a process must not act on runs it read before: it creates no pod until
+// it renews, and it exits when it finds the Lease taken. Without leader election the
+// replica is alone and the check passes.
+//
+// The age counts from when the renewal was sent, not from its response as client-go's
+// LeaderElector.Check does. Another replica starts its LeaseDuration when it reads the
+// renewal stored, which may be long before a slow response arrives.
 //
 // NOTE: a freeze between this check and the pod creation right after it still escapes
 // it. The check narrows the window from a whole reconcile to those few instructions.
 func (d *Daemon) CheckLease() error {
-	elector := d.elector.Load()
-	if elector == nil {
+	e := d.election.Load()
+	if e == nil {
 		return nil
 	}
-	if !elector.IsLeader() {
+	if !e.elector.IsLeader() {
 		return errLeaseStale
 	}
-	cfg := d.cfg.LeaderElection.withDefaults()
-	// Check fails once the last renewal is older than LeaseDuration plus its argument.
-	if err := elector.Check(cfg.RenewDeadline - cfg.LeaseDuration); err != nil {
-		return fmt.Errorf("%w: %v", errLeaseStale, err)
+	age, ok := e.renewals.sinceRenewal()
+	if !ok {
+		return fmt.Errorf("%w: no renewal of it succeeded", errLeaseStale)
+	}
+	if age > e.renewDeadline {
+		return fmt.Errorf("%w: its last successful renewal was sent %s ago, more than the renew deadline %s",
+			errLeaseStale, age.Round(time.Millisecond), e.renewDeadline)
 	}
 	return nil
+}
+
+// election is a running leader election, for CheckLease.
+type election struct {
+	elector       *leaderelection.LeaderElector
+	renewals      *renewalLock
+	renewDeadline time.Duration
+}
+
+// renewalLock is the Lease lock of the elector. It records when this replica sent the last
+// write of its own record that succeeded: its acquisition or latest renewal.
+type renewalLock struct {
+	resourcelock.Interface
+	mu   sync.Mutex
+	sent time.Time // zero until a write succeeds
+}
+
+// Create creates the Lease with this replica as its holder.
+func (l *renewalLock) Create(ctx context.Context, record resourcelock.LeaderElectionRecord) error {
+	sent := time.Now()
+	if err := l.Interface.Create(ctx, record); err != nil {
+		return err
+	}
+	l.recordWrite(sent, record)
+	return nil
+}
+
+// Update writes the Lease's record: a renewal, or a takeover from another holder.
+func (l *renewalLock) Update(ctx context.Context, record resourcelock.LeaderElectionRecord) error {
+	sent := time.Now()
+	if err := l.Interface.Update(ctx, record); err != nil {
+		return err
+	}
+	l.recordWrite(sent, record)
+	return nil
+}
+
+func (l *renewalLock) recordWrite(sent time.Time, record resourcelock.LeaderElectionRecord) {
+	if record.HolderIdentity != l.Identity() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sent.After(l.sent) {
+		l.sent = sent
+	}
+}
+
+// sinceRenewal returns the time since the last successful write was sent, and false before
+// the first.
+func (l *renewalLock) sinceRenewal() (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sent.IsZero() {
+		return 0, false
+	}
+	return time.Since(l.sent), true
 }
 
 // runLoopsWhile runs the loops until either ctx (shutdown) or leading (the Lease) ends.
