@@ -41,6 +41,7 @@ const (
 	DefaultMaxAttempts = 5
 	DefaultWorkers     = 2
 	DefaultMaxLateness = 10 * time.Minute
+	DefaultStopTimeout = 10 * time.Second
 )
 
 var taskNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,99}$`)
@@ -68,6 +69,9 @@ type Config struct {
 	// machine that slept must not run an old firing whose River job was already cleaned up.
 	// Default 10 minutes.
 	MaxLateness time.Duration
+	// StopTimeout is how long running tasks may go on once the service stops, by Stop or
+	// by the end of Start's context, before River cancels their contexts. Default 10 seconds.
+	StopTimeout time.Duration
 	// RescueAfter is how long a run may go on before River's rescuer takes it for a run
 	// whose worker died, and runs it again. Default: the longest task timeout plus 5 minutes.
 	RescueAfter time.Duration
@@ -89,6 +93,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxLateness <= 0 {
 		c.MaxLateness = DefaultMaxLateness
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = DefaultStopTimeout
 	}
 
 	tasks, longest, err := checkTasks(c.Tasks)

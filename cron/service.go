@@ -56,9 +56,12 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		Logger:               cfg.Logger.With("library", "river"),
 		Queues:               map[string]river.QueueConfig{Queue: {MaxWorkers: cfg.Workers}},
 		RescueStuckJobsAfter: cfg.RescueAfter,
-		JobTimeout:           -1, // each task sets its own in taskWorker.Timeout
-		Schema:               RiverSchema,
-		Workers:              workers,
+		// The end of Start's context, which SIGTERM ends in `schedulerd run`, then stops as
+		// Stop does. Without it, River would cancel running tasks at once.
+		SoftStopTimeout: cfg.StopTimeout,
+		JobTimeout:      -1, // each task sets its own in taskWorker.Timeout
+		Schema:          RiverSchema,
+		Workers:         workers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)
@@ -73,7 +76,8 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 }
 
 // Start starts the River client, which works task runs, and the scheduler loop. It returns
-// once both run. Stop, or the end of ctx, ends them.
+// once both run. Stop, or the end of ctx, ends them, and either gives running tasks
+// StopTimeout to finish.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,8 +99,9 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the scheduler loop and stops the River client. It waits for running tasks until
-// ctx ends. River then cancels them, and the next start retries them.
+// Stop ends the scheduler loop and stops the River client. Running tasks get StopTimeout to
+// finish before River cancels them, and River retries a cancelled one while it has attempts
+// left. Stop waits for them until ctx ends.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
