@@ -194,7 +194,7 @@ func TestDaemonRunsWithManifestRBAC(t *testing.T) {
 
 	h := daemontest.Start(t, daemontest.Options{Configure: func(cfg *daemon.Config) {
 		cfg.Kube = serviceAccountClient(t)
-		cfg.LeaderElection = &daemon.LeaderElection{Namespace: namespace, Name: "schedulerd-rbac-test",
+		cfg.LeaderElection = &daemon.LeaderElection{Namespace: namespace, Name: "schedulerd",
 			Identity: "rbac-test", RetryPeriod: 200 * time.Millisecond}
 	}})
 	model := "RBAC-" + strings.ToUpper(t.Name()[:4])
@@ -218,6 +218,8 @@ func TestDaemonRunsWithManifestRBAC(t *testing.T) {
 		{Verb: "delete", Resource: "namespaces"},
 		{Verb: "update", Resource: "pods", Namespace: "vision"},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "default"},
+		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace,
+			Name: "another-controller"},
 	} {
 		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:               "system:serviceaccount:" + namespace + ":" + serviceAccount,
@@ -229,7 +231,8 @@ func TestDaemonRunsWithManifestRBAC(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.Status.Allowed {
-			t.Errorf("the service account may %s %s in %q, want denied", denied.Verb, denied.Resource, denied.Namespace)
+			t.Errorf("the service account may %s %s %q in %q, want denied", denied.Verb, denied.Resource, denied.Name,
+				denied.Namespace)
 		}
 	}
 }
