@@ -166,8 +166,8 @@ func TestSetPriority(t *testing.T) {
 	f.do(f.operator, "PATCH", path, `{"priority": 1}`).problem(409, api.TypeConflict)
 }
 
-// Job actions are audited whoever takes them: an operator's pause, and a submitter's
-// resume that undoes it.
+// Job actions are audited for every role: an operator's pause, and a submitter's resume
+// that undoes it.
 func TestJobActionsAudited(t *testing.T) {
 	f := setup(t)
 	mine := f.submit(f.submitter, "vision", 5)

@@ -67,8 +67,8 @@ func TestHTTPServerDropsStalledBody(t *testing.T) {
 	}
 }
 
-// TestMetricsGuard: with a guard from the API, /metrics answers only a token of the role
-// the guard names or a higher one, and /healthz still needs none.
+// TestMetricsGuard: with a guard from the API, /metrics serves only a token of the guard's
+// role or a higher one, and /healthz still needs no token.
 func TestMetricsGuard(t *testing.T) {
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// TestRecorderSkipsFailedRead: a sample whose database read fails (here cancelled, as the
-// replay's end cancels one in flight) adds no point to the allocation chart and keeps the
-// progress counts of the last read, instead of showing no GPU allocated and no job.
+// TestRecorderSkipsFailedRead: a sample whose database read fails adds no point to the
+// allocation chart and keeps the progress counts of the last read. Here the read is
+// cancelled, as the replay's end cancels one in flight.
 func TestRecorderSkipsFailedRead(t *testing.T) {
 	s := newT4Store(t)
 	a := admitJob(t, s, submitLowTask(t, s, "openb-pod-0001"))

@@ -173,7 +173,7 @@ const explainInterval = 10 * time.Second
 type round struct {
 	limit int             // candidates the next dequeue reads
 	after *store.QueueKey // the last candidate read, or nil before the first dequeue
-	held  Holds           // what starving jobs of earlier pages hold back
+	held  Holds           // the models and quota shares that starving jobs of earlier pages hold back
 	more  bool            // whether the queue may have candidates behind after
 }
 

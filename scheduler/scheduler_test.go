@@ -748,9 +748,9 @@ func TestStarvingHeadDoesNotBlockOthers(t *testing.T) {
 }
 
 // A starving job keeps its project's slot: a later job of its project on another model
-// does not take the last free slot, which would leave the starving job out of the next
-// rounds' candidates and its model to the backfill of other projects. Once its model
-// frees, the starving job runs, not a newer job of another project.
+// does not take the last free slot. Otherwise the starving job would drop out of the next
+// rounds' candidates and other projects would backfill its model. Once its model frees,
+// the starving job runs, not a newer job of another project.
 func TestStarvingJobHoldsProjectSlot(t *testing.T) {
 	f := setup(t)
 	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000},

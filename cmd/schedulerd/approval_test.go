@@ -10,9 +10,8 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// pendingApproval runs a job of vision to completion, registers its model version and asks
-// for the version's promotion to prod as alice, as a job's workflow does, and returns the
-// request.
+// pendingApproval runs a job of vision to completion, registers its model version and
+// requests the version's promotion to prod as alice, as a job's workflow does.
 func (s *apiSession) pendingApproval() store.Approval {
 	s.t.Helper()
 	ctx := context.Background()

@@ -104,8 +104,8 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
-// A typo of a settings flag reaches the command as an unknown flag; the error names the
-// setting it is closest to, whether the command has flags of its own or, like run, none.
+// A typo of a settings flag reaches the command as an unknown flag. The error names the
+// closest setting, whether the command has flags of its own or, like run, has none.
 func TestSettingsFlagTypoHint(t *testing.T) {
 	cases := []struct {
 		args []string
