@@ -18,12 +18,16 @@ func renderMarkdown(d Data) string {
 	if title == "" {
 		title = "Trace replay report"
 	}
+	if d.Stop != nil {
+		title += " (partial)"
+	}
 	fmt.Fprintf(&b, "# %s\n", title)
 
+	writeStop(&b, d)
 	writeRun(&b, d)
 	writeTasks(&b, d.Tasks)
 	writeRunLengths(&b, d)
-	writeJobs(&b, d.Jobs)
+	writeJobs(&b, d.Jobs, d.Stop != nil)
 	writeWaits(&b, d.Waits)
 	writeAllocation(&b, d)
 	writeProjects(&b, d)
@@ -92,6 +96,26 @@ func writeRow(b *strings.Builder, cells []string) {
 	b.WriteString("| " + strings.Join(escaped, " | ") + " |\n")
 }
 
+// writeStop writes, for a replay that stopped early, why and where it stopped, so that a
+// reader takes the figures below for a part of the replay only.
+func writeStop(b *strings.Builder, d Data) {
+	if d.Stop == nil {
+		return
+	}
+	section(b, "Partial report")
+
+	submitted := d.Tasks.Submitted
+	b.WriteString("The replay stopped before every job had ended, so this report covers only " +
+		"what happened up to the stop.\n\n")
+	fmt.Fprintf(b, "- Reason: %s\n", orNotRecorded(oneLine(d.Stop.Reason)))
+	fmt.Fprintf(b, "- Step: %s\n", orNotRecorded(oneLine(d.Stop.Step)))
+	fmt.Fprintf(b, "- Trace tasks submitted: %s of %s, and %s not submitted\n",
+		formatInt(int64(submitted)), formatInt(int64(submitted+d.Stop.Left)), formatInt(int64(d.Stop.Left)))
+	b.WriteString("\nThe job figures show each job's state at the stop. schedulerd goes on running " +
+		"the jobs that were queued or running then. Running the same command again continues the " +
+		"replay and submits no task twice.\n")
+}
+
 func writeRun(b *strings.Builder, d Data) {
 	section(b, "How it was run")
 
@@ -112,6 +136,12 @@ func writeRun(b *strings.Builder, d Data) {
 	fmt.Fprintf(b, "- Started: %s\n", formatTime(d.Started))
 	fmt.Fprintf(b, "- Finished: %s\n", formatTime(d.Finished))
 	fmt.Fprintf(b, "- Duration: %s\n", duration)
+	if d.Continued > 0 {
+		fmt.Fprintf(b, "- Continued: earlier runs had submitted %s trace tasks. The duration, the GPU "+
+			"allocation samples and the daemon's CPU time cover this run only. The job, queue wait, "+
+			"project and dispatch figures count every job in the database, so the mean dispatch "+
+			"rate also spans the time between the runs.\n", formatInt(int64(d.Continued)))
+	}
 }
 
 // formatFactor formats a speedup or load factor. A factor of 0 has no
@@ -181,8 +211,14 @@ func writeRunLengths(b *strings.Builder, d Data) {
 // seconds converts seconds to a time.Duration.
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-func writeJobs(b *strings.Builder, jobs []StateCount) {
-	section(b, "Jobs by end state")
+// writeJobs writes the jobs by state. After an early stop, the states are those at the
+// stop, and some of them are not end states.
+func writeJobs(b *strings.Builder, jobs []StateCount, stoppedEarly bool) {
+	if stoppedEarly {
+		section(b, "Jobs by state at the stop")
+	} else {
+		section(b, "Jobs by end state")
+	}
 	if len(jobs) == 0 {
 		b.WriteString(none)
 		return

@@ -248,3 +248,55 @@ func TestRenderProblemsCountTasksApart(t *testing.T) {
 		t.Errorf("problems section is\n%s\nwant it to start with\n%s", text[strings.Index(text, "## Problems"):], want)
 	}
 }
+
+// TestRenderPartialReport: a replay that stopped early is marked partial in its title and
+// in a section before the figures, which gives the reason, the step and the tasks left.
+func TestRenderPartialReport(t *testing.T) {
+	d := Data{Title: "Trace replay of tasks.csv", Tasks: TaskCounts{GPU: 300, Submitted: 120},
+		Jobs: []StateCount{{"queued", 20}, {"completed", 100}},
+		Stop: &Stop{Reason: "reached its timeout of 2h0m0s", Step: "submitting trace tasks", Left: 180}}
+
+	text := renderMarkdown(d)
+
+	if !strings.HasPrefix(text, "# Trace replay of tasks.csv (partial)\n\n## Partial report\n\n") {
+		t.Errorf("report does not start with a partial title and section:\n%s", text)
+	}
+	wantLines := []string{
+		"- Reason: reached its timeout of 2h0m0s",
+		"- Step: submitting trace tasks",
+		"- Trace tasks submitted: 120 of 300, and 180 not submitted",
+		"## Jobs by state at the stop",
+		"| queued | 20 | 16.7% |",
+	}
+	for _, line := range wantLines {
+		if !strings.Contains(text, "\n"+line+"\n") {
+			t.Errorf("report lacks line %q:\n%s", line, text)
+		}
+	}
+	if strings.Contains(text, "Jobs by end state") {
+		t.Errorf("partial report calls the states at the stop end states:\n%s", text)
+	}
+}
+
+func TestRenderCompleteReportNotPartial(t *testing.T) {
+	text := renderMarkdown(Data{Title: "Trace replay of tasks.csv"})
+
+	if strings.Contains(text, "partial") || strings.Contains(text, "Partial") {
+		t.Errorf("report of a replay that ran to its end says partial:\n%s", text)
+	}
+	if strings.Contains(text, "- Continued:") {
+		t.Errorf("report of a replay that started afresh says it continued one:\n%s", text)
+	}
+}
+
+// TestRenderContinuedRun: a run that continued an interrupted replay states which figures
+// cover only itself, because its samples and times start with it.
+func TestRenderContinuedRun(t *testing.T) {
+	text := renderMarkdown(Data{Continued: 1234})
+
+	want := "\n- Continued: earlier runs had submitted 1,234 trace tasks. The duration, the GPU " +
+		"allocation samples and the daemon's CPU time cover this run only."
+	if !strings.Contains(text, want) {
+		t.Errorf("report lacks %q:\n%s", want, text)
+	}
+}

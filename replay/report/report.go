@@ -54,6 +54,20 @@ type Data struct {
 	Fill     []ModelShare // fill mode only: allocated share per model where the fill stopped (first task without room, or the end)
 	FillStop string       // fill mode only: the task where the fill stopped and why, or that every task ran
 	Problems []string     // task problems (unknown GPU model, larger than any node), one per entry
+	// Stop is set when the replay stopped early. The report then covers only the part
+	// before the stop.
+	Stop *Stop
+	// Continued is the number of trace tasks that earlier runs of the same replay had
+	// submitted before this run continued it, or 0 for a run that started afresh.
+	Continued int
+}
+
+// Stop is the reason and the step of a replay that stopped before its last step.
+type Stop struct {
+	Reason string // e.g. "interrupted (interrupt signal received)"
+	Step   string // e.g. "submitting trace tasks"
+	// Left is the number of planned trace tasks that no run has submitted.
+	Left int
 }
 
 // TaskCounts is the number of trace tasks at each step of the replay.
