@@ -27,6 +27,11 @@ type recorder struct {
 	log       *slog.Logger
 	submitted atomic.Int64
 
+	// cpuAtStart is the daemon's CPU time when the recorder was made. The report leaves it
+	// out, because the daemon may have run before the replay, for an earlier run of the
+	// same replay, say.
+	cpuAtStart float64
+
 	mu      sync.Mutex
 	samples []report.Sample
 	usage   report.ProcessUsage
@@ -42,7 +47,11 @@ func newRecorder(s *store.Store, pid int, log *slog.Logger) *recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &recorder{store: s, pid: pid, log: log, usage: report.ProcessUsage{PID: pid}}
+	rec := &recorder{store: s, pid: pid, log: log, usage: report.ProcessUsage{PID: pid}}
+	if pid > 0 {
+		_, rec.cpuAtStart = processUsage(pid)
+	}
+	return rec
 }
 
 func (rec *recorder) run(ctx context.Context, started time.Time) {
@@ -84,7 +93,7 @@ func (rec *recorder) sample(ctx context.Context, started time.Time) {
 		rss, cpu := processUsage(rec.pid)
 		rec.usage.PeakRSSBytes = max(rec.usage.PeakRSSBytes, rss)
 		if cpu > 0 {
-			rec.usage.CPUSeconds = cpu
+			rec.usage.CPUSeconds = max(cpu-rec.cpuAtStart, 0)
 		}
 	}
 }

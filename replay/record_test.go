@@ -2,8 +2,11 @@ package replay
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/schedulerd/schedulerd/internal/proc"
 )
 
 // TestRecorderSkipsFailedRead: a sample whose database read fails adds no point to the
@@ -35,4 +38,47 @@ func TestRecorderSkipsFailedRead(t *testing.T) {
 	if rec.last.allocatedMilli != 1000 {
 		t.Errorf("progress shows %d GPU thousandths allocated after a failed read, want 1000", rec.last.allocatedMilli)
 	}
+}
+
+// TestRecorderCPUSinceStart: the daemon's CPU time in the report is what it used after the
+// recorder was made, not since the process started, because a daemon may have served an
+// earlier run of the replay. The test measures its own process as the daemon.
+func TestRecorderCPUSinceStart(t *testing.T) {
+	s := newT4Store(t)
+	pid := os.Getpid()
+	spinUntilCPU(t, pid, 300*time.Millisecond)
+	before := cpuTime(t, pid)
+
+	rec := newRecorder(s, pid, nil)
+	spinUntilCPU(t, pid, cpuTime(t, pid)+100*time.Millisecond)
+	rec.sample(context.Background(), time.Now())
+	after := cpuTime(t, pid)
+
+	if got := rec.usage.CPUSeconds; got < 0.1 {
+		t.Errorf("CPU time %.2f s after the test used 0.10 s, want at least 0.10", got)
+	}
+	// The report's figure is a difference of float seconds, so it may exceed the exact one
+	// by a rounding error, far below the 10 ms of a clock tick.
+	if got, maxCPU := rec.usage.CPUSeconds, (after - before).Seconds(); got > maxCPU+1e-6 {
+		t.Errorf("CPU time %.2f s, want at most the %.2f s used after the recorder was made", got, maxCPU)
+	}
+}
+
+// spinUntilCPU keeps one core busy until process pid has used at least target CPU time.
+func spinUntilCPU(t *testing.T, pid int, target time.Duration) {
+	t.Helper()
+	for x := 0; cpuTime(t, pid) < target; x++ {
+		for i := range 1_000_000 {
+			x ^= i
+		}
+	}
+}
+
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	d, err := proc.CPUTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -291,7 +291,7 @@ func writeDaemon(b *strings.Builder, d Data) {
 
 	fmt.Fprintf(b, "- PID: %d\n", d.Daemon.PID)
 	fmt.Fprintf(b, "- Peak RSS: %s\n", formatMiB(d.Daemon.PeakRSSBytes))
-	fmt.Fprintf(b, "- CPU time: %s s\n", formatFixed(d.Daemon.CPUSeconds, 1))
+	fmt.Fprintf(b, "- CPU time during this run: %s s\n", formatFixed(d.Daemon.CPUSeconds, 1))
 	fmt.Fprintf(b, "- CPU share of wall time: %s, where 100%% is one core busy for the whole run\n",
 		formatPercent(d.Daemon.CPUSeconds, wall))
 }

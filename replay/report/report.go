@@ -146,7 +146,9 @@ type DispatchRate struct {
 	MeanPerSecond, PeakPerSecond float64
 }
 
-// ProcessUsage is the resource use of the schedulerd daemon process.
+// ProcessUsage is the resource use of the schedulerd daemon process. PeakRSSBytes is the
+// process's peak since it started, and CPUSeconds is the CPU time it used during this run
+// of the replay.
 type ProcessUsage struct {
 	PID          int
 	PeakRSSBytes int64
