@@ -137,8 +137,10 @@ func (r *Replayer) describePod(ctx context.Context, namespace, name string) stri
 	return text
 }
 
-// writeReport gathers the figures from the database and writes the report.
-func (r *Replayer) writeReport(ctx context.Context, rec *recorder, started time.Time, submitted int) (string, error) {
+// writeReport gathers the figures from the database and writes the report. stop is nil
+// unless the replay stopped early.
+func (r *Replayer) writeReport(ctx context.Context, rec *recorder, started time.Time, submitted int,
+	stop *report.Stop) (string, error) {
 	d := report.Data{
 		Title:   "Trace replay of " + r.plan.source(),
 		Command: r.cfg.Command, Mode: string(r.cfg.Mode), Speedup: r.cfg.Speedup, Load: r.cfg.Load,
@@ -147,6 +149,10 @@ func (r *Replayer) writeReport(ctx context.Context, rec *recorder, started time.
 		Runs:     runLengths(r.plan.schedule.Entries),
 		Problems: r.plan.problems,
 		FillStop: r.fillStop,
+		Stop:     stop, Continued: r.continued,
+	}
+	if stop != nil && d.FillStop == "" {
+		d.FillStop = "not reached, because the replay stopped early"
 	}
 
 	var err error

@@ -57,7 +57,20 @@ type Replayer struct {
 	plan  *plan
 	// fillStop says, in fill mode, which task found no room.
 	fillStop string
+	// step is the name of the step that Run is at, which the report of a replay that stops
+	// early gives.
+	step string
+	// continued is the number of tasks that earlier runs had submitted.
+	continued int
 }
+
+// Steps of a replay, as the report of a replay that stops early names them.
+const (
+	stepNodes    = "creating the trace's nodes"
+	stepProjects = "creating the projects"
+	stepSubmit   = "submitting trace tasks"
+	stepWait     = "waiting for the submitted jobs to end"
+)
 
 // New checks the configuration and reads the trace, so that a malformed file stops the
 // replay before anything is created or submitted.
@@ -111,38 +124,51 @@ func validate(cfg *Config) error {
 	return nil
 }
 
-// Run replays the trace and writes the report, returning its path.
+// Run replays the trace and writes the report, returning its path. When ctx ends or
+// Config.Timeout passes first, Run still writes a report of what happened up to then,
+// marked partial, and returns its path together with an error that names the cause.
 func (r *Replayer) Run(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
 	started := time.Now()
-
-	// Step 1: the cluster and the projects.
-	if err := r.createNodes(ctx); err != nil {
-		return "", err
-	}
-	if err := r.createProjects(ctx); err != nil {
-		return "", err
-	}
-
-	// Step 2: submit on the trace's clock while sampling, until every job has ended.
+	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.Timeout, timeoutError{r.cfg.Timeout})
+	defer cancel()
 	rec := newRecorder(r.store, r.cfg.DaemonPID, r.cfg.Logger)
-	sampling, stopSampling := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); rec.run(sampling, started) }()
 
-	submitted, err := r.submitAll(ctx, rec)
-	if err == nil {
-		err = r.waitForEnd(ctx, rec)
+	submitted, err := r.replay(ctx, rec, started)
+	if err != nil && ctx.Err() != nil {
+		return r.writePartialReport(ctx, rec, started, err)
 	}
-	stopSampling()
-	<-done
 	if err != nil {
-		// NOTE: an interrupted or timed-out replay writes no report. A run with the same
-		// flags continues it, and its report counts every job but samples only that run.
 		return "", err
 	}
 
 	// Step 3: the report.
-	return r.writeReport(ctx, rec, started, submitted)
+	return r.writeReport(ctx, rec, started, submitted, nil)
+}
+
+// replay runs the steps before the report and returns how many tasks were submitted.
+func (r *Replayer) replay(ctx context.Context, rec *recorder, started time.Time) (int, error) {
+	// Step 1: the cluster and the projects.
+	r.step = stepNodes
+	if err := r.createNodes(ctx); err != nil {
+		return 0, err
+	}
+	r.step = stepProjects
+	if err := r.createProjects(ctx); err != nil {
+		return 0, err
+	}
+
+	// Step 2: submit on the trace's clock while sampling, until every job has ended.
+	sampling, stopSampling := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rec.run(sampling, started) }()
+
+	r.step = stepSubmit
+	submitted, err := r.submitAll(ctx, rec)
+	if err == nil {
+		r.step = stepWait
+		err = r.waitForEnd(ctx, rec)
+	}
+	stopSampling()
+	<-done
+	return submitted, err
 }

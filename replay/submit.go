@@ -82,6 +82,9 @@ func (r *Replayer) submitAll(ctx context.Context, rec *recorder) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// NOTE: a continued run's duration, samples and daemon CPU time cover only itself,
+	// while the figures read from the database cover every run. The report states this.
+	r.continued = done
 	if done > 0 {
 		fmt.Fprintf(r.cfg.Progress, "continuing: %d of %d tasks were submitted by an earlier run\n", done, len(entries))
 	}

@@ -25,10 +25,16 @@ chmod 711 "$work"
 
 daemon_pid=""
 replay_pid=""
+# Touched when the replay starts, so that a report older than this run is not announced.
+replay_mark="$work/replay-started"
 cleanup() {
   local status=$?
   echo "demo: stopping everything it started"
   [ -n "$replay_pid" ] && stop_pid "$replay_pid" TERM "schedulerd replay" "$root" || true
+  # A replay stopped by a signal or its -timeout writes a partial report before it exits.
+  if [ $status -ne 0 ] && [ -f "$replay_mark" ] && [ "$report_dir/report.md" -nt "$replay_mark" ]; then
+    echo "demo: the replay stopped early; its partial report is $report_dir/report.md"
+  fi
   [ -n "$daemon_pid" ] && stop_pid "$daemon_pid" TERM schedulerd "$root" || true
   "$root/scripts/kube-down.sh" "$work/kube" >/dev/null 2>&1 || true
   "$root/scripts/pg-down.sh" "$work/pg" >/dev/null 2>&1 || true
@@ -74,6 +80,7 @@ fi
 echo "demo: schedulerd is running (pid $daemon_pid, admin API on $SCHEDULERD_HTTP_ADDR)"
 
 start=$(date +%s)
+touch "$replay_mark"
 "$root/bin/schedulerd" replay -trace-dir "$trace_dir" -daemon-pid "$daemon_pid" \
   -report-dir "$report_dir" "$@" &
 replay_pid=$!

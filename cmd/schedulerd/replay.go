@@ -14,7 +14,8 @@ import (
 )
 
 // runReplay is `schedulerd replay`: it replays a GPU-cluster trace through a running
-// schedulerd that uses the same database and cluster, then writes a report.
+// schedulerd that uses the same database and cluster, then writes a report. A replay that
+// SIGINT, SIGTERM or -timeout stops writes a partial report and exits 1.
 func runReplay(ctx context.Context, env *environment, args []string) error {
 	cfg, err := parseReplayFlags(env, args)
 	if err != nil {
@@ -35,11 +36,14 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	path, err := r.Run(ctx)
-	if err != nil {
-		return err
+	switch {
+	case path != "" && err != nil:
+		// A signal or -timeout stopped the replay, so the report is partial and the command fails.
+		fmt.Fprintf(env.stdout, "partial report written to %s\n", path)
+	case path != "":
+		fmt.Fprintf(env.stdout, "report written to %s\n", path)
 	}
-	fmt.Fprintf(env.stdout, "report written to %s\n", path)
-	return nil
+	return err
 }
 
 func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
@@ -56,7 +60,7 @@ func parseReplayFlags(env *environment, args []string) (replay.Config, error) {
 	concurrent := fs.Int("max-concurrent", 2000, "each project's concurrency limit; 0 keeps the trace projects' own (12 to 16, sized for the trace's own pace)")
 	reportDir := fs.String("report-dir", "", "folder for report.md and its plots (default out/replay-TIME)")
 	pid := fs.Int("daemon-pid", 0, "PID of the schedulerd whose peak memory and CPU the report shows")
-	timeout := fs.Duration("timeout", 2*time.Hour, "give up after this long")
+	timeout := fs.Duration("timeout", 2*time.Hour, "stop after this long and write a partial report")
 	if err := parseNoArgs(fs, args); err != nil {
 		return replay.Config{}, err
 	}
