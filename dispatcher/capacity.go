@@ -2,9 +2,11 @@ package dispatcher
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -46,9 +48,9 @@ func (d *Dispatcher) syncCapacity(ctx context.Context) error {
 	return nil
 }
 
-// CountCapacity sums, by GPU model, the GPU thousandths of nodes that are ready and not
-// cordoned, and lists their sizes. A cordoned model has no capacity, so its jobs stay
-// queued until uncordon.
+// CountCapacity sums, by GPU model, the GPU thousandths of the nodes that can take a GPU pod
+// (nodeSchedulable), and lists their sizes. A model whose nodes are all cordoned, or all
+// tainted against GPU pods, has no capacity, so its jobs stay queued until a node takes pods.
 func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
 	byModel := map[string]*store.ModelCapacity{}
 	shapes := map[string][]store.NodeShape{}
@@ -94,11 +96,18 @@ func nodeGPUMilli(n *corev1.Node) int64 {
 	return 0
 }
 
-// nodeSchedulable reports whether a node is ready and not cordoned.
-// NOTE: taints are not read, so a node whose NoSchedule taint the pods do not tolerate
-// still counts, and its model's jobs are admitted to wait unschedulable.
+// nodeSchedulable reports whether a node can take a new GPU pod: it is ready, not cordoned
+// and not being deleted, and the pod's tolerations (gpuTolerations) tolerate its taints.
+// The node.kubernetes.io/not-ready and unreachable taints need no special case, because a
+// node that carries them is not ready. Taints for other conditions (memory-pressure,
+// disk-pressure and the like) keep the node out while they last, as kube-scheduler does.
+// NOTE: tolerations that the cluster adds to pods at admission (a namespace's default
+// tolerations, a webhook) are unknown here, so a node tainted for them does not count.
 func nodeSchedulable(n *corev1.Node) bool {
 	if n.Spec.Unschedulable || n.DeletionTimestamp != nil {
+		return false
+	}
+	if !toleratesTaints(gpuTolerations(), n.Spec.Taints) {
 		return false
 	}
 	for _, c := range n.Status.Conditions {
@@ -107,4 +116,25 @@ func nodeSchedulable(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// toleratesTaints reports whether tolerations tolerate every NoSchedule and NoExecute taint in
+// taints, the effects that keep kube-scheduler from placing a pod. A PreferNoSchedule taint
+// only makes it try other nodes first, so it is ignored.
+func toleratesTaints(tolerations []corev1.Toleration, taints []corev1.Taint) bool {
+	for i := range taints {
+		taint := &taints[i]
+		if taint.Effect == corev1.TaintEffectPreferNoSchedule {
+			continue
+		}
+		tolerated := slices.ContainsFunc(tolerations, func(t corev1.Toleration) bool {
+			// The logger and the Lt/Gt switch matter only to numeric operators, which
+			// gpuTolerations does not use.
+			return t.ToleratesTaint(logr.Discard(), taint, false)
+		})
+		if !tolerated {
+			return false
+		}
+	}
+	return true
 }

@@ -43,3 +43,52 @@ func TestCountCapacityListsNodeSizes(t *testing.T) {
 		t.Errorf("capacity\n%+v\nwant (the cordoned node left out, A10's repeated size once)\n%+v", got, want)
 	}
 }
+
+// A node counts only when a GPU pod tolerates each of its NoSchedule and NoExecute taints.
+// The pods tolerate NoSchedule taints of the GPU resources, which keep other pods off GPU
+// nodes.
+func TestCountCapacityJudgesTaints(t *testing.T) {
+	cases := []struct {
+		name    string
+		taints  []corev1.Taint
+		counted bool
+	}{
+		{"no taint", nil, true},
+		{"nvidia.com/gpu NoSchedule", []corev1.Taint{
+			{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule}}, true},
+		{"gpu-milli NoSchedule", []corev1.Taint{
+			{Key: "schedulerd.io/gpu-milli", Effect: corev1.TaintEffectNoSchedule}}, true},
+		{"other key PreferNoSchedule", []corev1.Taint{
+			{Key: "example.com/reserved", Effect: corev1.TaintEffectPreferNoSchedule}}, true},
+		{"other key NoSchedule", []corev1.Taint{
+			{Key: "example.com/reserved", Effect: corev1.TaintEffectNoSchedule}}, false},
+		{"other key NoExecute", []corev1.Taint{
+			{Key: "example.com/reserved", Value: "team-a", Effect: corev1.TaintEffectNoExecute}}, false},
+		{"nvidia.com/gpu NoExecute", []corev1.Taint{
+			{Key: "nvidia.com/gpu", Effect: corev1.TaintEffectNoExecute}}, false},
+		{"memory pressure", []corev1.Taint{
+			{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}}, false},
+		{"tolerated and untolerated", []corev1.Taint{
+			{Key: "nvidia.com/gpu", Effect: corev1.TaintEffectNoSchedule},
+			{Key: "example.com/reserved", Effect: corev1.TaintEffectNoSchedule}}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tainted := readyNode("a10-1", "A10", 8, 64, 256)
+			tainted.Spec.Taints = c.taints
+			nodes := []*corev1.Node{tainted, readyNode("t4-1", "T4", 4, 32, 128)}
+
+			got := map[string]int64{}
+			for _, m := range dispatcher.CountCapacity(nodes) {
+				got[m.Model] = m.CapacityMilli
+			}
+			want := map[string]int64{"T4": 4000}
+			if c.counted {
+				want["A10"] = 8000
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("capacity by model %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -505,13 +506,9 @@ func TestUnschedulablePodRequeued(t *testing.T) {
 		Configure: func(cfg *daemon.Config) { cfg.Registry = reg }})
 	model := uniqueModel()
 	node := gpuNode(t, model, 8, 64000)
-	// A taint the pod does not tolerate: admission counts the node's GPUs, kube-scheduler
-	// cannot place the pod on it.
-	taint := `{"spec":{"taints":[{"key":"example.com/reserved","effect":"NoSchedule"}]}}`
-	if _, err := daemontest.Kube.Clientset.CoreV1().Nodes().Patch(context.Background(), node,
-		types.MergePatchType, []byte(taint), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// Another workload's pod holds all the node's GPUs: admission counts them, and
+	// kube-scheduler can neither place the job's pod nor preempt a pod of higher priority.
+	blocker := gpuBlocker(t, node, 8)
 	h.Project("vision", 100, 10)
 	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
 
@@ -529,10 +526,10 @@ func TestUnschedulablePodRequeued(t *testing.T) {
 	}
 	waitPodGone(t, first)
 
-	// Without the taint a later run starts: the job's first start, whose wait counts.
-	untaint := `{"spec":{"taints":null}}`
-	if _, err := daemontest.Kube.Clientset.CoreV1().Nodes().Patch(context.Background(), node,
-		types.MergePatchType, []byte(untaint), metav1.PatchOptions{}); err != nil {
+	// Once the GPUs are free a later run starts: the job's first start, whose wait counts.
+	zero := int64(0)
+	if err := daemontest.Kube.Clientset.CoreV1().Pods(blocker.Namespace).Delete(context.Background(),
+		blocker.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
 	h.WaitJob(job.ID, wait, "started", func(j store.Job) bool { return j.StartedAt != nil })
@@ -543,6 +540,32 @@ func TestUnschedulablePodRequeued(t *testing.T) {
 	if got := submitToRunningCount(t, reg); got != 1 {
 		t.Errorf("%d submit-to-running observations, want 1: the start of a later run is the job's first", got)
 	}
+}
+
+// gpuBlocker creates a pod of another workload on node that requests gpus whole GPUs, with
+// a system priority that no schedulerd pod may preempt. It is deleted when the test ends.
+func gpuBlocker(t *testing.T, node string, gpus int64) *corev1.Pod {
+	t.Helper()
+	gpu := corev1.ResourceList{
+		dispatcher.GPUResource:      *resource.NewQuantity(gpus, resource.DecimalSI),
+		dispatcher.GPUMilliResource: *resource.NewQuantity(gpus*1000, resource.DecimalSI),
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "blocker-" + node, Namespace: metav1.NamespaceSystem},
+		Spec: corev1.PodSpec{NodeName: node, PriorityClassName: "system-cluster-critical",
+			Containers: []corev1.Container{{Name: "main", Image: "other:1",
+				Resources: corev1.ResourceRequirements{Requests: gpu, Limits: gpu}}}},
+	}
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(pod.Namespace)
+	created, err := pods.Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		zero := int64(0)
+		_ = pods.Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	})
+	return created
 }
 
 // submitToRunningCount sums the observations of schedulerd_job_submit_to_running_seconds
@@ -584,6 +607,53 @@ func TestCordonedModelWaitsForUncordon(t *testing.T) {
 	}
 	setCordoned(t, node, false)
 	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+}
+
+// A model whose nodes all carry a taint the pods do not tolerate has no capacity, so its
+// jobs wait in the queue instead of being admitted to wait unschedulable. The pods tolerate
+// a nvidia.com/gpu:NoSchedule taint, which the node keeps throughout: the job then runs
+// on the node.
+func TestTaintedModelWaitsForUntaint(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	first := gpuNode(t, model, 8, 64000)
+	second := gpuNode(t, model, 8, 64000)
+	gpuTaint := corev1.Taint{Key: string(dispatcher.GPUResource), Value: "present", Effect: corev1.TaintEffectNoSchedule}
+	reserved := corev1.Taint{Key: "example.com/reserved", Effect: corev1.TaintEffectNoExecute}
+	setTaints(t, first, gpuTaint, reserved)
+	setTaints(t, second, gpuTaint)
+	waitCapacity(t, h, model, 8000)
+	setTaints(t, second, gpuTaint, reserved)
+	waitCapacity(t, h, model, 0)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
+
+	h.WaitJob(job.ID, wait, "wait reason", func(j store.Job) bool {
+		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
+	})
+	if got, _ := h.Store.GetJob(context.Background(), job.ID); got.Status != store.JobQueued || got.RunCount != 0 {
+		t.Fatalf("job %s with %d runs while its model is tainted, want queued with none", got.Status, got.RunCount)
+	}
+	setTaints(t, second, gpuTaint)
+	waitCapacity(t, h, model, 8000)
+	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+	if run := h.Runs(job.ID)[0]; run.WorkerNode == nil || *run.WorkerNode != second {
+		t.Errorf("run on node %v, want %s, the node with only the nvidia.com/gpu taint", run.WorkerNode, second)
+	}
+}
+
+// setTaints replaces the taints of node.
+func setTaints(t *testing.T, node string, taints ...corev1.Taint) {
+	t.Helper()
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"taints": taints}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = daemontest.Kube.Clientset.CoreV1().Nodes().Patch(context.Background(), node,
+		types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func setCordoned(t *testing.T, node string, cordoned bool) {

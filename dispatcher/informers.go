@@ -131,8 +131,9 @@ func (d *Dispatcher) onNodeUpdate(old, obj any) {
 }
 
 // nodeCapacityChanged reports whether a node update changes what CountCapacity reads from
-// the node: its GPUs, whether it takes pods, its model, or the CPU and memory that make
-// its size. Heartbeats, which change none of these, cause no recount.
+// the node: its GPUs, whether it takes GPU pods (readiness, cordon, taints), its model, or
+// the CPU and memory that make its size. Heartbeats, which change none of these, cause no
+// recount.
 func nodeCapacityChanged(before, after *corev1.Node) bool {
 	return nodeGPUMilli(before) != nodeGPUMilli(after) || nodeSchedulable(before) != nodeSchedulable(after) ||
 		before.Labels[GPUModelLabel] != after.Labels[GPUModelLabel] ||

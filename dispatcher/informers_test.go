@@ -123,4 +123,18 @@ func TestNodeCapacityChanged(t *testing.T) {
 	if !nodeCapacityChanged(node("64"), memory) {
 		t.Error("256Gi to 128Gi of memory does not change capacity, want a recount")
 	}
+
+	reserved := node("64")
+	reserved.Spec.Taints = []corev1.Taint{{Key: "example.com/reserved", Effect: corev1.TaintEffectNoSchedule}}
+	if !nodeCapacityChanged(node("64"), reserved) {
+		t.Error("a NoSchedule taint the pods do not tolerate does not change capacity, want a recount")
+	}
+	if !nodeCapacityChanged(reserved, node("64")) {
+		t.Error("removing a NoSchedule taint the pods do not tolerate does not change capacity, want a recount")
+	}
+	gpuTaint := node("64")
+	gpuTaint.Spec.Taints = []corev1.Taint{{Key: string(GPUResource), Effect: corev1.TaintEffectNoSchedule}}
+	if nodeCapacityChanged(node("64"), gpuTaint) {
+		t.Error("a NoSchedule taint the pods tolerate changes capacity, want no recount")
+	}
 }

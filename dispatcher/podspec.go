@@ -96,6 +96,9 @@ func BuildPod(in PodInput) *corev1.Pod {
 	if in.GPUModel != "" {
 		pod.Spec.Affinity = modelAffinity(in.GPUModel)
 	}
+	if in.GPUMilli > 0 {
+		pod.Spec.Tolerations = gpuTolerations()
+	}
 	return pod
 }
 
@@ -167,6 +170,20 @@ func podResources(in PodInput) corev1.ResourceRequirements {
 		list[GPUResource] = *resource.NewQuantity(int64(r.GPUs), resource.DecimalSI)
 	}
 	return corev1.ResourceRequirements{Requests: list, Limits: list.DeepCopy()}
+}
+
+// gpuTolerations returns the tolerations of every GPU pod: NoSchedule taints on either GPU
+// resource, such as the nvidia.com/gpu:NoSchedule that clusters put on GPU nodes to keep
+// other pods off. Kubernetes' ExtendedResourceToleration admission plugin adds the same ones
+// to pods that request these resources, but kube-apiserver leaves it off by default. A shared
+// GPU pod requests only GPUMilliResource and tolerates nvidia.com/gpu too, because it uses the
+// same GPUs. CountCapacity judges node taints against these tolerations, so that admission
+// counts only the nodes the pods can use.
+func gpuTolerations() []corev1.Toleration {
+	return []corev1.Toleration{
+		{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+		{Key: string(GPUMilliResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	}
 }
 
 func modelAffinity(model string) *corev1.Affinity {

@@ -1,10 +1,12 @@
 package dispatcher_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/jobspec"
@@ -32,5 +34,37 @@ func TestPodEnvCarriesRunAndTrialPoint(t *testing.T) {
 	}
 	if _, ok := env["SCHEDULERD_RESUME_FROM"]; ok {
 		t.Error("a first run got SCHEDULERD_RESUME_FROM, want none")
+	}
+}
+
+// A GPU pod, whole or shared, tolerates the NoSchedule taints of both GPU resources, as the
+// ExtendedResourceToleration admission plugin would add them. A pod without GPUs gets none.
+func TestPodTolerationsForGPUs(t *testing.T) {
+	gpuTolerations := []corev1.Toleration{
+		{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+		{Key: "schedulerd.io/gpu-milli", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	}
+	cases := []struct {
+		name            string
+		gpus            int
+		gpuMilli        int
+		wantTolerations []corev1.Toleration
+	}{
+		{"two whole GPUs", 2, 2000, gpuTolerations},
+		{"shared GPU", 0, 500, gpuTolerations},
+		{"no GPU", 0, 0, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			jobID := uuid.New()
+			pod := dispatcher.BuildPod(dispatcher.PodInput{JobID: jobID, JobCreatedAt: time.Now(), RunID: uuid.New(),
+				RunNumber: 1, ProjectID: "vision", Namespace: "team-vision", PodName: store.PodName(jobID, 1),
+				GPUMilli: c.gpuMilli, Spec: jobspec.Spec{Image: "trainer:1", MaxRuntimeSeconds: 60,
+					Resources: jobspec.Resources{GPUs: c.gpus, CPUMilli: 1000, MemoryMiB: 1024}}})
+
+			if got := fmt.Sprintf("%+v", pod.Spec.Tolerations); got != fmt.Sprintf("%+v", c.wantTolerations) {
+				t.Errorf("tolerations %s, want %+v", got, c.wantTolerations)
+			}
+		})
 	}
 }
