@@ -40,6 +40,9 @@ type Config struct {
 	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
 	// requeued and its reservation released.
 	UnschedulableTimeout time.Duration
+	// ImagePullGrace is how long a container may wait with ErrImagePull, ImagePullBackOff or
+	// CreateContainerError, from its pod's start, before its run fails.
+	ImagePullGrace time.Duration
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  slog.Level
 	LogFormat string
@@ -76,6 +79,9 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.DequeueBatch, err = positiveInt(v); return }},
 	{"unschedulable-timeout", "SCHEDULERD_UNSCHEDULABLE_TIMEOUT", "time a pod may stay unschedulable before its job is requeued", "5m",
 		func(c *Config, v string) (err error) { c.UnschedulableTimeout, err = positiveDuration(v); return }},
+	{"image-pull-grace", "SCHEDULERD_IMAGE_PULL_GRACE",
+		"time a container may wait with ErrImagePull, ImagePullBackOff or CreateContainerError before its run fails", "5m",
+		func(c *Config, v string) (err error) { c.ImagePullGrace, err = positiveDuration(v); return }},
 	{"log-level", "SCHEDULERD_LOG_LEVEL", "debug, info, warn or error", "info",
 		func(c *Config, v string) error {
 			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

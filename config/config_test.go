@@ -19,6 +19,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.HTTPAddr != "127.0.0.1:8080" || c.PollInterval != time.Second || c.KubeQPS != 500 {
 		t.Errorf("defaults %+v", c)
 	}
+	if c.ImagePullGrace != 5*time.Minute {
+		t.Errorf("image pull grace %v, want 5m", c.ImagePullGrace)
+	}
 	if len(rest) != 1 || rest[0] != "extra" {
 		t.Errorf("remaining args %v, want [extra]", rest)
 	}
@@ -38,6 +41,16 @@ func TestFlagOverridesEnvironment(t *testing.T) {
 	}
 }
 
+func TestLoadImagePullGrace(t *testing.T) {
+	c, _, err := Load("run", []string{"-image-pull-grace", "90s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ImagePullGrace != 90*time.Second {
+		t.Errorf("image pull grace %v, want 90s from the flag", c.ImagePullGrace)
+	}
+}
+
 func TestLoadNamesBadSetting(t *testing.T) {
 	cases := []struct {
 		env  map[string]string
@@ -46,6 +59,7 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		{map[string]string{"SCHEDULERD_DATABASE_URL": "mysql://x"}, "invalid -database-url (env SCHEDULERD_DATABASE_URL): must start with postgres://"},
 		{map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "invalid -database-url (env SCHEDULERD_DATABASE_URL): cannot parse the URL"},
 		{map[string]string{"SCHEDULERD_POLL_INTERVAL": "-1s"}, "invalid -poll-interval (env SCHEDULERD_POLL_INTERVAL): want a positive duration"},
+		{map[string]string{"SCHEDULERD_IMAGE_PULL_GRACE": "0s"}, "invalid -image-pull-grace (env SCHEDULERD_IMAGE_PULL_GRACE): want a positive duration"},
 		{map[string]string{"SCHEDULERD_KUBE_QPS": "zero"}, "invalid -kube-qps (env SCHEDULERD_KUBE_QPS): want a positive number"},
 		{map[string]string{"SCHEDULERD_KUBE_QPS": "NaN"}, "invalid -kube-qps (env SCHEDULERD_KUBE_QPS): want a positive number"},
 		{map[string]string{"SCHEDULERD_HTTP_ADDR": "8080"}, "invalid -http-addr (env SCHEDULERD_HTTP_ADDR): want host:port"},

@@ -38,6 +38,12 @@ type Config struct {
 	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
 	// requeued and its reservation released (5m).
 	UnschedulableTimeout time.Duration
+	// ImagePullGrace is how long a pod's container may wait with ErrImagePull,
+	// ImagePullBackOff or CreateContainerError, counted from the pod's start on its node,
+	// before the run fails (5m). Until then the kubelet retries, and a registry timeout or
+	// rate limit may pass. The periodic resync judges a pod whose status no longer changes,
+	// so a run fails up to ResyncInterval after the grace.
+	ImagePullGrace time.Duration
 	// ResyncInterval is how often every live run is reconciled even without events (10s).
 	// It catches timeouts, pods lost while the daemon was down and missed events.
 	ResyncInterval time.Duration
@@ -60,6 +66,11 @@ type Config struct {
 	// Metrics receives dispatch latencies, run ends and loop errors; nil records nothing.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+}
+
+// limits returns the durations Judge needs from the configuration.
+func (c Config) limits() Limits {
+	return Limits{UnschedulableTimeout: c.UnschedulableTimeout, ImagePullGrace: c.ImagePullGrace}
 }
 
 // Dispatcher creates and follows the pods of runs.
@@ -101,6 +112,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.UnschedulableTimeout <= 0 {
 		cfg.UnschedulableTimeout = 5 * time.Minute
+	}
+	if cfg.ImagePullGrace <= 0 {
+		cfg.ImagePullGrace = 5 * time.Minute
 	}
 	if cfg.DeadlineGrace <= 0 {
 		cfg.DeadlineGrace = 10 * time.Minute

@@ -437,8 +437,14 @@ func TestNodeMissingFromCacheConfirmedWithAPI(t *testing.T) {
 	}
 }
 
-func TestImagePullFailureFailsAtOnce(t *testing.T) {
-	h := daemontest.Start(t, daemontest.Options{})
+// A container in image pull back-off fails its run, without a retry, once the pod has
+// waited the grace since its start, and not before: the kubelet's own retries may pull the
+// image meanwhile.
+func TestImagePullFailureFailsAfterGrace(t *testing.T) {
+	const grace = 5 * time.Second
+	h := daemontest.Start(t, daemontest.Options{Configure: func(cfg *daemon.Config) {
+		cfg.Dispatcher.ImagePullGrace = grace
+	}})
 	model := uniqueModel()
 	node := unmanagedNode(t, model)
 	h.Project("vision", 100, 10)
@@ -446,7 +452,11 @@ func TestImagePullFailureFailsAtOnce(t *testing.T) {
 
 	run := waitRun(t, h, job.ID, 1, "pod created", func(r store.Run) bool { return r.PodCreatedAt != nil })
 	pod := waitBound(t, run, node)
+	// This node has no kubelet, so the test writes the status one would. Pod times have
+	// whole seconds.
+	started := metav1.NewTime(time.Now().Truncate(time.Second))
 	pod.Status.Phase = corev1.PodPending
+	pod.Status.StartTime = &started
 	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "train", Image: "trainer:1",
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "pull access denied"}}}}
 	if _, err := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
@@ -458,8 +468,16 @@ func TestImagePullFailureFailsAtOnce(t *testing.T) {
 		t.Errorf("%d runs, want 1: an image pull failure is not retried", got.RunCount)
 	}
 	ended := h.Runs(job.ID)[0]
-	if ended.GPUHoursUsed != 0 || ended.EndReason == nil || !strings.HasPrefix(*ended.EndReason, "ImagePullBackOff") {
-		t.Errorf("run used %v GPU-hours with reason %v, want 0 and ImagePullBackOff", ended.GPUHoursUsed, ended.EndReason)
+	if ended.GPUHoursUsed != 0 {
+		t.Errorf("run used %v GPU-hours, want 0", ended.GPUHoursUsed)
+	}
+	if ended.EndReason == nil {
+		t.Error("run ended without a reason, want ImagePullBackOff for the time it waited")
+	} else if !strings.HasPrefix(*ended.EndReason, "ImagePullBackOff for ") {
+		t.Errorf("run ended with reason %q, want ImagePullBackOff for the time it waited", *ended.EndReason)
+	}
+	if ended.CompletedAt == nil || ended.CompletedAt.Sub(started.Time) < grace {
+		t.Errorf("run ended at %v, want %s or more after the pod's start %s", ended.CompletedAt, grace, started.Time)
 	}
 }
 

@@ -50,15 +50,17 @@ func failureCause(reason string) string {
 		return metrics.CauseDeadlineExceeded
 	}
 	for _, wait := range imagePullReasons {
-		if strings.HasPrefix(reason, wait+":") {
+		// waitFailure writes "Reason: message" for an immediate failure and "Reason for
+		// 5m0s: message" after the grace.
+		if strings.HasPrefix(reason, wait+":") || strings.HasPrefix(reason, wait+" for ") {
 			return metrics.CauseImagePull
 		}
 	}
 	return metrics.CauseFailed
 }
 
-// imagePullReasons are the container waiting reasons of permanentWaitReasons that mean the
-// image could not be pulled.
+// imagePullReasons are the container waiting reasons of permanentWaitReasons and
+// transientWaitReasons that mean the image could not be pulled.
 var imagePullReasons = []string{"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 // PodsByPhase counts the pods in the informer cache by phase. It returns false until the

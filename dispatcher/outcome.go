@@ -47,22 +47,37 @@ type Observation struct {
 	End       store.RunEnd // with Verdict Ended or Stuck; RunID is left to the caller
 }
 
-// Waiting reasons of a container that no retry can fix.
+// Limits are the durations after which Judge gives up on a pod that waits.
+type Limits struct {
+	// UnschedulableTimeout is how long a pod may stay unschedulable.
+	UnschedulableTimeout time.Duration
+	// ImagePullGrace is how long a container may wait with a transientWaitReasons reason.
+	ImagePullGrace time.Duration
+}
+
+// Waiting reasons of a container that no retry can fix: the image name is invalid, the pull
+// policy forbids a pull, or the container's config names something that is missing.
 var permanentWaitReasons = map[string]bool{
-	"ErrImagePull":               true,
-	"ImagePullBackOff":           true,
 	"InvalidImageName":           true,
 	"ErrImageNeverPull":          true,
 	"CreateContainerConfigError": true,
-	"CreateContainerError":       true,
 }
 
-// Judge reads a pod's status. now and unschedulableTimeout decide when a pending pod that
-// cannot be placed is given up. A pod being deleted that has not finished counts as
-// preempted: schedulerd deletes a live run's pod only after recording the run's end or
-// stop, and such a run is not judged this way, so someone else (an operator, an eviction,
-// kube-scheduler making room) removed it.
-func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) Observation {
+// Waiting reasons of a container whose cause may pass, such as a registry timeout or rate
+// limit, or a container runtime error: the kubelet retries the pull or the creation with a
+// back-off, so the run fails only after Limits.ImagePullGrace.
+var transientWaitReasons = map[string]bool{
+	"ErrImagePull":         true,
+	"ImagePullBackOff":     true,
+	"CreateContainerError": true,
+}
+
+// Judge reads a pod's status. now and limits decide when a pending pod that cannot be
+// placed, or whose container cannot be created, is given up. A pod being deleted that has
+// not finished counts as preempted. schedulerd deletes a live run's pod only after recording
+// the run's end or stop, and such a run is not judged this way, so someone else (an operator,
+// an eviction, kube-scheduler making room) removed it.
+func Judge(pod *corev1.Pod, now time.Time, limits Limits) Observation {
 	obs := Observation{Node: pod.Spec.NodeName, StartedAt: containerStart(pod)}
 
 	switch pod.Status.Phase {
@@ -83,16 +98,16 @@ func Judge(pod *corev1.Pod, now time.Time, unschedulableTimeout time.Duration) O
 		}
 		return obs
 	}
-	if reason, message := permanentWait(pod); reason != "" {
+	if reason, failed := waitFailure(pod, now, limits.ImagePullGrace); failed {
 		obs.Verdict = Ended
-		obs.End = store.RunEnd{Status: store.RunFailed, EndedAt: now, Reason: reason + ": " + message, Retryable: false}
+		obs.End = store.RunEnd{Status: store.RunFailed, EndedAt: now, Reason: reason, Retryable: false}
 		return obs
 	}
 	if pod.Status.Phase == corev1.PodRunning && !obs.StartedAt.IsZero() {
 		obs.Verdict = Started
 		return obs
 	}
-	if since, message, ok := unschedulableSince(pod); ok && now.Sub(since) >= unschedulableTimeout {
+	if since, message, ok := unschedulableSince(pod); ok && now.Sub(since) >= limits.UnschedulableTimeout {
 		obs.Verdict = Stuck
 		obs.End = store.RunEnd{Status: store.RunPreempted, EndedAt: now,
 			Reason: fmt.Sprintf("unschedulable for %s: %s", now.Sub(since).Round(time.Second), message)}
@@ -192,13 +207,47 @@ func deletionReason(pod *corev1.Pod) string {
 	return "pod deleted"
 }
 
-func permanentWait(pod *corev1.Pod) (string, string) {
+// waitFailure returns why the run of a pod with a container that cannot start fails, if it
+// does: at once for a permanentWaitReasons reason, and for a transientWaitReasons reason once
+// the pod has waited grace since waitStart. Until then the kubelet's retries may succeed.
+func waitFailure(pod *corev1.Pod, now time.Time, grace time.Duration) (string, bool) {
+	var transient *corev1.ContainerStateWaiting
 	for _, cs := range pod.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil && permanentWaitReasons[w.Reason] {
-			return w.Reason, w.Message
+		w := cs.State.Waiting
+		switch {
+		case w == nil:
+		case permanentWaitReasons[w.Reason]:
+			return w.Reason + ": " + w.Message, true
+		case transientWaitReasons[w.Reason] && transient == nil:
+			transient = w
 		}
 	}
-	return "", ""
+	if transient == nil {
+		return "", false
+	}
+	waited := now.Sub(waitStart(pod))
+	if waited < grace {
+		return "", false
+	}
+	return fmt.Sprintf("%s for %s: %s", transient.Reason, waited.Round(time.Second), transient.Message), true
+}
+
+// waitStart returns when the pod's containers began to wait for their images: the pod's
+// status.startTime, which the kubelet sets when it accepts the pod, before it pulls the
+// images. A pod without one, whose status someone else wrote, falls back to its binding
+// (the PodScheduled condition) and then to its creation.
+// NOTE: no pod field records when a container began to wait with its current reason, so a
+// pull that takes longer than the grace and then fails once fails the run at once.
+func waitStart(pod *corev1.Pod) time.Time {
+	if pod.Status.StartTime != nil {
+		return pod.Status.StartTime.Time
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return pod.CreationTimestamp.Time
 }
 
 func unschedulableSince(pod *corev1.Pod) (time.Time, string, bool) {

@@ -11,6 +11,9 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
+// testLimits are the limits of the tests that do not depend on them.
+var testLimits = Limits{UnschedulableTimeout: time.Minute, ImagePullGrace: 5 * time.Minute}
+
 // finishedPod is a pod whose container ran from start to finish and exited with code, in
 // phase. deleteAt, when not zero, is when someone requested the pod's deletion with a 30 s
 // grace period.
@@ -65,7 +68,7 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			obs := Judge(c.pod, now, time.Minute)
+			obs := Judge(c.pod, now, testLimits)
 
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
@@ -98,11 +101,11 @@ func TestJudgeStuckTerminatingPod(t *testing.T) {
 	deadline := start.Add(time.Hour)
 	pod.DeletionTimestamp = &metav1.Time{Time: deadline}
 
-	if obs := Judge(pod, deadline.Add(StuckTerminating-time.Second), time.Minute); obs.Verdict != Terminating {
+	if obs := Judge(pod, deadline.Add(StuckTerminating-time.Second), testLimits); obs.Verdict != Terminating {
 		t.Errorf("verdict %d a second before the limit, want Terminating", obs.Verdict)
 	}
 
-	obs := Judge(pod, deadline.Add(StuckTerminating), time.Minute)
+	obs := Judge(pod, deadline.Add(StuckTerminating), testLimits)
 	if obs.Verdict != Ended {
 		t.Fatalf("verdict %d at the limit, want Ended", obs.Verdict)
 	}
@@ -148,7 +151,7 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 	pulling := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
 		Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "istio-proxy", State: proxyRunning}, {Name: TrainContainer, State: trainWaiting}}}}
-	obs := Judge(pulling, now, time.Minute)
+	obs := Judge(pulling, now, testLimits)
 	if obs.Verdict != Waiting {
 		t.Errorf("train not started: verdict %d, want Waiting", obs.Verdict)
 	}
@@ -162,7 +165,7 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 		FinishedAt: metav1.NewTime(finish.Add(2 * time.Second))}
 	proxy := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{Terminated: proxyDone}}
 	oom.Status.ContainerStatuses = append([]corev1.ContainerStatus{proxy}, oom.Status.ContainerStatuses...)
-	obs = Judge(oom, now, time.Minute)
+	obs = Judge(oom, now, testLimits)
 	if obs.Verdict != Ended {
 		t.Fatalf("train OOMKilled: verdict %d, want Ended", obs.Verdict)
 	}
@@ -191,7 +194,7 @@ func TestJudgeKubeletRejection(t *testing.T) {
 		Phase: corev1.PodFailed, Reason: "OutOfnvidia.com/gpu",
 		Message: "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 8, capacity: 8"}}
 
-	obs := Judge(pod, now, time.Minute)
+	obs := Judge(pod, now, testLimits)
 	if obs.Verdict != Ended {
 		t.Fatalf("verdict %d, want Ended", obs.Verdict)
 	}
@@ -206,5 +209,118 @@ func TestJudgeKubeletRejection(t *testing.T) {
 	}
 	if !obs.End.EndedAt.Equal(now) {
 		t.Errorf("ended at %s, want now %s", obs.End.EndedAt, now)
+	}
+}
+
+// waitingPod is a pending pod on node-1, started by its kubelet at start, whose train
+// container waits with reason.
+func waitingPod(reason string, start time.Time) *corev1.Pod {
+	return &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
+		Phase: corev1.PodPending, StartTime: &metav1.Time{Time: start},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: TrainContainer, State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "registry timed out"}}}}}}
+}
+
+// A container that waits for a reason that may pass fails its run only once the pod has
+// waited the default grace since its start. Until then the pod waits.
+func TestJudgeTransientWaitAfterGrace(t *testing.T) {
+	limits := withDefaults(Config{}).limits()
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+
+	for _, reason := range []string{"ErrImagePull", "ImagePullBackOff", "CreateContainerError"} {
+		t.Run(reason, func(t *testing.T) {
+			pod := waitingPod(reason, start)
+
+			before := Judge(pod, start.Add(5*time.Minute-time.Second), limits)
+			if before.Verdict != Waiting {
+				t.Errorf("verdict %d a second before the grace, want Waiting", before.Verdict)
+			}
+
+			at := start.Add(5 * time.Minute)
+			obs := Judge(pod, at, limits)
+			if obs.Verdict != Ended {
+				t.Fatalf("verdict %d at the grace, want Ended", obs.Verdict)
+			}
+			if obs.End.Status != store.RunFailed {
+				t.Errorf("run ends %s, want failed", obs.End.Status)
+			}
+			if obs.End.Retryable {
+				t.Error("run end is retryable, want not")
+			}
+			if want := reason + " for 5m0s: registry timed out"; obs.End.Reason != want {
+				t.Errorf("reason %q, want %q", obs.End.Reason, want)
+			}
+			if !obs.End.EndedAt.Equal(at) {
+				t.Errorf("ended at %s, want now %s", obs.End.EndedAt, at)
+			}
+		})
+	}
+}
+
+// A container that waits for a reason no retry can fix fails its run at once.
+func TestJudgePermanentWaitAtOnce(t *testing.T) {
+	limits := withDefaults(Config{}).limits()
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	now := start.Add(time.Second)
+
+	for _, reason := range []string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"} {
+		t.Run(reason, func(t *testing.T) {
+			obs := Judge(waitingPod(reason, start), now, limits)
+			if obs.Verdict != Ended {
+				t.Fatalf("verdict %d, want Ended", obs.Verdict)
+			}
+			if obs.End.Status != store.RunFailed {
+				t.Errorf("run ends %s, want failed", obs.End.Status)
+			}
+			if want := reason + ": registry timed out"; obs.End.Reason != want {
+				t.Errorf("reason %q, want %q", obs.End.Reason, want)
+			}
+		})
+	}
+
+	// A permanent reason of train decides also when another container's transient
+	// reason comes first.
+	pod := waitingPod("InvalidImageName", start)
+	sidecar := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{
+		Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "rate limited"}}}
+	pod.Status.ContainerStatuses = append([]corev1.ContainerStatus{sidecar}, pod.Status.ContainerStatuses...)
+	obs := Judge(pod, now, limits)
+	if obs.Verdict != Ended {
+		t.Fatalf("sidecar in back-off: verdict %d, want Ended", obs.Verdict)
+	}
+	if want := "InvalidImageName: registry timed out"; obs.End.Reason != want {
+		t.Errorf("sidecar in back-off: reason %q, want %q", obs.End.Reason, want)
+	}
+}
+
+// A pod without a start time, whose status no kubelet wrote, counts its wait from its
+// binding, and without that from its creation.
+func TestJudgeTransientWaitStartFallbacks(t *testing.T) {
+	limits := withDefaults(Config{}).limits()
+	created := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	bound := created.Add(time.Minute)
+
+	pod := waitingPod("ImagePullBackOff", time.Time{})
+	pod.Status.StartTime = nil
+	pod.CreationTimestamp = metav1.NewTime(created)
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue,
+		LastTransitionTime: metav1.NewTime(bound)}}
+	if obs := Judge(pod, bound.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
+		t.Errorf("bound 5m less 1s ago: verdict %d, want Waiting", obs.Verdict)
+	}
+	if obs := Judge(pod, bound.Add(5*time.Minute), limits); obs.Verdict != Ended {
+		t.Errorf("bound 5m ago: verdict %d, want Ended", obs.Verdict)
+	}
+
+	pod.Status.Conditions = nil
+	if obs := Judge(pod, created.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
+		t.Errorf("created 5m less 1s ago, never bound: verdict %d, want Waiting", obs.Verdict)
+	}
+	obs := Judge(pod, created.Add(5*time.Minute), limits)
+	if obs.Verdict != Ended {
+		t.Fatalf("created 5m ago, never bound: verdict %d, want Ended", obs.Verdict)
+	}
+	if want := "ImagePullBackOff for 5m0s: registry timed out"; obs.End.Reason != want {
+		t.Errorf("created 5m ago, never bound: reason %q, want %q", obs.End.Reason, want)
 	}
 }

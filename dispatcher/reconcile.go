@@ -150,7 +150,7 @@ func (d *Dispatcher) reconcileMissingPod(ctx context.Context, run store.Run) err
 // start (recordStart) before it calls this.
 func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev1.Pod) error {
 	now := d.cfg.Now()
-	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
+	obs := Judge(pod, now, d.cfg.limits())
 	if obs.Verdict != Ended {
 		gone, err := d.nodeGone(ctx, obs.Node)
 		if err != nil {
@@ -284,7 +284,7 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 		return d.deletePod(ctx, pod, "stop: "+stop.Reason, false)
 	}
 
-	obs := Judge(pod, now, d.cfg.UnschedulableTimeout)
+	obs := Judge(pod, now, d.cfg.limits())
 	gone, err := d.nodeGone(ctx, obs.Node)
 	switch {
 	case err != nil:

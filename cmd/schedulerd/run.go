@@ -74,11 +74,12 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 			return apiServer.Guard(store.Role(cfg.MetricsRole), "/metrics", h)
 		}
 	}
+	dispatch := dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout, ImagePullGrace: cfg.ImagePullGrace}
 	d := daemon.New(daemon.Config{
 		Store:          db,
 		Kube:           kube,
 		Scheduler:      scheduler.Config{Batch: cfg.DequeueBatch, PollInterval: cfg.PollInterval},
-		Dispatcher:     dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout},
+		Dispatcher:     dispatch,
 		Listener:       listener,
 		Registry:       newRegistry(),
 		LeaderElection: election,
