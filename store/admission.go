@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Candidate is a queued job that passed the quota filter of a dequeue.
@@ -179,50 +180,116 @@ var errAdmissionConflict = errors.New("a job, quota or GPU model changed since i
 // Dequeue runs one admission transaction: it locks the candidates of window, calls decide on
 // them with their quota and model rows, and applies the decisions with guarded statements.
 // It returns the new runs. When no candidate is found it returns nil without calling decide.
+// It is BeginDequeue, Decide and Commit in a row.
+func (s *Store) Dequeue(ctx context.Context, window CandidateWindow, decide Decider) ([]Admission, error) {
+	d, err := s.BeginDequeue(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	d.Decide(decide)
+	return d.Commit(ctx)
+}
+
+// OpenDequeue is a dequeue transaction between its reads and its writes. It holds a pooled
+// connection and the locks on its candidates until Commit or Close.
 //
 // The quota and model rows are first read without locks, and the guarded statements lock
 // them at the end, in the round trip that commits, so that concurrent dequeues hold these
 // shared rows while the server finishes one batch instead of for the whole transaction.
 // When a guard finds that a row changed in between, the transaction rolls back and the
 // dequeue runs again with the rows locked before deciding. There a failed guard means the
-// decision broke a rule, and the returned error states it.
-func (s *Store) Dequeue(ctx context.Context, window CandidateWindow, decide Decider) ([]Admission, error) {
-	admissions, err := s.dequeueTx(ctx, window, decide, false)
-	if errors.Is(err, errAdmissionConflict) {
-		admissions, err = s.dequeueTx(ctx, window, decide, true)
-	}
-	return admissions, wrap(err, "dequeue")
+// decision broke a rule, and Commit's error states it.
+//
+// A dequeue takes two round trips: BEGIN with the reads, then the writes with COMMIT. The
+// retry on locked rows adds one for the locks, and the first use of a connection one to
+// prepare the statements. It drives BEGIN and COMMIT itself instead of using pgx.Tx, whose
+// Begin and Commit would each cost a round trip of their own.
+type OpenDequeue struct {
+	conn      *pgxpool.Conn
+	window    CandidateWindow
+	snap      Snapshot
+	decide    Decider
+	decisions []Decision
+	refusals  []Refusal
 }
 
-// dequeueTx runs the transaction in two round trips: BEGIN with the reads, then the writes
-// with COMMIT. The retry on locked rows adds one for the locks, and the first use of a
-// connection one to prepare the statements. It drives BEGIN and COMMIT itself instead of
-// using pgx.Tx, whose Begin and Commit would each cost a round trip of their own.
+// BeginDequeue begins a dequeue transaction and reads its snapshot in one round trip: BEGIN,
+// the candidates of window (locked, skipping rows that other dequeues hold), their quotas and
+// the GPU models. The caller must call Commit or Close.
+func (s *Store) BeginDequeue(ctx context.Context, window CandidateWindow) (*OpenDequeue, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, wrap(err, "dequeue")
+	}
+	d := &OpenDequeue{conn: conn, window: window}
+	if d.snap, err = readSnapshot(ctx, conn.Conn(), window, false); err != nil {
+		d.Close(ctx)
+		return nil, wrap(err, "dequeue")
+	}
+	return d, nil
+}
+
+// Snapshot returns what the dequeue read.
+func (d *OpenDequeue) Snapshot() Snapshot { return d.snap }
+
+// Decide calls decide on the snapshot, unless it holds no candidate, and keeps the result
+// for Commit. Commit calls decide again if it has to read the rows again, locked.
+func (d *OpenDequeue) Decide(decide Decider) ([]Decision, []Refusal) {
+	d.decide = decide
+	if len(d.snap.Candidates) > 0 {
+		d.decisions, d.refusals = decide(d.snap)
+	}
+	return d.decisions, d.refusals
+}
+
+// Commit writes the decisions and refusals and commits, and returns the new runs in
+// decision order. It always releases the connection; a failed dequeue is rolled back.
 //
 // NOTE: the COMMIT travels with the writes, so when ctx ends while the server runs them,
 // the outcome is unknown. pgx then sends the server a cancel request and closes the
 // connection. If that request is lost, the server commits what the daemon reported as a
 // failed dequeue, and the dispatcher's next resync creates the pods of those runs.
-func (s *Store) dequeueTx(ctx context.Context, window CandidateWindow, decide Decider, lock bool) ([]Admission, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
+func (d *OpenDequeue) Commit(ctx context.Context) ([]Admission, error) {
+	defer d.Close(ctx)
+	conn := d.conn.Conn()
+	if len(d.snap.Candidates) == 0 {
+		_, err := conn.Exec(ctx, "COMMIT")
+		return nil, wrap(err, "dequeue")
 	}
-	// The pool closes a connection that comes back inside a transaction, so a failed
-	// ROLLBACK below leaves nothing behind.
-	defer conn.Release()
 
-	admissions, err := dequeueOn(ctx, conn.Conn(), window, decide, lock)
-	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
-		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_, _ = conn.Exec(rollbackCtx, "ROLLBACK")
+	admissions, err := apply(ctx, conn, d.decisions, d.refusals)
+	if errors.Is(err, errAdmissionConflict) {
+		d.rollback(ctx)
+		admissions, err = dequeueOn(ctx, conn, d.window, d.decide, true)
 	}
-	return admissions, err
+	return admissions, wrap(err, "dequeue")
+}
+
+// Close rolls back a transaction that is still open and releases the connection. It does
+// nothing after Commit.
+func (d *OpenDequeue) Close(ctx context.Context) {
+	if d.conn == nil {
+		return
+	}
+	d.rollback(ctx)
+	// The pool closes a connection that comes back inside a transaction, so a failed
+	// ROLLBACK leaves nothing behind.
+	d.conn.Release()
+	d.conn = nil
+}
+
+// rollback ends a transaction that is still open on the dequeue's connection.
+func (d *OpenDequeue) rollback(ctx context.Context) {
+	if d.conn.Conn().PgConn().TxStatus() == 'I' {
+		return
+	}
+	rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = d.conn.Exec(rollbackCtx, "ROLLBACK")
 }
 
 // dequeueOn runs one dequeue transaction on conn. When it returns an error, the
-// transaction may still be open, and dequeueTx rolls it back.
+// transaction may still be open, and Commit's Close rolls it back.
 func dequeueOn(ctx context.Context, conn *pgx.Conn, window CandidateWindow, decide Decider, lock bool) ([]Admission, error) {
 	snap, err := readSnapshot(ctx, conn, window, lock)
 	if err != nil {
