@@ -25,10 +25,11 @@ type dequeueRun struct {
 // JobsPerSecond returns the run's throughput.
 func (r dequeueRun) JobsPerSecond() float64 { return Rate(r.Admitted, r.Elapsed) }
 
-// drainQueue moves every queued job to running with workers concurrent dequeue loops, as
-// replicas of the daemon would without Kubernetes. Each loop calls the scheduler's own
-// RunOnce: store.Dequeue with scheduler.Policy and a batch of DequeueBatch, then the wait
-// explanation when a dequeue comes up short. A loop stops at its first empty dequeue.
+// drainQueue moves every queued job to running with workers concurrent schedulers, as
+// replicas of the daemon would without Kubernetes. Each calls the scheduler's own Drain,
+// as its Run loop does: rounds of dequeues with scheduler.Policy and a batch of
+// DequeueBatch, up to two transactions at a time, then the wait explanation when a round
+// comes up short. A scheduler stops when a Drain admits nothing.
 func drainQueue(ctx context.Context, pool *pgxpool.Pool, workers int) (dequeueRun, error) {
 	s := store.New(pool)
 	var admitted atomic.Int64
@@ -42,7 +43,7 @@ func drainQueue(ctx context.Context, pool *pgxpool.Pool, workers int) (dequeueRu
 			Policy: scheduler.Policy{StarvationBound: 10 * time.Minute}})
 		wg.Go(func() {
 			for {
-				n, err := loop.RunOnce(ctx)
+				n, err := loop.Drain(ctx)
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					return

@@ -62,8 +62,8 @@ func (r *Runner) dequeue(ctx context.Context) error {
 			Body: setup.Calls.String()})
 	}
 	r.Res.Notes = append(r.Res.Notes, fmt.Sprintf("Dequeue: %d queued jobs drained per run by the "+
-		"scheduler's RunOnce (batch %d, admission by scheduler.Policy, no Kubernetes) in N concurrent "+
-		"loops; pgbench -N with N clients for %s at scale %d; River: N clients of %d workers each, "+
+		"scheduler's Drain (batch %d, admission by scheduler.Policy, up to two transactions at a time, "+
+		"no Kubernetes) in N concurrent schedulers; pgbench -N with N clients for %s at scale %d; River: N clients of %d workers each, "+
 		"FetchCooldown %s, working %d no-op jobs inserted in one transaction before the clock starts.",
 		o.DequeueJobs, DequeueBatch, o.PGBenchTime, o.PGBenchScale, DequeueBatch,
 		"1ms", o.DequeueJobs))

@@ -6,45 +6,7 @@ import (
 	"time"
 
 	"github.com/schedulerd/schedulerd/metrics"
-	"github.com/schedulerd/schedulerd/store"
 )
-
-// dequeue runs one dequeue transaction of round r that admits at most maxAdmit jobs, and
-// records its duration and, once it committed, its decisions. Refusals of a transaction
-// that rolled back are not counted. It moves r past the candidates it read, and widens
-// the next round's first read when this one refused some.
-func (s *Scheduler) dequeue(ctx context.Context, r *round, maxAdmit int) ([]store.Admission, error) {
-	window := store.CandidateWindow{Limit: r.limit, After: r.after, OnlyWithRoom: r.after != nil,
-		StarvationBound: s.cfg.Policy.StarvationBound}
-	var (
-		refusals []store.Refusal
-		held     = r.held
-		read     []store.Candidate
-	)
-	decide := func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
-		// A retry on locked rows decides again, from the round's holds as they were.
-		held, read = r.held.Clone(), snap.Candidates
-		decisions, refused := s.cfg.Policy.DecideUpTo(snap, maxAdmit, held)
-		refusals = refused
-		return decisions, refused
-	}
-
-	start := time.Now()
-	admissions, err := s.store.Dequeue(ctx, window, decide)
-	s.cfg.Metrics.ObserveDequeue(time.Since(start))
-	if err != nil {
-		return nil, err
-	}
-	r.moveOn(held, read, s.cfg.Batch)
-	s.wide = len(refusals) > 0
-
-	results := make([]string, len(refusals))
-	for i, r := range refusals {
-		results[i] = refusalResult(r.Reason)
-	}
-	s.cfg.Metrics.Admissions(len(admissions), results)
-	return admissions, nil
-}
 
 // renewTimeout bounds one renewal. Locked quotas are skipped, so this only cuts short a
 // database that does not respond.

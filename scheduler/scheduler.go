@@ -91,8 +91,8 @@ func (s *Scheduler) Wake() {
 	}
 }
 
-// Run dequeues until ctx ends: after every wake-up, after every poll interval, and again at
-// once while a full batch was admitted (more may be waiting).
+// Run dequeues until ctx ends: after every wake-up and every poll interval it drains the
+// queue (Drain).
 func (s *Scheduler) Run(ctx context.Context) error {
 	// Polling still runs, so a notification lost while reconnecting only delays a job by
 	// one poll interval.
@@ -110,58 +110,123 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-s.wake:
 		}
 
-		admitted, err := s.RunOnce(ctx)
-		next := s.cfg.PollInterval
+		_, err := s.Drain(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
 			s.cfg.Metrics.LoopError(metrics.LoopDequeue)
 			s.cfg.Logger.Error("dequeue failed", "err", err)
-		case admitted == s.cfg.Batch:
-			next = 0
 		}
-		timer.Reset(next)
+		timer.Reset(s.cfg.PollInterval)
 	}
 }
 
-// maxPages bounds the dequeues of one round, and with it the candidates one RunOnce reads:
+// maxPages bounds the dequeues of one round, and with it the candidates one round reads:
 // at the default batch of 64, 64 + 7*256 = 1,856, or 8*256 = 2,048 when the first page is
 // wide.
 const maxPages = 8
 
-// RunOnce renews ended budget periods when due, then dequeues and returns how many jobs
-// it admitted, at most one batch. A round of dequeues reads the queue page by page. The
-// first page has one batch of candidates, or four after a round that refused some. While
-// a page was full but the batch is not, the next dequeue reads four batches behind it.
-// Jobs refused at the head (held for a starving job, too large for any real node, of a
-// project that one admission filled) therefore do not keep the jobs behind them waiting.
+// RunOnce renews ended budget periods when due, then runs one round of dequeues and
+// returns how many jobs it admitted, at most one batch. When the round came up short, or
+// explainInterval has passed, it stores why the jobs no dequeue read wait.
+func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
+	p := &pipeline{s: s}
+	_, err := s.round(ctx, p)
+	if _, werr := p.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return p.admitted, err
+	}
+	return p.admitted, s.explainIfDue(ctx, p.admitted < s.cfg.Batch)
+}
+
+// Drain runs rounds until one admits less than a full batch, and returns how many jobs
+// they admitted. A round that admitted every candidate of its one page lets the next round
+// read and decide while its writes run (see pipeline): the rows that the next read skips
+// because those writes hold them are all admitted. After a round that refused candidates,
+// the next one waits for its writes, so that it reads the refused jobs again, with what a
+// starving one among them holds back.
+//
+// NOTE: a round that reads while the writes before it run sees the quota and model rows
+// without those writes. Near a limit its guard may then fail, and it decides again on
+// locked rows, one round trip later.
+func (s *Scheduler) Drain(ctx context.Context) (int, error) {
+	p := &pipeline{s: s}
+	var err error
+	for {
+		var res roundResult
+		if res, err = s.round(ctx, p); err != nil || res.decided < s.cfg.Batch {
+			break
+		}
+		// An explanation waits for the writes too, so that it sees them.
+		due := time.Since(s.explainedAt) >= explainInterval
+		if !res.overlap || due {
+			if _, err = p.wait(); err != nil {
+				break
+			}
+		}
+		if due {
+			if err = s.explainWaits(ctx); err != nil {
+				break
+			}
+		}
+	}
+	if _, werr := p.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return p.admitted, err
+	}
+	return p.admitted, s.explainIfDue(ctx, true)
+}
+
+// roundResult describes the end of a round.
+type roundResult struct {
+	// decided counts the jobs the round admitted, those of a page whose writes still run
+	// included.
+	decided int
+	// overlap is set when the round's one page admitted every candidate it read, so the next
+	// round may read before the page's writes end. A candidate left undecided because the
+	// batch was full stays locked by those writes, and the next round would read past it.
+	overlap bool
+}
+
+// round renews ended budget periods when due, then runs one round of dequeues through p.
+// Its last page's writes may still run when it returns. A round reads the queue page by
+// page. The first page has one batch of candidates, or four after a round that refused
+// some. While a page was full but the batch is not, the next dequeue reads four batches
+// behind it, once the page before has committed. Jobs refused at the head (held for a
+// starving job, too large for any real node, of a project that one admission filled)
+// therefore do not keep the jobs behind them waiting.
 // NOTE: a queue whose head holds more than maxPages pages of refused jobs still keeps
 // the jobs behind them waiting until the head moves.
-func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
+func (s *Scheduler) round(ctx context.Context, p *pipeline) (roundResult, error) {
 	s.renewEndedPeriods(ctx)
 
 	r := &round{limit: s.candidateLimit(), held: NewHolds(), more: true}
-	var admissions []store.Admission
-	var err error
-	for page := 0; page < maxPages && err == nil && r.more; page++ {
-		var got []store.Admission
-		got, err = s.dequeue(ctx, r, s.cfg.Batch-len(admissions))
-		admissions = append(admissions, got...)
-		if len(admissions) == s.cfg.Batch {
+	admitted := 0
+	for n := 0; n < maxPages; n++ {
+		pg, first, err := p.dequeue(ctx, r, s.cfg.Batch-admitted)
+		if err != nil {
+			return roundResult{decided: admitted}, err
+		}
+		if admitted+first.admit == s.cfg.Batch {
+			return roundResult{decided: s.cfg.Batch, overlap: n == 0 && first.admit == first.read}, nil
+		}
+
+		// The batch is not full: read on behind this page once it has committed.
+		if _, err := p.wait(); err != nil {
+			return roundResult{decided: admitted}, err
+		}
+		admitted += len(pg.admissions)
+		r.moveOn(pg.held, pg.read, s.cfg.Batch)
+		if admitted == s.cfg.Batch || !r.more {
 			break
 		}
 	}
-	s.admitted(admissions)
-	if err != nil {
-		return len(admissions), err
-	}
-	if len(admissions) < s.cfg.Batch || time.Since(s.explainedAt) >= explainInterval {
-		if err := s.explainWaits(ctx); err != nil {
-			return len(admissions), err
-		}
-	}
-	return len(admissions), nil
+	return roundResult{decided: admitted}, nil
 }
 
 // explainInterval is the longest time between two explainWaits calls while every round
@@ -206,6 +271,15 @@ func (s *Scheduler) admitted(admissions []store.Admission) {
 	if len(admissions) > 0 {
 		s.cfg.OnAdmitted(admissions)
 	}
+}
+
+// explainIfDue calls explainWaits after a round that came up short, or when explainInterval
+// has passed since the last call.
+func (s *Scheduler) explainIfDue(ctx context.Context, short bool) error {
+	if !short && time.Since(s.explainedAt) < explainInterval {
+		return nil
+	}
+	return s.explainWaits(ctx)
 }
 
 // explainWaits records why the jobs that no dequeue read wait: their quota, or no allowed

@@ -1,0 +1,146 @@
+package scheduler_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// lockQuota holds project's quota row locked, as another writer would, so that a dequeue's
+// writes wait for it. It returns the holding connection's backend pid and the release.
+func (f *fixture) lockQuota(project string) (int, func()) {
+	f.t.Helper()
+	ctx := context.Background()
+	tx, err := f.store.Pool().Begin(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var pid int
+	err = tx.QueryRow(ctx, `SELECT pg_backend_pid() FROM quotas WHERE project_id = $1 FOR UPDATE`, project).Scan(&pid)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return pid, func() { _ = tx.Rollback(ctx) }
+}
+
+// dequeueState reports, for the backends of the test's database other than skipPID, how
+// many wait for a lock and how many sit inside a transaction waiting for their client.
+func (f *fixture) dequeueState(skipPID int) (waiting, idleInTx int) {
+	f.t.Helper()
+	err := f.store.Pool().QueryRow(context.Background(), `SELECT
+		count(*) FILTER (WHERE wait_event_type = 'Lock'),
+		count(*) FILTER (WHERE state = 'idle in transaction')
+		FROM pg_stat_activity WHERE datname = current_database() AND pid <> $1 AND pid <> pg_backend_pid()`,
+		skipPID).Scan(&waiting, &idleInTx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return waiting, idleInTx
+}
+
+// drain runs s.Drain on its own goroutine and returns its outcome on a channel.
+type drainResult struct {
+	n   int
+	err error
+}
+
+func startDrain(s *scheduler.Scheduler) <-chan drainResult {
+	done := make(chan drainResult, 1)
+	go func() {
+		n, err := s.Drain(context.Background())
+		done <- drainResult{n, err}
+	}()
+	return done
+}
+
+// While one round's writes wait, Drain reads and decides the next round on another
+// connection, and every job is still admitted once, in priority order.
+func TestDrainReadsWhileWritesRun(t *testing.T) {
+	f := setup(t)
+	var jobs []store.Job
+	for priority := 12; priority > 0; priority-- {
+		jobs = append(jobs, f.submit("vision", priority, 1000))
+	}
+	var admitted []store.Admission
+	s := scheduler.New(f.store, scheduler.Config{Batch: 4, OnAdmitted: func(a []store.Admission) {
+		admitted = append(admitted, a...)
+	}})
+
+	holder, release := f.lockQuota("vision")
+	done := startDrain(s)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		waiting, idleInTx := f.dequeueState(holder)
+		if waiting == 1 && idleInTx == 1 {
+			break // the first round's writes wait for the lock; the second round has read
+		}
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("no second dequeue read while the first one's writes waited: %d waiting, %d in a transaction",
+				waiting, idleInTx)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	release()
+
+	res := <-done
+	if res.err != nil || res.n != len(jobs) {
+		t.Fatalf("Drain admitted %d jobs (%v), want %d", res.n, res.err, len(jobs))
+	}
+	if len(admitted) != len(jobs) {
+		t.Fatalf("dispatcher got %d admissions, want %d", len(admitted), len(jobs))
+	}
+	for i, a := range admitted {
+		if a.Job.ID != jobs[i].ID {
+			t.Errorf("admission %d: job %s, want %s (priority order)", i, a.Job.ID, jobs[i].ID)
+		}
+	}
+	if q := f.quota("vision"); q.CurrentConcurrent != len(jobs) || q.GPUHoursReserved != float64(len(jobs)) {
+		t.Errorf("quota concurrent %d reserved %v, want %d and %d", q.CurrentConcurrent, q.GPUHoursReserved,
+			len(jobs), len(jobs))
+	}
+}
+
+// A round whose page read more candidates than it admitted lets the next round read only
+// after its writes end. Until then its writes hold the refused and the undecided
+// candidates locked, and the next round would read past them to jobs of lower priority.
+func TestDrainWaitsForUndecidedCandidates(t *testing.T) {
+	f := setup(t)
+	var admitted []store.Admission
+	s := scheduler.New(f.store, scheduler.Config{Batch: 2, Policy: scheduler.Policy{StarvationBound: time.Hour},
+		OnAdmitted: func(a []store.Admission) { admitted = append(admitted, a...) }})
+	// A job larger than any node is refused by every round. The round that refuses it
+	// last widens the next round's read to four batches.
+	huge := f.submit("vision", 20, 16000, "A10")
+	f.runOnce(s)
+	var jobs []store.Job
+	for priority := 12; priority > 0; priority-- {
+		jobs = append(jobs, f.submit("vision", priority, 1000))
+	}
+
+	holder, release := f.lockQuota("vision")
+	done := startDrain(s)
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if _, idleInTx := f.dequeueState(holder); idleInTx > 0 {
+			break // a next round read while the writes waited: the fault this test is for
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	release()
+
+	if res := <-done; res.err != nil || res.n != len(jobs) {
+		t.Fatalf("Drain admitted %d jobs (%v), want %d", res.n, res.err, len(jobs))
+	}
+	for i, a := range admitted {
+		if i < len(jobs) && a.Job.ID != jobs[i].ID {
+			t.Errorf("admission %d: job %s, want %s (priority order)", i, a.Job.ID, jobs[i].ID)
+		}
+	}
+	if got := f.job(huge); got.Status != store.JobQueued || waitReason(got) != scheduler.ReasonTooLarge {
+		t.Errorf("huge job %s (%q), want queued with %q", got.Status, waitReason(got), scheduler.ReasonTooLarge)
+	}
+}

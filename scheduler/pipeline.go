@@ -1,0 +1,106 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/schedulerd/schedulerd/store"
+)
+
+// page is one dequeue transaction of a round: what it read and decided, and, once its
+// writes end, their outcome. Until done is closed, the goroutine that writes owns the
+// fields below it: a retry on locked rows decides again and sets them anew.
+type page struct {
+	d     *store.OpenDequeue
+	start time.Time
+	done  chan struct{}
+
+	held       Holds             // the round's holds once this page decided
+	read       []store.Candidate // the candidates decided on
+	refusals   []store.Refusal
+	admissions []store.Admission
+	err        error
+}
+
+// pipeline runs a scheduler's dequeues one after another on the database, but lets the
+// writes and COMMIT of one run on their connection while the next one reads and decides
+// on another. The database then works on two transactions at once, on two cores where it
+// has them, instead of waiting for the scheduler between them. At most one dequeue writes
+// at a time, so a dequeue holds at most two pooled connections.
+type pipeline struct {
+	s        *Scheduler
+	writing  *page
+	admitted int // jobs admitted by the dequeues that committed
+}
+
+// decided holds the counts of a page's first decision, for the round's loop, which may not
+// read the page's fields while its writes run.
+type decided struct {
+	read, admit int
+}
+
+// dequeue begins one dequeue of round r that admits at most maxAdmit jobs, decides on what
+// it read, and starts its writes once the previous dequeue's writes have ended. It returns
+// the page, whose writes may still run, and what it decided.
+func (p *pipeline) dequeue(ctx context.Context, r *round, maxAdmit int) (*page, decided, error) {
+	s := p.s
+	window := store.CandidateWindow{Limit: r.limit, After: r.after, OnlyWithRoom: r.after != nil,
+		StarvationBound: s.cfg.Policy.StarvationBound}
+	pg := &page{start: time.Now(), done: make(chan struct{}), held: r.held}
+	d, err := s.store.BeginDequeue(ctx, window)
+	if err != nil {
+		return nil, decided{}, err
+	}
+	pg.d = d
+	decisions, _ := d.Decide(func(snap store.Snapshot) ([]store.Decision, []store.Refusal) {
+		// A retry on locked rows decides again, from the round's holds as they were.
+		pg.held, pg.read = r.held.Clone(), snap.Candidates
+		decisions, refusals := s.cfg.Policy.DecideUpTo(snap, maxAdmit, pg.held)
+		pg.refusals = refusals
+		return decisions, refusals
+	})
+	first := decided{read: len(d.Snapshot().Candidates), admit: len(decisions)}
+
+	if _, err := p.wait(); err != nil {
+		d.Close(ctx)
+		return nil, first, err
+	}
+	p.writing = pg
+	go pg.write(ctx, s)
+	return pg, first, nil
+}
+
+// write commits the page's dequeue and records its duration and, once it committed, its
+// decisions. Refusals of a transaction that rolled back are not counted.
+func (pg *page) write(ctx context.Context, s *Scheduler) {
+	defer close(pg.done)
+	pg.admissions, pg.err = pg.d.Commit(ctx)
+	s.cfg.Metrics.ObserveDequeue(time.Since(pg.start))
+	if pg.err != nil {
+		return
+	}
+	results := make([]string, len(pg.refusals))
+	for i, r := range pg.refusals {
+		results[i] = refusalResult(r.Reason)
+	}
+	s.cfg.Metrics.Admissions(len(pg.admissions), results)
+}
+
+// wait waits for the writes in flight, if any, hands their runs to the dispatcher and
+// returns their page and error. The next round's first read is widened when that page
+// refused candidates.
+func (p *pipeline) wait() (*page, error) {
+	pg := p.writing
+	if pg == nil {
+		return nil, nil
+	}
+	p.writing = nil
+	<-pg.done
+	if pg.err != nil {
+		return pg, pg.err
+	}
+	p.s.wide = len(pg.refusals) > 0
+	p.admitted += len(pg.admissions)
+	p.s.admitted(pg.admissions)
+	return pg, nil
+}
