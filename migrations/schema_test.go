@@ -456,6 +456,9 @@ func TestNoNegativeAmounts(t *testing.T) {
 		{"artifact size", `INSERT INTO artifacts (run_id, artifact_type, storage_uri, checksum_sha256, size_bytes)
 			VALUES ($1, 'checkpoint', 's3://b/k', repeat('a', 64), -1)`, []any{run}},
 		{"job max attempts", `UPDATE jobs SET max_attempts = 0 WHERE id = $1`, []any{job}},
+		{"job preemptions", `UPDATE jobs SET preemptions = -1 WHERE id = $1`, []any{job}},
+		{"job max preemptions 0", `UPDATE jobs SET max_preemptions = 0 WHERE id = $1`, []any{job}},
+		{"job max preemptions 1001", `UPDATE jobs SET max_preemptions = 1001 WHERE id = $1`, []any{job}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

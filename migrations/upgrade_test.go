@@ -188,3 +188,34 @@ func TestEvalFailedGetsCompletedAtIn017(t *testing.T) {
 		t.Errorf("completed_at %v, want the last change's time %v", completed, updated)
 	}
 }
+
+// Migration 021 gives a job stored before it no preemptions and the default bound of 20,
+// and its down step drops both columns from every partition.
+func TestPreemptionColumnsIn021(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 20, "fine_tune")
+	if err := migrations.To(ctx, conn, 21); err != nil {
+		t.Fatal(err)
+	}
+	var preemptions, maxPreemptions int
+	if err := conn.QueryRow(ctx, `SELECT preemptions, max_preemptions FROM jobs`).Scan(&preemptions, &maxPreemptions); err != nil {
+		t.Fatal(err)
+	}
+	if preemptions != 0 || maxPreemptions != 20 {
+		t.Errorf("existing job after 021: preemptions %d of %d, want 0 of 20", preemptions, maxPreemptions)
+	}
+
+	if err := migrations.To(ctx, conn, 20); err != nil {
+		t.Fatal(err)
+	}
+	var columns int
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE column_name IN ('preemptions', 'max_preemptions')`).Scan(&columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if columns != 0 {
+		t.Errorf("%d preemption columns left after migrating down to 20, want 0", columns)
+	}
+	expectVersion(t, conn, 20)
+}
