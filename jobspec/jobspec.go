@@ -26,6 +26,13 @@ const MilliPerGPU = 1000
 // should checkpoint and be resubmitted, so a typo cannot reserve a year of budget.
 const MaxRuntimeLimit = 30 * 24 * 3600
 
+// DefaultMaxPreemptions is max_preemptions when a config leaves it out, and the column
+// default of jobs.max_preemptions (migration 021).
+const DefaultMaxPreemptions = 20
+
+// MaxPreemptionsLimit bounds max_preemptions, as the CHECK on jobs.max_preemptions does.
+const MaxPreemptionsLimit = 1000
+
 // Spec is a job's configuration. It is immutable after submission.
 type Spec struct {
 	// Image is the container image of the training or evaluation program.
@@ -39,6 +46,10 @@ type Spec struct {
 	MaxRuntimeSeconds int `json:"max_runtime_seconds"`
 	// MaxAttempts is how many runs may fail before the job fails. Preemptions do not count.
 	MaxAttempts int `json:"max_attempts,omitempty"`
+	// MaxPreemptions is how many of the job's runs may end preempted: the preemption that
+	// reaches it fails the job instead of requeuing it. nil means DefaultMaxPreemptions.
+	// It is a pointer so that an explicit 0 is rejected instead of taken as the default.
+	MaxPreemptions *int `json:"max_preemptions,omitempty"`
 	// Simulation makes a simulated pod (KWOK) finish after a while. Demo and tests only:
 	// production pods carry no such setting.
 	Simulation *Simulation `json:"simulation,omitempty"`
@@ -191,6 +202,9 @@ func (s Spec) Validate() error {
 			return &FieldError{c.field, c.reason}
 		}
 	}
+	if err := s.validateMaxPreemptions(); err != nil {
+		return err
+	}
 	for i, m := range r.GPUModels {
 		field := fmt.Sprintf("config.resources.gpu_models[%d]", i)
 		if !modelName.MatchString(m) {
@@ -201,6 +215,16 @@ func (s Spec) Validate() error {
 		}
 	}
 	return s.validateSimulation()
+}
+
+func (s Spec) validateMaxPreemptions() error {
+	n := s.MaxPreemptions
+	if n == nil || (*n >= 1 && *n <= MaxPreemptionsLimit) {
+		return nil
+	}
+	return &FieldError{"config.max_preemptions", fmt.Sprintf("must be between 1 and %d, got %d "+
+		"(1 fails the job at its first preemption, and leaving it out means %d)",
+		MaxPreemptionsLimit, *n, DefaultMaxPreemptions)}
 }
 
 func (s Spec) validateSimulation() error {
@@ -234,6 +258,14 @@ func (s Spec) Attempts() int {
 		return 3
 	}
 	return s.MaxAttempts
+}
+
+// Preemptions returns MaxPreemptions with its default applied.
+func (s Spec) Preemptions() int {
+	if s.MaxPreemptions == nil {
+		return DefaultMaxPreemptions
+	}
+	return *s.MaxPreemptions
 }
 
 // FitsBudget reports whether the GPU-hour amounts add up to at most budget. It adds them in
