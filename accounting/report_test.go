@@ -19,7 +19,8 @@ func runFor(t *testing.T, s *store.Store, project string, gpuMilli int, start ti
 	t.Helper()
 	ctx := context.Background()
 	_, err := s.SubmitJob(ctx, store.Submission{ProjectID: project, JobType: "fine_tune", Priority: 5,
-		Config: json.RawMessage(`{}`), GPUMilli: gpuMilli, MaxRuntimeSeconds: 36000, MaxAttempts: 1})
+		Config: json.RawMessage(`{}`), GPUMilli: gpuMilli, MaxRuntimeSeconds: 36000, MaxAttempts: 1,
+		MaxPreemptions: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,8 @@ func admitAndStart(t *testing.T, s *store.Store, project string, gpuMilli int, s
 	t.Helper()
 	ctx := context.Background()
 	_, err := s.SubmitJob(ctx, store.Submission{ProjectID: project, JobType: "fine_tune", Priority: 5,
-		Config: json.RawMessage(`{}`), GPUMilli: gpuMilli, MaxRuntimeSeconds: 36000, MaxAttempts: 3})
+		Config: json.RawMessage(`{}`), GPUMilli: gpuMilli, MaxRuntimeSeconds: 36000, MaxAttempts: 3,
+		MaxPreemptions: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

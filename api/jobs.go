@@ -128,7 +128,7 @@ func parseSubmission(project string, req SubmitRequest, headerKey string) (submi
 	sub.Submission = store.Submission{
 		ProjectID: project, IdempotencyKey: key, JobType: req.JobType, Priority: priority,
 		Config: req.Config, Tags: tags, GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
-		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
+		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(), MaxPreemptions: spec.Preemptions(),
 		CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB,
 	}
 	return sub, nil

@@ -124,7 +124,7 @@ func (l *Latency) submit(ctx context.Context) (uuid.UUID, time.Time, error) {
 	started := time.Now()
 	job, err := l.store.SubmitJob(ctx, store.Submission{ProjectID: projectID(0), JobType: "fine_tune",
 		Priority: 50, Config: l.raw, GPUMilli: l.spec.GPUMilli(), MaxRuntimeSeconds: l.spec.MaxRuntimeSeconds,
-		MaxAttempts: 1})
+		MaxAttempts: 1, MaxPreemptions: l.spec.Preemptions()})
 	return job.ID, started, err
 }
 

@@ -201,7 +201,7 @@ func databaseFixture(t *testing.T) *store.Store {
 	}{{"vision", 90}, {"vision", 10}, {"vision", 10}, {"nlp", 50}} {
 		_, err := s.SubmitJob(ctx, store.Submission{ProjectID: job.project, JobType: "fine_tune",
 			Priority: job.priority, Config: json.RawMessage(`{}`), GPUMilli: 1000,
-			MaxRuntimeSeconds: 3600, MaxAttempts: 1})
+			MaxRuntimeSeconds: 3600, MaxAttempts: 1, MaxPreemptions: 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +389,8 @@ func TestHeldJobsAndRunningGPUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.SubmitJob(ctx, store.Submission{ProjectID: "audio", JobType: "fine_tune", Priority: 10,
-		Config: json.RawMessage(`{}`), GPUMilli: 1000, MaxRuntimeSeconds: 3600, MaxAttempts: 1})
+		Config: json.RawMessage(`{}`), GPUMilli: 1000, MaxRuntimeSeconds: 3600, MaxAttempts: 1,
+		MaxPreemptions: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +457,8 @@ func TestHeldJobsRoundReservation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.SubmitJob(ctx, store.Submission{ProjectID: "edge", JobType: "fine_tune", Priority: 10,
-		Config: json.RawMessage(`{}`), GPUMilli: 1, MaxRuntimeSeconds: 432, MaxAttempts: 1})
+		Config: json.RawMessage(`{}`), GPUMilli: 1, MaxRuntimeSeconds: 432, MaxAttempts: 1,
+		MaxPreemptions: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

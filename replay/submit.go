@@ -56,7 +56,8 @@ func Submission(e trace.Entry) (store.Submission, jobspec.Spec, error) {
 		ProjectID: string(trace.Project(t)), IdempotencyKey: t.IdempotencyKey(), JobType: "fine_tune",
 		Priority: t.QoS.Priority(), Config: raw, Tags: tags, GPUMilli: spec.GPUMilli(),
 		GPUModels: spec.Resources.GPUModels, MaxRuntimeSeconds: spec.MaxRuntimeSeconds,
-		MaxAttempts: spec.Attempts(), CPUMilli: t.CPUMilli, MemoryMiB: t.MemoryMiB,
+		MaxAttempts: spec.Attempts(), MaxPreemptions: spec.Preemptions(), CPUMilli: t.CPUMilli,
+		MemoryMiB: t.MemoryMiB,
 	}, spec, nil
 }
 

@@ -68,7 +68,7 @@ func (f *fixture) submit(project string, priority, gpuMilli int, models ...strin
 	f.t.Helper()
 	job, err := f.store.SubmitJob(context.Background(), store.Submission{
 		ProjectID: project, JobType: "fine_tune", Priority: priority, Config: json.RawMessage(`{}`),
-		GPUMilli: gpuMilli, GPUModels: models, MaxRuntimeSeconds: 3600, MaxAttempts: 3,
+		GPUMilli: gpuMilli, GPUModels: models, MaxRuntimeSeconds: 3600, MaxAttempts: 3, MaxPreemptions: 20,
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -502,6 +502,7 @@ func TestPodMustFitOneNode(t *testing.T) {
 		job, err := f.store.SubmitJob(context.Background(), store.Submission{
 			ProjectID: "vision", JobType: "fine_tune", Priority: 5, Config: json.RawMessage(`{}`),
 			GPUMilli: gpuMilli, GPUModels: []string{"A10"}, CPUMilli: cpuMilli, MaxRuntimeSeconds: 3600, MaxAttempts: 3,
+			MaxPreemptions: 20,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -600,7 +601,8 @@ func TestModelWithoutLargeEnoughNodeSkipped(t *testing.T) {
 	)
 	job, err := f.store.SubmitJob(context.Background(), store.Submission{
 		ProjectID: "vision", JobType: "fine_tune", Priority: 5, Config: json.RawMessage(`{}`),
-		GPUMilli: 8000, MaxRuntimeSeconds: 3600, MaxAttempts: 1, CPUMilli: 120000, MemoryMiB: 500000,
+		GPUMilli: 8000, MaxRuntimeSeconds: 3600, MaxAttempts: 1,
+		MaxPreemptions: 20, CPUMilli: 120000, MemoryMiB: 500000,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -679,7 +681,7 @@ func (f *fixture) submitFor(project string, gpuMilli, seconds int) store.Job {
 	f.t.Helper()
 	job, err := f.store.SubmitJob(context.Background(), store.Submission{
 		ProjectID: project, JobType: "fine_tune", Priority: 5, Config: json.RawMessage(`{}`),
-		GPUMilli: gpuMilli, MaxRuntimeSeconds: seconds, MaxAttempts: 3,
+		GPUMilli: gpuMilli, MaxRuntimeSeconds: seconds, MaxAttempts: 3, MaxPreemptions: 20,
 	})
 	if err != nil {
 		f.t.Fatal(err)

@@ -67,6 +67,8 @@ type Job struct {
 	MaxRuntimeSeconds  int             `db:"max_runtime_seconds"`
 	MaxAttempts        int             `db:"max_attempts"`
 	Attempts           int             `db:"attempts"`
+	MaxPreemptions     int             `db:"max_preemptions"`
+	Preemptions        int             `db:"preemptions"`
 	RunCount           int             `db:"run_count"`
 	WaitReason         *string         `db:"wait_reason"`
 	SubmittedBy        *string         `db:"submitted_by"`
@@ -81,8 +83,8 @@ func (j Job) Ref() JobRef { return JobRef{ID: j.ID, CreatedAt: j.CreatedAt} }
 const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_type::text AS job_type,
     status::text AS status, priority, config_json, temporal_workflow_id, parent_job_id,
     parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
-    gpu_models, max_runtime_seconds, max_attempts, attempts, run_count, wait_reason, submitted_by,
-    result_json`
+    gpu_models, max_runtime_seconds, max_attempts, attempts, max_preemptions, preemptions, run_count,
+    wait_reason, submitted_by, result_json`
 
 // Submission is a new job as the API accepted it. The scheduling fields are derived from
 // the validated config by the caller.
@@ -98,6 +100,8 @@ type Submission struct {
 	GPUModels         []string
 	MaxRuntimeSeconds int
 	MaxAttempts       int
+	// MaxPreemptions is the number of preempted runs that fails the job (1 to 1000).
+	MaxPreemptions int
 	// CPUMilli and MemoryMiB are one pod's CPU and memory request, for admission to pick a
 	// GPU model with a node large enough.
 	CPUMilli  int64
@@ -148,12 +152,12 @@ func (s Submission) RequestHash() ([]byte, error) {
 const sqlInsertJob = `
 INSERT INTO jobs (id, created_at, idempotency_key, project_id, org_id, job_type, status, priority,
                   config_json, tags, parent_job_id, parent_created_at, gpu_milli, gpu_models,
-                  max_runtime_seconds, max_attempts, cpu_milli, memory_mib, submitted_by,
-                  temporal_workflow_id)
+                  max_runtime_seconds, max_attempts, max_preemptions, cpu_milli, memory_mib,
+                  submitted_by, temporal_workflow_id)
 SELECT $1, $2, $3, p.id, p.org_id, $5::job_type,
        -- An hpo parent holds no pod: its workflow runs it, so it never enters the queue.
        CASE WHEN $5::job_type = 'hpo' THEN 'submitted' ELSE 'queued' END::job_status,
-       $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULLIF($17, ''), NULLIF($18, '')
+       $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULLIF($18, ''), NULLIF($19, '')
 FROM projects p WHERE p.id = $4
 RETURNING ` + jobColumns
 
@@ -232,7 +236,7 @@ func insertJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, createdAt time.Time
 
 	rows, err := tx.Query(ctx, sqlInsertJob, id, createdAt, key, sub.ProjectID, sub.JobType, sub.Priority,
 		sub.Config, tags, parentID, parentCreatedAt, sub.GPUMilli, models, sub.MaxRuntimeSeconds,
-		sub.MaxAttempts, sub.CPUMilli, sub.MemoryMiB, sub.SubmittedBy, workflow)
+		sub.MaxAttempts, sub.MaxPreemptions, sub.CPUMilli, sub.MemoryMiB, sub.SubmittedBy, workflow)
 	if err != nil {
 		return Job{}, err
 	}

@@ -30,6 +30,9 @@ type RunEndResult struct {
 	ProjectID    string
 	GPUHoursUsed float64
 	JobStatus    JobStatus // the job's status afterwards
+	// PreemptionLimitReached is true when the run was preempted and the preemption brought
+	// its job to max_preemptions, so the job failed instead of going back to the queue.
+	PreemptionLimitReached bool
 }
 
 const sqlEndRun = `
@@ -59,34 +62,45 @@ UPDATE gpu_models SET allocated_milli = allocated_milli - $2
 WHERE model = $1 AND allocated_milli >= $2`
 
 // The job's next status follows the run's end: completed; requeued after a preemption
-// (no attempt used) or a retryable failure with attempts left; failed otherwise. A paused
-// job follows a completed or failed run too, because its pod finished before the pause
-// stopped it: it completes, or fails with no attempt left, or stays paused with the
-// attempt counted. Resuming it must not train again what completed or outlive its
-// attempts. Other jobs that are no longer running (a cancelled one, or a paused one whose
-// run was preempted or cancelled) keep their status.
-// NOTE: preemptions are not counted, so a job preempted on every run is requeued forever.
+// (no attempt used) or a retryable failure with attempts left; failed otherwise. The
+// preemption that brings preemptions to max_preemptions fails the job too, so that a job
+// preempted on every run is not requeued forever. A paused job follows a completed or
+// failed run too, because its pod finished before the pause stopped it: it completes, or
+// fails with no attempt left, or stays paused with the attempt counted. Resuming it must
+// not train again what completed or outlive its attempts. Other jobs that are no longer
+// running (a cancelled one, or a paused one whose run was preempted or cancelled) keep
+// their status, and such a preemption is not counted. The statement reads only the row
+// it updates, so the rules repeat in each column's CASE.
+// NOTE: every preemption counts, a drain's and a lost node's too, and the count never
+// resets, so a job that makes progress between preemptions still fails at the limit.
 const sqlJobAfterRun = `
 UPDATE jobs SET
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
+    preemptions = preemptions + CASE WHEN $3 = 'preempted' THEN 1 ELSE 0 END,
     status = CASE
         WHEN $3 = 'completed' THEN 'completed'
         WHEN $3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts) THEN 'failed'
+        WHEN $3 = 'preempted' AND preemptions + 1 >= max_preemptions THEN 'failed'
         WHEN status = 'paused' THEN 'paused'
         ELSE 'queued' END::job_status,
     -- A completed job keeps no error from an earlier, preempted or failed run.
-    error_message = CASE WHEN $3 IN ('failed', 'preempted') THEN $5
-                         WHEN $3 = 'completed' THEN NULL ELSE error_message END,
+    error_message = CASE
+        WHEN $3 = 'preempted' AND preemptions + 1 >= max_preemptions
+        THEN format('preempted %s times (max_preemptions %s): %s', preemptions + 1, max_preemptions, $5::text)
+        WHEN $3 IN ('failed', 'preempted') THEN $5
+        WHEN $3 = 'completed' THEN NULL ELSE error_message END,
     -- Only a job that goes back to the queue gets a wait reason.
     wait_reason = CASE WHEN status = 'paused' THEN NULL
-                       WHEN $3 = 'preempted' THEN 'requeued after preemption: ' || $5
+                       WHEN $3 = 'preempted' AND preemptions + 1 < max_preemptions
+                       THEN 'requeued after preemption: ' || $5
                        WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts
                        THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
+                            OR ($3 = 'preempted' AND preemptions + 1 >= max_preemptions)
                         THEN $6 ELSE completed_at END
 WHERE id = $1 AND created_at = $2 AND $3 <> 'cancelled'
   AND (status = 'running' OR (status = 'paused' AND $3 IN ('completed', 'failed')))
-RETURNING status::text`
+RETURNING status::text, $3 = 'preempted' AND status = 'failed'`
 
 // EndRun records the end of a pending or running run, releases its admission and moves its
 // job on, in one transaction. It returns ErrStaleStatus when the run had already ended, so
@@ -158,7 +172,7 @@ func releaseModel(ctx context.Context, tx pgx.Tx, model string, milli int) error
 
 func moveJobAfterRun(ctx context.Context, tx pgx.Tx, job JobRef, end RunEnd, result *RunEndResult) error {
 	err := tx.QueryRow(ctx, sqlJobAfterRun, job.ID, job.CreatedAt, string(end.Status), end.Retryable,
-		end.Reason, end.EndedAt).Scan(&result.JobStatus)
+		end.Reason, end.EndedAt).Scan(&result.JobStatus, &result.PreemptionLimitReached)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tx.QueryRow(ctx, `SELECT status::text FROM jobs WHERE id = $1 AND created_at = $2`,
 			job.ID, job.CreatedAt).Scan(&result.JobStatus)

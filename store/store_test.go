@@ -52,6 +52,7 @@ func submission(key string) store.Submission {
 		ProjectID: "vision", IdempotencyKey: key, JobType: "fine_tune", Priority: 7,
 		Config:   json.RawMessage(`{"epochs": 3, "lr": 0.001}`),
 		GPUMilli: 2000, GPUModels: []string{"A10"}, MaxRuntimeSeconds: 3600, MaxAttempts: 3,
+		MaxPreemptions: 20,
 	}
 }
 

@@ -368,7 +368,7 @@ func (x *Activities) CreateTrials(ctx context.Context, facts JobFacts, plan Tria
 			ProjectID: facts.ProjectID, IdempotencyKey: fmt.Sprintf("hpo-%s-trial-%d", facts.Job.ID, i),
 			JobType: spec.HPO.TrialTypeOrDefault(), Priority: facts.Priority, Config: config,
 			Parent: &facts.Job, GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
-			MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
+			MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(), MaxPreemptions: spec.Preemptions(),
 			CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB, SubmittedBy: facts.SubmittedBy,
 		})
 		if err != nil && !errors.Is(err, store.ErrDuplicateIdempotencyKey) {

@@ -189,8 +189,8 @@ func NewSubmission(project string, priority int, spec jobspec.Spec) store.Submis
 	raw, _ := json.Marshal(spec)
 	return store.Submission{
 		ProjectID: project, JobType: "fine_tune", Priority: priority, Config: raw,
-		GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
-		MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(),
+		GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels, MaxRuntimeSeconds: spec.MaxRuntimeSeconds,
+		MaxAttempts: spec.Attempts(), MaxPreemptions: spec.Preemptions(),
 		CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB,
 	}
 }
