@@ -57,6 +57,42 @@ func TestSubmitDefaults(t *testing.T) {
 	}
 }
 
+// A job without max_preemptions gets 20, one with it keeps its value, and both show no
+// preemption yet.
+func TestSubmitMaxPreemptions(t *testing.T) {
+	f := setup(t)
+	var byDefault api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, fineTune(1))).want(201).decode(&byDefault)
+	if byDefault.MaxPreemptions != 20 || byDefault.Preemptions != 0 {
+		t.Errorf("job without max_preemptions: %d of %d preemptions, want 0 of 20",
+			byDefault.Preemptions, byDefault.MaxPreemptions)
+	}
+
+	config := fineTune(1)
+	config["max_preemptions"] = 1
+	var set api.Job
+	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&set)
+	if set.MaxPreemptions != 1 || set.Preemptions != 0 {
+		t.Errorf("job with max_preemptions 1: %d of %d preemptions, want 0 of 1", set.Preemptions, set.MaxPreemptions)
+	}
+}
+
+// An invalid max_preemptions is rejected with the range, the value sent and what 1 and
+// leaving it out mean.
+func TestSubmitMaxPreemptionsDetail(t *testing.T) {
+	f := setup(t)
+	config := fineTune(1)
+	config["max_preemptions"] = 0
+	p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).problem(400, api.TypeInvalidRequest)
+	if p.Field != "config.max_preemptions" {
+		t.Errorf("field %q, want config.max_preemptions", p.Field)
+	}
+	want := "must be between 1 and 1000, got 0 (1 fails the job at its first preemption, and leaving it out means 20)"
+	if p.Detail != want {
+		t.Errorf("detail %q, want %q", p.Detail, want)
+	}
+}
+
 // badSubmissions are bodies that must be rejected with 400 naming field.
 var badSubmissions = []struct {
 	name  string
@@ -83,6 +119,12 @@ var badSubmissions = []struct {
 		`"MAX_RUNTIME_SECONDS":60,"resources":{"gpus":1,"gpu_models":["A10"]}}}`, "config.MAX_RUNTIME_SECONDS"},
 	{"config key repeated", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
 		`"resources":{"gpus":8,"gpu_models":["A10"]},"resources":{"gpus":1}}}`, "config.resources"},
+	{"max_preemptions zero", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
+		`"max_preemptions":0,"resources":{"gpus":1}}}`, "config.max_preemptions"},
+	{"max_preemptions above 1000", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
+		`"max_preemptions":1001,"resources":{"gpus":1}}}`, "config.max_preemptions"},
+	{"max_preemptions wrong type", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
+		`"max_preemptions":"5","resources":{"gpus":1}}}`, "config.max_preemptions"},
 	{"model listed twice", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"gpu_models":["A10","T4","A10"]}}}`, "config.resources.gpu_models[2]"},
 	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags"},
 	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},

@@ -29,6 +29,8 @@ type Job struct {
 	MaxRuntimeSeconds int             `json:"max_runtime_seconds"`
 	MaxAttempts       int             `json:"max_attempts"`
 	Attempts          int             `json:"attempts"`
+	MaxPreemptions    int             `json:"max_preemptions"`
+	Preemptions       int             `json:"preemptions"`
 	RunCount          int             `json:"run_count"`
 	WaitReason        *string         `json:"wait_reason,omitempty"`
 	ErrorMessage      *string         `json:"error_message,omitempty"`
@@ -55,6 +57,7 @@ func jobView(j store.Job) Job {
 		Priority: j.Priority, Config: j.ConfigJSON, Tags: j.Tags, ParentJobID: j.ParentJobID,
 		IdempotencyKey: j.IdempotencyKey, GPUMilli: j.GPUMilli, GPUModels: models,
 		MaxRuntimeSeconds: j.MaxRuntimeSeconds, MaxAttempts: j.MaxAttempts, Attempts: j.Attempts,
+		MaxPreemptions: j.MaxPreemptions, Preemptions: j.Preemptions,
 		RunCount: j.RunCount, WaitReason: waitReason(j), ErrorMessage: j.ErrorMessage,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
 		SubmittedBy: j.SubmittedBy, TemporalWorkflowID: j.TemporalWorkflowID, Result: nullToAbsent(j.Result),

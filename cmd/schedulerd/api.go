@@ -771,7 +771,8 @@ func printJob(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "status\t%s\n", j.Status)
 	fmt.Fprintf(tw, "priority\t%d\n", j.Priority)
 	fmt.Fprintf(tw, "gpus\t%s on %s\n", gpus(j.GPUMilli), models(j.GPUModels))
-	fmt.Fprintf(tw, "runs\t%d; %d of %d attempts used by failures\n", j.RunCount, j.Attempts, j.MaxAttempts)
+	fmt.Fprintf(tw, "runs\t%d; %d of %d attempts used by failures; %d of %d preemptions\n",
+		j.RunCount, j.Attempts, j.MaxAttempts, j.Preemptions, j.MaxPreemptions)
 	fmt.Fprintf(tw, "created\t%s\n", showTime(j.CreatedAt))
 	fmt.Fprintf(tw, "started\t%s\n", orDash(j.StartedAt, showTime))
 	fmt.Fprintf(tw, "completed\t%s\n", orDash(j.CompletedAt, showTime))

@@ -107,3 +107,19 @@ func TestPrintExplanationReservation(t *testing.T) {
 		})
 	}
 }
+
+// job get shows the preemptions beside the attempts, so that a job failed at its
+// max_preemptions shows why.
+func TestPrintJobPreemptions(t *testing.T) {
+	j := api.Job{Status: "failed", RunCount: 20, Attempts: 0, MaxAttempts: 3, Preemptions: 20, MaxPreemptions: 20,
+		GPUModels: []string{}}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	printJob(tw, &j)
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "runs         20; 0 of 3 attempts used by failures; 20 of 20 preemptions\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("job get printed:\n%s\nwant the line %q", b.String(), want)
+	}
+}
