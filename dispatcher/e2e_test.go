@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,7 @@ import (
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/jobspec"
+	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -334,6 +336,9 @@ func expectResumed(t *testing.T, h *daemontest.Harness, job store.Job, checkpoin
 	if got.Attempts != 0 {
 		t.Errorf("job used %d attempts, want 0 (preemption is free)", got.Attempts)
 	}
+	if got.Preemptions != 1 {
+		t.Errorf("job has %d preemptions, want 1", got.Preemptions)
+	}
 	pod, err := podOf(t, second)
 	if err != nil {
 		t.Fatal(err)
@@ -584,6 +589,96 @@ func gpuBlocker(t *testing.T, node string, gpus int64) *corev1.Pod {
 		_ = pods.Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	})
 	return created
+}
+
+// A pod that stays unschedulable counts as a preemption at each timeout, and the one that
+// reaches max_preemptions fails the job, under its own cause in the runs-ended metric.
+func TestUnschedulableJobFailsAtPreemptionLimit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: 2 * time.Second,
+		Configure: func(cfg *daemon.Config) { cfg.Registry = reg }})
+	model := uniqueModel()
+	fillNodeCPU(t, gpuNode(t, model, 8, 64000), 64000)
+	h.Project("vision", 100, 10)
+	spec := gpuSpec(model, 1, nil)
+	maxPreemptions := 2
+	spec.MaxPreemptions = &maxPreemptions
+
+	job := h.Submit("vision", 50, spec)
+	got := h.WaitJob(job.ID, wait, "failed", daemontest.Status(store.JobFailed))
+
+	if got.Preemptions != 2 || got.RunCount != 2 || got.Attempts != 0 {
+		t.Errorf("preemptions %d, runs %d, attempts %d; want 2, 2 and 0", got.Preemptions, got.RunCount, got.Attempts)
+	}
+	wantPrefix := "preempted 2 times (max_preemptions 2): unschedulable for "
+	if got.ErrorMessage == nil || !strings.HasPrefix(*got.ErrorMessage, wantPrefix) {
+		t.Errorf("error message %v, want it to start with %q", got.ErrorMessage, wantPrefix)
+	}
+	if got.CompletedAt == nil {
+		t.Error("completed_at not set on the failed job")
+	}
+	// The dispatcher counts the run's end just after it commits the job's failure.
+	deadline := time.Now().Add(5 * time.Second)
+	for runsEnded(t, reg, metrics.CausePreemptionLimit) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runsEnded(t, reg, metrics.CausePreemptionLimit); n != 1 {
+		t.Errorf("%v runs ended with cause %s, want 1", n, metrics.CausePreemptionLimit)
+	}
+	if n := runsEnded(t, reg, metrics.CauseUnschedulable); n != 1 {
+		t.Errorf("%v runs ended with cause %s, want 1: the first run only", n, metrics.CauseUnschedulable)
+	}
+}
+
+// fillNodeCPU binds a pod that requests cpuMilli of the node's CPU to it, bypassing
+// kube-scheduler, so that admission, which counts node sizes, still admits jobs there while
+// kube-scheduler cannot place their pods. The pod's priority class is above every job's,
+// so that kube-scheduler does not preempt it to make room. Both are deleted when the test
+// ends.
+func fillNodeCPU(t *testing.T, node string, cpuMilli int64) {
+	t.Helper()
+	ctx := context.Background()
+	name := "filler-" + node
+	classes := daemontest.Kube.Clientset.SchedulingV1().PriorityClasses()
+	class := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Value: 1_000_000_000}
+	if _, err := classes.Create(ctx, class, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = classes.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(metav1.NamespaceDefault)
+	filler := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{NodeName: node, PriorityClassName: name, Containers: []corev1.Container{{
+			Name: "filler", Image: "filler:1", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: *resource.NewMilliQuantity(cpuMilli, resource.DecimalSI)}}}}},
+	}
+	if _, err := pods.Create(ctx, filler, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pods.Delete(context.Background(), name, *metav1.NewDeleteOptions(0)) })
+}
+
+// runsEnded returns schedulerd_runs_ended_total for cause.
+func runsEnded(t *testing.T, reg *prometheus.Registry, cause string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "schedulerd_runs_ended_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, label := range m.GetLabel() {
+				if label.GetName() == "cause" && label.GetValue() == cause {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // submitToRunningCount sums the observations of schedulerd_job_submit_to_running_seconds

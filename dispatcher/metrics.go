@@ -9,9 +9,12 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// runEndCause maps a run's end, as Judge and the reconcile steps write it, to the cause
-// label of the runs-ended metric.
-func runEndCause(end store.RunEnd) string {
+// runEndCause maps a run's end, as Judge and the reconcile steps write it, and what the
+// end did to its job, to the cause label of the runs-ended metric.
+func runEndCause(end store.RunEnd, result store.RunEndResult) string {
+	if result.PreemptionLimitReached {
+		return metrics.CausePreemptionLimit
+	}
 	switch end.Status {
 	case store.RunCompleted:
 		return metrics.CauseCompleted

@@ -31,8 +31,21 @@ func TestRunEndCause(t *testing.T) {
 		{store.RunEnd{Status: store.RunPreempted, Reason: "node gpu-7 lost"}, metrics.CausePreempted},
 		{store.RunEnd{Status: store.RunPreempted, Reason: "pod deleted"}, metrics.CausePreempted},
 	} {
-		if got := runEndCause(c.end); got != c.want {
+		if got := runEndCause(c.end, store.RunEndResult{JobStatus: store.JobQueued}); got != c.want {
 			t.Errorf("runEndCause(%s, %q) = %s, want %s", c.end.Status, c.end.Reason, got, c.want)
+		}
+	}
+}
+
+// A preempted run whose job failed at its max_preemptions counts under its own cause,
+// whatever preempted it.
+func TestRunEndCausePreemptionLimit(t *testing.T) {
+	failed := store.RunEndResult{JobStatus: store.JobFailed, PreemptionLimitReached: true}
+	for _, reason := range []string{"Evicted", "unschedulable for 5m0s: 0/3 nodes", "pod deleted"} {
+		end := store.RunEnd{Status: store.RunPreempted, Reason: reason}
+		if got := runEndCause(end, failed); got != metrics.CausePreemptionLimit {
+			t.Errorf("runEndCause(preempted, %q) with the job failed at its limit = %s, want %s",
+				reason, got, metrics.CausePreemptionLimit)
 		}
 	}
 }

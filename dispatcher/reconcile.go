@@ -342,7 +342,7 @@ func (d *Dispatcher) endRun(ctx context.Context, run store.Run, pod *corev1.Pod,
 		d.cfg.Logger.Info("run ended", "job_id", run.JobID, "run", run.RunNumber, "project", run.ProjectID,
 			"pod", run.PodName, "outcome", end.Status, "reason", end.Reason, "gpu_hours", result.GPUHoursUsed,
 			"job_status", result.JobStatus)
-		d.cfg.Metrics.RunEnded(runEndCause(end), result.ProjectID, result.GPUHoursUsed)
+		d.cfg.Metrics.RunEnded(runEndCause(end, result), result.ProjectID, result.GPUHoursUsed)
 		d.cfg.OnRunEnded(result)
 	}
 	d.finished.Delete(run.ID) // the run has ended: a deleted pod's kept state is not needed

@@ -46,6 +46,7 @@ const (
 	CauseEvicted          = "evicted"
 	CausePreempted        = "preempted"
 	CauseUnschedulable    = "unschedulable"
+	CausePreemptionLimit  = "preemption_limit"
 	CauseCancelled        = "cancelled"
 	CausePaused           = "paused"
 )
@@ -64,7 +65,8 @@ var (
 	admissionResults = []string{AdmissionAdmitted, AdmissionBudget, AdmissionConcurrency,
 		AdmissionDrained, AdmissionNoCapacity, AdmissionNoQuota, AdmissionPeriod}
 	runEndCauses = []string{CauseCompleted, CauseFailed, CauseOOMKilled, CauseImagePull,
-		CauseDeadlineExceeded, CauseEvicted, CausePreempted, CauseUnschedulable, CauseCancelled, CausePaused}
+		CauseDeadlineExceeded, CauseEvicted, CausePreempted, CauseUnschedulable, CausePreemptionLimit,
+		CauseCancelled, CausePaused}
 	loops = []string{LoopDequeue, LoopReconcile, LoopResync, LoopCapacity, LoopAccrual, LoopRenewal}
 )
 
@@ -156,8 +158,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.runsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "schedulerd_runs_ended_total",
 		Help: "Runs whose end this replica recorded, by cause: " + labelList(runEndCauses) + ". " +
-			"cancelled counts runs stopped because their job was cancelled, and paused those stopped " +
-			"because their job was paused, which a resume queues again.",
+			"preemption_limit counts preempted runs whose job failed because it reached max_preemptions, " +
+			"which evicted, preempted and unschedulable then leave out. cancelled counts runs stopped " +
+			"because their job was cancelled, and paused those stopped because their job was paused, " +
+			"which a resume queues again.",
 	}, []string{"cause"})
 	m.gpuSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "schedulerd_project_gpu_seconds_total",

@@ -39,7 +39,7 @@ func TestRunEndedPausedCause(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.RunEnded(metrics.CausePaused, "vision", 0.5)
 	expectSeries(t, reg, `
-# HELP schedulerd_runs_ended_total Runs whose end this replica recorded, by cause: completed, failed, oom_killed, image_pull, deadline_exceeded, evicted, preempted, unschedulable, cancelled or paused. cancelled counts runs stopped because their job was cancelled, and paused those stopped because their job was paused, which a resume queues again.
+# HELP schedulerd_runs_ended_total Runs whose end this replica recorded, by cause: completed, failed, oom_killed, image_pull, deadline_exceeded, evicted, preempted, unschedulable, preemption_limit, cancelled or paused. preemption_limit counts preempted runs whose job failed because it reached max_preemptions, which evicted, preempted and unschedulable then leave out. cancelled counts runs stopped because their job was cancelled, and paused those stopped because their job was paused, which a resume queues again.
 # TYPE schedulerd_runs_ended_total counter
 schedulerd_runs_ended_total{cause="cancelled"} 0
 schedulerd_runs_ended_total{cause="completed"} 0
@@ -50,6 +50,7 @@ schedulerd_runs_ended_total{cause="image_pull"} 0
 schedulerd_runs_ended_total{cause="oom_killed"} 0
 schedulerd_runs_ended_total{cause="paused"} 1
 schedulerd_runs_ended_total{cause="preempted"} 0
+schedulerd_runs_ended_total{cause="preemption_limit"} 0
 schedulerd_runs_ended_total{cause="unschedulable"} 0
 `, "schedulerd_runs_ended_total")
 }
