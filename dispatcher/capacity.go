@@ -41,7 +41,7 @@ func (d *Dispatcher) syncCapacity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.store.SyncGPUCapacity(ctx, CountCapacity(nodes)); err != nil {
+	if err := d.store.SyncGPUCapacity(ctx, CountCapacity(nodes, d.cfg.PodTolerations)); err != nil {
 		return err
 	}
 	d.cfg.OnCapacityChanged()
@@ -49,15 +49,18 @@ func (d *Dispatcher) syncCapacity(ctx context.Context) error {
 }
 
 // CountCapacity sums, by GPU model, the GPU thousandths of the nodes that can take a GPU pod
-// (nodeSchedulable), and lists their sizes. A model whose nodes are all cordoned, or all
-// tainted against GPU pods, has no capacity, so its jobs stay queued until a node takes pods.
-func CountCapacity(nodes []*corev1.Node) []store.ModelCapacity {
+// (nodeSchedulable), and lists their sizes. A GPU pod carries gpuTolerations and
+// extraTolerations, the daemon's pod-tolerations setting (Config.PodTolerations). A model
+// whose nodes are all cordoned, or all tainted against GPU pods, has no capacity, so its
+// jobs stay queued until a node takes pods.
+func CountCapacity(nodes []*corev1.Node, extraTolerations []corev1.Toleration) []store.ModelCapacity {
+	tolerations := podTolerations(true, extraTolerations)
 	byModel := map[string]*store.ModelCapacity{}
 	shapes := map[string][]store.NodeShape{}
 	for _, n := range nodes {
 		model := n.Labels[GPUModelLabel]
 		milli := nodeGPUMilli(n)
-		if model == "" || milli == 0 || !nodeSchedulable(n) {
+		if model == "" || milli == 0 || !nodeSchedulable(n, tolerations) {
 			continue
 		}
 		c := byModel[model]
@@ -97,17 +100,19 @@ func nodeGPUMilli(n *corev1.Node) int64 {
 }
 
 // nodeSchedulable reports whether a node can take a new GPU pod: it is ready, not cordoned
-// and not being deleted, and the pod's tolerations (gpuTolerations) tolerate its taints.
-// The node.kubernetes.io/not-ready and unreachable taints need no special case, because a
-// node that carries them is not ready. Taints for other conditions (memory-pressure,
-// disk-pressure and the like) keep the node out while they last, as kube-scheduler does.
+// and not being deleted, and tolerations, those of a GPU pod (podTolerations), tolerate its
+// taints. The node.kubernetes.io/not-ready and unreachable taints need no special case,
+// because a node that carries them is not ready. Taints for other conditions
+// (memory-pressure, disk-pressure and the like) keep the node out while they last, as
+// kube-scheduler does.
 // NOTE: tolerations that the cluster adds to pods at admission (a namespace's default
-// tolerations, a webhook) are unknown here, so a node tainted for them does not count.
-func nodeSchedulable(n *corev1.Node) bool {
+// tolerations, a webhook) are unknown here unless the pod-tolerations setting repeats them,
+// so a node tainted for them alone does not count.
+func nodeSchedulable(n *corev1.Node, tolerations []corev1.Toleration) bool {
 	if n.Spec.Unschedulable || n.DeletionTimestamp != nil {
 		return false
 	}
-	if !toleratesTaints(gpuTolerations(), n.Spec.Taints) {
+	if !toleratesTaints(tolerations, n.Spec.Taints) {
 		return false
 	}
 	for _, c := range n.Status.Conditions {
@@ -120,7 +125,10 @@ func nodeSchedulable(n *corev1.Node) bool {
 
 // toleratesTaints reports whether tolerations tolerate every NoSchedule and NoExecute taint in
 // taints, the effects that keep kube-scheduler from placing a pod. A PreferNoSchedule taint
-// only makes it try other nodes first, so it is ignored.
+// only makes it try other nodes first, so it is ignored. A toleration with
+// tolerationSeconds counts for nothing here: kube-scheduler places the pod, but Kubernetes'
+// taint eviction controller evicts it once the seconds have passed, so the job would be
+// requeued again and again.
 func toleratesTaints(tolerations []corev1.Toleration, taints []corev1.Taint) bool {
 	for i := range taints {
 		taint := &taints[i]
@@ -129,8 +137,8 @@ func toleratesTaints(tolerations []corev1.Toleration, taints []corev1.Taint) boo
 		}
 		tolerated := slices.ContainsFunc(tolerations, func(t corev1.Toleration) bool {
 			// The logger and the Lt/Gt switch matter only to numeric operators, which
-			// gpuTolerations does not use.
-			return t.ToleratesTaint(logr.Discard(), taint, false)
+			// gpuTolerations does not use and the settings check rejects.
+			return t.TolerationSeconds == nil && t.ToleratesTaint(logr.Discard(), taint, false)
 		})
 		if !tolerated {
 			return false

@@ -29,7 +29,7 @@ func TestCountCapacityListsNodeSizes(t *testing.T) {
 		readyNode("t4-1", "T4", 4, 32, 128),
 	}
 
-	got := dispatcher.CountCapacity(nodes)
+	got := dispatcher.CountCapacity(nodes, nil)
 	want := []store.ModelCapacity{
 		{Model: "A10", CapacityMilli: 32000, Nodes: 3, LargestNodeMilli: 16000, LargestNodeCPUMilli: 64000,
 			LargestNodeMemoryMiB: 262144, NodeShapes: []store.NodeShape{
@@ -79,7 +79,58 @@ func TestCountCapacityJudgesTaints(t *testing.T) {
 			nodes := []*corev1.Node{tainted, readyNode("t4-1", "T4", 4, 32, 128)}
 
 			got := map[string]int64{}
-			for _, m := range dispatcher.CountCapacity(nodes) {
+			for _, m := range dispatcher.CountCapacity(nodes, nil) {
+				got[m.Model] = m.CapacityMilli
+			}
+			want := map[string]int64{"T4": 4000}
+			if c.counted {
+				want["A10"] = 8000
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("capacity by model %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// Extra tolerations from the daemon's setting make a node tainted for them count, and only
+// a toleration that matches the taint's key, value and effect does. One with
+// tolerationSeconds does not, because the pod would be evicted once the seconds pass.
+func TestCountCapacityWithExtraTolerations(t *testing.T) {
+	dedicated := corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml",
+		Effect: corev1.TaintEffectNoSchedule}
+	seconds := int64(600)
+	cases := []struct {
+		name        string
+		taint       corev1.Taint
+		tolerations []corev1.Toleration
+		counted     bool
+	}{
+		{"no extra toleration", corev1.Taint{Key: "dedicated", Value: "ml", Effect: corev1.TaintEffectNoSchedule},
+			nil, false},
+		{"matching toleration", corev1.Taint{Key: "dedicated", Value: "ml", Effect: corev1.TaintEffectNoSchedule},
+			[]corev1.Toleration{dedicated}, true},
+		{"other value", corev1.Taint{Key: "dedicated", Value: "vision", Effect: corev1.TaintEffectNoSchedule},
+			[]corev1.Toleration{dedicated}, false},
+		{"other effect", corev1.Taint{Key: "dedicated", Value: "ml", Effect: corev1.TaintEffectNoExecute},
+			[]corev1.Toleration{dedicated}, false},
+		{"Exists for any value", corev1.Taint{Key: "dedicated", Value: "vision", Effect: corev1.TaintEffectNoSchedule},
+			[]corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}, true},
+		{"NoExecute without seconds", corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute},
+			[]corev1.Toleration{{Key: "maintenance", Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoExecute}}, true},
+		{"NoExecute for 600 seconds", corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute},
+			[]corev1.Toleration{{Key: "maintenance", Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &seconds}}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tainted := readyNode("a10-1", "A10", 8, 64, 256)
+			tainted.Spec.Taints = []corev1.Taint{c.taint}
+			nodes := []*corev1.Node{tainted, readyNode("t4-1", "T4", 4, 32, 128)}
+
+			got := map[string]int64{}
+			for _, m := range dispatcher.CountCapacity(nodes, c.tolerations) {
 				got[m.Model] = m.CapacityMilli
 			}
 			want := map[string]int64{"T4": 4000}

@@ -44,6 +44,13 @@ type Config struct {
 	// rate limit may pass. The periodic resync judges a pod whose status no longer changes,
 	// so a run fails up to ResyncInterval after the grace.
 	ImagePullGrace time.Duration
+	// PodTolerations are extra tolerations (none) for GPU nodes tainted by the operator,
+	// such as dedicated=ml:NoSchedule, or copies of those the cluster adds to pods at
+	// admission. GPU pods get them after the GPU resources' tolerations, and the GPU
+	// capacity count judges node taints against that same list. Pods without GPUs get them
+	// too, as a namespace's default tolerations would be added to every pod. The daemon's
+	// settings check validates them as kube-apiserver would.
+	PodTolerations []corev1.Toleration
 	// ResyncInterval is how often every live run is reconciled even without events (10s).
 	// It catches timeouts, pods lost while the daemon was down and missed events.
 	ResyncInterval time.Duration
@@ -91,6 +98,10 @@ type Dispatcher struct {
 	finished      sync.Map // run ID to the last state of its finished pod, once deleted
 	capacityDirty atomic.Bool
 	synced        atomic.Bool
+
+	// gpuPodTolerations are the tolerations of every GPU pod, which node updates are judged
+	// against.
+	gpuPodTolerations []corev1.Toleration
 }
 
 // New returns a dispatcher; Run starts it.
@@ -100,7 +111,8 @@ func New(client kubernetes.Interface, s *store.Store, cfg Config) *Dispatcher {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[uuid.UUID](),
 			workqueue.TypedRateLimitingQueueConfig[uuid.UUID]{Name: "runs"}),
-		marks: newCreatedMarks(),
+		marks:             newCreatedMarks(),
+		gpuPodTolerations: podTolerations(true, cfg.PodTolerations),
 	}
 	d.setUpInformers()
 	return d

@@ -755,6 +755,39 @@ func TestTaintedModelWaitsForUntaint(t *testing.T) {
 	}
 }
 
+// With an extra toleration for dedicated=ml:NoSchedule, nodes tainted so count and take the
+// pods. While the node also carries a taint the pods do not tolerate, the job waits in the
+// queue. Once that taint goes, the node update makes capacity count again, and the job
+// completes on the node with the dedicated taint.
+func TestExtraTolerationCountsTaintedModel(t *testing.T) {
+	dedicated := corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml",
+		Effect: corev1.TaintEffectNoSchedule}
+	h := daemontest.Start(t, daemontest.Options{Configure: func(c *daemon.Config) {
+		c.Dispatcher.PodTolerations = []corev1.Toleration{dedicated}
+	}})
+	model := uniqueModel()
+	node := gpuNode(t, model, 8, 64000)
+	// The model gets its capacity row before the taints, so that it can read 0 after them.
+	waitCapacity(t, h, model, 8000)
+	dedicatedTaint := corev1.Taint{Key: "dedicated", Value: "ml", Effect: corev1.TaintEffectNoSchedule}
+	reserved := corev1.Taint{Key: "example.com/reserved", Effect: corev1.TaintEffectNoSchedule}
+	setTaints(t, node, dedicatedTaint, reserved)
+	waitCapacity(t, h, model, 0)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
+	h.WaitJob(job.ID, wait, "wait reason", func(j store.Job) bool {
+		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
+	})
+
+	setTaints(t, node, dedicatedTaint)
+	waitCapacity(t, h, model, 8000)
+	h.WaitJob(job.ID, wait, "completed", daemontest.Status(store.JobCompleted))
+	run := h.Runs(job.ID)[0]
+	if run.WorkerNode == nil || *run.WorkerNode != node {
+		t.Errorf("run on node %v, want %s, the node tainted dedicated=ml:NoSchedule", run.WorkerNode, node)
+	}
+}
+
 // setTaints replaces the taints of node.
 func setTaints(t *testing.T, node string, taints ...corev1.Taint) {
 	t.Helper()

@@ -125,17 +125,18 @@ func (d *Dispatcher) onNodeUpdate(old, obj any) {
 		d.capacityDirty.Store(true)
 		return
 	}
-	if nodeCapacityChanged(before, after) {
+	if nodeCapacityChanged(before, after, d.gpuPodTolerations) {
 		d.capacityDirty.Store(true)
 	}
 }
 
 // nodeCapacityChanged reports whether a node update changes what CountCapacity reads from
-// the node: its GPUs, whether it takes GPU pods (readiness, cordon, taints), its model, or
-// the CPU and memory that make its size. Heartbeats, which change none of these, cause no
-// recount.
-func nodeCapacityChanged(before, after *corev1.Node) bool {
-	return nodeGPUMilli(before) != nodeGPUMilli(after) || nodeSchedulable(before) != nodeSchedulable(after) ||
+// the node: its GPUs, whether it takes GPU pods with tolerations (readiness, cordon,
+// taints), its model, or the CPU and memory that make its size. Heartbeats, which change
+// none of these, cause no recount.
+func nodeCapacityChanged(before, after *corev1.Node, tolerations []corev1.Toleration) bool {
+	return nodeGPUMilli(before) != nodeGPUMilli(after) ||
+		nodeSchedulable(before, tolerations) != nodeSchedulable(after, tolerations) ||
 		before.Labels[GPUModelLabel] != after.Labels[GPUModelLabel] ||
 		!before.Status.Allocatable.Cpu().Equal(*after.Status.Allocatable.Cpu()) ||
 		!before.Status.Allocatable.Memory().Equal(*after.Status.Allocatable.Memory())

@@ -96,6 +96,7 @@ func TestPodEventsQueueOnlyJudgedChanges(t *testing.T) {
 }
 
 func TestNodeCapacityChanged(t *testing.T) {
+	gpuPod := podTolerations(true, nil)
 	node := func(cores string) *corev1.Node {
 		return &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{GPUModelLabel: "A10"}},
@@ -109,32 +110,48 @@ func TestNodeCapacityChanged(t *testing.T) {
 	}
 	heartbeat := node("64")
 	heartbeat.Status.Conditions[0].LastHeartbeatTime = metav1.NewTime(time.Unix(200, 0))
-	if nodeCapacityChanged(node("64"), heartbeat) {
+	if nodeCapacityChanged(node("64"), heartbeat, gpuPod) {
 		t.Error("a heartbeat changes capacity, want no recount")
 	}
-	if !nodeCapacityChanged(node("64"), node("8")) {
+	if !nodeCapacityChanged(node("64"), node("8"), gpuPod) {
 		t.Error("64 cores to 8 does not change capacity, want a recount")
 	}
-	if nodeCapacityChanged(node("64"), node("64000m")) {
+	if nodeCapacityChanged(node("64"), node("64000m"), gpuPod) {
 		t.Error("64 cores written as 64000m changes capacity, want no recount")
 	}
 	memory := node("64")
 	memory.Status.Allocatable["memory"] = resource.MustParse("128Gi")
-	if !nodeCapacityChanged(node("64"), memory) {
+	if !nodeCapacityChanged(node("64"), memory, gpuPod) {
 		t.Error("256Gi to 128Gi of memory does not change capacity, want a recount")
 	}
 
 	reserved := node("64")
 	reserved.Spec.Taints = []corev1.Taint{{Key: "example.com/reserved", Effect: corev1.TaintEffectNoSchedule}}
-	if !nodeCapacityChanged(node("64"), reserved) {
+	if !nodeCapacityChanged(node("64"), reserved, gpuPod) {
 		t.Error("a NoSchedule taint the pods do not tolerate does not change capacity, want a recount")
 	}
-	if !nodeCapacityChanged(reserved, node("64")) {
+	if !nodeCapacityChanged(reserved, node("64"), gpuPod) {
 		t.Error("removing a NoSchedule taint the pods do not tolerate does not change capacity, want a recount")
 	}
 	gpuTaint := node("64")
 	gpuTaint.Spec.Taints = []corev1.Taint{{Key: string(GPUResource), Effect: corev1.TaintEffectNoSchedule}}
-	if nodeCapacityChanged(node("64"), gpuTaint) {
+	if nodeCapacityChanged(node("64"), gpuTaint, gpuPod) {
 		t.Error("a NoSchedule taint the pods tolerate changes capacity, want no recount")
+	}
+
+	// With an extra toleration for dedicated=ml, a node that keeps that taint and loses an
+	// untolerated one starts to count.
+	dedicated := corev1.Taint{Key: "dedicated", Value: "ml", Effect: corev1.TaintEffectNoSchedule}
+	withExtra := podTolerations(true, []corev1.Toleration{
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml", Effect: corev1.TaintEffectNoSchedule}})
+	both := node("64")
+	both.Spec.Taints = []corev1.Taint{dedicated, reserved.Spec.Taints[0]}
+	onlyDedicated := node("64")
+	onlyDedicated.Spec.Taints = []corev1.Taint{dedicated}
+	if !nodeCapacityChanged(both, onlyDedicated, withExtra) {
+		t.Error("removing the untolerated taint beside a tolerated dedicated=ml does not change capacity, want a recount")
+	}
+	if nodeCapacityChanged(node("64"), onlyDedicated, withExtra) {
+		t.Error("a dedicated=ml taint the extra toleration tolerates changes capacity, want no recount")
 	}
 }

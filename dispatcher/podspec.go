@@ -67,6 +67,9 @@ type PodInput struct {
 	GPUModel     string
 	ResumeFrom   string
 	Spec         jobspec.Spec
+	// Tolerations are the daemon's extra pod tolerations (Config.PodTolerations), which
+	// every pod gets, GPU or not, besides those of the GPU resources.
+	Tolerations []corev1.Toleration
 }
 
 // BuildPod returns the pod of one run. It never restarts on its own: schedulerd decides
@@ -96,9 +99,7 @@ func BuildPod(in PodInput) *corev1.Pod {
 	if in.GPUModel != "" {
 		pod.Spec.Affinity = modelAffinity(in.GPUModel)
 	}
-	if in.GPUMilli > 0 {
-		pod.Spec.Tolerations = gpuTolerations()
-	}
+	pod.Spec.Tolerations = podTolerations(in.GPUMilli > 0, in.Tolerations)
 	return pod
 }
 
@@ -177,13 +178,26 @@ func podResources(in PodInput) corev1.ResourceRequirements {
 // other pods off. Kubernetes' ExtendedResourceToleration admission plugin adds the same ones
 // to pods that request these resources, but kube-apiserver leaves it off by default. A shared
 // GPU pod requests only GPUMilliResource and tolerates nvidia.com/gpu too, because it uses the
-// same GPUs. CountCapacity judges node taints against these tolerations, so that admission
-// counts only the nodes the pods can use.
+// same GPUs.
 func gpuTolerations() []corev1.Toleration {
 	return []corev1.Toleration{
 		{Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 		{Key: string(GPUMilliResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 	}
+}
+
+// podTolerations returns the tolerations of a pod: gpuTolerations for a GPU pod, then extra,
+// the daemon's setting, for every pod. BuildPod and CountCapacity both call it, so that
+// admission counts a node exactly when a GPU pod built here tolerates its taints. The
+// returned slice is new, so no two pods share one; it is nil when it would be empty.
+// NOTE: pods without GPUs get extra too, so they may use CPU and memory on GPU nodes tainted
+// for it, which GPU pods there then lack.
+func podTolerations(gpu bool, extra []corev1.Toleration) []corev1.Toleration {
+	var tolerations []corev1.Toleration
+	if gpu {
+		tolerations = gpuTolerations()
+	}
+	return append(tolerations, extra...)
 }
 
 func modelAffinity(model string) *corev1.Affinity {

@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,20 +40,30 @@ func TestPodEnvCarriesRunAndTrialPoint(t *testing.T) {
 
 // A GPU pod, whole or shared, tolerates the NoSchedule taints of both GPU resources, as the
 // ExtendedResourceToleration admission plugin would add them. A pod without GPUs gets none.
+// Every pod, GPU or not, also gets the extra tolerations of the daemon's setting, after the
+// GPU ones.
 func TestPodTolerationsForGPUs(t *testing.T) {
 	gpuTolerations := []corev1.Toleration{
 		{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 		{Key: "schedulerd.io/gpu-milli", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 	}
+	extra := []corev1.Toleration{
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml", Effect: corev1.TaintEffectNoSchedule},
+		{Key: "example.com/spot", Operator: corev1.TolerationOpExists},
+	}
 	cases := []struct {
 		name            string
 		gpus            int
 		gpuMilli        int
+		extra           []corev1.Toleration
 		wantTolerations []corev1.Toleration
 	}{
-		{"two whole GPUs", 2, 2000, gpuTolerations},
-		{"shared GPU", 0, 500, gpuTolerations},
-		{"no GPU", 0, 0, nil},
+		{"two whole GPUs", 2, 2000, nil, gpuTolerations},
+		{"shared GPU", 0, 500, nil, gpuTolerations},
+		{"no GPU", 0, 0, nil, nil},
+		{"two whole GPUs with extra", 2, 2000, extra, append(slices.Clone(gpuTolerations), extra...)},
+		{"shared GPU with extra", 0, 500, extra, append(slices.Clone(gpuTolerations), extra...)},
+		{"no GPU with extra", 0, 0, extra, extra},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -60,11 +71,27 @@ func TestPodTolerationsForGPUs(t *testing.T) {
 			pod := dispatcher.BuildPod(dispatcher.PodInput{JobID: jobID, JobCreatedAt: time.Now(), RunID: uuid.New(),
 				RunNumber: 1, ProjectID: "vision", Namespace: "team-vision", PodName: store.PodName(jobID, 1),
 				GPUMilli: c.gpuMilli, Spec: jobspec.Spec{Image: "trainer:1", MaxRuntimeSeconds: 60,
-					Resources: jobspec.Resources{GPUs: c.gpus, CPUMilli: 1000, MemoryMiB: 1024}}})
+					Resources: jobspec.Resources{GPUs: c.gpus, CPUMilli: 1000, MemoryMiB: 1024}},
+				Tolerations: c.extra})
 
 			if got := fmt.Sprintf("%+v", pod.Spec.Tolerations); got != fmt.Sprintf("%+v", c.wantTolerations) {
 				t.Errorf("tolerations %s, want %+v", got, c.wantTolerations)
 			}
 		})
+	}
+}
+
+// Pods get their own copy of the extra tolerations, so that changing one pod's spec, as a
+// caller may before creating it, changes neither the setting nor other pods.
+func TestPodTolerationsCopied(t *testing.T) {
+	extra := []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml"}}
+	jobID := uuid.New()
+	pod := dispatcher.BuildPod(dispatcher.PodInput{JobID: jobID, JobCreatedAt: time.Now(), RunID: uuid.New(),
+		RunNumber: 1, ProjectID: "vision", Namespace: "team-vision", PodName: store.PodName(jobID, 1),
+		Spec: jobspec.Spec{Image: "trainer:1", MaxRuntimeSeconds: 60}, Tolerations: extra})
+
+	pod.Spec.Tolerations[0].Value = "changed"
+	if extra[0].Value != "ml" {
+		t.Errorf("setting's toleration value %q after a change to the pod's, want ml", extra[0].Value)
 	}
 }

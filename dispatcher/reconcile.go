@@ -374,7 +374,8 @@ func (d *Dispatcher) createPod(ctx context.Context, run store.Run) error {
 	}
 	pod := BuildPod(PodInput{JobID: run.JobID, JobCreatedAt: run.JobCreatedAt, RunID: run.ID,
 		RunNumber: run.RunNumber, ProjectID: run.ProjectID, Namespace: run.Namespace, PodName: run.PodName,
-		Priority: run.JobPriority, GPUMilli: run.GPUMilli, GPUModel: model, ResumeFrom: resume, Spec: spec})
+		Priority: run.JobPriority, GPUMilli: run.GPUMilli, GPUModel: model, ResumeFrom: resume, Spec: spec,
+		Tolerations: d.cfg.PodTolerations})
 
 	if err := d.cfg.Fence(); err != nil {
 		return fmt.Errorf("create pod %s/%s: %w", run.Namespace, run.PodName, err)
