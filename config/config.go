@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Config is every setting of the daemon and its subcommands.
@@ -43,6 +44,9 @@ type Config struct {
 	// ImagePullGrace is how long a container may wait with ErrImagePull, ImagePullBackOff or
 	// CreateContainerError, from its pod's start, before its run fails.
 	ImagePullGrace time.Duration
+	// PodTolerations are added to every training pod, and the GPU capacity count judges
+	// node taints with them (SCHEDULERD_POD_TOLERATIONS). See dispatcher.Config.
+	PodTolerations []corev1.Toleration
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  slog.Level
 	LogFormat string
@@ -82,6 +86,10 @@ var settings = []setting{
 	{"image-pull-grace", "SCHEDULERD_IMAGE_PULL_GRACE",
 		"time a container may wait with ErrImagePull, ImagePullBackOff or CreateContainerError before its run fails", "5m",
 		func(c *Config, v string) (err error) { c.ImagePullGrace, err = positiveDuration(v); return }},
+	{"pod-tolerations", "SCHEDULERD_POD_TOLERATIONS",
+		"JSON array of Kubernetes tolerations that every training pod gets and the GPU capacity count applies, such as " +
+			tolerationsExample, "",
+		func(c *Config, v string) (err error) { c.PodTolerations, err = parseTolerations(v); return }},
 	{"log-level", "SCHEDULERD_LOG_LEVEL", "debug, info, warn or error", "info",
 		func(c *Config, v string) error {
 			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -74,7 +74,8 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 			return apiServer.Guard(store.Role(cfg.MetricsRole), "/metrics", h)
 		}
 	}
-	dispatch := dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout, ImagePullGrace: cfg.ImagePullGrace}
+	dispatch := dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout, ImagePullGrace: cfg.ImagePullGrace,
+		PodTolerations: cfg.PodTolerations}
 	d := daemon.New(daemon.Config{
 		Store:          db,
 		Kube:           kube,
