@@ -5,16 +5,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
+
+// connect opens a connection of its own to the test's database, outside the store's pool,
+// which the dequeues may fill.
+func (f *fixture) connect() *pgx.Conn {
+	f.t.Helper()
+	conn, err := pgx.Connect(context.Background(), f.store.Pool().Config().ConnString())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
 
 // lockQuota holds project's quota row locked, as another writer would, so that a dequeue's
 // writes wait for it. It returns the holding connection's backend pid and the release.
 func (f *fixture) lockQuota(project string) (int, func()) {
 	f.t.Helper()
 	ctx := context.Background()
-	tx, err := f.store.Pool().Begin(ctx)
+	tx, err := f.connect().Begin(ctx)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -26,17 +40,18 @@ func (f *fixture) lockQuota(project string) (int, func()) {
 	return pid, func() { _ = tx.Rollback(ctx) }
 }
 
-// dequeueState reports, for the backends of the test's database other than skipPID, how
-// many wait for a lock and how many sit inside a transaction waiting for their client.
-func (f *fixture) dequeueState(skipPID int) (waiting, idleInTx int) {
-	f.t.Helper()
-	err := f.store.Pool().QueryRow(context.Background(), `SELECT
+// dequeueState reports, for the backends of the test's database other than skipPID and
+// conn's, how many wait for a lock and how many sit inside a transaction waiting for their
+// client.
+func dequeueState(t *testing.T, conn *pgx.Conn, skipPID int) (waiting, idleInTx int) {
+	t.Helper()
+	err := conn.QueryRow(context.Background(), `SELECT
 		count(*) FILTER (WHERE wait_event_type = 'Lock'),
 		count(*) FILTER (WHERE state = 'idle in transaction')
 		FROM pg_stat_activity WHERE datname = current_database() AND pid <> $1 AND pid <> pg_backend_pid()`,
 		skipPID).Scan(&waiting, &idleInTx)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return waiting, idleInTx
 }
@@ -69,13 +84,14 @@ func TestDrainReadsWhileWritesRun(t *testing.T) {
 		admitted = append(admitted, a...)
 	}})
 
+	probe := f.connect()
 	holder, release := f.lockQuota("vision")
 	done := startDrain(s)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		waiting, idleInTx := f.dequeueState(holder)
-		if waiting == 1 && idleInTx == 1 {
-			break // the first round's writes wait for the lock; the second round has read
+		waiting, idleInTx := dequeueState(t, probe, holder)
+		if waiting >= 1 && idleInTx == 1 {
+			break // the first rounds' writes wait for the lock; a later round has read
 		}
 		if time.Now().After(deadline) {
 			release()
@@ -121,11 +137,12 @@ func TestDrainWaitsForUndecidedCandidates(t *testing.T) {
 		jobs = append(jobs, f.submit("vision", priority, 1000))
 	}
 
+	probe := f.connect()
 	holder, release := f.lockQuota("vision")
 	done := startDrain(s)
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
-		if _, idleInTx := f.dequeueState(holder); idleInTx > 0 {
+		if waiting, idleInTx := dequeueState(t, probe, holder); waiting > 1 || idleInTx > 0 {
 			break // a next round read while the writes waited: the fault this test is for
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -22,16 +22,22 @@ type page struct {
 	err        error
 }
 
-// pipeline runs a scheduler's dequeues one after another on the database, but lets the
-// writes and COMMIT of one run on their connection while the next one reads and decides
-// on another. The database then works on two transactions at once, on two cores where it
-// has them, instead of waiting for the scheduler between them. At most one dequeue writes
-// at a time, so a dequeue holds at most two pooled connections.
+// pipeline runs a scheduler's dequeues in order, but lets the writes and COMMIT of one run
+// on their connection while the next ones read, decide and write on others. The database
+// then works on several transactions at once, on every core it has, instead of waiting for
+// the scheduler between them. Writes that overlap touch different job and run rows, and
+// wait for each other only at the quota and model rows, which each locks at the end of
+// its batch. At most maxWriting dequeues write at a time, so a scheduler holds at most
+// maxWriting+1 pooled connections. Their runs reach the dispatcher in dequeue order.
 type pipeline struct {
 	s        *Scheduler
-	writing  *page
-	admitted int // jobs admitted by the dequeues that committed
+	writing  []*page // oldest first
+	admitted int     // jobs admitted by the dequeues that committed
 }
+
+// maxWriting is the most dequeues whose writes run at once. Two measured best on 2 cores
+// (bench/results/AB-2026-12-06-pipeline.md).
+const maxWriting = 2
 
 // decided holds the counts of a page's first decision, for the round's loop, which may not
 // read the page's fields while its writes run.
@@ -40,8 +46,8 @@ type decided struct {
 }
 
 // dequeue begins one dequeue of round r that admits at most maxAdmit jobs, decides on what
-// it read, and starts its writes once the previous dequeue's writes have ended. It returns
-// the page, whose writes may still run, and what it decided.
+// it read, and starts its writes once fewer than maxWriting dequeues write. It returns the
+// page, whose writes may still run, and what it decided.
 func (p *pipeline) dequeue(ctx context.Context, r *round, maxAdmit int) (*page, decided, error) {
 	s := p.s
 	window := store.CandidateWindow{Limit: r.limit, After: r.after, OnlyWithRoom: r.after != nil,
@@ -61,11 +67,13 @@ func (p *pipeline) dequeue(ctx context.Context, r *round, maxAdmit int) (*page, 
 	})
 	first := decided{read: len(d.Snapshot().Candidates), admit: len(decisions)}
 
-	if _, err := p.wait(); err != nil {
-		d.Close(ctx)
-		return nil, first, err
+	for len(p.writing) >= maxWriting {
+		if err := p.waitOldest(); err != nil {
+			d.Close(ctx)
+			return nil, first, err
+		}
 	}
-	p.writing = pg
+	p.writing = append(p.writing, pg)
 	go pg.write(ctx, s)
 	return pg, first, nil
 }
@@ -86,21 +94,29 @@ func (pg *page) write(ctx context.Context, s *Scheduler) {
 	s.cfg.Metrics.Admissions(len(pg.admissions), results)
 }
 
-// wait waits for the writes in flight, if any, hands their runs to the dispatcher and
-// returns their page and error. The next round's first read is widened when that page
-// refused candidates.
-func (p *pipeline) wait() (*page, error) {
-	pg := p.writing
-	if pg == nil {
-		return nil, nil
+// wait waits for every write in flight, oldest first, and returns the first error.
+func (p *pipeline) wait() error {
+	var first error
+	for len(p.writing) > 0 {
+		if err := p.waitOldest(); first == nil {
+			first = err
+		}
 	}
-	p.writing = nil
+	return first
+}
+
+// waitOldest waits for the oldest write in flight, hands its runs to the dispatcher and
+// returns its error. The next round's first read is widened when that page refused
+// candidates.
+func (p *pipeline) waitOldest() error {
+	pg := p.writing[0]
+	p.writing = p.writing[1:]
 	<-pg.done
 	if pg.err != nil {
-		return pg, pg.err
+		return pg.err
 	}
 	p.s.wide = len(pg.refusals) > 0
 	p.admitted += len(pg.admissions)
 	p.s.admitted(pg.admissions)
-	return pg, nil
+	return nil
 }

@@ -133,7 +133,7 @@ const maxPages = 8
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	p := &pipeline{s: s}
 	_, err := s.round(ctx, p)
-	if _, werr := p.wait(); err == nil {
+	if werr := p.wait(); err == nil {
 		err = werr
 	}
 	if err != nil {
@@ -144,14 +144,14 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 
 // Drain runs rounds until one admits less than a full batch, and returns how many jobs
 // they admitted. A round that admitted every candidate of its one page lets the next round
-// read and decide while its writes run (see pipeline): the rows that the next read skips
-// because those writes hold them are all admitted. After a round that refused candidates,
+// read, decide and write while its writes run (see pipeline): the rows that the next read
+// skips because those writes hold them are all admitted. After a round that refused candidates,
 // the next one waits for its writes, so that it reads the refused jobs again, with what a
 // starving one among them holds back.
 //
 // NOTE: a round that reads while the writes before it run sees the quota and model rows
 // without those writes. Near a limit its guard may then fail, and it decides again on
-// locked rows, one round trip later.
+// locked rows once those writes have committed.
 func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 	p := &pipeline{s: s}
 	var err error
@@ -163,7 +163,7 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 		// An explanation waits for the writes too, so that it sees them.
 		due := time.Since(s.explainedAt) >= explainInterval
 		if !res.overlap || due {
-			if _, err = p.wait(); err != nil {
+			if err = p.wait(); err != nil {
 				break
 			}
 		}
@@ -173,7 +173,7 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if _, werr := p.wait(); err == nil {
+	if werr := p.wait(); err == nil {
 		err = werr
 	}
 	if err != nil {
@@ -217,7 +217,7 @@ func (s *Scheduler) round(ctx context.Context, p *pipeline) (roundResult, error)
 		}
 
 		// The batch is not full: read on behind this page once it has committed.
-		if _, err := p.wait(); err != nil {
+		if err := p.wait(); err != nil {
 			return roundResult{decided: admitted}, err
 		}
 		admitted += len(pg.admissions)
