@@ -145,12 +145,12 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 // Drain runs rounds until one admits less than a full batch, and returns how many jobs
 // they admitted. A round that admitted every candidate of its one page lets the next round
 // read, decide and write while its writes run (see pipeline): the rows that the next read
-// skips because those writes hold them are all admitted. After a round that refused candidates,
-// the next one waits for its writes, so that it reads the refused jobs again, with what a
-// starving one among them holds back.
+// skips because those writes hold them are all admitted. After a round that refused
+// candidates, the next one waits for its writes, so that it reads the refused jobs again,
+// with what a starving one among them holds back.
 //
-// NOTE: a round that reads while the writes before it run sees the quota and model rows
-// without those writes. Near a limit its guard may then fail, and it decides again on
+// NOTE: a round that reads while the writes before it run reads the quota and model rows
+// as they were before those writes. Near a limit its guard may then fail, and it decides again on
 // locked rows once those writes have committed.
 func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 	p := &pipeline{s: s}
@@ -160,7 +160,7 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 		if res, err = s.round(ctx, p); err != nil || res.decided < s.cfg.Batch {
 			break
 		}
-		// An explanation waits for the writes too, so that it sees them.
+		// An explanation waits for the writes too, so that it counts them.
 		due := time.Since(s.explainedAt) >= explainInterval
 		if !res.overlap || due {
 			if err = p.wait(); err != nil {
