@@ -161,3 +161,74 @@ func TestDrainWaitsForUndecidedCandidates(t *testing.T) {
 		t.Errorf("huge job %s (%q), want queued with %q", got.Status, waitReason(got), scheduler.ReasonTooLarge)
 	}
 }
+
+// waitForThirdRead polls until two dequeues' writes wait for a lock, then for up to a second
+// more until a third dequeue sits inside its transaction, having read and decided while
+// they wait. It fails the test when the two writes never wait.
+func waitForThirdRead(t *testing.T, probe *pgx.Conn, holder int, release func()) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if waiting, _ := dequeueState(t, probe, holder); waiting >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("two dequeues' writes never waited for the quota lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline = time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if _, idleInTx := dequeueState(t, probe, holder); idleInTx > 0 {
+			return // the third dequeue read past the second one's candidates
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An overlapped round decides on the model row as it was before the writes in flight.
+// When its guard then fails, it decides again on locked rows and may refuse a starving
+// job there. The round after it must not have read past that job, or its smaller job of
+// lower priority takes the capacity that the starving job holds.
+func TestDrainKeepsHoldFromRetry(t *testing.T) {
+	f := setup(t)
+	f.capacity(store.ModelCapacity{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000})
+	first := f.submit("vision", 10, 4000)
+	starving := f.submit("vision", 9, 8000)
+	small := f.submit("vision", 8, 4000)
+	_, err := f.store.Pool().Exec(context.Background(),
+		`UPDATE job_queue SET queued_at = now() - interval '2 hours' WHERE job_id = $1`, starving.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admitted []store.Admission
+	s := scheduler.New(f.store, scheduler.Config{Batch: 1, Policy: scheduler.Policy{StarvationBound: time.Hour},
+		OnAdmitted: func(a []store.Admission) { admitted = append(admitted, a...) }})
+
+	probe := f.connect()
+	holder, release := f.lockQuota("vision")
+	done := startDrain(s)
+	waitForThirdRead(t, probe, holder, release)
+	release()
+	if res := <-done; res.err != nil {
+		t.Fatalf("Drain: %v", res.err)
+	}
+
+	if got := f.job(first); got.Status != store.JobRunning {
+		t.Errorf("first job %s, want running", got.Status)
+	}
+	if got := f.job(starving); got.Status != store.JobQueued {
+		t.Errorf("starving job %s, want queued", got.Status)
+	}
+	got := f.job(small)
+	if got.Status != store.JobQueued {
+		t.Errorf("smaller job behind the starving one %s, want queued", got.Status)
+	}
+	if waitReason(got) != scheduler.ReasonReserved {
+		t.Errorf("smaller job behind the starving one waits for %q, want %q", waitReason(got), scheduler.ReasonReserved)
+	}
+	if len(admitted) != 1 || admitted[0].Job.ID != first.ID {
+		t.Errorf("dispatcher got %d admissions, want only the first job", len(admitted))
+	}
+}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/schedulerd/schedulerd/store"
@@ -43,6 +44,10 @@ const maxWriting = 2
 // read the page's fields while its writes run.
 type decided struct {
 	read, admit int
+	// starving is set when a candidate read is a GPU job past the starvation bound. The first
+	// decision may admit it on quota and model rows that the writes in flight have not yet
+	// changed, and the retry on locked rows may then refuse it and hold capacity back for it.
+	starving bool
 }
 
 // dequeue begins one dequeue of round r that admits at most maxAdmit jobs, decides on what
@@ -65,7 +70,11 @@ func (p *pipeline) dequeue(ctx context.Context, r *round, maxAdmit int) (*page, 
 		pg.refusals = refusals
 		return decisions, refusals
 	})
-	first := decided{read: len(d.Snapshot().Candidates), admit: len(decisions)}
+	snap := d.Snapshot()
+	first := decided{read: len(snap.Candidates), admit: len(decisions),
+		starving: slices.ContainsFunc(snap.Candidates, func(c store.Candidate) bool {
+			return s.cfg.Policy.starving(c, snap.Now)
+		})}
 
 	for len(p.writing) >= maxWriting {
 		if err := p.waitOldest(); err != nil {

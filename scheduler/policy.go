@@ -211,7 +211,7 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	case heldBack:
 		return "", ReasonReserved
 	}
-	if pl.now.Sub(c.QueuedAt) < pl.policy.StarvationBound {
+	if !pl.policy.starving(c, pl.now) {
 		return "", ReasonNoCapacity
 	}
 	pl.hold(c, fitting)
@@ -236,6 +236,12 @@ func (pl *plan) hold(c store.Candidate, models []string) {
 	q.CurrentConcurrent++
 	q.GPUHoursReserved += hours
 	pl.quotas[c.ProjectID] = q
+}
+
+// starving reports whether c, if refused for want of capacity at now, would hold capacity
+// back from the candidates after it.
+func (p Policy) starving(c store.Candidate, now time.Time) bool {
+	return c.GPUMilli > 0 && now.Sub(c.QueuedAt) >= p.StarvationBound
 }
 
 func (pl *plan) allowed(c store.Candidate) []string {

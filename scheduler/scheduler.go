@@ -187,9 +187,12 @@ type roundResult struct {
 	// decided counts the jobs the round admitted, those of a page whose writes still run
 	// included.
 	decided int
-	// overlap is set when the round's one page admitted every candidate it read, so the next
-	// round may read before the page's writes end. A candidate left undecided because the
-	// batch was full stays locked by those writes, and the next round would read past it.
+	// overlap is set when the round's one page admitted every candidate it read, none of
+	// them a starving GPU job, so the next round may read before the page's writes end. A
+	// candidate left undecided because the batch was full stays locked by those writes, and
+	// the next round would read past it. So would it read past a starving job that the
+	// page admitted first and then refused on locked rows, after its guard failed, and
+	// backfill the capacity that job holds.
 	overlap bool
 }
 
@@ -213,7 +216,10 @@ func (s *Scheduler) round(ctx context.Context, p *pipeline) (roundResult, error)
 			return roundResult{decided: admitted}, err
 		}
 		if admitted+first.admit == s.cfg.Batch {
-			return roundResult{decided: s.cfg.Batch, overlap: n == 0 && first.admit == first.read}, nil
+			// NOTE: a job that passes the starvation bound between the first decision and a
+			// retry on locked rows can still be refused there while the next round reads.
+			overlap := n == 0 && first.admit == first.read && !first.starving
+			return roundResult{decided: s.cfg.Batch, overlap: overlap}, nil
 		}
 
 		// The batch is not full: read on behind this page once it has committed.
