@@ -246,9 +246,11 @@ func (d *OpenDequeue) Decide(decide Decider) ([]Decision, []Refusal) {
 // decision order. It always releases the connection; a failed dequeue is rolled back.
 //
 // NOTE: the COMMIT travels with the writes, so when ctx ends while the server runs them,
-// the outcome is unknown. pgx then sends the server a cancel request and closes the
-// connection. If that request is lost, the server commits what the daemon reported as a
-// failed dequeue, and the dispatcher's next resync creates the pods of those runs.
+// the outcome is unknown. The pool's connections use pgx's default context handling
+// (pgx v5.13: a deadline on the socket, no cancel request), so the server runs the writes
+// to their end. Writes that wait for a quota or model lock commit once it frees, after
+// the daemon reported a failed dequeue, and the dispatcher's next resync creates the pods
+// of those runs.
 func (d *OpenDequeue) Commit(ctx context.Context) ([]Admission, error) {
 	defer d.Close(ctx)
 	conn := d.conn.Conn()
