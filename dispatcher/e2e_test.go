@@ -712,9 +712,7 @@ func TestCordonedModelWaitsForUncordon(t *testing.T) {
 	h.Project("vision", 100, 10)
 	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
 
-	h.WaitJob(job.ID, wait, "wait reason", func(j store.Job) bool {
-		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
-	})
+	waitNoModel(h, job.ID)
 	if got, _ := h.Store.GetJob(context.Background(), job.ID); got.Status != store.JobQueued || got.RunCount != 0 {
 		t.Fatalf("job %s with %d runs while its model is cordoned, want queued with none", got.Status, got.RunCount)
 	}
@@ -741,9 +739,7 @@ func TestTaintedModelWaitsForUntaint(t *testing.T) {
 	h.Project("vision", 100, 10)
 	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
 
-	h.WaitJob(job.ID, wait, "wait reason", func(j store.Job) bool {
-		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
-	})
+	waitNoModel(h, job.ID)
 	if got, _ := h.Store.GetJob(context.Background(), job.ID); got.Status != store.JobQueued || got.RunCount != 0 {
 		t.Fatalf("job %s with %d runs while its model is tainted, want queued with none", got.Status, got.RunCount)
 	}
@@ -775,9 +771,7 @@ func TestExtraTolerationCountsTaintedModel(t *testing.T) {
 	waitCapacity(t, h, model, 0)
 	h.Project("vision", 100, 10)
 	job := h.Submit("vision", 50, gpuSpec(model, 1, &jobspec.Simulation{RunSeconds: 1}))
-	h.WaitJob(job.ID, wait, "wait reason", func(j store.Job) bool {
-		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
-	})
+	waitNoModel(h, job.ID)
 
 	setTaints(t, node, dedicatedTaint)
 	waitCapacity(t, h, model, 8000)
@@ -810,6 +804,13 @@ func setCordoned(t *testing.T, node string, cordoned bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitNoModel waits until the job waits because no allowed GPU model can take it.
+func waitNoModel(h *daemontest.Harness, jobID uuid.UUID) {
+	h.WaitJob(jobID, wait, "wait reason", func(j store.Job) bool {
+		return j.WaitReason != nil && *j.WaitReason == scheduler.ReasonNoModel
+	})
 }
 
 func waitCapacity(t *testing.T, h *daemontest.Harness, model string, milli int64) {

@@ -27,9 +27,9 @@ type recorder struct {
 	log       *slog.Logger
 	submitted atomic.Int64
 
-	// cpuAtStart is the daemon's CPU time when the recorder was made. The report leaves it
-	// out, because the daemon may have run before the replay, for an earlier run of the
-	// same replay, say.
+	// cpuAtStart is the daemon's CPU time when the recorder was made. The report subtracts
+	// it, because the daemon may have run before the replay, for example for an earlier run
+	// of the same replay.
 	cpuAtStart float64
 
 	mu      sync.Mutex

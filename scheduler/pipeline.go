@@ -8,9 +8,9 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// page is one dequeue transaction of a round: what it read and decided, and, once its
-// writes end, their outcome. Until done is closed, the goroutine that writes owns the
-// fields below it: a retry on locked rows decides again and sets them anew.
+// page is one dequeue transaction of a round: what it read and decided, and the outcome of
+// its writes. Until done is closed, only the writing goroutine touches the fields below done,
+// because a retry on locked rows decides again and sets them anew.
 type page struct {
 	d     *store.OpenDequeue
 	start time.Time

@@ -91,8 +91,7 @@ func (s *Scheduler) Wake() {
 	}
 }
 
-// Run dequeues until ctx ends: after every wake-up and every poll interval it drains the
-// queue (Drain).
+// Run dequeues until ctx ends. After every wake-up and every poll interval it calls Drain.
 func (s *Scheduler) Run(ctx context.Context) error {
 	// Polling still runs, so a notification lost while reconnecting only delays a job by
 	// one poll interval.

@@ -180,7 +180,7 @@ var errAdmissionConflict = errors.New("a job, quota or GPU model changed since i
 // Dequeue runs one admission transaction: it locks the candidates of window, calls decide on
 // them with their quota and model rows, and applies the decisions with guarded statements.
 // It returns the new runs. When no candidate is found it returns nil without calling decide.
-// It is BeginDequeue, Decide and Commit in a row.
+// It calls BeginDequeue, Decide and Commit in turn.
 func (s *Store) Dequeue(ctx context.Context, window CandidateWindow, decide Decider) ([]Admission, error) {
 	d, err := s.BeginDequeue(ctx, window)
 	if err != nil {
