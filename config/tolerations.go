@@ -26,11 +26,11 @@ func parseTolerations(v string) ([]corev1.Toleration, error) {
 		return nil, nil
 	}
 	if !strings.HasPrefix(trimmed, "[") {
-		return nil, fmt.Errorf("want a JSON array of tolerations such as %s", tolerationsExample)
+		return nil, fmt.Errorf("expected a JSON array of tolerations such as %s", tolerationsExample)
 	}
 	var entries []json.RawMessage
 	if _, err := kjson.UnmarshalStrict([]byte(trimmed), &entries); err != nil {
-		return nil, fmt.Errorf("want a JSON array of tolerations such as %s: %w", tolerationsExample, err)
+		return nil, fmt.Errorf("expected a JSON array of tolerations such as %s: %w", tolerationsExample, err)
 	}
 	tolerations := make([]corev1.Toleration, 0, len(entries))
 	for i, entry := range entries {
@@ -47,7 +47,7 @@ func parseTolerations(v string) ([]corev1.Toleration, error) {
 func decodeToleration(entry json.RawMessage) (corev1.Toleration, error) {
 	var t corev1.Toleration
 	if !bytes.HasPrefix(bytes.TrimSpace(entry), []byte("{")) {
-		return t, errors.New("want a JSON object")
+		return t, errors.New("expected a JSON object")
 	}
 	strictErrs, err := kjson.UnmarshalStrict(entry, &t)
 	if err != nil {

@@ -84,15 +84,15 @@ func TestLoadRejectsBadPodTolerations(t *testing.T) {
 		name, value, want string
 	}{
 		{"object, not array", `{"key":"dedicated","operator":"Exists"}`,
-			"want a JSON array of tolerations such as " + example},
-		{"null", `null`, "want a JSON array of tolerations such as " + example},
+			"expected a JSON array of tolerations such as " + example},
+		{"null", `null`, "expected a JSON array of tolerations such as " + example},
 		{"bad JSON", `[{"key":"dedicated",}]`,
-			"want a JSON array of tolerations such as " + example +
+			"expected a JSON array of tolerations such as " + example +
 				": invalid character '}' looking for beginning of object key string"},
 		{"text after the array", `[] x`,
-			"want a JSON array of tolerations such as " + example + ": invalid character 'x' after top-level value"},
+			"expected a JSON array of tolerations such as " + example + ": invalid character 'x' after top-level value"},
 		{"entry not an object", `[{"key":"a","operator":"Exists"}, "dedicated"]`,
-			`toleration [1] "dedicated": want a JSON object`},
+			`toleration [1] "dedicated": expected a JSON object`},
 		{"unknown field", `[{"key":"dedicated","value":"ml","efect":"NoSchedule"}]`,
 			`toleration [0] {"key":"dedicated","value":"ml","efect":"NoSchedule"}: unknown field "efect": ` + fields},
 		{"field in wrong case", `[{"Key":"dedicated","operator":"Exists"}]`,
