@@ -56,6 +56,24 @@ func dequeueState(t *testing.T, conn *pgx.Conn, skipPID int) (waiting, idleInTx 
 	return waiting, idleInTx
 }
 
+// takeOverlapLock tries the scheduler's overlap lock (store.OverlapLock) from conn. When
+// it got it, conn keeps it if keep is set, until conn closes, and gives it back otherwise.
+func takeOverlapLock(t *testing.T, conn *pgx.Conn, keep bool) bool {
+	t.Helper()
+	var ok bool
+	ctx := context.Background()
+	err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('schedulerd.dequeue_overlap'))`).Scan(&ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok && !keep {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('schedulerd.dequeue_overlap'))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ok
+}
+
 // drain runs s.Drain on its own goroutine and returns its outcome on a channel.
 type drainResult struct {
 	n   int
@@ -100,11 +118,17 @@ func TestDrainReadsWhileWritesRun(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if takeOverlapLock(t, probe, false) {
+		t.Error("the overlap lock was free while the rounds overlapped")
+	}
 	release()
 
 	res := <-done
 	if res.err != nil || res.n != len(jobs) {
 		t.Fatalf("Drain admitted %d jobs (%v), want %d", res.n, res.err, len(jobs))
+	}
+	if !takeOverlapLock(t, probe, false) {
+		t.Error("the overlap lock is still held after Drain returned")
 	}
 	if len(admitted) != len(jobs) {
 		t.Fatalf("dispatcher got %d admissions, want %d", len(admitted), len(jobs))
@@ -230,5 +254,54 @@ func TestDrainKeepsHoldFromRetry(t *testing.T) {
 	}
 	if len(admitted) != 1 || admitted[0].Job.ID != first.ID {
 		t.Errorf("dispatcher got %d admissions, want only the first job", len(admitted))
+	}
+}
+
+// A scheduler that does not get the overlap lock, because another scheduler holds it,
+// waits for each round's writes before it reads the next round.
+func TestDrainWithoutOverlapLock(t *testing.T) {
+	f := setup(t)
+	var jobs []store.Job
+	for priority := 12; priority > 0; priority-- {
+		jobs = append(jobs, f.submit("vision", priority, 1000))
+	}
+	var admitted []store.Admission
+	s := scheduler.New(f.store, scheduler.Config{Batch: 4, OnAdmitted: func(a []store.Admission) {
+		admitted = append(admitted, a...)
+	}})
+
+	if !takeOverlapLock(t, f.connect(), true) {
+		t.Fatal("the overlap lock was taken before the test")
+	}
+	probe := f.connect()
+	holder, release := f.lockQuota("vision")
+	done := startDrain(s)
+	deadline := time.Now().Add(30 * time.Second)
+	for waiting, _ := dequeueState(t, probe, holder); waiting == 0; waiting, _ = dequeueState(t, probe, holder) {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("the first round's writes never waited for the quota lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// With the lock, the next round reads within milliseconds (TestDrainReadsWhileWritesRun).
+	for range 50 {
+		if waiting, idleInTx := dequeueState(t, probe, holder); waiting != 1 || idleInTx != 0 {
+			release()
+			t.Fatalf("%d dequeues wait and %d sit in a transaction, want 1 and 0: a round read while the writes before it ran",
+				waiting, idleInTx)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	release()
+
+	res := <-done
+	if res.err != nil || res.n != len(jobs) || len(admitted) != len(jobs) {
+		t.Fatalf("Drain admitted %d jobs (%v), dispatcher got %d, want %d", res.n, res.err, len(admitted), len(jobs))
+	}
+	for i, a := range admitted {
+		if a.Job.ID != jobs[i].ID {
+			t.Errorf("admission %d: job %s, want %s (priority order)", i, a.Job.ID, jobs[i].ID)
+		}
 	}
 }

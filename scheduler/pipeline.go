@@ -34,6 +34,11 @@ type pipeline struct {
 	s        *Scheduler
 	writing  []*page // oldest first
 	admitted int     // jobs admitted by the dequeues that committed
+
+	// lock is the overlap lock (store.OverlapLock), held from the first round that may
+	// overlap until the end of the Drain. tried is set once the Drain requested it.
+	lock  *store.OverlapLock
+	tried bool
 }
 
 // maxWriting is the most dequeues whose writes run at once. Two measured best on 2 cores
@@ -101,6 +106,29 @@ func (pg *page) write(ctx context.Context, s *Scheduler) {
 		results[i] = refusalResult(r.Reason)
 	}
 	s.cfg.Metrics.Admissions(len(pg.admissions), results)
+}
+
+// mayOverlap reports whether the next round may read while writes run, which is only
+// while this scheduler holds the overlap lock. The first call of a Drain requests the
+// lock, and a scheduler that did not get it keeps its rounds apart until its Drain ends.
+func (p *pipeline) mayOverlap(ctx context.Context) (bool, error) {
+	if !p.tried {
+		p.tried = true
+		lock, err := p.s.store.TryOverlapLock(ctx)
+		if err != nil {
+			return false, err
+		}
+		p.lock = lock
+	}
+	return p.lock != nil, nil
+}
+
+// release gives the overlap lock back, if the pipeline holds it.
+func (p *pipeline) release(ctx context.Context) {
+	if p.lock != nil {
+		p.lock.Release(ctx)
+		p.lock = nil
+	}
 }
 
 // wait waits for every write in flight, oldest first, and returns the first error.

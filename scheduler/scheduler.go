@@ -144,7 +144,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 // Drain runs rounds until one admits less than a full batch, and returns how many jobs
 // they admitted. A round that admitted every candidate of its one page lets the next round
 // read, decide and write while its writes run (see pipeline): the rows that the next read
-// skips because those writes hold them are all admitted. After a round that refused
+// skips because those writes hold them are all admitted. Only the scheduler that holds the
+// overlap lock (store.OverlapLock) does so; others, replicas in a benchmark, say, keep
+// their rounds apart. After a round that refused
 // candidates, the next one waits for its writes, so that it reads the refused jobs again,
 // with what a starving one among them holds back.
 //
@@ -161,7 +163,13 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 		}
 		// An explanation waits for the writes too, so that it counts them.
 		due := time.Since(s.explainedAt) >= explainInterval
-		if !res.overlap || due {
+		overlap := false
+		if res.overlap && !due {
+			if overlap, err = p.mayOverlap(ctx); err != nil {
+				break
+			}
+		}
+		if !overlap {
 			if err = p.wait(); err != nil {
 				break
 			}
@@ -175,6 +183,7 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 	if werr := p.wait(); err == nil {
 		err = werr
 	}
+	p.release(ctx)
 	if err != nil {
 		return p.admitted, err
 	}
