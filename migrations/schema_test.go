@@ -411,6 +411,46 @@ func TestJobQueueMirrorsQueuedJobs(t *testing.T) {
 	}
 }
 
+// One UPDATE that moves several jobs in and out of the queue and changes priorities keeps
+// job_queue equal to the queued jobs, as admissions and bulk queue operations rely on.
+func TestJobQueueSyncsMultiRowUpdate(t *testing.T) {
+	conn := newSchema(t)
+	ctx := context.Background()
+	admitted1 := insertJob(t, conn, "2025-01-20 10:00+00", "queued")
+	admitted2 := insertJob(t, conn, "2025-02-20 10:00+00", "queued")
+	raised := insertJob(t, conn, "2025-01-21 10:00+00", "queued")
+	untouched := insertJob(t, conn, "2025-01-22 10:00+00", "queued")
+	paused := insertJob(t, conn, "2025-03-01 10:00+00", "queued")
+	mustExec(t, conn, `UPDATE jobs SET status = 'paused' WHERE id = $1`, paused)
+
+	mustExec(t, conn, `UPDATE jobs SET
+		status = CASE WHEN id IN ($1, $2) THEN 'running'::job_status WHEN id = $4 THEN 'queued' ELSE status END,
+		priority = CASE WHEN id = $3 THEN 9 ELSE priority END,
+		wait_reason = 'checked'
+		WHERE id IN ($1, $2, $3, $4, $5)`, admitted1, admitted2, raised, paused, untouched)
+
+	rows, err := conn.Query(ctx, `SELECT job_id::text, priority FROM job_queue ORDER BY job_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var id string
+		var priority int
+		if err := rows.Scan(&id, &priority); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = priority
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{raised: 9, untouched: 5, paused: 5}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("job_queue %v, want %v", got, want)
+	}
+}
+
 func TestPriorityRange(t *testing.T) {
 	conn := newSchema(t)
 	for _, priority := range []int{-1, 101} {
