@@ -19,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/schedulerd/schedulerd/retention"
 )
 
 // Config is every setting of the daemon and its subcommands.
@@ -57,6 +59,40 @@ type Config struct {
 	// for the project id (SCHEDULERD_ARTIFACT_URI_PREFIX). Empty allows any s3:// URI.
 	// See api.Config.
 	ArtifactURIPrefix string
+
+	// LeaderElection turns on the Lease named schedulerd, so that only its holder runs the
+	// scheduler and dispatcher (SCHEDULERD_LEADER_ELECTION). Off is for a single replica
+	// only, because two replicas without it would both schedule and create pods.
+	LeaderElection bool
+	// LeaderElectionNamespace is the Lease's namespace (SCHEDULERD_LEADER_ELECTION_NAMESPACE).
+	// Empty means the pod's own, or "default" outside a cluster.
+	LeaderElectionNamespace string
+
+	// CronLocation is the time zone of cron schedules without CRON_TZ= (SCHEDULERD_CRON_TZ).
+	// Nil means UTC.
+	CronLocation *time.Location
+	// CronPartitions, CronRetention and CronBudgets are the schedules of the cron tasks,
+	// each "off" to disable its task (SCHEDULERD_CRON_*).
+	CronPartitions, CronRetention, CronBudgets string
+	// PartitionMonthsAhead is the number of months after the current one that get jobs
+	// partitions (SCHEDULERD_PARTITION_MONTHS_AHEAD).
+	PartitionMonthsAhead int
+	// S3 configures the S3 client of checkpoint retention and of eval reports
+	// (SCHEDULERD_S3_*).
+	S3 retention.S3Config
+	// RetentionPolicy is the set of rules that keep checkpoints (SCHEDULERD_RETENTION_*
+	// except SCHEDULERD_RETENTION_BATCH).
+	RetentionPolicy retention.Policy
+	// RetentionBatch is the number of objects per S3 DeleteObjects request
+	// (SCHEDULERD_RETENTION_BATCH).
+	RetentionBatch int
+
+	// TemporalAddress is the host:port or gRPC target of a Temporal frontend
+	// (SCHEDULERD_TEMPORAL_ADDRESS). Empty runs jobs without workflows.
+	TemporalAddress string
+	// TemporalNamespace is the Temporal namespace of the workflows
+	// (SCHEDULERD_TEMPORAL_NAMESPACE).
+	TemporalNamespace string
 }
 
 // setting is one configurable value: its flag name, its environment variable and how to
@@ -66,7 +102,9 @@ type setting struct {
 	parse                      func(c *Config, value string) error
 }
 
-var settings = []setting{
+// coreSettings are the settings of the database, the Kubernetes client, scheduling,
+// logging and the admin API.
+var coreSettings = []setting{
 	{"database-url", "SCHEDULERD_DATABASE_URL", "PostgreSQL URL, postgres://user@host:port/db", "",
 		func(c *Config, v string) error { c.DatabaseURL = v; return validateDatabaseURL(v) }},
 	{"http-addr", "SCHEDULERD_HTTP_ADDR", "host:port of the admin API and /metrics", "127.0.0.1:8080",

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schedulerd/schedulerd/retention"
 )
 
 func env(values map[string]string) func(string) string {
@@ -191,5 +193,176 @@ func TestLoadNamesURLCause(t *testing.T) {
 		`invalid connect_timeout (strconv.ParseInt: parsing "soon": invalid syntax)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v,\nwant %s", err, want)
+	}
+}
+
+// Each setting that was once read from the environment only is now a flag too, and the
+// flag wins over the variable.
+func TestServiceSettingFlagWins(t *testing.T) {
+	cases := []struct {
+		flag, env, envValue, flagValue string
+		got                            func(Config) any
+		want                           any
+	}{
+		{"leader-election", "SCHEDULERD_LEADER_ELECTION", "true", "false",
+			func(c Config) any { return c.LeaderElection }, false},
+		{"leader-election-namespace", "SCHEDULERD_LEADER_ELECTION_NAMESPACE", "env-ns", "flag-ns",
+			func(c Config) any { return c.LeaderElectionNamespace }, "flag-ns"},
+		{"cron-tz", "SCHEDULERD_CRON_TZ", "Asia/Tokyo", "Europe/Paris",
+			func(c Config) any { return c.CronLocation.String() }, "Europe/Paris"},
+		{"cron-partitions", "SCHEDULERD_CRON_PARTITIONS", "0 1 * * *", "off",
+			func(c Config) any { return c.CronPartitions }, "off"},
+		{"cron-retention", "SCHEDULERD_CRON_RETENTION", "0 1 * * *", "@every 6h",
+			func(c Config) any { return c.CronRetention }, "@every 6h"},
+		{"cron-budgets", "SCHEDULERD_CRON_BUDGETS", "off", "CRON_TZ=Asia/Tokyo 0 9 * * *",
+			func(c Config) any { return c.CronBudgets }, "CRON_TZ=Asia/Tokyo 0 9 * * *"},
+		{"partition-months-ahead", "SCHEDULERD_PARTITION_MONTHS_AHEAD", "2", "6",
+			func(c Config) any { return c.PartitionMonthsAhead }, 6},
+		{"s3-endpoint", "SCHEDULERD_S3_ENDPOINT", "http://127.0.0.1:1", "http://127.0.0.1:7070",
+			func(c Config) any { return c.S3.Endpoint }, "http://127.0.0.1:7070"},
+		{"s3-region", "SCHEDULERD_S3_REGION", "us-east-1", "eu-west-3",
+			func(c Config) any { return c.S3.Region }, "eu-west-3"},
+		{"s3-path-style", "SCHEDULERD_S3_PATH_STYLE", "false", "true",
+			func(c Config) any { return c.S3.PathStyle }, true},
+		{"retention-keep-latest", "SCHEDULERD_RETENTION_KEEP_LATEST", "5", "0",
+			func(c Config) any { return c.RetentionPolicy.KeepLatest }, 0},
+		{"retention-best-metric", "SCHEDULERD_RETENTION_BEST_METRIC", "loss", "accuracy",
+			func(c Config) any { return c.RetentionPolicy.BestMetric }, "accuracy"},
+		{"retention-best-direction", "SCHEDULERD_RETENTION_BEST_DIRECTION", "min", "max",
+			func(c Config) any { return string(c.RetentionPolicy.BestDirection) }, "max"},
+		{"retention-min-age", "SCHEDULERD_RETENTION_MIN_AGE", "1h", "0s",
+			func(c Config) any { return c.RetentionPolicy.MinAge }, time.Duration(0)},
+		{"retention-batch", "SCHEDULERD_RETENTION_BATCH", "10", "250",
+			func(c Config) any { return c.RetentionBatch }, 250},
+		{"temporal-address", "SCHEDULERD_TEMPORAL_ADDRESS", "127.0.0.1:1", "127.0.0.1:7233",
+			func(c Config) any { return c.TemporalAddress }, "127.0.0.1:7233"},
+		{"temporal-namespace", "SCHEDULERD_TEMPORAL_NAMESPACE", "env-ns", "training",
+			func(c Config) any { return c.TemporalNamespace }, "training"},
+	}
+	for _, c := range cases {
+		t.Run(c.flag, func(t *testing.T) {
+			getenv := env(map[string]string{c.env: c.envValue})
+			fromFlag, rest, err := Load("run", []string{"-" + c.flag, c.flagValue}, getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.got(fromFlag); got != c.want {
+				t.Errorf("-%s %q over %s=%q: got %v, want %v", c.flag, c.flagValue, c.env, c.envValue, got, c.want)
+			}
+			if len(rest) != 0 {
+				t.Errorf("remaining args %q, want none", rest)
+			}
+
+			fromEnv, _, err := Load("run", nil, getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.got(fromEnv); got == c.want {
+				t.Errorf("%s=%q alone: got %v, the flag's value", c.env, c.envValue, got)
+			}
+		})
+	}
+}
+
+func TestServiceSettingDefaults(t *testing.T) {
+	c, _, err := Load("run", nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LeaderElection {
+		t.Error("leader election off, want on by default")
+	}
+	if c.CronLocation != nil {
+		t.Errorf("cron time zone %v, want nil (UTC)", c.CronLocation)
+	}
+	if c.CronPartitions != "17 2 * * *" || c.CronRetention != "40 3 * * *" || c.CronBudgets != "5 * * * *" {
+		t.Errorf("schedules %q, %q, %q; want the tasks' defaults", c.CronPartitions, c.CronRetention, c.CronBudgets)
+	}
+	if c.PartitionMonthsAhead != 3 {
+		t.Errorf("months ahead %d, want 3", c.PartitionMonthsAhead)
+	}
+	if c.S3.PathStyle {
+		t.Error("S3 path style on, want off by default")
+	}
+	want := retention.Policy{KeepLatest: 3, BestDirection: retention.Min, MinAge: 168 * time.Hour}
+	if c.RetentionPolicy != want {
+		t.Errorf("retention policy %+v, want %+v", c.RetentionPolicy, want)
+	}
+	if c.RetentionBatch != 1000 {
+		t.Errorf("retention batch %d, want 1000", c.RetentionBatch)
+	}
+	if c.TemporalAddress != "" || c.TemporalNamespace != "default" {
+		t.Errorf("Temporal %q in namespace %q, want none in default", c.TemporalAddress, c.TemporalNamespace)
+	}
+}
+
+func TestLoadNamesBadServiceSetting(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-leader-election", "maybe"},
+			`invalid -leader-election (env SCHEDULERD_LEADER_ELECTION): want true or false, got "maybe"`},
+		{[]string{"-cron-tz", "Mars/Olympus"},
+			"invalid -cron-tz (env SCHEDULERD_CRON_TZ): unknown time zone Mars/Olympus; want an IANA time zone name"},
+		{[]string{"-cron-partitions", "61 * * * *"},
+			`invalid -cron-partitions (env SCHEDULERD_CRON_PARTITIONS): parse cron expression "61 * * * *"`},
+		{[]string{"-cron-retention", "@fortnightly"},
+			`invalid -cron-retention (env SCHEDULERD_CRON_RETENTION): parse cron expression "@fortnightly"`},
+		{[]string{"-cron-budgets", "CRON_TZ=Nowhere/City 5 * * * *"},
+			`invalid -cron-budgets (env SCHEDULERD_CRON_BUDGETS): parse cron expression "CRON_TZ=Nowhere/City 5 * * * *": ` +
+				`unknown time zone "Nowhere/City"`},
+		{[]string{"-partition-months-ahead", "0"},
+			`invalid -partition-months-ahead (env SCHEDULERD_PARTITION_MONTHS_AHEAD): want 1 to 120`},
+		{[]string{"-s3-path-style", "yes"},
+			`invalid -s3-path-style (env SCHEDULERD_S3_PATH_STYLE): want true or false, got "yes"`},
+		{[]string{"-retention-keep-latest", "-1"},
+			`invalid -retention-keep-latest (env SCHEDULERD_RETENTION_KEEP_LATEST): want an integer from 0 up, got "-1"`},
+		{[]string{"-retention-best-direction", "up"},
+			`invalid -retention-best-direction (env SCHEDULERD_RETENTION_BEST_DIRECTION): want one of min, max, got "up"`},
+		{[]string{"-retention-min-age", "a week"},
+			`invalid -retention-min-age (env SCHEDULERD_RETENTION_MIN_AGE): want a duration from 0 up, such as 168h, got "a week"`},
+		{[]string{"-retention-batch", "1001"},
+			`invalid -retention-batch (env SCHEDULERD_RETENTION_BATCH): want 1 to 1000 objects per DeleteObjects request`},
+		{[]string{"-temporal-address", "temporal"},
+			`invalid -temporal-address (env SCHEDULERD_TEMPORAL_ADDRESS): want host:port`},
+		{[]string{"-temporal-address", ":///temporal:7233"},
+			`invalid -temporal-address (env SCHEDULERD_TEMPORAL_ADDRESS): want host:port`},
+	}
+	for _, c := range cases {
+		_, _, err := Load("run", c.args, env(nil), io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want prefix %q", c.args, err, c.want)
+		}
+	}
+}
+
+// A flag or variable named twice would be taken by the first setting only.
+func TestSettingNames(t *testing.T) {
+	flags := map[string]bool{}
+	variables := map[string]bool{}
+	for _, s := range settings {
+		if flags[s.flag] {
+			t.Errorf("flag -%s is named twice", s.flag)
+		}
+		if variables[s.env] {
+			t.Errorf("variable %s is named twice", s.env)
+		}
+		flags[s.flag], variables[s.env] = true, true
+		// The README derives each flag's name from its variable's in this way.
+		if want := "SCHEDULERD_" + strings.ToUpper(strings.ReplaceAll(s.flag, "-", "_")); s.env != want {
+			t.Errorf("flag -%s has the variable %s, want %s", s.flag, s.env, want)
+		}
+	}
+}
+
+// The Temporal SDK dials a gRPC target as well as host:port.
+func TestLoadTemporalGRPCTarget(t *testing.T) {
+	c, _, err := Load("run", []string{"-temporal-address", "dns:///temporal-frontend:7233"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TemporalAddress != "dns:///temporal-frontend:7233" {
+		t.Errorf("Temporal address %q, want dns:///temporal-frontend:7233", c.TemporalAddress)
 	}
 }

@@ -4,24 +4,22 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/schedulerd/schedulerd/accounting"
+	"github.com/schedulerd/schedulerd/config"
 	"github.com/schedulerd/schedulerd/cron"
 	"github.com/schedulerd/schedulerd/metrics"
 	"github.com/schedulerd/schedulerd/retention"
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// cronSettings configure the cron tasks. They are read from SCHEDULERD_* variables by
-// loadCronSettings, and `cron run` also takes them as flags.
+// cronSettings configure the cron tasks, and s3 also the reading of eval reports.
 type cronSettings struct {
-	timeZone           string // zone of schedules without CRON_TZ=; empty is UTC
+	location           *time.Location // zone of schedules without CRON_TZ=; nil is UTC
 	partitionsSchedule string
 	retentionSchedule  string
 	budgetsSchedule    string
@@ -31,123 +29,18 @@ type cronSettings struct {
 	retentionBatchSize int
 }
 
-// cronVariables lists each setting's variable, flag and default, for the help text.
-var cronVariables = []struct{ env, flag, fallback, usage string }{
-	{"SCHEDULERD_CRON_TZ", "cron-tz", "", "time zone of cron schedules without CRON_TZ=; empty is UTC"},
-	{"SCHEDULERD_CRON_PARTITIONS", "cron-partitions", cron.DefaultPartitionSchedule, "cron schedule of the partition task; off disables it"},
-	{"SCHEDULERD_CRON_RETENTION", "cron-retention", retention.DefaultSchedule, "cron schedule of checkpoint retention; off disables it"},
-	{"SCHEDULERD_CRON_BUDGETS", "cron-budgets", accounting.DefaultBudgetSchedule, "cron schedule of the renewal of ended budget periods; off disables it"},
-	{"SCHEDULERD_PARTITION_MONTHS_AHEAD", "partition-months-ahead", "3", "months after the current one that get jobs partitions"},
-	{"SCHEDULERD_S3_ENDPOINT", "s3-endpoint", "", "S3 endpoint URL for S3-compatible servers; empty uses AWS"},
-	{"SCHEDULERD_S3_REGION", "s3-region", "", "S3 region; empty takes AWS_REGION or the AWS profile's"},
-	{"SCHEDULERD_S3_PATH_STYLE", "s3-path-style", "false", "address buckets in the path, as most S3-compatible servers need"},
-	{"SCHEDULERD_RETENTION_KEEP_LATEST", "retention-keep-latest", "3", "latest checkpoints kept per run"},
-	{"SCHEDULERD_RETENTION_BEST_METRIC", "retention-best-metric", "", "metric in metadata_json.metrics whose best checkpoint is kept; empty keeps none"},
-	{"SCHEDULERD_RETENTION_BEST_DIRECTION", "retention-best-direction", "min", "min or max: which value of the best metric is best"},
-	{"SCHEDULERD_RETENTION_MIN_AGE", "retention-min-age", "168h", "checkpoints younger than this are kept"},
-	{"SCHEDULERD_RETENTION_BATCH", "retention-batch", "1000", "objects per S3 DeleteObjects request, at most 1000"},
-}
-
-// registerCronFlags defines every cron setting as a flag whose default is its variable.
-func registerCronFlags(fs *flag.FlagSet, getenv func(string) string) map[string]*string {
-	values := make(map[string]*string, len(cronVariables))
-	for _, v := range cronVariables {
-		value := v.fallback
-		if env := getenv(v.env); env != "" {
-			value = env
-		}
-		values[v.env] = fs.String(v.flag, value, fmt.Sprintf("%s (env %s)", v.usage, v.env))
+// newCronSettings takes the cron settings from cfg, which config has checked.
+func newCronSettings(cfg config.Config) cronSettings {
+	return cronSettings{
+		location:           cfg.CronLocation,
+		partitionsSchedule: cfg.CronPartitions,
+		retentionSchedule:  cfg.CronRetention,
+		budgetsSchedule:    cfg.CronBudgets,
+		monthsAhead:        cfg.PartitionMonthsAhead,
+		s3:                 cfg.S3,
+		policy:             cfg.RetentionPolicy,
+		retentionBatchSize: cfg.RetentionBatch,
 	}
-	return values
-}
-
-// loadCronSettings reads the cron settings from the environment, as `schedulerd run` needs.
-func loadCronSettings(getenv func(string) string) (cronSettings, error) {
-	fs := flag.NewFlagSet("cron", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return parseCronSettings(registerCronFlags(fs, getenv))
-}
-
-func parseCronSettings(v map[string]*string) (s cronSettings, err error) {
-	s.timeZone = *v["SCHEDULERD_CRON_TZ"]
-	s.partitionsSchedule = *v["SCHEDULERD_CRON_PARTITIONS"]
-	s.retentionSchedule = *v["SCHEDULERD_CRON_RETENTION"]
-	s.budgetsSchedule = *v["SCHEDULERD_CRON_BUDGETS"]
-	s.s3 = retention.S3Config{Endpoint: *v["SCHEDULERD_S3_ENDPOINT"], Region: *v["SCHEDULERD_S3_REGION"]}
-	s.policy.BestMetric = *v["SCHEDULERD_RETENTION_BEST_METRIC"]
-	s.policy.BestDirection = retention.Direction(*v["SCHEDULERD_RETENTION_BEST_DIRECTION"])
-
-	number := func(name string, target *int) {
-		n, convErr := strconv.Atoi(*v[name])
-		if convErr != nil && err == nil {
-			err = fmt.Errorf("invalid %s: want an integer, got %q", name, *v[name])
-		}
-		*target = n
-	}
-	number("SCHEDULERD_PARTITION_MONTHS_AHEAD", &s.monthsAhead)
-	number("SCHEDULERD_RETENTION_KEEP_LATEST", &s.policy.KeepLatest)
-	number("SCHEDULERD_RETENTION_BATCH", &s.retentionBatchSize)
-	if err == nil && (s.monthsAhead < 1 || s.monthsAhead > cron.MaxMonthsAhead) {
-		// Checked here so that `schedulerd run` does not start with a partition task that
-		// fails at each firing. With 0, a month's partition would appear only at the task's
-		// first firing in that month, and submissions before it would be rejected.
-		err = fmt.Errorf("invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to %d (0 leaves each month "+
-			"without a partition until the task runs in it), got %d", cron.MaxMonthsAhead, s.monthsAhead)
-	}
-	if err == nil && (s.retentionBatchSize < 1 || s.retentionBatchSize > retention.MaxDeleteKeys) {
-		// Checked here because retention would replace a value out of range with the
-		// maximum without a word.
-		err = fmt.Errorf("invalid SCHEDULERD_RETENTION_BATCH: want 1 to %d objects per DeleteObjects "+
-			"request (S3's maximum), got %d", retention.MaxDeleteKeys, s.retentionBatchSize)
-	}
-	if s.s3.PathStyle, err = parseBool("SCHEDULERD_S3_PATH_STYLE", *v["SCHEDULERD_S3_PATH_STYLE"], err); err != nil {
-		return s, err
-	}
-	if s.policy.MinAge, err = time.ParseDuration(*v["SCHEDULERD_RETENTION_MIN_AGE"]); err != nil {
-		return s, fmt.Errorf("invalid SCHEDULERD_RETENTION_MIN_AGE: want a duration such as 168h, got %q", *v["SCHEDULERD_RETENTION_MIN_AGE"])
-	}
-	if err := s.policy.Validate(); err != nil {
-		return s, err
-	}
-	return s, s.checkSchedules()
-}
-
-// checkSchedules parses the time zone and the schedules, which the cron service parses
-// again when it starts, so that a typo fails before anything connects.
-func (s cronSettings) checkSchedules() error {
-	var location *time.Location
-	if s.timeZone != "" {
-		loc, err := time.LoadLocation(s.timeZone)
-		if err != nil {
-			return fmt.Errorf("invalid SCHEDULERD_CRON_TZ %q: %w", s.timeZone, err)
-		}
-		location = loc
-	}
-	schedules := []struct{ name, spec string }{
-		{"SCHEDULERD_CRON_PARTITIONS", s.partitionsSchedule},
-		{"SCHEDULERD_CRON_RETENTION", s.retentionSchedule},
-		{"SCHEDULERD_CRON_BUDGETS", s.budgetsSchedule},
-	}
-	for _, sc := range schedules {
-		if sc.spec == "off" {
-			continue
-		}
-		if _, err := cron.ParseSchedule(sc.spec, location); err != nil {
-			return fmt.Errorf("invalid %s: %w; write off to disable the task", sc.name, err)
-		}
-	}
-	return nil
-}
-
-func parseBool(name, value string, earlier error) (bool, error) {
-	if earlier != nil {
-		return false, earlier
-	}
-	b, err := strconv.ParseBool(value)
-	if err != nil {
-		return false, fmt.Errorf("invalid %s: want true or false, got %q", name, value)
-	}
-	return b, nil
 }
 
 // runCron is `schedulerd cron run partitions|retention|budgets [-dry-run]`: one run of a
@@ -166,14 +59,10 @@ func runCron(ctx context.Context, env *environment, args []string) error {
 	fs := flag.NewFlagSet("cron run "+task, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	dryRun := fs.Bool("dry-run", false, "retention only: print what would be deleted and the bytes freed, and change nothing")
-	values := registerCronFlags(fs, env.getenv)
 	if err := parseNoArgs(fs, args[2:]); err != nil {
 		return err
 	}
-	settings, err := parseCronSettings(values)
-	if err != nil {
-		return usageError{err.Error()}
-	}
+	settings := newCronSettings(env.cfg)
 	if *dryRun && task != "retention" {
 		return usageError{"-dry-run applies to the retention task only"}
 	}
@@ -254,15 +143,6 @@ func newRetainer(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *s
 // It expects River's tables, which `schedulerd migrate up` creates with cron.MigrateRiver.
 // With every schedule off it returns an error, since the service needs a task.
 func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log *slog.Logger, m *metrics.Metrics) (*cron.Service, error) {
-	var location *time.Location
-	if s.timeZone != "" {
-		loc, err := time.LoadLocation(s.timeZone)
-		if err != nil {
-			return nil, fmt.Errorf("invalid SCHEDULERD_CRON_TZ %q: %w", s.timeZone, err)
-		}
-		location = loc
-	}
-
 	var tasks []cron.Task
 	if s.partitionsSchedule != "off" {
 		tasks = append(tasks, cron.PartitionTask(pool, s.partitionsSchedule, s.monthsAhead, log.With("task", "partitions")))
@@ -277,7 +157,7 @@ func newCronService(ctx context.Context, pool *pgxpool.Pool, s cronSettings, log
 	if s.budgetsSchedule != "off" {
 		tasks = append(tasks, accounting.BudgetTask(store.New(pool), s.budgetsSchedule, log.With("task", "budgets")))
 	}
-	svc, err := cron.NewService(pool, cron.Config{Tasks: tasks, Location: location, Logger: log.With("component", "cron"),
+	svc, err := cron.NewService(pool, cron.Config{Tasks: tasks, Location: s.location, Logger: log.With("component", "cron"),
 		OnFinished: func(o cron.Outcome) { m.CronTaskFinished(o.Task, o.Err) }})
 	if err != nil {
 		return nil, fmt.Errorf("build cron service: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/schedulerd/schedulerd/config"
 	"github.com/schedulerd/schedulerd/internal/pgtest"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -81,13 +83,12 @@ func TestCronServiceRenewsBudgets(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	pool, start := seedEndedBudget(t, url)
 	ctx := context.Background()
-	settings, err := loadCronSettings(func(name string) string {
-		return map[string]string{"SCHEDULERD_CRON_PARTITIONS": "off", "SCHEDULERD_CRON_RETENTION": "off"}[name]
-	})
+	cfg, _, err := config.LoadOnly("run", commandSettings["run"], []string{"-cron-partitions", "off"},
+		func(name string) string { return map[string]string{"SCHEDULERD_CRON_RETENTION": "off"}[name] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := newCronService(ctx, pool, settings, slog.New(slog.DiscardHandler), nil)
+	svc, err := newCronService(ctx, pool, newCronSettings(cfg), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,13 +151,25 @@ func TestCronRunUsage(t *testing.T) {
 	}{
 		{"no task", []string{"cron", "run"}, "schedulerd cron: want: cron run partitions|retention|budgets"},
 		{"unknown task", []string{"cron", "run", "vacuum"}, `schedulerd cron: unknown cron task "vacuum"`},
-		{"bad months", []string{"cron", "run", "partitions", "-partition-months-ahead", "x"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD"},
-		{"months beyond 120", []string{"cron", "run", "partitions", "-partition-months-ahead", "121"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got 121"},
-		{"negative months", []string{"cron", "run", "partitions", "-partition-months-ahead", "-1"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got -1"},
-		{"no month ahead", []string{"cron", "run", "partitions", "-partition-months-ahead", "0"}, "schedulerd cron: invalid SCHEDULERD_PARTITION_MONTHS_AHEAD: want 1 to 120 (0 leaves each month without a partition until the task runs in it), got 0"},
-		{"bad direction", []string{"cron", "run", "retention", "-retention-best-metric", "loss", "-retention-best-direction", "up"}, "schedulerd cron: retention policy: best metric"},
-		{"batch above S3's maximum", []string{"cron", "run", "retention", "-retention-batch", "5000"}, "schedulerd cron: invalid SCHEDULERD_RETENTION_BATCH: want 1 to 1000 objects per DeleteObjects request (S3's maximum), got 5000\n"},
-		{"empty batch", []string{"cron", "run", "retention", "-retention-batch", "0"}, "schedulerd cron: invalid SCHEDULERD_RETENTION_BATCH: want 1 to 1000 objects per DeleteObjects request (S3's maximum), got 0\n"},
+		{"bad months", []string{"cron", "run", "partitions", "-partition-months-ahead", "x"},
+			`schedulerd: invalid -partition-months-ahead (env SCHEDULERD_PARTITION_MONTHS_AHEAD): want 1 to 120`},
+		{"months beyond 120", []string{"cron", "run", "partitions", "-partition-months-ahead", "121"},
+			"schedulerd: invalid -partition-months-ahead (env SCHEDULERD_PARTITION_MONTHS_AHEAD): want 1 to 120 " +
+				`(0 leaves each month without a partition until the task runs in it), got "121"` + "\n"},
+		{"negative months", []string{"cron", "run", "partitions", "-partition-months-ahead", "-1"},
+			"schedulerd: invalid -partition-months-ahead (env SCHEDULERD_PARTITION_MONTHS_AHEAD): want 1 to 120 " +
+				`(0 leaves each month without a partition until the task runs in it), got "-1"` + "\n"},
+		{"no month ahead", []string{"cron", "run", "partitions", "-partition-months-ahead", "0"},
+			"schedulerd: invalid -partition-months-ahead (env SCHEDULERD_PARTITION_MONTHS_AHEAD): want 1 to 120 " +
+				`(0 leaves each month without a partition until the task runs in it), got "0"` + "\n"},
+		{"bad direction", []string{"cron", "run", "retention", "-retention-best-metric", "loss", "-retention-best-direction", "up"},
+			`schedulerd: invalid -retention-best-direction (env SCHEDULERD_RETENTION_BEST_DIRECTION): want one of min, max, got "up"` + "\n"},
+		{"batch above S3's maximum", []string{"cron", "run", "retention", "-retention-batch", "5000"},
+			"schedulerd: invalid -retention-batch (env SCHEDULERD_RETENTION_BATCH): want 1 to 1000 objects per " +
+				`DeleteObjects request (S3's maximum), got "5000"` + "\n"},
+		{"empty batch", []string{"cron", "run", "retention", "-retention-batch", "0"},
+			"schedulerd: invalid -retention-batch (env SCHEDULERD_RETENTION_BATCH): want 1 to 1000 objects per " +
+				`DeleteObjects request (S3's maximum), got "0"` + "\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -51,9 +51,15 @@ var commands = map[string]command{
 	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
 }
 
-// commandSettings lists, by flag name, the settings of the commands that read only some of
-// them. Their -h lists only these, and they reject the flags of the others.
+// commandSettings lists, by flag name, the settings that each command reads. Its -h lists
+// only these, and it rejects the flags of the others.
 var commandSettings = map[string][]string{
+	"run": config.Flags(config.Core, config.LeaderElection, config.Cron, config.Temporal),
+	// cron runs one task by hand, with neither a Lease nor workflows.
+	"cron":    config.Flags(config.Core, config.Cron),
+	"migrate": config.Flags(config.Core),
+	"report":  config.Flags(config.Core),
+	"replay":  config.Flags(config.Core),
 	// token works on the api_tokens table directly and starts nothing.
 	"token": {"database-url"},
 	// The API commands read only the address that SCHEDULERD_API_URL defaults to, so a

@@ -359,12 +359,14 @@ func TestBadCronSettingsRejectedBeforeConnecting(t *testing.T) {
 		want                  string
 	}{
 		{"run, time zone", "SCHEDULERD_CRON_TZ", "Mars/Olympus", []string{"run"},
-			`invalid SCHEDULERD_CRON_TZ "Mars/Olympus": unknown time zone Mars/Olympus`},
+			"invalid -cron-tz (env SCHEDULERD_CRON_TZ): unknown time zone Mars/Olympus; " +
+				"want an IANA time zone name such as Europe/Paris"},
 		{"run, partition schedule", "SCHEDULERD_CRON_PARTITIONS", "61 * * * *", []string{"run"},
-			`invalid SCHEDULERD_CRON_PARTITIONS: parse cron expression "61 * * * *": ` +
+			`invalid -cron-partitions (env SCHEDULERD_CRON_PARTITIONS): parse cron expression "61 * * * *": ` +
 				"end of range (61) above maximum (59): 61; write off to disable the task"},
 		{"cron run, retention schedule", "SCHEDULERD_CRON_RETENTION", "@fortnightly",
-			[]string{"cron", "run", "partitions", "-dry-run"}, `invalid SCHEDULERD_CRON_RETENTION: parse cron expression "@fortnightly"`},
+			[]string{"cron", "run", "partitions", "-dry-run"},
+			`invalid -cron-retention (env SCHEDULERD_CRON_RETENTION): parse cron expression "@fortnightly"`},
 		{"run, schedule zone", "SCHEDULERD_CRON_RETENTION", "CRON_TZ=Nowhere/City 0 3 * * *", []string{"run"},
 			`unknown time zone "Nowhere/City"`},
 	}

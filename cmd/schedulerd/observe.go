@@ -1,16 +1,15 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/klog/v2"
 
+	"github.com/schedulerd/schedulerd/config"
 	"github.com/schedulerd/schedulerd/daemon"
 )
 
@@ -31,27 +30,13 @@ func routeKlog(log *slog.Logger) {
 	klog.SetSlogLogger(log.With("component", "client-go"))
 }
 
-// leaderElection reads the leader election settings. NOTE: they are environment variables
-// only, read with getenv, because the config package does not list them yet:
-//
-//   - SCHEDULERD_LEADER_ELECTION: true (default) or false. Turn it off only for a single
-//     replica: two replicas without it would both run the scheduler and dispatcher.
-//   - SCHEDULERD_LEADER_ELECTION_NAMESPACE: namespace of the Lease named schedulerd; default
-//     the pod's own namespace, or "default" outside a cluster.
-func leaderElection(getenv func(string) string) (*daemon.LeaderElection, error) {
-	enabled := true
-	if v := getenv("SCHEDULERD_LEADER_ELECTION"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("invalid SCHEDULERD_LEADER_ELECTION %q: want true or false", v)
-		}
-		enabled = b
+// leaderElection returns the Lease settings of `schedulerd run`, or nil when leader
+// election is off. An empty namespace means the pod's own, or "default" outside a cluster.
+func leaderElection(cfg config.Config) *daemon.LeaderElection {
+	if !cfg.LeaderElection {
+		return nil
 	}
-	if !enabled {
-		return nil, nil
-	}
-
-	namespace := getenv("SCHEDULERD_LEADER_ELECTION_NAMESPACE")
+	namespace := cfg.LeaderElectionNamespace
 	if namespace == "" {
 		if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
 			namespace = strings.TrimSpace(string(b))
@@ -60,5 +45,5 @@ func leaderElection(getenv func(string) string) (*daemon.LeaderElection, error) 
 	if namespace == "" {
 		namespace = "default"
 	}
-	return &daemon.LeaderElection{Namespace: namespace, Name: "schedulerd", Identity: daemon.DefaultIdentity()}, nil
+	return &daemon.LeaderElection{Namespace: namespace, Name: "schedulerd", Identity: daemon.DefaultIdentity()}
 }

@@ -31,16 +31,8 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 	}
 	setGCPercent(env.getenv)
 	setMemoryLimit(env.getenv, env.log)
-	// Settings from the environment are checked before anything connects, so that a bad
-	// one exits 2 with its name.
-	election, err := leaderElection(env.getenv)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	settings, err := loadCronSettings(env.getenv)
-	if err != nil {
-		return usageError{err.Error()}
-	}
+	election := leaderElection(cfg)
+	settings := newCronSettings(cfg)
 	kube, err := newKubeClient(cfg)
 	if err != nil {
 		return err
@@ -99,14 +91,14 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 	return d.Run(ctx)
 }
 
-// newWorkflows returns the Temporal side of the daemon when SCHEDULERD_TEMPORAL_ADDRESS is
-// set, or nil: without it, jobs run without workflows and the API refuses what only a
-// workflow carries out (hpo jobs, evaluation, registration). Eval reports are read from the
-// S3 configured for retention.
+// newWorkflows returns the Temporal side of the daemon when a Temporal address is set, or
+// nil: without it, jobs run without workflows and the API refuses what only a workflow
+// carries out (hpo jobs, evaluation, registration). Eval reports are read from the S3
+// configured for retention.
 func newWorkflows(ctx context.Context, env *environment, db *store.Store, settings cronSettings) (*workflow.Runner, error) {
-	address := env.getenv("SCHEDULERD_TEMPORAL_ADDRESS")
+	address := env.cfg.TemporalAddress
 	if address == "" {
-		env.log.Info("job workflows are off: set SCHEDULERD_TEMPORAL_ADDRESS to turn them on")
+		env.log.Info("job workflows are off: set -temporal-address or SCHEDULERD_TEMPORAL_ADDRESS to turn them on")
 		return nil, nil
 	}
 	var objects workflow.ObjectReader
@@ -119,7 +111,7 @@ func newWorkflows(ctx context.Context, env *environment, db *store.Store, settin
 	} else {
 		env.log.Warn("no S3 configured: evaluations that need an eval report will wait until one is")
 	}
-	return workflow.New(workflow.Config{Address: address, Namespace: env.getenv("SCHEDULERD_TEMPORAL_NAMESPACE"),
+	return workflow.New(workflow.Config{Address: address, Namespace: env.cfg.TemporalNamespace,
 		Store: db, Objects: objects, Logger: env.log}), nil
 }
 
