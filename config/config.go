@@ -93,6 +93,13 @@ type Config struct {
 	// TemporalNamespace is the Temporal namespace of the workflows
 	// (SCHEDULERD_TEMPORAL_NAMESPACE).
 	TemporalNamespace string
+
+	// APIURL is the URL of the admin API that the CLI calls (SCHEDULERD_API_URL). Empty
+	// means http:// and HTTPAddr. Load leaves it unchecked, and the CLI checks it at its
+	// first request, so that -h and the checks of a command's arguments work with a bad one.
+	APIURL string
+	// Token is the API token that the CLI sends (SCHEDULERD_TOKEN).
+	Token string
 }
 
 // setting is one configurable value: its flag name, its environment variable and how to
@@ -284,8 +291,11 @@ func printSettings(name string, chosen []setting, values map[string]string, w io
 	fmt.Fprintf(w, "Settings of %s (flag, environment variable, current value):\n", name)
 	for _, s := range chosen {
 		value := values[s.flag]
-		if s.flag == "database-url" {
+		switch {
+		case s.flag == "database-url":
 			value = redactPassword(value)
+		case s.flag == "token" && value != "":
+			value = "REDACTED"
 		}
 		fmt.Fprintf(w, "  -%s (env %s) = %q\n      %s\n", s.flag, s.env, value, s.usage)
 	}

@@ -238,6 +238,10 @@ func TestServiceSettingFlagWins(t *testing.T) {
 			func(c Config) any { return c.TemporalAddress }, "127.0.0.1:7233"},
 		{"temporal-namespace", "SCHEDULERD_TEMPORAL_NAMESPACE", "env-ns", "training",
 			func(c Config) any { return c.TemporalNamespace }, "training"},
+		{"api-url", "SCHEDULERD_API_URL", "http://127.0.0.1:1", "http://127.0.0.1:8081",
+			func(c Config) any { return c.APIURL }, "http://127.0.0.1:8081"},
+		{"token", "SCHEDULERD_TOKEN", "sdt_env", "sdt_flag",
+			func(c Config) any { return c.Token }, "sdt_flag"},
 	}
 	for _, c := range cases {
 		t.Run(c.flag, func(t *testing.T) {
@@ -337,6 +341,21 @@ func TestLoadNamesBadServiceSetting(t *testing.T) {
 	}
 }
 
+func TestHelpRedactsToken(t *testing.T) {
+	var out strings.Builder
+	_, _, err := LoadOnly("job", Flags(APIClient), []string{"-h"},
+		env(map[string]string{"SCHEDULERD_TOKEN": "sdt_s3cret"}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "s3cret") {
+		t.Errorf("help text shows the token:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `-token (env SCHEDULERD_TOKEN) = "REDACTED"`) {
+		t.Errorf("help text lacks the redacted token:\n%s", out.String())
+	}
+}
+
 // A flag or variable named twice would be taken by the first setting only.
 func TestSettingNames(t *testing.T) {
 	flags := map[string]bool{}
@@ -353,6 +372,9 @@ func TestSettingNames(t *testing.T) {
 		if want := "SCHEDULERD_" + strings.ToUpper(strings.ReplaceAll(s.flag, "-", "_")); s.env != want {
 			t.Errorf("flag -%s has the variable %s, want %s", s.flag, s.env, want)
 		}
+	}
+	if got := Flags(APIClient); strings.Join(got, " ") != "api-url token" {
+		t.Errorf("API client flags %q, want [api-url token]", got)
 	}
 }
 

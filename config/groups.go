@@ -21,6 +21,8 @@ const (
 	Cron
 	// Temporal is the group of the Temporal worker that runs job workflows.
 	Temporal
+	// APIClient is the group of the CLI's API URL and token.
+	APIClient
 )
 
 // groupSettings lists each group's settings, in the order that help text lists them.
@@ -29,6 +31,7 @@ var groupSettings = [][]setting{
 	LeaderElection: leaderElectionSettings,
 	Cron:           cronSettings,
 	Temporal:       temporalSettings,
+	APIClient:      apiClientSettings,
 }
 
 // settings is every setting, each in one group.
@@ -61,6 +64,15 @@ var temporalSettings = []setting{
 		func(c *Config, v string) error { c.TemporalAddress = v; return validateTemporalAddress(v) }},
 	{"temporal-namespace", "SCHEDULERD_TEMPORAL_NAMESPACE", "Temporal namespace of the job workflows", "default",
 		func(c *Config, v string) error { c.TemporalNamespace = v; return nil }},
+}
+
+var apiClientSettings = []setting{
+	{"api-url", "SCHEDULERD_API_URL",
+		"admin API of a running schedulerd, such as http://127.0.0.1:8080; empty uses http:// and -http-addr", "",
+		func(c *Config, v string) error { c.APIURL = v; return nil }},
+	{"token", "SCHEDULERD_TOKEN",
+		"API token, which an admin creates with 'schedulerd token create'; the variable keeps it out of the process list", "",
+		func(c *Config, v string) error { c.Token = v; return nil }},
 }
 
 func parseBool(v string) (bool, error) {

@@ -51,7 +51,7 @@ func runJob(ctx context.Context, env *environment, args []string) error {
 const maxPriority = store.MaxPriority
 
 func submitJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "job submit")
+	fs := newFlagSet(env, "job submit")
 	project := fs.String("project", "", "project to submit to (required)")
 	jobType := fs.String("type", "", "job type: fine_tune, hpo, retrain, rlhf or eval_only (required)")
 	priority := fs.Int("priority", 0, fmt.Sprintf("priority from 0 to %d, higher first; unset means the server's default, %d",
@@ -216,7 +216,7 @@ func lineColumn(data []byte, offset int) (line, column int) {
 }
 
 func listJobs(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "job list")
+	fs := newFlagSet(env, "job list")
 	query := url.Values{}
 	for _, name := range []string{"project", "status", "job_type", "created_after", "created_before", "page_token"} {
 		flagName := strings.ReplaceAll(name, "_", "-")
@@ -284,7 +284,7 @@ func allJobs(ctx context.Context, client *apiClient, query url.Values) (api.JobL
 }
 
 func explainJob(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "job explain")
+	fs := newFlagSet(env, "job explain")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "job explain JOB_ID")
 	if err != nil {
@@ -304,7 +304,7 @@ func explainJob(ctx context.Context, env *environment, client *apiClient, args [
 // setJobPriority is `job priority JOB_ID -priority N`: it sets one job's priority
 // (PATCH /v1/jobs/{id}/priority) and prints the job.
 func setJobPriority(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "job priority")
+	fs := newFlagSet(env, "job priority")
 	priority := fs.Int("priority", 0, fmt.Sprintf("the job's new priority, 0 to %d, higher first (required)", maxPriority))
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "job priority JOB_ID -priority N")
@@ -332,7 +332,7 @@ func setJobPriority(ctx context.Context, env *environment, client *apiClient, ar
 
 // jobAction is `job get|cancel|pause|resume JOB_ID`.
 func jobAction(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
-	fs := newAPIFlagSet(env, "job "+action)
+	fs := newFlagSet(env, "job "+action)
 	out := output{w: env.stdout}
 	addOutputFlag(fs, &out)
 	positional, err := parseFlags(fs, args)
@@ -391,7 +391,7 @@ func runQueue(ctx context.Context, env *environment, args []string) error {
 }
 
 func listQueues(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "queue list")
+	fs := newFlagSet(env, "queue list")
 	out := output{w: env.stdout}
 	if _, err := parseCommand(fs, args, &out, 0, "queue list"); err != nil {
 		return err
@@ -404,7 +404,7 @@ func listQueues(ctx context.Context, env *environment, client *apiClient, args [
 }
 
 func drainQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "queue drain")
+	fs := newFlagSet(env, "queue drain")
 	deadline := fs.String("deadline", "",
 		"when running jobs are preempted, as a duration from now (30m, 0 for at once) or an RFC 3339 time")
 	out := output{w: env.stdout}
@@ -424,7 +424,7 @@ func drainQueue(ctx context.Context, env *environment, client *apiClient, args [
 }
 
 func undrainQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "queue undrain")
+	fs := newFlagSet(env, "queue undrain")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "queue undrain PROJECT")
 	if err != nil {
@@ -438,7 +438,7 @@ func undrainQueue(ctx context.Context, env *environment, client *apiClient, args
 }
 
 func reprioritizeQueue(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "queue reprioritize")
+	fs := newFlagSet(env, "queue reprioritize")
 	delta := fs.Int("delta", 0, "added to the priority of each queued job, -100 to 100; "+
 		"rejected, changing nothing, if a job's priority would leave 0 to 100")
 	out := output{w: env.stdout}
@@ -506,7 +506,7 @@ func runQuota(ctx context.Context, env *environment, args []string) error {
 }
 
 func getQuota(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "quota get")
+	fs := newFlagSet(env, "quota get")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "quota get PROJECT")
 	if err != nil {
@@ -535,7 +535,7 @@ func quotaSetHint(err error, project string) error {
 // period, since this command started is kept. With every flag given it sends PUT, which
 // also creates a quota; a project without a quota needs them all.
 func setQuota(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "quota set")
+	fs := newFlagSet(env, "quota set")
 	budget := fs.Float64("budget", 0, "GPU-hour budget of the period")
 	maxConcurrent := fs.Int("max-concurrent", 0, "jobs admitted at once at most")
 	tier := fs.Int("tier", 0, "highest priority a submitter may give the project's jobs, 0 to 100")
@@ -627,7 +627,7 @@ func runProject(ctx context.Context, env *environment, args []string) error {
 // only the flags given, so an update keeps the fields it does not name. Both read the
 // project first: create rejects an existing one and update a missing one.
 func saveProject(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
-	fs := newAPIFlagSet(env, "project "+action)
+	fs := newFlagSet(env, "project "+action)
 	req := api.ProjectRequest{}
 	optionalString(fs, "org", "organisation the project belongs to (required to create it)", &req.Org)
 	optionalString(fs, "namespace", "Kubernetes namespace of its pods; a new project's default is its id", &req.Namespace)
@@ -691,7 +691,7 @@ func optionalString(fs *flag.FlagSet, name, usage string, target **string) {
 }
 
 func getProject(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "project get")
+	fs := newFlagSet(env, "project get")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "project get PROJECT")
 	if err != nil {
@@ -705,7 +705,7 @@ func getProject(ctx context.Context, env *environment, client *apiClient, args [
 }
 
 func listProjects(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "project list")
+	fs := newFlagSet(env, "project list")
 	out := output{w: env.stdout}
 	if _, err := parseCommand(fs, args, &out, 0, "project list"); err != nil {
 		return err

@@ -25,7 +25,7 @@ var stdin io.Reader = os.Stdin
 // apiClient calls the HTTP API of a running schedulerd.
 type apiClient struct {
 	base string
-	// baseErr is the usage error of an invalid SCHEDULERD_API_URL, which call returns, or nil.
+	// baseErr is the usage error of an invalid API URL, which call returns, or nil.
 	baseErr error
 	// unreachableHint names what to check when no response comes from base.
 	unreachableHint string
@@ -33,29 +33,29 @@ type apiClient struct {
 	http            *http.Client
 }
 
-// newAPIClient reads SCHEDULERD_API_URL (default: http:// and the configured HTTP address)
-// and SCHEDULERD_TOKEN. An invalid URL or a missing token fails the first call rather than
-// this, so that a subcommand's -h and its argument checks work without them.
+// newAPIClient reads the API URL (default: http:// and the configured HTTP address) and
+// the token. An invalid URL or a missing token fails the first call rather than this, so
+// that a subcommand's -h and its argument checks work without them.
 func newAPIClient(env *environment) *apiClient {
-	return &apiClient{base: apiURL(env), baseErr: checkAPIURL(env.getenv("SCHEDULERD_API_URL")),
-		unreachableHint: unreachableHint(env), token: env.getenv("SCHEDULERD_TOKEN"),
+	return &apiClient{base: apiURL(env), baseErr: checkAPIURL(env.cfg.APIURL),
+		unreachableHint: unreachableHint(env), token: env.cfg.Token,
 		http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // unreachableHint names the setting that gave the API's URL, so that a user whose daemon
 // listens elsewhere learns what to set.
 func unreachableHint(env *environment) string {
-	if env.getenv("SCHEDULERD_API_URL") != "" {
-		return "check SCHEDULERD_API_URL"
+	if env.cfg.APIURL != "" {
+		return "check -api-url or SCHEDULERD_API_URL"
 	}
-	return fmt.Sprintf("SCHEDULERD_API_URL is not set, so the CLI used SCHEDULERD_HTTP_ADDR (%s); "+
-		"set SCHEDULERD_API_URL to the daemon's URL", env.cfg.HTTPAddr)
+	return fmt.Sprintf("-api-url (env SCHEDULERD_API_URL) is not set, so the CLI used -http-addr "+
+		"(env SCHEDULERD_HTTP_ADDR, %s); set -api-url or SCHEDULERD_API_URL to the daemon's URL", env.cfg.HTTPAddr)
 }
 
-// checkAPIURL rejects a SCHEDULERD_API_URL that is not an http or https URL with a host,
-// such as 127.0.0.1:8080 without http://, because Go's URL parse error on each request
-// does not name the variable or the fix. An empty value passes, because the default is
-// built from -http-addr, which config checks.
+// checkAPIURL rejects an API URL that is not an http or https URL with a host, such as
+// 127.0.0.1:8080 without http://, because Go's URL parse error on each request does not
+// name the setting or the fix. An empty value passes, because the default is built from
+// -http-addr, which config checks.
 func checkAPIURL(base string) error {
 	if base == "" {
 		return nil
@@ -64,12 +64,13 @@ func checkAPIURL(base string) error {
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return nil
 	}
-	return usageError{fmt.Sprintf("invalid SCHEDULERD_API_URL %q: want a URL such as http://127.0.0.1:8080", base)}
+	return usageError{fmt.Sprintf("invalid -api-url (env SCHEDULERD_API_URL): want a URL such as "+
+		"http://127.0.0.1:8080, got %q", base)}
 }
 
-// apiURL is SCHEDULERD_API_URL, or http:// and the configured HTTP address.
+// apiURL is the configured API URL, or http:// and the configured HTTP address.
 func apiURL(env *environment) string {
-	base := env.getenv("SCHEDULERD_API_URL")
+	base := env.cfg.APIURL
 	if base == "" {
 		base = "http://" + env.cfg.HTTPAddr
 	}
@@ -83,7 +84,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any, hea
 		return nil, c.baseErr
 	}
 	if c.token == "" {
-		return nil, usageError{"no API token: set SCHEDULERD_TOKEN (an admin creates one with 'schedulerd token create')"}
+		return nil, usageError{"no API token: set SCHEDULERD_TOKEN or -token (an admin creates one with 'schedulerd token create')"}
 	}
 	var reader io.Reader
 	if body != nil {
@@ -296,26 +297,6 @@ func isSet(fs *flag.FlagSet, name string) bool {
 func newFlagSet(env *environment, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
-	return fs
-}
-
-// newAPIFlagSet is newFlagSet for the commands that call the API. Their -h lists the two
-// variables they read, in place of the daemon's settings, which realMain leaves out for them.
-func newAPIFlagSet(env *environment, name string) *flag.FlagSet {
-	fs := newFlagSet(env, name)
-	fs.Usage = func() {
-		token := "not set"
-		if env.getenv("SCHEDULERD_TOKEN") != "" {
-			token = "set"
-		}
-		w := fs.Output()
-		fmt.Fprintf(w, "Settings of schedulerd %s (environment variable, current value):\n", name)
-		fmt.Fprintf(w, "  SCHEDULERD_API_URL = %q\n      admin API of a running schedulerd; "+
-			"default http:// and -http-addr (env SCHEDULERD_HTTP_ADDR)\n", apiURL(env))
-		fmt.Fprintf(w, "  SCHEDULERD_TOKEN (%s)\n      API token; an admin creates one with 'schedulerd token create'\n", token)
-		fmt.Fprintf(w, "Usage of %s:\n", name)
-		fs.PrintDefaults()
-	}
 	return fs
 }
 

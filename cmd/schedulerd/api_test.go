@@ -610,7 +610,8 @@ func TestAPIURLWithoutScheme(t *testing.T) {
 		if code != 2 {
 			t.Errorf("SCHEDULERD_API_URL %q: exit %d, want 2", apiURL, code)
 		}
-		want := "schedulerd job: invalid SCHEDULERD_API_URL \"" + apiURL + "\": want a URL such as http://127.0.0.1:8080\n"
+		want := "schedulerd job: invalid -api-url (env SCHEDULERD_API_URL): want a URL such as " +
+			"http://127.0.0.1:8080, got \"" + apiURL + "\"\n"
 		if stderr != want {
 			t.Errorf("stderr %q, want %q", stderr, want)
 		}
@@ -621,7 +622,7 @@ func TestAPIURLWithoutScheme(t *testing.T) {
 	if code != 0 {
 		t.Errorf("queue list -h: exit %d, want 0", code)
 	}
-	if want := `SCHEDULERD_API_URL = "127.0.0.1:18471"`; !strings.Contains(stderr, want) {
+	if want := `-api-url (env SCHEDULERD_API_URL) = "127.0.0.1:18471"`; !strings.Contains(stderr, want) {
 		t.Errorf("queue list -h printed %q, want %q", stderr, want)
 	}
 }

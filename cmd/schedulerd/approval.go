@@ -32,7 +32,7 @@ func runApproval(ctx context.Context, env *environment, args []string) error {
 }
 
 func listApprovals(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "approval list")
+	fs := newFlagSet(env, "approval list")
 	query := url.Values{}
 	fs.Func("status", "pending, approved or rejected; unset lists all", func(v string) error {
 		query.Set("status", v)
@@ -71,7 +71,7 @@ func listApprovals(ctx context.Context, env *environment, client *apiClient, arg
 }
 
 func getApproval(ctx context.Context, env *environment, client *apiClient, args []string) error {
-	fs := newAPIFlagSet(env, "approval get")
+	fs := newFlagSet(env, "approval get")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "approval get APPROVAL_ID")
 	if err != nil {
@@ -91,7 +91,7 @@ func getApproval(ctx context.Context, env *environment, client *apiClient, args 
 // decideApproval is `approval approve|reject APPROVAL_ID -reason TEXT`. The reason is
 // required, as the API requires it, and checked here so that a missing one exits 2.
 func decideApproval(ctx context.Context, env *environment, client *apiClient, action string, args []string) error {
-	fs := newAPIFlagSet(env, "approval "+action)
+	fs := newFlagSet(env, "approval "+action)
 	reason := fs.String("reason", "", "why, for the requester and the audit log (required)")
 	out := output{w: env.stdout}
 	positional, err := parseCommand(fs, args, &out, 1, "approval "+action+" APPROVAL_ID -reason TEXT")

@@ -24,8 +24,6 @@ import (
 type command struct {
 	summary string
 	run     func(ctx context.Context, env *environment, args []string) error
-	// api marks a command that calls the HTTP API rather than the database.
-	api bool
 }
 
 // environment is what every subcommand receives.
@@ -38,18 +36,23 @@ type environment struct {
 }
 
 var commands = map[string]command{
-	"migrate":  {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate, false},
-	"cron":     {"cron run partitions|retention|budgets [-dry-run]: run a maintenance task once, now", runCron, false},
-	"run":      {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon, false},
-	"report":   {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport, false},
-	"replay":   {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay, false},
-	"job":      {"job submit|get|list|cancel|pause|resume|priority|explain: manage jobs through the API", runJob, true},
-	"queue":    {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue, true},
-	"quota":    {"quota get|set PROJECT: read or change a project's quota through the API", runQuota, true},
-	"project":  {"project create|update|get|list: manage projects through the API", runProject, true},
-	"approval": {"approval list|get|approve|reject: decide model version promotions through the API", runApproval, true},
-	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken, false},
+	"migrate":  {"migrate up | down [-to VERSION] | status: manage the database schema", runMigrate},
+	"cron":     {"cron run partitions|retention|budgets [-dry-run]: run a maintenance task once, now", runCron},
+	"run":      {"run the scheduler, dispatcher and admin API until SIGTERM", runDaemon},
+	"report":   {"report [-from DATE] [-to DATE]: GPU-hours by org and project", runReport},
+	"replay":   {"replay -trace-dir DIR [-limit N] [-mode paced|fill]: replay a GPU trace through a running schedulerd", runReplay},
+	"job":      {"job submit|get|list|cancel|pause|resume|priority|explain: manage jobs through the API", runJob},
+	"queue":    {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue},
+	"quota":    {"quota get|set PROJECT: read or change a project's quota through the API", runQuota},
+	"project":  {"project create|update|get|list: manage projects through the API", runProject},
+	"approval": {"approval list|get|approve|reject: decide model version promotions through the API", runApproval},
+	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken},
 }
+
+// apiSettings are the settings of the commands that call the API: its URL and token, and
+// the address that the URL defaults to. A daemon setting they never use, such as a
+// database URL, therefore cannot stop them.
+var apiSettings = append([]string{"http-addr"}, config.Flags(config.APIClient)...)
 
 // commandSettings lists, by flag name, the settings that each command reads. Its -h lists
 // only these, and it rejects the flags of the others.
@@ -61,14 +64,12 @@ var commandSettings = map[string][]string{
 	"report":  config.Flags(config.Core),
 	"replay":  config.Flags(config.Core),
 	// token works on the api_tokens table directly and starts nothing.
-	"token": {"database-url"},
-	// The API commands read only the address that SCHEDULERD_API_URL defaults to, so a
-	// daemon setting they never use, such as a database URL, cannot stop them.
-	"job":      {"http-addr"},
-	"queue":    {"http-addr"},
-	"quota":    {"http-addr"},
-	"project":  {"http-addr"},
-	"approval": {"http-addr"},
+	"token":    {"database-url"},
+	"job":      apiSettings,
+	"queue":    apiSettings,
+	"quota":    apiSettings,
+	"project":  apiSettings,
+	"approval": apiSettings,
 }
 
 func main() {
@@ -93,12 +94,7 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		return 2
 	}
 
-	// The API commands' -h lists the variables they read instead of the daemon's settings.
-	settingsHelp := stderr
-	if cmd.api {
-		settingsHelp = io.Discard
-	}
-	cfg, rest, err := config.LoadOnly("schedulerd "+args[0], commandSettings[args[0]], args[1:], getenv, settingsHelp)
+	cfg, rest, err := config.LoadOnly("schedulerd "+args[0], commandSettings[args[0]], args[1:], getenv, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "schedulerd: %v\n", err)
 		return 2

@@ -182,7 +182,7 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 				t.Errorf("stderr has %d flag lists, want 1", n)
 			}
 			api := apiCommands[c.args[0]]
-			if got := strings.Contains(stderr, "SCHEDULERD_API_URL = "); got != api {
+			if got := strings.Contains(stderr, "-api-url (env SCHEDULERD_API_URL) = "); got != api {
 				t.Errorf("stderr lists SCHEDULERD_API_URL: %t, want %t", got, api)
 			}
 			if got := strings.Contains(stderr, "-database-url (env SCHEDULERD_DATABASE_URL)"); got == api {
@@ -302,9 +302,9 @@ func TestUnreachableAPINamesSetting(t *testing.T) {
 	cases := []struct {
 		name, setting, hint string
 	}{
-		{"API URL", "SCHEDULERD_API_URL", "check SCHEDULERD_API_URL"},
-		{"HTTP address", "SCHEDULERD_HTTP_ADDR", "SCHEDULERD_API_URL is not set, so the CLI used " +
-			"SCHEDULERD_HTTP_ADDR (127.0.0.1:1); set SCHEDULERD_API_URL to the daemon's URL"},
+		{"API URL", "SCHEDULERD_API_URL", "check -api-url or SCHEDULERD_API_URL"},
+		{"HTTP address", "SCHEDULERD_HTTP_ADDR", "-api-url (env SCHEDULERD_API_URL) is not set, so the CLI used " +
+			"-http-addr (env SCHEDULERD_HTTP_ADDR, 127.0.0.1:1); set -api-url or SCHEDULERD_API_URL to the daemon's URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -464,9 +464,9 @@ func TestJSONLogDurationAsText(t *testing.T) {
 func TestAPICommandsIgnoreDaemonSettings(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": "host=db password=x", "SCHEDULERD_KUBE_QPS": "-1",
 		"SCHEDULERD_API_URL": "http://127.0.0.1:1", "SCHEDULERD_TOKEN": "sdt_x"}
-	for name, cmd := range commands {
-		if got := commandSettings[name]; cmd.api && !slices.Equal(got, []string{"http-addr"}) {
-			t.Errorf("API command %s reads the settings %q, want only http-addr", name, got)
+	for _, name := range []string{"job", "queue", "quota", "project", "approval"} {
+		if got, want := commandSettings[name], []string{"http-addr", "api-url", "token"}; !slices.Equal(got, want) {
+			t.Errorf("API command %s reads the settings %q, want %q", name, got, want)
 		}
 	}
 	for _, args := range [][]string{{"job", "list"}, {"queue", "list"}, {"quota", "get"}, {"project", "list"},

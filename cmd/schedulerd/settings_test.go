@@ -32,7 +32,8 @@ var runOnlySettings = []struct{ flag, env string }{
 	{"temporal-namespace", "SCHEDULERD_TEMPORAL_NAMESPACE"},
 }
 
-// TestRunHelpListsEverySetting: run -h lists every setting that run reads.
+// TestRunHelpListsEverySetting: run -h lists every setting that run reads, and not the
+// CLI's, which run never uses.
 func TestRunHelpListsEverySetting(t *testing.T) {
 	code, stdout, stderr := run(t, nil, "run", "-h")
 	if code != 0 {
@@ -41,6 +42,11 @@ func TestRunHelpListsEverySetting(t *testing.T) {
 	for _, s := range runOnlySettings {
 		if line := "  -" + s.flag + " (env " + s.env + ") = "; !strings.Contains(stderr, line) {
 			t.Errorf("run -h does not list %q:\n%s", line, stderr)
+		}
+	}
+	for _, flag := range []string{"-api-url", "-token"} {
+		if strings.Contains(stderr, flag+" (env") {
+			t.Errorf("run -h lists %s, which run never reads:\n%s", flag, stderr)
 		}
 	}
 	if stdout != "" {
@@ -157,6 +163,81 @@ func TestLeaderElectionFromSettings(t *testing.T) {
 	}
 }
 
+// TestCLIAPIFlags: the API commands take the API URL and token as flags, over the
+// variables. The URL below is a closed port, so a connection error (exit 1) shows that the
+// command got past the URL and token checks without a server.
+func TestCLIAPIFlags(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_API_URL": "ftp://127.0.0.1:2"}
+	code, _, stderr := run(t, env, "job", "get", "0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d",
+		"-api-url", "http://127.0.0.1:1", "-token", "sdt_x")
+	want := "schedulerd job: GET http://127.0.0.1:1/v1/jobs/0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d: " +
+		"dial tcp 127.0.0.1:1: connect: connection refused; check -api-url or SCHEDULERD_API_URL\n"
+	if code != 1 || stderr != want {
+		t.Errorf("job get with -api-url and -token: exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
+	}
+
+	env = map[string]string{"SCHEDULERD_API_URL": "http://127.0.0.1:1", "SCHEDULERD_TOKEN": "sdt_x"}
+	code, _, stderr = run(t, env, "queue", "list", "--api-url=127.0.0.1:1")
+	want = `schedulerd queue: invalid -api-url (env SCHEDULERD_API_URL): want a URL such as http://127.0.0.1:8080, ` +
+		`got "127.0.0.1:1"` + "\n"
+	if code != 2 || stderr != want {
+		t.Errorf("queue list with a bad -api-url: exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+	}
+
+	env = map[string]string{"SCHEDULERD_API_URL": "http://127.0.0.1:1"}
+	code, _, stderr = run(t, env, "quota", "get", "vision", "-token", "")
+	if code != 2 || !strings.Contains(stderr, "no API token: set SCHEDULERD_TOKEN or -token") {
+		t.Errorf("quota get with an empty -token: exit %d, stderr %q; want exit 2 and no API token", code, stderr)
+	}
+}
+
+// TestAPIClientTakesFlags checks the URL and token that the client sends with, where
+// flags and variables differ.
+func TestAPIClientTakesFlags(t *testing.T) {
+	getenv := func(name string) string {
+		return map[string]string{"SCHEDULERD_API_URL": "http://127.0.0.1:1", "SCHEDULERD_TOKEN": "sdt_env"}[name]
+	}
+	cfg, rest, err := config.LoadOnly("schedulerd job", commandSettings["job"],
+		[]string{"list", "-api-url", "http://127.0.0.1:8081/", "-token", "sdt_flag"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rest, " ") != "list" {
+		t.Errorf("remaining args %q, want [list]", rest)
+	}
+	client := newAPIClient(&environment{cfg: cfg})
+	if client.base != "http://127.0.0.1:8081" {
+		t.Errorf("API URL %q, want http://127.0.0.1:8081 from the flag", client.base)
+	}
+	if client.token != "sdt_flag" {
+		t.Errorf("token %q, want sdt_flag from the flag", client.token)
+	}
+	if client.baseErr != nil {
+		t.Errorf("URL error %v, want none", client.baseErr)
+	}
+}
+
+// TestAPIHelpHidesToken: an API command's -h lists the URL and the token settings, and
+// shows whether the token is set but not the token.
+func TestAPIHelpHidesToken(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_TOKEN": "sdt_s3cret"}
+	for _, args := range [][]string{{"job", "-h"}, {"job", "list", "-h"}, {"approval", "approve", "-h"}} {
+		code, _, stderr := run(t, env, args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d, want 0; stderr %q", args, code, stderr)
+		}
+		if !strings.Contains(stderr, `-api-url (env SCHEDULERD_API_URL) = ""`) {
+			t.Errorf("%v: stderr does not list -api-url:\n%s", args, stderr)
+		}
+		if !strings.Contains(stderr, `-token (env SCHEDULERD_TOKEN) = "REDACTED"`) {
+			t.Errorf("%v: stderr does not list -token as set:\n%s", args, stderr)
+		}
+		if strings.Contains(stderr, "s3cret") {
+			t.Errorf("%v: stderr shows the token:\n%s", args, stderr)
+		}
+	}
+}
+
 // TestCommandsRejectUnusedSettingFlags: a command rejects the flag of a setting it never
 // reads, as it rejects any flag it does not define.
 func TestCommandsRejectUnusedSettingFlags(t *testing.T) {
@@ -170,11 +251,15 @@ func TestCommandsRejectUnusedSettingFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate", "status", "-cron-tz", "UTC"}, "schedulerd migrate: flag provided but not defined: -cron-tz\n"},
+		{[]string{"report", "-token", "sdt_x"}, "schedulerd report: flag provided but not defined: -token\n"},
 		{[]string{"cron", "run", "partitions", "-temporal-address", "127.0.0.1:7233"},
 			"schedulerd cron: flag provided but not defined: -temporal-address\n"},
 		{[]string{"cron", "run", "budgets", "-leader-election", "false"},
 			"schedulerd cron: flag provided but not defined: -leader-election\n"},
+		{[]string{"token", "list", "-token", "sdt_x"}, "schedulerd token: flag provided but not defined: -token\n"},
 		{[]string{"job", "list", "-s3-region", "eu-west-3"}, "schedulerd job: flag provided but not defined: -s3-region\n"},
+		{[]string{"run", "-api-url", "http://127.0.0.1:8080"},
+			`schedulerd run: run takes only settings flags, not ["-api-url" "http://127.0.0.1:8080"]` + "\n"},
 	}
 	for _, c := range cases {
 		code, _, stderr := run(t, nil, c.args...)
