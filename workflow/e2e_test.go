@@ -86,7 +86,7 @@ func newSystem(t *testing.T) *system {
 			"SCHEDULERD_POLL_INTERVAL=200ms", "SCHEDULERD_LOG_LEVEL=info",
 			"SCHEDULERD_TEMPORAL_ADDRESS="+temporaltest.Shared(t).Address,
 			"SCHEDULERD_S3_ENDPOINT="+srv.Endpoint, "SCHEDULERD_S3_REGION="+srv.Region,
-			"SCHEDULERD_S3_PATH_STYLE=true", "SCHEDULERD_RETENTION_SCHEDULE=off",
+			"SCHEDULERD_S3_PATH_STYLE=true", "SCHEDULERD_CRON_RETENTION=off",
 			"AWS_ACCESS_KEY_ID="+srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+srv.SecretAccessKey,
 			"AWS_EC2_METADATA_DISABLED=true")}
 	t.Cleanup(func() {
