@@ -126,23 +126,40 @@ func validate(cfg *Config) error {
 
 // Run replays the trace and writes the report, returning its path. When ctx ends or
 // Config.Timeout passes first, Run still writes a report of what happened up to then,
-// marked partial, and returns its path together with an error that names the cause.
+// marked partial, and returns its path together with an error that names the cause. A
+// replay that fails for another reason once it has started submitting does the same, with
+// the error as the cause. Run is RunWithAbort with an abort context that never ends.
 func (r *Replayer) Run(ctx context.Context) (string, error) {
+	return r.RunWithAbort(ctx, context.Background())
+}
+
+// RunWithAbort is Run with a second context, abort, which stops the writing of a partial
+// report. A caller that ends ctx at its first signal ends abort at its second, so that a
+// user who does not want to wait for the report can leave at once. A partial report that
+// starts while ctx is still running (after a failure or Config.Timeout) also stops when
+// ctx ends. Either way, RunWithAbort then returns no path and an error that wraps the
+// replay's error and the cause of the stop.
+func (r *Replayer) RunWithAbort(ctx, abort context.Context) (string, error) {
 	started := time.Now()
-	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.Timeout, timeoutError{r.cfg.Timeout})
+	runCtx, cancel := context.WithTimeoutCause(ctx, r.cfg.Timeout, timeoutError{r.cfg.Timeout})
 	defer cancel()
 	rec := newRecorder(r.store, r.cfg.DaemonPID, r.cfg.Logger)
 
-	submitted, err := r.replay(ctx, rec, started)
-	if err != nil && ctx.Err() != nil {
-		return r.writePartialReport(ctx, rec, started, err)
-	}
-	if err != nil {
+	submitted, err := r.replay(runCtx, rec, started)
+	switch {
+	case err == nil:
+		// Step 3: the report.
+		return r.writeReport(runCtx, rec, started, submitted, nil)
+	case runCtx.Err() != nil:
+		reason := stopReason(runCtx)
+		runErr := fmt.Errorf("%s while %s: %w", reason, r.step, err)
+		return r.writePartialReport(ctx, abort, rec, started, reason, runErr)
+	case r.submitting():
+		runErr := fmt.Errorf("failed while %s: %w", r.step, err)
+		return r.writePartialReport(ctx, abort, rec, started, "failed: "+err.Error(), runErr)
+	default:
 		return "", err
 	}
-
-	// Step 3: the report.
-	return r.writeReport(ctx, rec, started, submitted, nil)
 }
 
 // replay runs the steps before the report and returns how many tasks were submitted.

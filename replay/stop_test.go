@@ -24,26 +24,37 @@ import (
 // the replay while it waits to submit them.
 func writeStopTrace(t *testing.T) (string, string) {
 	t.Helper()
-	dir := t.TempDir()
-	nodes := "sn,cpu_milli,memory_mib,gpu,model\nstoptest-node-0,32000,131072,8,STOPTEST\n"
-	var tasks strings.Builder
-	tasks.WriteString("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase," +
-		"creation_time,deletion_time,scheduled_time\n")
-	for i, row := range []struct {
-		phase          string
-		created, lasts int
-	}{
+	return writeStopTasks(t, []traceTask{
 		{"Succeeded", 0, 1}, {"Failed", 1, 1}, {"Running", 2, 100_000},
 		{"Succeeded", 1_000_000, 1}, {"Succeeded", 1_000_001, 1},
-	} {
-		fmt.Fprintf(&tasks, "stoptest-task-%02d,1000,1024,1,1000,STOPTEST,LS,%s,%d,%d,%d\n",
-			i, row.phase, row.created, row.created+row.lasts, row.created)
+	})
+}
+
+// traceTask is one one-GPU task of writeStopTasks: its end phase, and its creation time and
+// run length in trace seconds.
+type traceTask struct {
+	phase          string
+	created, lasts int
+}
+
+// writeStopTasks writes a trace of one 8-GPU node and the tasks, and returns the node file and
+// the task file.
+func writeStopTasks(t *testing.T, tasks []traceTask) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	nodes := "sn,cpu_milli,memory_mib,gpu,model\nstoptest-node-0,32000,131072,8,STOPTEST\n"
+	var rows strings.Builder
+	rows.WriteString("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase," +
+		"creation_time,deletion_time,scheduled_time\n")
+	for i, task := range tasks {
+		fmt.Fprintf(&rows, "stoptest-task-%02d,1000,1024,1,1000,STOPTEST,LS,%s,%d,%d,%d\n",
+			i, task.phase, task.created, task.created+task.lasts, task.created)
 	}
 	nodesFile, tasksFile := filepath.Join(dir, "nodes.csv"), filepath.Join(dir, "tasks.csv")
 	if err := os.WriteFile(nodesFile, []byte(nodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(tasksFile, []byte(tasks.String()), 0o644); err != nil {
+	if err := os.WriteFile(tasksFile, []byte(rows.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return nodesFile, tasksFile
