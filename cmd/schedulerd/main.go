@@ -33,6 +33,10 @@ type environment struct {
 	log    *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
+	// abort ends at the second SIGINT or SIGTERM, while the command's context ends at the
+	// first. A command that still works after the first, as the replay does while it
+	// writes a partial report, stops that work when abort ends. Nil means never.
+	abort context.Context
 }
 
 var commands = map[string]command{
@@ -100,9 +104,15 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	env := &environment{cfg: cfg, getenv: getenv, log: newLogger(cfg, stderr), stdout: stdout, stderr: stderr}
+	// Two slots, so that a second signal that comes before the goroutine of notifyStops
+	// has taken the first is not dropped.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	ctx, abort, release := notifyStops(context.Background(), signals)
+	defer release()
+	env := &environment{cfg: cfg, getenv: getenv, log: newLogger(cfg, stderr), stdout: stdout, stderr: stderr,
+		abort: abort}
 	if err := cmd.run(ctx, env, rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0 // the command has printed its flags, after the settings
@@ -120,6 +130,29 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		return 1
 	}
 	return 0
+}
+
+// notifyStops returns stop, which the first signal received on signals ends, and abort,
+// which the second ends. Abort ending also ends stop. Each cause names the signal, in the
+// words of signal.NotifyContext, so that a command can report why it stopped. release ends
+// both contexts and the goroutine that receives the signals.
+func notifyStops(parent context.Context, signals <-chan os.Signal) (stop, abort context.Context, release func()) {
+	abort, cancelAbort := context.WithCancelCause(parent)
+	stop, cancelStop := context.WithCancelCause(abort)
+	go func() {
+		select {
+		case sig := <-signals:
+			cancelStop(fmt.Errorf("%v signal received", sig))
+		case <-stop.Done():
+			return
+		}
+		select {
+		case sig := <-signals:
+			cancelAbort(fmt.Errorf("second %v signal received", sig))
+		case <-abort.Done():
+		}
+	}()
+	return stop, abort, func() { cancelAbort(nil) }
 }
 
 // usageError marks a bad command line, so that realMain exits 2 rather than 1.

@@ -15,7 +15,9 @@ import (
 
 // runReplay is `schedulerd replay`: it replays a GPU-cluster trace through a running
 // schedulerd that uses the same database and cluster, then writes a report. A replay that
-// SIGINT, SIGTERM or -timeout stops writes a partial report and exits 1.
+// SIGINT, SIGTERM or -timeout stops, or that fails once it has started submitting, writes
+// a partial report and exits 1. A second SIGINT or SIGTERM stops the writing of that report
+// and exits 1 at once, without a report.
 func runReplay(ctx context.Context, env *environment, args []string) error {
 	cfg, err := parseReplayFlags(env, args)
 	if err != nil {
@@ -35,10 +37,14 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	path, err := r.Run(ctx)
+	abort := env.abort
+	if abort == nil {
+		abort = context.Background()
+	}
+	path, err := r.RunWithAbort(ctx, abort)
 	switch {
 	case path != "" && err != nil:
-		// A signal or -timeout stopped the replay, so the report is partial and the command fails.
+		// The replay stopped early or failed, so the report is partial and the command fails.
 		fmt.Fprintf(env.stdout, "partial report written to %s\n", path)
 	case path != "":
 		fmt.Fprintf(env.stdout, "report written to %s\n", path)
