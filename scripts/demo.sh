@@ -2,8 +2,9 @@
 # The main job: starts PostgreSQL, the local Kubernetes stack and schedulerd on loopback,
 # replays the GPU-cluster trace through them, prints where the report is and stops
 # everything it started, by PID, also when a step fails or it is interrupted by SIGINT,
-# SIGTERM or SIGHUP (not when it is killed with SIGKILL). Arguments are passed to
-# `schedulerd replay`, e.g. scripts/demo.sh -limit 500 or -mode fill.
+# SIGTERM or SIGHUP (not when it is killed with SIGKILL). A replay stopped under way writes
+# a partial report first, and a second signal stops the replay without it. Arguments are
+# passed to `schedulerd replay`, e.g. scripts/demo.sh -limit 500 or -mode fill.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,11 +28,22 @@ daemon_pid=""
 replay_pid=""
 # Touched when the replay starts, so that a report older than this run is not announced.
 replay_mark="$work/replay-started"
+# abort_replay passes a signal that comes during cleanup, such as a second Ctrl-C while
+# the replay writes its partial report, on to the replay as SIGTERM. The replay takes it as
+# its second signal: it stops writing the report and exits at once. The cleanup goes on.
+abort_replay() {
+  if [ -n "$replay_pid" ] && pid_running "$replay_pid" && pid_owned "$replay_pid" "$root"; then
+    echo "demo: stopping the replay without waiting for its partial report"
+    kill -TERM "$replay_pid" 2>/dev/null || true
+  fi
+}
 cleanup() {
   local status=$?
+  trap abort_replay INT TERM HUP
   echo "demo: stopping everything it started"
   [ -n "$replay_pid" ] && stop_pid "$replay_pid" TERM "schedulerd replay" "$root" || true
-  # A replay stopped by a signal or its -timeout writes a partial report before it exits.
+  # A replay that a signal or its -timeout stopped, or that failed once it had started
+  # submitting, writes a partial report before it exits.
   if [ $status -ne 0 ] && [ -f "$replay_mark" ] && [ "$report_dir/report.md" -nt "$replay_mark" ]; then
     echo "demo: the replay stopped early; its partial report is $report_dir/report.md"
   fi
@@ -81,7 +93,12 @@ echo "demo: schedulerd is running (pid $daemon_pid, admin API on $SCHEDULERD_HTT
 
 start=$(date +%s)
 touch "$replay_mark"
-"$root/bin/schedulerd" replay -trace-dir "$trace_dir" -daemon-pid "$daemon_pid" \
+# setsid puts the replay in a session of its own, so that a Ctrl-C in the terminal reaches
+# it only through this script, as one SIGTERM from cleanup. Were the replay to get the
+# terminal's SIGINT as well, that SIGTERM would be its second signal, which stops the
+# partial report. A background job of a script leads no process group, so setsid does not
+# fork: it becomes the replay, and $! is the replay's PID.
+setsid "$root/bin/schedulerd" replay -trace-dir "$trace_dir" -daemon-pid "$daemon_pid" \
   -report-dir "$report_dir" "$@" &
 replay_pid=$!
 replay_status=0
