@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// sqlOverlapKey names the session advisory lock of OverlapLock. hashtext gives the same
-// key in every database of a server, which is fine: a scheduler and its replicas share one.
+// sqlOverlapKey names the session advisory lock of OverlapLock. PostgreSQL keeps advisory
+// locks per database, so the schedulers of one database share it and no others.
 const sqlOverlapKey = `hashtext('schedulerd.dequeue_overlap')`
 
 // OverlapLock is a session advisory lock that one scheduler at a time holds while it lets
