@@ -47,7 +47,7 @@ type NewArtifact struct {
 var ErrRunEnded = errors.New("run has ended")
 
 const sqlLockLiveRun = `
-SELECT j.project_id FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+SELECT r.job_id, r.job_created_at FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
 WHERE r.id = $1 AND r.status IN ('pending', 'running')
 FOR UPDATE OF r`
 
@@ -63,8 +63,34 @@ INSERT INTO artifacts (id, run_id, artifact_type, storage_uri, checksum_sha256, 
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb || CASE WHEN $8::bigint IS NULL THEN '{}'::jsonb
                                                   ELSE jsonb_build_object('step', $8::bigint) END)`
 
+// sqlSetCheckpoint makes a checkpoint the run's last one and, when the checkpoint is
+// progress, sets its job's preemptions back to 0 in the same statement, so a run end reads
+// both changes or neither. A checkpoint is progress unless it has a step and some run of
+// the job already recorded a step at least as high, so a trainer that saves again at the
+// step it resumed from does not reset the count. All parts of a WITH statement read the
+// rows as they were before it, so the max subquery reads the run's previous step. The
+// job's key is passed as parameters so that PostgreSQL reads one partition of jobs and
+// finds the runs by the runs_job_id_run_number_key index. Locking the run before the job
+// is the order StartRun and EndRun take too.
+// NOTE: a checkpoint without a step cannot be compared, so any new one resets the count.
 const sqlSetCheckpoint = `
-UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = $3 WHERE id = $1`
+WITH run AS (
+    UPDATE runs SET last_checkpoint_uri = $2, last_checkpoint_step = $3 WHERE id = $1
+)
+UPDATE jobs SET preemptions = 0
+WHERE id = $4 AND created_at = $5 AND preemptions > 0
+  AND ($3::bigint IS NULL OR $3::bigint > (
+      SELECT COALESCE(max(last_checkpoint_step), -1) FROM runs
+      WHERE job_id = $4 AND job_created_at = $5))`
+
+// setCheckpoint makes uri the last checkpoint of the run of job, in the transaction that
+// locked the run, and resets the job's preemption count if the checkpoint shows progress.
+func setCheckpoint(ctx context.Context, tx pgx.Tx, job JobRef, runID uuid.UUID, uri string, step *int64) error {
+	if _, err := tx.Exec(ctx, sqlSetCheckpoint, runID, uri, step, job.ID, job.CreatedAt); err != nil {
+		return fmt.Errorf("make %s the last checkpoint of run %s: %w", uri, runID, err)
+	}
+	return nil
+}
 
 // sqlReplaceCheckpoint makes a checkpoint row describe the object a newer report wrote to its
 // URI: the report's checksum, size and metadata, created_at now, and metadata_json's "step"
@@ -83,11 +109,13 @@ WHERE a.id = $1 AND a.delete_started_at IS NULL
 RETURNING ` + artifactColumns
 
 // RecordArtifact stores an artifact of a live run; a checkpoint also becomes the run's last
-// checkpoint. A run that has ended accepts none (ErrRunEnded), so a late report cannot
-// change what a finished run left. Reporting the same run, type and URI again returns the
-// first record, so the program may retry. The exception is a checkpoint reported again
-// with a step above the run's last checkpoint step: a trainer that rotates between slots
-// wrote a new checkpoint there, so the row describes it and the run resumes from it.
+// checkpoint, and one that shows progress sets the job's preemption count back to 0 (see
+// sqlSetCheckpoint). A run that has ended accepts none (ErrRunEnded), so a late report
+// cannot change what a finished run left. Reporting the same run, type and URI again
+// returns the first record, so the program may retry. The exception is a checkpoint
+// reported again with a step above the run's last checkpoint step: a trainer that rotates
+// between slots wrote a new checkpoint there, so the row describes it and the run resumes
+// from it.
 func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, error) {
 	doing := fmt.Sprintf("record %s artifact of run %s", a.Type, a.RunID)
 	metadata := a.Metadata
@@ -101,8 +129,8 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 
 	var recorded Artifact
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		var project string
-		if err := tx.QueryRow(ctx, sqlLockLiveRun, a.RunID).Scan(&project); err != nil {
+		var job JobRef
+		if err := tx.QueryRow(ctx, sqlLockLiveRun, a.RunID).Scan(&job.ID, &job.CreatedAt); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, sqlFindArtifact, a.RunID, a.Type, a.URI)
@@ -111,7 +139,7 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 		}
 		found, err := collectOne[Artifact](rows)
 		if err == nil {
-			recorded, err = recordAgain(ctx, tx, found, a, metadata)
+			recorded, err = recordAgain(ctx, tx, job, found, a, metadata)
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -123,7 +151,7 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 			return err
 		}
 		if a.Type == "checkpoint" {
-			if _, err := tx.Exec(ctx, sqlSetCheckpoint, a.RunID, a.URI, a.Step); err != nil {
+			if err := setCheckpoint(ctx, tx, job, a.RunID, a.URI, a.Step); err != nil {
 				return err
 			}
 		}
@@ -145,7 +173,8 @@ func (s *Store) RecordArtifact(ctx context.Context, a NewArtifact) (Artifact, er
 // step replaces the row and becomes the run's last checkpoint. Any other report is a retry
 // and returns found as it is. A report without a step, or to a run whose last checkpoint
 // has none, cannot be ordered, so it counts as a retry.
-func recordAgain(ctx context.Context, tx pgx.Tx, found Artifact, a NewArtifact, metadata json.RawMessage) (Artifact, error) {
+func recordAgain(ctx context.Context, tx pgx.Tx, job JobRef, found Artifact, a NewArtifact,
+	metadata json.RawMessage) (Artifact, error) {
 	if a.Type != "checkpoint" || a.Step == nil {
 		return found, nil
 	}
@@ -160,8 +189,8 @@ func recordAgain(ctx context.Context, tx pgx.Tx, found Artifact, a NewArtifact, 
 	if err != nil {
 		return Artifact{}, fmt.Errorf("replace checkpoint %s: %w", found.ID, err)
 	}
-	if _, err := tx.Exec(ctx, sqlSetCheckpoint, a.RunID, a.URI, *a.Step); err != nil {
-		return Artifact{}, fmt.Errorf("move the last checkpoint of run %s to %s: %w", a.RunID, a.URI, err)
+	if err := setCheckpoint(ctx, tx, job, a.RunID, a.URI, a.Step); err != nil {
+		return Artifact{}, err
 	}
 	return replaced, nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +172,124 @@ func TestPausedJobPreemptionNotCounted(t *testing.T) {
 	}
 	if got.Preemptions != 1 {
 		t.Errorf("preemptions %d, want 1: the paused job's preemption is not counted", got.Preemptions)
+	}
+}
+
+// recordCheckpoint records a checkpoint of the live run at uri, with step unless it is nil.
+func recordCheckpoint(t *testing.T, s *store.Store, run store.Admission, uri string, step *int64) {
+	t.Helper()
+	_, err := s.RecordArtifact(context.Background(), store.NewArtifact{RunID: run.RunID, Type: "checkpoint",
+		URI: uri, Checksum: strings.Repeat("ab", 32), SizeBytes: 10, Step: step})
+	if err != nil {
+		t.Fatalf("record checkpoint %s: %v", uri, err)
+	}
+}
+
+// preemptions returns the job's stored preemption count.
+func preemptions(t *testing.T, s *store.Store, job store.Job) int {
+	t.Helper()
+	got, err := s.GetJob(context.Background(), job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.Preemptions
+}
+
+// A job one preemption below its max_preemptions that records a checkpoint has made
+// progress: its count goes back to 0, so its next preemption requeues it with a count of 1
+// instead of failing it.
+func TestCheckpointResetsPreemptions(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	job := submitWithPreemptions(t, s, 3)
+	preemptTimes(t, s, 2)
+	run := admitNext(t, s)
+
+	step := int64(100)
+	recordCheckpoint(t, s, run, "s3://ckpt/job/step-100", &step)
+	if got := preemptions(t, s, job); got != 0 {
+		t.Errorf("preemptions %d after the checkpoint, want 0", got)
+	}
+
+	result, err := s.EndRun(ctx, store.RunEnd{RunID: run.RunID, Status: store.RunPreempted, EndedAt: time.Now(),
+		Reason: "Evicted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result.JobStatus != store.JobQueued {
+		t.Errorf("job status after the run's end %s, want queued", result.JobStatus)
+	}
+	if result.PreemptionLimitReached {
+		t.Error("PreemptionLimitReached is true after a checkpoint reset the count")
+	}
+	if got := preemptions(t, s, job); got != 1 {
+		t.Errorf("preemptions %d after the preemption that followed the checkpoint, want 1", got)
+	}
+}
+
+// A checkpoint is progress only if its step is above every step the job's runs recorded
+// before. A run that saves again at the step it resumed from keeps the count. A checkpoint
+// without a step cannot be compared and resets the count.
+func TestCheckpointWithoutProgressKeepsPreemptions(t *testing.T) {
+	s := setup(t)
+	job := submitWithPreemptions(t, s, 5)
+	first := admitNext(t, s)
+	step100 := int64(100)
+	recordCheckpoint(t, s, first, "s3://ckpt/job/run-1/step-100", &step100)
+	if _, err := s.EndRun(context.Background(), store.RunEnd{RunID: first.RunID, Status: store.RunPreempted,
+		EndedAt: time.Now(), Reason: "Evicted"}); err != nil {
+		t.Fatal(err)
+	}
+	second := admitNext(t, s)
+
+	step50 := int64(50)
+	recordCheckpoint(t, s, second, "s3://ckpt/job/run-2/step-50", &step50)
+	if got := preemptions(t, s, job); got != 1 {
+		t.Errorf("preemptions %d after a checkpoint at step 50 below run 1's 100, want 1", got)
+	}
+	recordCheckpoint(t, s, second, "s3://ckpt/job/run-2/step-100", &step100)
+	if got := preemptions(t, s, job); got != 1 {
+		t.Errorf("preemptions %d after a checkpoint at run 1's step 100 again, want 1", got)
+	}
+	step101 := int64(101)
+	recordCheckpoint(t, s, second, "s3://ckpt/job/run-2/step-101", &step101)
+	if got := preemptions(t, s, job); got != 0 {
+		t.Errorf("preemptions %d after a checkpoint at step 101, want 0", got)
+	}
+
+	if _, err := s.EndRun(context.Background(), store.RunEnd{RunID: second.RunID, Status: store.RunPreempted,
+		EndedAt: time.Now(), Reason: "Evicted"}); err != nil {
+		t.Fatal(err)
+	}
+	third := admitNext(t, s)
+	recordCheckpoint(t, s, third, "s3://ckpt/job/run-3/latest", nil)
+	if got := preemptions(t, s, job); got != 0 {
+		t.Errorf("preemptions %d after a checkpoint without a step, want 0", got)
+	}
+}
+
+// A checkpoint that moves a rotating slot to a higher step is progress too, and its
+// retry is not.
+func TestCheckpointSlotAgainResetsPreemptions(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	job := submitWithPreemptions(t, s, 5)
+	first := admitNext(t, s)
+	step := int64(100)
+	recordCheckpoint(t, s, first, "s3://ckpt/job/slot-a", &step)
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: first.RunID, Status: store.RunPreempted, EndedAt: time.Now(),
+		Reason: "Evicted"}); err != nil {
+		t.Fatal(err)
+	}
+	second := admitNext(t, s)
+	recordCheckpoint(t, s, second, "s3://ckpt/job/slot-a", &step)
+	if got := preemptions(t, s, job); got != 1 {
+		t.Errorf("preemptions %d after slot A at run 1's step again, want 1", got)
+	}
+
+	higher := int64(200)
+	recordCheckpoint(t, s, second, "s3://ckpt/job/slot-a", &higher)
+	if got := preemptions(t, s, job); got != 0 {
+		t.Errorf("preemptions %d after slot A moved to step 200, want 0", got)
 	}
 }

@@ -64,15 +64,16 @@ WHERE model = $1 AND allocated_milli >= $2`
 // The job's next status follows the run's end: completed; requeued after a preemption
 // (no attempt used) or a retryable failure with attempts left; failed otherwise. The
 // preemption that brings preemptions to max_preemptions fails the job too, so that a job
-// preempted on every run is not requeued forever. A paused job follows a completed or
+// preempted on every run is not requeued forever. A checkpoint that shows progress sets
+// preemptions back to 0 (sqlSetCheckpoint), so only preemptions without progress in
+// between add up to the limit. A paused job follows a completed or
 // failed run too, because its pod finished before the pause stopped it: it completes, or
 // fails with no attempt left, or stays paused with the attempt counted. Resuming it must
 // not train again what completed or outlive its attempts. Other jobs that are no longer
 // running (a cancelled one, or a paused one whose run was preempted or cancelled) keep
 // their status, and such a preemption is not counted. The statement reads only the row
 // it updates, so the rules repeat in each column's CASE.
-// NOTE: every preemption counts, a drain's and a lost node's too, and the count never
-// resets, so a job that makes progress between preemptions still fails at the limit.
+// NOTE: every preemption counts, a drain's and a lost node's too.
 const sqlJobAfterRun = `
 UPDATE jobs SET
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
