@@ -51,6 +51,13 @@ func TestDrainStopsStartedPendingRun(t *testing.T) {
 	if ended.EndReason == nil || *ended.EndReason != store.DrainReason {
 		t.Errorf("run 1 ended with %v, want %q", ended.EndReason, store.DrainReason)
 	}
+	drained, err := again.Store.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drained.Preemptions != 0 {
+		t.Errorf("job has %d preemptions, want 0: a drain does not count", drained.Preemptions)
+	}
 	// One GPU from the container's start to the drain, at least.
 	if least := drainedAt.Sub(started).Hours(); ended.GPUHoursUsed < least {
 		t.Errorf("run 1 used %.6f GPU-hours, want at least %.6f", ended.GPUHoursUsed, least)
@@ -63,6 +70,50 @@ func TestDrainStopsStartedPendingRun(t *testing.T) {
 		t.Errorf("quota used %.4f GPU-hours, want run 1's %.4f", quota.GPUHoursUsed, ended.GPUHoursUsed)
 	}
 	waitRun(t, again, job.ID, 2, "admitted", func(store.Run) bool { return true })
+}
+
+// A running job whose queue's drain deadline passes is stopped and goes back to the queue
+// with its preemption count unchanged, because the job did not cause the drain. Its next
+// run, after the undrain, resumes from its checkpoint.
+func TestDrainDeadlinePreemptionNotCounted(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	gpuNode(t, model, 8, 64000)
+	job, run := runningJob(t, h, model)
+	setCheckpoint(t, h, run, "s3://ckpt/job/step-100")
+
+	ctx := context.Background()
+	now := time.Now()
+	if _, err := h.Store.DrainQueue(ctx, "vision", now, &now, nil); err != nil {
+		t.Fatal(err)
+	}
+	ended := waitRun(t, h, job.ID, 1, "preempted", runStatus(store.RunPreempted))
+	want := store.DrainReason + ": deadline passed"
+	if ended.EndReason == nil || *ended.EndReason != want {
+		t.Errorf("run 1 ended with %v, want %q", ended.EndReason, want)
+	}
+	got, err := h.Store.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.JobQueued {
+		t.Errorf("job is %s after the drain deadline, want queued", got.Status)
+	}
+	if got.Preemptions != 0 {
+		t.Errorf("job has %d preemptions, want 0: a drain does not count", got.Preemptions)
+	}
+
+	if _, _, err := h.Store.UndrainQueue(ctx, "vision", nil); err != nil {
+		t.Fatal(err)
+	}
+	second := waitRun(t, h, job.ID, 2, "running", runStatus(store.RunRunning))
+	pod, err := podOf(t, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from := pod.Annotations[dispatcher.AnnotationResumeFrom]; from != "s3://ckpt/job/step-100" {
+		t.Errorf("second pod resumes from %q, want s3://ckpt/job/step-100", from)
+	}
 }
 
 // setContainerRunning sets the run's pod Running with its container started at started,

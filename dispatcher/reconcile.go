@@ -57,7 +57,8 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunCancelled, Reason: jobStopReason(run.JobStatus)})
 	}
 	if d.drainDeadlinePassed(run) {
-		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunPreempted, Reason: drainDeadlineReason})
+		return d.stopRun(ctx, run, pod, store.RunEnd{Status: store.RunPreempted, Reason: drainDeadlineReason,
+			NotCounted: true})
 	}
 	if pod == nil {
 		return d.reconcileMissingPod(ctx, run)
@@ -86,14 +87,16 @@ func (d *Dispatcher) nodeGone(ctx context.Context, name string) (bool, error) {
 	return false, fmt.Errorf("confirm node %s is gone: %w", name, err)
 }
 
-// endLostRun ends a run whose node is gone and force-deletes its pod. The node's capacity
-// leaves the database first: the end of the run requeues its job and wakes the scheduler,
-// which would otherwise admit the job again on the lost node's GPUs before the capacity
-// loop's next count.
+// endLostRun ends a run whose node is gone and force-deletes its pod. A preemption this
+// way does not count toward the job's max_preemptions, because the job did not cause the
+// loss. The node's capacity leaves the database first: the end of the run requeues its job
+// and wakes the scheduler, which would otherwise admit the job again on the lost node's
+// GPUs before the capacity loop's next count.
 func (d *Dispatcher) endLostRun(ctx context.Context, run store.Run, pod *corev1.Pod, end store.RunEnd) error {
 	if err := d.syncCapacity(ctx); err != nil {
 		return fmt.Errorf("count GPU capacity without the lost node: %w", err)
 	}
+	end.NotCounted = true
 	return d.endRun(ctx, run, pod, end, true)
 }
 
@@ -266,6 +269,7 @@ func (d *Dispatcher) stopRun(ctx context.Context, run store.Run, pod *corev1.Pod
 // stop came too late to change anything.
 func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.Pod, stop store.RunEnd) error {
 	now := d.cfg.Now()
+	stop.NotCounted = drainStop(stop)
 	if pod == nil {
 		var err error
 		if pod, err = d.podFromAPI(ctx, run); err != nil {
@@ -417,6 +421,14 @@ func namespaceGone(err error) bool {
 
 // drainDeadlineReason is the end reason of runs preempted at a drain deadline.
 const drainDeadlineReason = store.DrainReason + ": deadline passed"
+
+// drainStop reports whether a stop recorded in the database is a drain's. Such a
+// preemption does not count toward the job's max_preemptions, because the job did not
+// cause it. The database keeps only a stop's status and reason, and only schedulerd writes
+// stop reasons, so the reason identifies the drain.
+func drainStop(stop store.RunEnd) bool {
+	return stop.Status == store.RunPreempted && (stop.Reason == store.DrainReason || stop.Reason == drainDeadlineReason)
+}
 
 // drainDeadlinePassed reports whether the run's queue is drained with a deadline that has
 // passed. store.GetRun reads the deadline with the run.

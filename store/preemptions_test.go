@@ -293,3 +293,40 @@ func TestCheckpointSlotAgainResetsPreemptions(t *testing.T) {
 		t.Errorf("preemptions %d after slot A moved to step 200, want 0", got)
 	}
 }
+
+// A preemption the job did not cause (a queue drain, a lost node) requeues the job
+// without raising its count, also at a max_preemptions of 1, which the first counted
+// preemption reaches.
+func TestNotCountedPreemptionRequeues(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	job := submitWithPreemptions(t, s, 1)
+	run := admitNext(t, s)
+
+	result, err := s.EndRun(ctx, store.RunEnd{RunID: run.RunID, Status: store.RunPreempted, EndedAt: time.Now(),
+		Reason: store.DrainReason, NotCounted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if result.JobStatus != store.JobQueued {
+		t.Errorf("job status after the run's end %s, want queued", result.JobStatus)
+	}
+	if result.PreemptionLimitReached {
+		t.Error("PreemptionLimitReached is true for a preemption that does not count")
+	}
+	got, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Preemptions != 0 {
+		t.Errorf("preemptions %d, want 0", got.Preemptions)
+	}
+	if got.CompletedAt != nil {
+		t.Errorf("completed_at %v on a requeued job, want none", *got.CompletedAt)
+	}
+	want := "requeued after preemption: " + store.DrainReason
+	if reason := deref(got.WaitReason); reason != want {
+		t.Errorf("wait reason %q, want %q", reason, want)
+	}
+}

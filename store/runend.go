@@ -23,6 +23,9 @@ type RunEnd struct {
 	// Retryable is false for failures no retry can fix (a missing image, a bad container
 	// config): the job fails at once.
 	Retryable bool
+	// NotCounted marks a preemption that the job did not cause, such as a queue drain or a
+	// lost node: the job goes back to the queue and its preemption count stays as it is.
+	NotCounted bool
 }
 
 // RunEndResult is what EndRun changed.
@@ -62,46 +65,46 @@ UPDATE gpu_models SET allocated_milli = allocated_milli - $2
 WHERE model = $1 AND allocated_milli >= $2`
 
 // The job's next status follows the run's end: completed; requeued after a preemption
-// (no attempt used) or a retryable failure with attempts left; failed otherwise. The
-// preemption that brings preemptions to max_preemptions fails the job too, so that a job
+// (no attempt used) or a retryable failure with attempts left; failed otherwise. $7 is
+// true for a preemption that counts toward max_preemptions (RunEnd.NotCounted is false),
+// and the one that brings preemptions to max_preemptions fails the job, so that a job
 // preempted on every run is not requeued forever. A checkpoint that shows progress sets
 // preemptions back to 0 (sqlSetCheckpoint), so only preemptions without progress in
-// between add up to the limit. A paused job follows a completed or
-// failed run too, because its pod finished before the pause stopped it: it completes, or
-// fails with no attempt left, or stays paused with the attempt counted. Resuming it must
-// not train again what completed or outlive its attempts. Other jobs that are no longer
-// running (a cancelled one, or a paused one whose run was preempted or cancelled) keep
-// their status, and such a preemption is not counted. The statement reads only the row
-// it updates, so the rules repeat in each column's CASE.
-// NOTE: every preemption counts, a drain's and a lost node's too.
+// between add up to the limit. A paused job follows a completed or failed run too,
+// because its pod finished before the pause stopped it: it completes, or fails with no
+// attempt left, or stays paused with the attempt counted. Resuming it must not train
+// again what completed or outlive its attempts. Other jobs that are no longer running (a
+// cancelled one, or a paused one whose run was preempted or cancelled) keep their status,
+// and such a preemption is not counted. The statement reads only the row it updates, so
+// the rules repeat in each column's CASE.
 const sqlJobAfterRun = `
 UPDATE jobs SET
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
-    preemptions = preemptions + CASE WHEN $3 = 'preempted' THEN 1 ELSE 0 END,
+    preemptions = preemptions + CASE WHEN $7 THEN 1 ELSE 0 END,
     status = CASE
         WHEN $3 = 'completed' THEN 'completed'
         WHEN $3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts) THEN 'failed'
-        WHEN $3 = 'preempted' AND preemptions + 1 >= max_preemptions THEN 'failed'
+        WHEN $7 AND preemptions + 1 >= max_preemptions THEN 'failed'
         WHEN status = 'paused' THEN 'paused'
         ELSE 'queued' END::job_status,
     -- A completed job keeps no error from an earlier, preempted or failed run.
     error_message = CASE
-        WHEN $3 = 'preempted' AND preemptions + 1 >= max_preemptions
+        WHEN $7 AND preemptions + 1 >= max_preemptions
         THEN format('preempted %s times (max_preemptions %s): %s', preemptions + 1, max_preemptions, $5::text)
         WHEN $3 IN ('failed', 'preempted') THEN $5
         WHEN $3 = 'completed' THEN NULL ELSE error_message END,
     -- Only a job that goes back to the queue gets a wait reason.
     wait_reason = CASE WHEN status = 'paused' THEN NULL
-                       WHEN $3 = 'preempted' AND preemptions + 1 < max_preemptions
+                       WHEN $3 = 'preempted' AND NOT ($7 AND preemptions + 1 >= max_preemptions)
                        THEN 'requeued after preemption: ' || $5
                        WHEN $3 = 'failed' AND $4 AND attempts + 1 < max_attempts
                        THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
-                            OR ($3 = 'preempted' AND preemptions + 1 >= max_preemptions)
+                            OR ($7 AND preemptions + 1 >= max_preemptions)
                         THEN $6 ELSE completed_at END
 WHERE id = $1 AND created_at = $2 AND $3 <> 'cancelled'
   AND (status = 'running' OR (status = 'paused' AND $3 IN ('completed', 'failed')))
-RETURNING status::text, $3 = 'preempted' AND status = 'failed'`
+RETURNING status::text, $7 AND status = 'failed'`
 
 // EndRun records the end of a pending or running run, releases its admission and moves its
 // job on, in one transaction. It returns ErrStaleStatus when the run had already ended, so
@@ -172,8 +175,9 @@ func releaseModel(ctx context.Context, tx pgx.Tx, model string, milli int) error
 }
 
 func moveJobAfterRun(ctx context.Context, tx pgx.Tx, job JobRef, end RunEnd, result *RunEndResult) error {
+	counted := end.Status == RunPreempted && !end.NotCounted
 	err := tx.QueryRow(ctx, sqlJobAfterRun, job.ID, job.CreatedAt, string(end.Status), end.Retryable,
-		end.Reason, end.EndedAt).Scan(&result.JobStatus, &result.PreemptionLimitReached)
+		end.Reason, end.EndedAt, counted).Scan(&result.JobStatus, &result.PreemptionLimitReached)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tx.QueryRow(ctx, `SELECT status::text FROM jobs WHERE id = $1 AND created_at = $2`,
 			job.ID, job.CreatedAt).Scan(&result.JobStatus)
