@@ -91,6 +91,8 @@ func Judge(pod *corev1.Pod, now time.Time, limits Limits) Observation {
 		obs.End = store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: deletionReason(pod)}
 		if deadline := pod.DeletionTimestamp.Time; now.Sub(deadline) >= StuckTerminating {
 			// The container was due to be killed at the deadline, so its hours end there.
+			// NOTE: unlike a deleted node's, this end counts toward max_preemptions, because
+			// the pod alone looks the same when a kubelet cannot stop the job's container.
 			obs.Verdict = Ended
 			obs.End.EndedAt = deadline
 			obs.End.Reason += fmt.Sprintf("; still terminating %s after its deletion deadline, so its node %q "+
@@ -184,6 +186,8 @@ func failedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
 // rejects a pod because its node lacks a resource the pod was scheduled with (a GPU its
 // device plugin has since reported unhealthy, say) sets the reason "OutOf" and the
 // resource name. The program never ran then, so no attempt is used.
+// NOTE: a node drain (kubectl drain) evicts through the Eviction API, and its pods carry
+// the same reason as any other eviction, so its preemptions count toward max_preemptions.
 func disruptionReason(pod *corev1.Pod) string {
 	switch pod.Status.Reason {
 	case "Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost", "UnexpectedAdmissionError":

@@ -46,8 +46,9 @@ type Spec struct {
 	MaxRuntimeSeconds int `json:"max_runtime_seconds"`
 	// MaxAttempts is how many runs may fail before the job fails. Preemptions do not count.
 	MaxAttempts int `json:"max_attempts,omitempty"`
-	// MaxPreemptions is how many of the job's runs may end preempted: the preemption that
-	// reaches it fails the job instead of requeuing it. nil means DefaultMaxPreemptions.
+	// MaxPreemptions bounds the job's counted preemptions since its last checkpoint that
+	// showed progress: the preemption that reaches it fails the job instead of requeuing
+	// it. A queue drain and a lost node do not count. nil means DefaultMaxPreemptions.
 	// It is a pointer so that an explicit 0 is rejected instead of taken as the default.
 	MaxPreemptions *int `json:"max_preemptions,omitempty"`
 	// Simulation makes a simulated pod (KWOK) finish after a while. Demo and tests only:

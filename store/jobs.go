@@ -100,7 +100,8 @@ type Submission struct {
 	GPUModels         []string
 	MaxRuntimeSeconds int
 	MaxAttempts       int
-	// MaxPreemptions is the number of preempted runs that fails the job (1 to 1000).
+	// MaxPreemptions is the preemption count that fails the job (1 to 1000). A checkpoint
+	// that shows progress sets the count back to 0 (sqlSetCheckpoint).
 	MaxPreemptions int
 	// CPUMilli and MemoryMiB are one pod's CPU and memory request, for admission to pick a
 	// GPU model with a node large enough.
