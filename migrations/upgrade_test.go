@@ -219,3 +219,65 @@ func TestPreemptionColumnsIn021(t *testing.T) {
 	}
 	expectVersion(t, conn, 20)
 }
+
+// Migration 022 keeps every approval and token and reads a row stored before it as owned
+// by its name: a token under the requester's name still cannot decide the request, and
+// one under another name can. The down step drops the owner columns and keeps the rows.
+func TestApprovalsKeepRequesterThrough022(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 21, "fine_tune")
+	_, err := conn.Exec(ctx, `
+		INSERT INTO api_tokens (token_sha256, name, role) VALUES (sha256('a'), 'ana', 'operator');
+		INSERT INTO models (id, project_id, model_name)
+		VALUES ('00000000-0000-0000-0000-0000000000b1', 'vision', 'resnet');
+		INSERT INTO model_versions (id, model_id, version_number, job_id, job_created_at, artifact_uri)
+		VALUES ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000b1', 1,
+		        '00000000-0000-0000-0000-000000000001', '2025-01-20 08:00+00', 's3://b/m');
+		INSERT INTO approvals (id, model_version_id, requested_by, target_stage, eval_snapshot_json)
+		VALUES ('00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-0000000000c1', 'ana',
+		        'prod', '{}'),
+		       ('00000000-0000-0000-0000-0000000000d2', '00000000-0000-0000-0000-0000000000c1', 'ana',
+		        'staging', '{}');
+		UPDATE approvals SET status = 'approved', approved_by = 'bo', decided_at = now()
+		WHERE id = '00000000-0000-0000-0000-0000000000d2'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.To(ctx, conn, 22); err != nil {
+		t.Fatal(err)
+	}
+	var owner string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(owner, name) FROM api_tokens`).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	if owner != "ana" {
+		t.Errorf("owner of the token ana after 022: %q, want ana", owner)
+	}
+	var approvals int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM approvals`).Scan(&approvals); err != nil {
+		t.Fatal(err)
+	}
+	if approvals != 2 {
+		t.Errorf("%d approvals after 022, want 2", approvals)
+	}
+	const decide = `UPDATE approvals SET status = 'approved', approved_by = $1, decider_owner = $2,
+		decided_at = now() WHERE id = '00000000-0000-0000-0000-0000000000d1'`
+	if _, err := conn.Exec(ctx, decide, "ana-laptop", "ana"); err == nil {
+		t.Error("a token of owner ana decided ana's request from before 022, want a check violation")
+	}
+	if _, err := conn.Exec(ctx, decide, "bo", "bo"); err != nil {
+		t.Errorf("bo deciding ana's request from before 022: %v", err)
+	}
+
+	if err := migrations.To(ctx, conn, 21); err != nil {
+		t.Fatal(err)
+	}
+	expectVersion(t, conn, 21)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM approvals WHERE approved_by = 'bo'`).Scan(&approvals); err != nil {
+		t.Fatal(err)
+	}
+	if approvals != 2 {
+		t.Errorf("%d approvals decided by bo after migrating down to 21, want 2", approvals)
+	}
+}
