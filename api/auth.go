@@ -85,7 +85,7 @@ func (p *principal) isStaff() bool { return p.hasRole(store.RoleOperator) }
 
 func (p *principal) actor() store.Actor {
 	id := p.token.ID
-	return store.Actor{TokenID: &id, Name: p.token.Name, Role: p.token.Role}
+	return store.Actor{TokenID: &id, Name: p.token.Name, Owner: p.token.Owner, Role: p.token.Role}
 }
 
 // audit returns the audit request of an admin action taken now.
@@ -132,7 +132,11 @@ func unauthorized(detail string) *Problem {
 
 // TokenRequest is a new token, as `schedulerd token create` makes it.
 type TokenRequest struct {
-	Name     string
+	Name string
+	// Owner is the person or service account that holds the token, and empty means Name.
+	// All tokens of one holder need the same owner, because the approval check compares
+	// owners and cannot tell that two owners are one person.
+	Owner    string
 	Role     store.Role
 	Projects []string
 	// TTL is how long the token works; 0 for no expiry.
@@ -156,7 +160,7 @@ func CreateToken(ctx context.Context, st *store.Store, req TokenRequest, now tim
 		return store.Token{}, "", err
 	}
 
-	t := store.Token{Name: req.Name, Role: req.Role, Projects: req.Projects, CreatedAt: now}
+	t := store.Token{Name: req.Name, Owner: req.Owner, Role: req.Role, Projects: req.Projects, CreatedAt: now}
 	if req.TTL > 0 {
 		expires := now.Add(req.TTL)
 		t.ExpiresAt = &expires
@@ -173,6 +177,10 @@ func (req TokenRequest) Validate() error {
 		return errors.New("token name " + nulDetail)
 	case !validTokenName(req.Name):
 		return fmt.Errorf("invalid token name %q: %s", req.Name, tokenNameRule)
+	case strings.ContainsRune(req.Owner, 0):
+		return errors.New("token owner " + nulDetail)
+	case req.Owner != "" && !validTokenName(req.Owner):
+		return fmt.Errorf("invalid token owner %q: %s", req.Owner, tokenNameRule)
 	case !ValidRole(req.Role):
 		return fmt.Errorf("invalid role %q: want submitter, operator or admin", req.Role)
 	case req.Role == store.RoleSubmitter && len(req.Projects) == 0:
@@ -193,12 +201,12 @@ func (req TokenRequest) Validate() error {
 	return nil
 }
 
-// tokenNameRule describes a valid token name for error messages.
+// tokenNameRule describes a valid token name or owner for error messages.
 const tokenNameRule = "want 1 to 200 characters of UTF-8, not all spaces, without control characters " +
 	"such as tab or newline"
 
-// validTokenName reports whether name follows tokenNameRule. Names are printed in the
-// columns of token list, where a newline could forge a row.
+// validTokenName reports whether name follows tokenNameRule. Names and owners are printed
+// in the columns of token list, where a newline could forge a row.
 func validTokenName(name string) bool {
 	n := utf8.RuneCountInString(name)
 	return utf8.ValidString(name) && n >= 1 && n <= 200 && strings.TrimSpace(name) != "" &&

@@ -278,6 +278,25 @@ func TestTokenNameRule(t *testing.T) {
 	}
 }
 
+// An owner follows the rule of names, since token list prints it in a column too.
+func TestTokenOwnerRule(t *testing.T) {
+	rule := "want 1 to 200 characters of UTF-8, not all spaces, without control characters such as tab or newline"
+	cases := map[string]string{
+		"eve\nana":               `invalid token owner "eve\nana": ` + rule,
+		"   ":                    `invalid token owner "   ": ` + rule,
+		strings.Repeat("é", 201): `invalid token owner "` + strings.Repeat("é", 201) + `": ` + rule,
+	}
+	for owner, want := range cases {
+		err := api.TokenRequest{Name: "ana-ci", Owner: owner, Role: store.RoleOperator}.Validate()
+		if err == nil || err.Error() != want {
+			t.Errorf("owner %q: error %v, want %s", owner, err, want)
+		}
+	}
+	if err := (api.TokenRequest{Name: "ana-ci", Owner: "ana", Role: store.RoleOperator}).Validate(); err != nil {
+		t.Errorf("owner ana: %v", err)
+	}
+}
+
 func TestTokenProjectsGivenTwice(t *testing.T) {
 	req := api.TokenRequest{Name: "bob", Role: store.RoleSubmitter, Projects: []string{"vision", "nlp", "vision"}}
 	err := req.Validate()

@@ -15,7 +15,18 @@ import (
 type Actor struct {
 	TokenID *uuid.UUID
 	Name    string
-	Role    Role
+	// Owner is the person or service account behind the token (Token.Owner). Empty means
+	// Name.
+	Owner string
+	Role  Role
+}
+
+// OwnerOrName returns the actor's owner, or its name when the owner is empty.
+func (a Actor) OwnerOrName() string {
+	if a.Owner != "" {
+		return a.Owner
+	}
+	return a.Name
 }
 
 // Audit is a request to a store method to record its change in audit_log, in the same

@@ -20,10 +20,13 @@ const (
 	RoleAdmin     Role = "admin"
 )
 
-// Token is one row of api_tokens, without its hash.
+// Token is one row of api_tokens, without its hash. Owner is the person or service account
+// that holds the token, shared by all of their tokens. The requester of an approval and its
+// decider must have different owners.
 type Token struct {
 	ID        uuid.UUID  `db:"id"`
 	Name      string     `db:"name"`
+	Owner     string     `db:"owner"`
 	Role      Role       `db:"role"`
 	Projects  []string   `db:"projects"`
 	CreatedAt time.Time  `db:"created_at"`
@@ -31,26 +34,33 @@ type Token struct {
 	RevokedAt *time.Time `db:"revoked_at"`
 }
 
-const tokenColumns = `id, name, role::text AS role, projects::text[] AS projects, created_at,
-    expires_at, revoked_at`
+// tokenColumns reads a NULL owner, that of a token created before migration 22, as the
+// token's name.
+const tokenColumns = `id, name, coalesce(owner, name) AS owner, role::text AS role,
+    projects::text[] AS projects, created_at, expires_at, revoked_at`
 
 const sqlInsertToken = `
-INSERT INTO api_tokens (token_sha256, name, role, projects, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO api_tokens (token_sha256, name, owner, role, projects, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING ` + tokenColumns
 
 // CreateToken stores a token by the SHA-256 of its secret. The secret itself is never
-// stored, so it cannot be shown again.
+// stored, so it cannot be shown again. An empty t.Owner stores the name as the owner.
 func (s *Store) CreateToken(ctx context.Context, t Token, secretSHA256 []byte, audit *Audit) (Token, error) {
 	doing := "create API token " + t.Name
 	projects := t.Projects
 	if projects == nil {
 		projects = []string{}
 	}
+	owner := t.Owner
+	if owner == "" {
+		owner = t.Name
+	}
 
 	var created Token
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sqlInsertToken, secretSHA256, t.Name, t.Role, projects, t.CreatedAt, t.ExpiresAt)
+		rows, err := tx.Query(ctx, sqlInsertToken, secretSHA256, t.Name, owner, t.Role, projects,
+			t.CreatedAt, t.ExpiresAt)
 		if err != nil {
 			return err
 		}
@@ -58,8 +68,8 @@ func (s *Store) CreateToken(ctx context.Context, t Token, secretSHA256 []byte, a
 		if err != nil {
 			return err
 		}
-		after := map[string]any{"id": created.ID, "name": created.Name, "role": created.Role,
-			"projects": created.Projects, "expires_at": created.ExpiresAt}
+		after := map[string]any{"id": created.ID, "name": created.Name, "owner": created.Owner,
+			"role": created.Role, "projects": created.Projects, "expires_at": created.ExpiresAt}
 		return writeAudit(ctx, tx, audit, "", nil, nil, after)
 	})
 	return created, wrap(err, doing)
@@ -110,8 +120,8 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, at time.Time, aud
 		if err != nil {
 			return err
 		}
-		after := map[string]any{"id": revoked.ID, "name": revoked.Name, "projects": revoked.Projects,
-			"revoked_at": revoked.RevokedAt}
+		after := map[string]any{"id": revoked.ID, "name": revoked.Name, "owner": revoked.Owner,
+			"projects": revoked.Projects, "revoked_at": revoked.RevokedAt}
 		return writeAudit(ctx, tx, audit, "", nil, nil, after)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

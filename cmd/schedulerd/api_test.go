@@ -647,6 +647,44 @@ func TestTokenCreateMissingProject(t *testing.T) {
 	}
 }
 
+// TestTokenOwner: -owner gives a token the owner of another, and a token created without
+// it is owned by its name. token list prints both.
+func TestTokenOwner(t *testing.T) {
+	s := newProjectSession(t)
+	var created struct{ Name, Owner string }
+	out := s.ok("token", "create", "-name", "ana-laptop", "-owner", "ana", "-role", "operator", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatal(err)
+	}
+	if created.Name != "ana-laptop" || created.Owner != "ana" {
+		t.Errorf("token create printed name %q owner %q, want ana-laptop of owner ana", created.Name, created.Owner)
+	}
+
+	var tokens []struct{ Name, Owner string }
+	if err := json.Unmarshal([]byte(s.ok("token", "list", "-o", "json")), &tokens); err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]string{}
+	for _, token := range tokens {
+		owners[token.Name] = token.Owner
+	}
+	if owners["root"] != "root" {
+		t.Errorf("owner of root %q, want root", owners["root"])
+	}
+	if owners["ana-laptop"] != "ana" {
+		t.Errorf("owner of ana-laptop %q, want ana", owners["ana-laptop"])
+	}
+	lines := strings.Split(s.ok("token", "list"), "\n")
+	if header := strings.Fields(lines[0]); len(header) < 3 || header[2] != "OWNER" {
+		t.Errorf("token list header %q, want OWNER third", lines[0])
+	}
+
+	code, _, stderr := run(t, s.env, "token", "create", "-name", "ci", "-owner", " ", "-role", "admin")
+	if code != 2 || !strings.Contains(stderr, `invalid token owner " "`) {
+		t.Errorf("blank -owner: exit %d, stderr %q; want exit 2 naming the owner", code, stderr)
+	}
+}
+
 // TestTokenRevokeTwice: a second revoke exits 0 and reports on stderr that the token was
 // already revoked, with the time of the first revoke, which the printed token keeps.
 func TestTokenRevokeTwice(t *testing.T) {

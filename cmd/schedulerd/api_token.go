@@ -49,14 +49,16 @@ func runToken(ctx context.Context, env *environment, args []string) error {
 // runTokenCreate is `token create`: it checks the request, then stores the token.
 func runTokenCreate(ctx context.Context, env *environment, fs *flag.FlagSet, args []string, out output) error {
 	name := fs.String("name", "", "who holds the token, as the audit log names them (required)")
+	owner := fs.String("owner", "", "person or service account that holds the token (default: the name). "+
+		"Give all tokens of one person the same owner, so that none of them decides that person's approvals")
 	role := fs.String("role", "", "submitter, operator or admin (required)")
 	projects := fs.String("projects", "", "comma-separated projects of a submitter token")
 	ttl := fs.Duration("ttl", 0, "how long the token works, such as 720h; 0 for no expiry")
-	if _, err := parseCommand(fs, args, &out, 0, "token create -name NAME -role ROLE [-projects P,Q] [-ttl D]"); err != nil {
+	if _, err := parseCommand(fs, args, &out, 0, "token create -name NAME -role ROLE [-owner OWNER] [-projects P,Q] [-ttl D]"); err != nil {
 		return err
 	}
 
-	req := api.TokenRequest{Name: *name, Role: store.Role(*role), TTL: *ttl}
+	req := api.TokenRequest{Name: *name, Owner: *owner, Role: store.Role(*role), TTL: *ttl}
 	if *projects != "" {
 		req.Projects = strings.Split(*projects, ",")
 	}
@@ -110,6 +112,7 @@ func revokeToken(ctx context.Context, env *environment, db *store.Store, id uuid
 type tokenView struct {
 	ID        uuid.UUID  `json:"id"`
 	Name      string     `json:"name"`
+	Owner     string     `json:"owner"`
 	Role      store.Role `json:"role"`
 	Projects  []string   `json:"projects"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -120,8 +123,8 @@ type tokenView struct {
 }
 
 func viewToken(t store.Token, secret string) tokenView {
-	return tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Projects: t.Projects, CreatedAt: t.CreatedAt,
-		ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt, Secret: secret}
+	return tokenView{ID: t.ID, Name: t.Name, Owner: t.Owner, Role: t.Role, Projects: t.Projects,
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt, Secret: secret}
 }
 
 // createToken stores a token and prints its secret, which is never shown again.
@@ -136,6 +139,7 @@ func createToken(ctx context.Context, db *store.Store, req api.TokenRequest, out
 	return out.printValue(viewToken(token, secret), func(tw *tabwriter.Writer, _ any) {
 		fmt.Fprintf(tw, "id\t%s\n", token.ID)
 		fmt.Fprintf(tw, "name\t%s\n", token.Name)
+		fmt.Fprintf(tw, "owner\t%s\n", token.Owner)
 		fmt.Fprintf(tw, "role\t%s\n", token.Role)
 		if len(token.Projects) > 0 {
 			fmt.Fprintf(tw, "projects\t%s\n", strings.Join(token.Projects, ", "))
@@ -168,13 +172,13 @@ func cliActor() store.Actor {
 }
 
 func printTokens(tw *tabwriter.Writer, v any) {
-	fmt.Fprintln(tw, "ID\tNAME\tROLE\tPROJECTS\tCREATED\tEXPIRES\tREVOKED")
+	fmt.Fprintln(tw, "ID\tNAME\tOWNER\tROLE\tPROJECTS\tCREATED\tEXPIRES\tREVOKED")
 	for _, t := range v.([]tokenView) {
 		projects := strings.Join(t.Projects, ",")
 		if projects == "" {
 			projects = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, projects, showTime(t.CreatedAt),
-			orDash(t.ExpiresAt, showTime), orDash(t.RevokedAt, showTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Owner, t.Role, projects,
+			showTime(t.CreatedAt), orDash(t.ExpiresAt, showTime), orDash(t.RevokedAt, showTime))
 	}
 }
