@@ -112,10 +112,11 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, caller *principa
 
 // decideApproval approves or rejects a pending request, audited as approval.approve or
 // approval.reject. The database's outbox carries the decision to the request's workflow,
-// which promotes the version once it is approved.
+// which promotes the version once it is approved. No token of the requester's owner may
+// decide the request.
 //
-// NOTE: the store identifies the requester by token name (approvals.requested_by), so a person
-// holding a second token under another name can still decide their own request.
+// NOTE: an owner is whatever the admin gave at `token create`, so two owners that are one
+// person count as two people here.
 func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, caller *principal, approve bool) error {
 	id, err := pathUUID(r, "id", "approval")
 	if err != nil {
@@ -143,7 +144,7 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, caller *
 	}
 	s.cfg.Logger.Info("approval decided", "approval_id", id, "project", decided.ProjectID,
 		"model", decided.ModelName, "version", decided.VersionNumber, "status", decided.Status,
-		"actor", caller.token.Name)
+		"actor", caller.token.Name, "actor_owner", caller.token.Owner)
 	writeJSON(w, http.StatusOK, "application/json", approvalView(decided))
 	return nil
 }
@@ -155,8 +156,9 @@ func (s *Server) decisionProblem(r *http.Request, id uuid.UUID, caller *principa
 		return notFound("approval %s does not exist", id)
 	case errors.Is(err, store.ErrSelfApproval):
 		return newProblem(TypeSelfApproval, http.StatusForbidden, "",
-			fmt.Sprintf("the token %q requested this approval and cannot decide it; another operator "+
-				"or admin must", caller.token.Name))
+			fmt.Sprintf("the token %q of owner %q cannot decide this approval, because a token of "+
+				"that owner or name requested it; an operator or admin of another owner must",
+				caller.token.Name, caller.token.Owner))
 	case errors.Is(err, store.ErrStaleStatus), errors.Is(err, store.ErrIllegalTransition):
 		current, getErr := s.store.GetApproval(r.Context(), id)
 		if getErr != nil || current.DecidedBy == nil {

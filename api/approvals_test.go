@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 func approvalPath(id uuid.UUID) string { return "/v1/approvals/" + id.String() }
@@ -94,6 +95,39 @@ func TestSelfApprovalRejected(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM workflow_events WHERE kind = 'approval_decided'`); n != 0 {
 		t.Errorf("%d approval_decided events, want 0", n)
+	}
+}
+
+// A second token of the requester's owner, under another name, may not decide the request.
+// An operator of another owner may, and the approval shows both owners.
+func TestSecondTokenOfOwnerCannotDecide(t *testing.T) {
+	f := setup(t)
+	_, id := f.pendingApproval()
+	laptop := f.ownedToken("oncall-laptop", "oncall", store.RoleOperator)
+
+	p := f.do(laptop, "POST", approvalPath(id)+"/approve", decision("looks good")).
+		problem(403, api.TypeSelfApproval)
+	if !strings.Contains(p.Detail, `"oncall-laptop" of owner "oncall"`) {
+		t.Errorf("detail %q, want it to name the token and its owner", p.Detail)
+	}
+	f.do(laptop, "POST", approvalPath(id)+"/reject", decision("never mind")).problem(403, api.TypeSelfApproval)
+
+	var got api.Approval
+	f.do(f.admin, "GET", approvalPath(id), nil).want(200).decode(&got)
+	if got.Status != "pending" {
+		t.Errorf("status %q after the refused decisions, want pending", got.Status)
+	}
+	if got.RequesterOwner != "oncall" {
+		t.Errorf("requester_owner %q, want oncall", got.RequesterOwner)
+	}
+
+	other := f.ownedToken("olga-laptop", "olga", store.RoleOperator)
+	f.do(other, "POST", approvalPath(id)+"/approve", decision("metrics above the bar")).want(200).decode(&got)
+	if got.DecidedBy == nil || *got.DecidedBy != "olga-laptop" {
+		t.Errorf("decided_by %v, want olga-laptop", got.DecidedBy)
+	}
+	if got.DeciderOwner == nil || *got.DeciderOwner != "olga" {
+		t.Errorf("decider_owner %v, want olga", got.DeciderOwner)
 	}
 }
 

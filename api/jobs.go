@@ -71,7 +71,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, caller *princ
 	if err := s.checkWorkflowSections(sub); err != nil {
 		return err
 	}
-	sub.SubmittedBy = caller.token.Name
+	sub.SubmittedBy, sub.SubmitterOwner = caller.token.Name, caller.token.Owner
 	sub.Workflow = s.cfg.Workflows
 	// An operator or admin may submit above the project's priority tier, so their
 	// submissions are audited like their priority changes.

@@ -91,6 +91,18 @@ func (f *fixture) token(name string, role store.Role, projects ...string) string
 	return secret
 }
 
+// ownedToken creates a token of owner under another name and returns its secret.
+func (f *fixture) ownedToken(name, owner string, role store.Role) string {
+	f.t.Helper()
+	_, secret, err := api.CreateToken(context.Background(), f.store,
+		api.TokenRequest{Name: name, Owner: owner, Role: role}, time.Now(),
+		store.Actor{Name: fixtureActor, Role: store.RoleAdmin})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return secret
+}
+
 func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 
 // response is what a request got back.

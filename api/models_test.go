@@ -55,12 +55,19 @@ func (f *fixture) train(token, model string) trained {
 	return tr
 }
 
-// requestApproval requests the version's promotion to prod, as the job's workflow does.
+// requestApproval requests the version's promotion to prod with the job's submitter and the
+// submitter's owner, as the job's workflow does.
 func (f *fixture) requestApproval(tr trained) store.Approval {
 	f.t.Helper()
-	a, err := f.store.RequestApproval(context.Background(), store.ApprovalRequest{
-		ModelVersionID: tr.version.ID, TargetStage: "prod", RequestedBy: *tr.job.SubmittedBy,
-		Snapshot: json.RawMessage(`{"accuracy": 0.91}`), WorkflowID: *tr.job.TemporalWorkflowID})
+	ctx := context.Background()
+	job, err := f.store.GetJob(ctx, tr.job.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	a, err := f.store.RequestApproval(ctx, store.ApprovalRequest{
+		ModelVersionID: tr.version.ID, TargetStage: "prod", RequestedBy: *job.SubmittedBy,
+		RequesterOwner: *job.SubmitterOwner, Snapshot: json.RawMessage(`{"accuracy": 0.91}`),
+		WorkflowID: *job.TemporalWorkflowID})
 	if err != nil {
 		f.t.Fatal(err)
 	}

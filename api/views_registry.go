@@ -125,10 +125,14 @@ type Approval struct {
 	TargetStage    string    `json:"target_stage"`
 	Status         string    `json:"status"`
 	RequestedBy    string    `json:"requested_by"`
+	// RequesterOwner is the owner of the requesting token. No token of this owner may
+	// decide the request.
+	RequesterOwner string    `json:"requester_owner"`
 	RequestedAt    time.Time `json:"requested_at"`
 	// EvalSnapshot is the evaluation as the requester saw it; it never changes.
 	EvalSnapshot json.RawMessage `json:"eval_snapshot"`
 	DecidedBy    *string         `json:"decided_by,omitempty"`
+	DeciderOwner *string         `json:"decider_owner,omitempty"`
 	DecidedAt    *time.Time      `json:"decided_at,omitempty"`
 	Reason       *string         `json:"reason,omitempty"`
 	// WorkflowID names the workflow that promotes the version once the request is approved.
@@ -138,8 +142,9 @@ type Approval struct {
 func approvalView(a store.Approval) Approval {
 	return Approval{ID: a.ID, ModelVersionID: a.ModelVersionID, Project: a.ProjectID, Model: a.ModelName,
 		VersionNumber: a.VersionNumber, TargetStage: a.TargetStage, Status: a.Status,
-		RequestedBy: a.RequestedBy, RequestedAt: a.RequestedAt, EvalSnapshot: a.EvalSnapshot,
-		DecidedBy: a.DecidedBy, DecidedAt: a.DecidedAt, Reason: a.Reason, WorkflowID: a.WorkflowID}
+		RequestedBy: a.RequestedBy, RequesterOwner: a.RequesterOwner, RequestedAt: a.RequestedAt,
+		EvalSnapshot: a.EvalSnapshot, DecidedBy: a.DecidedBy, DeciderOwner: a.DeciderOwner,
+		DecidedAt: a.DecidedAt, Reason: a.Reason, WorkflowID: a.WorkflowID}
 }
 
 func approvalViews(list []store.Approval) []Approval {

@@ -11,10 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrSelfApproval: the requester of an approval tried to decide it.
+// ErrSelfApproval: the requester of an approval, or another token of the requester's
+// owner, tried to decide it.
 var ErrSelfApproval = errors.New("the requester of an approval cannot decide it")
 
-// Approval is one row of approvals with the version's model and project.
+// Approval is one row of approvals with the version's model and project. RequesterOwner
+// and DeciderOwner are the owners (Token.Owner) of the requesting and the deciding token.
+// No token of the requester's owner may decide the request.
 type Approval struct {
 	ID             uuid.UUID       `db:"id" json:"id"`
 	ModelVersionID uuid.UUID       `db:"model_version_id" json:"model_version_id"`
@@ -22,7 +25,9 @@ type Approval struct {
 	ModelName      string          `db:"model_name" json:"model_name"`
 	VersionNumber  int             `db:"version_number" json:"version_number"`
 	RequestedBy    string          `db:"requested_by" json:"requested_by"`
+	RequesterOwner string          `db:"requester_owner" json:"requester_owner"`
 	DecidedBy      *string         `db:"approved_by" json:"decided_by,omitempty"`
+	DeciderOwner   *string         `db:"decider_owner" json:"decider_owner,omitempty"`
 	Status         string          `db:"status" json:"status"`
 	TargetStage    string          `db:"target_stage" json:"target_stage"`
 	EvalSnapshot   json.RawMessage `db:"eval_snapshot_json" json:"eval_snapshot"`
@@ -32,9 +37,13 @@ type Approval struct {
 	WorkflowID     *string         `db:"workflow_id" json:"workflow_id,omitempty"`
 }
 
+// approvalColumns reads a NULL owner, that of a row stored before migration 22, as the
+// token name beside it.
 const approvalColumns = `a.id, a.model_version_id, m.project_id, m.model_name, v.version_number,
-    a.requested_by, a.approved_by, a.status::text AS status, a.target_stage::text AS target_stage,
-    a.eval_snapshot_json, a.requested_at, a.decided_at, a.reason, a.workflow_id`
+    a.requested_by, coalesce(a.requester_owner, a.requested_by) AS requester_owner, a.approved_by,
+    coalesce(a.decider_owner, a.approved_by) AS decider_owner, a.status::text AS status,
+    a.target_stage::text AS target_stage, a.eval_snapshot_json, a.requested_at, a.decided_at,
+    a.reason, a.workflow_id`
 
 const sqlApprovalFrom = ` FROM approvals a JOIN model_versions v ON v.id = a.model_version_id
     JOIN models m ON m.id = v.model_id `
@@ -45,6 +54,10 @@ type ApprovalRequest struct {
 	ModelVersionID uuid.UUID
 	TargetStage    string // staging or prod
 	RequestedBy    string
+	// RequesterOwner is the owner of the requesting token (Job.SubmitterOwner). Empty stores
+	// NULL, which reads as RequestedBy. A workflow that read its job before migration 22
+	// has no owner to give.
+	RequesterOwner string
 	Snapshot       json.RawMessage
 	// WorkflowID is the workflow that promotes the version once approved; the decision is
 	// sent to it through the outbox.
@@ -56,8 +69,9 @@ WHERE a.model_version_id = $1 AND a.target_stage = $2 AND a.workflow_id = $3
 ORDER BY a.requested_at DESC LIMIT 1`
 
 const sqlInsertApproval = `
-INSERT INTO approvals (id, model_version_id, requested_by, target_stage, eval_snapshot_json, workflow_id)
-VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))`
+INSERT INTO approvals (id, model_version_id, requested_by, target_stage, eval_snapshot_json, workflow_id,
+                       requester_owner)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`
 
 // RequestApproval stores a pending request. A workflow that requests again (a retried step)
 // gets the request it already made, whatever its status, instead of a second one.
@@ -79,7 +93,7 @@ func (s *Store) RequestApproval(ctx context.Context, req ApprovalRequest) (Appro
 		return Approval{}, fmt.Errorf("%s: %w", doing, err)
 	}
 	_, err = s.pool.Exec(ctx, sqlInsertApproval, id, req.ModelVersionID, req.RequestedBy, req.TargetStage,
-		req.Snapshot, req.WorkflowID)
+		req.Snapshot, req.WorkflowID, req.RequesterOwner)
 	if isUniqueViolation(err, "approvals_one_pending_idx") {
 		return Approval{}, fmt.Errorf("%s: %w: a request for this version and stage is already pending", doing, ErrInvalid)
 	}
@@ -117,17 +131,20 @@ type ApprovalDecision struct {
 	ApprovalID uuid.UUID
 	Approve    bool
 	Reason     string
-	Audit      *Audit // the approver; Audit.Actor.Name is recorded as the decider
+	// Audit names the approver. Its Actor.Name is recorded as the decider and
+	// Actor.OwnerOrName() as the decider's owner.
+	Audit *Audit
 }
 
 const sqlDecide = `
-UPDATE approvals SET status = $2, approved_by = $3, reason = $4, decided_at = $5
+UPDATE approvals SET status = $2, approved_by = $3, decider_owner = $6, reason = $4, decided_at = $5
 WHERE id = $1 AND status = 'pending'`
 
 // DecideApproval approves or rejects a pending request and audits the decision, in one
-// transaction. The requester cannot decide their own request (ErrSelfApproval); a request
-// already decided returns ErrStaleStatus. The database's outbox trigger sends the decision
-// to the request's workflow.
+// transaction. No token of the requester's owner, and no token with the requester's name,
+// can decide the request (ErrSelfApproval). A request already decided returns
+// ErrStaleStatus. The database's outbox trigger sends the decision to the request's
+// workflow.
 func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approval, error) {
 	doing := "decide approval " + d.ApprovalID.String()
 	before, err := s.GetApproval(ctx, d.ApprovalID)
@@ -138,8 +155,11 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 	if before.Status != "pending" {
 		return Approval{}, fmt.Errorf("%s: %w (it is %s)", doing, ErrStaleStatus, before.Status)
 	}
-	if before.RequestedBy == d.Audit.Actor.Name {
-		return Approval{}, fmt.Errorf("%s: %w (%s)", doing, ErrSelfApproval, before.RequestedBy)
+	actor := d.Audit.Actor
+	decider := actor.OwnerOrName()
+	if before.RequesterOwner == decider || before.RequestedBy == actor.Name {
+		return Approval{}, fmt.Errorf("%s: %w (requester %s of owner %s, decider %s of owner %s)",
+			doing, ErrSelfApproval, before.RequestedBy, before.RequesterOwner, actor.Name, decider)
 	}
 
 	status := "rejected"
@@ -148,7 +168,7 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 	}
 	var after Approval
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, sqlDecide, d.ApprovalID, status, d.Audit.Actor.Name, d.Reason, d.Audit.At)
+		tag, err := tx.Exec(ctx, sqlDecide, d.ApprovalID, status, actor.Name, d.Reason, d.Audit.At, decider)
 		if err != nil {
 			return err
 		}
@@ -156,7 +176,8 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 			return fmt.Errorf("%w (decided meanwhile)", ErrStaleStatus)
 		}
 		after = before
-		after.Status, after.DecidedBy, after.Reason, after.DecidedAt = status, &d.Audit.Actor.Name, &d.Reason, &d.Audit.At
+		after.Status, after.DecidedBy, after.Reason, after.DecidedAt = status, &actor.Name, &d.Reason, &d.Audit.At
+		after.DeciderOwner = &decider
 		return writeAudit(ctx, tx, d.Audit, before.ProjectID, nil, before, after)
 	})
 	if err != nil {

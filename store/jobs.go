@@ -72,6 +72,10 @@ type Job struct {
 	RunCount           int             `db:"run_count"`
 	WaitReason         *string         `db:"wait_reason"`
 	SubmittedBy        *string         `db:"submitted_by"`
+	// SubmitterOwner is the owner of the submitting token (Token.Owner), and so the
+	// requester of the approvals that the job's workflow requests. A job stored without
+	// one, before migration 22, reads SubmittedBy here.
+	SubmitterOwner *string `db:"submitter_owner"`
 	// Result is the outcome the job's workflow decided: evaluation metrics, the registered
 	// model version, or an hpo parent's best trial.
 	Result json.RawMessage `db:"result_json"`
@@ -84,7 +88,8 @@ const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_typ
     status::text AS status, priority, config_json, temporal_workflow_id, parent_job_id,
     parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
     gpu_models, max_runtime_seconds, max_attempts, attempts, max_preemptions, preemptions, run_count,
-    wait_reason, submitted_by, result_json`
+    wait_reason, submitted_by, coalesce(submitter_owner, submitted_by) AS submitter_owner,
+    result_json`
 
 // Submission is a new job as the API accepted it. The scheduling fields are derived from
 // the validated config by the caller.
@@ -110,6 +115,9 @@ type Submission struct {
 	// SubmittedBy names who submitted the job; empty for the replay and other internal
 	// callers.
 	SubmittedBy string
+	// SubmitterOwner is the owner of the submitting token. Empty stores NULL, which reads
+	// as SubmittedBy.
+	SubmitterOwner string
 	// Workflow gives the job a Temporal workflow, named WorkflowID(id): the insert records
 	// a start event in the workflow outbox, which the daemon delivers.
 	Workflow bool
@@ -154,11 +162,12 @@ const sqlInsertJob = `
 INSERT INTO jobs (id, created_at, idempotency_key, project_id, org_id, job_type, status, priority,
                   config_json, tags, parent_job_id, parent_created_at, gpu_milli, gpu_models,
                   max_runtime_seconds, max_attempts, max_preemptions, cpu_milli, memory_mib,
-                  submitted_by, temporal_workflow_id)
+                  submitted_by, submitter_owner, temporal_workflow_id)
 SELECT $1, $2, $3, p.id, p.org_id, $5::job_type,
        -- An hpo parent holds no pod: its workflow runs it, so it never enters the queue.
        CASE WHEN $5::job_type = 'hpo' THEN 'submitted' ELSE 'queued' END::job_status,
-       $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULLIF($18, ''), NULLIF($19, '')
+       $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULLIF($18, ''), NULLIF($19, ''),
+       NULLIF($20, '')
 FROM projects p WHERE p.id = $4
 RETURNING ` + jobColumns
 
@@ -237,7 +246,8 @@ func insertJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, createdAt time.Time
 
 	rows, err := tx.Query(ctx, sqlInsertJob, id, createdAt, key, sub.ProjectID, sub.JobType, sub.Priority,
 		sub.Config, tags, parentID, parentCreatedAt, sub.GPUMilli, models, sub.MaxRuntimeSeconds,
-		sub.MaxAttempts, sub.MaxPreemptions, sub.CPUMilli, sub.MemoryMiB, sub.SubmittedBy, workflow)
+		sub.MaxAttempts, sub.MaxPreemptions, sub.CPUMilli, sub.MemoryMiB, sub.SubmittedBy, sub.SubmitterOwner,
+		workflow)
 	if err != nil {
 		return Job{}, err
 	}

@@ -45,6 +45,9 @@ func (x *Activities) ReadJob(ctx context.Context, ref store.JobRef) (JobFacts, e
 	if job.SubmittedBy != nil {
 		facts.SubmittedBy = *job.SubmittedBy
 	}
+	if job.SubmitterOwner != nil {
+		facts.SubmitterOwner = *job.SubmitterOwner
+	}
 	return facts, nil
 }
 
@@ -234,6 +237,9 @@ type ApprovalInput struct {
 	RequestedBy string      `json:"requested_by"`
 	WorkflowID  string      `json:"workflow_id"`
 	Evaluation  *Evaluation `json:"evaluation"`
+	// RequesterOwner is the owner of the submitting token. It is empty in the history of a
+	// workflow that read its job before migration 22, and the store then reads RequestedBy.
+	RequesterOwner string `json:"requester_owner,omitempty"`
 }
 
 // RequestApproval stores the request with a snapshot of the evaluation, or returns the
@@ -249,13 +255,13 @@ func (x *Activities) RequestApproval(ctx context.Context, in ApprovalInput) (App
 	}
 	approval, err := x.Store.RequestApproval(ctx, store.ApprovalRequest{
 		ModelVersionID: versionID, TargetStage: in.Stage, RequestedBy: in.RequestedBy,
-		Snapshot: snapshot, WorkflowID: in.WorkflowID,
+		RequesterOwner: in.RequesterOwner, Snapshot: snapshot, WorkflowID: in.WorkflowID,
 	})
 	if err != nil {
 		return Approval{}, err
 	}
 	x.Logger.Info("approval requested", "approval_id", approval.ID, "model_version_id", versionID,
-		"target_stage", in.Stage, "requested_by", in.RequestedBy)
+		"target_stage", in.Stage, "requested_by", in.RequestedBy, "requester_owner", approval.RequesterOwner)
 	return approvalOf(approval), nil
 }
 
@@ -370,6 +376,7 @@ func (x *Activities) CreateTrials(ctx context.Context, facts JobFacts, plan Tria
 			Parent: &facts.Job, GPUMilli: spec.GPUMilli(), GPUModels: spec.Resources.GPUModels,
 			MaxRuntimeSeconds: spec.MaxRuntimeSeconds, MaxAttempts: spec.Attempts(), MaxPreemptions: spec.Preemptions(),
 			CPUMilli: spec.Resources.CPUMilli, MemoryMiB: spec.Resources.MemoryMiB, SubmittedBy: facts.SubmittedBy,
+			SubmitterOwner: facts.SubmitterOwner,
 		})
 		if err != nil && !errors.Is(err, store.ErrDuplicateIdempotencyKey) {
 			return err

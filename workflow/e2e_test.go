@@ -98,7 +98,8 @@ func newSystem(t *testing.T) *system {
 
 	sys.token("alice", store.RoleSubmitter, "vision") // submits jobs and plays the trainer
 	sys.token("alice", store.RoleOperator)            // alice again, as an operator
-	sys.token("olga", store.RoleOperator)             // the approver
+	sys.ownedToken("alice-laptop", "alice", store.RoleOperator)
+	sys.token("olga", store.RoleOperator) // the approver
 	sys.start()
 	sys.waitCapacity()
 	return sys
@@ -134,6 +135,18 @@ func (s *system) token(name string, role store.Role, projects ...string) {
 		key = name + "-" + string(role)
 	}
 	s.tokens[key] = secret
+}
+
+// ownedToken creates a token of owner under another name, stored under its name.
+func (s *system) ownedToken(name, owner string, role store.Role) {
+	s.t.Helper()
+	_, secret, err := api.CreateToken(context.Background(), s.store,
+		api.TokenRequest{Name: name, Owner: owner, Role: role}, time.Now(),
+		store.Actor{Name: "test", Role: store.RoleAdmin})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.tokens[name] = secret
 }
 
 // start starts the daemon and waits until it serves.

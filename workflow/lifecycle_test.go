@@ -50,6 +50,11 @@ func TestFineTuneIsRegisteredApprovedAndPromoted(t *testing.T) {
 	if code := sys.call("alice-operator", "POST", approval+"/approve", map[string]string{"reason": "mine"}, nil); code != http.StatusForbidden {
 		t.Errorf("alice approving her own request: status %d, want 403", code)
 	}
+	// The workflow carried alice's owner into the request, so her token of another name
+	// is refused too.
+	if code := sys.call("alice-laptop", "POST", approval+"/approve", map[string]string{"reason": "mine"}, nil); code != http.StatusForbidden {
+		t.Errorf("alice approving her own request with the token alice-laptop: status %d, want 403", code)
+	}
 	if code := sys.call("alice", "POST", approval+"/approve", map[string]string{"reason": "ok"}, nil); code != http.StatusForbidden {
 		t.Errorf("a submitter token approving: status %d, want 403", code)
 	}

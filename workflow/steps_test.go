@@ -70,7 +70,7 @@ func (s *steps) trainedJob(jobType string, spec jobspec.Spec, metrics map[string
 func (s *steps) submit(jobType string, spec jobspec.Spec) store.Job {
 	s.t.Helper()
 	sub := daemontest.NewSubmission("vision", 5, spec)
-	sub.JobType, sub.SubmittedBy = jobType, "alice"
+	sub.JobType, sub.SubmittedBy, sub.SubmitterOwner = jobType, "alice-ci", "alice"
 	job, err := s.store.SubmitJob(context.Background(), sub)
 	if err != nil {
 		s.t.Fatal(err)
@@ -168,8 +168,9 @@ func minAccuracy(v float64) *jobspec.Evaluation {
 	return &jobspec.Evaluation{Thresholds: map[string]jobspec.Threshold{"accuracy": {Min: &v}}}
 }
 
-// TestRejectedApprovalLeavesVersionInDev: the approver rejects, so the version stays in
-// dev and the job stays completed, with the rejection in its result.
+// TestRejectedApprovalLeavesVersionInDev: the workflow requests the approval with the
+// submitter's token name and owner, and the approver rejects it. The version stays in dev
+// and the job stays completed, with the rejection in its result.
 func TestRejectedApprovalLeavesVersionInDev(t *testing.T) {
 	s := newSteps(t, 1000)
 	job := s.trainedJob("fine_tune", trainSpec(func(spec *jobspec.Spec) {
@@ -183,6 +184,10 @@ func TestRejectedApprovalLeavesVersionInDev(t *testing.T) {
 			if err != nil || len(list) != 1 {
 				t.Errorf("pending approvals %v (%v), want 1", list, err)
 				return
+			}
+			if list[0].RequestedBy != "alice-ci" || list[0].RequesterOwner != "alice" {
+				t.Errorf("requested by %q of owner %q, want alice-ci of owner alice",
+					list[0].RequestedBy, list[0].RequesterOwner)
 			}
 			_, err = s.store.DecideApproval(context.Background(), store.ApprovalDecision{ApprovalID: list[0].ID,
 				Reason: "not on staging this week", Audit: &store.Audit{

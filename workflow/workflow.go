@@ -228,7 +228,8 @@ func promote(ctx workflow.Context, facts JobFacts, result Result) (Result, error
 	var approval Approval
 	err := workflow.ExecuteActivity(ctx, a.RequestApproval, ApprovalInput{
 		VersionID: result.ModelVersion.ID, Stage: stage, RequestedBy: facts.SubmittedBy,
-		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Evaluation: result.Evaluation,
+		RequesterOwner: facts.SubmitterOwner, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		Evaluation: result.Evaluation,
 	}).Get(ctx, &approval)
 	if err != nil {
 		return Result{}, err
@@ -317,6 +318,9 @@ type JobFacts struct {
 	Priority    int             `json:"priority"`
 	SubmittedBy string          `json:"submitted_by"`
 	Spec        jobspec.Spec    `json:"spec"`
+	// SubmitterOwner is the owner of the submitting token (store.Job.SubmitterOwner). It is
+	// empty in the history of a workflow that read its job before migration 22.
+	SubmitterOwner string `json:"submitter_owner,omitempty"`
 }
 
 // errNonRetryable marks activity errors that no retry can fix.

@@ -136,11 +136,11 @@ func printApproval(tw *tabwriter.Writer, v any) {
 		a.ModelVersionID)
 	fmt.Fprintf(tw, "to stage\t%s\n", a.TargetStage)
 	fmt.Fprintf(tw, "status\t%s\n", a.Status)
-	fmt.Fprintf(tw, "requested\t%s by %s\n", showTime(a.RequestedAt), a.RequestedBy)
+	fmt.Fprintf(tw, "requested\t%s by %s\n", showTime(a.RequestedAt), withOwner(a.RequestedBy, &a.RequesterOwner))
 	fmt.Fprintf(tw, "evaluation\t%s\n", compactJSON(a.EvalSnapshot))
 	decided := "-"
 	if a.DecidedAt != nil {
-		decided = showTime(*a.DecidedAt) + " by " + orDash(a.DecidedBy, plain)
+		decided = showTime(*a.DecidedAt) + " by " + withOwner(orDash(a.DecidedBy, plain), a.DeciderOwner)
 	}
 	fmt.Fprintf(tw, "decided\t%s\n", decided)
 	fmt.Fprintf(tw, "reason\t%s\n", orDash(a.Reason, plain))
@@ -154,4 +154,13 @@ func compactJSON(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return b.String()
+}
+
+// withOwner returns a token name with its owner when the two differ, such as
+// "alice-ci (owner alice)".
+func withOwner(name string, owner *string) string {
+	if owner == nil || *owner == "" || *owner == name {
+		return name
+	}
+	return fmt.Sprintf("%s (owner %s)", name, *owner)
 }
