@@ -122,7 +122,7 @@ func (s *Server) setJobPriority(w http.ResponseWriter, r *http.Request, caller *
 	if err != nil {
 		return err
 	}
-	if err := checkPriorityTier(caller, quota, priority); err != nil {
+	if err := checkPriorityTier(caller, job.ProjectID, quota, priority); err != nil {
 		return err
 	}
 

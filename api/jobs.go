@@ -261,7 +261,7 @@ func (s *Server) checkSubmission(r *http.Request, caller *principal, sub *submis
 	if err != nil {
 		return err
 	}
-	if err := checkPriorityTier(caller, quota, sub.Priority); err != nil {
+	if err := checkPriorityTier(caller, sub.ProjectID, quota, sub.Priority); err != nil {
 		return err
 	}
 	if err := s.checkGPUModels(r, sub.spec); err != nil {
@@ -327,11 +327,23 @@ func (s *Server) projectQuota(r *http.Request, project string) (*store.QuotaStat
 	return &quota, nil
 }
 
+// DefaultPriorityTier is the priority tier of a quota created without one, as in the schema.
+const DefaultPriorityTier = 5
+
 // checkPriorityTier keeps a submitter's priorities at or below its project's tier, so that
 // a team cannot jump the queue of every other team by itself. Operators and admins may set
-// any priority. A project without a quota (nil) has no tier, and its jobs wait for one.
-func checkPriorityTier(caller *principal, quota *store.QuotaState, priority int) error {
-	if caller.isStaff() || quota == nil {
+// any priority. A project without a quota (nil) is held to DefaultPriorityTier, so that
+// jobs queued before the quota exists cannot jump the queue once it does.
+func checkPriorityTier(caller *principal, project string, quota *store.QuotaState, priority int) error {
+	if caller.isStaff() {
+		return nil
+	}
+	if quota == nil {
+		if priority > DefaultPriorityTier {
+			return unprocessable("priority", "%d is above the default priority tier %d of project %q, "+
+				"which has no quota yet; an operator may set it, or an admin may set the quota's priority_tier",
+				priority, DefaultPriorityTier, project)
+		}
 		return nil
 	}
 	if priority > quota.PriorityTier {

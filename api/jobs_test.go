@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -383,6 +384,52 @@ func TestSubmitPriorityTier(t *testing.T) {
 	f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(90, fineTune(1))).want(201).decode(&job)
 	if job.Priority != 90 {
 		t.Errorf("priority %d, want 90", job.Priority)
+	}
+}
+
+// A project without a quota holds a submitter to the tier a new quota gets by default, for
+// submissions and priority changes alike.
+func TestPriorityTierWithoutQuota(t *testing.T) {
+	f := setup(t)
+	f.do(f.admin, "POST", "/v1/projects", `{"id":"speech","org":"acme"}`).want(201)
+	speech := f.token("speech-ci", store.RoleSubmitter, "speech")
+
+	p := f.do(speech, "POST", "/v1/projects/speech/jobs", submitBody(6, fineTune(1))).
+		problem(422, api.TypeUnprocessable)
+	if p.Field != "priority" {
+		t.Errorf("field %q, want priority", p.Field)
+	}
+	want := `6 is above the default priority tier 5 of project "speech", which has no quota yet`
+	if !strings.Contains(p.Detail, want) {
+		t.Errorf("detail %q, want it to contain %q", p.Detail, want)
+	}
+
+	job := f.submit(speech, "speech", 5)
+	path := "/v1/jobs/" + job.ID.String() + "/priority"
+	p = f.do(speech, "PATCH", path, `{"priority": 6}`).problem(422, api.TypeUnprocessable)
+	if !strings.Contains(p.Detail, "default priority tier 5") {
+		t.Errorf("priority change detail %q, want it to name the default priority tier 5", p.Detail)
+	}
+	if got := f.job(job.ID).Priority; got != 5 {
+		t.Errorf("priority %d after the rejected change, want 5", got)
+	}
+
+	if got := f.submit(f.operator, "speech", 90).Priority; got != 90 {
+		t.Errorf("operator's job priority %d, want 90", got)
+	}
+}
+
+// DefaultPriorityTier is the default of quotas.priority_tier in the schema.
+func TestDefaultPriorityTierMatchesSchema(t *testing.T) {
+	f := setup(t)
+	var columnDefault string
+	err := f.store.Pool().QueryRow(context.Background(), `SELECT column_default FROM information_schema.columns
+		WHERE table_name = 'quotas' AND column_name = 'priority_tier'`).Scan(&columnDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Itoa(api.DefaultPriorityTier); columnDefault != want {
+		t.Errorf("quotas.priority_tier defaults to %s in the schema, want %s", columnDefault, want)
 	}
 }
 
