@@ -2,10 +2,15 @@ package retention_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/aws/smithy-go"
 	"github.com/google/uuid"
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/schedulerd/schedulerd/retention"
 )
@@ -68,5 +73,51 @@ func TestRetentionGoesPastMissingBucket(t *testing.T) {
 	}
 	if _, deleted := f.rowState(ids["step-400"]); deleted || !f.objectExists(uriOf(f, ids["step-400"])) {
 		t.Error("step-400: the latest checkpoint was deleted")
+	}
+}
+
+// TestRetentionCountsMissingBuckets checks the run's error when two buckets fail: one
+// message that counts them, names each in bucket order and keeps each S3 error.
+func TestRetentionCountsMissingBuckets(t *testing.T) {
+	f := newFixture(t)
+	f.project("vision")
+	run := f.run(f.job("vision", "completed"), 1)
+	old := func(s float64) ckpt { return ckpt{meta: step(s, nil), age: 5 * day} }
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	buckets := []string{"missing-a-" + suffix, "missing-b-" + suffix}
+	f.checkpointInBucket(run, "s3://"+buckets[1]+"/ckpt-100", old(100))
+	f.checkpointInBucket(run, "s3://"+buckets[0]+"/ckpt-150", old(150))
+	f.checkpoint(run, old(200))
+
+	_, err := f.retainer(retention.Policy{KeepLatest: 1}).Run(f.ctx, f.now, false)
+	shape := regexp.MustCompile(`^checkpoint retention: 2 errors: bucket ` + buckets[0] +
+		` left for the next run: [^\n]+; bucket ` + buckets[1] + ` left for the next run: [^\n]+$`)
+	if err == nil || !shape.MatchString(err.Error()) {
+		t.Errorf("error %v, want one line that matches %s", err, shape)
+	}
+
+	var list *multierror.Error
+	if !errors.As(err, &list) {
+		t.Fatalf("error %v, want one that wraps a *multierror.Error", err)
+	}
+	if len(list.Errors) != 2 {
+		t.Fatalf("%d errors, want 2: %v", len(list.Errors), err)
+	}
+
+	var causes [2]string
+	for i, bucket := range buckets {
+		var apiErr smithy.APIError
+		if !errors.As(list.Errors[i], &apiErr) {
+			t.Fatalf("error %d (%v) wraps no S3 API error", i, list.Errors[i])
+		}
+		if apiErr.ErrorCode() != "NoSuchBucket" {
+			t.Errorf("bucket %s: S3 error code %q, want NoSuchBucket", bucket, apiErr.ErrorCode())
+		}
+		causes[i] = errors.Unwrap(list.Errors[i]).Error()
+	}
+	want := fmt.Sprintf("checkpoint retention: 2 errors: bucket %s left for the next run: %s; "+
+		"bucket %s left for the next run: %s", buckets[0], causes[0], buckets[1], causes[1])
+	if err.Error() != want {
+		t.Errorf("error\n%s\nwant\n%s", err, want)
 	}
 }

@@ -2,7 +2,6 @@ package retention
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/internal/errlist"
 )
 
 // planAll plans every run with more than one live checkpoint, a page of runs at a time, and
@@ -116,7 +117,8 @@ func (r *Retainer) countPending(ctx context.Context, db querier, report *Report)
 // and the row stays marked. For example, a crash between the mark and the S3 delete gives a
 // later run of the job time to write and report a checkpoint at the marked row's URI.
 // A bucket whose list or delete request fails is left alone for the rest of the run, and
-// the other buckets go on. The run then returns the buckets' errors.
+// the other buckets go on. The run then returns one error that counts the buckets' errors
+// and lists them in bucket order.
 // NOTE: an object written at a marked URI but not yet reported when the S3 request goes
 // out is still deleted, and its later report makes a live row without its object.
 func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time, marked map[uuid.UUID]bool, report *Report) error {
@@ -125,10 +127,10 @@ func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time,
 	for {
 		rows, err := loadPending(ctx, db, after, r.cfg.BatchSize)
 		if err != nil {
-			return errors.Join(err, failed.join())
+			return failed.join(err)
 		}
 		if len(rows) == 0 {
-			return failed.join()
+			return failed.join(nil)
 		}
 		after = rows[len(rows)-1].ID
 
@@ -137,7 +139,7 @@ func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time,
 			continue
 		}
 		if err := r.finishBatch(ctx, db, rows, now, marked, failed, report); err != nil {
-			return errors.Join(err, failed.join())
+			return failed.join(err)
 		}
 	}
 }
@@ -145,13 +147,20 @@ func (r *Retainer) finishPending(ctx context.Context, db querier, now time.Time,
 // bucketErrors maps each bucket whose S3 request failed in this run to its first error.
 type bucketErrors map[string]error
 
-// join returns the errors in bucket order, or nil.
-func (b bucketErrors) join() error {
-	var errs []error
+// join combines err, when it is not nil, and each bucket's error, in bucket order, into one
+// error whose message counts them on one line (see errlist.Join). It returns nil when there
+// is no error.
+func (b bucketErrors) join(err error) error {
+	errs := []error{err}
 	for _, bucket := range slices.Sorted(maps.Keys(b)) {
-		errs = append(errs, fmt.Errorf("checkpoint retention: bucket %s left for the next run: %w", bucket, b[bucket]))
+		errs = append(errs, fmt.Errorf("bucket %s left for the next run: %w", bucket, b[bucket]))
 	}
-	return errors.Join(errs...)
+
+	joined := errlist.Join(errs...)
+	if joined == nil {
+		return nil
+	}
+	return fmt.Errorf("checkpoint retention: %w", joined)
 }
 
 // dropReferenced returns the rows whose objects no live reference names, and counts the
