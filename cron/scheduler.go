@@ -2,13 +2,14 @@ package cron
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/schedulerd/schedulerd/internal/errlist"
 )
 
 // maxWait caps the scheduler loop's sleep, so that a step of the wall clock (which Go's
@@ -79,7 +80,7 @@ func (s *scheduler) tick(ctx context.Context, now time.Time) (TickResult, time.T
 			wake = minTime(wake, e.next)
 		}
 	}
-	return result, wake, errors.Join(errs...)
+	return result, wake, errlist.Join(errs...)
 }
 
 // tickEntry handles one task: it finds the latest firing at or before now, inserts its job
