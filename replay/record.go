@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/schedulerd/schedulerd/internal/errlist"
 	"github.com/schedulerd/schedulerd/internal/proc"
 	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/store"
@@ -77,7 +77,7 @@ SELECT COALESCE(gpu_model, ''), sum(gpu_milli)::bigint FROM runs WHERE status = 
 func (rec *recorder) sample(ctx context.Context, started time.Time) {
 	allocated, allocErr := runningAllocation(ctx, rec.store)
 	c, countErr := rec.count(ctx)
-	if err := errors.Join(allocErr, countErr); err != nil && ctx.Err() == nil {
+	if err := errlist.Join(allocErr, countErr); err != nil && ctx.Err() == nil {
 		rec.log.Warn("replay sample failed, so its figures are left out", "err", err)
 	}
 

@@ -2,11 +2,17 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/schedulerd/schedulerd/internal/logtest"
+	"github.com/schedulerd/schedulerd/internal/pgtest"
 	"github.com/schedulerd/schedulerd/internal/proc"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // TestRecorderSkipsFailedRead: a sample whose database read fails adds no point to the
@@ -37,6 +43,39 @@ func TestRecorderSkipsFailedRead(t *testing.T) {
 	}
 	if rec.last.allocatedMilli != 1000 {
 		t.Errorf("progress shows %d GPU thousandths allocated after a failed read, want 1000", rec.last.allocatedMilli)
+	}
+}
+
+// TestRecorderLogsBothFailedReads: a sample whose two reads fail, here on a closed pool,
+// logs one warning on one line whose error counts and names both reads.
+func TestRecorderLogsBothFailedReads(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	var logs logtest.Buffer
+	rec := newRecorder(store.New(pool), 0, slog.New(slog.NewJSONHandler(&logs, nil)))
+	pool.Close()
+
+	rec.sample(context.Background(), time.Now())
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines, want 1:\n%s", len(lines), logs.String())
+	}
+	var line struct {
+		Msg string `json:"msg"`
+		Err string `json:"err"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatalf("log line %q: %v", lines[0], err)
+	}
+	if want := "replay sample failed, so its figures are left out"; line.Msg != want {
+		t.Errorf("message %q, want %q", line.Msg, want)
+	}
+	want := "2 errors: read GPU allocation: closed pool; count jobs by status: closed pool"
+	if line.Err != want {
+		t.Errorf("error %q, want %q", line.Err, want)
+	}
+	if len(rec.samples) != 0 {
+		t.Errorf("%d samples after failed reads, want 0", len(rec.samples))
 	}
 }
 
