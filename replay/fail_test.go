@@ -93,18 +93,7 @@ func TestFailedReplayWritesPartialReport(t *testing.T) {
 	if want := "failed while waiting for the submitted jobs to end: " + dbErr; got.err == nil || got.err.Error() != want {
 		t.Errorf("Run returned %v, want %q", got.err, want)
 	}
-	if want := filepath.Join(cfg.ReportDir, report.ReportFile); got.path != want {
-		t.Fatalf("Run returned the report path %q, want %q", got.path, want)
-	}
-	body, err := os.ReadFile(got.path)
-	if err != nil {
-		t.Fatalf("partial report: %v", err)
-	}
-	text := string(body)
-
-	if !strings.HasPrefix(text, "# Trace replay of tasks.csv (partial)\n") {
-		t.Errorf("report title is not marked partial:\n%s", text)
-	}
+	text := readPartialReport(t, cfg.ReportDir, got.path)
 	for _, line := range []string{
 		"- Reason: failed: " + dbErr,
 		"- Step: waiting for the submitted jobs to end",

@@ -99,18 +99,7 @@ func TestInterruptedReplayWritesPartialReport(t *testing.T) {
 	if got.err == nil || !strings.HasPrefix(got.err.Error(), wantErr) {
 		t.Errorf("Run returned %v, want it to start with %q", got.err, wantErr)
 	}
-	if want := filepath.Join(cfg.ReportDir, report.ReportFile); got.path != want {
-		t.Fatalf("Run returned the report path %q, want %q", got.path, want)
-	}
-	body, err := os.ReadFile(got.path)
-	if err != nil {
-		t.Fatalf("partial report: %v", err)
-	}
-	text := string(body)
-
-	if !strings.HasPrefix(text, "# Trace replay of tasks.csv (partial)\n") {
-		t.Errorf("report title is not marked partial:\n%s", text)
-	}
+	text := readPartialReport(t, cfg.ReportDir, got.path)
 	counts := jobCounts(t, h.Store)
 	submitted := 0
 	for _, n := range counts {
@@ -208,4 +197,23 @@ func TestTimedOutReplayWritesPartialReport(t *testing.T) {
 			t.Errorf("report lacks the line %q:\n%s", line, body)
 		}
 	}
+}
+
+// readPartialReport checks that Run returned the path of the report file in reportDir and
+// that the report's title marks it partial, and returns the report's text.
+func readPartialReport(t *testing.T, reportDir, path string) string {
+	t.Helper()
+	if want := filepath.Join(reportDir, report.ReportFile); path != want {
+		t.Fatalf("Run returned the report path %q, want %q", path, want)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("partial report: %v", err)
+	}
+	text := string(body)
+
+	if !strings.HasPrefix(text, "# Trace replay of tasks.csv (partial)\n") {
+		t.Errorf("report title is not marked partial:\n%s", text)
+	}
+	return text
 }

@@ -89,18 +89,35 @@ func startDrain(s *scheduler.Scheduler) <-chan drainResult {
 	return done
 }
 
-// While one round's writes wait, Drain reads and decides the next round on another
-// connection, and every job is still admitted once, in priority order.
-func TestDrainReadsWhileWritesRun(t *testing.T) {
-	f := setup(t)
+// twelveJobs submits 12 one-GPU jobs of vision, highest priority first, and returns them
+// with a scheduler of batch 4 whose admissions collect in the returned slice.
+func (f *fixture) twelveJobs() ([]store.Job, *scheduler.Scheduler, *[]store.Admission) {
 	var jobs []store.Job
 	for priority := 12; priority > 0; priority-- {
 		jobs = append(jobs, f.submit("vision", priority, 1000))
 	}
-	var admitted []store.Admission
+	admitted := &[]store.Admission{}
 	s := scheduler.New(f.store, scheduler.Config{Batch: 4, OnAdmitted: func(a []store.Admission) {
-		admitted = append(admitted, a...)
+		*admitted = append(*admitted, a...)
 	}})
+	return jobs, s, admitted
+}
+
+// expectPriorityOrder checks that the dispatcher got the admissions of jobs in their order.
+func expectPriorityOrder(t *testing.T, admitted []store.Admission, jobs []store.Job) {
+	t.Helper()
+	for i, a := range admitted {
+		if a.Job.ID != jobs[i].ID {
+			t.Errorf("admission %d: job %s, want %s (priority order)", i, a.Job.ID, jobs[i].ID)
+		}
+	}
+}
+
+// While one round's writes wait, Drain reads and decides the next round on another
+// connection, and every job is still admitted once, in priority order.
+func TestDrainReadsWhileWritesRun(t *testing.T) {
+	f := setup(t)
+	jobs, s, admitted := f.twelveJobs()
 
 	probe := f.connect()
 	holder, release := f.lockQuota("vision")
@@ -130,14 +147,10 @@ func TestDrainReadsWhileWritesRun(t *testing.T) {
 	if !takeOverlapLock(t, probe, false) {
 		t.Error("the overlap lock is still held after Drain returned")
 	}
-	if len(admitted) != len(jobs) {
-		t.Fatalf("dispatcher got %d admissions, want %d", len(admitted), len(jobs))
+	if len(*admitted) != len(jobs) {
+		t.Fatalf("dispatcher got %d admissions, want %d", len(*admitted), len(jobs))
 	}
-	for i, a := range admitted {
-		if a.Job.ID != jobs[i].ID {
-			t.Errorf("admission %d: job %s, want %s (priority order)", i, a.Job.ID, jobs[i].ID)
-		}
-	}
+	expectPriorityOrder(t, *admitted, jobs)
 	if q := f.quota("vision"); q.CurrentConcurrent != len(jobs) || q.GPUHoursReserved != float64(len(jobs)) {
 		t.Errorf("quota concurrent %d reserved %v, want %d and %d", q.CurrentConcurrent, q.GPUHoursReserved,
 			len(jobs), len(jobs))
@@ -261,14 +274,7 @@ func TestDrainKeepsHoldFromRetry(t *testing.T) {
 // waits for each round's writes before it reads the next round.
 func TestDrainWithoutOverlapLock(t *testing.T) {
 	f := setup(t)
-	var jobs []store.Job
-	for priority := 12; priority > 0; priority-- {
-		jobs = append(jobs, f.submit("vision", priority, 1000))
-	}
-	var admitted []store.Admission
-	s := scheduler.New(f.store, scheduler.Config{Batch: 4, OnAdmitted: func(a []store.Admission) {
-		admitted = append(admitted, a...)
-	}})
+	jobs, s, admitted := f.twelveJobs()
 
 	if !takeOverlapLock(t, f.connect(), true) {
 		t.Fatal("the overlap lock was taken before the test")
@@ -296,12 +302,8 @@ func TestDrainWithoutOverlapLock(t *testing.T) {
 	release()
 
 	res := <-done
-	if res.err != nil || res.n != len(jobs) || len(admitted) != len(jobs) {
-		t.Fatalf("Drain admitted %d jobs (%v), dispatcher got %d, want %d", res.n, res.err, len(admitted), len(jobs))
+	if res.err != nil || res.n != len(jobs) || len(*admitted) != len(jobs) {
+		t.Fatalf("Drain admitted %d jobs (%v), dispatcher got %d, want %d", res.n, res.err, len(*admitted), len(jobs))
 	}
-	for i, a := range admitted {
-		if a.Job.ID != jobs[i].ID {
-			t.Errorf("admission %d: job %s, want %s (priority order)", i, a.Job.ID, jobs[i].ID)
-		}
-	}
+	expectPriorityOrder(t, *admitted, jobs)
 }
