@@ -145,10 +145,10 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 // they admitted. A round that admitted every candidate of its one page lets the next round
 // read, decide and write while its writes run (see pipeline): the rows that the next read
 // skips because those writes hold them are all admitted. Only the scheduler that holds the
-// overlap lock (store.OverlapLock) does so; others, replicas in a benchmark, say, keep
-// their rounds apart. After a round that refused
-// candidates, the next one waits for its writes, so that it reads the refused jobs again,
-// with what a starving one among them holds back.
+// overlap lock (store.OverlapLock) overlaps its rounds. Others, such as the replicas of a
+// benchmark, keep their rounds apart. After a round that refused candidates, the next one
+// waits for its writes, so that it reads the refused jobs again, with what a starving one
+// among them holds back.
 //
 // NOTE: a round that reads while the writes before it run reads the quota and model rows
 // as they were before those writes. Near a limit its guard may then fail, and it decides again on
