@@ -29,17 +29,25 @@ type page struct {
 // the scheduler between them. Writes that overlap touch different job and run rows, and
 // wait for each other only at the quota and model rows, which each locks at the end of
 // its batch. At most maxWriting dequeues write at a time, so a scheduler holds at most
-// maxWriting+1 pooled connections. Their runs reach the dispatcher in dequeue order.
+// maxWriting+2 pooled connections, one of them for the overlap lock. Their runs reach the
+// dispatcher in dequeue order.
 type pipeline struct {
 	s        *Scheduler
 	writing  []*page // oldest first
 	admitted int     // jobs admitted by the dequeues that committed
 
 	// lock is the overlap lock (store.OverlapLock), held from the first round that may
-	// overlap until the end of the Drain. tried is set once the Drain requested it.
-	lock  *store.OverlapLock
-	tried bool
+	// overlap until the end of the Drain. tried is set once the Drain requested it, and
+	// checked is when the lock's session last responded to a ping.
+	lock    *store.OverlapLock
+	tried   bool
+	checked time.Time
 }
+
+// lockCheckInterval is how often a Drain checks that the session of its overlap lock is
+// still alive. For up to that long after the session ends, another scheduler may take the
+// lock while this one still overlaps, which costs throughput, not correctness.
+const lockCheckInterval = time.Second
 
 // maxWriting is the most dequeues whose writes run at once. Two measured best on 2 cores
 // (bench/results/AB-2026-12-06-pipeline.md).
@@ -110,17 +118,27 @@ func (pg *page) write(ctx context.Context, s *Scheduler) {
 
 // mayOverlap reports whether the next round may read while writes run, which is only
 // while this scheduler holds the overlap lock. The first call of a Drain requests the
-// lock, and a scheduler that did not get it keeps its rounds apart until its Drain ends.
-func (p *pipeline) mayOverlap(ctx context.Context) (bool, error) {
+// lock, and a scheduler that did not get it, or whose lock's session ended, keeps its
+// rounds apart until its Drain ends. A failed request only logs: the lock is an
+// optimization, and the rounds run correctly without it.
+func (p *pipeline) mayOverlap(ctx context.Context) bool {
 	if !p.tried {
 		p.tried = true
 		lock, err := p.s.store.TryOverlapLock(ctx)
 		if err != nil {
-			return false, err
+			p.s.cfg.Logger.Warn("dequeue rounds run one at a time: overlap lock not taken", "err", err)
+			return false
 		}
-		p.lock = lock
+		p.lock, p.checked = lock, time.Now()
 	}
-	return p.lock != nil, nil
+	if p.lock != nil && time.Since(p.checked) >= lockCheckInterval {
+		p.checked = time.Now()
+		if !p.lock.Alive(ctx) {
+			p.s.cfg.Logger.Warn("dequeue rounds run one at a time: the overlap lock's session ended")
+			p.release(ctx)
+		}
+	}
+	return p.lock != nil
 }
 
 // release gives the overlap lock back, if the pipeline holds it.

@@ -163,13 +163,7 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 		}
 		// An explanation waits for the writes too, so that it counts them.
 		due := time.Since(s.explainedAt) >= explainInterval
-		overlap := false
-		if res.overlap && !due {
-			if overlap, err = p.mayOverlap(ctx); err != nil {
-				break
-			}
-		}
-		if !overlap {
+		if !res.overlap || due || !p.mayOverlap(ctx) {
 			if err = p.wait(); err != nil {
 				break
 			}

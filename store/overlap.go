@@ -22,8 +22,8 @@ type OverlapLock struct {
 	conn *pgxpool.Conn
 }
 
-// TryOverlapLock takes the overlap lock without waiting. It returns nil, and no error,
-// when another session holds it.
+// TryOverlapLock takes the overlap lock without waiting for it, although it may wait for
+// a pooled connection. It returns nil, and no error, when another session holds it.
 func (s *Store) TryOverlapLock(ctx context.Context) (*OverlapLock, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -39,6 +39,13 @@ func (s *Store) TryOverlapLock(ctx context.Context) (*OverlapLock, error) {
 		return nil, nil
 	}
 	return &OverlapLock{conn: conn}, nil
+}
+
+// Alive reports whether the lock's session still responds to a ping. A session that
+// ended, because its server process was terminated or a proxy closed the connection, took
+// the lock with it, and another scheduler may hold it now.
+func (l *OverlapLock) Alive(ctx context.Context) bool {
+	return l.conn.Ping(ctx) == nil
 }
 
 // Release unlocks the lock and returns its connection to the pool. When the unlock fails,
