@@ -37,15 +37,7 @@ func TestSecondSignalStopsPartialReport(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 
 	waitForCount(t, s, `SELECT count(*) FROM job_idempotency_keys`, 3, exited)
-	ctx := context.Background()
-	lock, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback(ctx) }()
-	if _, err := lock.Exec(ctx, `LOCK TABLE job_idempotency_keys IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lockIdempotencyKeys(t, s)
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -95,14 +87,7 @@ func TestFirstStopEndsTimedOutPartialReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	lock, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback(ctx) }()
-	if _, err := lock.Exec(ctx, `LOCK TABLE job_idempotency_keys IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lockIdempotencyKeys(t, s)
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -202,4 +187,19 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(body)
+}
+
+// lockIdempotencyKeys holds job_idempotency_keys locked until the test ends, so that the
+// partial report's first read waits.
+func lockIdempotencyKeys(t *testing.T, s *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	lock, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lock.Rollback(ctx) })
+	if _, err := lock.Exec(ctx, `LOCK TABLE job_idempotency_keys IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -126,7 +126,7 @@ func (p *pipeline) mayOverlap(ctx context.Context) bool {
 		p.tried = true
 		lock, err := p.s.store.TryOverlapLock(ctx)
 		if err != nil {
-			p.s.cfg.Logger.Warn("dequeue rounds run one at a time: overlap lock not taken", "err", err)
+			p.s.cfg.Logger.Warn("overlap lock request failed, so dequeue rounds run one at a time", "err", err)
 			return false
 		}
 		p.lock, p.checked = lock, time.Now()
@@ -134,7 +134,7 @@ func (p *pipeline) mayOverlap(ctx context.Context) bool {
 	if p.lock != nil && time.Since(p.checked) >= lockCheckInterval {
 		p.checked = time.Now()
 		if !p.lock.Alive(ctx) {
-			p.s.cfg.Logger.Warn("dequeue rounds run one at a time: the overlap lock's session ended")
+			p.s.cfg.Logger.Warn("overlap lock lost with its session, so dequeue rounds run one at a time")
 			p.release(ctx)
 		}
 	}
