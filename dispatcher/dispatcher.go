@@ -85,6 +85,7 @@ type Dispatcher struct {
 	cfg    Config
 	client kubernetes.Interface
 	store  *store.Store
+	runs   *runReader
 
 	pods      corelisters.PodLister
 	podIndex  cache.Indexer
@@ -107,7 +108,7 @@ type Dispatcher struct {
 // New returns a dispatcher; Run starts it.
 func New(client kubernetes.Interface, s *store.Store, cfg Config) *Dispatcher {
 	cfg = withDefaults(cfg)
-	d := &Dispatcher{cfg: cfg, client: client, store: s,
+	d := &Dispatcher{cfg: cfg, client: client, store: s, runs: newRunReader(s),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[uuid.UUID](),
 			workqueue.TypedRateLimitingQueueConfig[uuid.UUID]{Name: "runs"}),

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // NodeGone lets the tests of package dispatcher_test ask nodeGone directly.
@@ -22,4 +24,23 @@ var Reconcile = (*Dispatcher).reconcile
 func (d *Dispatcher) KeepsFinishedPod(runID uuid.UUID) bool {
 	_, ok := d.finished.Load(runID)
 	return ok
+}
+
+// RunReader lets the tests of package dispatcher_test ask a run reader directly.
+type RunReader = runReader
+
+// NewRunReader returns a run reader on s.
+func NewRunReader(s *store.Store) *RunReader { return newRunReader(s) }
+
+// Get asks for one run, as a reconcile does.
+func (r *runReader) Get(ctx context.Context, id uuid.UUID) (store.Run, error) { return r.get(ctx, id) }
+
+// Waiting returns how many asks wait for the next query.
+func (r *runReader) Waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.next == nil {
+		return 0
+	}
+	return len(r.next.ids)
 }

@@ -17,7 +17,7 @@ import (
 
 // reconcile brings one run and its pod into agreement.
 func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
-	run, err := d.store.GetRun(ctx, runID)
+	run, err := d.runs.get(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
 		d.terminating.Delete(runID)
 		d.finished.Delete(runID)

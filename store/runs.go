@@ -58,7 +58,7 @@ type Run struct {
 	StopReason      *string    `db:"stop_reason"`
 	StopRetryable   bool       `db:"stop_retryable"`
 	StopRequestedAt *time.Time `db:"stop_requested_at"`
-	// DrainDeadline is the drain deadline of the project's queue, read only by GetRun so
+	// DrainDeadline is the drain deadline of the project's queue, read only by GetRun and GetRuns so
 	// that the dispatcher checks it without another query.
 	DrainDeadline *time.Time `db:"-"`
 }
@@ -100,12 +100,12 @@ func (s *Store) ListLiveRunIDs(ctx context.Context) ([]uuid.UUID, error) {
 	return ids, wrap(err, "list live run ids")
 }
 
-const sqlGetRun = `SELECT ` + runColumns + `, u.drain_deadline
+const sqlGetRuns = `SELECT ` + runColumns + `, u.drain_deadline
 FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
 LEFT JOIN quotas u ON u.project_id = j.project_id
-WHERE r.id = $1`
+WHERE r.id = ANY($1)`
 
-// runWithDeadline is one row of sqlGetRun.
+// runWithDeadline is one row of sqlGetRuns.
 type runWithDeadline struct {
 	Run
 	DrainDeadline *time.Time `db:"drain_deadline"`
@@ -113,13 +113,34 @@ type runWithDeadline struct {
 
 // GetRun reads one run with its job's fields and its project's drain deadline.
 func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (Run, error) {
-	rows, err := s.pool.Query(ctx, sqlGetRun, id)
+	runs, err := s.GetRuns(ctx, []uuid.UUID{id})
 	if err != nil {
-		return Run{}, wrap(err, "get run "+id.String())
+		return Run{}, err
 	}
-	row, err := collectOne[runWithDeadline](rows)
-	row.Run.DrainDeadline = row.DrainDeadline
-	return row.Run, wrap(err, "get run "+id.String())
+	if len(runs) == 0 {
+		return Run{}, fmt.Errorf("get run %s: %w", id, ErrNotFound)
+	}
+	return runs[0], nil
+}
+
+// GetRuns reads the runs of ids that exist, in no particular order, as GetRun reads each.
+// One statement for many runs costs PostgreSQL little more than one for a single run, so
+// the dispatcher reads the runs of concurrent reconciles together.
+func (s *Store) GetRuns(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
+	rows, err := s.pool.Query(ctx, sqlGetRuns, uuidArray(ids))
+	if err != nil {
+		return nil, wrap(err, fmt.Sprintf("get %d runs", len(ids)))
+	}
+	found, err := collectAll[runWithDeadline](rows)
+	if err != nil {
+		return nil, wrap(err, fmt.Sprintf("get %d runs", len(ids)))
+	}
+	runs := make([]Run, len(found))
+	for i, row := range found {
+		runs[i] = row.Run
+		runs[i].DrainDeadline = row.DrainDeadline
+	}
+	return runs, nil
 }
 
 const sqlLastCheckpoint = `

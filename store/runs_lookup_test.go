@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -81,5 +82,32 @@ func TestListLiveRunIDs(t *testing.T) {
 	}
 	if len(ids) != 1 || ids[0] != live.RunID {
 		t.Errorf("live run ids %v, want only %v", ids, live.RunID)
+	}
+}
+
+// GetRuns reads each existing run of its ids once, with the fields GetRun reads, and leaves
+// out ids that name no run; GetRun reports such an id as not found.
+func TestGetRunsReadsExistingRuns(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	small := admitOne(t, s, 500, 1)
+	large := admitOne(t, s, 2000, 1)
+	missing := uuid.New()
+
+	runs, err := s.GetRuns(ctx, []uuid.UUID{large.RunID, missing, small.RunID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	milli := map[uuid.UUID]int{}
+	for _, run := range runs {
+		milli[run.ID] = run.GPUMilli
+	}
+	want := map[uuid.UUID]int{small.RunID: 500, large.RunID: 2000}
+	if len(milli) != len(want) || milli[small.RunID] != 500 || milli[large.RunID] != 2000 {
+		t.Errorf("GPU millis by run %v, want %v", milli, want)
+	}
+
+	if _, err := s.GetRun(ctx, missing); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRun of a missing run: %v, want ErrNotFound", err)
 	}
 }
