@@ -94,11 +94,12 @@ type Dispatcher struct {
 	queue     workqueue.TypedRateLimitingInterface[uuid.UUID]
 	marks     *createdMarks
 
-	namespaces    sync.Map // namespaces known to exist
-	terminating   sync.Map // run ID to why its pod is being deleted by someone else
-	finished      sync.Map // run ID to the last state of its finished pod, once deleted
-	capacityDirty atomic.Bool
-	synced        atomic.Bool
+	namespaces        sync.Map // namespaces known to exist
+	terminating       sync.Map // run ID to the store.RunEnd of its pod's deletion by someone else
+	finished          sync.Map // run ID to the last state of its finished pod, once deleted
+	deletedUnfinished sync.Map // run ID to the last state of its pod deleted before it finished
+	capacityDirty     atomic.Bool
+	synced            atomic.Bool
 
 	// gpuPodTolerations are the tolerations of every GPU pod, which node updates are judged
 	// against.

@@ -92,10 +92,10 @@ func freshPod(pod *corev1.Pod) bool {
 }
 
 // onPodDelete remembers the pod's last state, because the run is judged after the pod is
-// gone from the cache. For a pod that had not finished it keeps why it was deleted (an
-// eviction, kube-scheduler's preemption). It keeps a finished pod whole, because someone
-// may delete it before its run was judged (a cleanup while the database was down, say).
-// Its phase and exit code still show how the run ended.
+// gone from the cache. A pod that had not finished shows why it was deleted (an eviction,
+// kube-scheduler's preemption) and whether that counts (deletedPodEnd). A finished pod is kept
+// too, because someone may delete it before its run was judged (a cleanup while the
+// database was down, say), and its phase and exit code still show how the run ended.
 func (d *Dispatcher) onPodDelete(obj any) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
@@ -111,7 +111,7 @@ func (d *Dispatcher) onPodDelete(obj any) {
 	if podFinished(pod) {
 		d.finished.Store(id, pod)
 	} else {
-		d.terminating.Store(id, deletionReason(pod))
+		d.deletedUnfinished.Store(id, pod)
 	}
 	d.queue.Add(id)
 }

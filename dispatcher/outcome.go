@@ -72,31 +72,26 @@ var transientWaitReasons = map[string]bool{
 	"CreateContainerError": true,
 }
 
-// Judge reads a pod's status. now and limits decide when a pending pod that cannot be
-// placed, or whose container cannot be created, is given up. A pod being deleted that has
-// not finished counts as preempted. schedulerd deletes a live run's pod only after recording
-// the run's end or stop, and such a run is not judged this way, so someone else (an operator,
-// an eviction, kube-scheduler making room) removed it.
-func Judge(pod *corev1.Pod, now time.Time, limits Limits) Observation {
+// Judge reads a pod's status and the facts of its node. now and limits decide when a pending
+// pod that cannot be placed, or whose container cannot be created, is given up. A pod being
+// deleted that has not finished counts as preempted. schedulerd deletes a live run's pod only
+// after recording the run's end or stop, and such a run is not judged this way, so someone
+// else (an operator, an eviction, kube-scheduler making room) removed it. node decides whether
+// such a preemption counts toward the job's max_preemptions (uncountedDisruption).
+func Judge(pod *corev1.Pod, node NodeFacts, now time.Time, limits Limits) Observation {
 	obs := Observation{Node: pod.Spec.NodeName, StartedAt: containerStart(pod)}
 
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded, corev1.PodFailed:
-		obs.Verdict, obs.End = Ended, finishedEnd(pod, now)
+		obs.Verdict, obs.End = Ended, finishedEnd(pod, node, now)
 		return obs
 	}
 
 	if pod.DeletionTimestamp != nil {
 		obs.Verdict = Terminating
-		obs.End = store.RunEnd{Status: store.RunPreempted, EndedAt: now, Reason: deletionReason(pod)}
+		obs.End = disruptionEnd(pod, node, deletionReason(pod), now)
 		if deadline := pod.DeletionTimestamp.Time; now.Sub(deadline) >= StuckTerminating {
-			// The container was due to be killed at the deadline, so its hours end there.
-			// NOTE: unlike a deleted node's, this end counts toward max_preemptions, because
-			// the pod alone looks the same when a kubelet cannot stop the job's container.
-			obs.Verdict = Ended
-			obs.End.EndedAt = deadline
-			obs.End.Reason += fmt.Sprintf("; still terminating %s after its deletion deadline, so its node %q "+
-				"is unreachable", now.Sub(deadline).Round(time.Second), pod.Spec.NodeName)
+			obs.Verdict, obs.End = Ended, stuckEnd(pod, node, deadline, now)
 		}
 		return obs
 	}
@@ -117,18 +112,46 @@ func Judge(pod *corev1.Pod, now time.Time, limits Limits) Observation {
 	return obs
 }
 
+// stuckEnd returns the end of a pod still terminating StuckTerminating past its deletion
+// deadline. The container was due to be killed at the deadline, so its hours end there. The
+// preemption does not count when the pod's node is not ready or has the unreachable or
+// not-ready taint, because the job did not cause that.
+// NOTE: on a node that reports Ready the end counts, although a kubelet that cannot stop the
+// container (a hung container runtime, say) is not the job's doing either.
+func stuckEnd(pod *corev1.Pod, node NodeFacts, deadline, now time.Time) store.RunEnd {
+	reason := fmt.Sprintf("%s; still terminating %s after its deletion deadline on node %s",
+		deletionReason(pod), now.Sub(deadline).Round(time.Second), pod.Spec.NodeName)
+	end := disruptionEnd(pod, node, reason, deadline)
+	if cause := node.down(pod.Spec.NodeName); !end.NotCounted && cause != "" {
+		end.Reason += notCountedPrefix + cause
+		end.NotCounted = true
+	}
+	return end
+}
+
+// disruptionEnd returns the preempted end, at endedAt, of a pod that someone else disrupted.
+// Its reason is reason, followed by why the preemption does not count when it does not.
+func disruptionEnd(pod *corev1.Pod, node NodeFacts, reason string, endedAt time.Time) store.RunEnd {
+	end := store.RunEnd{Status: store.RunPreempted, EndedAt: endedAt, Reason: reason}
+	if cause := uncountedDisruption(pod, node); cause != "" {
+		end.Reason += notCountedPrefix + cause
+		end.NotCounted = true
+	}
+	return end
+}
+
 // finishedEnd judges a pod in a terminal phase. Since Kubernetes 1.27 the kubelet also moves
 // a pod it stops for a deletion to a terminal phase, and the exit code then shows how the
 // program handled the signal, not how training went. A pod whose deletion was requested before
 // its container finished therefore counts as preempted, whatever its phase.
-func finishedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
+func finishedEnd(pod *corev1.Pod, node NodeFacts, now time.Time) store.RunEnd {
 	if deletedBeforeFinish(pod, now) {
-		return store.RunEnd{Status: store.RunPreempted, EndedAt: finishedAt(pod, now), Reason: deletionReason(pod)}
+		return disruptionEnd(pod, node, deletionReason(pod), finishedAt(pod, now))
 	}
 	if pod.Status.Phase == corev1.PodSucceeded {
 		return succeededEnd(pod, now)
 	}
-	return failedEnd(pod, now)
+	return failedEnd(pod, node, now)
 }
 
 // succeededEnd judges a pod that reached Succeeded. It records the container's exit code
@@ -159,12 +182,11 @@ func deletedBeforeFinish(pod *corev1.Pod, now time.Time) bool {
 
 // failedEnd distinguishes a preemption (eviction, node shutdown, kube-scheduler preemption),
 // which requeues the job without using an attempt, from a failure of the program.
-func failedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
-	end := store.RunEnd{EndedAt: finishedAt(pod, now)}
+func failedEnd(pod *corev1.Pod, node NodeFacts, now time.Time) store.RunEnd {
 	if reason := disruptionReason(pod); reason != "" {
-		end.Status, end.Reason = store.RunPreempted, reason
-		return end
+		return disruptionEnd(pod, node, reason, finishedAt(pod, now))
 	}
+	end := store.RunEnd{EndedAt: finishedAt(pod, now)}
 	if pod.Status.Reason == "DeadlineExceeded" {
 		end.Status, end.Reason, end.Retryable = store.RunFailed, "DeadlineExceeded: ran past max_runtime_seconds", true
 		return end
@@ -186,8 +208,11 @@ func failedEnd(pod *corev1.Pod, now time.Time) store.RunEnd {
 // rejects a pod because its node lacks a resource the pod was scheduled with (a GPU its
 // device plugin has since reported unhealthy, say) sets the reason "OutOf" and the
 // resource name. The program never ran then, so no attempt is used.
-// NOTE: a node drain (kubectl drain) evicts through the Eviction API, and its pods carry
-// the same reason as any other eviction, so its preemptions count toward max_preemptions.
+// NOTE: the pod does not show who asked for an Eviction API eviction. One on a cordoned node
+// is taken for a drain's and does not count (uncountedDisruption), also when someone else
+// evicted the pod during the drain. A drain that deletes pods without the Eviction API
+// (kubectl drain --disable-eviction), or that taints the node instead of cordoning it
+// (Cluster Autoscaler's default), leaves no sign of itself, so its preemptions count.
 func disruptionReason(pod *corev1.Pod) string {
 	switch pod.Status.Reason {
 	case "Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost", "UnexpectedAdmissionError":
@@ -196,12 +221,7 @@ func disruptionReason(pod *corev1.Pod) string {
 	if strings.HasPrefix(pod.Status.Reason, "OutOf") {
 		return pod.Status.Reason
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
-			return c.Reason
-		}
-	}
-	return ""
+	return disruptionTarget(pod)
 }
 
 func deletionReason(pod *corev1.Pod) string {

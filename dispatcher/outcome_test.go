@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -68,7 +67,7 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			obs := Judge(c.pod, now, testLimits)
+			obs := Judge(c.pod, NodeFacts{}, now, testLimits)
 
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
@@ -90,33 +89,6 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 				t.Errorf("ended at %s, want the container's finish %s", obs.End.EndedAt, finish)
 			}
 		})
-	}
-}
-
-// A pod whose node is unreachable stays terminating. Its run ends once the pod is
-// StuckTerminating past its deletion deadline, with its hours up to that deadline.
-func TestJudgeStuckTerminatingPod(t *testing.T) {
-	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	pod := runningPod(uuid.New(), start)
-	deadline := start.Add(time.Hour)
-	pod.DeletionTimestamp = &metav1.Time{Time: deadline}
-
-	if obs := Judge(pod, deadline.Add(StuckTerminating-time.Second), testLimits); obs.Verdict != Terminating {
-		t.Errorf("verdict %d a second before the limit, want Terminating", obs.Verdict)
-	}
-
-	obs := Judge(pod, deadline.Add(StuckTerminating), testLimits)
-	if obs.Verdict != Ended {
-		t.Fatalf("verdict %d at the limit, want Ended", obs.Verdict)
-	}
-	if obs.End.Status != store.RunPreempted {
-		t.Errorf("run ends %s, want preempted", obs.End.Status)
-	}
-	if !obs.End.EndedAt.Equal(deadline) {
-		t.Errorf("ended at %s, want the deletion deadline %s", obs.End.EndedAt, deadline)
-	}
-	if want := `pod deleted; still terminating 5m0s after its deletion deadline, so its node "node-1" is unreachable`; obs.End.Reason != want {
-		t.Errorf("reason %q, want %q", obs.End.Reason, want)
 	}
 }
 
@@ -151,7 +123,7 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 	pulling := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
 		Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "istio-proxy", State: proxyRunning}, {Name: TrainContainer, State: trainWaiting}}}}
-	obs := Judge(pulling, now, testLimits)
+	obs := Judge(pulling, NodeFacts{}, now, testLimits)
 	if obs.Verdict != Waiting {
 		t.Errorf("train not started: verdict %d, want Waiting", obs.Verdict)
 	}
@@ -165,7 +137,7 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 		FinishedAt: metav1.NewTime(finish.Add(2 * time.Second))}
 	proxy := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{Terminated: proxyDone}}
 	oom.Status.ContainerStatuses = append([]corev1.ContainerStatus{proxy}, oom.Status.ContainerStatuses...)
-	obs = Judge(oom, now, testLimits)
+	obs = Judge(oom, NodeFacts{}, now, testLimits)
 	if obs.Verdict != Ended {
 		t.Fatalf("train OOMKilled: verdict %d, want Ended", obs.Verdict)
 	}
@@ -194,7 +166,7 @@ func TestJudgeKubeletRejection(t *testing.T) {
 		Phase: corev1.PodFailed, Reason: "OutOfnvidia.com/gpu",
 		Message: "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 8, capacity: 8"}}
 
-	obs := Judge(pod, now, testLimits)
+	obs := Judge(pod, NodeFacts{}, now, testLimits)
 	if obs.Verdict != Ended {
 		t.Fatalf("verdict %d, want Ended", obs.Verdict)
 	}
@@ -231,13 +203,13 @@ func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 		t.Run(reason, func(t *testing.T) {
 			pod := waitingPod(reason, start)
 
-			before := Judge(pod, start.Add(5*time.Minute-time.Second), limits)
+			before := Judge(pod, NodeFacts{}, start.Add(5*time.Minute-time.Second), limits)
 			if before.Verdict != Waiting {
 				t.Errorf("verdict %d a second before the grace, want Waiting", before.Verdict)
 			}
 
 			at := start.Add(5 * time.Minute)
-			obs := Judge(pod, at, limits)
+			obs := Judge(pod, NodeFacts{}, at, limits)
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d at the grace, want Ended", obs.Verdict)
 			}
@@ -265,7 +237,7 @@ func TestJudgePermanentWaitAtOnce(t *testing.T) {
 
 	for _, reason := range []string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"} {
 		t.Run(reason, func(t *testing.T) {
-			obs := Judge(waitingPod(reason, start), now, limits)
+			obs := Judge(waitingPod(reason, start), NodeFacts{}, now, limits)
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
 			}
@@ -284,7 +256,7 @@ func TestJudgePermanentWaitAtOnce(t *testing.T) {
 	sidecar := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{
 		Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "rate limited"}}}
 	pod.Status.ContainerStatuses = append([]corev1.ContainerStatus{sidecar}, pod.Status.ContainerStatuses...)
-	obs := Judge(pod, now, limits)
+	obs := Judge(pod, NodeFacts{}, now, limits)
 	if obs.Verdict != Ended {
 		t.Fatalf("sidecar in back-off: verdict %d, want Ended", obs.Verdict)
 	}
@@ -305,18 +277,18 @@ func TestJudgeTransientWaitStartFallbacks(t *testing.T) {
 	pod.CreationTimestamp = metav1.NewTime(created)
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue,
 		LastTransitionTime: metav1.NewTime(bound)}}
-	if obs := Judge(pod, bound.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
+	if obs := Judge(pod, NodeFacts{}, bound.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
 		t.Errorf("bound 5m less 1s ago: verdict %d, want Waiting", obs.Verdict)
 	}
-	if obs := Judge(pod, bound.Add(5*time.Minute), limits); obs.Verdict != Ended {
+	if obs := Judge(pod, NodeFacts{}, bound.Add(5*time.Minute), limits); obs.Verdict != Ended {
 		t.Errorf("bound 5m ago: verdict %d, want Ended", obs.Verdict)
 	}
 
 	pod.Status.Conditions = nil
-	if obs := Judge(pod, created.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
+	if obs := Judge(pod, NodeFacts{}, created.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
 		t.Errorf("created 5m less 1s ago, never bound: verdict %d, want Waiting", obs.Verdict)
 	}
-	obs := Judge(pod, created.Add(5*time.Minute), limits)
+	obs := Judge(pod, NodeFacts{}, created.Add(5*time.Minute), limits)
 	if obs.Verdict != Ended {
 		t.Fatalf("created 5m ago, never bound: verdict %d, want Ended", obs.Verdict)
 	}

@@ -19,8 +19,7 @@ import (
 func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	run, err := d.runs.get(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
-		d.terminating.Delete(runID)
-		d.finished.Delete(runID)
+		d.forgetPod(runID)
 		return nil
 	}
 	if err != nil {
@@ -32,8 +31,7 @@ func (d *Dispatcher) reconcile(ctx context.Context, runID uuid.UUID) error {
 	}
 
 	if run.Status != store.RunPending && run.Status != store.RunRunning {
-		d.terminating.Delete(run.ID)
-		d.finished.Delete(run.ID)
+		d.forgetPod(run.ID)
 		return d.deletePod(ctx, pod, "run already ended", false)
 	}
 	if pod == nil {
@@ -100,6 +98,14 @@ func (d *Dispatcher) endLostRun(ctx context.Context, run store.Run, pod *corev1.
 	return d.endRun(ctx, run, pod, end, true)
 }
 
+// forgetPod drops what the dispatcher kept of the run's pod, once the run has ended or is
+// gone.
+func (d *Dispatcher) forgetPod(runID uuid.UUID) {
+	d.terminating.Delete(runID)
+	d.finished.Delete(runID)
+	d.deletedUnfinished.Delete(runID)
+}
+
 // podFinished reports whether pod exists and its containers have ended, in success or
 // failure.
 func podFinished(pod *corev1.Pod) bool {
@@ -142,18 +148,24 @@ func (d *Dispatcher) reconcileMissingPod(ctx context.Context, run store.Run) err
 		}
 		return d.reconcilePod(ctx, run, pod)
 	}
-	reason := "pod deleted"
-	if why, ok := d.terminating.LoadAndDelete(run.ID); ok {
-		reason = why.(string)
+	end, err := d.deletedPodEnd(ctx, run.ID)
+	if err != nil {
+		return err
 	}
-	return d.endRun(ctx, run, nil, store.RunEnd{Status: store.RunPreempted, EndedAt: d.cfg.Now(), Reason: reason}, false)
+	d.terminating.Delete(run.ID)
+	end.EndedAt = d.cfg.Now()
+	return d.endRun(ctx, run, nil, end, false)
 }
 
 // reconcilePod acts on what a live run's pod shows. reconcile has recorded the container's
 // start (recordStart) before it calls this.
 func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev1.Pod) error {
 	now := d.cfg.Now()
-	obs := Judge(pod, now, d.cfg.limits())
+	node, err := d.podNodeFacts(ctx, pod)
+	if err != nil {
+		return err
+	}
+	obs := Judge(pod, node, now, d.cfg.limits())
 	if obs.Verdict != Ended {
 		gone, err := d.nodeGone(ctx, obs.Node)
 		if err != nil {
@@ -175,9 +187,9 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 	case Started:
 		return d.enforceDeadline(ctx, run, pod, now)
 	case Ended, Stuck:
-		return d.endRun(ctx, run, pod, obs.End, false)
+		return d.endRun(ctx, run, pod, d.keptDisruption(run.ID, obs.End), false)
 	case Terminating:
-		d.terminating.Store(run.ID, obs.End.Reason)
+		d.keepDisruption(run.ID, obs.End)
 	}
 	return nil
 }
@@ -277,7 +289,9 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 		}
 	}
 	if pod == nil {
-		d.terminating.Delete(run.ID) // the stop's end replaces what onPodDelete remembered
+		// The stop's end replaces what reconcilePod and onPodDelete kept.
+		d.terminating.Delete(run.ID)
+		d.deletedUnfinished.Delete(run.ID)
 		stop.EndedAt = stopEnded(run, now)
 		return d.endRun(ctx, run, nil, stop, false)
 	}
@@ -288,7 +302,7 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 		return d.deletePod(ctx, pod, "stop: "+stop.Reason, false)
 	}
 
-	obs := Judge(pod, now, d.cfg.limits())
+	obs := Judge(pod, d.nodeFacts(pod.Spec.NodeName), now, d.cfg.limits())
 	gone, err := d.nodeGone(ctx, obs.Node)
 	switch {
 	case err != nil:
@@ -349,7 +363,9 @@ func (d *Dispatcher) endRun(ctx context.Context, run store.Run, pod *corev1.Pod,
 		d.cfg.Metrics.RunEnded(runEndCause(end, result), result.ProjectID, result.GPUHoursUsed)
 		d.cfg.OnRunEnded(result)
 	}
-	d.finished.Delete(run.ID) // the run has ended: a deleted pod's kept state is not needed
+	// The run has ended: a deleted pod's kept state is not needed.
+	d.finished.Delete(run.ID)
+	d.deletedUnfinished.Delete(run.ID)
 	return d.deletePod(ctx, pod, string(end.Status), force)
 }
 
