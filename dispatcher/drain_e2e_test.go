@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/schedulerd/schedulerd/dispatcher"
@@ -113,6 +114,167 @@ func TestDrainDeadlinePreemptionNotCounted(t *testing.T) {
 	}
 	if from := pod.Annotations[dispatcher.AnnotationResumeFrom]; from != "s3://ckpt/job/step-100" {
 		t.Errorf("second pod resumes from %q, want s3://ckpt/job/step-100", from)
+	}
+}
+
+// kubectl drain cordons the node and evicts its pods through the Eviction API. The job goes
+// back to the queue with its preemption count unchanged, because the job did not cause the
+// drain, and its run's end reason gives that cause. TestEvictionRequeuesFromCheckpoint checks that
+// the same eviction on a schedulable node counts.
+func TestNodeDrainEvictionNotCounted(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := gpuNode(t, model, 8, 64000)
+	job, run := runningJob(t, h, model)
+
+	setCordoned(t, node, true)
+	// Without the cordon in the capacity count, the job would be admitted again at once and
+	// its next pod would wait on the cordoned node.
+	waitCapacity(t, h, model, 0)
+	evictPod(t, run)
+	ended := waitRun(t, h, job.ID, 1, "preempted", runStatus(store.RunPreempted))
+	want := "EvictionByEvictionAPI; not counted: node " + node + " is cordoned, so the eviction is part of a drain"
+	if got := endReason(ended); got != want {
+		t.Errorf("run 1 ended with reason %q, want %q", got, want)
+	}
+	queued := h.WaitJob(job.ID, wait, "queued", daemontest.Status(store.JobQueued))
+	if queued.Preemptions != 0 {
+		t.Errorf("job has %d preemptions after the drain, want 0", queued.Preemptions)
+	}
+	if queued.Attempts != 0 {
+		t.Errorf("job used %d attempts after the drain, want 0", queued.Attempts)
+	}
+
+	setCordoned(t, node, false)
+	waitRun(t, h, job.ID, 2, "running after the uncordon", runStatus(store.RunRunning))
+}
+
+// A node whose kubelet stopped reporting gets the unreachable taint, and the taint eviction
+// controller deletes its pods. The node comes back before the pod is gone, and loses the
+// taint before its kubelet stops the pod. The run keeps the judgement made while the node
+// had the taint: its preemption does not count. The test cluster runs no controller manager
+// and the node no kubelet, so the test writes what they would.
+func TestUnreachableNodeEvictionNotCounted(t *testing.T) {
+	h := daemontest.Start(t, daemontest.Options{})
+	model := uniqueModel()
+	node := unmanagedNode(t, model)
+	h.Project("vision", 100, 10)
+	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
+	run := waitRun(t, h, job.ID, 1, "admitted", func(store.Run) bool { return true })
+	waitBound(t, run, node)
+	setContainerRunning(t, run, time.Now().Add(-time.Minute).Truncate(time.Second))
+	waitRun(t, h, job.ID, 1, "running", runStatus(store.RunRunning))
+
+	setNodeReady(t, node, corev1.ConditionUnknown)
+	setTaints(t, node, corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule},
+		corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: ptrTo(metav1.Now())})
+	waitCapacity(t, h, model, 0) // the dispatcher's node cache has the taint
+	taintEvict(t, run)
+	d := h.Daemon.Dispatcher
+	want := "DeletionByTaintManager; not counted: node " + node + " has the taint node.kubernetes.io/unreachable"
+	deadline := time.Now().Add(wait)
+	for end, ok := d.KeptDeletionEnd(run.ID); !ok || end.Reason != want; end, ok = d.KeptDeletionEnd(run.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dispatcher kept %q (found %v) for the terminating pod, want %q", end.Reason, ok, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	setTaints(t, node)
+	setNodeReady(t, node, corev1.ConditionTrue)
+	waitCapacity(t, h, model, 8000) // the dispatcher's node cache has the node back
+	stopContainer(t, run)
+	forceDeletePod(t, run)
+
+	ended := waitRun(t, h, job.ID, 1, "preempted", runStatus(store.RunPreempted))
+	if got := endReason(ended); got != want {
+		t.Errorf("run 1 ended with reason %q, want %q", got, want)
+	}
+	got, err := h.Store.GetJob(context.Background(), job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Preemptions != 0 {
+		t.Errorf("job has %d preemptions after the node came back, want 0", got.Preemptions)
+	}
+}
+
+func endReason(run store.Run) string {
+	if run.EndReason == nil {
+		return "(none)"
+	}
+	return *run.EndReason
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// setNodeReady sets the status of the node's Ready condition, as its kubelet (True, False)
+// or the node lifecycle controller (Unknown) would.
+func setNodeReady(t *testing.T, name string, status corev1.ConditionStatus) {
+	t.Helper()
+	ctx := context.Background()
+	nodes := daemontest.Kube.Clientset.CoreV1().Nodes()
+	node, err := nodes.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range node.Status.Conditions {
+		if c := &node.Status.Conditions[i]; c.Type == corev1.NodeReady {
+			c.Status, c.LastTransitionTime = status, metav1.Now()
+		}
+	}
+	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// taintEvict deletes the run's pod as the taint eviction controller does: it adds the
+// DisruptionTarget condition to the pod's status, then deletes the pod with its grace period.
+func taintEvict(t *testing.T, run store.Run) {
+	t.Helper()
+	ctx := context.Background()
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
+	pod, err := pods.Get(ctx, run.PodName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
+		Status: corev1.ConditionTrue, Reason: "DeletionByTaintManager", LastTransitionTime: metav1.Now(),
+		Message: "Taint manager: deleting due to NoExecute taint"})
+	if _, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Delete(ctx, run.PodName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopContainer sets the run's pod Failed with its container ended by SIGTERM, as a kubelet
+// does for a pod deleted while it ran.
+func stopContainer(t *testing.T, run store.Run) {
+	t.Helper()
+	ctx := context.Background()
+	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
+	pod, err := pods.Get(ctx, run.PodName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &pod.Status.ContainerStatuses[0]
+	cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 143, Reason: "Error",
+		StartedAt: cs.State.Running.StartedAt, FinishedAt: metav1.Now()}}
+	cs.Ready = false
+	pod.Status.Phase = corev1.PodFailed
+	if _, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// evictPod evicts the run's pod through the Eviction API, as kubectl drain does.
+func evictPod(t *testing.T, run store.Run) {
+	t.Helper()
+	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: run.PodName, Namespace: run.Namespace}}
+	if err := daemontest.Kube.Clientset.PolicyV1().Evictions(run.Namespace).Evict(context.Background(), eviction); err != nil {
+		t.Fatal(err)
 	}
 }
 

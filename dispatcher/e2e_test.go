@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -356,11 +355,8 @@ func TestEvictionRequeuesFromCheckpoint(t *testing.T) {
 	job, run := runningJob(t, h, model)
 	setCheckpoint(t, h, run, "s3://ckpt/job/step-100")
 
-	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: run.PodName, Namespace: run.Namespace}}
-	if err := daemontest.Kube.Clientset.PolicyV1().Evictions(run.Namespace).Evict(context.Background(), eviction); err != nil {
-		t.Fatal(err)
-	}
-	expectResumed(t, h, job, "s3://ckpt/job/step-100", "Evict", 1)
+	evictPod(t, run)
+	expectResumed(t, h, job, "s3://ckpt/job/step-100", "EvictionByEvictionAPI", 1)
 }
 
 func TestDeletedPodPreempts(t *testing.T) {

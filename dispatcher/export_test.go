@@ -44,3 +44,13 @@ func (r *runReader) Waiting() int {
 	}
 	return len(r.next.ids)
 }
+
+// KeptDeletionEnd returns the end that the dispatcher keeps for the run while someone else
+// deletes its pod (keepDisruption).
+func (d *Dispatcher) KeptDeletionEnd(runID uuid.UUID) (store.RunEnd, bool) {
+	end, ok := d.terminating.Load(runID)
+	if !ok {
+		return store.RunEnd{}, false
+	}
+	return end.(store.RunEnd), true
+}
