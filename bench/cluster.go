@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/sim"
@@ -58,26 +59,51 @@ func ensureNamespace(ctx context.Context, client kubernetes.Interface, name stri
 }
 
 // deletePods deletes every pod in namespace at once (no grace period) and waits until the
-// API server has none left there.
+// API server has none left there, for up to 5 minutes.
 func deletePods(ctx context.Context, client kubernetes.Interface, namespace string) error {
+	return deletePodsWithin(ctx, client.CoreV1().Pods(namespace), namespace, 30*time.Second, 5*time.Minute)
+}
+
+// deletePodsWithin deletes the pods and waits for them until limit passes. A loaded API
+// server may answer a delete of thousands of pods with a timeout while it goes on deleting
+// them, so a timeout is no error: the delete is sent again every resend while pods remain.
+func deletePodsWithin(ctx context.Context, pods typedcorev1.PodInterface, namespace string,
+	resend, limit time.Duration) error {
 	grace := int64(0)
-	pods := client.CoreV1().Pods(namespace)
-	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete pods in %s: %w", namespace, err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(limit)
 	for {
-		list, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
+		err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+			return fmt.Errorf("delete pods in %s: %w", namespace, err)
+		}
+		gone, err := podsGone(ctx, pods, min(resend, time.Until(deadline)))
 		if err != nil {
 			return fmt.Errorf("list pods in %s: %w", namespace, err)
 		}
-		if len(list.Items) == 0 {
+		if gone {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pods still in namespace %s 5 minutes after their deletion", namespace)
+			return fmt.Errorf("pods still in namespace %s %s after their deletion", namespace, limit)
 		}
-		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// podsGone lists the pods every 500 ms, or every wait if shorter, until none is left, and reports
+// false if some still are once wait passes.
+func podsGone(ctx context.Context, pods typedcorev1.PodInterface, wait time.Duration) (bool, error) {
+	until := time.Now().Add(wait)
+	for {
+		list, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return false, err
+		}
+		if len(list.Items) == 0 {
+			return true, nil
+		}
+		if time.Now().After(until) {
+			return false, nil
+		}
+		time.Sleep(min(500*time.Millisecond, wait))
 	}
 }
