@@ -506,8 +506,10 @@ func (s *Store) ListGPUModels(ctx context.Context) ([]ModelCapacity, error) {
 
 // The reasons for jobs the candidate query leaves out: their project is drained, outside
 // its budget period, full or out of budget, or no allowed model could run them or has room
-// for them. Only rows whose reason changes are written. The parameters are the WaitReasons
-// strings in field order, then the starvation bound in microseconds.
+// for them. A starving job that exceeds what is left of the budget but not the budget minus
+// the used hours gets no reason here: it stays a candidate, and the dequeue gives it one.
+// Only rows whose reason changes are written. The parameters are the WaitReasons strings in
+// field order, then the starvation bound in microseconds, then BudgetTooSmall.
 const sqlExplainWaits = `
 UPDATE jobs j SET wait_reason = w.reason, updated_at = now()
 FROM (
@@ -517,7 +519,10 @@ FROM (
         WHEN u.period_end <= (now() AT TIME ZONE 'UTC')::date THEN $4
         WHEN u.period_start > (now() AT TIME ZONE 'UTC')::date THEN $5
         WHEN u.current_concurrent >= u.max_concurrent_jobs THEN $2
-        WHEN u.gpu_hours_used + u.gpu_hours_reserved + ` + sqlReservation + ` > u.gpu_hours_budget THEN $3
+        WHEN u.gpu_hours_used + u.gpu_hours_reserved + ` + sqlReservation + ` > u.gpu_hours_budget THEN CASE
+            WHEN u.gpu_hours_used + ` + sqlReservation + ` > u.gpu_hours_budget THEN $10
+            WHEN $9::bigint > 0 AND q.queued_at <= now() - $9::bigint * interval '1 microsecond' THEN NULL
+            ELSE $3 END
         WHEN q.gpu_milli = 0 THEN NULL
         WHEN NOT c.known THEN $6
         WHEN NOT c.fits THEN $7
@@ -538,20 +543,27 @@ WHERE w.reason IS NOT NULL AND j.id = w.job_id AND j.created_at = w.job_created_
   AND j.status = 'queued' AND j.wait_reason IS DISTINCT FROM w.reason`
 
 // WaitReasons are the words ExplainWaits stores for each cause, and the starvation bound
-// after which a job without room stays a candidate (CandidateWindow.StarvationBound).
+// after which a job without room or budget stays a candidate (CandidateWindow.StarvationBound).
 type WaitReasons struct {
 	Drained, Concurrency, Budget, PeriodEnded, PeriodNotStarted string
 	NoModel, TooLarge, NoCapacity                               string
 	StarvationBound                                             time.Duration
+	// BudgetTooSmall is the reason of a job that reserves more than the budget minus the
+	// hours used, and Budget that of the other jobs that exceed what is left. When it is
+	// empty, those jobs get Budget too.
+	BudgetTooSmall string
 }
 
 // ExplainWaits stores, on every queued job that the candidate query leaves out, why it
 // waits: its project's quota, or no allowed model that could run it or has room for it. It
 // returns how many jobs got a new reason.
 func (s *Store) ExplainWaits(ctx context.Context, reasons WaitReasons) (int64, error) {
+	if reasons.BudgetTooSmall == "" {
+		reasons.BudgetTooSmall = reasons.Budget
+	}
 	tag, err := s.pool.Exec(ctx, sqlExplainWaits, reasons.Drained, reasons.Concurrency, reasons.Budget,
 		reasons.PeriodEnded, reasons.PeriodNotStarted, reasons.NoModel, reasons.TooLarge, reasons.NoCapacity,
-		reasons.StarvationBound.Microseconds())
+		reasons.StarvationBound.Microseconds(), reasons.BudgetTooSmall)
 	if err != nil {
 		return 0, wrap(err, "explain waiting jobs")
 	}
