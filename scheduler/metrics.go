@@ -32,14 +32,15 @@ func (s *Scheduler) renewEndedPeriods(ctx context.Context) {
 }
 
 // refusalResult maps a refusal reason of Policy.Decide to the result label of the
-// admission metric. Every capacity reason, starvation reservations included, is no_capacity.
-// The candidate query already leaves out the jobs of projects that are drained, have no
-// quota, are outside their period, full or out of budget. The quota results therefore count
-// only jobs refused beside others admitted in the same dequeue, and
-// schedulerd_queued_jobs_held counts the jobs left out.
+// admission metric. Every capacity reason, starvation reservations included, is no_capacity,
+// and every budget reason, budget held for starving jobs included, is budget. The candidate
+// query already leaves out the jobs of projects that are drained, have no quota, are
+// outside their period, full or out of budget, except starving jobs that wait for the
+// budget. The quota results therefore count only those and jobs refused beside others
+// admitted in the same dequeue, and schedulerd_queued_jobs_held counts the jobs left out.
 func refusalResult(reason string) string {
 	switch {
-	case reason == ReasonBudget:
+	case strings.HasPrefix(reason, ReasonBudget), reason == ReasonBudgetHeld, reason == ReasonBudgetTooSmall:
 		return metrics.AdmissionBudget
 	case reason == ReasonPeriodEnded, reason == ReasonPeriodNotStarted:
 		return metrics.AdmissionPeriod

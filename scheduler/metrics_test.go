@@ -8,7 +8,10 @@ import (
 
 func TestRefusalResult(t *testing.T) {
 	for reason, want := range map[string]string{
-		ReasonBudget:           metrics.AdmissionBudget,
+		ReasonBudget:         metrics.AdmissionBudget,
+		ReasonBudgetHeld:     metrics.AdmissionBudget,
+		ReasonBudgetTooSmall: metrics.AdmissionBudget,
+		ReasonBudget + "; waiting since 2026-01-01T00:00:00Z, later jobs of its project no longer spend its GPU-hours": metrics.AdmissionBudget,
 		ReasonPeriodEnded:      metrics.AdmissionPeriod,
 		ReasonPeriodNotStarted: metrics.AdmissionPeriod,
 		ReasonConcurrency:      metrics.AdmissionConcurrency,

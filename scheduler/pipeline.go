@@ -68,8 +68,10 @@ type decided struct {
 // page, whose writes may still run, and what it decided.
 func (p *pipeline) dequeue(ctx context.Context, r *round, maxAdmit int) (*page, decided, error) {
 	s := p.s
+	// Decisions add to clones of r.held, never to r.held itself, so a retry of this dequeue
+	// on locked rows reads the window with the same shares.
 	window := store.CandidateWindow{Limit: r.limit, After: r.after, OnlyWithRoom: r.after != nil,
-		StarvationBound: s.cfg.Policy.StarvationBound}
+		StarvationBound: s.cfg.Policy.StarvationBound, Held: r.held.Quotas}
 	pg := &page{start: time.Now(), done: make(chan struct{}), held: r.held}
 	d, err := s.store.BeginDequeue(ctx, window)
 	if err != nil {

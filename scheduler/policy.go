@@ -19,6 +19,13 @@ const (
 	ReasonTooLarge    = "larger than any node of the allowed GPU models"
 	ReasonNoCapacity  = "no free capacity of the allowed GPU models"
 	ReasonReserved    = "GPU capacity held for an older job that has waited too long"
+	// ReasonBudgetHeld is the reason of a job that would fit its project's budget but for
+	// the GPU-hours that older jobs of the project hold, having waited StarvationBound.
+	ReasonBudgetHeld = "GPU-hour budget held for an older job that has waited too long"
+	// ReasonBudgetTooSmall is the reason of a job that reserves more than the budget minus
+	// the hours already used. Ending runs only add to the used hours, so it waits for the
+	// next period or a larger budget.
+	ReasonBudgetTooSmall = "GPU-hour budget left in this period is less than the job would reserve"
 	// ReasonPeriodEnded lasts until the period is renewed, which the scheduler does within
 	// its RenewInterval.
 	ReasonPeriodEnded = "GPU-hour budget period has ended and awaits renewal"
@@ -28,33 +35,33 @@ const (
 
 // Policy holds the rules of a dequeue.
 type Policy struct {
-	// StarvationBound is how long a job may wait for capacity before later jobs stop
-	// backfilling the GPU models it can use and taking its project's slot and GPU-hours, so
-	// that a stream of small jobs cannot keep a large one waiting for ever.
+	// StarvationBound is how long a job may wait for capacity or for its project's budget
+	// before later jobs stop backfilling the GPU models it can use and taking its project's
+	// slot and GPU-hours. A stream of small jobs then cannot keep a large one waiting for ever.
 	StarvationBound time.Duration
 }
+
+// DefaultStarvationBound is the StarvationBound that New uses when the Config has none.
+const DefaultStarvationBound = 10 * time.Minute
 
 // Holds is the set of GPU models and quota shares that the starving jobs of one round of
 // dequeues keep from the candidates after them, in this page and the later ones.
 type Holds struct {
 	// Models are the GPU models that could run a starving job.
 	Models map[string]bool
-	// Quotas are, by project, the slots and GPU-hours that its starving jobs would take.
-	// Later jobs of the project are judged as if those jobs were admitted. Otherwise they
-	// could take the project's last slot or budget, the starving job would drop out of the
-	// next rounds' candidates, and other projects would backfill its models again.
-	Quotas map[string]QuotaShare
-}
-
-// QuotaShare is the part of a project's quota that its starving jobs would take.
-type QuotaShare struct {
-	Jobs     int
-	GPUHours float64
+	// Quotas are, by project, the slots and GPU-hours that its starving jobs would take,
+	// those that wait for capacity and those that wait for the budget. Later jobs of the
+	// project are judged as if those jobs were admitted. Otherwise they could take the
+	// project's last slot or budget. A job waiting for capacity would then drop out of the
+	// next rounds' candidates, and other projects would backfill its models again. A job
+	// waiting for the budget would see the small jobs after it spend what the end of the
+	// project's running jobs frees.
+	Quotas map[string]store.QuotaShare
 }
 
 // NewHolds returns the empty holds of a round's first dequeue.
 func NewHolds() Holds {
-	return Holds{Models: map[string]bool{}, Quotas: map[string]QuotaShare{}}
+	return Holds{Models: map[string]bool{}, Quotas: map[string]store.QuotaShare{}}
 }
 
 // Clone returns a copy that a dequeue can add to and drop, if it decides again on locked rows.
@@ -121,7 +128,7 @@ func newPlan(p Policy, snap store.Snapshot, held Holds) *plan {
 // place admits c or returns why it waits.
 func (pl *plan) place(c store.Candidate) (store.Decision, string) {
 	hours := jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
-	if reason := pl.quotaRefusal(c.ProjectID, hours); reason != "" {
+	if reason := pl.quotaRefusal(c, hours); reason != "" {
 		return store.Decision{}, reason
 	}
 
@@ -154,8 +161,8 @@ func PeriodReason(q store.Quota, now time.Time) string {
 	return ""
 }
 
-func (pl *plan) quotaRefusal(project string, hours float64) string {
-	q, ok := pl.quotas[project]
+func (pl *plan) quotaRefusal(c store.Candidate, hours float64) string {
+	q, ok := pl.quotas[c.ProjectID]
 	period := PeriodReason(q, pl.now)
 	switch {
 	case !ok:
@@ -166,10 +173,42 @@ func (pl *plan) quotaRefusal(project string, hours float64) string {
 		return period
 	case q.CurrentConcurrent >= q.MaxConcurrentJobs:
 		return ReasonConcurrency
-	case !jobspec.FitsBudget(q.GPUHoursBudget, q.GPUHoursUsed, q.GPUHoursReserved, hours):
-		return ReasonBudget
 	}
-	return ""
+
+	// The plan's quotas count the held GPU-hours as reserved, but BudgetRefusal takes them apart.
+	held := pl.held.Quotas[c.ProjectID].GPUHours
+	q.GPUHoursReserved -= held
+	reason, hold := BudgetRefusal(q, held, hours, pl.policy.starving(c, pl.now))
+	if !hold {
+		return reason
+	}
+	pl.holdQuota(c.ProjectID, hours)
+	return fmt.Sprintf("%s; waiting since %s, later jobs of its project no longer spend its GPU-hours",
+		reason, c.QueuedAt.UTC().Format(time.RFC3339))
+}
+
+// BudgetRefusal returns why a job that would reserve hours waits for its project's budget,
+// or "" when the budget takes it. q.GPUHoursReserved is what the project's admitted jobs
+// reserve, and held what its older starving jobs hold on top (Holds.Quotas). starving is
+// set when the job has waited StarvationBound. hold is set when the job should hold its
+// reservation from the project's later jobs: it has waited the bound, and it fits the
+// budget once the running jobs end and the older holders run.
+//
+// Ending runs release their reservations and add at most as many hours to the used ones,
+// so the budget minus the used hours is the most a job can ever get in this period. A job
+// larger than that holds nothing, or it would block its project until the period renews.
+func BudgetRefusal(q store.Quota, held, hours float64, starving bool) (reason string, hold bool) {
+	switch {
+	case jobspec.FitsBudget(q.GPUHoursBudget, q.GPUHoursUsed, q.GPUHoursReserved, held, hours):
+		return "", false
+	case !jobspec.FitsBudget(q.GPUHoursBudget, q.GPUHoursUsed, hours):
+		return ReasonBudgetTooSmall, false
+	case starving && jobspec.FitsBudget(q.GPUHoursBudget, q.GPUHoursUsed, held, hours):
+		return ReasonBudget, true
+	case held > 0 && (starving || jobspec.FitsBudget(q.GPUHoursBudget, q.GPUHoursUsed, q.GPUHoursReserved, hours)):
+		return ReasonBudgetHeld, false
+	}
+	return ReasonBudget, false
 }
 
 // chooseModel picks the allowed, unreserved model with the most free capacity that has a
@@ -226,20 +265,25 @@ func (pl *plan) hold(c store.Candidate, models []string) {
 	for _, name := range models {
 		pl.held.Models[name] = true
 	}
-	hours := jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds)
-	share := pl.held.Quotas[c.ProjectID]
-	share.Jobs++
-	share.GPUHours += hours
-	pl.held.Quotas[c.ProjectID] = share
-
-	q := pl.quotas[c.ProjectID]
-	q.CurrentConcurrent++
-	q.GPUHoursReserved += hours
-	pl.quotas[c.ProjectID] = q
+	pl.holdQuota(c.ProjectID, jobspec.ReservedGPUHours(c.GPUMilli, c.MaxRuntimeSeconds))
 }
 
-// starving reports whether c, if refused for want of capacity at now, would hold capacity
-// back from the candidates after it.
+// holdQuota takes a starving job's slot and its reservation of hours from project's quota,
+// as the later candidates of the round see it.
+func (pl *plan) holdQuota(project string, hours float64) {
+	share := pl.held.Quotas[project]
+	share.Jobs++
+	share.GPUHours += hours
+	pl.held.Quotas[project] = share
+
+	q := pl.quotas[project]
+	q.CurrentConcurrent++
+	q.GPUHoursReserved += hours
+	pl.quotas[project] = q
+}
+
+// starving reports whether c, if refused for want of capacity or budget at now, would hold
+// capacity or GPU-hours back from the candidates after it.
 func (p Policy) starving(c store.Candidate, now time.Time) bool {
 	return c.GPUMilli > 0 && now.Sub(c.QueuedAt) >= p.StarvationBound
 }

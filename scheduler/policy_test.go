@@ -170,3 +170,39 @@ func TestDecideUpToCarriesQuotaHolds(t *testing.T) {
 		t.Errorf("second page: refusals %+v, want the H100 job with %q", refusals, scheduler.ReasonConcurrency)
 	}
 }
+
+// BudgetRefusal on a budget of 10 GPU-hours with 2 used and 5 reserved: 3 are left, and
+// 8 once the running jobs end.
+func TestBudgetRefusal(t *testing.T) {
+	quota := store.Quota{ProjectID: "vision", GPUHoursBudget: 10, GPUHoursUsed: 2, GPUHoursReserved: 5}
+	cases := []struct {
+		name     string
+		held     float64
+		hours    float64
+		starving bool
+		reason   string
+		hold     bool
+	}{
+		{"fits what is left", 0, 3, true, "", false},
+		{"fits beside the held hours", 1, 2, false, "", false},
+		{"exceeds what is left", 0, 4, false, scheduler.ReasonBudget, false},
+		{"starving, fits once running jobs end", 0, 8, true, scheduler.ReasonBudget, true},
+		{"starving, fits beside the held hours", 3, 5, true, scheduler.ReasonBudget, true},
+		{"starving, fits only without the held hours", 3, 6, true, scheduler.ReasonBudgetHeld, false},
+		{"fits what is left only without the held hours", 1, 3, false, scheduler.ReasonBudgetHeld, false},
+		{"exceeds what is left even without the held hours", 1, 4, false, scheduler.ReasonBudget, false},
+		{"exceeds budget minus used", 0, 9, true, scheduler.ReasonBudgetTooSmall, false},
+		{"exceeds budget minus used, not starving", 0, 9, false, scheduler.ReasonBudgetTooSmall, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			reason, hold := scheduler.BudgetRefusal(quota, c.held, c.hours, c.starving)
+			if reason != c.reason {
+				t.Errorf("reason %q, want %q", reason, c.reason)
+			}
+			if hold != c.hold {
+				t.Errorf("hold %v, want %v", hold, c.hold)
+			}
+		})
+	}
+}

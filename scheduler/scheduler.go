@@ -20,7 +20,7 @@ type Config struct {
 	Batch int
 	// PollInterval is the longest wait between dequeues when nothing wakes the loop (1s).
 	PollInterval time.Duration
-	// Policy holds the admission rules; StarvationBound defaults to 10 minutes.
+	// Policy holds the admission rules; StarvationBound defaults to DefaultStarvationBound.
 	Policy Policy
 	// OnAdmitted receives each transaction's new runs, for the dispatcher. It must not block
 	// for long: the loop waits for it.
@@ -60,7 +60,7 @@ func New(s *store.Store, cfg Config) *Scheduler {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.Policy.StarvationBound <= 0 {
-		cfg.Policy.StarvationBound = 10 * time.Minute
+		cfg.Policy.StarvationBound = DefaultStarvationBound
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -299,7 +299,7 @@ func (s *Scheduler) explainWaits(ctx context.Context) error {
 		Drained: ReasonDrained, Concurrency: ReasonConcurrency, Budget: ReasonBudget,
 		PeriodEnded: ReasonPeriodEnded, PeriodNotStarted: ReasonPeriodNotStarted,
 		NoModel: ReasonNoModel, TooLarge: ReasonTooLarge, NoCapacity: ReasonNoCapacity,
-		StarvationBound: s.cfg.Policy.StarvationBound,
+		StarvationBound: s.cfg.Policy.StarvationBound, BudgetTooSmall: ReasonBudgetTooSmall,
 	})
 	return err
 }

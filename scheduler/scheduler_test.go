@@ -651,7 +651,7 @@ func TestRefusedHeadDoesNotLeaveBatchShort(t *testing.T) {
 
 // TestBudgetComparesRoundedReservation: a job whose exact reservation is a little above the
 // budget but rounds to it, as the quota stores it, is admitted. One that rounds above the
-// budget waits with the budget reason.
+// budget waits with the reason of a job that no part of the period's budget can take.
 func TestBudgetComparesRoundedReservation(t *testing.T) {
 	f := setup(t)
 	f.project("fits", 1, 10)
@@ -671,8 +671,8 @@ func TestBudgetComparesRoundedReservation(t *testing.T) {
 	if got.Status != store.JobQueued {
 		t.Errorf("job reserving 1.0001 of 1 GPU-hour: %s, want queued", got.Status)
 	}
-	if waitReason(got) != scheduler.ReasonBudget {
-		t.Errorf("wait reason %q, want %q", waitReason(got), scheduler.ReasonBudget)
+	if waitReason(got) != scheduler.ReasonBudgetTooSmall {
+		t.Errorf("wait reason %q, want %q", waitReason(got), scheduler.ReasonBudgetTooSmall)
 	}
 }
 
