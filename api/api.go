@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/schedulerd/schedulerd/scheduler"
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// Retention deletes what artifact rows name with the daemon's own S3 credentials, so
 	// without it a submitter could have retention delete objects outside its project.
 	ArtifactURIPrefix string
+	// StarvationBound is the scheduler's starvation bound (scheduler.DefaultStarvationBound).
+	// Explain needs it to tell which older jobs hold their project's budget.
+	StarvationBound time.Duration
 }
 
 // Server serves the API. It is an http.Handler and safe for concurrent use.
@@ -60,6 +64,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.StarvationBound <= 0 {
+		cfg.StarvationBound = scheduler.DefaultStarvationBound
 	}
 
 	s := &Server{cfg: cfg, store: cfg.Store, mux: http.NewServeMux()}

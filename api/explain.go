@@ -135,7 +135,7 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 	if err != nil {
 		return err
 	}
-	facts, err := s.store.ExplainJob(r.Context(), id)
+	facts, err := s.store.ExplainJob(r.Context(), id, s.cfg.StarvationBound)
 	err = caller.hideOtherProject(err, facts.Job.ProjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("job %s does not exist", id)
@@ -143,13 +143,13 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, "application/json", explain(facts))
+	writeJSON(w, http.StatusOK, "application/json", explain(facts, s.cfg.StarvationBound))
 	return nil
 }
 
 // explain turns the facts into the response. It mirrors the checks of scheduler.Policy, at
-// the time of the facts' snapshot.
-func explain(f store.JobExplanation) Explanation {
+// the time of the facts' snapshot, with starvationBound as the policy's.
+func explain(f store.JobExplanation, starvationBound time.Duration) Explanation {
 	j := f.Job
 	e := Explanation{JobID: j.ID, Project: j.ProjectID, Status: string(j.Status), WaitReason: waitReason(j),
 		GPUMilli: j.GPUMilli, CPUMilli: f.CPUMilli, MemoryMiB: f.MemoryMiB, GPUModels: allowedModels(j, f.Models),
@@ -158,7 +158,7 @@ func explain(f store.JobExplanation) Explanation {
 		e.Position = &Position{Ahead: f.Position.Ahead, AheadInProject: f.Position.AheadInProject,
 			Queued: f.Position.Queued}
 	}
-	period := ""
+	period, budget := "", ""
 	if f.Quota != nil {
 		period = scheduler.PeriodReason(f.Quota.Quota, f.Now)
 	}
@@ -166,20 +166,22 @@ func explain(f store.JobExplanation) Explanation {
 		reservation := jobspec.ReservedGPUHours(j.GPUMilli, j.MaxRuntimeSeconds)
 		// The renewal of an ended period resets the used hours, so the job fits if it fits
 		// the renewed budget.
-		used := q.GPUHoursUsed
+		renewed := q.Quota
 		if period == scheduler.ReasonPeriodEnded {
-			used = 0
+			renewed.GPUHoursUsed = 0
 		}
 		e.Budget = &BudgetState{GPUHoursBudget: q.GPUHoursBudget, GPUHoursUsed: q.GPUHoursUsed,
 			GPUHoursReserved: q.GPUHoursReserved, GPUHoursLeft: q.GPUHoursLeft(), JobReservation: reservation,
-			Fits: jobspec.FitsBudget(q.GPUHoursBudget, used, q.GPUHoursReserved, reservation)}
+			Fits: jobspec.FitsBudget(q.GPUHoursBudget, renewed.GPUHoursUsed, q.GPUHoursReserved, reservation)}
+		starving := j.GPUMilli > 0 && f.Now.Sub(f.QueuedAt) >= starvationBound
+		budget = budgetBlocker(renewed, f.StarvingAhead, reservation, starving)
 		e.Concurrency = &ConcurrencyState{MaxConcurrentJobs: q.MaxConcurrentJobs,
 			CurrentConcurrent: q.CurrentConcurrent, FreeSlots: max(0, q.MaxConcurrentJobs-q.CurrentConcurrent)}
 		e.Drained, e.DrainedAt, e.DrainDeadline = q.DrainedAt != nil, q.DrainedAt, q.DrainDeadline
 	}
 	switch j.Status {
 	case store.JobQueued:
-		e.Blockers = blockers(e, period, capacityBlocker(f))
+		e.Blockers = blockers(e, period, budget, capacityBlocker(f))
 	case store.JobPaused:
 		e.Blockers = []string{BlockerPaused}
 	}
@@ -217,7 +219,7 @@ func allowedModels(j store.Job, models []store.ModelCapacity) []ModelState {
 }
 
 // blockers lists what holds a queued job back, quota first, as admission checks it.
-func blockers(e Explanation, period, capacity string) []string {
+func blockers(e Explanation, period, budget, capacity string) []string {
 	var found []string
 	switch {
 	case e.Budget == nil:
@@ -232,8 +234,8 @@ func blockers(e Explanation, period, capacity string) []string {
 		if e.Concurrency.FreeSlots == 0 {
 			found = append(found, scheduler.ReasonConcurrency)
 		}
-		if !e.Budget.Fits {
-			found = append(found, scheduler.ReasonBudget)
+		if budget != "" {
+			found = append(found, budget)
 		}
 	}
 	if capacity != "" {
@@ -243,6 +245,21 @@ func blockers(e Explanation, period, capacity string) []string {
 		return []string{}
 	}
 	return found
+}
+
+// budgetBlocker is the budget's reason, if any, as admission gives it to a job that
+// reserves reservation. The older starving jobs of the project, whose reservations are
+// starvingAhead, hold their share of the budget as the policy would hold it if it read
+// them first. The jobs ahead that admission would admit are not counted.
+func budgetBlocker(q store.Quota, starvingAhead []float64, reservation float64, starving bool) string {
+	held := 0.0
+	for _, hours := range starvingAhead {
+		if _, hold := scheduler.BudgetRefusal(q, held, hours, true); hold {
+			held += hours
+		}
+	}
+	reason, _ := scheduler.BudgetRefusal(q, held, reservation, starving)
+	return reason
 }
 
 // capacityBlocker is the GPU capacity's reason, if any, as admission's model choice gives it.

@@ -156,7 +156,7 @@ func TestExplainCapacityBlockers(t *testing.T) {
 		{"more GPUs than any node", 16, 4000, 3600, "A10", scheduler.ReasonTooLarge},
 		{"more CPU than any node", 1, 128000, 3600, "A10", scheduler.ReasonTooLarge},
 		{"no free capacity", 4, 4000, 3600, "T4", scheduler.ReasonNoCapacity},
-		{"budget", 8, 4000, 12 * 3600, "A10", scheduler.ReasonBudget},
+		{"budget", 8, 4000, 12 * 3600, "A10", scheduler.ReasonBudgetTooSmall},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -179,7 +179,7 @@ func TestExplainCapacityBlockers(t *testing.T) {
 			var job api.Job
 			f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
 			f.capacity(a10, t4)
-			if c.want == scheduler.ReasonBudget {
+			if c.want == scheduler.ReasonBudgetTooSmall {
 				// The job's 96 GPU-hours fit the budget of 100, but not the 90 left after this.
 				if _, err := f.store.DebitBudget(context.Background(), "vision", 10); err != nil {
 					t.Fatal(err)
@@ -196,6 +196,49 @@ func TestExplainCapacityBlockers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A job that exceeds what is left of the budget waits for it. Once it has waited the
+// starvation bound, it holds the budget, and a later job that would fit what is left waits
+// for it. When the used hours grow so that it can no longer fit in this period, it holds
+// nothing, and its blocker states that.
+func TestExplainBudgetBlockers(t *testing.T) {
+	f := setup(t)
+	submit := func(gpus, hours int) api.Job {
+		config := map[string]any{"image": "x", "max_runtime_seconds": hours * 3600,
+			"resources": map[string]any{"gpus": gpus, "gpu_models": []string{"A10"}}}
+		var job api.Job
+		f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
+		return job
+	}
+	submit(5, 10)
+	f.admitOnly("A10") // 50 of the 100 GPU-hours reserved
+	big, small := submit(6, 10), submit(1, 1)
+	expect := func(when string, job api.Job, want ...string) {
+		t.Helper()
+		if want == nil {
+			want = []string{}
+		}
+		if e := f.explain(f.operator, job); fmt.Sprint(e.Blockers) != fmt.Sprint(want) {
+			t.Errorf("%s: blockers %q, want %q", when, e.Blockers, want)
+		}
+	}
+
+	expect("60 GPU-hour job before the bound", big, scheduler.ReasonBudget)
+	expect("1 GPU-hour job before the bound", small)
+
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE job_queue SET queued_at = now() - interval '1 hour'
+		WHERE job_id = $1`, big.ID); err != nil {
+		t.Fatal(err)
+	}
+	expect("60 GPU-hour job past the bound", big, scheduler.ReasonBudget)
+	expect("1 GPU-hour job behind it", small, scheduler.ReasonBudgetHeld)
+
+	if _, err := f.store.DebitBudget(context.Background(), "vision", 45); err != nil {
+		t.Fatal(err)
+	}
+	expect("60 GPU-hour job with 45 used", big, scheduler.ReasonBudgetTooSmall)
+	expect("1 GPU-hour job behind it with 45 used", small)
 }
 
 // admitOnly admits every queued job on model.

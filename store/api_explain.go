@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,12 @@ type JobExplanation struct {
 	MemoryMiB int64
 	// Position is nil unless the job is queued.
 	Position *QueuePosition
+	// QueuedAt is when the job last entered the queue, zero unless it is queued.
+	QueuedAt time.Time
+	// StarvingAhead are the reservations in GPU-hours, in queue order, of the GPU jobs of
+	// the job's project that are queued ahead of it and have waited the starvation bound
+	// given to ExplainJob. Nil unless the job is queued.
+	StarvingAhead []float64
 	// Quota is nil when the project has no quota.
 	Quota  *QuotaState
 	Models []ModelCapacity
@@ -45,9 +52,21 @@ FROM (SELECT project_id,
              priority > $1 OR (priority = $1 AND (job_created_at, job_id) < ($2, $3)) AS ahead
       FROM job_queue) q`
 
+// The reservations of the GPU jobs of project $1 queued ahead of the job at priority $2,
+// created at $3 with id $4, that have waited at least $5 microseconds, in queue order.
+const sqlStarvingAhead = `
+SELECT ` + sqlReservation + `::float8
+FROM job_queue q
+WHERE q.project_id = $1 AND q.gpu_milli > 0
+  AND (q.priority > $2 OR (q.priority = $2 AND (q.job_created_at, q.job_id) < ($3, $4)))
+  AND q.queued_at <= now() - $5::bigint * interval '1 microsecond'
+ORDER BY q.priority DESC, q.job_created_at, q.job_id`
+
 // ExplainJob reads a job with its queue position, its project's quota and the GPU
 // capacity by model, in one read-only snapshot so that the numbers agree with each other.
-func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, error) {
+// For a queued job it also reads the older jobs of its project that have waited
+// starvationBound, which may hold the project's budget.
+func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID, starvationBound time.Duration) (JobExplanation, error) {
 	doing := "explain job " + id.String()
 	var e JobExplanation
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
@@ -63,6 +82,9 @@ func (s *Store) ExplainJob(ctx context.Context, id uuid.UUID) (JobExplanation, e
 		}
 		if e.Job.Status == JobQueued {
 			if e.Position, err = queuePosition(ctx, tx, e.Job); err != nil {
+				return err
+			}
+			if err = readStarvingAhead(ctx, tx, &e, starvationBound); err != nil {
 				return err
 			}
 		}
@@ -133,4 +155,23 @@ func queuePosition(ctx context.Context, tx pgx.Tx, job Job) (*QueuePosition, err
 	err := tx.QueryRow(ctx, sqlQueuePosition, job.Priority, job.CreatedAt, job.ID, job.ProjectID).
 		Scan(&p.Ahead, &p.AheadInProject, &p.Queued)
 	return &p, err
+}
+
+// readStarvingAhead sets e.QueuedAt and e.StarvingAhead for the queued job e.Job.
+func readStarvingAhead(ctx context.Context, tx pgx.Tx, e *JobExplanation, starvationBound time.Duration) error {
+	j := e.Job
+	err := tx.QueryRow(ctx, `SELECT queued_at FROM job_queue WHERE job_id = $1`, j.ID).Scan(&e.QueuedAt)
+	if err != nil {
+		return fmt.Errorf("read the queue entry: %w", err)
+	}
+	rows, err := tx.Query(ctx, sqlStarvingAhead, j.ProjectID, j.Priority, j.CreatedAt, j.ID,
+		starvationBound.Microseconds())
+	if err != nil {
+		return fmt.Errorf("read the starving jobs ahead: %w", err)
+	}
+	e.StarvingAhead, err = pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		return fmt.Errorf("read the starving jobs ahead: %w", err)
+	}
+	return nil
 }
