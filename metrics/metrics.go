@@ -128,7 +128,9 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			"that waits is counted again at every dequeue that considers it. Jobs that their " +
 			"quota holds back are not candidates (see schedulerd_queued_jobs_held), so budget " +
 			"and concurrency count only jobs refused beside others admitted in the same " +
-			"dequeue. result is " + labelList(admissionResults) + ".",
+			"dequeue. Budget also counts the jobs that have waited the starvation bound for " +
+			"the budget and the later jobs of their projects. result is " +
+			labelList(admissionResults) + ".",
 	}, []string{"result"})
 	m.dequeueSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "schedulerd_dequeue_duration_seconds",

@@ -86,7 +86,7 @@ func TestAdmissionsByResult(t *testing.T) {
 	m.Admissions(0, nil)
 
 	expectSeries(t, reg, `
-# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. Jobs that their quota holds back are not candidates (see schedulerd_queued_jobs_held), so budget and concurrency count only jobs refused beside others admitted in the same dequeue. result is admitted, budget, concurrency, drained, no_capacity, no_quota or period.
+# HELP schedulerd_admission_decisions_total Decisions of the admission policy, one per candidate job per dequeue; a job that waits is counted again at every dequeue that considers it. Jobs that their quota holds back are not candidates (see schedulerd_queued_jobs_held), so budget and concurrency count only jobs refused beside others admitted in the same dequeue. Budget also counts the jobs that have waited the starvation bound for the budget and the later jobs of their projects. result is admitted, budget, concurrency, drained, no_capacity, no_quota or period.
 # TYPE schedulerd_admission_decisions_total counter
 schedulerd_admission_decisions_total{result="admitted"} 3
 schedulerd_admission_decisions_total{result="budget"} 2

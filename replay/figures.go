@@ -12,12 +12,15 @@ import (
 	"github.com/schedulerd/schedulerd/scheduler"
 )
 
+// sqlJobStates counts the jobs by status. Queued jobs whose wait reason is one of the
+// budget's, $1 or $2, count under the state $3.
 const sqlJobStates = `
-SELECT CASE WHEN status = 'queued' AND wait_reason = $1 THEN $2 ELSE status::text END, count(*)::int
+SELECT CASE WHEN status = 'queued' AND wait_reason IN ($1, $2) THEN $3 ELSE status::text END, count(*)::int
 FROM jobs GROUP BY 1 ORDER BY 2 DESC, 1`
 
 func (r *Replayer) jobStates(ctx context.Context) ([]report.StateCount, error) {
-	rows, err := r.store.Pool().Query(ctx, sqlJobStates, scheduler.ReasonBudget, StateWaitingForBudget)
+	rows, err := r.store.Pool().Query(ctx, sqlJobStates, scheduler.ReasonBudget, scheduler.ReasonBudgetTooSmall,
+		StateWaitingForBudget)
 	if err != nil {
 		return nil, err
 	}

@@ -47,12 +47,15 @@ func (r *Replayer) waitForEnd(ctx context.Context, rec *recorder) error {
 }
 
 // sqlActive selects the jobs j that can still make progress: running ones, and queued ones
-// that their project's budget, as it is now, does not hold back ($1 is the budget's wait
-// reason). A stored wait reason of the budget changes only when a dequeue reads the job
-// again, so it is out of date right after a run's end leaves room for the job. The budget
-// test is therefore the candidate query's (store/candidates.go), with the reservation
-// rounded to 4 decimals as admission rounds it.
-const sqlActive = `j.status = 'running' OR (j.status = 'queued' AND (j.wait_reason IS DISTINCT FROM $1
+// that their project's budget, as it is now, does not hold back ($1 and $2 are the
+// budget's wait reasons, scheduler.ReasonBudget and ReasonBudgetTooSmall). A stored wait
+// reason of the budget changes only when a dequeue reads the job again, so it is out of
+// date right after a run's end leaves room for the job. The budget test is therefore the
+// candidate query's (store/candidates.go), with the reservation rounded to 4 decimals as
+// admission rounds it. A job that has waited the starvation bound for the budget has a
+// reason of its own and stays active: it runs once its project's running jobs end.
+const sqlActive = `j.status = 'running' OR (j.status = 'queued' AND (j.wait_reason IS NULL
+	OR j.wait_reason NOT IN ($1, $2)
 	OR EXISTS (SELECT 1 FROM job_queue q JOIN quotas u ON u.project_id = q.project_id
 	           WHERE q.job_id = j.id AND u.gpu_hours_used + u.gpu_hours_reserved
 	                 + round(q.gpu_milli::numeric * q.max_runtime_seconds / 3600000, 4) <= u.gpu_hours_budget)))`
@@ -61,7 +64,7 @@ const sqlActive = `j.status = 'running' OR (j.status = 'queued' AND (j.wait_reas
 func (r *Replayer) activeJobs(ctx context.Context) (int, error) {
 	var active int
 	err := r.store.Pool().QueryRow(ctx, `SELECT count(*) FROM jobs j WHERE `+sqlActive,
-		scheduler.ReasonBudget).Scan(&active)
+		scheduler.ReasonBudget, scheduler.ReasonBudgetTooSmall).Scan(&active)
 	if err != nil {
 		return 0, fmt.Errorf("count active jobs: %w", err)
 	}
@@ -83,7 +86,7 @@ func (r *Replayer) describeActive() string {
 		LEFT JOIN LATERAL (SELECT status, pod_name, end_reason FROM runs
 			WHERE runs.job_id = j.id ORDER BY run_number DESC LIMIT 1) r ON true
 		WHERE `+sqlActive+`
-		ORDER BY j.created_at LIMIT 3`, scheduler.ReasonBudget)
+		ORDER BY j.created_at LIMIT 3`, scheduler.ReasonBudget, scheduler.ReasonBudgetTooSmall)
 	if err != nil {
 		return "; list them: " + err.Error()
 	}

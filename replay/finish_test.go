@@ -2,9 +2,12 @@ package replay
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/scheduler"
 )
 
@@ -44,5 +47,43 @@ func TestActiveJobsJudgesBudgetNow(t *testing.T) {
 	}
 	if active != 0 {
 		t.Errorf("%d active jobs with the budget used up, want 0", active)
+	}
+
+	// Once the scheduler finds that the job can never fit this period's budget, its reason
+	// states that.
+	_, err = s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, scheduler.ReasonBudgetTooSmall, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, err = r.activeJobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if active != 0 {
+		t.Errorf("%d active jobs waiting for %q, want 0", active, scheduler.ReasonBudgetTooSmall)
+	}
+}
+
+// The report names the queued jobs that wait for either budget reason as waiting for the
+// budget.
+func TestJobStatesNameBudgetWaits(t *testing.T) {
+	s := newT4Store(t)
+	ctx := context.Background()
+	for i, reason := range []string{scheduler.ReasonBudget, scheduler.ReasonBudgetTooSmall, scheduler.ReasonNoCapacity} {
+		job := submitLowTask(t, s, fmt.Sprintf("openb-pod-%04d", i))
+		_, err := s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, reason, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Replayer{store: s}
+
+	states, err := r.jobStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []report.StateCount{{State: StateWaitingForBudget, Jobs: 2}, {State: "queued", Jobs: 1}}
+	if !slices.Equal(states, want) {
+		t.Errorf("job states %+v, want %+v", states, want)
 	}
 }
