@@ -26,16 +26,16 @@ func (d *Dispatcher) KeepsFinishedPod(runID uuid.UUID) bool {
 	return ok
 }
 
-// RunReader lets the tests of package dispatcher_test ask a run reader directly.
+// RunReader lets the tests of package dispatcher_test use a run reader directly.
 type RunReader = runReader
 
 // NewRunReader returns a run reader on s.
 func NewRunReader(s *store.Store) *RunReader { return newRunReader(s) }
 
-// Get asks for one run, as a reconcile does.
+// Get reads one run, as a reconcile does.
 func (r *runReader) Get(ctx context.Context, id uuid.UUID) (store.Run, error) { return r.get(ctx, id) }
 
-// Waiting returns how many asks wait for the next query.
+// Waiting returns how many requests wait for the next query.
 func (r *runReader) Waiting() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -10,21 +10,20 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// runReader reads the runs that the reconcile workers ask for, several in one query. A
-// worker that asks while a query runs joins the next batch, and one worker of that batch
-// reads it for all once the running query ends. A lone ask goes out at once, so an idle
-// dispatcher reads as before; at the rate of pod creation one query serves many workers,
-// and PostgreSQL parses, plans and starts one statement instead of one per run. No
-// goroutine of its own runs it, so a dispatcher that never started (in tests) reads too.
+// runReader batches the run reads of the reconcile workers. A worker whose request comes
+// while a query runs joins the next batch, and one worker of that batch reads it for all.
+// A lone request is read at once. At the rate of pod creation one query then serves many
+// workers, so PostgreSQL parses, plans and starts one statement instead of one per run.
+// It needs no goroutine of its own, so a dispatcher whose Run never started reconciles too.
 type runReader struct {
 	store *store.Store
 
 	mu      sync.Mutex
 	reading bool      // a query runs now
-	next    *runBatch // the asks that the next query reads, nil when none waits
+	next    *runBatch // the requests that the next query reads, nil when none waits
 }
 
-// runBatch is the asks that one query reads.
+// runBatch is the requests that one query reads.
 type runBatch struct {
 	ids  []uuid.UUID
 	lead chan struct{} // one token, once the batch's turn to be read comes
@@ -38,8 +37,8 @@ func newRunReader(s *store.Store) *runReader {
 }
 
 // get returns the run with id, or an error wrapping store.ErrNotFound when it does not
-// exist. The query of a batch runs with the context of the worker that reads it, so when
-// that context ends, every ask of the batch fails.
+// exist. A batch's query runs with the context of the worker that reads it, so when that
+// context ends, every request of the batch fails.
 func (r *runReader) get(ctx context.Context, id uuid.UUID) (store.Run, error) {
 	b, lead := r.join(id)
 	if !lead {
@@ -71,7 +70,7 @@ func (r *runReader) join(id uuid.UUID) (*runBatch, bool) {
 	return b, true
 }
 
-// detach closes b to new asks, which start the batch after it.
+// detach closes b to new requests, which start the batch after it.
 func (r *runReader) detach(b *runBatch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -20,8 +20,8 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// heldReads counts the run reads of a pool and holds the first one until release closes,
-// so that a test can make asks wait behind a running query.
+// heldReads counts the run reads of a pool and blocks the first one until release closes,
+// so that a test can make requests wait behind a running query.
 type heldReads struct {
 	reads   atomic.Int32
 	started chan struct{}
@@ -67,9 +67,9 @@ func admitCPUJobs(t *testing.T, s *store.Store, n int) []uuid.UUID {
 	return ids
 }
 
-// Asks that arrive while a read runs are read together by the next query, and each ask
-// gets its own run, or not found for an id without a run.
-func TestRunReaderBatchesWaitingAsks(t *testing.T) {
+// Requests that arrive while a read runs share the next query, and each request gets its
+// own run, or not found for an id without a run.
+func TestRunReaderBatchesWaitingRequests(t *testing.T) {
 	tracer := &heldReads{started: make(chan struct{}), release: make(chan struct{})}
 	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
 	if err != nil {
@@ -88,39 +88,39 @@ func TestRunReaderBatchesWaitingAsks(t *testing.T) {
 	got := make([]store.Run, len(ids))
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
-	ask := func(i int) {
+	request := func(i int) {
 		wg.Go(func() { got[i], errs[i] = r.Get(context.Background(), ids[i]) })
 	}
-	ask(0)
+	request(0)
 	<-tracer.started
 	for i := 1; i < len(ids); i++ {
-		ask(i)
+		request(i)
 	}
-	waitAsks(t, r, len(ids)-1)
+	waitRequests(t, r, len(ids)-1)
 	close(tracer.release)
 	wg.Wait()
 
 	if n := tracer.reads.Load(); n != 2 {
-		t.Errorf("%d queries for %d asks, want 2: the first ask's and one for the %d that waited",
+		t.Errorf("%d queries for %d requests, want 2: the first request's and one for the %d that waited",
 			n, len(ids), len(ids)-1)
 	}
 	for i, id := range ids[:len(ids)-1] {
 		if errs[i] != nil || got[i].ID != id {
-			t.Errorf("ask %d: run %s, err %v, want run %s", i, got[i].ID, errs[i], id)
+			t.Errorf("request %d: run %s, err %v, want run %s", i, got[i].ID, errs[i], id)
 		}
 	}
 	if last := len(ids) - 1; !errors.Is(errs[last], store.ErrNotFound) {
-		t.Errorf("ask for a missing run: %v, want ErrNotFound", errs[last])
+		t.Errorf("request for a missing run: %v, want ErrNotFound", errs[last])
 	}
 }
 
-// waitAsks waits until n asks wait for the reader's next query.
-func waitAsks(t *testing.T, r *dispatcher.RunReader, n int) {
+// waitRequests waits until n requests wait for the reader's next query.
+func waitRequests(t *testing.T, r *dispatcher.RunReader, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for r.Waiting() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d asks wait for the next query after 10s, want %d", r.Waiting(), n)
+			t.Fatalf("%d requests wait for the next query after 10s, want %d", r.Waiting(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
