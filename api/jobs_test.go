@@ -127,6 +127,10 @@ var badSubmissions = []struct {
 	{"max_preemptions wrong type", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
 		`"max_preemptions":"5","resources":{"gpus":1}}}`, "config.max_preemptions"},
 	{"model listed twice", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":1,"gpu_models":["A10","T4","A10"]}}}`, "config.resources.gpu_models[2]"},
+	{"reserved env name", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
+		`"resources":{"gpus":1},"env":{"SCHEDULERD_RUN_ID":"x"}}}`, "config.env"},
+	{"invalid Secret name", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
+		`"resources":{"gpus":1},"secret_env":{"TOKEN":{"name":"S3_Creds","key":"k"}}}}`, `config.secret_env["TOKEN"].name`},
 	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags"},
 	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},
 	{"parent not a uuid", `{"job_type":"fine_tune","config":` + validConfig + `,"parent_job_id":"42"}`, "parent_job_id"},

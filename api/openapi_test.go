@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/jobspec"
 )
 
 // openAPIDoc is the part of the document the tests read.
@@ -104,6 +105,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ArtifactRequest": api.ArtifactRequest{}, "Artifact": api.Artifact{}, "ModelVersion": api.ModelVersion{},
 		"ModelVersionList": api.ModelVersionList{}, "LineageRun": api.LineageRun{}, "Lineage": api.Lineage{},
 		"Approval": api.Approval{}, "ApprovalList": api.ApprovalList{}, "DecisionRequest": api.DecisionRequest{},
+		"JobConfig": jobspec.Spec{},
 	}
 	for name, value := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -149,6 +149,15 @@ func podEnv(in PodInput) []corev1.EnvVar {
 		encoded, _ := json.Marshal(in.Spec.Hyperparameters)
 		env = append(env, corev1.EnvVar{Name: "SCHEDULERD_HYPERPARAMETERS", Value: string(encoded)})
 	}
+	for _, name := range in.Spec.SortedEnv() {
+		env = append(env, corev1.EnvVar{Name: name, Value: in.Spec.Env[name]})
+	}
+	for _, name := range in.Spec.SortedSecretEnv() {
+		ref := in.Spec.SecretEnv[name]
+		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name},
+				Key: ref.Key}}})
+	}
 	return env
 }
 

@@ -1,6 +1,7 @@
 package dispatcher_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -8,8 +9,10 @@ import (
 
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/schedulerd/schedulerd/dispatcher"
+	"github.com/schedulerd/schedulerd/internal/daemontest"
 	"github.com/schedulerd/schedulerd/jobspec"
 	"github.com/schedulerd/schedulerd/store"
 )
@@ -93,5 +96,51 @@ func TestPodTolerationsCopied(t *testing.T) {
 	pod.Spec.Tolerations[0].Value = "changed"
 	if extra[0].Value != "ml" {
 		t.Errorf("setting's toleration value %q after a change to the pod's, want ml", extra[0].Value)
+	}
+}
+
+// The config's env follows schedulerd's variables in name order, and each secret_env
+// variable refers to its Secret's key. kube-apiserver accepts such a pod as built.
+func TestPodEnvFromConfig(t *testing.T) {
+	jobID := uuid.New()
+	ns := "env-" + uuid.NewString()[:8]
+	spec, err := jobspec.Decode([]byte(`{"image":"trainer:1","max_runtime_seconds":60,` +
+		`"env":{"WANDB_PROJECT":"vision","DATA_DIR":"/data"},` +
+		`"secret_env":{"AWS_SECRET_ACCESS_KEY":{"name":"s3-creds","key":"secret-key"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := dispatcher.BuildPod(dispatcher.PodInput{JobID: jobID, JobCreatedAt: time.Now(), RunID: uuid.New(),
+		RunNumber: 1, ProjectID: "vision", Namespace: ns, PodName: store.PodName(jobID, 1), Spec: spec})
+
+	var names []string
+	for _, e := range pod.Spec.Containers[0].Env {
+		names = append(names, e.Name)
+	}
+	want := "[SCHEDULERD_JOB_ID SCHEDULERD_RUN SCHEDULERD_RUN_ID DATA_DIR WANDB_PROJECT AWS_SECRET_ACCESS_KEY]"
+	if fmt.Sprint(names) != want {
+		t.Errorf("variables %v, want %s", names, want)
+	}
+
+	ctx := context.Background()
+	client := daemontest.Kube.Clientset
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) })
+	pod.Spec.PriorityClassName = "" // only a running dispatcher creates its priority classes
+	created, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("kube-apiserver rejected the pod: %v", err)
+	}
+	env := created.Spec.Containers[0].Env
+	last := env[len(env)-1]
+	if last.ValueFrom == nil || last.ValueFrom.SecretKeyRef == nil ||
+		last.ValueFrom.SecretKeyRef.Name != "s3-creds" || last.ValueFrom.SecretKeyRef.Key != "secret-key" {
+		t.Errorf("stored %s from %+v, want Secret s3-creds key secret-key", last.Name, last.ValueFrom)
+	}
+	if env[4].Value != "vision" {
+		t.Errorf("stored WANDB_PROJECT %q, want vision", env[4].Value)
 	}
 }

@@ -51,6 +51,12 @@ type Spec struct {
 	// it. A queue drain and a lost node do not count. nil means DefaultMaxPreemptions.
 	// It is a pointer so that an explicit 0 is rejected instead of taken as the default.
 	MaxPreemptions *int `json:"max_preemptions,omitempty"`
+	// Env is extra environment variables of the container, by name. The API shows them with
+	// the job's config, so credentials belong in SecretEnv.
+	Env map[string]string `json:"env,omitempty"`
+	// SecretEnv sets variables from keys of Kubernetes Secrets in the project's namespace,
+	// such as object store credentials.
+	SecretEnv map[string]SecretKey `json:"secret_env,omitempty"`
 	// Simulation makes a simulated pod (KWOK) finish after a while. Demo and tests only:
 	// production pods carry no such setting.
 	Simulation *Simulation `json:"simulation,omitempty"`
@@ -204,6 +210,9 @@ func (s Spec) Validate() error {
 		}
 	}
 	if err := s.validateMaxPreemptions(); err != nil {
+		return err
+	}
+	if err := s.validateEnv(); err != nil {
 		return err
 	}
 	for i, m := range r.GPUModels {
