@@ -158,7 +158,7 @@ func explain(f store.JobExplanation, starvationBound time.Duration) Explanation 
 		e.Position = &Position{Ahead: f.Position.Ahead, AheadInProject: f.Position.AheadInProject,
 			Queued: f.Position.Queued}
 	}
-	period, budget := "", ""
+	period, budget, capacity := "", "", capacityBlocker(f)
 	if f.Quota != nil {
 		period = scheduler.PeriodReason(f.Quota.Quota, f.Now)
 	}
@@ -173,7 +173,9 @@ func explain(f store.JobExplanation, starvationBound time.Duration) Explanation 
 		e.Budget = &BudgetState{GPUHoursBudget: q.GPUHoursBudget, GPUHoursUsed: q.GPUHoursUsed,
 			GPUHoursReserved: q.GPUHoursReserved, GPUHoursLeft: q.GPUHoursLeft(), JobReservation: reservation,
 			Fits: jobspec.FitsBudget(q.GPUHoursBudget, renewed.GPUHoursUsed, q.GPUHoursReserved, reservation)}
-		starving := j.GPUMilli > 0 && f.Now.Sub(f.QueuedAt) >= starvationBound
+		// A job that no node could run holds no budget, however long it waits.
+		runnable := capacity != scheduler.ReasonNoModel && capacity != scheduler.ReasonTooLarge
+		starving := j.GPUMilli > 0 && f.Now.Sub(f.QueuedAt) >= starvationBound && runnable
 		budget = budgetBlocker(renewed, f.StarvingAhead, reservation, starving)
 		e.Concurrency = &ConcurrencyState{MaxConcurrentJobs: q.MaxConcurrentJobs,
 			CurrentConcurrent: q.CurrentConcurrent, FreeSlots: max(0, q.MaxConcurrentJobs-q.CurrentConcurrent)}
@@ -181,7 +183,7 @@ func explain(f store.JobExplanation, starvationBound time.Duration) Explanation 
 	}
 	switch j.Status {
 	case store.JobQueued:
-		e.Blockers = blockers(e, period, budget, capacityBlocker(f))
+		e.Blockers = blockers(e, period, budget, capacity)
 	case store.JobPaused:
 		e.Blockers = []string{BlockerPaused}
 	}

@@ -241,6 +241,43 @@ func TestExplainBudgetBlockers(t *testing.T) {
 	expect("1 GPU-hour job behind it with 45 used", small)
 }
 
+// A starving job that no node could run holds nothing, so the job behind it that fits what
+// is left of the budget has no budget blocker.
+func TestExplainUnrunnableJobHoldsNoBudget(t *testing.T) {
+	f := setup(t)
+	submit := func(gpus, hours int) api.Job {
+		config := map[string]any{"image": "x", "max_runtime_seconds": hours * 3600,
+			"resources": map[string]any{"gpus": gpus, "gpu_models": []string{"A10"}}}
+		var job api.Job
+		f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
+		return job
+	}
+	submit(5, 10)
+	f.admitOnly("A10") // 50 of the 100 GPU-hours reserved
+	// Submission refuses a job that no node could hold, so a 16-GPU A10 node is there at
+	// submission and gone before the explanation.
+	a10 := store.ModelCapacity{Model: "A10", CapacityMilli: 16000, Nodes: 2, LargestNodeMilli: 8000,
+		LargestNodeCPUMilli: 64000, LargestNodeMemoryMiB: 524288}
+	big := a10
+	big.Nodes, big.CapacityMilli, big.LargestNodeMilli = 3, 32000, 16000
+	f.capacity(big)
+	tooLarge, small := submit(16, 4), submit(1, 1)
+	f.capacity(a10)
+	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE job_queue SET queued_at = now() - interval '1 hour'
+		WHERE job_id = $1`, tooLarge.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	if e := f.explain(f.operator, tooLarge); fmt.Sprint(e.Blockers) !=
+		fmt.Sprint([]string{scheduler.ReasonBudget, scheduler.ReasonTooLarge}) {
+		t.Errorf("64 GPU-hour job on 16 GPUs: blockers %q, want %q and %q", e.Blockers,
+			scheduler.ReasonBudget, scheduler.ReasonTooLarge)
+	}
+	if e := f.explain(f.operator, small); len(e.Blockers) != 0 {
+		t.Errorf("1 GPU-hour job behind it: blockers %q, want none", e.Blockers)
+	}
+}
+
 // admitOnly admits every queued job on model.
 func (f *fixture) admitOnly(model string) {
 	f.t.Helper()

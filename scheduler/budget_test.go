@@ -177,3 +177,50 @@ func TestLaterPagesSkipBudgetHeldJobs(t *testing.T) {
 		t.Errorf("speech reserved %v GPU-hours, want the 16 of the running job", q.GPUHoursReserved)
 	}
 }
+
+// A starving job that no node of its allowed models could run holds nothing from its
+// project's budget, as it holds no capacity. The later jobs of its project use what is left.
+func TestUnrunnableStarvingJobHoldsNoBudget(t *testing.T) {
+	cases := []struct {
+		name     string
+		gpuMilli int
+		models   []string
+	}{
+		{"larger than any node", 9000, nil},
+		{"model without nodes", 5000, []string{"H100"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			f.project("speech", 10, 10)
+			s, _ := f.collecting()
+			f.submit("speech", 5, 6000)
+			if n := f.runOnce(s); n != 1 {
+				t.Fatalf("running job: %d admitted, want 1", n)
+			}
+			big := f.submit("speech", 5, c.gpuMilli, c.models...)
+			f.age(big, 2*time.Hour)
+			var small []store.Job
+			for range 3 {
+				small = append(small, f.submit("speech", 5, 1000))
+			}
+
+			if n := f.runOnce(s); n != 3 {
+				t.Errorf("RunOnce admitted %d jobs, want the 3 small ones", n)
+			}
+			for i, j := range small {
+				if got := f.job(j); got.Status != store.JobRunning {
+					t.Errorf("small job %d: %s (%q), want running", i, got.Status, waitReason(got))
+				}
+			}
+			got := f.job(big)
+			if got.Status != store.JobQueued {
+				t.Errorf("job no node could run: %s, want queued", got.Status)
+			}
+			if waitReason(got) != scheduler.ReasonBudget {
+				t.Errorf("job no node could run waits for %q, want %q without a hold", waitReason(got),
+					scheduler.ReasonBudget)
+			}
+		})
+	}
+}

@@ -176,9 +176,12 @@ func (pl *plan) quotaRefusal(c store.Candidate, hours float64) string {
 	}
 
 	// The plan's quotas count the held GPU-hours as reserved, but BudgetRefusal takes them apart.
+	// A job that no node could run holds no budget, just as chooseModel makes it hold no
+	// capacity. Otherwise it would keep its project's later jobs waiting for nothing.
 	held := pl.held.Quotas[c.ProjectID].GPUHours
 	q.GPUHoursReserved -= held
-	reason, hold := BudgetRefusal(q, held, hours, pl.policy.starving(c, pl.now))
+	starving := pl.policy.starving(c, pl.now) && pl.runnable(c)
+	reason, hold := BudgetRefusal(q, held, hours, starving)
 	if !hold {
 		return reason
 	}
@@ -256,6 +259,16 @@ func (pl *plan) chooseModel(c store.Candidate) (string, string) {
 	pl.hold(c, fitting)
 	return "", fmt.Sprintf("%s; waiting since %s, later jobs no longer backfill its models",
 		ReasonNoCapacity, c.QueuedAt.UTC().Format(time.RFC3339))
+}
+
+// runnable reports whether a node of one of c's allowed models is large enough for c.
+func (pl *plan) runnable(c store.Candidate) bool {
+	for _, name := range pl.allowed(c) {
+		if m := pl.models[name]; m != nil && m.Holds(c.GPUMilli, c.CPUMilli, c.MemoryMiB) {
+			return true
+		}
+	}
+	return false
 }
 
 // hold keeps models, which could run the starving job c, from the later candidates of the

@@ -31,8 +31,8 @@ type JobExplanation struct {
 	// QueuedAt is when the job last entered the queue, zero unless it is queued.
 	QueuedAt time.Time
 	// StarvingAhead are the reservations in GPU-hours, in queue order, of the GPU jobs of
-	// the job's project that are queued ahead of it and have waited the starvation bound
-	// given to ExplainJob. Nil unless the job is queued.
+	// the job's project that are queued ahead of it, have waited the starvation bound
+	// given to ExplainJob and have a node that could run them. Nil unless the job is queued.
 	StarvingAhead []float64
 	// Quota is nil when the project has no quota.
 	Quota  *QuotaState
@@ -53,13 +53,18 @@ FROM (SELECT project_id,
       FROM job_queue) q`
 
 // The reservations of the GPU jobs of project $1 queued ahead of the job at priority $2,
-// created at $3 with id $4, that have waited at least $5 microseconds, in queue order.
+// created at $3 with id $4, that have waited at least $5 microseconds, in queue order. A
+// job that no node of its allowed models could run holds nothing, so it is left out.
+// NOTE: this checks each resource's largest value over a model's nodes (sqlModelFits),
+// where the policy checks each node's size, so a job that fits no single node but the
+// largest values of several counts here as holding.
 const sqlStarvingAhead = `
 SELECT ` + sqlReservation + `::float8
 FROM job_queue q
 WHERE q.project_id = $1 AND q.gpu_milli > 0
   AND (q.priority > $2 OR (q.priority = $2 AND (q.job_created_at, q.job_id) < ($3, $4)))
   AND q.queued_at <= now() - $5::bigint * interval '1 microsecond'
+  AND EXISTS (SELECT 1 FROM gpu_models m WHERE ` + sqlModelFits + `)
 ORDER BY q.priority DESC, q.job_created_at, q.job_id`
 
 // ExplainJob reads a job with its queue position, its project's quota and the GPU
