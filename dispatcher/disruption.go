@@ -31,6 +31,12 @@ const (
 // as a pod's reason.
 const nodeShutdownReason = "Terminated"
 
+// nodeShutdownRejectedReason is the pod status reason of a pod that the kubelet rejects at
+// admission because its node is shutting down (NodeShutdownNotAdmittedReason in the
+// kubelet's pkg/kubelet/nodeshutdown). The pod fails without a DisruptionTarget condition,
+// and its container never starts.
+const nodeShutdownRejectedReason = "NodeShutdown"
+
 // notCountedPrefix starts the part of an end reason that gives the cause of a preemption
 // that does not count toward the job's max_preemptions.
 const notCountedPrefix = "; not counted: "
@@ -120,13 +126,17 @@ func disruptionTarget(pod *corev1.Pod) string {
 //   - an Eviction API eviction while the node is cordoned, which is what kubectl drain does;
 //   - a taint eviction while the node has the unreachable or not-ready taint;
 //   - a deletion by the pod garbage collector, which it makes only when the node is gone;
-//   - the kubelet's graceful node shutdown.
+//   - the kubelet's graceful node shutdown, and its rejection of a pod while the node
+//     shuts down.
 //
 // A kubelet's node-pressure eviction (TerminationByKubelet with reason Evicted), a
 // preemption by kube-scheduler (PreemptionByScheduler) and an Eviction API eviction on a
 // schedulable node count.
 func uncountedDisruption(pod *corev1.Pod, node NodeFacts) string {
 	name := pod.Spec.NodeName
+	if pod.Status.Reason == nodeShutdownRejectedReason {
+		return fmt.Sprintf("node %s is shutting down", name)
+	}
 	switch disruptionTarget(pod) {
 	case reasonEvictionAPI:
 		if node.Cordoned {

@@ -102,6 +102,13 @@ func failedByPodGC(pod *corev1.Pod) *corev1.Pod {
 	return pod
 }
 
+// shutdownRejected is a pod on node-1 that its kubelet rejected at admission because the
+// node shuts down: Failed, without a container status or a DisruptionTarget condition.
+func shutdownRejected() *corev1.Pod {
+	return &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{Phase: corev1.PodFailed,
+		Reason: "NodeShutdown", Message: "Pod was rejected as the node is shutting down."}}
+}
+
 // Each disruption is judged from the pod and its node's facts. The ones the node caused (a
 // drain, an unreachable node, a deleted node, a shutdown) do not count toward
 // max_preemptions, and their end reason names the cause. The ones that may come from the job, or from
@@ -153,6 +160,8 @@ func TestJudgeDisruptionCounting(t *testing.T) {
 		{"graceful node shutdown",
 			stoppedByKubelet(disruptedPod(corev1.PodReasonTerminationByKubelet, shutdownMessage), "Terminated", shutdownMessage),
 			readyNode(), Ended, "Terminated; not counted: node node-1 shut down", true, disruptedAt.Add(5 * time.Second)},
+		{"rejected while its node shuts down", shutdownRejected(), readyNode(), Ended,
+			"NodeShutdown; not counted: node node-1 is shutting down", true, now},
 		{"deletion on an unreachable node, before it is stuck",
 			deleting(runningPod(uuid.New(), disruptedAt.Add(-time.Hour))),
 			downNode(corev1.ConditionUnknown, corev1.TaintNodeUnreachable), Terminating, "pod deleted", false, now},

@@ -207,7 +207,8 @@ func failedEnd(pod *corev1.Pod, node NodeFacts, now time.Time) store.RunEnd {
 // disruptionReason returns why the pod was disrupted from outside, or "". A kubelet that
 // rejects a pod because its node lacks a resource the pod was scheduled with (a GPU its
 // device plugin has since reported unhealthy, say) sets the reason "OutOf" and the
-// resource name. The program never ran then, so no attempt is used.
+// resource name, and one that rejects a pod while its node shuts down sets "NodeShutdown".
+// The program never ran then, so no attempt is used.
 // NOTE: the pod does not show who asked for an Eviction API eviction. One on a cordoned node
 // is taken for a drain's and does not count (uncountedDisruption), also when someone else
 // evicted the pod during the drain. A drain that deletes pods without the Eviction API
@@ -215,7 +216,8 @@ func failedEnd(pod *corev1.Pod, node NodeFacts, now time.Time) store.RunEnd {
 // (Cluster Autoscaler's default), leaves no sign of itself, so its preemptions count.
 func disruptionReason(pod *corev1.Pod) string {
 	switch pod.Status.Reason {
-	case "Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost", "UnexpectedAdmissionError":
+	case "Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost", "UnexpectedAdmissionError",
+		nodeShutdownRejectedReason:
 		return pod.Status.Reason
 	}
 	if strings.HasPrefix(pod.Status.Reason, "OutOf") {
