@@ -46,34 +46,10 @@ func TestPipelineStopsOverlappingWhenLockLost(t *testing.T) {
 	if p.mayOverlap(ctx) {
 		t.Error("overlapping again within the same Drain, want rounds apart until it ends")
 	}
-	// pg_terminate_backend returns before the ended session's process has exited, and the
-	// process releases its locks after the client saw the connection close.
-	waitAdvisoryLocksReleased(t, s, pid)
+	pgtest.WaitAdvisoryLocksReleased(t, s.Pool(), pid)
 	other, err := s.TryOverlapLock(ctx)
 	if err != nil || other == nil {
 		t.Fatalf("TryOverlapLock by another scheduler = %v, %v; want the lock its ended session freed", other, err)
 	}
 	other.Release(ctx)
-}
-
-// waitAdvisoryLocksReleased waits up to 10 seconds until the server process pid holds no
-// advisory lock.
-func waitAdvisoryLocksReleased(t *testing.T, s *store.Store, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var held int
-		err := s.Pool().QueryRow(context.Background(),
-			`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1`, pid).Scan(&held)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if held == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server process %d still holds %d advisory locks 10s after its termination", pid, held)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"testing"
+
+	"github.com/schedulerd/schedulerd/internal/pgtest"
 )
 
 // A second session cannot take the overlap lock while the first holds it. Once the
@@ -34,6 +36,7 @@ func TestOverlapLockEndsWithSession(t *testing.T) {
 		t.Error("lock alive after its session was terminated")
 	}
 	lock.Release(ctx)
+	pgtest.WaitAdvisoryLocksReleased(t, s.Pool(), pid)
 
 	other, err := s.TryOverlapLock(ctx)
 	if err != nil || other == nil {

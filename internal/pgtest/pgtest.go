@@ -373,3 +373,26 @@ func (s *Server) pgCtl(ctx context.Context, args ...string) error {
 	}
 	return nil
 }
+
+// WaitAdvisoryLocksReleased waits up to 10 seconds until the server process pid holds no
+// advisory lock. pg_terminate_backend returns before the ended session's process has
+// exited, and the process releases its locks after its client saw the connection close.
+func WaitAdvisoryLocksReleased(t testing.TB, pool *pgxpool.Pool, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var held int
+		err := pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1`, pid).Scan(&held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server process %d still holds %d advisory locks 10s after its termination", pid, held)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
