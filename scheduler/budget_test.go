@@ -44,6 +44,25 @@ func (f *fixture) collecting() (*scheduler.Scheduler, *[]store.Admission) {
 	return s, admitted
 }
 
+// smallJobsRun submits three one-GPU-hour jobs of speech, runs one round of s and checks
+// that it admitted all three: nothing held the budget back from them.
+func (f *fixture) smallJobsRun(s *scheduler.Scheduler) {
+	f.t.Helper()
+	var small []store.Job
+	for range 3 {
+		small = append(small, f.submit("speech", 5, 1000))
+	}
+
+	if n := f.runOnce(s); n != 3 {
+		f.t.Errorf("RunOnce admitted %d jobs, want the 3 small ones", n)
+	}
+	for i, j := range small {
+		if got := f.job(j); got.Status != store.JobRunning {
+			f.t.Errorf("small job %d: %s (%q), want running", i, got.Status, waitReason(got))
+		}
+	}
+}
+
 // An 8 GPU-hour job that does not fit the 4 GPU-hours left of its project's budget, but
 // fits the budget minus the used hours, waits past the starvation bound. From then on the
 // 1 GPU-hour jobs queued after it wait too, and once the running job ends, it runs.
@@ -117,19 +136,7 @@ func TestTooLargeForPeriodHoldsNothing(t *testing.T) {
 	s, _ := f.collecting()
 	big := f.submit("speech", 5, 6000)
 	f.age(big, 2*time.Hour)
-	var small []store.Job
-	for range 3 {
-		small = append(small, f.submit("speech", 5, 1000))
-	}
-
-	if n := f.runOnce(s); n != 3 {
-		t.Errorf("RunOnce admitted %d jobs, want the 3 small ones", n)
-	}
-	for i, j := range small {
-		if got := f.job(j); got.Status != store.JobRunning {
-			t.Errorf("small job %d: %s (%q), want running", i, got.Status, waitReason(got))
-		}
-	}
+	f.smallJobsRun(s)
 	got := f.job(big)
 	if got.Status != store.JobQueued {
 		t.Errorf("6 GPU-hour job with 5 of 10 used: %s, want queued", got.Status)
@@ -200,19 +207,7 @@ func TestUnrunnableStarvingJobHoldsNoBudget(t *testing.T) {
 			}
 			big := f.submit("speech", 5, c.gpuMilli, c.models...)
 			f.age(big, 2*time.Hour)
-			var small []store.Job
-			for range 3 {
-				small = append(small, f.submit("speech", 5, 1000))
-			}
-
-			if n := f.runOnce(s); n != 3 {
-				t.Errorf("RunOnce admitted %d jobs, want the 3 small ones", n)
-			}
-			for i, j := range small {
-				if got := f.job(j); got.Status != store.JobRunning {
-					t.Errorf("small job %d: %s (%q), want running", i, got.Status, waitReason(got))
-				}
-			}
+			f.smallJobsRun(s)
 			got := f.job(big)
 			if got.Status != store.JobQueued {
 				t.Errorf("job no node could run: %s, want queued", got.Status)
