@@ -204,16 +204,9 @@ func TestExplainCapacityBlockers(t *testing.T) {
 // nothing, and its blocker states that.
 func TestExplainBudgetBlockers(t *testing.T) {
 	f := setup(t)
-	submit := func(gpus, hours int) api.Job {
-		config := map[string]any{"image": "x", "max_runtime_seconds": hours * 3600,
-			"resources": map[string]any{"gpus": gpus, "gpu_models": []string{"A10"}}}
-		var job api.Job
-		f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
-		return job
-	}
-	submit(5, 10)
+	f.submitA10(5, 10)
 	f.admitOnly("A10") // 50 of the 100 GPU-hours reserved
-	big, small := submit(6, 10), submit(1, 1)
+	big, small := f.submitA10(6, 10), f.submitA10(1, 1)
 	expect := func(when string, job api.Job, want ...string) {
 		t.Helper()
 		if want == nil {
@@ -227,10 +220,7 @@ func TestExplainBudgetBlockers(t *testing.T) {
 	expect("60 GPU-hour job before the bound", big, scheduler.ReasonBudget)
 	expect("1 GPU-hour job before the bound", small)
 
-	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE job_queue SET queued_at = now() - interval '1 hour'
-		WHERE job_id = $1`, big.ID); err != nil {
-		t.Fatal(err)
-	}
+	f.queuedHourAgo(big)
 	expect("60 GPU-hour job past the bound", big, scheduler.ReasonBudget)
 	expect("1 GPU-hour job behind it", small, scheduler.ReasonBudgetHeld)
 
@@ -245,14 +235,7 @@ func TestExplainBudgetBlockers(t *testing.T) {
 // is left of the budget has no budget blocker.
 func TestExplainUnrunnableJobHoldsNoBudget(t *testing.T) {
 	f := setup(t)
-	submit := func(gpus, hours int) api.Job {
-		config := map[string]any{"image": "x", "max_runtime_seconds": hours * 3600,
-			"resources": map[string]any{"gpus": gpus, "gpu_models": []string{"A10"}}}
-		var job api.Job
-		f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
-		return job
-	}
-	submit(5, 10)
+	f.submitA10(5, 10)
 	f.admitOnly("A10") // 50 of the 100 GPU-hours reserved
 	// Submission refuses a job that no node could hold, so a 16-GPU A10 node is there at
 	// submission and gone before the explanation.
@@ -261,12 +244,9 @@ func TestExplainUnrunnableJobHoldsNoBudget(t *testing.T) {
 	big := a10
 	big.Nodes, big.CapacityMilli, big.LargestNodeMilli = 3, 32000, 16000
 	f.capacity(big)
-	tooLarge, small := submit(16, 4), submit(1, 1)
+	tooLarge, small := f.submitA10(16, 4), f.submitA10(1, 1)
 	f.capacity(a10)
-	if _, err := f.store.Pool().Exec(context.Background(), `UPDATE job_queue SET queued_at = now() - interval '1 hour'
-		WHERE job_id = $1`, tooLarge.ID); err != nil {
-		t.Fatal(err)
-	}
+	f.queuedHourAgo(tooLarge)
 
 	if e := f.explain(f.operator, tooLarge); fmt.Sprint(e.Blockers) !=
 		fmt.Sprint([]string{scheduler.ReasonBudget, scheduler.ReasonTooLarge}) {
@@ -275,6 +255,26 @@ func TestExplainUnrunnableJobHoldsNoBudget(t *testing.T) {
 	}
 	if e := f.explain(f.operator, small); len(e.Blockers) != 0 {
 		t.Errorf("1 GPU-hour job behind it: blockers %q, want none", e.Blockers)
+	}
+}
+
+// submitA10 submits a job of vision at priority 5 for gpus A10 GPUs and hours hours.
+func (f *fixture) submitA10(gpus, hours int) api.Job {
+	f.t.Helper()
+	config := map[string]any{"image": "x", "max_runtime_seconds": hours * 3600,
+		"resources": map[string]any{"gpus": gpus, "gpu_models": []string{"A10"}}}
+	var job api.Job
+	f.do(f.operator, "POST", "/v1/projects/vision/jobs", submitBody(5, config)).want(201).decode(&job)
+	return job
+}
+
+// queuedHourAgo makes job look queued for an hour, past the starvation bound.
+func (f *fixture) queuedHourAgo(job api.Job) {
+	f.t.Helper()
+	_, err := f.store.Pool().Exec(context.Background(),
+		`UPDATE job_queue SET queued_at = now() - interval '1 hour' WHERE job_id = $1`, job.ID)
+	if err != nil {
+		f.t.Fatal(err)
 	}
 }
 

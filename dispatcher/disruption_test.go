@@ -173,15 +173,7 @@ func TestJudgeDisruptionCounting(t *testing.T) {
 			if obs.Verdict != c.verdict {
 				t.Fatalf("verdict %d, want %d", obs.Verdict, c.verdict)
 			}
-			if obs.End.Status != store.RunPreempted {
-				t.Errorf("run ends %s, want preempted", obs.End.Status)
-			}
-			if obs.End.Reason != c.reason {
-				t.Errorf("reason %q, want %q", obs.End.Reason, c.reason)
-			}
-			if obs.End.NotCounted != c.notCounted {
-				t.Errorf("not counted %v, want %v", obs.End.NotCounted, c.notCounted)
-			}
+			checkPreemptedEnd(t, obs.End, c.reason, c.notCounted)
 			if !obs.End.EndedAt.Equal(c.wantEndedAt) {
 				t.Errorf("ended at %s, want %s", obs.End.EndedAt, c.wantEndedAt)
 			}
@@ -229,15 +221,7 @@ func TestJudgeStuckTerminatingNode(t *testing.T) {
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d at the limit, want Ended", obs.Verdict)
 			}
-			if obs.End.Status != store.RunPreempted {
-				t.Errorf("run ends %s, want preempted", obs.End.Status)
-			}
-			if obs.End.Reason != c.reason {
-				t.Errorf("reason %q, want %q", obs.End.Reason, c.reason)
-			}
-			if obs.End.NotCounted != c.notCounted {
-				t.Errorf("not counted %v, want %v", obs.End.NotCounted, c.notCounted)
-			}
+			checkPreemptedEnd(t, obs.End, c.reason, c.notCounted)
 			if !obs.End.EndedAt.Equal(deadline) {
 				t.Errorf("ended at %s, want the deletion deadline %s", obs.End.EndedAt, deadline)
 			}
@@ -329,5 +313,19 @@ func TestPodNodeFactsConfirmsCordon(t *testing.T) {
 	}
 	if facts.Cordoned {
 		t.Error("kube-scheduler preemption: cordoned, want the cache's node, which is not")
+	}
+}
+
+// checkPreemptedEnd checks that end is a preemption with reason, counted unless notCounted.
+func checkPreemptedEnd(t *testing.T, end store.RunEnd, reason string, notCounted bool) {
+	t.Helper()
+	if end.Status != store.RunPreempted {
+		t.Errorf("run ends %s, want preempted", end.Status)
+	}
+	if end.Reason != reason {
+		t.Errorf("reason %q, want %q", end.Reason, reason)
+	}
+	if end.NotCounted != notCounted {
+		t.Errorf("not counted %v, want %v", end.NotCounted, notCounted)
 	}
 }

@@ -232,19 +232,13 @@ func setNodeReady(t *testing.T, name string, status corev1.ConditionStatus) {
 // DisruptionTarget condition to the pod's status, then deletes the pod with its grace period.
 func taintEvict(t *testing.T, run store.Run) {
 	t.Helper()
-	ctx := context.Background()
+	updatePodStatus(t, run, func(status *corev1.PodStatus) {
+		status.Conditions = append(status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
+			Status: corev1.ConditionTrue, Reason: "DeletionByTaintManager", LastTransitionTime: metav1.Now(),
+			Message: "Taint manager: deleting due to NoExecute taint"})
+	})
 	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
-	pod, err := pods.Get(ctx, run.PodName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
-		Status: corev1.ConditionTrue, Reason: "DeletionByTaintManager", LastTransitionTime: metav1.Now(),
-		Message: "Taint manager: deleting due to NoExecute taint"})
-	if _, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := pods.Delete(ctx, run.PodName, metav1.DeleteOptions{}); err != nil {
+	if err := pods.Delete(context.Background(), run.PodName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -253,17 +247,26 @@ func taintEvict(t *testing.T, run store.Run) {
 // does for a pod deleted while it ran.
 func stopContainer(t *testing.T, run store.Run) {
 	t.Helper()
+	updatePodStatus(t, run, func(status *corev1.PodStatus) {
+		cs := &status.ContainerStatuses[0]
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 143, Reason: "Error",
+			StartedAt: cs.State.Running.StartedAt, FinishedAt: metav1.Now()}}
+		cs.Ready = false
+		status.Phase = corev1.PodFailed
+	})
+}
+
+// updatePodStatus reads the run's pod, applies change to its status and writes the status
+// back, as the component that owns the change would.
+func updatePodStatus(t *testing.T, run store.Run, change func(*corev1.PodStatus)) {
+	t.Helper()
 	ctx := context.Background()
 	pods := daemontest.Kube.Clientset.CoreV1().Pods(run.Namespace)
 	pod, err := pods.Get(ctx, run.PodName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := &pod.Status.ContainerStatuses[0]
-	cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 143, Reason: "Error",
-		StartedAt: cs.State.Running.StartedAt, FinishedAt: metav1.Now()}}
-	cs.Ready = false
-	pod.Status.Phase = corev1.PodFailed
+	change(&pod.Status)
 	if _, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/schedulerd/schedulerd/replay/report"
 	"github.com/schedulerd/schedulerd/scheduler"
+	"github.com/schedulerd/schedulerd/store"
 )
 
 // TestActiveJobsJudgesBudgetNow: a queued job whose stored wait reason is the budget, but
@@ -19,10 +20,7 @@ func TestActiveJobsJudgesBudgetNow(t *testing.T) {
 	s := newT4Store(t)
 	ctx := context.Background()
 	job := submitLowTask(t, s, "openb-pod-0001")
-	_, err := s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, scheduler.ReasonBudget, job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	setWaitReason(t, s, job, scheduler.ReasonBudget)
 	r := &Replayer{store: s}
 
 	active, err := r.activeJobs(ctx)
@@ -51,10 +49,7 @@ func TestActiveJobsJudgesBudgetNow(t *testing.T) {
 
 	// Once the scheduler finds that the job can never fit this period's budget, its reason
 	// states that.
-	_, err = s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, scheduler.ReasonBudgetTooSmall, job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	setWaitReason(t, s, job, scheduler.ReasonBudgetTooSmall)
 	active, err = r.activeJobs(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +66,7 @@ func TestJobStatesNameBudgetWaits(t *testing.T) {
 	ctx := context.Background()
 	for i, reason := range []string{scheduler.ReasonBudget, scheduler.ReasonBudgetTooSmall, scheduler.ReasonNoCapacity} {
 		job := submitLowTask(t, s, fmt.Sprintf("openb-pod-%04d", i))
-		_, err := s.Pool().Exec(ctx, `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, reason, job.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		setWaitReason(t, s, job, reason)
 	}
 	r := &Replayer{store: s}
 
@@ -85,5 +77,14 @@ func TestJobStatesNameBudgetWaits(t *testing.T) {
 	want := []report.StateCount{{State: StateWaitingForBudget, Jobs: 2}, {State: "queued", Jobs: 1}}
 	if !slices.Equal(states, want) {
 		t.Errorf("job states %+v, want %+v", states, want)
+	}
+}
+
+// setWaitReason stores reason as the job's wait reason, as a dequeue would.
+func setWaitReason(t *testing.T, s *store.Store, job store.Job, reason string) {
+	t.Helper()
+	_, err := s.Pool().Exec(context.Background(), `UPDATE jobs SET wait_reason = $1 WHERE id = $2`, reason, job.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
 }
