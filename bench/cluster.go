@@ -65,8 +65,8 @@ func deletePods(ctx context.Context, client kubernetes.Interface, namespace stri
 }
 
 // deletePodsWithin deletes the pods and waits for them until limit passes. A loaded API
-// server may answer a delete of thousands of pods with a timeout while it goes on deleting
-// them, so a timeout is no error: the delete is sent again every resend while pods remain.
+// server may return a timeout for a delete of thousands of pods while it goes on deleting
+// them, so a timeout is not an error. The delete is sent again every resend while pods remain.
 func deletePodsWithin(ctx context.Context, pods typedcorev1.PodInterface, namespace string,
 	resend, limit time.Duration) error {
 	grace := int64(0)

@@ -15,10 +15,10 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// The local API server cannot be made to time out on cue, so a fake client answers the
-// collection deletes here: with timeoutDeletes, it times out on the first one; with
-// deletesOnTimeout, it deletes the pods on that first one all the same, as a loaded server
-// does; after the first, each delete removes the pods, unless never is set.
+// deleteScript describes how a fake client handles collection deletes, because the local
+// API server cannot be made to time out on cue. timeoutDeletes makes the first delete time
+// out, and deletesOnTimeout makes that delete remove the pods anyway, as a loaded server
+// does. Every other delete removes the pods unless never is set.
 type deleteScript struct {
 	timeoutDeletes, deletesOnTimeout, never bool
 }

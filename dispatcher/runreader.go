@@ -23,7 +23,7 @@ type runReader struct {
 	next    *runBatch // the requests that the next query reads, nil when none waits
 }
 
-// runBatch is the requests that one query reads.
+// runBatch is a set of requests that one query reads.
 type runBatch struct {
 	ids  []uuid.UUID
 	lead chan struct{} // one token, once the batch's turn to be read comes

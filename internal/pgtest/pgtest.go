@@ -391,7 +391,7 @@ func WaitAdvisoryLocksReleased(t testing.TB, pool *pgxpool.Pool, pid int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server process %d still holds %d advisory locks 10s after its termination", pid, held)
+			t.Fatalf("server process %d still has %d advisory locks 10s after its termination", pid, held)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
