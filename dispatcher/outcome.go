@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -56,7 +57,8 @@ type Limits struct {
 }
 
 // Waiting reasons of a container that no retry can fix: the image name is invalid, the pull
-// policy forbids a pull, or the container's config names something that is missing.
+// policy forbids a pull, or the container's config is invalid. A config error that
+// missingConfigObject matches is the exception: its Secret or ConfigMap may still appear.
 var permanentWaitReasons = map[string]bool{
 	"InvalidImageName":           true,
 	"ErrImageNeverPull":          true,
@@ -70,6 +72,24 @@ var transientWaitReasons = map[string]bool{
 	"ErrImagePull":         true,
 	"ImagePullBackOff":     true,
 	"CreateContainerError": true,
+}
+
+// missingConfigObject matches the kubelet's messages (Kubernetes 1.37: kubelet_pods.go and
+// its secret and configmap managers) for a CreateContainerConfigError whose Secret or
+// ConfigMap, or a key in one, is missing, or whose cache has not synced. Someone else creates
+// the Secret that a job's secret_env names, a controller that copies it from a secret store
+// say, possibly after the pod. The kubelet retries and starts the container once it exists,
+// so such a wait gets the grace of a transient reason.
+var missingConfigObject = regexp.MustCompile(
+	`(secret|configmap) "[^"]*" not found|couldn't find key .* in (Secret|ConfigMap) |failed to sync (secret|configmap) cache`)
+
+// mayPass reports whether a container waits for a cause that the kubelet's retries may
+// outlast.
+func mayPass(w *corev1.ContainerStateWaiting) bool {
+	if w.Reason == "CreateContainerConfigError" {
+		return missingConfigObject.MatchString(w.Message)
+	}
+	return transientWaitReasons[w.Reason]
 }
 
 // Judge reads a pod's status and the facts of its node. now and limits decide when a pending
@@ -234,18 +254,20 @@ func deletionReason(pod *corev1.Pod) string {
 }
 
 // waitFailure returns why the run of a pod with a container that cannot start fails, if it
-// does: at once for a permanentWaitReasons reason, and for a transientWaitReasons reason once
-// the pod has waited grace since waitStart. Until then the kubelet's retries may succeed.
+// does: at once for a permanentWaitReasons reason, and for a reason that mayPass once the
+// pod has waited grace since waitStart. Until then the kubelet's retries may succeed.
 func waitFailure(pod *corev1.Pod, now time.Time, grace time.Duration) (string, bool) {
 	var transient *corev1.ContainerStateWaiting
 	for _, cs := range pod.Status.ContainerStatuses {
 		w := cs.State.Waiting
 		switch {
 		case w == nil:
+		case mayPass(w):
+			if transient == nil {
+				transient = w
+			}
 		case permanentWaitReasons[w.Reason]:
 			return w.Reason + ": " + w.Message, true
-		case transientWaitReasons[w.Reason] && transient == nil:
-			transient = w
 		}
 	}
 	if transient == nil {

@@ -187,21 +187,36 @@ func TestJudgeKubeletRejection(t *testing.T) {
 // waitingPod is a pending pod on node-1, started by its kubelet at start, whose train
 // container waits with reason.
 func waitingPod(reason string, start time.Time) *corev1.Pod {
+	return waitingPodSaying(reason, "registry timed out", start)
+}
+
+func waitingPodSaying(reason, message string, start time.Time) *corev1.Pod {
 	return &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
 		Phase: corev1.PodPending, StartTime: &metav1.Time{Time: start},
 		ContainerStatuses: []corev1.ContainerStatus{{Name: TrainContainer, State: corev1.ContainerState{
-			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "registry timed out"}}}}}}
+			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}}}}}
 }
 
 // A container that waits for a reason that may pass fails its run only once the pod has
-// waited the default grace since its start. Until then the pod waits.
+// waited the default grace since its start. Until then the pod waits. A config error
+// passes when its Secret or ConfigMap appears: the messages are the kubelet's (1.37).
 func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 	limits := withDefaults(Config{}).limits()
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 
-	for _, reason := range []string{"ErrImagePull", "ImagePullBackOff", "CreateContainerError"} {
-		t.Run(reason, func(t *testing.T) {
-			pod := waitingPod(reason, start)
+	cases := []struct{ reason, message string }{
+		{"ErrImagePull", "registry timed out"},
+		{"ImagePullBackOff", "registry timed out"},
+		{"CreateContainerError", "registry timed out"},
+		{"CreateContainerConfigError", `secret "s3-creds" not found`},
+		{"CreateContainerConfigError", "couldn't find key secret-key in Secret vision/s3-creds"},
+		{"CreateContainerConfigError", `configmap "trainer-settings" not found`},
+		{"CreateContainerConfigError", "couldn't find key lr in ConfigMap vision/trainer-settings"},
+		{"CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition"},
+	}
+	for _, c := range cases {
+		t.Run(c.reason+"/"+c.message, func(t *testing.T) {
+			pod := waitingPodSaying(c.reason, c.message, start)
 
 			before := Judge(pod, NodeFacts{}, start.Add(5*time.Minute-time.Second), limits)
 			if before.Verdict != Waiting {
@@ -219,7 +234,7 @@ func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 			if obs.End.Retryable {
 				t.Error("run end is retryable, want not")
 			}
-			if want := reason + " for 5m0s: registry timed out"; obs.End.Reason != want {
+			if want := c.reason + " for 5m0s: " + c.message; obs.End.Reason != want {
 				t.Errorf("reason %q, want %q", obs.End.Reason, want)
 			}
 			if !obs.End.EndedAt.Equal(at) {
@@ -235,16 +250,21 @@ func TestJudgePermanentWaitAtOnce(t *testing.T) {
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	now := start.Add(time.Second)
 
-	for _, reason := range []string{"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"} {
-		t.Run(reason, func(t *testing.T) {
-			obs := Judge(waitingPod(reason, start), NodeFacts{}, now, limits)
+	cases := []struct{ reason, message string }{
+		{"InvalidImageName", "registry timed out"},
+		{"ErrImageNeverPull", "registry timed out"},
+		{"CreateContainerConfigError", "container has runAsNonRoot and image will run as root"},
+	}
+	for _, c := range cases {
+		t.Run(c.reason, func(t *testing.T) {
+			obs := Judge(waitingPodSaying(c.reason, c.message, start), NodeFacts{}, now, limits)
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
 			}
 			if obs.End.Status != store.RunFailed {
 				t.Errorf("run ends %s, want failed", obs.End.Status)
 			}
-			if want := reason + ": registry timed out"; obs.End.Reason != want {
+			if want := c.reason + ": " + c.message; obs.End.Reason != want {
 				t.Errorf("reason %q, want %q", obs.End.Reason, want)
 			}
 		})
