@@ -98,6 +98,7 @@ func New(cfg Config) *Daemon {
 	dc.Logger = cfg.Logger.With("component", "dispatcher")
 	d.Dispatcher = dispatcher.New(cfg.Kube, cfg.Store, dc)
 	d.metrics.CollectPods(d.Dispatcher.PodsByPhase)
+	d.metrics.CollectDispatcherSynced(func() bool { return d.Leading() && d.Dispatcher.Synced() })
 
 	sc := cfg.Scheduler
 	sc.OnAdmitted = d.Dispatcher.Enqueue

@@ -212,6 +212,7 @@ func TestMetricsScrapePassesPromtool(t *testing.T) {
 		`schedulerd_runs_ended_total{cause="oom_killed"} 1`,
 		`schedulerd_admission_decisions_total{result="admitted"} 2`,
 		`schedulerd_leader 1`,
+		`schedulerd_dispatcher_synced 1`,
 		`schedulerd_database_up 1`,
 		`schedulerd_dispatch_duration_seconds_count 2`,
 		`schedulerd_job_submit_to_running_seconds_count{tier="critical"} 1`,

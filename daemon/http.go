@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,8 +48,8 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if problems := d.ready(ctx, r.Context()); len(problems) > 0 {
-			d.writeNotReady(w, problems)
+		if problem := d.ready(ctx, r.Context()); problem != nil {
+			d.writeNotReady(w, *problem)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -75,7 +74,7 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) *http.Server
 	return server
 }
 
-// notReady is one reason why a replica should not receive traffic. /readyz needs no token,
+// notReady is why a replica should not receive traffic. /readyz needs no token,
 // so its response gives only reason. err, which may name the database's host and user,
 // goes to the log.
 type notReady struct {
@@ -83,44 +82,27 @@ type notReady struct {
 	err    error
 }
 
-// ready returns why this replica should not receive traffic, or nothing: it is stopping, the
-// database or the Kubernetes API does not respond, the schema is not the one this binary
-// was built for, or it leads and its dispatcher has not synced with the cluster yet.
-// Replicas that do not lead are ready without a dispatcher: they serve the admin API.
-func (d *Daemon) ready(runCtx, reqCtx context.Context) []notReady {
+// ready returns why this replica should not receive traffic, or nil: it is stopping,
+// the database does not respond, or the schema is not the one this binary was built for.
+// Traffic is the admin API, which needs only the database. The Kubernetes API and the
+// leader's dispatcher are left out: failing every replica while the cluster's API is down, or
+// the leader until its dispatcher has synced, would take the admin API away for no reason.
+// schedulerd_dispatcher_synced and the dispatcher's loop errors show those instead.
+func (d *Daemon) ready(runCtx, reqCtx context.Context) *notReady {
 	if runCtx.Err() != nil {
-		return []notReady{{reason: "shutting down"}}
+		return &notReady{reason: "shutting down"}
 	}
 	ctx, cancel := context.WithTimeout(reqCtx, readyTimeout)
 	defer cancel()
-
-	var db, kube *notReady
-	var wg sync.WaitGroup
-	wg.Go(func() { db = d.checkDatabase(ctx) })
-	wg.Go(func() { kube = d.checkKubernetes(ctx) })
-	wg.Wait()
-	var problems []notReady
-	for _, p := range []*notReady{db, kube} {
-		if p != nil {
-			problems = append(problems, *p)
-		}
-	}
-	if len(problems) == 0 && d.Leading() && !d.Dispatcher.Synced() {
-		problems = append(problems, notReady{reason: "dispatcher has not synced with the cluster yet"})
-	}
-	return problems
+	return d.checkDatabase(ctx)
 }
 
-// writeNotReady writes a 503 response with the problems' reasons and logs the errors behind them.
-func (d *Daemon) writeNotReady(w http.ResponseWriter, problems []notReady) {
-	reasons := make([]string, len(problems))
-	for i, p := range problems {
-		reasons[i] = p.reason
-		if p.err != nil {
-			d.cfg.Logger.Warn("replica not ready", "reason", p.reason, "err", p.err)
-		}
+// writeNotReady writes a 503 response with the problem's reason and logs the error behind it.
+func (d *Daemon) writeNotReady(w http.ResponseWriter, problem notReady) {
+	if problem.err != nil {
+		d.cfg.Logger.Warn("replica not ready", "reason", problem.reason, "err", problem.err)
 	}
-	http.Error(w, strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+	http.Error(w, problem.reason, http.StatusServiceUnavailable)
 }
 
 func (d *Daemon) checkDatabase(ctx context.Context) *notReady {
@@ -140,15 +122,6 @@ func (d *Daemon) checkDatabase(ctx context.Context) *notReady {
 	if status.Current < status.Latest {
 		return &notReady{reason: fmt.Sprintf("database schema is at version %d, this binary needs %d",
 			status.Current, status.Latest)}
-	}
-	return nil
-}
-
-// checkKubernetes requests the apiserver's /readyz, which every authenticated client may read.
-func (d *Daemon) checkKubernetes(ctx context.Context) *notReady {
-	err := d.cfg.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
-	if err != nil {
-		return &notReady{reason: "Kubernetes API unreachable", err: err}
 	}
 	return nil
 }

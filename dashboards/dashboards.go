@@ -103,6 +103,10 @@ func health() Dashboard {
 		"Loop latency and errors, leadership, the database, cron tasks and the jobs partition runway.")
 	b.stat("Leaders", "Replicas that hold the leader Lease; anything but 1 for long is wrong.", "short",
 		target(`sum(schedulerd_leader)`, "leaders"))
+	b.stat("Dispatcher synced", "1 once the leader's dispatcher has read the cluster's pods and "+
+		"nodes. 0 for long means the leader cannot reach the Kubernetes API, so no pod is created "+
+		"or followed; /readyz does not show it.", "short",
+		target(`max(schedulerd_dispatcher_synced)`, "synced"))
 	b.stat("Database up", "Lowest over the replicas: 0 while a replica's database queries fail.", "short",
 		target(`min(schedulerd_database_up)`, "up"))
 	b.stat("Partition runway", "Months that jobs partitions cover from the current one. A month "+

@@ -277,8 +277,8 @@ func TestGraceCoversPreStopAndShutdown(t *testing.T) {
 	}
 }
 
-// TestBudgetLetsUnreadyPodsBeEvicted: /readyz fails on both replicas while the database or
-// the Kubernetes API is unreachable. With the default unhealthy-pod policy (IfHealthyBudget)
+// TestBudgetLetsUnreadyPodsBeEvicted: /readyz fails on both replicas while the database is
+// unreachable. With the default unhealthy-pod policy (IfHealthyBudget)
 // the budget then counts no healthy pod and rejects every eviction, so a node drain waits
 // for the outage to end. AlwaysAllow lets a running but unready replica be evicted.
 func TestBudgetLetsUnreadyPodsBeEvicted(t *testing.T) {

@@ -39,3 +39,22 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(byPhase[phase]), phase)
 	}
 }
+
+// CollectDispatcherSynced registers schedulerd_dispatcher_synced, which calls synced on every
+// scrape. /readyz leaves the dispatcher out because the admin API does not need it, so a
+// leader that cannot reach the cluster shows only here.
+func (m *Metrics) CollectDispatcherSynced(synced func() bool) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "schedulerd_dispatcher_synced",
+		Help: "1 while this replica leads and its dispatcher has filled its pod and node caches " +
+			"from the Kubernetes API, else 0.",
+	}, func() float64 {
+		if synced() {
+			return 1
+		}
+		return 0
+	}))
+}
