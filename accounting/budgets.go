@@ -41,7 +41,7 @@ func RenewBudgets(ctx context.Context, s *store.Store, log *slog.Logger) ([]stor
 		log.Info("budget renewed", "project", r.ProjectID,
 			"old_period_start", r.OldStart.Format(time.DateOnly), "old_period_end", r.OldEnd.Format(time.DateOnly),
 			"period_start", r.NewStart.Format(time.DateOnly), "period_end", r.NewEnd.Format(time.DateOnly),
-			"gpu_hours_used_before", r.UsedBefore)
+			"gpu_hours_used_before", r.UsedBefore, "gpu_hours_charged_running", r.ChargedLiveRuns)
 	}
 	return renewals, nil
 }

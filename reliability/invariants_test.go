@@ -114,7 +114,7 @@ SELECT format('project %s: quota reserves %s GPU-hours and %s slots, its live ru
               q.project_id, q.gpu_hours_reserved, q.current_concurrent,
               COALESCE(l.hours, 0), COALESCE(l.runs, 0))
 FROM quotas q LEFT JOIN (
-    SELECT j.project_id, sum(r.gpu_hours_reserved) AS hours, count(*) AS runs
+    SELECT j.project_id, sum(r.gpu_hours_reserved - r.gpu_hours_charged) AS hours, count(*) AS runs
     FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
     WHERE ` + liveRun + ` GROUP BY j.project_id) l ON l.project_id = q.project_id
 WHERE q.gpu_hours_reserved <> COALESCE(l.hours, 0) OR q.current_concurrent <> COALESCE(l.runs, 0)`},

@@ -16,8 +16,10 @@ type BudgetRenewal struct {
 	// contains the day of the renewal. Each end is the first day after its period.
 	OldStart, OldEnd time.Time
 	NewStart, NewEnd time.Time
-	// UsedBefore is the GPU-hours the old period used.
-	UsedBefore float64
+	// UsedBefore is the GPU-hours the old period used: its ended runs, and the hours of its
+	// running runs up to its end (ChargedLiveRuns).
+	UsedBefore      float64
+	ChargedLiveRuns float64
 }
 
 // NextPeriod steps the ended period [start, end) forward by its own length until it
@@ -57,11 +59,46 @@ SELECT project_id, period_start, period_end, gpu_hours_used::float8,
 FROM quotas WHERE period_end <= (now() AT TIME ZONE 'UTC')::date
 ORDER BY project_id FOR UPDATE SKIP LOCKED`
 
-// The statement that starts a new period. Live runs keep their reservations, and each adds
-// its hours to the new period when it ends.
+// The statement that starts a new period of a project. A running run that started before
+// the old period's end ($4, midnight UTC) is charged its hours up to that end, less what
+// earlier renewals charged it. The renewal moves that part from the quota's reservation to
+// the old period, so the run's end debits only the rest to the new one. A run locked by the
+// transaction that records its end is skipped, because that transaction waits for this
+// quota row: it is then charged in full to the new period. The statement returns the hours
+// charged.
 const sqlRenewQuota = `
-UPDATE quotas SET period_start = $2, period_end = $3, gpu_hours_used = 0
-WHERE project_id = $1`
+WITH live AS (
+    SELECT r.id, r.gpu_hours_charged AS before,
+           round(LEAST(r.gpu_hours_reserved, r.gpu_milli / 1000.0
+                 * greatest(0, extract(epoch FROM $4::timestamptz - r.started_at)) / 3600.0), 4) AS upto
+    FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+    WHERE r.status = 'running' AND r.started_at < $4 AND j.project_id = $1
+    FOR UPDATE OF r SKIP LOCKED
+), charged AS (
+    UPDATE runs r SET gpu_hours_charged = live.upto
+    FROM live WHERE r.id = live.id AND live.upto > live.before
+    RETURNING live.upto - live.before AS hours
+), total AS (
+    SELECT coalesce(sum(hours), 0) AS hours FROM charged
+)
+UPDATE quotas SET period_start = $2, period_end = $3, gpu_hours_used = 0,
+    gpu_hours_reserved = gpu_hours_reserved - total.hours
+FROM total WHERE project_id = $1
+RETURNING total.hours::float8`
+
+// renewQuota moves r's quota on to the period that contains today and adds the hours it
+// charged to running runs to the old period's use.
+func renewQuota(ctx context.Context, tx pgx.Tx, r *BudgetRenewal, today time.Time) error {
+	r.NewStart, r.NewEnd = NextPeriod(r.OldStart, r.OldEnd, today)
+	var charged float64
+	err := tx.QueryRow(ctx, sqlRenewQuota, r.ProjectID, r.NewStart, r.NewEnd, r.OldEnd).Scan(&charged)
+	if err != nil {
+		return fmt.Errorf("renew the budget of %s: %w", r.ProjectID, err)
+	}
+	r.UsedBefore += charged
+	r.ChargedLiveRuns = charged
+	return nil
+}
 
 // RenewBudgets starts a new budget period for every quota whose period ended on or before
 // today's UTC date, except quotas that another transaction holds locked, and returns what it
@@ -87,10 +124,8 @@ func (s *Store) RenewBudgets(ctx context.Context) ([]BudgetRenewal, error) {
 		}
 
 		for i := range renewals {
-			r := &renewals[i]
-			r.NewStart, r.NewEnd = NextPeriod(r.OldStart, r.OldEnd, today)
-			if _, err := tx.Exec(ctx, sqlRenewQuota, r.ProjectID, r.NewStart, r.NewEnd); err != nil {
-				return fmt.Errorf("renew the budget of %s: %w", r.ProjectID, err)
+			if err := renewQuota(ctx, tx, &renewals[i], today); err != nil {
+				return err
 			}
 		}
 		if len(renewals) == 0 {

@@ -194,3 +194,64 @@ func TestRenewBudgetsSkipsLockedQuota(t *testing.T) {
 		t.Errorf("%d renewals after the lock ended, want 1", len(renewals))
 	}
 }
+
+// TestRenewBudgetsChargesRunningRuns: a run that spans the end of a budget period is charged
+// its hours up to that end in the old period, and only the rest in the new one.
+func TestRenewBudgetsChargesRunningRuns(t *testing.T) {
+	s := setupAt(t, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	a := admitOne(t, s, 2000, 3) // 2 GPUs for at most an hour: 2 GPU-hours reserved
+	start := time.Date(2026, 11, 30, 23, 30, 0, 0, time.UTC)
+	if err := s.StartRun(ctx, a.RunID, start, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = '2026-11-01', period_end = '2026-12-01'
+		WHERE project_id = 'vision'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	renewals, err := s.RenewBudgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewals) != 1 {
+		t.Fatalf("%d renewals, want 1", len(renewals))
+	}
+	// 2 GPUs for the 30 minutes before midnight.
+	if got := renewals[0].ChargedLiveRuns; got != 1 {
+		t.Errorf("charged %v GPU-hours to the running run, want 1", got)
+	}
+	if got := renewals[0].UsedBefore; got != 1 {
+		t.Errorf("old period used %v GPU-hours, want the running run's 1", got)
+	}
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.GPUHoursReserved != 1 || quota.GPUHoursUsed != 0 {
+		t.Errorf("new period reserves %v and used %v GPU-hours, want 1 (2 less the 1 charged) and 0",
+			quota.GPUHoursReserved, quota.GPUHoursUsed)
+	}
+
+	// The run ends 15 minutes into the new period: 1.5 GPU-hours in all, 0.5 of them new.
+	result, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: store.RunCompleted,
+		EndedAt: start.Add(45 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result.GPUHoursUsed != 1.5 {
+		t.Errorf("run used %v GPU-hours, want 1.5", result.GPUHoursUsed)
+	}
+	quota, err = s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.GPUHoursUsed != 0.5 {
+		t.Errorf("new period used %v GPU-hours, want 0.5", quota.GPUHoursUsed)
+	}
+	if quota.GPUHoursReserved != 0 || quota.CurrentConcurrent != 0 {
+		t.Errorf("new period reserves %v GPU-hours and %d slots after the end, want 0 and 0",
+			quota.GPUHoursReserved, quota.CurrentConcurrent)
+	}
+}

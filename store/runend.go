@@ -43,11 +43,15 @@ UPDATE runs r SET status = $2, completed_at = $3, exit_code = $4, end_reason = $
     gpu_hours_used = CASE WHEN r.started_at IS NULL THEN 0 ELSE LEAST(r.gpu_hours_reserved,
         r.gpu_milli / 1000.0 * greatest(0, extract(epoch FROM $3::timestamptz - r.started_at)) / 3600.0) END
 WHERE r.id = $1 AND r.status IN ('pending', 'running')
-RETURNING r.job_id, r.job_created_at, r.gpu_hours_used::float8, r.gpu_hours_reserved::float8,
+RETURNING r.job_id, r.job_created_at, r.gpu_hours_used::float8,
+    (r.gpu_hours_reserved - r.gpu_hours_charged)::float8,
+    greatest(0, r.gpu_hours_used - r.gpu_hours_charged)::float8,
     COALESCE(r.gpu_model, ''), r.gpu_milli`
 
 // The end of a run releases what admission took: one concurrency slot, the reservation,
 // and the model's capacity; the hours the run used are debited with the budget statement.
+// Both leave out the hours that renewals of earlier budget periods charged the run
+// (runs.gpu_hours_charged), which those periods took from the reservation already.
 // used stays within the budget because a run's hours are capped at its reservation, which
 // admission counted against the budget. The statement does not check the budget itself,
 // because a run must be able to end also after someone cut the budget below what is used
@@ -125,11 +129,11 @@ func (s *Store) EndRun(ctx context.Context, end RunEnd) (RunEndResult, error) {
 func endRunInTx(ctx context.Context, tx pgx.Tx, end RunEnd) (JobRef, RunEndResult, error) {
 	var result RunEndResult
 	var job JobRef
-	var reserved float64
+	var reserved, debit float64
 	var model string
 	var milli int
 	err := tx.QueryRow(ctx, sqlEndRun, end.RunID, end.Status, end.EndedAt, end.ExitCode, end.Reason).
-		Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &model, &milli)
+		Scan(&job.ID, &job.CreatedAt, &result.GPUHoursUsed, &reserved, &debit, &model, &milli)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return job, result, ErrStaleStatus
 	}
@@ -137,7 +141,7 @@ func endRunInTx(ctx context.Context, tx pgx.Tx, end RunEnd) (JobRef, RunEndResul
 		return job, result, err
 	}
 
-	if result.ProjectID, err = releaseQuota(ctx, tx, job, reserved, result.GPUHoursUsed); err != nil {
+	if result.ProjectID, err = releaseQuota(ctx, tx, job, reserved, debit); err != nil {
 		return job, result, err
 	}
 	if model != "" {
@@ -148,8 +152,9 @@ func endRunInTx(ctx context.Context, tx pgx.Tx, end RunEnd) (JobRef, RunEndResul
 	return job, result, moveJobAfterRun(ctx, tx, job, end, &result)
 }
 
-// releaseQuota gives back the concurrency slot and reservation of an ended run of job and
-// debits the hours it used. It returns the job's project.
+// releaseQuota gives back the concurrency slot and the reservation left to an ended run of
+// job and debits used, the hours it used in the current budget period. It returns the job's
+// project.
 func releaseQuota(ctx context.Context, tx pgx.Tx, job JobRef, reserved, used float64) (string, error) {
 	var project string
 	err := tx.QueryRow(ctx, sqlReleaseQuota, job.ID, reserved, used, job.CreatedAt).Scan(&project)
