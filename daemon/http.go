@@ -87,7 +87,7 @@ type notReady struct {
 // Traffic is the admin API, which needs only the database. The Kubernetes API and the
 // leader's dispatcher are left out: failing every replica while the cluster's API is down, or
 // the leader until its dispatcher has synced, would take the admin API away for no reason.
-// schedulerd_dispatcher_synced and the dispatcher's loop errors show those instead.
+// schedulerd_dispatcher_synced shows the dispatcher's state instead.
 func (d *Daemon) ready(runCtx, reqCtx context.Context) *notReady {
 	if runCtx.Err() != nil {
 		return &notReady{reason: "shutting down"}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -62,10 +63,11 @@ ORDER BY project_id FOR UPDATE SKIP LOCKED`
 // The statement that starts a new period of a project. A running run that started before
 // the old period's end ($4, midnight UTC) is charged its hours up to that end, less what
 // earlier renewals charged it. The renewal moves that part from the quota's reservation to
-// the old period, so the run's end debits only the rest to the new one. A run locked by the
-// transaction that records its end is skipped, because that transaction waits for this
-// quota row: it is then charged in full to the new period. The statement returns the hours
-// charged.
+// the old period, so the run's end debits only the rest to the new one. The runs are locked
+// after the quota row, the reverse of a run's end, so waiting for them could deadlock.
+// Instead, when another transaction holds one of them (an end, a start or an accrual being
+// recorded), the statement changes nothing and returns no row, and the renewal of this
+// quota waits for the next try. Otherwise it returns the hours charged.
 const sqlRenewQuota = `
 WITH live AS (
     SELECT r.id, r.gpu_hours_charged AS before,
@@ -74,35 +76,45 @@ WITH live AS (
     FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
     WHERE r.status = 'running' AND r.started_at < $4 AND j.project_id = $1
     FOR UPDATE OF r SKIP LOCKED
+), all_live AS (
+    SELECT count(*) AS n
+    FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+    WHERE r.status = 'running' AND r.started_at < $4 AND j.project_id = $1
+), locked AS (
+    SELECT (SELECT n FROM all_live) = (SELECT count(*) FROM live) AS all_runs
 ), charged AS (
     UPDATE runs r SET gpu_hours_charged = live.upto
-    FROM live WHERE r.id = live.id AND live.upto > live.before
+    FROM live, locked WHERE locked.all_runs AND r.id = live.id AND live.upto > live.before
     RETURNING live.upto - live.before AS hours
 ), total AS (
     SELECT coalesce(sum(hours), 0) AS hours FROM charged
 )
 UPDATE quotas SET period_start = $2, period_end = $3, gpu_hours_used = 0,
     gpu_hours_reserved = gpu_hours_reserved - total.hours
-FROM total WHERE project_id = $1
+FROM total, locked WHERE locked.all_runs AND project_id = $1
 RETURNING total.hours::float8`
 
 // renewQuota moves r's quota on to the period that contains today and adds the hours it
-// charged to running runs to the old period's use.
-func renewQuota(ctx context.Context, tx pgx.Tx, r *BudgetRenewal, today time.Time) error {
+// charged to running runs to the old period's use. It reports false when another
+// transaction held one of those runs, and the quota was left as it was.
+func renewQuota(ctx context.Context, tx pgx.Tx, r *BudgetRenewal, today time.Time) (bool, error) {
 	r.NewStart, r.NewEnd = NextPeriod(r.OldStart, r.OldEnd, today)
 	var charged float64
 	err := tx.QueryRow(ctx, sqlRenewQuota, r.ProjectID, r.NewStart, r.NewEnd, r.OldEnd).Scan(&charged)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("renew the budget of %s: %w", r.ProjectID, err)
+		return false, fmt.Errorf("renew the budget of %s: %w", r.ProjectID, err)
 	}
 	r.UsedBefore += charged
 	r.ChargedLiveRuns = charged
-	return nil
+	return true, nil
 }
 
 // RenewBudgets starts a new budget period for every quota whose period ended on or before
-// today's UTC date, except quotas that another transaction holds locked, and returns what it
-// changed, in project order. Today is the database's date, not this host's: admission
+// today's UTC date, except quotas that another transaction holds locked or whose running
+// runs it holds, and returns what it changed, in project order. Today is the database's date, not this host's: admission
 // checks periods against the database's clock, so a host clock that runs behind or ahead
 // would leave a project without a current period for as long as the difference. It wakes
 // the schedulers, since jobs held back by the budget may now fit.
@@ -123,11 +135,17 @@ func (s *Store) RenewBudgets(ctx context.Context) ([]BudgetRenewal, error) {
 			return err
 		}
 
-		for i := range renewals {
-			if err := renewQuota(ctx, tx, &renewals[i], today); err != nil {
+		renewed := renewals[:0]
+		for _, r := range renewals {
+			ok, err := renewQuota(ctx, tx, &r, today)
+			if err != nil {
 				return err
 			}
+			if ok {
+				renewed = append(renewed, r)
+			}
 		}
+		renewals = renewed
 		if len(renewals) == 0 {
 			return nil
 		}

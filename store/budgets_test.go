@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/schedulerd/schedulerd/store"
 )
 
@@ -210,6 +212,7 @@ func TestRenewBudgetsChargesRunningRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	renewWhileRunLocked(t, s, a.RunID)
 
 	renewals, err := s.RenewBudgets(ctx)
 	if err != nil {
@@ -253,5 +256,38 @@ func TestRenewBudgetsChargesRunningRuns(t *testing.T) {
 	if quota.GPUHoursReserved != 0 || quota.CurrentConcurrent != 0 {
 		t.Errorf("new period reserves %v GPU-hours and %d slots after the end, want 0 and 0",
 			quota.GPUHoursReserved, quota.CurrentConcurrent)
+	}
+}
+
+// renewWhileRunLocked checks that RenewBudgets leaves the quota alone, without waiting, while
+// another transaction holds the row of run, as the recording of its end does.
+func renewWhileRunLocked(t *testing.T, s *store.Store, run uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM runs WHERE id = $1 FOR UPDATE`, run); err != nil {
+		t.Fatal(err)
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	renewals, err := s.RenewBudgets(callCtx)
+	if err != nil {
+		t.Fatalf("renew while a running run is locked: %v, want no wait and no error", err)
+	}
+	if len(renewals) != 0 {
+		t.Errorf("%d renewals while a running run is locked, want 0", len(renewals))
+	}
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !quota.PeriodEnd.Equal(date(2026, 12, 1)) || quota.GPUHoursReserved != 2 {
+		t.Errorf("quota ends %s and reserves %v GPU-hours while a run is locked, want 2026-12-01 and 2",
+			quota.PeriodEnd.Format(time.DateOnly), quota.GPUHoursReserved)
 	}
 }
