@@ -105,10 +105,10 @@ func TestSetQuotaKeepsUsage(t *testing.T) {
 	}
 }
 
-func countRows(t *testing.T, s *store.Store, sql string) int {
+func countRows(t *testing.T, s *store.Store, sql string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := s.Pool().QueryRow(context.Background(), sql).Scan(&n); err != nil {
+	if err := s.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -105,8 +105,12 @@ func (s *Store) RequestApproval(ctx context.Context, req ApprovalRequest) (Appro
 
 // GetApproval reads one approval by id.
 func (s *Store) GetApproval(ctx context.Context, id uuid.UUID) (Approval, error) {
+	return getApproval(ctx, s.pool, id)
+}
+
+func getApproval(ctx context.Context, db querier, id uuid.UUID) (Approval, error) {
 	doing := "get approval " + id.String()
-	rows, err := s.pool.Query(ctx, `SELECT `+approvalColumns+sqlApprovalFrom+`WHERE a.id = $1`, id)
+	rows, err := db.Query(ctx, `SELECT `+approvalColumns+sqlApprovalFrom+`WHERE a.id = $1`, id)
 	if err != nil {
 		return Approval{}, wrap(err, doing)
 	}
@@ -143,8 +147,13 @@ WHERE id = $1 AND status = 'pending'`
 // DecideApproval approves or rejects a pending request and audits the decision, in one
 // transaction. No token of the requester's owner, and no token with the requester's name,
 // can decide the request (ErrSelfApproval). A request already decided returns
-// ErrStaleStatus. The database's outbox trigger sends the decision to the request's
-// workflow.
+// ErrStaleStatus.
+//
+// The database's outbox trigger sends the decision to the request's workflow, which
+// promotes the version. A request without a workflow (RequestPromotion) has nothing
+// waiting for it, so its approval promotes the version in the same transaction. When the
+// version can no longer be promoted, such as an archived one, the approval returns a
+// *PromotionConflictError and the request stays pending.
 func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approval, error) {
 	doing := "decide approval " + d.ApprovalID.String()
 	before, err := s.GetApproval(ctx, d.ApprovalID)
@@ -166,8 +175,18 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 	if d.Approve {
 		status = "approved"
 	}
+	promotes := d.Approve && before.WorkflowID == nil
 	var after Approval
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var version ModelVersion
+		if promotes {
+			// The model's lock comes first, in the order RequestPromotion takes it.
+			locked, err := lockedVersion(ctx, tx, before.ModelVersionID, sqlModelOfVersion+` FOR UPDATE OF m`)
+			if err != nil {
+				return err
+			}
+			version = locked
+		}
 		tag, err := tx.Exec(ctx, sqlDecide, d.ApprovalID, status, actor.Name, d.Reason, d.Audit.At, decider)
 		if err != nil {
 			return err
@@ -178,7 +197,13 @@ func (s *Store) DecideApproval(ctx context.Context, d ApprovalDecision) (Approva
 		after = before
 		after.Status, after.DecidedBy, after.Reason, after.DecidedAt = status, &actor.Name, &d.Reason, &d.Audit.At
 		after.DeciderOwner = &decider
-		return writeAudit(ctx, tx, d.Audit, before.ProjectID, nil, before, after)
+		if err := writeAudit(ctx, tx, d.Audit, before.ProjectID, nil, before, after); err != nil {
+			return err
+		}
+		if !promotes {
+			return nil
+		}
+		return promoteApproved(ctx, tx, version, before.TargetStage, d.Audit)
 	})
 	if err != nil {
 		return Approval{}, wrap(err, doing)

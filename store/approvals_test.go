@@ -46,7 +46,7 @@ func requestAsSubmitter(t *testing.T, s *store.Store, token store.Token) store.A
 	version := register(t, s, job.Ref(), "resnet")
 	approval, err := s.RequestApproval(ctx, store.ApprovalRequest{ModelVersionID: version.ID,
 		TargetStage: "prod", RequestedBy: *job.SubmittedBy, RequesterOwner: *job.SubmitterOwner,
-		Snapshot: json.RawMessage(`{"accuracy": 0.9}`)})
+		Snapshot: json.RawMessage(`{"accuracy": 0.9}`), WorkflowID: "job-" + job.ID.String()})
 	if err != nil {
 		t.Fatal(err)
 	}

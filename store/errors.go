@@ -36,7 +36,38 @@ var (
 	// ErrAlreadyRevoked: the API token was revoked before. The error is a
 	// *RevokedTokenError that carries the token as stored.
 	ErrAlreadyRevoked = errors.New("API token already revoked")
+	// ErrApprovalPending: a request for the model version and stage is already pending.
+	// The error is a *PendingApprovalError that names it.
+	ErrApprovalPending = errors.New("approval already pending")
+	// ErrPromotionConflict: the model version's stage, or a later prod approval of its
+	// model, rules out the requested promotion. The error is a *PromotionConflictError
+	// with the reason.
+	ErrPromotionConflict = errors.New("promotion conflicts with the model's stages")
 )
+
+// PendingApprovalError is returned when a promotion request finds a pending request for the
+// same version and stage, which may be a workflow's.
+type PendingApprovalError struct {
+	ApprovalID uuid.UUID
+}
+
+func (e *PendingApprovalError) Error() string {
+	return fmt.Sprintf("approval %s for this version and stage is already pending", e.ApprovalID)
+}
+
+func (e *PendingApprovalError) Unwrap() error { return ErrApprovalPending }
+
+// PromotionConflictError is returned when a version cannot be requested for, or promoted
+// to, a stage. Reason names the version and the rule, such as "version 3 of model
+// vision/resnet is archived, and an archived version stays archived".
+type PromotionConflictError struct {
+	VersionID uuid.UUID
+	Reason    string
+}
+
+func (e *PromotionConflictError) Error() string { return e.Reason }
+
+func (e *PromotionConflictError) Unwrap() error { return ErrPromotionConflict }
 
 // DuplicateKeyError is returned when a submission reuses an idempotency key.
 type DuplicateKeyError struct {

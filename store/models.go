@@ -146,7 +146,11 @@ func (s *Store) JobModelVersion(ctx context.Context, jobID uuid.UUID, projectID,
 
 // GetModelVersion reads one version by id.
 func (s *Store) GetModelVersion(ctx context.Context, id uuid.UUID) (ModelVersion, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+sqlVersionFrom+`WHERE v.id = $1`, id)
+	return getModelVersion(ctx, s.pool, id)
+}
+
+func getModelVersion(ctx context.Context, db querier, id uuid.UUID) (ModelVersion, error) {
+	rows, err := db.Query(ctx, `SELECT `+versionColumns+sqlVersionFrom+`WHERE v.id = $1`, id)
 	if err != nil {
 		return ModelVersion{}, wrap(err, "get model version "+id.String())
 	}
@@ -230,18 +234,28 @@ func promoteToProd(ctx context.Context, tx pgx.Tx, v ModelVersion, by string) er
 	if _, err := tx.Exec(ctx, sqlLockModel, v.ModelID); err != nil {
 		return err
 	}
-	var later int
-	err := tx.QueryRow(ctx, sqlLaterProd, v.ModelID, v.ID).Scan(&later)
-	if err == nil {
+	later, err := laterProdVersion(ctx, tx, v)
+	if err != nil {
+		return err
+	}
+	if later != 0 {
 		return fmt.Errorf("%w: version %d of the model was approved for prod after version %d and stays in prod",
 			ErrStaleStatus, later, v.VersionNumber)
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return err
 	}
 	if _, err := tx.Exec(ctx, sqlArchiveProd, v.ModelID, v.ID); err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, sqlPromote, v.ID, "prod", by)
 	return err
+}
+
+// laterProdVersion returns the number of the model's prod version when that version was
+// approved for prod after v was, and 0 otherwise.
+func laterProdVersion(ctx context.Context, tx pgx.Tx, v ModelVersion) (int, error) {
+	var later int
+	err := tx.QueryRow(ctx, sqlLaterProd, v.ModelID, v.ID).Scan(&later)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return later, err
 }

@@ -168,11 +168,13 @@ func TestPromotionFollowsApprovalOrder(t *testing.T) {
 	}
 }
 
+// approve requests and approves the promotion of version to stage as a job's workflow
+// does, each time under a new workflow id, so the promotion is left to PromoteVersion.
 func approve(t *testing.T, s *store.Store, version uuid.UUID, stage string) store.Approval {
 	t.Helper()
 	ctx := context.Background()
 	req, err := s.RequestApproval(ctx, store.ApprovalRequest{ModelVersionID: version, TargetStage: stage,
-		RequestedBy: "alice", Snapshot: json.RawMessage(`{"accuracy": 0.9}`)})
+		RequestedBy: "alice", Snapshot: json.RawMessage(`{"accuracy": 0.9}`), WorkflowID: "job-" + uuid.NewString()})
 	if err != nil {
 		t.Fatal(err)
 	}
