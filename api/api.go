@@ -1,9 +1,10 @@
 // Package api is schedulerd's HTTP API for submitting jobs, for administering queues,
 // quotas and projects, for the artifacts a run reports, and for reading the model registry
-// and deciding its approvals. It decides who may do what (bearer tokens and their roles) and
-// whether a request is valid, and writes the intent to the database through the store,
-// with an audit record for every admin action. It never touches pods: the scheduler admits
-// what it queued and the dispatcher stops the runs of jobs it cancelled, paused or drained.
+// and requesting and deciding its approvals. It decides who may do what (bearer tokens and
+// their roles) and whether a request is valid, and writes the intent to the database
+// through the store, with an audit record for every admin action. It never touches pods:
+// the scheduler admits what it queued and the dispatcher stops the runs of jobs it
+// cancelled, paused or drained.
 package api
 
 import (
@@ -140,6 +141,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/model-versions/{id}/lineage", store.RoleSubmitter, s.getLineage},
 
 		{"GET", "/v1/approvals", store.RoleSubmitter, s.listApprovals},
+		{"POST", "/v1/approvals", store.RoleSubmitter, s.requestPromotion},
 		{"GET", "/v1/approvals/{id}", store.RoleSubmitter, s.getApproval},
 		{"POST", "/v1/approvals/{id}/approve", store.RoleOperator, s.approve},
 		{"POST", "/v1/approvals/{id}/reject", store.RoleOperator, s.reject},

@@ -112,8 +112,9 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, caller *principa
 
 // decideApproval approves or rejects a pending request, audited as approval.approve or
 // approval.reject. The database's outbox carries the decision to the request's workflow,
-// which promotes the version once it is approved. No token of the requester's owner may
-// decide the request.
+// which promotes the version once it is approved. The approval of a request made with POST
+// /v1/approvals, which names no workflow, promotes the version itself. No token of the
+// requester's owner may decide the request.
 //
 // NOTE: an owner is whatever the admin gave at `token create`, so two owners that are one
 // person count as two people here.
@@ -145,13 +146,24 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, caller *
 	s.cfg.Logger.Info("approval decided", "approval_id", id, "project", decided.ProjectID,
 		"model", decided.ModelName, "version", decided.VersionNumber, "status", decided.Status,
 		"actor", caller.token.Name, "actor_owner", caller.token.Owner)
+	if approve && decided.WorkflowID == nil {
+		s.cfg.Logger.Info("model version promoted", "approval_id", id, "model_version_id", decided.ModelVersionID,
+			"stage", decided.TargetStage, "by", caller.token.Name)
+	}
 	writeJSON(w, http.StatusOK, "application/json", approvalView(decided))
 	return nil
 }
 
 // decisionProblem turns a failed DecideApproval into the response the client acts on.
 func (s *Server) decisionProblem(r *http.Request, id uuid.UUID, caller *principal, err error) error {
+	var promotionConflict *store.PromotionConflictError
 	switch {
+	case errors.As(err, &promotionConflict):
+		s.cfg.Logger.Info("approval not applied: the version cannot be promoted", "approval_id", id,
+			"model_version_id", promotionConflict.VersionID, "reason", promotionConflict.Reason,
+			"actor", caller.token.Name)
+		return conflict("approval %s cannot promote its version, so it stays pending: %s. Reject it, or approve "+
+			"it again once the cause is gone", id, promotionConflict.Reason)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("approval %s does not exist", id)
 	case errors.Is(err, store.ErrSelfApproval):

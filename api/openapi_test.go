@@ -105,7 +105,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ArtifactRequest": api.ArtifactRequest{}, "Artifact": api.Artifact{}, "ModelVersion": api.ModelVersion{},
 		"ModelVersionList": api.ModelVersionList{}, "LineageRun": api.LineageRun{}, "Lineage": api.Lineage{},
 		"Approval": api.Approval{}, "ApprovalList": api.ApprovalList{}, "DecisionRequest": api.DecisionRequest{},
-		"JobConfig": jobspec.Spec{},
+		"PromotionRequest": api.PromotionRequest{}, "JobConfig": jobspec.Spec{},
 	}
 	for name, value := range types {
 		schema, ok := doc.Components.Schemas[name]

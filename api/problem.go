@@ -11,7 +11,7 @@ import (
 )
 
 // Problem is an RFC 9457 problem document, the body of every error response. Field,
-// JobID and RequestID are extension members.
+// JobID, ApprovalID and RequestID are extension members.
 type Problem struct {
 	Type     string `json:"type"`
 	Title    string `json:"title"`
@@ -22,10 +22,13 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// JobID is the existing job of a duplicate submission or of a reused idempotency key.
 	JobID string `json:"job_id,omitempty"`
+	// ApprovalID is the pending approval of a promotion request for the same version and
+	// stage.
+	ApprovalID string `json:"approval_id,omitempty"`
 	// RequestID is also in the X-Request-Id header and in the server's log lines.
 	RequestID string `json:"request_id,omitempty"`
 
-	location string // Location header, for a duplicate submission
+	location string // Location header, for a duplicate submission or a pending approval
 	allow    string // Allow header, for 405
 }
 
@@ -46,6 +49,7 @@ const (
 	TypeMethodNotAllowed     = "urn:schedulerd:problem:method-not-allowed"
 	TypeConflict             = "urn:schedulerd:problem:conflict"
 	TypeSelfApproval         = "urn:schedulerd:problem:self-approval"
+	TypeApprovalPending      = "urn:schedulerd:problem:approval-pending"
 	TypeDuplicateSubmission  = "urn:schedulerd:problem:duplicate-submission"
 	TypeIdempotencyKeyReused = "urn:schedulerd:problem:idempotency-key-reused"
 	TypeUnknownGPUModel      = "urn:schedulerd:problem:unknown-gpu-model"
@@ -65,6 +69,7 @@ var problemTitles = map[string]string{
 	TypeMethodNotAllowed:     "method not allowed",
 	TypeConflict:             "conflict with the current state",
 	TypeSelfApproval:         "requester cannot decide their own approval",
+	TypeApprovalPending:      "approval already pending",
 	TypeDuplicateSubmission:  "job already submitted",
 	TypeIdempotencyKeyReused: "idempotency key used for a different request",
 	TypeUnknownGPUModel:      "unknown GPU model",
