@@ -14,10 +14,11 @@ import (
 	"github.com/schedulerd/schedulerd/api"
 )
 
-// runApproval is `schedulerd approval list|get|approve|reject`: the requests that a job's
-// workflow makes to promote a model version, which an operator or admin decides.
+// runApproval is `schedulerd approval list|get|request|approve|reject`: the requests to
+// promote a model version, made by a job's workflow or with `request`, which an operator or
+// admin decides.
 func runApproval(ctx context.Context, env *environment, args []string) error {
-	action, rest, err := subcommand(args, "approval", "list", "get", "approve", "reject")
+	action, rest, err := subcommand(args, "approval", "list", "get", "request", "approve", "reject")
 	if err != nil {
 		return err
 	}
@@ -27,6 +28,8 @@ func runApproval(ctx context.Context, env *environment, args []string) error {
 		return listApprovals(ctx, env, client, rest)
 	case "get":
 		return getApproval(ctx, env, client, rest)
+	case "request":
+		return requestPromotion(ctx, env, client, rest)
 	}
 	return decideApproval(ctx, env, client, action, rest)
 }
@@ -82,6 +85,32 @@ func getApproval(ctx context.Context, env *environment, client *apiClient, args 
 		return err
 	}
 	raw, err := client.call(ctx, "GET", path, nil)
+	if err != nil {
+		return err
+	}
+	return out.print(raw, &api.Approval{}, printApproval)
+}
+
+// requestPromotion is `approval request MODEL_VERSION_ID -stage STAGE`. The id and the stage
+// are checked here, so that a mistyped one exits 2 before the API is called.
+func requestPromotion(ctx context.Context, env *environment, client *apiClient, args []string) error {
+	fs := newFlagSet(env, "approval request")
+	stage := fs.String("stage", "", "the stage to promote the version to: staging or prod (required)")
+	out := output{w: env.stdout}
+	positional, err := parseCommand(fs, args, &out, 1, "approval request MODEL_VERSION_ID -stage staging|prod")
+	if err != nil {
+		return err
+	}
+	if *stage != "staging" && *stage != "prod" {
+		return usageError{fmt.Sprintf("invalid -stage %q: want staging or prod", *stage)}
+	}
+	id, err := uuid.Parse(positional[0])
+	if err != nil || len(positional[0]) != 36 {
+		return usageError{fmt.Sprintf("invalid model version id %q: want a UUID such as "+
+			"0190d2c4-5b7e-7c3a-9f00-2d5e8a1b4c6d", positional[0])}
+	}
+	raw, err := client.call(ctx, "POST", "/v1/approvals",
+		api.PromotionRequest{ModelVersionID: id.String(), TargetStage: *stage})
 	if err != nil {
 		return err
 	}
@@ -144,6 +173,8 @@ func printApproval(tw *tabwriter.Writer, v any) {
 	}
 	fmt.Fprintf(tw, "decided\t%s\n", decided)
 	fmt.Fprintf(tw, "reason\t%s\n", orDash(a.Reason, plain))
+	// Without a workflow, the approval promotes the version itself.
+	fmt.Fprintf(tw, "workflow\t%s\n", orDash(a.WorkflowID, plain))
 }
 
 // compactJSON returns raw on one line, so that a table row holds it: the API indents the

@@ -49,7 +49,7 @@ var commands = map[string]command{
 	"queue":    {"queue list|drain|undrain|reprioritize: manage project queues through the API", runQueue},
 	"quota":    {"quota get|set PROJECT: read or change a project's quota through the API", runQuota},
 	"project":  {"project create|update|get|list: manage projects through the API", runProject},
-	"approval": {"approval list|get|approve|reject: decide model version promotions through the API", runApproval},
+	"approval": {"approval list|get|request|approve|reject: request and decide model version promotions through the API", runApproval},
 	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken},
 }
 
