@@ -19,7 +19,8 @@ type Explanation struct {
 	JobID   uuid.UUID `json:"job_id"`
 	Project string    `json:"project"`
 	Status  string    `json:"status"`
-	// WaitReason is the reason the scheduler stored at its last look at the job.
+	// WaitReason is the reason the scheduler stored at its last look at the job, or the
+	// dispatcher's for a running job whose pod waits for GPUs that other pods use.
 	WaitReason *string `json:"wait_reason,omitempty"`
 	// Position is absent unless the job is queued.
 	Position *Position `json:"queue_position,omitempty"`

@@ -143,6 +143,61 @@ func TestExplainWaitingJob(t *testing.T) {
 	}
 }
 
+// A running job whose pod waits for GPUs that other pods use shows the dispatcher's reason
+// until the run starts. The store keeps the first reason of the run.
+func TestExplainPodWaitingForGPUs(t *testing.T) {
+	f := setup(t)
+	job := f.submit(f.submitter, "vision", 5)
+	admissions := f.admit()
+	if len(admissions) != 1 {
+		t.Fatalf("%d admissions, want 1", len(admissions))
+	}
+	ctx := context.Background()
+	runID := admissions[0].RunID
+	reason := store.ReasonPodWaitsForGPUs + ": node gpu-1 could hold the pod once its GPUs are free"
+	stored, err := f.store.SetPodWaitReason(ctx, runID, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored {
+		t.Error("the first reason of the run was not stored")
+	}
+	stored, err = f.store.SetPodWaitReason(ctx, runID, reason+" again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored {
+		t.Error("a second reason of the same run was stored, want the first kept")
+	}
+
+	var jobView api.Job
+	f.do(f.submitter, "GET", "/v1/jobs/"+job.ID.String(), nil).want(200).decode(&jobView)
+	if jobView.WaitReason == nil || *jobView.WaitReason != reason {
+		t.Errorf("job shows wait reason %v, want %q", jobView.WaitReason, reason)
+	}
+	if e := f.explain(f.submitter, job); e.WaitReason == nil || *e.WaitReason != reason {
+		t.Errorf("explain shows wait reason %v, want %q", e.WaitReason, reason)
+	}
+
+	if err := f.store.StartRun(ctx, runID, time.Now(), "gpu-1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.store.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.WaitReason != nil {
+		t.Errorf("started job keeps the wait reason %q", *got.WaitReason)
+	}
+	stored, err = f.store.SetPodWaitReason(ctx, runID, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored {
+		t.Error("a reason was stored for a run that has started")
+	}
+}
+
 func TestExplainCapacityBlockers(t *testing.T) {
 	cases := []struct {
 		name     string

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,12 +197,17 @@ func auditView(r store.AuditRecord) AuditRecord {
 		Project: r.ProjectID, JobID: r.JobID, Before: before, After: after}
 }
 
-// waitReason returns the job's wait reason while it is queued, and nil otherwise. Rows
+// waitReason returns the job's wait reason while it is queued, or while it runs and its pod
+// waits for GPUs that other pods use (store.ReasonPodWaitsForGPUs), and nil otherwise. Rows
 // written before the store cleared the reason on leaving the queue still carry the last
 // one, which is stale for a job that runs, is paused or has ended.
 func waitReason(j store.Job) *string {
-	if j.Status != store.JobQueued {
-		return nil
+	switch {
+	case j.Status == store.JobQueued:
+		return j.WaitReason
+	case j.Status == store.JobRunning && j.WaitReason != nil &&
+		strings.HasPrefix(*j.WaitReason, store.ReasonPodWaitsForGPUs):
+		return j.WaitReason
 	}
-	return j.WaitReason
+	return nil
 }

@@ -218,12 +218,13 @@ WITH run AS (
     WHERE id = $1 AND status = 'pending'
     RETURNING job_id, job_created_at
 )
-UPDATE jobs j SET started_at = COALESCE(j.started_at, $2)
+UPDATE jobs j SET started_at = COALESCE(j.started_at, $2), wait_reason = NULL
 FROM run WHERE j.id = run.job_id AND j.created_at = run.job_created_at
 RETURNING j.id`
 
 // StartRun moves a pending run to running at startedAt, the time its container started:
-// the GPU-hour clock starts then, never while the pod was pending. It returns
+// the GPU-hour clock starts then, never while the pod was pending. It clears the job's
+// wait reason, which SetPodWaitReason may have set while the pod waited. It returns
 // ErrStaleStatus when the run is not pending.
 func (s *Store) StartRun(ctx context.Context, runID uuid.UUID, startedAt time.Time, node string) error {
 	doing := "start run " + runID.String()
@@ -248,4 +249,29 @@ func (s *Store) AccrueRunning(ctx context.Context, now time.Time) (int64, error)
 		return 0, wrap(err, "accrue GPU-hours of running runs")
 	}
 	return tag.RowsAffected(), nil
+}
+
+// ReasonPodWaitsForGPUs starts the wait reason of a running job whose pod stays
+// unschedulable only because other pods use the GPUs of every node that could hold it. The
+// API shows a running job's wait reason only when it starts with these words, because rows
+// written before admission cleared the reason may still carry a stale one.
+const ReasonPodWaitsForGPUs = "pod waits for GPUs that other pods use"
+
+const sqlSetPodWaitReason = `
+UPDATE jobs j SET wait_reason = $2
+FROM runs r
+WHERE r.id = $1 AND r.status = 'pending' AND j.id = r.job_id AND j.created_at = r.job_created_at
+  AND j.status = 'running' AND j.wait_reason IS NULL`
+
+// SetPodWaitReason stores reason as the wait reason of the job of a pending run whose pod
+// waits for a node. The job keeps the first reason stored for the run, because the
+// statement writes only over no reason. Admission and the run's start (StartRun) clear the
+// reason, and the run's end replaces it. SetPodWaitReason reports whether it stored the
+// reason, so that the caller logs and counts each run's wait once.
+func (s *Store) SetPodWaitReason(ctx context.Context, runID uuid.UUID, reason string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, sqlSetPodWaitReason, runID, reason)
+	if err != nil {
+		return false, wrap(err, "set the wait reason of the job of run "+runID.String())
+	}
+	return tag.RowsAffected() == 1, nil
 }
