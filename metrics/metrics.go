@@ -102,6 +102,7 @@ type Metrics struct {
 	startWaitSeconds *prometheus.HistogramVec
 	reconcileSeconds prometheus.Histogram
 	runsEnded        *prometheus.CounterVec
+	gpuWaits         prometheus.Counter
 	gpuSeconds       *prometheus.CounterVec
 	leader           prometheus.Gauge
 	httpRequests     *prometheus.CounterVec
@@ -165,6 +166,13 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			"because their job was cancelled, and paused those stopped because their job was paused, " +
 			"which a resume queues again.",
 	}, []string{"cause"})
+	m.gpuWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "schedulerd_gpu_fragmentation_waits_total",
+		Help: "Runs whose pod stayed unschedulable past the unschedulable timeout only because " +
+			"other pods use the GPUs on every node that could hold it, so that the pod keeps " +
+			"waiting and its job's preemption count stays as it is. Each run counts once, on " +
+			"the replica that saw it.",
+	})
 	m.gpuSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "schedulerd_project_gpu_seconds_total",
 		Help: "GPU time of ended runs, in GPU-seconds (3600 make a GPU-hour), added when " +
@@ -201,7 +209,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	})
 
 	reg.MustRegister(m.admissions, m.dequeueSeconds, m.loopErrors, m.dispatchSeconds,
-		m.startWaitSeconds, m.reconcileSeconds, m.runsEnded, m.gpuSeconds, m.leader,
+		m.startWaitSeconds, m.reconcileSeconds, m.runsEnded, m.gpuWaits, m.gpuSeconds, m.leader,
 		m.httpRequests, m.httpSeconds, m.cronRuns, m.retentionObjects, m.retentionBytes)
 	m.initLabels()
 	return m
@@ -311,6 +319,15 @@ func (m *Metrics) RunEnded(cause, project string, gpuHours float64) {
 	m.projects[project] = true
 	m.mu.Unlock()
 	m.gpuSeconds.WithLabelValues(project).Add(max(gpuHours, 0) * 3600)
+}
+
+// PodWaitsForGPUs counts a run whose unschedulable pod keeps waiting for GPUs that other
+// pods use.
+func (m *Metrics) PodWaitsForGPUs() {
+	if m == nil {
+		return
+	}
+	m.gpuWaits.Inc()
 }
 
 // SetLeader records whether this replica holds the leader lease.
