@@ -36,7 +36,8 @@ type Config struct {
 	// and the client's QPS bound the dispatch rate.
 	Workers int
 	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
-	// requeued and its reservation released (5m).
+	// requeued and its reservation released (5m). A pod that waits only for GPUs that other
+	// pods use keeps waiting past it (waitsForGPUs).
 	UnschedulableTimeout time.Duration
 	// ImagePullGrace is how long a pod's container may wait with ErrImagePull,
 	// ImagePullBackOff or CreateContainerError, counted from the pod's start on its node,

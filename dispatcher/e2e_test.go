@@ -528,9 +528,10 @@ func TestUnschedulablePodRequeued(t *testing.T) {
 		Configure: func(cfg *daemon.Config) { cfg.Registry = reg }})
 	model := uniqueModel()
 	node := gpuNode(t, model, 8, 64000)
-	// Another workload's pod holds all the node's GPUs: admission counts them, and
-	// kube-scheduler can neither place the job's pod nor preempt a pod of higher priority.
-	blocker := gpuBlocker(t, node, 8)
+	// Another workload's pod holds all the node's CPU: admission counts the node's size, and
+	// kube-scheduler can neither place the job's pod nor preempt a pod of higher priority. A
+	// pod that lacks only GPUs in use would wait instead (TestFragmentedJobWaitsForGPUs).
+	fillNodeCPU(t, node, 64000)
 	h.Project("vision", 100, 10)
 	job := h.Submit("vision", 50, gpuSpec(model, 1, nil))
 
@@ -548,12 +549,8 @@ func TestUnschedulablePodRequeued(t *testing.T) {
 	}
 	waitPodGone(t, first)
 
-	// Once the GPUs are free a later run starts: the job's first start, whose wait counts.
-	zero := int64(0)
-	if err := daemontest.Kube.Clientset.CoreV1().Pods(blocker.Namespace).Delete(context.Background(),
-		blocker.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-		t.Fatal(err)
-	}
+	// Once the CPU is free a later run starts: the job's first start, whose wait counts.
+	deletePodNow(t, metav1.NamespaceDefault, "filler-"+node)
 	h.WaitJob(job.ID, wait, "started", func(j store.Job) bool { return j.StartedAt != nil })
 	deadline := time.Now().Add(5 * time.Second)
 	for submitToRunningCount(t, reg) == 0 && time.Now().Before(deadline) {

@@ -21,7 +21,8 @@ const (
 	Started
 	// Ended: the run is over; End says how.
 	Ended
-	// Stuck: the pod has been unschedulable past the timeout; delete it and requeue.
+	// Stuck: the pod has been unschedulable past the timeout; delete it and requeue, unless
+	// only GPUs that other pods use keep it off (waitsForGPUs), and then it keeps waiting.
 	Stuck
 	// Terminating: someone else is deleting the pod. The run ends, as End says, once the pod
 	// is gone, so that a requeued job never has a second pod while the first still runs, or

@@ -179,6 +179,17 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 		}
 	}
 
+	if obs.Verdict == Stuck {
+		wait, note, err := d.waitsForGPUs(ctx, run, pod)
+		if err != nil {
+			return err
+		}
+		if wait {
+			obs.Verdict = Waiting
+		}
+		obs.End.Reason += note
+	}
+
 	switch obs.Verdict {
 	case Waiting:
 		if run.PodCreatedAt == nil {
