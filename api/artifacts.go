@@ -60,7 +60,7 @@ func (s *Server) recordArtifact(w http.ResponseWriter, r *http.Request, caller *
 	if err := s.decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return err
 	}
 	if err := s.checkArtifactPrefix(project, req.StorageURI); err != nil {
@@ -99,8 +99,11 @@ func (s *Server) checkArtifactPrefix(project, uri string) error {
 	return nil
 }
 
-// validate checks every field of the request, in order, and names the first invalid one.
-func (req ArtifactRequest) validate() error {
+// Validate checks the form of every field of the request, in order, and returns a *Problem
+// that names the first invalid one. The CLI calls it too, so that it rejects a malformed
+// report by the server's rules before any request. It reads no state: whether the run is
+// live and the URI is inside the project's prefix is checked when the report is recorded.
+func (req ArtifactRequest) Validate() error {
 	if !slices.Contains(store.ArtifactTypes, req.ArtifactType) {
 		return invalid("artifact_type", "%q is not an artifact type; want one of %s",
 			req.ArtifactType, strings.Join(store.ArtifactTypes, ", "))
