@@ -50,6 +50,7 @@ var commands = map[string]command{
 	"quota":    {"quota get|set PROJECT: read or change a project's quota through the API", runQuota},
 	"project":  {"project create|update|get|list: manage projects through the API", runProject},
 	"approval": {"approval list|get|request|approve|reject: request and decide model version promotions through the API", runApproval},
+	"artifact": {"artifact record [RUN_ID]: report an object a run wrote to storage through the API", runArtifact},
 	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken},
 }
 
@@ -74,6 +75,7 @@ var commandSettings = map[string][]string{
 	"quota":    apiSettings,
 	"project":  apiSettings,
 	"approval": apiSettings,
+	"artifact": apiSettings,
 }
 
 func main() {
