@@ -51,6 +51,7 @@ var commands = map[string]command{
 	"project":  {"project create|update|get|list: manage projects through the API", runProject},
 	"approval": {"approval list|get|request|approve|reject: request and decide model version promotions through the API", runApproval},
 	"artifact": {"artifact record [RUN_ID]: report an object a run wrote to storage through the API", runArtifact},
+	"model":    {"model versions|get|lineage: read registered model versions through the API", runModel},
 	"token":    {"token create|list|revoke: manage API tokens in the database directly", runToken},
 }
 
@@ -76,6 +77,7 @@ var commandSettings = map[string][]string{
 	"project":  apiSettings,
 	"approval": apiSettings,
 	"artifact": apiSettings,
+	"model":    apiSettings,
 }
 
 func main() {
