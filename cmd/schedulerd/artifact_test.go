@@ -18,17 +18,6 @@ import (
 	"github.com/schedulerd/schedulerd/store"
 )
 
-// openStore opens the session's database directly and closes it when the test ends.
-func (s *apiSession) openStore() *store.Store {
-	s.t.Helper()
-	db, err := store.Open(context.Background(), s.env["SCHEDULERD_DATABASE_URL"], store.Options{})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(db.Close)
-	return db
-}
-
 // startRun submits a job to vision and starts its run on node-1, as the scheduler and the
 // dispatcher would, and returns the job and the run's id.
 func (s *apiSession) startRun(db *store.Store) (api.Job, uuid.UUID) {

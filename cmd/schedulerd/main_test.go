@@ -148,7 +148,8 @@ func TestRunHelpDoesNotStart(t *testing.T) {
 // The command's own flags follow the settings, and the exit code is 0. The commands that
 // call the API list the API's two variables, not the daemon's settings.
 func TestHelpNeedsNoSettings(t *testing.T) {
-	apiCommands := map[string]bool{"job": true, "queue": true, "quota": true, "project": true, "approval": true}
+	apiCommands := map[string]bool{"job": true, "queue": true, "quota": true, "project": true, "approval": true,
+		"artifact": true, "model": true}
 	cases := []struct {
 		args []string
 		want string // a line of the command's own flags
@@ -163,6 +164,7 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 		{[]string{"quota", "set", "-h"}, "GPU-hour budget of the period"},
 		{[]string{"project", "create", "-h"}, "organisation the project belongs to"},
 		{[]string{"approval", "approve", "-h"}, "why, for the requester and the audit log"},
+		{[]string{"artifact", "record", "-h"}, "size of the object in bytes"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -464,13 +466,13 @@ func TestJSONLogDurationAsText(t *testing.T) {
 func TestAPICommandsIgnoreDaemonSettings(t *testing.T) {
 	env := map[string]string{"SCHEDULERD_DATABASE_URL": "host=db password=x", "SCHEDULERD_KUBE_QPS": "-1",
 		"SCHEDULERD_API_URL": "http://127.0.0.1:1", "SCHEDULERD_TOKEN": "sdt_x"}
-	for _, name := range []string{"job", "queue", "quota", "project", "approval"} {
+	for _, name := range []string{"job", "queue", "quota", "project", "approval", "artifact", "model"} {
 		if got, want := commandSettings[name], []string{"http-addr", "api-url", "token"}; !slices.Equal(got, want) {
 			t.Errorf("API command %s reads the settings %q, want %q", name, got, want)
 		}
 	}
 	for _, args := range [][]string{{"job", "list"}, {"queue", "list"}, {"quota", "get"}, {"project", "list"},
-		{"approval", "list"}} {
+		{"approval", "list"}, {"artifact", "record"}, {"model", "versions"}} {
 		code, _, stderr := run(t, env, append(args, "-h")...)
 		if code != 0 {
 			t.Errorf("%v -h: exit %d, want 0; stderr %q", args, code, stderr)
