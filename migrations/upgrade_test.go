@@ -281,3 +281,62 @@ func TestApprovalsKeepRequesterThrough022(t *testing.T) {
 		t.Errorf("%d approvals decided by bo after migrating down to 21, want 2", approvals)
 	}
 }
+
+// Migration 024 lets an hpo parent move from running to paused and back, never to the
+// queue, and marks only paused trials as paused by their parent. Its down step waits until
+// no hpo parent is paused, because version 23 rejects one.
+func TestHPOParentPauseThrough024(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 23, "fine_tune")
+	const parent = `'00000000-0000-0000-0000-0000000000a1'`
+	_, err := conn.Exec(ctx, `
+		INSERT INTO jobs (id, created_at, project_id, org_id, job_type, status, config_json, max_runtime_seconds)
+		VALUES (`+parent+`, '2025-01-20 08:00+00', 'vision', 'acme', 'hpo', 'submitted', '{}', 36000);
+		UPDATE jobs SET parent_job_id = `+parent+`, parent_created_at = '2025-01-20 08:00+00'
+		WHERE job_type <> 'hpo';
+		UPDATE jobs SET status = 'running' WHERE job_type = 'hpo'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.To(ctx, conn, 24); err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		sql, state string
+	}{
+		{`UPDATE jobs SET status = 'paused' WHERE job_type = 'hpo'`, ""},
+		{`UPDATE jobs SET status = 'queued' WHERE job_type = 'hpo'`, "23514"},
+		{`UPDATE jobs SET paused_by_parent = true WHERE job_type <> 'hpo'`, "23514"},
+		{`UPDATE jobs SET status = 'paused', paused_by_parent = true WHERE job_type <> 'hpo'`, ""},
+		{`UPDATE jobs SET status = 'queued' WHERE job_type <> 'hpo'`, "SD001"},
+	}
+	for _, step := range steps {
+		_, err := conn.Exec(ctx, step.sql)
+		if got := sqlState(err); got != step.state {
+			t.Errorf("%s: SQLSTATE %q (error %v), want %q", step.sql, got, err, step.state)
+		}
+	}
+
+	err = migrations.To(ctx, conn, 23)
+	if err == nil || !strings.Contains(err.Error(), "1 hpo jobs are paused") {
+		t.Fatalf("migrate down to 23 with a paused hpo job: error %v, want a refusal that counts it", err)
+	}
+	expectVersion(t, conn, 24)
+	_, err = conn.Exec(ctx, `UPDATE jobs SET status = 'running' WHERE job_type = 'hpo';
+		UPDATE jobs SET status = 'queued' WHERE job_type <> 'hpo'`)
+	if err != nil {
+		t.Fatalf("resume the parent, then the trial: %v", err)
+	}
+	var marked bool
+	if err := conn.QueryRow(ctx, `SELECT paused_by_parent FROM jobs WHERE job_type <> 'hpo'`).Scan(&marked); err != nil {
+		t.Fatal(err)
+	}
+	if marked {
+		t.Error("a resumed trial is still marked as paused by its parent, want the mark cleared")
+	}
+	if err := migrations.To(ctx, conn, 23); err != nil {
+		t.Fatalf("migrate down to 23 once no hpo job is paused: %v", err)
+	}
+	expectVersion(t, conn, 23)
+}
