@@ -133,5 +133,15 @@ func quotaImage(q QuotaState) map[string]any {
 
 // jobImage is the part of a job that API actions change, as audit records show it.
 func jobImage(j Job) map[string]any {
-	return map[string]any{"status": j.Status, "priority": j.Priority}
+	return statusImage(j.Status, j.Priority, j.PausedByParent)
+}
+
+// statusImage is jobImage from its parts. paused_by_parent appears only when true, so the
+// images of jobs outside an hpo search read as before it existed.
+func statusImage(status JobStatus, priority int, pausedByParent bool) map[string]any {
+	image := map[string]any{"status": status, "priority": priority}
+	if pausedByParent {
+		image["paused_by_parent"] = true
+	}
+	return image
 }

@@ -79,6 +79,9 @@ type Job struct {
 	// Result is the outcome the job's workflow decided: evaluation metrics, the registered
 	// model version, or an hpo parent's best trial.
 	Result json.RawMessage `db:"result_json"`
+	// PausedByParent marks a trial that its hpo parent's pause paused, which the parent's
+	// resume queues again. It is false for a trial paused on its own.
+	PausedByParent bool `db:"paused_by_parent"`
 }
 
 // Ref returns the job's key.
@@ -89,7 +92,7 @@ const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_typ
     parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
     gpu_models, max_runtime_seconds, max_attempts, attempts, max_preemptions, preemptions, run_count,
     wait_reason, submitted_by, coalesce(submitter_owner, submitted_by) AS submitter_owner,
-    result_json`
+    result_json, paused_by_parent`
 
 // Submission is a new job as the API accepted it. The scheduling fields are derived from
 // the validated config by the caller.
