@@ -44,8 +44,9 @@ func (s *Store) SetLiveJobResult(ctx context.Context, job JobRef, result any) er
 	return wrap(err, doing)
 }
 
-// FailEvaluation moves a completed job (or a running hpo parent) to eval_failed with the
-// reason as its error message and the result, and returns the job's status after the step.
+// FailEvaluation moves a completed job (or a running or paused hpo parent) to eval_failed
+// with the reason as its error message and the result, and returns the job's status after
+// the step.
 // A job already eval_failed, failed or cancelled is left as it is and its status returned,
 // so the step can be retried and a cancellation is kept. A completed job keeps the
 // completed_at of its training; a running hpo parent gets one now.
@@ -58,7 +59,8 @@ func (s *Store) FailEvaluation(ctx context.Context, job JobRef, reason string, r
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE jobs SET status = 'eval_failed', error_message = $3, result_json = $4,
 		    completed_at = COALESCE(completed_at, now())
-		WHERE id = $1 AND created_at = $2 AND status IN ('completed', 'running')`,
+		WHERE id = $1 AND created_at = $2
+		  AND (status IN ('completed', 'running') OR (status = 'paused' AND job_type = 'hpo'))`,
 		job.ID, job.CreatedAt, reason, encoded)
 	if err != nil {
 		return "", wrap(err, doing)
@@ -91,8 +93,9 @@ func (s *Store) SetParentStatus(ctx context.Context, job JobRef, from, to JobSta
 	return err
 }
 
-// EndParent moves an hpo parent that has not ended (submitted or running) to status to,
-// with its result and, when not empty, reason as its error message, in one statement. It
+// EndParent moves an hpo parent that has not ended (submitted, running or paused) to status
+// to, with its result and, when not empty, reason as its error message, in one statement.
+// A paused parent ends too: its trials have all ended, so a resume would start nothing. It
 // returns the parent's status afterwards, which is to also when an earlier try of the step
 // ended it. A parent that had ended otherwise, for example cancelled by a user, keeps its
 // status and result, and its status is returned.
@@ -105,7 +108,7 @@ func (s *Store) EndParent(ctx context.Context, job JobRef, to JobStatus, reason 
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE jobs SET status = $3, error_message = COALESCE(NULLIF($4, ''), error_message),
 		    result_json = $5, wait_reason = NULL, completed_at = now()
-		WHERE id = $1 AND created_at = $2 AND status IN ('submitted', 'running')`,
+		WHERE id = $1 AND created_at = $2 AND status IN ('submitted', 'running', 'paused')`,
 		job.ID, job.CreatedAt, to, reason, encoded)
 	if err != nil {
 		return "", wrap(err, doing)

@@ -385,9 +385,11 @@ func (x *Activities) CreateTrials(ctx context.Context, facts JobFacts, plan Tria
 	x.Logger.Info("hpo trials created", "job_id", facts.Job.ID, "trials", len(plan.Points))
 	err := x.Store.SetParentStatus(ctx, facts.Job, store.JobSubmitted, store.JobRunning, "")
 	if errors.Is(err, store.ErrStaleStatus) {
-		// Cancelled while the trials were created. The workflow reads the cancellation
-		// next and cancels the trials.
-		if ended, readErr := x.parentEnded(ctx, facts.Job); ended || readErr != nil {
+		// Cancelled while the trials were created: the workflow reads the cancellation
+		// next and cancels the trials. Or a retry of this step after the parent went
+		// running and was then paused: the trials exist, so the step is done.
+		job, readErr := x.Store.GetJob(ctx, facts.Job.ID)
+		if readErr != nil || job.Status.Terminal() || job.Status == store.JobPaused {
 			return readErr
 		}
 	}
@@ -502,7 +504,9 @@ func (x *Activities) EndParent(ctx context.Context, parent store.JobRef, status 
 }
 
 // CancelTrials cancels every trial that has not ended, after its parent was cancelled. The
-// dispatcher deletes the pods of running ones.
+// API's cancel of a parent cancels its trials in the same transaction. This step covers
+// the trials that such a cancel missed, such as those of a CreateTrials that raced with
+// it, and parents cancelled in another way. The dispatcher deletes the pods of running ones.
 func (x *Activities) CancelTrials(ctx context.Context, parent store.JobRef) error {
 	trials, err := x.Store.ChildJobs(ctx, parent)
 	if err != nil {

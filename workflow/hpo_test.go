@@ -3,9 +3,11 @@ package workflow_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
@@ -294,5 +296,150 @@ func TestCancelWhileTrialsRun(t *testing.T) {
 		if trial.Status != store.JobCancelled {
 			t.Errorf("trial %s is %s, want cancelled", trial.ID, trial.Status)
 		}
+	}
+}
+
+// moveParentAfter moves the hpo parent from one status to another, with its trials as the
+// API's action does, once the workflow's activity of the given name has completed.
+func (s *steps) moveParentAfter(env *testsuite.TestWorkflowEnvironment, activityName string, parent store.Job,
+	from, to store.JobStatus) {
+	env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, err error) {
+		if info.ActivityType.Name != activityName || err != nil {
+			return
+		}
+		if _, err := s.store.MoveHPOParent(context.Background(), parent.Ref(), from, to, time.Now(), nil); err != nil {
+			s.t.Errorf("move job %s to %s after %s: %v", parent.ID, to, activityName, err)
+		}
+	})
+}
+
+// moveParent moves the hpo parent with its trials, as the API's action does.
+func (s *steps) moveParent(parent store.Job, from, to store.JobStatus) {
+	s.t.Helper()
+	if _, err := s.store.MoveHPOParent(context.Background(), parent.Ref(), from, to, time.Now(), nil); err != nil {
+		s.t.Fatalf("move job %s from %s to %s: %v", parent.ID, from, to, err)
+	}
+}
+
+// trialStatuses lists the statuses of the parent's trials, oldest first.
+func (s *steps) trialStatuses(parent store.Job) []store.JobStatus {
+	s.t.Helper()
+	trials, err := s.store.ChildJobs(context.Background(), parent.Ref())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	statuses := make([]store.JobStatus, len(trials))
+	for i, trial := range trials {
+		statuses[i] = trial.Status
+	}
+	return statuses
+}
+
+// TestPauseAndResumeSearch: an hpo parent paused once its trials exist keeps its workflow
+// waiting, also through a trial_ended signal that arrives meanwhile. Once resumed, its
+// trials run and the parent completes with the best one.
+func TestPauseAndResumeSearch(t *testing.T) {
+	s := newSteps(t, 1000)
+	parent := s.submit("hpo", hpoSpec(2))
+	var whilePaused []store.JobStatus
+	var parentWhilePaused store.JobStatus
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		s.moveParentAfter(env, "CreateTrials", parent, store.JobRunning, store.JobPaused)
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Minute)
+		env.RegisterDelayedCallback(func() {
+			whilePaused = s.trialStatuses(parent)
+			got, err := s.store.GetJob(context.Background(), parent.ID)
+			if err != nil {
+				t.Error(err)
+			}
+			parentWhilePaused = got.Status
+			s.moveParent(parent, store.JobPaused, store.JobRunning)
+			s.runTrials(2)
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Hour)
+	})
+
+	if parentWhilePaused != store.JobPaused {
+		t.Errorf("parent %s an hour after its pause, want still paused", parentWhilePaused)
+	}
+	if want := []store.JobStatus{store.JobPaused, store.JobPaused}; fmt.Sprint(whilePaused) != fmt.Sprint(want) {
+		t.Errorf("trials %v while the parent was paused, want %v", whilePaused, want)
+	}
+	if result.Status != store.JobCompleted || result.HPO == nil || result.HPO.BestJobID == "" {
+		t.Fatalf("workflow result %+v, want completed with a best trial", result)
+	}
+	after, err := s.store.GetJob(context.Background(), parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != store.JobCompleted {
+		t.Errorf("parent %s, want completed", after.Status)
+	}
+}
+
+// TestTrialsEndWhileSearchPaused: the trials of a paused parent whose pods finished before
+// the pause reached them complete, and the parent, with no trial left to resume, is
+// scored and completes from paused.
+func TestTrialsEndWhileSearchPaused(t *testing.T) {
+	s := newSteps(t, 1000)
+	parent := s.submit("hpo", hpoSpec(2))
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			runs := []uuid.UUID{s.startRun(), s.startRun()}
+			s.moveParent(parent, store.JobRunning, store.JobPaused)
+			for _, run := range runs {
+				s.artifact(run, "eval_report", []byte(`{"metrics": {"accuracy": 0.9}}`), nil)
+				s.endRun(run, store.RunCompleted)
+			}
+			env.SignalWorkflow(workflow.SignalTrialEnded, workflow.JobEnded{Status: store.JobCompleted})
+		}, time.Minute)
+	})
+
+	if result.Status != store.JobCompleted || result.HPO == nil || result.HPO.BestJobID == "" {
+		t.Fatalf("workflow result %+v, want completed with a best trial", result)
+	}
+	after, err := s.store.GetJob(context.Background(), parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != store.JobCompleted || after.CompletedAt == nil {
+		t.Errorf("parent %s with completed_at %v, want completed from paused", after.Status, after.CompletedAt)
+	}
+}
+
+// TestCancelPausedSearch: a paused parent that its user cancels ends cancelled, with its
+// trials cancelled and a cancelled result.
+func TestCancelPausedSearch(t *testing.T) {
+	s := newSteps(t, 1000)
+	parent := s.submit("hpo", hpoSpec(2))
+
+	result := s.run(parent, func(env *testsuite.TestWorkflowEnvironment) {
+		s.moveParentAfter(env, "CreateTrials", parent, store.JobRunning, store.JobPaused)
+		env.RegisterDelayedCallback(func() {
+			s.moveParent(parent, store.JobPaused, store.JobCancelled)
+			env.SignalWorkflow(workflow.SignalJobEnded, workflow.JobEnded{Status: store.JobCancelled})
+		}, time.Minute)
+	})
+
+	if result.Status != store.JobCancelled {
+		t.Errorf("workflow result %s, want cancelled", result.Status)
+	}
+	if want := []store.JobStatus{store.JobCancelled, store.JobCancelled}; fmt.Sprint(s.trialStatuses(parent)) != fmt.Sprint(want) {
+		t.Errorf("trials %v after the cancel, want %v", s.trialStatuses(parent), want)
+	}
+	after, err := s.store.GetJob(context.Background(), parent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored workflow.Result
+	if err := json.Unmarshal(after.Result, &stored); err != nil {
+		t.Fatalf("stored result %s: %v", after.Result, err)
+	}
+	if after.Status != store.JobCancelled || stored.Status != store.JobCancelled {
+		t.Errorf("parent %s with stored result %s, want both cancelled", after.Status, stored.Status)
 	}
 }
