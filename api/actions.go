@@ -19,15 +19,39 @@ type jobAction struct {
 	name string
 	to   store.JobStatus
 	from []store.JobStatus
-	done string // log message
+	// parentTo and parentFrom are the change as it applies to an hpo parent, which moves
+	// its trials with it (store.MoveHPOParent). A parent never waits in the queue, so its
+	// resume moves it back to running.
+	parentTo   store.JobStatus
+	parentFrom []store.JobStatus
+	done       string // log message
 }
 
 var (
-	cancelAction = jobAction{"cancel", store.JobCancelled,
-		[]store.JobStatus{store.JobSubmitted, store.JobQueued, store.JobRunning, store.JobPaused}, "job cancelled"}
-	pauseAction = jobAction{"pause", store.JobPaused,
-		[]store.JobStatus{store.JobQueued, store.JobRunning}, "job paused"}
-	resumeAction = jobAction{"resume", store.JobQueued, []store.JobStatus{store.JobPaused}, "job resumed"}
+	cancelAction = jobAction{
+		name:       "cancel",
+		to:         store.JobCancelled,
+		from:       []store.JobStatus{store.JobSubmitted, store.JobQueued, store.JobRunning, store.JobPaused},
+		parentTo:   store.JobCancelled,
+		parentFrom: []store.JobStatus{store.JobSubmitted, store.JobRunning, store.JobPaused},
+		done:       "job cancelled",
+	}
+	pauseAction = jobAction{
+		name:       "pause",
+		to:         store.JobPaused,
+		from:       []store.JobStatus{store.JobQueued, store.JobRunning},
+		parentTo:   store.JobPaused,
+		parentFrom: []store.JobStatus{store.JobRunning},
+		done:       "job paused",
+	}
+	resumeAction = jobAction{
+		name:       "resume",
+		to:         store.JobQueued,
+		from:       []store.JobStatus{store.JobPaused},
+		parentTo:   store.JobRunning,
+		parentFrom: []store.JobStatus{store.JobPaused},
+		done:       "job resumed",
+	}
 )
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, caller *principal) error {
@@ -52,25 +76,26 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 	if err != nil {
 		return err
 	}
-
-	if job.JobType == "hpo" && (a.to == store.JobPaused || a.to == store.JobQueued) {
-		// An hpo parent holds no pod and never waits in the queue; its trials are jobs of
-		// their own.
-		return conflict("job %s is an hpo parent, which cannot be %s: cancel it, or %s its trials",
-			job.ID, a.to, a.name)
+	if job.JobType == "hpo" {
+		return s.applyParentAction(w, r, caller, job, a)
 	}
+
 	for attempt := 1; ; attempt++ {
-		if job.Status == a.to {
+		// An operator's pause of a trial that its parent's pause paused changes who paused it.
+		keep := a.name == pauseAction.name && job.Status == store.JobPaused && job.PausedByParent
+		if job.Status == a.to && !keep {
 			writeJSON(w, http.StatusOK, "application/json", jobView(job))
 			return nil
 		}
-		if !slices.Contains(a.from, job.Status) {
+		if !keep && !slices.Contains(a.from, job.Status) {
 			return conflict("%s applies to a job that is %s; job %s is %s",
 				a.name, joinStatuses(a.from), job.ID, job.Status)
 		}
+		if err := s.checkParentNotPaused(r, job, a); err != nil {
+			return err
+		}
 
-		updated, err := s.store.SetJobStatus(r.Context(), job.Ref(), job.Status, a.to, s.now(),
-			s.audit(caller, "job."+a.name))
+		updated, err := s.moveJob(r, caller, job, a)
 		switch {
 		case err == nil:
 			s.cfg.Logger.Info(a.done, "job_id", job.ID, "project", job.ProjectID,
@@ -79,6 +104,81 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 			return nil
 		case errors.Is(err, store.ErrRunLive):
 			return conflict("job %s is still stopping its last run; retry in a few seconds", job.ID)
+		case retryAfterRead(err, job) && attempt < staleRetries:
+			if job, err = s.store.GetJob(r.Context(), job.ID); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// moveJob applies a to job. A pause of a trial that its hpo parent's pause paused makes
+// the pause the trial's own, so that the parent's resume leaves it paused.
+func (s *Server) moveJob(r *http.Request, caller *principal, job store.Job, a jobAction) (store.Job, error) {
+	audit := s.audit(caller, "job."+a.name)
+	if job.Status == a.to {
+		return s.store.KeepTrialPaused(r.Context(), job.Ref(), audit)
+	}
+	return s.store.SetJobStatus(r.Context(), job.Ref(), job.Status, a.to, s.now(), audit)
+}
+
+// retryAfterRead reports whether a job action that failed with err is worth a new try on
+// the job read again. That is so when another writer changed the job first. It is also so
+// when the database rejected the resume of a trial whose parent was paused after the check.
+func retryAfterRead(err error, job store.Job) bool {
+	return errors.Is(err, store.ErrStaleStatus) ||
+		(errors.Is(err, store.ErrIllegalTransition) && job.ParentJobID != nil)
+}
+
+// checkParentNotPaused rejects the resume of a trial whose hpo parent is paused: it would
+// start a trial of a paused search. The database rejects it too (migration 24); this check
+// names the way out.
+func (s *Server) checkParentNotPaused(r *http.Request, job store.Job, a jobAction) error {
+	if a.name != resumeAction.name || job.ParentJobID == nil {
+		return nil
+	}
+	parent, err := s.store.GetJob(r.Context(), *job.ParentJobID)
+	if err != nil {
+		return fmt.Errorf("read the parent of job %s: %w", job.ID, err)
+	}
+	if parent.JobType == "hpo" && parent.Status == store.JobPaused {
+		return conflict("job %s is a trial of hpo job %s, which is paused: resume the parent first",
+			job.ID, parent.ID)
+	}
+	return nil
+}
+
+// applyParentAction applies a to an hpo parent and its trials in one transaction. A
+// parent already in the target status gets 200 and stays unchanged, as other jobs do.
+func (s *Server) applyParentAction(w http.ResponseWriter, r *http.Request, caller *principal, job store.Job,
+	a jobAction) error {
+	for attempt := 1; ; attempt++ {
+		if job.Status == a.parentTo {
+			writeJSON(w, http.StatusOK, "application/json", jobView(job))
+			return nil
+		}
+		if !slices.Contains(a.parentFrom, job.Status) {
+			return conflict("%s applies to an hpo parent that is %s; job %s is %s",
+				a.name, joinStatuses(a.parentFrom), job.ID, job.Status)
+		}
+
+		move, err := s.store.MoveHPOParent(r.Context(), job.Ref(), job.Status, a.parentTo, s.now(),
+			s.audit(caller, "job."+a.name))
+		var live *store.TrialRunLiveError
+		switch {
+		case err == nil:
+			s.cfg.Logger.Info(a.done, "job_id", job.ID, "project", job.ProjectID, "from", job.Status,
+				"trials", len(move.Trials), "actor", caller.token.Name)
+			writeJSON(w, http.StatusOK, "application/json", jobView(move.Parent))
+			return nil
+		case errors.Is(err, store.ErrTrialsEnded):
+			return conflict("job %s is an hpo parent whose trials have all ended, so nothing is left to pause. "+
+				"Its workflow ends it once it has scored them", job.ID)
+		case errors.As(err, &live):
+			return conflict("trial %s of hpo job %s is still stopping its last run; retry in a few seconds",
+				live.Trial, job.ID)
 		case errors.Is(err, store.ErrStaleStatus) && attempt < staleRetries:
 			if job, err = s.store.GetJob(r.Context(), job.ID); err != nil {
 				return err

@@ -39,7 +39,8 @@ type Explanation struct {
 	GPUModels []ModelState `json:"gpu_models"`
 	// Blockers are the scheduler's reasons that keep a queued job from starting now. None
 	// for a queued job means the next dequeue may admit it, after the jobs ahead of it. A
-	// paused job's blocker is its pause (BlockerPaused); other statuses have none.
+	// paused job's blocker is its pause (BlockerPaused and the two beside it); other
+	// statuses have none.
 	Blockers []string `json:"blockers"`
 	// Run is the job's pending or running run. A pending run of a running job was admitted
 	// but its container has not started: its pod may wait for a node or an image.
@@ -77,8 +78,16 @@ type LiveRun struct {
 	Stopping *string `json:"stopping,omitempty"`
 }
 
-// BlockerPaused is the blocker of a paused job, which waits for nothing but a resume.
-const BlockerPaused = "job paused: POST /v1/jobs/{id}/resume (schedulerd job resume) queues it again"
+// The blockers of paused jobs, which wait for nothing but a resume. BlockerPaused is a
+// job's own pause. A trial that its hpo parent's pause paused waits for the parent's
+// resume (BlockerPausedByParent). A paused hpo parent queues its trials again when resumed
+// (BlockerPausedSearch).
+const (
+	BlockerPaused         = "job paused: POST /v1/jobs/{id}/resume (schedulerd job resume) queues it again"
+	BlockerPausedByParent = "paused with its hpo parent (parent_job_id): the parent's resume queues it again"
+	BlockerPausedSearch   = "hpo search paused: POST /v1/jobs/{id}/resume (schedulerd job resume) " +
+		"queues again the trials its pause paused"
+)
 
 // Position is the place of a queued job in admission order: priority, then age.
 type Position struct {
@@ -148,6 +157,17 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 	return nil
 }
 
+// pausedBlocker returns the blocker of the paused job j: what resumes it.
+func pausedBlocker(j store.Job) string {
+	switch {
+	case j.JobType == "hpo":
+		return BlockerPausedSearch
+	case j.PausedByParent:
+		return BlockerPausedByParent
+	}
+	return BlockerPaused
+}
+
 // explain turns the facts into the response. It mirrors the checks of scheduler.Policy, at
 // the time of the facts' snapshot, with starvationBound as the policy's.
 func explain(f store.JobExplanation, starvationBound time.Duration) Explanation {
@@ -186,7 +206,7 @@ func explain(f store.JobExplanation, starvationBound time.Duration) Explanation 
 	case store.JobQueued:
 		e.Blockers = blockers(e, period, budget, capacity)
 	case store.JobPaused:
-		e.Blockers = []string{BlockerPaused}
+		e.Blockers = []string{pausedBlocker(j)}
 	}
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,

@@ -146,20 +146,31 @@ func TestJobViewShowsResult(t *testing.T) {
 	wantJSON(t, "result", read.Result, `{"metrics": {"accuracy": 0.91}, "model_version": 1}`)
 }
 
-// TestPauseHPOParentConflicts: an hpo parent holds no pod and never waits in the queue, so
-// pausing it is a conflict whose message names what to do instead.
+// TestPauseHPOParentConflicts: pausing an hpo parent whose trials have all ended is a
+// conflict that gives the reason, and it changes nothing, because the parent's workflow is
+// about to score the trials and end it. A parent whose trials are still being created
+// (submitted) cannot be paused either.
 func TestPauseHPOParentConflicts(t *testing.T) {
 	f := setup(t)
-	f.useWorkflows()
-	var parent api.Job
-	f.do(f.submitter, "POST", "/v1/projects/vision/jobs", hpoBody()).want(201).decode(&parent)
-
-	p := f.do(f.operator, "POST", "/v1/jobs/"+parent.ID.String()+"/pause", nil).problem(409, api.TypeConflict)
-	if !strings.Contains(p.Detail, "hpo parent") || !strings.Contains(p.Detail, "cancel it") {
-		t.Errorf("detail %q, want it to name the hpo parent and the way out", p.Detail)
+	parent := f.hpoParent()
+	p := f.action(f.operator, parent, "pause").problem(409, api.TypeConflict)
+	if !strings.Contains(p.Detail, "applies to an hpo parent that is running") {
+		t.Errorf("pause of a submitted parent: detail %q, want it to say a parent must be running", p.Detail)
 	}
-	if got := f.job(parent.ID); got.Status != store.JobSubmitted {
-		t.Errorf("parent %s after the refused pause, want submitted", got.Status)
+
+	trial := f.addTrial(parent)
+	f.startSearch(parent)
+	f.action(f.submitter, trial, "cancel").want(200)
+	before := f.auditCount()
+	p = f.action(f.operator, parent, "pause").problem(409, api.TypeConflict)
+	if !strings.Contains(p.Detail, "trials have all ended") {
+		t.Errorf("pause of a parent whose trials ended: detail %q, want it to say so", p.Detail)
+	}
+	if got := f.job(parent.ID).Status; got != store.JobRunning {
+		t.Errorf("parent %s after the rejected pause, want running", got)
+	}
+	if after := f.auditCount(); after != before {
+		t.Errorf("%d audit records after the rejected pause, want %d", after, before)
 	}
 }
 

@@ -46,6 +46,9 @@ type Job struct {
 	// Result is the outcome the job's workflow recorded: evaluation metrics, the registered
 	// model version, or an hpo job's best trial. It is absent until the workflow records one.
 	Result json.RawMessage `json:"result,omitempty"`
+	// PausedByParent is true for a trial that its hpo parent's pause paused: the parent's
+	// resume queues it again.
+	PausedByParent bool `json:"paused_by_parent,omitempty"`
 }
 
 func jobView(j store.Job) Job {
@@ -62,6 +65,7 @@ func jobView(j store.Job) Job {
 		RunCount: j.RunCount, WaitReason: waitReason(j), ErrorMessage: j.ErrorMessage,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
 		SubmittedBy: j.SubmittedBy, TemporalWorkflowID: j.TemporalWorkflowID, Result: nullToAbsent(j.Result),
+		PausedByParent: j.PausedByParent,
 	}
 }
 

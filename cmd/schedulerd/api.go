@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -768,7 +769,7 @@ func printJob(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "id\t%s\n", j.ID)
 	fmt.Fprintf(tw, "project\t%s\n", j.Project)
 	fmt.Fprintf(tw, "type\t%s\n", j.JobType)
-	fmt.Fprintf(tw, "status\t%s\n", j.Status)
+	fmt.Fprintf(tw, "status\t%s\n", jobStatus(j))
 	fmt.Fprintf(tw, "priority\t%d\n", j.Priority)
 	fmt.Fprintf(tw, "gpus\t%s on %s\n", gpus(j.GPUMilli), models(j.GPUModels))
 	fmt.Fprintf(tw, "runs\t%d; %d of %d attempts used by failures; %d of %d preemptions\n",
@@ -780,6 +781,15 @@ func printJob(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "error\t%s\n", orDash(j.ErrorMessage, plain))
 }
 
+// jobStatus returns the job's status, and for a trial that its hpo parent's pause paused,
+// the parent whose resume queues it again.
+func jobStatus(j *api.Job) string {
+	if j.PausedByParent && j.ParentJobID != nil {
+		return fmt.Sprintf("%s by its hpo parent %s", j.Status, j.ParentJobID)
+	}
+	return j.Status
+}
+
 func printJobList(tw *tabwriter.Writer, v any) {
 	fmt.Fprintln(tw, "ID\tPROJECT\tTYPE\tSTATUS\tPRIORITY\tGPUS\tCREATED\tWAIT REASON")
 	for _, j := range v.(*api.JobList).Jobs {
@@ -789,12 +799,15 @@ func printJobList(tw *tabwriter.Writer, v any) {
 }
 
 // reservationNote describes the GPU-hours that the explained job's run holds, or that its
-// admission would hold. An ended job, and an hpo parent, which runs no pod, hold none.
+// admission would hold. An ended job, and an hpo parent, which runs no pod, hold none. A
+// paused parent is known by its blocker, because its resume queues its trials, not itself.
 func reservationNote(e *api.Explanation) string {
 	hours := e.Budget.JobReservation
 	switch {
 	case e.Run != nil:
 		return fmt.Sprintf("; its run reserves %.2f", hours)
+	case slices.Contains(e.Blockers, api.BlockerPausedSearch):
+		return ""
 	case e.Status == string(store.JobQueued) || e.Status == string(store.JobPaused):
 		return fmt.Sprintf("; admission would reserve %.2f", hours)
 	}

@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/schedulerd/schedulerd/api"
 )
 
@@ -91,12 +93,17 @@ func TestPrintExplanationReservation(t *testing.T) {
 			"budget       6.00 of 10.00 GPU-hours left; its run reserves 4.00\n"},
 		{"completed", api.Explanation{Status: "completed", Budget: budget},
 			"budget       6.00 of 10.00 GPU-hours left\n"},
+		{"paused hpo parent", api.Explanation{Status: "paused", Budget: budget,
+			Blockers: []string{api.BlockerPausedSearch}},
+			"budget       6.00 of 10.00 GPU-hours left\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var b strings.Builder
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-			c.e.Blockers = []string{}
+			if c.e.Blockers == nil {
+				c.e.Blockers = []string{}
+			}
 			printExplanation(tw, &c.e)
 			if err := tw.Flush(); err != nil {
 				t.Fatal(err)
@@ -120,6 +127,22 @@ func TestPrintJobPreemptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := "runs         20; 0 of 3 attempts used by failures; 20 of 20 preemptions\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("job get printed:\n%s\nwant the line %q", b.String(), want)
+	}
+}
+
+// job get names the hpo parent whose pause paused a trial, since only the parent's resume
+// queues the trial again.
+func TestPrintJobPausedByParent(t *testing.T) {
+	parent := uuid.MustParse("01930000-0000-7000-8000-000000000001")
+	j := api.Job{Status: "paused", PausedByParent: true, ParentJobID: &parent, GPUModels: []string{}}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	printJob(tw, &j)
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "status       paused by its hpo parent " + parent.String() + "\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("job get printed:\n%s\nwant the line %q", b.String(), want)
 	}
 }
