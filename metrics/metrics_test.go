@@ -268,6 +268,41 @@ schedulerd_cron_task_last_success_timestamp_seconds{task="partitions"} 1.8000000
 	}
 }
 
+// TestPausedSearchGauges: a paused hpo search shows in schedulerd_jobs as paused, the parent
+// and the trial its pause paused alike.
+func TestPausedSearchGauges(t *testing.T) {
+	s := databaseFixture(t)
+	ctx := context.Background()
+	parent, err := s.SubmitJob(ctx, store.Submission{ProjectID: "nlp", JobType: "hpo", Priority: 50,
+		Config: json.RawMessage(`{}`), MaxRuntimeSeconds: 3600, MaxAttempts: 1, MaxPreemptions: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SubmitJob(ctx, store.Submission{ProjectID: "nlp", JobType: "fine_tune", Priority: 50,
+		Config: json.RawMessage(`{}`), GPUMilli: 1000, MaxRuntimeSeconds: 3600, MaxAttempts: 1,
+		MaxPreemptions: 20, Parent: &store.JobRef{ID: parent.ID, CreatedAt: parent.CreatedAt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetParentStatus(ctx, parent.Ref(), store.JobSubmitted, store.JobRunning, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MoveHPOParent(ctx, parent.Ref(), store.JobRunning, store.JobPaused, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	m, reg := newMetrics(t)
+	m.CollectDatabase(s.Pool(), nil)
+	depth := gatherGauge(t, reg, "schedulerd_jobs")
+	for labels, want := range map[string]float64{
+		"nlp/paused/low": 2, "nlp/running/low": 0, "nlp/queued/low": 1,
+	} {
+		if got := depth[labels]; got != want {
+			t.Errorf("schedulerd_jobs{%s} = %v, want %v", labels, got, want)
+		}
+	}
+}
+
 // TestWorkflowOutboxGauges: undelivered workflow events are counted, with the age of the
 // oldest, so a Temporal outage shows as a growing age.
 func TestPartitionRunwayStopsAtGap(t *testing.T) {
