@@ -76,8 +76,14 @@ func runHPO(ctx workflow.Context, facts JobFacts) (Result, error) {
 	if err := record(ctx, facts.Job, result); err != nil {
 		return Result{}, err
 	}
+	return afterTrials(ctx, facts, result)
+}
 
-	state, err := followTrials(ctx, facts)
+// afterTrials waits until the trials have ended or the parent was cancelled, then ends the
+// parent with the best trial, or as cancelled.
+func afterTrials(ctx workflow.Context, facts JobFacts, result Result) (Result, error) {
+	hpo := result.HPO
+	state, err := followTrials(ctx, facts, result)
 	if err != nil {
 		return Result{}, err
 	}
@@ -104,10 +110,12 @@ func recordCancelled(ctx workflow.Context, parent store.JobRef, hpo *HPOResult) 
 
 // followTrials waits until every trial has ended or the parent was cancelled. Each
 // trial_ended signal makes it count again from the database, so a signal that repeats or
-// arrives late changes nothing.
-func followTrials(ctx workflow.Context, facts JobFacts) (TrialsState, error) {
+// arrives late changes nothing. Trials may run for months, so when Temporal suggests it
+// after a recheck, the workflow continues as new in ResumeWorkflow with facts and result.
+func followTrials(ctx workflow.Context, facts JobFacts, result Result) (TrialsState, error) {
 	trialEnded := workflow.GetSignalChannel(ctx, SignalTrialEnded)
 	parentEnded := workflow.GetSignalChannel(ctx, SignalJobEnded)
+	mayContinue := workflow.GetVersion(ctx, continueLongWaitsAsNew, workflow.DefaultVersion, 1) == 1
 	for {
 		var state TrialsState
 		if err := workflow.ExecuteActivity(ctx, a.TrialsState, facts.Job).Get(ctx, &state); err != nil {
@@ -116,23 +124,29 @@ func followTrials(ctx workflow.Context, facts JobFacts) (TrialsState, error) {
 		if state.ParentStatus == store.JobCancelled || state.Ended == state.Total {
 			return state, nil
 		}
-		waitForAny(ctx, trialEnded, parentEnded)
+		signalled := waitForAny(ctx, trialEnded, parentEnded)
+		if !signalled && mayContinue && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return TrialsState{}, continueAsNew(ctx, Resume{Facts: facts, Result: result, Wait: WaitTrials})
+		}
 	}
 }
 
 // waitForAny waits until one of the channels has a signal, which it consumes, or until
-// recheckEvery has passed.
-func waitForAny(ctx workflow.Context, channels ...workflow.ReceiveChannel) {
+// recheckEvery has passed, and reports whether a signal came.
+func waitForAny(ctx workflow.Context, channels ...workflow.ReceiveChannel) bool {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
+	got := false
 	selector := workflow.NewSelector(ctx).AddFuture(workflow.NewTimer(timerCtx, recheckEvery), func(workflow.Future) {})
 	for _, ch := range channels {
 		selector.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
 			var ignored JobEnded
 			c.Receive(ctx, &ignored)
+			got = true
 		})
 	}
 	selector.Select(ctx)
+	return got
 }
 
 // pickBest scores the trials, applies the parent's thresholds to the best one, completes

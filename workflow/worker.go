@@ -107,6 +107,7 @@ func (r *Runner) connect(ctx context.Context) error {
 
 	r.worker = worker.New(r.client, TaskQueue, worker.Options{})
 	r.worker.RegisterWorkflowWithOptions(JobWorkflow, sdkworkflow.RegisterOptions{Name: WorkflowName})
+	r.worker.RegisterWorkflowWithOptions(ResumeWorkflow, sdkworkflow.RegisterOptions{Name: ResumeWorkflowName})
 	r.worker.RegisterActivity(&Activities{Store: r.cfg.Store, Objects: r.cfg.Objects,
 		Logger: r.cfg.Logger.With("component", "workflow")})
 	return nil

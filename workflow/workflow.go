@@ -104,6 +104,60 @@ func drainSignals(ctx workflow.Context) {
 // new. Workflows that were already waiting before the change keep waiting in one history.
 const continueWaitingAsNew = "continue-waiting-as-new"
 
+// continueLongWaitsAsNew is the change id of the continue as new of the waits for an
+// approval decision (awaitDecision) and for an hpo parent's trials (followTrials). Those
+// waits come after steps that must not run twice, so the new run is a ResumeWorkflow that
+// carries the state on, not a JobWorkflow that would start the job's steps again.
+const continueLongWaitsAsNew = "continue-long-waits-as-new"
+
+// ResumeWorkflowName is the registered name of ResumeWorkflow.
+const ResumeWorkflowName = "JobWorkflowResume"
+
+// What a ResumeWorkflow waits for.
+const (
+	WaitApproval = "approval" // the decision on Result.Approval
+	WaitTrials   = "trials"   // the end of the hpo parent's trials
+)
+
+// Resume is the state that a job's workflow carries into its next run when it continues as
+// new during a long wait: the job's facts, the result so far, and what it waits for.
+type Resume struct {
+	Facts  JobFacts `json:"facts"`
+	Result Result   `json:"result"`
+	Wait   string   `json:"wait"`
+}
+
+// ResumeWorkflow is a later run of a job's workflow, which continued as new while it
+// waited for an approval decision or for an hpo parent's trials. It reads the fact it waits
+// for from the database before it waits again, since a decision or a trial's end may have
+// come between the two runs, and then finishes the job's steps as the first run would.
+func ResumeWorkflow(ctx workflow.Context, r Resume) (Result, error) {
+	ctx = withActivities(ctx)
+	defer drainSignals(ctx)
+	switch r.Wait {
+	case WaitApproval:
+		if r.Result.Approval == nil {
+			return Result{}, nonRetryable("resume of job %s waits for an approval but names none", r.Facts.Job.ID)
+		}
+		err := workflow.ExecuteActivity(ctx, a.ReadApproval, r.Result.Approval.ID).Get(ctx, r.Result.Approval)
+		if err != nil {
+			return Result{}, err
+		}
+		return finishPromotion(ctx, r.Facts, r.Result)
+	case WaitTrials:
+		if r.Result.HPO == nil {
+			return Result{}, nonRetryable("resume of job %s waits for trials but has no hpo result", r.Facts.Job.ID)
+		}
+		return afterTrials(ctx, r.Facts, r.Result)
+	}
+	return Result{}, nonRetryable("resume of job %s waits for %q, which no workflow waits for", r.Facts.Job.ID, r.Wait)
+}
+
+// continueAsNew returns the error that ends this run and starts a ResumeWorkflow with r.
+func continueAsNew(ctx workflow.Context, r Resume) error {
+	return workflow.NewContinueAsNewError(ctx, ResumeWorkflowName, r)
+}
+
 // waitForEnd returns the job's terminal status, from the database if it already has one,
 // else from the job_ended signal the outbox sends.
 //
@@ -238,14 +292,20 @@ func promote(ctx workflow.Context, facts JobFacts, result Result) (Result, error
 	if err := record(ctx, facts.Job, result); err != nil {
 		return Result{}, err
 	}
+	return finishPromotion(ctx, facts, result)
+}
 
-	if approval, err = awaitDecision(ctx, approval); err != nil {
+// finishPromotion waits for the decision on result's approval, promotes an approved
+// version and records the outcome.
+func finishPromotion(ctx workflow.Context, facts JobFacts, result Result) (Result, error) {
+	approval, err := awaitDecision(ctx, facts, result)
+	if err != nil {
 		return Result{}, err
 	}
 	result.Approval = &approval
 	if approval.Status == "approved" {
-		err := workflow.ExecuteActivity(ctx, a.Promote, result.ModelVersion.ID, stage, approval.DecidedBy).
-			Get(ctx, result.ModelVersion)
+		err := workflow.ExecuteActivity(ctx, a.Promote, result.ModelVersion.ID, facts.Spec.PromotionStage(),
+			approval.DecidedBy).Get(ctx, result.ModelVersion)
 		if err != nil {
 			return Result{}, err
 		}
@@ -253,13 +313,21 @@ func promote(ctx workflow.Context, facts JobFacts, result Result) (Result, error
 	return result, record(ctx, facts.Job, result)
 }
 
-// awaitDecision returns the approval once it is decided.
-func awaitDecision(ctx workflow.Context, approval Approval) (Approval, error) {
+// awaitDecision returns result's approval once it is decided. A decision may take months,
+// so when Temporal suggests it after a recheck, the workflow continues as new in
+// ResumeWorkflow, which waits on with the same facts and result (continueLongWaitsAsNew).
+func awaitDecision(ctx workflow.Context, facts JobFacts, result Result) (Approval, error) {
 	decided := workflow.GetSignalChannel(ctx, SignalApprovalDecided)
+	mayContinue := workflow.GetVersion(ctx, continueLongWaitsAsNew, workflow.DefaultVersion, 1) == 1
+	approval := *result.Approval
 	for approval.Status == "pending" {
 		var signal ApprovalDecided
-		if received(ctx, decided, &signal) && signal.ApprovalID != approval.ID {
+		got := received(ctx, decided, &signal)
+		if got && signal.ApprovalID != approval.ID {
 			continue // a decision on another request of this workflow, already handled
+		}
+		if !got && mayContinue && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return Approval{}, continueAsNew(ctx, Resume{Facts: facts, Result: result, Wait: WaitApproval})
 		}
 		if err := workflow.ExecuteActivity(ctx, a.ReadApproval, approval.ID).Get(ctx, &approval); err != nil {
 			return Approval{}, err
