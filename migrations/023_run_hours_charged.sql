@@ -12,4 +12,15 @@ ALTER TABLE runs ADD CONSTRAINT runs_gpu_hours_charged_check
 
 ---- create above / drop below ----
 
+-- Below 23 a run's end gives back its whole reservation, so the quotas get back the hours
+-- that renewals charged to live runs. Without them a quota would reserve less than such a
+-- run's end releases, and the end would fail. The new period then pays the whole run, as
+-- it did below 23.
+UPDATE quotas q SET gpu_hours_reserved = q.gpu_hours_reserved + c.hours
+FROM (SELECT j.project_id, sum(r.gpu_hours_charged) AS hours
+      FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
+      WHERE r.status IN ('pending', 'running') AND r.gpu_hours_charged > 0
+      GROUP BY j.project_id) c
+WHERE q.project_id = c.project_id;
+
 ALTER TABLE runs DROP COLUMN gpu_hours_charged;

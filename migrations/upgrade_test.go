@@ -340,3 +340,34 @@ func TestHPOParentPauseThrough024(t *testing.T) {
 	}
 	expectVersion(t, conn, 23)
 }
+
+// Below 023 a run's end gives back its whole reservation, so migrating down returns to the
+// quota the hours that renewals charged to running runs and took off its reservation.
+// Without them the quota would reserve less than the run's end releases, and the end of
+// the run would fail.
+func TestDownPast023GivesBackChargedHours(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 23, "fine_tune")
+	_, err := conn.Exec(ctx, `UPDATE jobs SET status = 'running';
+		INSERT INTO quotas (project_id, gpu_hours_budget, max_concurrent_jobs, period_start, period_end,
+		                    current_concurrent, gpu_hours_reserved)
+		VALUES ('vision', 100, 2, '2025-02-01', '2025-03-01', 1, 30);
+		INSERT INTO runs (job_id, job_created_at, run_number, status, gpu_milli, pod_name, started_at,
+		                  gpu_hours_reserved, gpu_hours_charged)
+		VALUES ('00000000-0000-0000-0000-000000000001', '2025-01-20 08:00+00', 1, 'running', 4000, 'p1',
+		        '2025-01-31 16:30+00', 40, 10)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.To(ctx, conn, 22); err != nil {
+		t.Fatal(err)
+	}
+	var reserved float64
+	if err := conn.QueryRow(ctx, `SELECT gpu_hours_reserved::float8 FROM quotas`).Scan(&reserved); err != nil {
+		t.Fatal(err)
+	}
+	if reserved != 40 {
+		t.Errorf("quota reserves %v GPU-hours below 023, want the running run's whole 40", reserved)
+	}
+}
