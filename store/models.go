@@ -201,7 +201,9 @@ WHERE p.model_id = $1 AND p.stage = 'prod' AND p.id <> $2 AND later.decided_at >
 //
 // Workflows promote in whatever order they run, so the order of the approvals decides. When
 // the model's prod version was approved for prod after this version, this version keeps its
-// stage, and PromoteVersion returns it with ErrStaleStatus.
+// stage, and PromoteVersion returns it with ErrStaleStatus. So does a version promoted to
+// staging that reached prod, or was archived, since its staging approval: a request through
+// the API may have moved it there (RequestPromotion).
 func (s *Store) PromoteVersion(ctx context.Context, id uuid.UUID, stage, by string) (ModelVersion, error) {
 	doing := fmt.Sprintf("promote model version %s to %s", id, stage)
 	v, err := s.GetModelVersion(ctx, id)
@@ -212,8 +214,7 @@ func (s *Store) PromoteVersion(ctx context.Context, id uuid.UUID, stage, by stri
 		if stage == "prod" {
 			return promoteToProd(ctx, tx, v, by)
 		}
-		_, err := tx.Exec(ctx, sqlPromote, id, stage, by)
-		return err
+		return promoteToStaging(ctx, tx, v, by)
 	})
 	if errors.Is(err, ErrStaleStatus) {
 		current, getErr := s.GetModelVersion(ctx, id)
@@ -247,6 +248,31 @@ func promoteToProd(ctx context.Context, tx pgx.Tx, v ModelVersion, by string) er
 	}
 	_, err = tx.Exec(ctx, sqlPromote, v.ID, "prod", by)
 	return err
+}
+
+// sqlPromoteToStaging moves a version to staging unless it is in prod or archived. Moving a
+// prod version back would leave its model without one, and an archived version stays
+// archived.
+const sqlPromoteToStaging = `
+UPDATE model_versions SET stage = 'staging', promoted_at = now(), promoted_by = $2
+WHERE id = $1 AND stage NOT IN ('staging', 'prod', 'archived')`
+
+// promoteToStaging moves v to staging, unless v is in prod or archived (ErrStaleStatus).
+// The stage is read again after an update that changed nothing, so that it includes a
+// change that the update waited for.
+func promoteToStaging(ctx context.Context, tx pgx.Tx, v ModelVersion, by string) error {
+	tag, err := tx.Exec(ctx, sqlPromoteToStaging, v.ID, by)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err
+	}
+	var stage string
+	if err := tx.QueryRow(ctx, `SELECT stage::text FROM model_versions WHERE id = $1`, v.ID).Scan(&stage); err != nil {
+		return err
+	}
+	if stage == "staging" {
+		return nil
+	}
+	return fmt.Errorf("%w: version %d of the model is in %s and stays there", ErrStaleStatus, v.VersionNumber, stage)
 }
 
 // laterProdVersion returns the number of the model's prod version when that version was

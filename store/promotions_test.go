@@ -425,3 +425,34 @@ func TestRequestDuringApproval(t *testing.T) {
 		}
 	}
 }
+
+// A workflow's approved staging request that it promotes only after a request through the
+// API put the version in prod leaves the version in prod, so the model keeps a prod
+// version. Once another version replaced it, the archived version stays archived.
+func TestLateWorkflowStagingKeepsProd(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	first := register(t, s, completedJob(t, s), "resnet")
+	second := register(t, s, completedJob(t, s), "resnet")
+	approve(t, s, first.ID, "staging") // the workflow's request, promoted late below
+	mustApprove(t, s, mustRequestPromotion(t, s, first.ID, "prod").ID)
+
+	late, err := s.PromoteVersion(ctx, first.ID, "staging", "olga")
+	if !errors.Is(err, store.ErrStaleStatus) {
+		t.Errorf("late staging promotion of the prod version: %v, want ErrStaleStatus", err)
+	}
+	if late.ID != first.ID || late.Stage != "prod" {
+		t.Errorf("late staging promotion returned version %s in %s, want %s in prod", late.ID, late.Stage, first.ID)
+	}
+	if stage := stageOf(t, s, first.ID); stage != "prod" {
+		t.Errorf("version 1 is %s after a late staging promotion, want prod", stage)
+	}
+
+	mustApprove(t, s, mustRequestPromotion(t, s, second.ID, "prod").ID)
+	if _, err := s.PromoteVersion(ctx, first.ID, "staging", "olga"); !errors.Is(err, store.ErrStaleStatus) {
+		t.Errorf("late staging promotion of the archived version: %v, want ErrStaleStatus", err)
+	}
+	if stage := stageOf(t, s, first.ID); stage != "archived" {
+		t.Errorf("version 1 is %s, want archived", stage)
+	}
+}
