@@ -68,6 +68,9 @@ ORDER BY project_id FOR UPDATE SKIP LOCKED`
 // Instead, when another transaction holds one of them (an end, a start or an accrual being
 // recorded), the statement changes nothing and returns no row, and the renewal of this
 // quota waits for the next try. Otherwise it returns the hours charged.
+// NOTE: the charge stops at the end of the expired period ($4), not at the new period's
+// start ($2), so a renewal more than one period late leaves the hours of the skipped
+// periods to the new one.
 const sqlRenewQuota = `
 WITH live AS (
     SELECT r.id, r.gpu_hours_charged AS before,
