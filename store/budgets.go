@@ -61,16 +61,15 @@ FROM quotas WHERE period_end <= (now() AT TIME ZONE 'UTC')::date
 ORDER BY project_id FOR UPDATE SKIP LOCKED`
 
 // The statement that starts a new period of a project. A running run that started before
-// the old period's end ($4, midnight UTC) is charged its hours up to that end, less what
-// earlier renewals charged it. The renewal moves that part from the quota's reservation to
-// the old period, so the run's end debits only the rest to the new one. The runs are locked
-// after the quota row, the reverse of a run's end, so waiting for them could deadlock.
-// Instead, when another transaction holds one of them (an end, a start or an accrual being
-// recorded), the statement changes nothing and returns no row, and the renewal of this
-// quota waits for the next try. Otherwise it returns the hours charged.
-// NOTE: the charge stops at the end of the expired period ($4), not at the new period's
-// start ($2), so a renewal more than one period late leaves the hours of the skipped
-// periods to the new one.
+// the new period's start ($4: $2 as midnight UTC) is charged its hours up to that start, less
+// what earlier renewals charged it. That start is the old period's end, or a later one when
+// the renewal comes more than a period late, whose skipped periods then count as the old
+// one. The renewal moves that part from the quota's reservation to the old period, so the
+// run's end debits only the rest to the new one. The runs are locked after the quota row,
+// the reverse of a run's end, so waiting for them could deadlock. Instead, when another
+// transaction holds one of them (an end, a start or an accrual being recorded), the
+// statement changes nothing and returns no row, and the renewal of this quota waits for
+// the next try. Otherwise it returns the hours charged.
 const sqlRenewQuota = `
 WITH live AS (
     SELECT r.id, r.gpu_hours_charged AS before,
@@ -103,7 +102,7 @@ RETURNING total.hours::float8`
 func renewQuota(ctx context.Context, tx pgx.Tx, r *BudgetRenewal, today time.Time) (bool, error) {
 	r.NewStart, r.NewEnd = NextPeriod(r.OldStart, r.OldEnd, today)
 	var charged float64
-	err := tx.QueryRow(ctx, sqlRenewQuota, r.ProjectID, r.NewStart, r.NewEnd, r.OldEnd).Scan(&charged)
+	err := tx.QueryRow(ctx, sqlRenewQuota, r.ProjectID, r.NewStart, r.NewEnd, r.NewStart).Scan(&charged)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

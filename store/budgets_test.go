@@ -291,3 +291,40 @@ func renewWhileRunLocked(t *testing.T, s *store.Store, run uuid.UUID) {
 			quota.PeriodEnd.Format(time.DateOnly), quota.GPUHoursReserved)
 	}
 }
+
+// TestLateRenewalChargesSkippedPeriods: a renewal that comes more than a period late charges
+// a running run its hours up to the new period's start, so the new period pays for none of
+// the skipped one.
+func TestLateRenewalChargesSkippedPeriods(t *testing.T) {
+	s := setupAt(t, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	a := admitOne(t, s, 2000, 3) // 2 GPUs for at most an hour: 2 GPU-hours reserved
+	if err := s.StartRun(ctx, a.RunID, time.Date(2026, 10, 31, 23, 30, 0, 0, time.UTC), "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Pool().Exec(ctx, `UPDATE quotas SET period_start = '2026-10-01', period_end = '2026-11-01'
+		WHERE project_id = 'vision'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	renewals, err := s.RenewBudgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewals) != 1 || !renewals[0].NewStart.Equal(date(2026, 12, 1)) {
+		t.Fatalf("renewals %+v, want one to the period from 2026-12-01", renewals)
+	}
+	// Up to 2026-12-01 the run could use its whole reservation; up to the old period's end
+	// only 1 GPU-hour.
+	if got := renewals[0].ChargedLiveRuns; got != 2 {
+		t.Errorf("charged %v GPU-hours to the running run, want its whole reservation of 2", got)
+	}
+	quota, err := s.GetQuota(ctx, "vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quota.GPUHoursReserved != 0 {
+		t.Errorf("new period reserves %v GPU-hours, want 0", quota.GPUHoursReserved)
+	}
+}
