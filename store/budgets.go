@@ -18,7 +18,7 @@ type BudgetRenewal struct {
 	OldStart, OldEnd time.Time
 	NewStart, NewEnd time.Time
 	// UsedBefore is the GPU-hours the old period used: its ended runs, and the hours of its
-	// running runs up to its end (ChargedLiveRuns).
+	// running runs up to the new period's start (ChargedLiveRuns).
 	UsedBefore      float64
 	ChargedLiveRuns float64
 }
