@@ -131,7 +131,7 @@ var badSubmissions = []struct {
 		`"resources":{"gpus":1},"env":{"SCHEDULERD_RUN_ID":"x"}}}`, "config.env"},
 	{"invalid Secret name", `{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,` +
 		`"resources":{"gpus":1},"secret_env":{"TOKEN":{"name":"S3_Creds","key":"k"}}}}`, `config.secret_env["TOKEN"].name`},
-	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags"},
+	{"tags wrong type", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a":1}}`, "tags.a"},
 	{"tag key invalid", `{"job_type":"fine_tune","config":` + validConfig + `,"tags":{"a b":"c"}}`, "tags"},
 	{"parent not a uuid", `{"job_type":"fine_tune","config":` + validConfig + `,"parent_job_id":"42"}`, "parent_job_id"},
 	{"key with space", `{"job_type":"fine_tune","config":` + validConfig + `,"idempotency_key":"a b"}`, "idempotency_key"},
@@ -182,6 +182,10 @@ func TestSubmitFieldErrorDetails(t *testing.T) {
 			"config.max_runtime_seconds", "expected an integer, got JSON string"},
 		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"resources":{"gpus":"1"}}}`,
 			"config.resources.gpus", "expected an integer, got JSON string"},
+		{`{"job_type":"fine_tune","tags":{"team":"cv","sprint":12},"config":{}}`, "tags.sprint",
+			"expected a string, got JSON number"},
+		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"env":{"EPOCHS":3}}}`,
+			"config.env.EPOCHS", "expected a string, got JSON number"},
 	}
 	for _, c := range cases {
 		p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", c.body).problem(400, api.TypeInvalidRequest)

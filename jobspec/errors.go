@@ -1,9 +1,11 @@
 package jobspec
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -19,7 +21,13 @@ const unknownFieldReason = "unknown field"
 func FieldOfDecodeError(err error, raw []byte, goType reflect.Type, path string) (*FieldError, bool) {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return &FieldError{joinPath(path, typeErr.Field), typeMismatch(typeErr)}, true
+		// typeErr.Field lists struct fields only, without map keys or array indexes, so a
+		// bad env value would be named config.env. The offset finds the value itself.
+		field, ok := valuePathAt(raw, typeErr.Offset, path)
+		if !ok {
+			field = joinPath(path, typeErr.Field)
+		}
+		return &FieldError{field, typeMismatch(typeErr)}, true
 	}
 	// encoding/json names an unknown field only in its message, json: unknown field "x",
 	// and without the path to it. CheckKeys walks the same keys in the same order, so the
@@ -73,4 +81,59 @@ func joinPath(path, field string) string {
 		return path
 	}
 	return path + "." + field
+}
+
+// pathFrame is an array or object that valuePathAt has entered: its path, the index of its
+// next element or the key of its next member, and whether a member's key comes next.
+type pathFrame struct {
+	path    string
+	array   bool
+	index   int
+	key     string
+	wantKey bool
+}
+
+// valuePathAt returns the path below path of the value of raw that encoding/json's
+// UnmarshalTypeError.Offset points at. That offset is the end of a string, number, boolean
+// or null, or the byte after the [ or { that opens an array or object. Object members are
+// named as CheckKeys names them, with dots, and array elements with [i]. It returns false
+// when no value of raw ends at offset.
+func valuePathAt(raw []byte, offset int64, path string) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var stack []*pathFrame
+	for {
+		token, err := dec.Token()
+		if err != nil { // io.EOF too, because then no value ends at offset
+			return "", false
+		}
+		if token == json.Delim('}') || token == json.Delim(']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+
+		valuePath := path
+		if len(stack) > 0 {
+			top := stack[len(stack)-1]
+			switch {
+			case top.array:
+				valuePath = top.path + "[" + strconv.Itoa(top.index) + "]"
+				top.index++
+			case top.wantKey:
+				top.key, top.wantKey = token.(string), false // Token returns object keys as strings
+				continue
+			default:
+				valuePath = joinPath(top.path, top.key)
+				top.wantKey = true
+			}
+		}
+
+		if dec.InputOffset() == offset {
+			return valuePath, true
+		}
+		if token == json.Delim('{') || token == json.Delim('[') {
+			stack = append(stack, &pathFrame{path: valuePath, array: token == json.Delim('['),
+				wantKey: token == json.Delim('{')})
+		}
+	}
 }

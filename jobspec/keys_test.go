@@ -78,6 +78,20 @@ func TestDecodeNamesFieldErrors(t *testing.T) {
 			"expected an array, got JSON string"},
 		{`{"image":"x","max_runtime_seconds":60.5}`, "config.max_runtime_seconds",
 			"expected an integer, got JSON number 60.5"},
+		// encoding/json leaves map keys and array indexes out of its error's field, so the
+		// path comes from where in the config the value ends.
+		{`{"image":"x","max_runtime_seconds":60,"env":{"A":"1","B":2}}`, "config.env.B",
+			"expected a string, got JSON number"},
+		{`{"image":"x","max_runtime_seconds":60,"resources":{"gpu_models":["A10", 5]}}`,
+			"config.resources.gpu_models[1]", "expected a string, got JSON number"},
+		{`{"image":"x","max_runtime_seconds":60,"secret_env":{"TOKEN":{"name":1,"key":"k"}}}`,
+			"config.secret_env.TOKEN.name", "expected a string, got JSON number"},
+		{`{"image":"x","max_runtime_seconds":60,"evaluation":{"thresholds":{"acc":{"min":"high"}}}}`,
+			"config.evaluation.thresholds.acc.min", "expected a number, got JSON string"},
+		{`{"image":"x","max_runtime_seconds":60,"hpo":{"parameters":{"lr":{"values":[0.1, {"x":1}]}}}}`,
+			"config.hpo.parameters.lr.values[1]", "expected a number, got JSON object"},
+		{`{"image":"x", "max_runtime_seconds" : 60, "env" : { "A" : [ "1" ] } }`, "config.env.A",
+			"expected a string, got JSON array"},
 	}
 	for _, c := range cases {
 		_, err := jobspec.Decode([]byte(c.config))
