@@ -105,7 +105,13 @@ UPDATE jobs SET
                        THEN 'retrying after failure: ' || $5 END,
     completed_at = CASE WHEN $3 = 'completed' OR ($3 = 'failed' AND NOT ($4 AND attempts + 1 < max_attempts))
                             OR ($7 AND preemptions + 1 >= max_preemptions)
-                        THEN $6 ELSE completed_at END
+                        THEN $6 ELSE completed_at END,
+    -- A job that its workflow evaluates or registers is evaluating from its completion, so
+    -- a pipeline keeps waiting while the workflow has not started on it (Temporal down).
+    result_json = CASE WHEN $3 = 'completed' AND result_json IS NULL
+                            AND (jsonb_typeof(config_json -> 'evaluation') = 'object'
+                                 OR jsonb_typeof(config_json -> 'model') = 'object')
+                       THEN '{"status": "evaluating"}'::jsonb ELSE result_json END
 WHERE id = $1 AND created_at = $2 AND $3 <> 'cancelled'
   AND (status = 'running' OR (status = 'paused' AND $3 IN ('completed', 'failed')))
 RETURNING status::text, $7 AND status = 'failed'`

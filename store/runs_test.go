@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -14,11 +15,18 @@ import (
 // returning its run.
 func admitOne(t *testing.T, s *store.Store, gpuMilli, maxAttempts int) store.Admission {
 	t.Helper()
+	return admitConfig(t, s, gpuMilli, maxAttempts, string(submission("").Config))
+}
+
+// admitConfig is admitOne for a job with the given config.
+func admitConfig(t *testing.T, s *store.Store, gpuMilli, maxAttempts int, config string) store.Admission {
+	t.Helper()
 	ctx := context.Background()
 	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000}}); err != nil {
 		t.Fatal(err)
 	}
 	sub := submission("")
+	sub.Config = json.RawMessage(config)
 	sub.GPUMilli, sub.MaxAttempts, sub.MaxRuntimeSeconds = gpuMilli, maxAttempts, 3600
 	if _, err := s.SubmitJob(ctx, sub); err != nil {
 		t.Fatal(err)
@@ -263,5 +271,47 @@ func TestDeleteLiveRunRejected(t *testing.T) {
 	tag, err := tx.Exec(ctx, `DELETE FROM runs WHERE id = $1`, a.RunID)
 	if err != nil || tag.RowsAffected() != 1 {
 		t.Errorf("deleting with schedulerd.delete_live_runs on: %v rows, %v; want 1 row", tag.RowsAffected(), err)
+	}
+}
+
+// A job whose config has an evaluation or a model section is evaluating from the moment its
+// run completes, before its workflow starts to evaluate it. Otherwise a pipeline that polls
+// the job would see it completed without a result while Temporal is down, and stop waiting.
+func TestCompletedRunMarksEvaluating(t *testing.T) {
+	cases := []struct {
+		name, config string
+		end          store.RunStatus
+		wantResult   string // "" for no result
+	}{
+		{"model section", `{"image":"x","model":{"name":"resnet"}}`, store.RunCompleted, `{"status": "evaluating"}`},
+		{"evaluation section", `{"image":"x","evaluation":{"thresholds":{"acc":{"min":0.8}}}}`, store.RunCompleted,
+			`{"status": "evaluating"}`},
+		{"neither section", `{"image":"x"}`, store.RunCompleted, ""},
+		{"null model section", `{"image":"x","model":null}`, store.RunCompleted, ""},
+		{"preempted run", `{"image":"x","model":{"name":"resnet"}}`, store.RunPreempted, ""},
+		{"failed run", `{"image":"x","model":{"name":"resnet"}}`, store.RunFailed, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := setup(t)
+			ctx := context.Background()
+			a := admitConfig(t, s, 1000, 1, c.config)
+			if err := s.StartRun(ctx, a.RunID, time.Now().Add(-time.Minute), "node-1"); err != nil {
+				t.Fatal(err)
+			}
+
+			if _, err := s.EndRun(ctx, store.RunEnd{RunID: a.RunID, Status: c.end, EndedAt: time.Now(),
+				Reason: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			var result *string
+			if err := s.Pool().QueryRow(ctx, `SELECT result_json::text FROM jobs WHERE id = $1`,
+				a.Job.ID).Scan(&result); err != nil {
+				t.Fatal(err)
+			}
+			if got := deref(result); got != c.wantResult {
+				t.Errorf("result %q, want %q", got, c.wantResult)
+			}
+		})
 	}
 }

@@ -109,6 +109,8 @@ func newWorkflows(ctx context.Context, env *environment, db *store.Store, settin
 		}
 		objects = client
 	} else {
+		// NOTE: model registration reads S3 too, and the API still accepts evaluation and model
+		// sections, so such jobs stay evaluating until the daemon restarts with S3 settings.
 		env.log.Warn("no S3 configured: evaluations that need an eval report will wait until one is")
 	}
 	return workflow.New(workflow.Config{Address: address, Namespace: env.cfg.TemporalNamespace,
