@@ -186,6 +186,8 @@ func TestSubmitFieldErrorDetails(t *testing.T) {
 			"expected a string, got JSON number"},
 		{`{"job_type":"fine_tune","config":{"image":"x","max_runtime_seconds":60,"env":{"EPOCHS":3}}}`,
 			"config.env.EPOCHS", "expected a string, got JSON number"},
+		{`{"job_type":"fine_tune","priority":99999999999999999999,"config":{}}`, "priority",
+			"the integer 99999999999999999999 is out of range"},
 	}
 	for _, c := range cases {
 		p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", c.body).problem(400, api.TypeInvalidRequest)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -43,10 +44,19 @@ func FieldOfDecodeError(err error, raw []byte, goType reflect.Type, path string)
 	return &FieldError{joinPath(path, strings.Trim(name, `"`)), unknownFieldReason}, true
 }
 
+// integerLiteral matches a JSON number written as an integer, without fraction or exponent.
+var integerLiteral = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+
 // typeMismatch describes a JSON value of the wrong type, such as "expected an integer, got
-// JSON string".
+// JSON string". encoding/json reports an integer that overflows an integer field as a
+// number of the wrong type, so that case is named out of range instead.
 func typeMismatch(e *json.UnmarshalTypeError) string {
-	return "expected " + jsonTypeName(e.Type) + ", got JSON " + e.Value
+	want := jsonTypeName(e.Type)
+	number, isNumber := strings.CutPrefix(e.Value, "number ")
+	if isNumber && want == "an integer" && integerLiteral.MatchString(number) {
+		return "the integer " + number + " is out of range"
+	}
+	return "expected " + want + ", got JSON " + e.Value
 }
 
 // jsonTypeName names a Go type in JSON words.

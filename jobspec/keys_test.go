@@ -92,6 +92,13 @@ func TestDecodeNamesFieldErrors(t *testing.T) {
 			"config.hpo.parameters.lr.values[1]", "expected a number, got JSON object"},
 		{`{"image":"x", "max_runtime_seconds" : 60, "env" : { "A" : [ "1" ] } }`, "config.env.A",
 			"expected a string, got JSON array"},
+		// An integer too large for the field is an integer all the same.
+		{`{"image":"x","max_runtime_seconds":99999999999999999999}`, "config.max_runtime_seconds",
+			"the integer 99999999999999999999 is out of range"},
+		{`{"image":"x","max_runtime_seconds":-99999999999999999999}`, "config.max_runtime_seconds",
+			"the integer -99999999999999999999 is out of range"},
+		{`{"image":"x","max_runtime_seconds":6e1}`, "config.max_runtime_seconds",
+			"expected an integer, got JSON number 6e1"},
 	}
 	for _, c := range cases {
 		_, err := jobspec.Decode([]byte(c.config))
