@@ -39,9 +39,13 @@ type ModelVersion struct {
 // Job returns the key of the job that trained the version.
 func (v ModelVersion) Job() JobRef { return JobRef{ID: v.JobID, CreatedAt: v.JobCreatedAt} }
 
+// Older releases stored a version without metrics as JSON null. versionColumns reads that
+// as {}, the column's default, as RegisterModelVersion now stores it.
 const versionColumns = `v.id, v.model_id, m.model_name, m.project_id, v.version_number, v.stage::text AS stage,
     v.job_id, v.job_created_at, v.run_id, v.artifact_uri, v.dataset_version, v.config_hash,
-    v.code_commit, v.mlflow_run_id, v.eval_metrics_json, v.created_at, v.promoted_at, v.promoted_by`
+    v.code_commit, v.mlflow_run_id,
+    COALESCE(NULLIF(v.eval_metrics_json, 'null'::jsonb), '{}'::jsonb) AS eval_metrics_json,
+    v.created_at, v.promoted_at, v.promoted_by`
 
 const sqlVersionFrom = ` FROM model_versions v JOIN models m ON m.id = v.model_id `
 
@@ -86,7 +90,13 @@ func (s *Store) RegisterModelVersion(ctx context.Context, nv NewVersion) (ModelV
 	if existing, err := s.JobModelVersion(ctx, nv.Job.ID, nv.ProjectID, nv.ModelName); !errors.Is(err, ErrNotFound) {
 		return existing, err
 	}
-	metrics, err := json.Marshal(nv.EvalMetrics)
+	// A job without an evaluation has no metrics. json.Marshal writes a nil map as null,
+	// which jsonb stores as a value, so the column's default {} would not apply.
+	evalMetrics := nv.EvalMetrics
+	if evalMetrics == nil {
+		evalMetrics = map[string]float64{}
+	}
+	metrics, err := json.Marshal(evalMetrics)
 	if err != nil {
 		return ModelVersion{}, fmt.Errorf("%s: encode metrics: %w", doing, err)
 	}

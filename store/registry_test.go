@@ -105,6 +105,44 @@ func TestRegisterOtherModelForJob(t *testing.T) {
 	}
 }
 
+// A version registered without an evaluation, from a job with a model section only, has
+// no metrics: an empty object as the column's default, not JSON null.
+func TestRegisterWithoutMetricsStoresEmptyObject(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	job := completedJob(t, s)
+
+	v, err := s.RegisterModelVersion(ctx, store.NewVersion{ProjectID: "vision", ModelName: "resnet",
+		Job: job, ArtifactURI: "s3://models/" + job.ID.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(v.EvalMetrics); got != "{}" {
+		t.Errorf("metrics %s, want {}", got)
+	}
+	var stored string
+	if err := s.Pool().QueryRow(ctx, `SELECT eval_metrics_json::text FROM model_versions WHERE id = $1`,
+		v.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != "{}" {
+		t.Errorf("stored metrics %s, want {}", stored)
+	}
+
+	// Earlier versions stored JSON null; they read as {} too.
+	if _, err := s.Pool().Exec(ctx, `UPDATE model_versions SET eval_metrics_json = 'null' WHERE id = $1`,
+		v.ID); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.GetModelVersion(ctx, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(old.EvalMetrics); got != "{}" {
+		t.Errorf("metrics stored as null read as %s, want {}", got)
+	}
+}
+
 // TestPromotionNeedsApprovalAndArchivesOldProd: prod without an approved request is
 // refused; the second prod version archives the first in the same step.
 func TestPromotionNeedsApprovalAndArchivesOldProd(t *testing.T) {
