@@ -108,7 +108,8 @@ UPDATE jobs SET
                         THEN $6 ELSE completed_at END,
     -- A job that its workflow evaluates or registers is evaluating from its completion, so
     -- a pipeline keeps waiting while the workflow has not started on it (Temporal down).
-    result_json = CASE WHEN $3 = 'completed' AND result_json IS NULL
+    -- A job without a workflow (stored by hand or by the replay) has no one to evaluate it.
+    result_json = CASE WHEN $3 = 'completed' AND result_json IS NULL AND temporal_workflow_id IS NOT NULL
                             AND (jsonb_typeof(config_json -> 'evaluation') = 'object'
                                  OR jsonb_typeof(config_json -> 'model') = 'object')
                        THEN '{"status": "evaluating"}'::jsonb ELSE result_json END

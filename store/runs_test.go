@@ -15,18 +15,18 @@ import (
 // returning its run.
 func admitOne(t *testing.T, s *store.Store, gpuMilli, maxAttempts int) store.Admission {
 	t.Helper()
-	return admitConfig(t, s, gpuMilli, maxAttempts, string(submission("").Config))
+	return admitConfig(t, s, gpuMilli, maxAttempts, string(submission("").Config), false)
 }
 
 // admitConfig is admitOne for a job with the given config.
-func admitConfig(t *testing.T, s *store.Store, gpuMilli, maxAttempts int, config string) store.Admission {
+func admitConfig(t *testing.T, s *store.Store, gpuMilli, maxAttempts int, config string, workflow bool) store.Admission {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.SyncGPUCapacity(ctx, []store.ModelCapacity{{Model: "A10", CapacityMilli: 8000, Nodes: 1, LargestNodeMilli: 8000}}); err != nil {
 		t.Fatal(err)
 	}
 	sub := submission("")
-	sub.Config = json.RawMessage(config)
+	sub.Config, sub.Workflow = json.RawMessage(config), workflow
 	sub.GPUMilli, sub.MaxAttempts, sub.MaxRuntimeSeconds = gpuMilli, maxAttempts, 3600
 	if _, err := s.SubmitJob(ctx, sub); err != nil {
 		t.Fatal(err)
@@ -280,22 +280,24 @@ func TestDeleteLiveRunRejected(t *testing.T) {
 func TestCompletedRunMarksEvaluating(t *testing.T) {
 	cases := []struct {
 		name, config string
+		workflow     bool
 		end          store.RunStatus
 		wantResult   string // "" for no result
 	}{
-		{"model section", `{"image":"x","model":{"name":"resnet"}}`, store.RunCompleted, `{"status": "evaluating"}`},
-		{"evaluation section", `{"image":"x","evaluation":{"thresholds":{"acc":{"min":0.8}}}}`, store.RunCompleted,
-			`{"status": "evaluating"}`},
-		{"neither section", `{"image":"x"}`, store.RunCompleted, ""},
-		{"null model section", `{"image":"x","model":null}`, store.RunCompleted, ""},
-		{"preempted run", `{"image":"x","model":{"name":"resnet"}}`, store.RunPreempted, ""},
-		{"failed run", `{"image":"x","model":{"name":"resnet"}}`, store.RunFailed, ""},
+		{"model section", `{"image":"x","model":{"name":"resnet"}}`, true, store.RunCompleted, `{"status": "evaluating"}`},
+		{"evaluation section", `{"image":"x","evaluation":{"thresholds":{"acc":{"min":0.8}}}}`, true,
+			store.RunCompleted, `{"status": "evaluating"}`},
+		{"neither section", `{"image":"x"}`, true, store.RunCompleted, ""},
+		{"null model section", `{"image":"x","model":null}`, true, store.RunCompleted, ""},
+		{"preempted run", `{"image":"x","model":{"name":"resnet"}}`, true, store.RunPreempted, ""},
+		{"failed run", `{"image":"x","model":{"name":"resnet"}}`, true, store.RunFailed, ""},
+		{"no workflow", `{"image":"x","model":{"name":"resnet"}}`, false, store.RunCompleted, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := setup(t)
 			ctx := context.Background()
-			a := admitConfig(t, s, 1000, 1, c.config)
+			a := admitConfig(t, s, 1000, 1, c.config, c.workflow)
 			if err := s.StartRun(ctx, a.RunID, time.Now().Add(-time.Minute), "node-1"); err != nil {
 				t.Fatal(err)
 			}
