@@ -649,7 +649,15 @@ func fillNodeCPU(t *testing.T, node string, cpuMilli int64) {
 			Name: "filler", Image: "filler:1", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: *resource.NewMilliQuantity(cpuMilli, resource.DecimalSI)}}}}},
 	}
-	if _, err := pods.Create(ctx, filler, metav1.CreateOptions{}); err != nil {
+	// kube-apiserver's priority admission reads classes from its own informer, which may
+	// not hold the class yet and then rejects the pod as Forbidden.
+	deadline := time.Now().Add(10 * time.Second)
+	_, err := pods.Create(ctx, filler, metav1.CreateOptions{})
+	for apierrors.IsForbidden(err) && strings.Contains(err.Error(), "no PriorityClass") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		_, err = pods.Create(ctx, filler, metav1.CreateOptions{})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pods.Delete(context.Background(), name, *metav1.NewDeleteOptions(0)) })
