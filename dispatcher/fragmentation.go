@@ -15,12 +15,12 @@ import (
 // GPU fragmentation. Admission counts a GPU model's free GPUs as one sum, so it admits a
 // job whose GPUs are free in total but on no single node, and the job's pod then stays
 // unschedulable. Deleting such a pod at the unschedulable timeout and requeueing its job
-// would count a preemption that no one made, fail a large job on a busy cluster at
-// max_preemptions, and let the next dequeue admit it again at once, into the same
+// would count a preemption that no one made, and a large job on a busy cluster would fail
+// at max_preemptions. The next dequeue would also admit it again at once, into the same
 // shortage. Instead, a pod that only lacks GPUs that other pods use keeps waiting, with no
 // new pod and no counted preemption. kube-scheduler tries it again when a pod ends, and its
 // GPUs stay in the model's allocated count, so the scheduler admits fewer other jobs of the
-// model meanwhile. Its job's wait reason says why (store.ReasonPodWaitsForGPUs), and
+// model meanwhile. Its job's wait reason gives the cause (store.ReasonPodWaitsForGPUs), and
 // schedulerd_gpu_fragmentation_waits_total counts it once per run.
 //
 // The judgement is conservative, so that a pod that no node can ever hold still ends at the
@@ -49,8 +49,9 @@ var gpuShortReasons = map[string]bool{
 }
 
 // onlyGPUsShort reports whether message, the PodScheduled condition's message that
-// kube-scheduler wrote for an unschedulable pod, says that each node either lacks free GPUs
-// or is one the pod may not use (excludedNodeReasons), and that at least one lacks GPUs.
+// kube-scheduler wrote for an unschedulable pod, names for each node either a lack of free
+// GPUs or a reason the pod may not use it (excludedNodeReasons), and a lack of GPUs for at
+// least one.
 // kube-scheduler writes "0/N nodes are available: " and then, per reason, how many nodes
 // failed for it, such as "0/3 nodes are available: 1 node(s) didn't match Pod's node
 // affinity/selector, 2 Insufficient nvidia.com/gpu. preemption: ...". Any other reason
@@ -81,10 +82,10 @@ func onlyGPUsShort(message string) bool {
 }
 
 // nodeForRun returns a node of model that could hold the pod of run once other pods on it
-// free their GPUs, or "" when none could: a node that takes new GPU pods (nodeSchedulable)
-// and whose allocatable resources cover the pod's requests. kube-scheduler reports nodes
-// only by count, so this is how the dispatcher tells a GPU shortage from a node too small
-// for the pod, whose GPUs never suffice. The requests come from the run's config, as
+// free their GPUs, or "" when none could. Such a node takes new GPU pods (nodeSchedulable)
+// and its allocatable resources cover the pod's requests. kube-scheduler reports nodes only
+// by count, so this is how the dispatcher tells a GPU shortage from a node too small for
+// the pod, whose GPUs never suffice. The requests come from the run's config, as
 // BuildPod sets them, because the informer cache keeps no pod spec (stripPod).
 // NOTE: containers, requests and tolerations that a webhook adds to the pod are unknown
 // here, so a node may pass that kube-scheduler would never use for the pod.
@@ -96,7 +97,7 @@ func (d *Dispatcher) nodeForRun(run store.Run, model string) string {
 	requests := podResources(PodInput{GPUMilli: run.GPUMilli, Spec: spec}).Requests
 	nodes, err := d.nodes.List(labels.SelectorFromSet(labels.Set{GPUModelLabel: model}))
 	if err != nil {
-		return "" // a lister fails only for an invalid selector
+		return "" // not reached: the lister reads the informer cache and returns no error
 	}
 	for _, n := range nodes {
 		if nodeSchedulable(n, d.gpuPodTolerations) && covers(n.Status.Allocatable, requests) {
@@ -123,7 +124,7 @@ func covers(allocatable, requests corev1.ResourceList) bool {
 // node of the run's model could hold the pod once its GPUs are free (nodeForRun). It then
 // stores the job's wait reason, and logs and counts the wait once per run. When the message
 // names only a GPU shortage but no node could hold the pod, it returns a note for the run's
-// end reason that says why the end counts.
+// end reason that explains why the end counts.
 func (d *Dispatcher) waitsForGPUs(ctx context.Context, run store.Run, pod *corev1.Pod) (
 	wait bool, note string, err error) {
 	_, message, _ := unschedulableSince(pod)

@@ -21,8 +21,8 @@ const (
 	Started
 	// Ended: the run is over; End says how.
 	Ended
-	// Stuck: the pod has been unschedulable past the timeout; delete it and requeue, unless
-	// only GPUs that other pods use keep it off (waitsForGPUs), and then it keeps waiting.
+	// Stuck: the pod has been unschedulable past the timeout. Delete it and requeue, unless
+	// only GPUs that other pods use keep it off (waitsForGPUs): then it keeps waiting.
 	Stuck
 	// Terminating: someone else is deleting the pod. The run ends, as End says, once the pod
 	// is gone, so that a requeued job never has a second pod while the first still runs, or
@@ -78,8 +78,8 @@ var transientWaitReasons = map[string]bool{
 // missingConfigObject matches the kubelet's messages (Kubernetes 1.37: kubelet_pods.go and
 // its secret and configmap managers) for a CreateContainerConfigError whose Secret or
 // ConfigMap, or a key in one, is missing, or whose cache has not synced. Someone else creates
-// the Secret that a job's secret_env names, a controller that copies it from a secret store
-// say, possibly after the pod. The kubelet retries and starts the container once it exists,
+// the Secret that a job's secret_env names, such as a controller that copies it from a
+// secret store, possibly after the pod. The kubelet retries and starts the container once it exists,
 // so such a wait gets the grace of a transient reason.
 var missingConfigObject = regexp.MustCompile(
 	`(secret|configmap) "[^"]*" not found|couldn't find key .* in (Secret|ConfigMap) |failed to sync (secret|configmap) cache`)

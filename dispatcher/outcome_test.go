@@ -187,10 +187,10 @@ func TestJudgeKubeletRejection(t *testing.T) {
 // waitingPod is a pending pod on node-1, started by its kubelet at start, whose train
 // container waits with reason.
 func waitingPod(reason string, start time.Time) *corev1.Pod {
-	return waitingPodSaying(reason, "registry timed out", start)
+	return waitingPodWithMessage(reason, "registry timed out", start)
 }
 
-func waitingPodSaying(reason, message string, start time.Time) *corev1.Pod {
+func waitingPodWithMessage(reason, message string, start time.Time) *corev1.Pod {
 	return &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
 		Phase: corev1.PodPending, StartTime: &metav1.Time{Time: start},
 		ContainerStatuses: []corev1.ContainerStatus{{Name: TrainContainer, State: corev1.ContainerState{
@@ -216,7 +216,7 @@ func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.reason+"/"+c.message, func(t *testing.T) {
-			pod := waitingPodSaying(c.reason, c.message, start)
+			pod := waitingPodWithMessage(c.reason, c.message, start)
 
 			before := Judge(pod, NodeFacts{}, start.Add(5*time.Minute-time.Second), limits)
 			if before.Verdict != Waiting {
@@ -257,7 +257,7 @@ func TestJudgePermanentWaitAtOnce(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.reason, func(t *testing.T) {
-			obs := Judge(waitingPodSaying(c.reason, c.message, start), NodeFacts{}, now, limits)
+			obs := Judge(waitingPodWithMessage(c.reason, c.message, start), NodeFacts{}, now, limits)
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
 			}
