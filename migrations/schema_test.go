@@ -411,6 +411,42 @@ func TestJobQueueMirrorsQueuedJobs(t *testing.T) {
 	}
 }
 
+// A transaction that sets schedulerd.dequeue, as the dequeue does, deletes the job_queue
+// rows of the jobs it admits itself: the trigger leaves them for moves from queued to
+// running there, but not for other moves, and not after the transaction ends.
+func TestJobQueueTriggerSkipsDequeue(t *testing.T) {
+	conn := newSchema(t)
+	ctx := context.Background()
+	admitted := insertJob(t, conn, "2025-01-20 10:00+00", "queued")
+	paused := insertJob(t, conn, "2025-01-21 10:00+00", "queued")
+	later := insertJob(t, conn, "2025-01-22 10:00+00", "queued")
+	queued := func(id string) bool {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM job_queue WHERE job_id = $1`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+
+	mustExec(t, conn, `BEGIN`)
+	mustExec(t, conn, `SET LOCAL schedulerd.dequeue = on`)
+	mustExec(t, conn, `UPDATE jobs SET status = 'running' WHERE id = $1`, admitted)
+	mustExec(t, conn, `UPDATE jobs SET status = 'paused' WHERE id = $1`, paused)
+	if !queued(admitted) {
+		t.Error("the trigger deleted the job_queue row of a job admitted with schedulerd.dequeue on")
+	}
+	if queued(paused) {
+		t.Error("job paused with schedulerd.dequeue on is still in job_queue")
+	}
+	mustExec(t, conn, `COMMIT`)
+
+	// The variable keeps an empty value in the session after SET LOCAL ends.
+	mustExec(t, conn, `UPDATE jobs SET status = 'running' WHERE id = $1`, later)
+	if queued(later) {
+		t.Error("job admitted after the transaction is still in job_queue")
+	}
+}
+
 // One UPDATE that moves several jobs in and out of the queue and changes priorities keeps
 // job_queue equal to the queued jobs, as admissions and bulk queue operations rely on.
 func TestJobQueueSyncsMultiRowUpdate(t *testing.T) {

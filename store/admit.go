@@ -25,11 +25,17 @@ const (
 	// fraction of the time of a join with unnest, and still prunes partitions by created_at.
 	// The runs come back as three arrays in one row, so that the guard runs even when no
 	// job was admitted.
+	//
+	// The statement deletes the admitted jobs from job_queue itself, one DELETE for the
+	// batch. sqlSkipQueueTrigger, sent before it in the same transaction, keeps the row
+	// trigger jobs_sync_queue (migration 25) from calling its function for each of them.
 	sqlAdmitRuns = `
 WITH admitted AS (
     UPDATE jobs j SET status = 'running', run_count = j.run_count + 1, wait_reason = NULL, updated_at = now()
     WHERE j.id = ANY($1::uuid[]) AND j.created_at = ANY($2::timestamptz[]) AND j.status = 'queued'
     RETURNING j.id, j.run_count
+), dequeued AS (
+    DELETE FROM job_queue q USING admitted a WHERE q.job_id = a.id
 ), created AS (
     INSERT INTO runs (job_id, job_created_at, run_number, gpu_milli, gpu_model, namespace, pod_name,
                       gpu_hours_reserved)
@@ -43,6 +49,10 @@ WITH admitted AS (
 SELECT coalesce(array_agg(job_id), '{}'), coalesce(array_agg(id), '{}'), coalesce(array_agg(run_number), '{}'),
        admission_guard('admitted jobs', count(*), cardinality($1::uuid[]))
 FROM created`
+
+	// SET LOCAL lasts until the dequeue's transaction ends, and that transaction moves jobs
+	// to running only in sqlAdmitRuns.
+	sqlSkipQueueTrigger = `SET LOCAL schedulerd.dequeue = on`
 
 	// Quotas and models are locked in key order before they are updated, so that two
 	// dequeues cannot deadlock on them.
@@ -139,12 +149,17 @@ func queueAdmitRuns(batch *pgx.Batch, decisions []Decision) []Admission {
 		ids[i], created[i], milli[i], hours[i] = c.JobID, c.JobCreatedAt, c.GPUMilli, d.GPUHoursReserved
 		models[i], namespaces[i], prefixes[i] = d.GPUModel, c.Namespace, podNamePrefix(c.JobID)
 	}
+	batch.Queue(sqlSkipQueueTrigger)
 	batch.Queue(sqlAdmitRuns, uuidArray(ids), created, milli, models, namespaces, prefixes, hours)
 	return admissions
 }
 
-// readRuns fills admissions with the run ids, numbers and pod names the database assigned.
+// readRuns reads the results of sqlSkipQueueTrigger and sqlAdmitRuns, and fills admissions
+// with the run ids, numbers and pod names the database assigned.
 func readRuns(results pgx.BatchResults, admissions []Admission) error {
+	if _, err := results.Exec(); err != nil {
+		return fmt.Errorf("set schedulerd.dequeue: %w", err)
+	}
 	var scannedJobs, scannedRuns []pgtype.UUID
 	var numbers []int
 	if err := results.QueryRow().Scan(&scannedJobs, &scannedRuns, &numbers, nil); err != nil {
