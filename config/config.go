@@ -43,6 +43,9 @@ type Config struct {
 	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
 	// requeued and its reservation released.
 	UnschedulableTimeout time.Duration
+	// GPUWaitTimeout is how long in all a pod that lacks only GPUs that other pods use may
+	// stay unschedulable before its job is requeued. See dispatcher.Config.
+	GPUWaitTimeout time.Duration
 	// ImagePullGrace is how long a container may wait with ErrImagePull, ImagePullBackOff or
 	// CreateContainerError, from its pod's start, before its run fails.
 	ImagePullGrace time.Duration
@@ -129,6 +132,9 @@ var coreSettings = []setting{
 	{"unschedulable-timeout", "SCHEDULERD_UNSCHEDULABLE_TIMEOUT",
 		"time a pod may stay unschedulable before its job is requeued (a pod that lacks only GPUs that other pods use waits on)", "5m",
 		func(c *Config, v string) (err error) { c.UnschedulableTimeout, err = positiveDuration(v); return }},
+	{"gpu-wait-timeout", "SCHEDULERD_GPU_WAIT_TIMEOUT",
+		"time in all a pod that lacks only GPUs that other pods use may stay unschedulable before its job is requeued (counted)", "1h",
+		func(c *Config, v string) (err error) { c.GPUWaitTimeout, err = positiveDuration(v); return }},
 	{"image-pull-grace", "SCHEDULERD_IMAGE_PULL_GRACE",
 		"time a container may wait with ErrImagePull, ImagePullBackOff or CreateContainerError before its run fails", "5m",
 		func(c *Config, v string) (err error) { c.ImagePullGrace, err = positiveDuration(v); return }},

@@ -24,6 +24,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.ImagePullGrace != 5*time.Minute {
 		t.Errorf("image pull grace %v, want 5m", c.ImagePullGrace)
 	}
+	if c.GPUWaitTimeout != time.Hour {
+		t.Errorf("GPU wait timeout %v, want 1h", c.GPUWaitTimeout)
+	}
 	if len(rest) != 1 || rest[0] != "extra" {
 		t.Errorf("remaining args %v, want [extra]", rest)
 	}
@@ -53,6 +56,16 @@ func TestLoadImagePullGrace(t *testing.T) {
 	}
 }
 
+func TestLoadGPUWaitTimeout(t *testing.T) {
+	c, _, err := Load("run", []string{"-gpu-wait-timeout", "45m"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GPUWaitTimeout != 45*time.Minute {
+		t.Errorf("GPU wait timeout %v, want 45m from the flag", c.GPUWaitTimeout)
+	}
+}
+
 func TestLoadNamesBadSetting(t *testing.T) {
 	cases := []struct {
 		env  map[string]string
@@ -62,6 +75,7 @@ func TestLoadNamesBadSetting(t *testing.T) {
 		{map[string]string{"SCHEDULERD_DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "invalid -database-url (env SCHEDULERD_DATABASE_URL): cannot parse the URL"},
 		{map[string]string{"SCHEDULERD_POLL_INTERVAL": "-1s"}, "invalid -poll-interval (env SCHEDULERD_POLL_INTERVAL): want a positive duration"},
 		{map[string]string{"SCHEDULERD_IMAGE_PULL_GRACE": "0s"}, "invalid -image-pull-grace (env SCHEDULERD_IMAGE_PULL_GRACE): want a positive duration"},
+		{map[string]string{"SCHEDULERD_GPU_WAIT_TIMEOUT": "-5m"}, "invalid -gpu-wait-timeout (env SCHEDULERD_GPU_WAIT_TIMEOUT): want a positive duration"},
 		{map[string]string{"SCHEDULERD_KUBE_QPS": "zero"}, "invalid -kube-qps (env SCHEDULERD_KUBE_QPS): want a positive number"},
 		{map[string]string{"SCHEDULERD_KUBE_QPS": "NaN"}, "invalid -kube-qps (env SCHEDULERD_KUBE_QPS): want a positive number"},
 		{map[string]string{"SCHEDULERD_HTTP_ADDR": "8080"}, "invalid -http-addr (env SCHEDULERD_HTTP_ADDR): want host:port"},

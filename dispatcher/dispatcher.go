@@ -37,8 +37,14 @@ type Config struct {
 	Workers int
 	// UnschedulableTimeout is how long a pod may stay unschedulable before its job is
 	// requeued and its reservation released (5m). A pod that waits only for GPUs that other
-	// pods use keeps waiting past it (waitsForGPUs).
+	// pods use keeps waiting past it (waitsForGPUs), up to GPUWaitTimeout.
 	UnschedulableTimeout time.Duration
+	// GPUWaitTimeout is how long in all a pod that waits only for GPUs that other pods use
+	// may stay unschedulable (1h). Past it the pod ends like any unschedulable pod, and the
+	// preemption counts. A job whose GPUs no pod frees then fails at max_preemptions, and
+	// does not hold its concurrency slot and reservation for ever. At or below
+	// UnschedulableTimeout no pod waits for GPUs past that timeout.
+	GPUWaitTimeout time.Duration
 	// ImagePullGrace is how long a pod's container may wait with ErrImagePull,
 	// ImagePullBackOff or CreateContainerError, counted from the pod's start on its node,
 	// before the run fails (5m). Until then the kubelet retries, and a registry timeout or
@@ -127,6 +133,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.UnschedulableTimeout <= 0 {
 		cfg.UnschedulableTimeout = 5 * time.Minute
+	}
+	if cfg.GPUWaitTimeout <= 0 {
+		cfg.GPUWaitTimeout = time.Hour
 	}
 	if cfg.ImagePullGrace <= 0 {
 		cfg.ImagePullGrace = 5 * time.Minute

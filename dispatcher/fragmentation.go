@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -27,10 +28,14 @@ import (
 // timeout and counts toward max_preemptions: both kube-scheduler's message and the node
 // cache must show that only GPUs in use keep the pod off (waitsForGPUs).
 //
+// The wait lasts at most Config.GPUWaitTimeout from the time the pod became unschedulable.
+// Then the pod ends as at the unschedulable timeout, counted, and its end reason names the
+// GPU wait timeout.
+//
 // NOTE: the allocated count holds GPUs of the model, not of a node. When a node's GPUs free
 // up, the scheduler may admit smaller jobs into them, and kube-scheduler may place those
-// first, so a large job can wait as long as smaller ones keep coming. The wait has no bound:
-// the job holds its concurrency slot and GPU-hour reservation until it runs or is cancelled.
+// first, so a large job can wait as long as smaller ones keep coming, up to GPUWaitTimeout
+// for each run. Meanwhile the job holds its concurrency slot and GPU-hour reservation.
 
 // Reasons in kube-scheduler's unschedulable message (Kubernetes 1.37: the NodeAffinity,
 // NodeUnschedulable and TaintToleration plugins of pkg/scheduler/framework/plugins) for a
@@ -121,13 +126,14 @@ func covers(allocatable, requests corev1.ResourceList) bool {
 // waitsForGPUs reports whether the pod of run, unschedulable past the timeout, keeps waiting
 // because other pods use the GPUs that it needs. That is so when kube-scheduler's message
 // names no reason but a GPU shortage and nodes the pod may not use (onlyGPUsShort), and a
-// node of the run's model could hold the pod once its GPUs are free (nodeForRun). It then
-// stores the job's wait reason, and logs and counts the wait once per run. When the message
-// names only a GPU shortage but no node could hold the pod, it returns a note for the run's
-// end reason that explains why the end counts.
-func (d *Dispatcher) waitsForGPUs(ctx context.Context, run store.Run, pod *corev1.Pod) (
+// node of the run's model could hold the pod once its GPUs are free (nodeForRun). The pod
+// must also have been unschedulable for less than GPUWaitTimeout at now. It then stores
+// the job's wait reason, and logs and counts the wait once per run. When the message names only a
+// GPU shortage but the pod may not wait, it returns a note for the run's end reason that
+// explains why the end counts.
+func (d *Dispatcher) waitsForGPUs(ctx context.Context, run store.Run, pod *corev1.Pod, now time.Time) (
 	wait bool, note string, err error) {
-	_, message, _ := unschedulableSince(pod)
+	since, message, _ := unschedulableSince(pod)
 	if run.GPUModel == nil || !onlyGPUsShort(message) {
 		return false, "", nil
 	}
@@ -135,6 +141,10 @@ func (d *Dispatcher) waitsForGPUs(ctx context.Context, run store.Run, pod *corev
 	if node == "" {
 		return false, fmt.Sprintf("; counted: no node of model %s that takes new pods is large enough for the pod",
 			*run.GPUModel), nil
+	}
+	if waited := now.Sub(since); waited >= d.cfg.GPUWaitTimeout {
+		return false, fmt.Sprintf("; counted: waited %s for GPUs that other pods use, the GPU wait timeout (%s)",
+			waited.Round(time.Second), d.cfg.GPUWaitTimeout), nil
 	}
 	reason := fmt.Sprintf("%s: node %s could hold the pod once its GPUs are free; kube-scheduler: %s",
 		store.ReasonPodWaitsForGPUs, node, message)

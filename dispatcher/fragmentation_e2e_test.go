@@ -123,6 +123,47 @@ func TestPodNoNodeCanHoldCounts(t *testing.T) {
 	}
 }
 
+// A pod that waits for GPUs in use ends, counted, once it has been unschedulable for the GPU
+// wait timeout, although a node could still hold it.
+func TestGPUWaitEndsAtTimeout(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	const gpuWaitTimeout = 4 * time.Second
+	h := daemontest.Start(t, daemontest.Options{UnschedulableTimeout: fragmentedTimeout,
+		Configure: func(cfg *daemon.Config) {
+			cfg.Registry = reg
+			cfg.Dispatcher.GPUWaitTimeout = gpuWaitTimeout
+		}})
+	model := uniqueModel()
+	node := gpuNode(t, model, 4, 64000)
+	gpuBlocker(t, node, 2)
+	h.Project("vision", 100, 10)
+	spec := gpuSpec(model, 4, nil)
+	maxPreemptions := 1
+	spec.MaxPreemptions = &maxPreemptions
+
+	job := h.Submit("vision", 50, spec)
+	waitGPUWaitReason(t, h, job.ID)
+	got := h.WaitJob(job.ID, wait, "failed", daemontest.Status(store.JobFailed))
+
+	if got.Preemptions != 1 {
+		t.Errorf("job has %d preemptions, want 1", got.Preemptions)
+	}
+	if got.RunCount != 1 {
+		t.Errorf("job has %d runs, want 1", got.RunCount)
+	}
+	wantPrefix := "preempted 1 times (max_preemptions 1): unschedulable for "
+	if got.ErrorMessage == nil || !strings.HasPrefix(*got.ErrorMessage, wantPrefix) {
+		t.Errorf("error message %v, want it to start with %q", got.ErrorMessage, wantPrefix)
+	}
+	wantNote := "for GPUs that other pods use, the GPU wait timeout (4s)"
+	if got.ErrorMessage == nil || !strings.HasSuffix(*got.ErrorMessage, wantNote) {
+		t.Errorf("error message %v, want it to end with %q", got.ErrorMessage, wantNote)
+	}
+	if n := gpuFragmentationWaits(t, reg); n != 1 {
+		t.Errorf("%v fragmentation waits counted, want 1 before the timeout", n)
+	}
+}
+
 // waitGPUWaitReason waits until the running job's pod waits for GPUs that other pods use.
 func waitGPUWaitReason(t *testing.T, h *daemontest.Harness, jobID uuid.UUID) store.Job {
 	t.Helper()

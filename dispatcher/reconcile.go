@@ -180,7 +180,7 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 	}
 
 	if obs.Verdict == Stuck {
-		wait, note, err := d.waitsForGPUs(ctx, run, pod)
+		wait, note, err := d.waitsForGPUs(ctx, run, pod, now)
 		if err != nil {
 			return err
 		}

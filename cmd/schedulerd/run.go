@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/schedulerd/schedulerd/api"
+	"github.com/schedulerd/schedulerd/config"
 	"github.com/schedulerd/schedulerd/daemon"
 	"github.com/schedulerd/schedulerd/dispatcher"
 	"github.com/schedulerd/schedulerd/metrics"
@@ -66,13 +67,11 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 			return apiServer.Guard(store.Role(cfg.MetricsRole), "/metrics", h)
 		}
 	}
-	dispatch := dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout, ImagePullGrace: cfg.ImagePullGrace,
-		PodTolerations: cfg.PodTolerations}
 	d := daemon.New(daemon.Config{
 		Store:          db,
 		Kube:           kube,
 		Scheduler:      scheduler.Config{Batch: cfg.DequeueBatch, PollInterval: cfg.PollInterval},
-		Dispatcher:     dispatch,
+		Dispatcher:     dispatcherConfig(cfg),
 		Listener:       listener,
 		Registry:       newRegistry(),
 		LeaderElection: election,
@@ -89,6 +88,13 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 
 	env.log.Info("schedulerd started", "http_addr", listener.Addr().String())
 	return d.Run(ctx)
+}
+
+// dispatcherConfig returns the dispatcher's settings from cfg. The others keep the
+// dispatcher's defaults.
+func dispatcherConfig(cfg config.Config) dispatcher.Config {
+	return dispatcher.Config{UnschedulableTimeout: cfg.UnschedulableTimeout, GPUWaitTimeout: cfg.GPUWaitTimeout,
+		ImagePullGrace: cfg.ImagePullGrace, PodTolerations: cfg.PodTolerations}
 }
 
 // newWorkflows returns the Temporal side of the daemon when a Temporal address is set, or

@@ -138,6 +138,26 @@ func TestCronSettingsFromFlags(t *testing.T) {
 	}
 }
 
+func TestDispatcherSettingsFromFlags(t *testing.T) {
+	args := []string{"-unschedulable-timeout", "2m", "-gpu-wait-timeout", "20m", "-image-pull-grace", "3m"}
+	cfg, _, err := config.LoadOnly("schedulerd run", commandSettings["run"], args,
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got := dispatcherConfig(cfg)
+	if got.UnschedulableTimeout != 2*time.Minute {
+		t.Errorf("unschedulable timeout %v, want 2m", got.UnschedulableTimeout)
+	}
+	if got.GPUWaitTimeout != 20*time.Minute {
+		t.Errorf("GPU wait timeout %v, want 20m", got.GPUWaitTimeout)
+	}
+	if got.ImagePullGrace != 3*time.Minute {
+		t.Errorf("image pull grace %v, want 3m", got.ImagePullGrace)
+	}
+}
+
 func TestLeaderElectionFromSettings(t *testing.T) {
 	load := func(args ...string) config.Config {
 		t.Helper()
