@@ -128,9 +128,9 @@ func covers(allocatable, requests corev1.ResourceList) bool {
 // names no reason but a GPU shortage and nodes the pod may not use (onlyGPUsShort), and a
 // node of the run's model could hold the pod once its GPUs are free (nodeForRun). The pod
 // must also have been unschedulable for less than GPUWaitTimeout at now. It then stores
-// the job's wait reason, and logs and counts the wait once per run. When the message names only a
-// GPU shortage but the pod may not wait, it returns a note for the run's end reason that
-// explains why the end counts.
+// the job's wait reason, and logs and counts the wait once per run. When the message names
+// only a GPU shortage but the pod may not wait, it returns a note for the run's end reason
+// that explains why the end counts.
 func (d *Dispatcher) waitsForGPUs(ctx context.Context, run store.Run, pod *corev1.Pod, now time.Time) (
 	wait bool, note string, err error) {
 	since, message, _ := unschedulableSince(pod)
