@@ -83,6 +83,7 @@ WHERE model = $1 AND allocated_milli >= $2`
 // the rules repeat in each column's CASE.
 const sqlJobAfterRun = `
 UPDATE jobs SET
+    updated_at = now(),
     attempts = attempts + CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END,
     preemptions = preemptions + CASE WHEN $7 THEN 1 ELSE 0 END,
     status = CASE
