@@ -38,6 +38,11 @@ type Config struct {
 	// Without them, hpo jobs and configs with model or evaluation sections are rejected,
 	// because nothing would run the search, the evaluation or the registration.
 	Workflows bool
+	// S3Configured is true when the daemon has an S3 endpoint or region. The workflows read
+	// eval reports and model artifacts from S3: to evaluate a job, to rank an hpo search's
+	// trials and to check a model before it is registered. With workflows but without S3 the
+	// same jobs are rejected, because their workflows would wait for S3 until a restart.
+	S3Configured bool
 	// ArtifactURIPrefix, when set, is where every artifact of a project must be stored:
 	// "{project}" in it stands for the project id, as in s3://checkpoints/{project}/.
 	// Retention deletes what artifact rows name with the daemon's own S3 credentials, so

@@ -232,18 +232,27 @@ func (s *Server) checkRetry(r *http.Request, sub submission) error {
 
 // checkWorkflowSections rejects what only a job workflow carries out when the daemon runs
 // without workflows: such a job would run its pods but never search, evaluate or register.
+// With workflows but without S3 it rejects the same jobs, whose workflows would wait to read
+// eval reports or model artifacts.
 func (s *Server) checkWorkflowSections(sub submission) error {
-	if s.cfg.Workflows {
+	var missing string
+	switch {
+	case !s.cfg.Workflows:
+		missing = "this daemon runs without a Temporal address"
+	case !s.cfg.S3Configured:
+		missing = "the workflow reads eval reports and model artifacts from S3, and this daemon has no " +
+			"S3 endpoint or region (SCHEDULERD_S3_ENDPOINT, SCHEDULERD_S3_REGION)"
+	default:
 		return nil
 	}
-	const noTemporal = "this daemon runs without a Temporal address"
+
 	switch {
 	case sub.JobType == "hpo":
-		return unprocessable("job_type", "hpo jobs are run by workflows; %s", noTemporal)
+		return unprocessable("job_type", "hpo jobs are run by workflows; %s", missing)
 	case sub.spec.Model != nil:
-		return unprocessable("config.model", "a model is registered by the job's workflow; %s", noTemporal)
+		return unprocessable("config.model", "a model is registered by the job's workflow; %s", missing)
 	case sub.spec.Evaluation != nil:
-		return unprocessable("config.evaluation", "an evaluation is run by the job's workflow; %s", noTemporal)
+		return unprocessable("config.evaluation", "an evaluation is run by the job's workflow; %s", missing)
 	}
 	return nil
 }

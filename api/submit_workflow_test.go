@@ -14,7 +14,7 @@ import (
 func (f *fixture) useWorkflows() {
 	f.t.Helper()
 	f.server.Close()
-	f.api = api.New(api.Config{Store: f.store, Workflows: true})
+	f.api = api.New(api.Config{Store: f.store, Workflows: true, S3Configured: true})
 	f.server = httptest.NewServer(f.api)
 	f.t.Cleanup(f.server.Close)
 }
@@ -70,6 +70,50 @@ func TestSubmitWithoutWorkflows(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
 		t.Errorf("%d jobs stored, want 0", n)
+	}
+}
+
+// With workflows but without S3, the jobs whose workflows read S3 are rejected with the
+// settings to set, and a plain job is still accepted with a workflow.
+func TestSubmitWithoutS3(t *testing.T) {
+	f := setup(t)
+	f.server.Close()
+	f.api = api.New(api.Config{Store: f.store, Workflows: true})
+	f.server = httptest.NewServer(f.api)
+	t.Cleanup(f.server.Close)
+	withModel := registeredBody()
+	delete(withModel["config"].(map[string]any), "evaluation")
+	withEvaluation := registeredBody()
+	delete(withEvaluation["config"].(map[string]any), "model")
+	const noS3 = "this daemon has no S3 endpoint or region (SCHEDULERD_S3_ENDPOINT, SCHEDULERD_S3_REGION)"
+
+	cases := []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"hpo job", hpoBody(), "job_type"},
+		{"model section", withModel, "config.model"},
+		{"evaluation section", withEvaluation, "config.evaluation"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := f.do(f.submitter, "POST", "/v1/projects/vision/jobs", c.body).problem(422, api.TypeUnprocessable)
+			if p.Field != c.field {
+				t.Errorf("field %q, want %q", p.Field, c.field)
+			}
+			if !strings.Contains(p.Detail, noS3) {
+				t.Errorf("detail %q, want it to contain %q", p.Detail, noS3)
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM jobs`); n != 0 {
+		t.Errorf("%d jobs stored, want 0", n)
+	}
+
+	job := f.submit(f.submitter, "vision", 5)
+	if job.TemporalWorkflowID == nil {
+		t.Error("plain job has no temporal_workflow_id, want a workflow without S3 too")
 	}
 }
 

@@ -59,7 +59,7 @@ func runDaemon(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 
-	apiServer := api.New(api.Config{Store: db, Workflows: workflows != nil,
+	apiServer := api.New(api.Config{Store: db, Workflows: workflows != nil, S3Configured: s3Configured(env, settings),
 		ArtifactURIPrefix: cfg.ArtifactURIPrefix, Logger: env.log.With("component", "api")})
 	var metricsGuard func(http.Handler) http.Handler
 	if cfg.MetricsRole != "" {
@@ -108,19 +108,23 @@ func newWorkflows(ctx context.Context, env *environment, db *store.Store, settin
 		return nil, nil
 	}
 	var objects workflow.ObjectReader
-	if settings.s3.Endpoint != "" || settings.s3.Region != "" || env.getenv("AWS_REGION") != "" {
+	if s3Configured(env, settings) {
 		client, err := retention.NewS3Client(ctx, settings.s3)
 		if err != nil {
 			return nil, err
 		}
 		objects = client
 	} else {
-		// NOTE: model registration reads S3 too, and the API still accepts evaluation and model
-		// sections, so such jobs stay evaluating until the daemon restarts with S3 settings.
-		env.log.Warn("no S3 configured: evaluations that need an eval report will wait until one is")
+		env.log.Warn("no S3 configured: the API rejects hpo jobs and jobs with evaluation or model sections")
 	}
 	return workflow.New(workflow.Config{Address: address, Namespace: env.cfg.TemporalNamespace,
 		Store: db, Objects: objects, Logger: env.log}), nil
+}
+
+// s3Configured reports whether an S3 endpoint or region is set, in the settings or in
+// AWS_REGION, which the AWS SDK reads.
+func s3Configured(env *environment, settings cronSettings) bool {
+	return settings.s3.Endpoint != "" || settings.s3.Region != "" || env.getenv("AWS_REGION") != ""
 }
 
 // requireCurrentSchema refuses to run against a database whose migrations this binary does
@@ -148,8 +152,7 @@ func requireCurrentSchema(ctx context.Context, env *environment) error {
 // Retention is off when no S3 endpoint or region is configured, since it would have nowhere
 // to delete from. With every task off, no cron service starts.
 func startCron(ctx context.Context, env *environment, db *store.Store, settings cronSettings, m *metrics.Metrics) (func(), error) {
-	if settings.retentionSchedule != "off" && settings.s3.Endpoint == "" && settings.s3.Region == "" &&
-		env.getenv("AWS_REGION") == "" {
+	if settings.retentionSchedule != "off" && !s3Configured(env, settings) {
 		env.log.Warn("checkpoint retention is off: set SCHEDULERD_S3_ENDPOINT or SCHEDULERD_S3_REGION to turn it on")
 		settings.retentionSchedule = "off"
 	}

@@ -288,3 +288,27 @@ func TestCommandsRejectUnusedSettingFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestS3Configured(t *testing.T) {
+	cases := []struct {
+		name      string
+		settings  cronSettings
+		awsRegion string
+		want      bool
+	}{
+		{"nothing set", cronSettings{}, "", false},
+		{"endpoint", cronSettings{s3: retention.S3Config{Endpoint: "http://127.0.0.1:7070"}}, "", true},
+		{"region", cronSettings{s3: retention.S3Config{Region: "eu-west-1"}}, "", true},
+		{"AWS_REGION", cronSettings{}, "us-east-1", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := &environment{getenv: func(name string) string {
+				return map[string]string{"AWS_REGION": c.awsRegion}[name]
+			}}
+			if got := s3Configured(env, c.settings); got != c.want {
+				t.Errorf("s3Configured %v, want %v", got, c.want)
+			}
+		})
+	}
+}
