@@ -371,3 +371,61 @@ func TestDownPast023GivesBackChargedHours(t *testing.T) {
 		t.Errorf("quota reserves %v GPU-hours below 023, want the running run's whole 40", reserved)
 	}
 }
+
+// Migration 026 records who paused a job. The pauser's role and token name are set
+// together, only on a paused job, and a trigger clears them when the job leaves paused
+// under any writer. Its down step drops both columns, also while a job is held.
+func TestPauseHoldsThrough026(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 25, "fine_tune")
+	if err := migrations.To(ctx, conn, 26); err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		sql, state string
+	}{
+		{`UPDATE jobs SET paused_by_role = 'operator', paused_by_token = 'oncall'`, "23514"},
+		{`UPDATE jobs SET status = 'paused', paused_by_role = 'operator'`, "23514"},
+		{`UPDATE jobs SET status = 'paused', paused_by_role = 'operator', paused_by_token = 'oncall'`, ""},
+		{`UPDATE jobs SET status = 'queued'`, ""},
+	}
+	for _, step := range steps {
+		_, err := conn.Exec(ctx, step.sql)
+		if got := sqlState(err); got != step.state {
+			t.Errorf("%s: SQLSTATE %q (error %v), want %q", step.sql, got, err, step.state)
+		}
+	}
+	var marked int
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM jobs
+		WHERE paused_by_role IS NOT NULL OR paused_by_token IS NOT NULL`).Scan(&marked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if marked != 0 {
+		t.Errorf("%d resumed jobs still record their pauser, want both columns cleared", marked)
+	}
+
+	_, err = conn.Exec(ctx, `UPDATE jobs SET status = 'paused', paused_by_role = 'admin', paused_by_token = 'root'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.To(ctx, conn, 25); err != nil {
+		t.Fatalf("migrate down to 25 with a held job: %v", err)
+	}
+	var columns int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_name = 'jobs' AND column_name IN ('paused_by_role', 'paused_by_token')`).Scan(&columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if columns != 0 {
+		t.Errorf("%d pauser columns left on jobs at version 25, want 0", columns)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE jobs SET status = 'queued'`); err != nil {
+		t.Errorf("resume of the formerly held job at version 25: %v", err)
+	}
+	if err := migrations.To(ctx, conn, 26); err != nil {
+		t.Fatalf("migrate up to 26 again: %v", err)
+	}
+}
