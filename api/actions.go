@@ -81,13 +81,12 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 	}
 
 	for attempt := 1; ; attempt++ {
-		// An operator's pause of a trial that its parent's pause paused changes who paused it.
-		keep := a.name == pauseAction.name && job.Status == store.JobPaused && job.PausedByParent
-		if job.Status == a.to && !keep {
+		claim := claimsPause(caller, job, a)
+		if job.Status == a.to && !claim {
 			writeJSON(w, http.StatusOK, "application/json", jobView(job))
 			return nil
 		}
-		if !keep && !slices.Contains(a.from, job.Status) {
+		if !claim && !slices.Contains(a.from, job.Status) {
 			return conflict("%s applies to a job that is %s; job %s is %s",
 				a.name, joinStatuses(a.from), job.ID, job.Status)
 		}
@@ -96,12 +95,15 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 		}
 
 		updated, err := s.moveJob(r, caller, job, a)
+		var held *store.PauseHeldError
 		switch {
 		case err == nil:
 			s.cfg.Logger.Info(a.done, "job_id", job.ID, "project", job.ProjectID,
 				"from", job.Status, "actor", caller.token.Name)
 			writeJSON(w, http.StatusOK, "application/json", jobView(updated))
 			return nil
+		case errors.As(err, &held):
+			return pauseHeld(held)
 		case errors.Is(err, store.ErrRunLive):
 			return conflict("job %s is still stopping its last run; retry in a few seconds", job.ID)
 		case retryAfterRead(err, job) && attempt < staleRetries:
@@ -114,14 +116,32 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 	}
 }
 
-// moveJob applies a to job. A pause of a trial that its hpo parent's pause paused makes
-// the pause the trial's own, so that the parent's resume leaves it paused.
+// claimsPause reports whether a is a pause that makes the paused job's pause the caller's
+// own (store.ClaimPause). A pause of a trial that its hpo parent's pause paused does, so
+// that the parent's resume leaves the trial paused. An operator's or admin's pause of a job
+// paused without a hold does too, so that the job is held as if the caller had paused it.
+func claimsPause(caller *principal, job store.Job, a jobAction) bool {
+	if a.name != pauseAction.name || job.Status != store.JobPaused {
+		return false
+	}
+	return job.PausedByParent || (caller.isStaff() && !job.PauseHeld())
+}
+
+// moveJob applies a to job, claiming the pause of a job that is already paused (see
+// claimsPause). The audit names the caller, from which the store records who paused the job
+// and decides whether a pause hold stops the resume.
 func (s *Server) moveJob(r *http.Request, caller *principal, job store.Job, a jobAction) (store.Job, error) {
 	audit := s.audit(caller, "job."+a.name)
 	if job.Status == a.to {
-		return s.store.KeepTrialPaused(r.Context(), job.Ref(), audit)
+		return s.store.ClaimPause(r.Context(), job.Ref(), audit)
 	}
 	return s.store.SetJobStatus(r.Context(), job.Ref(), job.Status, a.to, s.now(), audit)
+}
+
+// pauseHeld is the 403 of a submitter's resume of a job that an operator or admin paused.
+// The error names the job, the token that paused it and who may resume it.
+func pauseHeld(held *store.PauseHeldError) *Problem {
+	return forbidden("%s", held.Error())
 }
 
 // retryAfterRead reports whether a job action that failed with err is worth a new try on
@@ -151,28 +171,32 @@ func (s *Server) checkParentNotPaused(r *http.Request, job store.Job, a jobActio
 }
 
 // applyParentAction applies a to an hpo parent and its trials in one transaction. A
-// parent already in the target status gets 200 and stays unchanged, as other jobs do.
+// parent already in the target status gets 200 and stays unchanged, as other jobs do,
+// unless the caller claims its pause (see claimsPause).
 func (s *Server) applyParentAction(w http.ResponseWriter, r *http.Request, caller *principal, job store.Job,
 	a jobAction) error {
 	for attempt := 1; ; attempt++ {
-		if job.Status == a.parentTo {
+		claim := claimsPause(caller, job, a)
+		if job.Status == a.parentTo && !claim {
 			writeJSON(w, http.StatusOK, "application/json", jobView(job))
 			return nil
 		}
-		if !slices.Contains(a.parentFrom, job.Status) {
+		if !claim && !slices.Contains(a.parentFrom, job.Status) {
 			return conflict("%s applies to an hpo parent that is %s; job %s is %s",
 				a.name, joinStatuses(a.parentFrom), job.ID, job.Status)
 		}
 
-		move, err := s.store.MoveHPOParent(r.Context(), job.Ref(), job.Status, a.parentTo, s.now(),
-			s.audit(caller, "job."+a.name))
+		move, err := s.moveParent(r, caller, job, a)
 		var live *store.TrialRunLiveError
+		var held *store.PauseHeldError
 		switch {
 		case err == nil:
 			s.cfg.Logger.Info(a.done, "job_id", job.ID, "project", job.ProjectID, "from", job.Status,
 				"trials", len(move.Trials), "actor", caller.token.Name)
 			writeJSON(w, http.StatusOK, "application/json", jobView(move.Parent))
 			return nil
+		case errors.As(err, &held):
+			return pauseHeld(held)
 		case errors.Is(err, store.ErrTrialsEnded):
 			return conflict("job %s is an hpo parent whose trials have all ended, so nothing is left to pause. "+
 				"Its workflow ends it once it has scored them", job.ID)
@@ -187,6 +211,18 @@ func (s *Server) applyParentAction(w http.ResponseWriter, r *http.Request, calle
 			return err
 		}
 	}
+}
+
+// moveParent applies a to the hpo parent job and its trials, or claims the pause of a
+// paused parent, which changes no trial.
+func (s *Server) moveParent(r *http.Request, caller *principal, job store.Job,
+	a jobAction) (store.ParentMove, error) {
+	audit := s.audit(caller, "job."+a.name)
+	if job.Status == a.parentTo {
+		parent, err := s.store.ClaimPause(r.Context(), job.Ref(), audit)
+		return store.ParentMove{Parent: parent}, err
+	}
+	return s.store.MoveHPOParent(r.Context(), job.Ref(), job.Status, a.parentTo, s.now(), audit)
 }
 
 func joinStatuses(statuses []store.JobStatus) string {

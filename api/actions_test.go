@@ -166,25 +166,25 @@ func TestSetPriority(t *testing.T) {
 	f.do(f.operator, "PATCH", path, `{"priority": 1}`).problem(409, api.TypeConflict)
 }
 
-// Job actions are audited for every role: an operator's pause, and a submitter's resume
-// that undoes it.
+// Job actions are audited for every role: an operator's pause, and a submitter's priority
+// change of the paused job and resume of its own pause.
 func TestJobActionsAudited(t *testing.T) {
 	f := setup(t)
 	mine := f.submit(f.submitter, "vision", 5)
 	theirs := f.submit(f.submitter, "vision", 5)
 
-	f.action(f.submitter, mine, "cancel").want(200)
+	f.action(f.submitter, mine, "pause").want(200)
 	f.action(f.operator, theirs, "pause").want(200)
-	f.do(f.operator, "PATCH", "/v1/jobs/"+theirs.ID.String()+"/priority", `{"priority": 9}`).want(200)
-	f.action(f.submitter, theirs, "resume").want(200)
+	f.do(f.submitter, "PATCH", "/v1/jobs/"+theirs.ID.String()+"/priority", `{"priority": 9}`).want(200)
+	f.action(f.submitter, mine, "resume").want(200)
 
 	audit := f.projectAudit("vision")
 	var actions []string
 	for _, r := range audit.Records {
 		actions = append(actions, fmt.Sprintf("%s by %s (%s)", r.Action, r.Actor, r.Role))
 	}
-	want := "[job.resume by vision-ci (submitter) job.priority by oncall (operator) " +
-		"job.pause by oncall (operator) job.cancel by vision-ci (submitter)]"
+	want := "[job.resume by vision-ci (submitter) job.priority by vision-ci (submitter) " +
+		"job.pause by oncall (operator) job.pause by vision-ci (submitter)]"
 	if fmt.Sprint(actions) != want {
 		t.Fatalf("audit %v, want %s", actions, want)
 	}
@@ -193,10 +193,13 @@ func TestJobActionsAudited(t *testing.T) {
 		t.Errorf("pause record's job %v, want %s", pause.JobID, theirs.ID)
 	}
 	wantJSON(t, "before", pause.Before, `{"priority":5,"status":"queued"}`)
-	wantJSON(t, "after", pause.After, `{"priority":5,"status":"paused"}`)
+	wantJSON(t, "after", pause.After, `{"priority":5,"status":"paused","paused_by":"operator"}`)
 	wantJSON(t, "priority before", audit.Records[1].Before, `{"priority":5,"status":"paused"}`)
-	wantJSON(t, "priority after", audit.Records[1].After, `{"priority":9,"status":"paused"}`)
-	wantJSON(t, "resume after", audit.Records[0].After, `{"priority":9,"status":"queued"}`)
+	wantJSON(t, "priority after", audit.Records[1].After,
+		`{"priority":9,"status":"paused","paused_by":"operator"}`)
+	wantJSON(t, "own pause after", audit.Records[3].After,
+		`{"priority":5,"status":"paused","paused_by":"submitter"}`)
+	wantJSON(t, "resume after", audit.Records[0].After, `{"priority":5,"status":"queued"}`)
 }
 
 // TestStaffSubmissionAudited: a submission by an operator, which may exceed the project's

@@ -96,7 +96,9 @@ func (s *Server) audit(caller *principal, action string) *store.Audit {
 // staffAudit is audit for actions that only operators and admins have audited: a
 // submitter's submission is routine, one of thousands a day, while an operator's may pass
 // the project's priority tier. Job actions (cancel, pause, resume, priority) are audited
-// for every role, because a submitter's may undo an operator's.
+// for every role, because a submitter's cancel or priority change may undo an operator's.
+// The store also reads the pauser from a job action's audit, and an operator's or admin's
+// pause holds the job against a submitter's resume (store.PauseHeldError).
 func (s *Server) staffAudit(caller *principal, action string) *store.Audit {
 	if !caller.isStaff() {
 		return nil

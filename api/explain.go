@@ -81,12 +81,15 @@ type LiveRun struct {
 // The blockers of paused jobs, which wait for nothing but a resume. BlockerPaused is a
 // job's own pause. A trial that its hpo parent's pause paused waits for the parent's
 // resume (BlockerPausedByParent). A paused hpo parent queues its trials again when resumed
-// (BlockerPausedSearch).
+// (BlockerPausedSearch). A job or hpo parent that an operator or admin paused also lists
+// BlockerPauseHeld, because only an operator or admin can resume it.
 const (
 	BlockerPaused         = "job paused: POST /v1/jobs/{id}/resume (schedulerd job resume) queues it again"
 	BlockerPausedByParent = "paused with its hpo parent (parent_job_id): the parent's resume queues it again"
 	BlockerPausedSearch   = "hpo search paused: POST /v1/jobs/{id}/resume (schedulerd job resume) " +
 		"queues again the trials its pause paused"
+	BlockerPauseHeld = "paused by an operator or admin (paused_by_token): " +
+		"only an operator or admin can resume it"
 )
 
 // Position is the place of a queued job in admission order: priority, then age.
@@ -157,15 +160,20 @@ func (s *Server) explainJob(w http.ResponseWriter, r *http.Request, caller *prin
 	return nil
 }
 
-// pausedBlocker returns the blocker of the paused job j: what resumes it.
-func pausedBlocker(j store.Job) string {
+// pausedBlockers returns the blockers of the paused job j: what resumes it, and whether
+// only an operator or admin may resume it.
+func pausedBlockers(j store.Job) []string {
+	blocker := BlockerPaused
 	switch {
 	case j.JobType == "hpo":
-		return BlockerPausedSearch
+		blocker = BlockerPausedSearch
 	case j.PausedByParent:
-		return BlockerPausedByParent
+		blocker = BlockerPausedByParent
 	}
-	return BlockerPaused
+	if j.PauseHeld() {
+		return []string{blocker, BlockerPauseHeld}
+	}
+	return []string{blocker}
 }
 
 // explain turns the facts into the response. It mirrors the checks of scheduler.Policy, at
@@ -206,7 +214,7 @@ func explain(f store.JobExplanation, starvationBound time.Duration) Explanation 
 	case store.JobQueued:
 		e.Blockers = blockers(e, period, budget, capacity)
 	case store.JobPaused:
-		e.Blockers = []string{pausedBlocker(j)}
+		e.Blockers = pausedBlockers(j)
 	}
 	if r := f.LiveRun; r != nil {
 		e.Run = &LiveRun{Number: r.RunNumber, Status: string(r.Status), Pod: r.Namespace + "/" + r.PodName,

@@ -104,12 +104,13 @@ func TestPauseAndResumeHPOParent(t *testing.T) {
 	if got := f.explain(f.submitter, trials[1]).Blockers; fmt.Sprint(got) != fmt.Sprint([]string{api.BlockerPausedByParent}) {
 		t.Errorf("blockers of a trial the parent paused %q, want %q", got, api.BlockerPausedByParent)
 	}
-	if got := f.explain(f.submitter, parent).Blockers; fmt.Sprint(got) != fmt.Sprint([]string{api.BlockerPausedSearch}) {
-		t.Errorf("blockers of the paused parent %q, want %q", got, api.BlockerPausedSearch)
+	wantBlockers := []string{api.BlockerPausedSearch, api.BlockerPauseHeld}
+	if got := f.explain(f.submitter, parent).Blockers; fmt.Sprint(got) != fmt.Sprint(wantBlockers) {
+		t.Errorf("blockers of the paused parent %q, want %q", got, wantBlockers)
 	}
 	f.action(f.operator, parent, "pause").want(200)
 
-	p := f.action(f.submitter, parent, "resume").problem(409, api.TypeConflict)
+	p := f.action(f.operator, parent, "resume").problem(409, api.TypeConflict)
 	if !strings.Contains(p.Detail, "trial "+trials[0].ID.String()) || !strings.Contains(p.Detail, "retry") {
 		t.Errorf("resume while the running trial stops: detail %q, want it to name trial %s and to retry",
 			p.Detail, trials[0].ID)
@@ -121,7 +122,7 @@ func TestPauseAndResumeHPOParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var resumed api.Job
-	f.action(f.submitter, parent, "resume").want(200).decode(&resumed)
+	f.action(f.operator, parent, "resume").want(200).decode(&resumed)
 
 	if resumed.Status != "running" {
 		t.Errorf("parent %s after the resume, want running", resumed.Status)
@@ -155,16 +156,16 @@ func TestPauseHPOParentAudited(t *testing.T) {
 		t.Fatalf("job.pause records of jobs %v, want %v", got, want)
 	}
 	wantJSON(t, "parent after", records[parent.ID.String()].After,
-		`{"status": "paused", "priority": 5, "trials_moved": 2}`)
+		`{"status": "paused", "priority": 5, "paused_by": "operator", "trials_moved": 2}`)
 	wantJSON(t, "running trial before", records[trials[0].ID.String()].Before, `{"status": "running", "priority": 5}`)
 	wantJSON(t, "queued trial before", records[trials[1].ID.String()].Before, `{"status": "queued", "priority": 5}`)
 	wantJSON(t, "trial after", records[trials[1].ID.String()].After,
 		`{"status": "paused", "priority": 5, "paused_by_parent": true}`)
 }
 
-// A trial of a paused hpo parent cannot be resumed on its own, and an operator's pause of
-// a trial that the parent paused makes the pause the trial's own: the parent's resume then
-// leaves it paused.
+// A trial of a paused hpo parent cannot be resumed on its own. An operator's pause of a
+// trial that the parent paused makes the pause the operator's hold, so the parent's resume
+// leaves the trial paused and only an operator or admin can resume it.
 func TestTrialOfPausedHPOParent(t *testing.T) {
 	f := setup(t)
 	parent := f.hpoParent()
@@ -184,11 +185,21 @@ func TestTrialOfPausedHPOParent(t *testing.T) {
 	if pausedByOperator.PausedByParent {
 		t.Error("trial after an operator's pause is still marked paused_by_parent, want the operator's own pause")
 	}
+	if pausedByOperator.PausedBy != api.PausedByOperator {
+		t.Errorf("trial after an operator's pause has paused_by %q, want %q", pausedByOperator.PausedBy,
+			api.PausedByOperator)
+	}
 
 	f.action(f.operator, parent, "resume").want(200)
 	f.wantTrial("trial the operator paused", trials[0], store.JobPaused, false)
 	f.wantTrial("other trial", trials[1], store.JobQueued, false)
-	f.action(f.submitter, trials[0], "resume").want(200)
+	wantBlockers := []string{api.BlockerPaused, api.BlockerPauseHeld}
+	if got := f.explain(f.submitter, trials[0]).Blockers; fmt.Sprint(got) != fmt.Sprint(wantBlockers) {
+		t.Errorf("blockers of the trial the operator paused %q, want %q", got, wantBlockers)
+	}
+	f.wantHeld("submitter's resume of the trial the operator paused", trials[0], "operator", "oncall")
+	f.action(f.operator, trials[0], "resume").want(200)
+	f.wantTrial("trial after the operator's resume", trials[0], store.JobQueued, false)
 }
 
 // Cancelling a paused hpo parent cancels all of its trials that have not ended, those the

@@ -49,7 +49,23 @@ type Job struct {
 	// PausedByParent is true for a trial that its hpo parent's pause paused: the parent's
 	// resume queues it again.
 	PausedByParent bool `json:"paused_by_parent,omitempty"`
+	// PausedBy is who paused a paused job: "parent" for a trial that its hpo parent's pause
+	// paused, otherwise the role of the token whose pause paused it (PausedBySubmitter and
+	// the others). Only an operator or admin can resume a job that an operator or admin
+	// paused. It is absent for a job that is not paused, and for one paused before
+	// schedulerd recorded the pauser (migration 26) or by a caller without a token.
+	PausedBy string `json:"paused_by,omitempty"`
+	// PausedByToken is the name of the token whose pause paused the job.
+	PausedByToken *string `json:"paused_by_token,omitempty"`
 }
+
+// The values of Job.PausedBy.
+const (
+	PausedByParent    = "parent"
+	PausedBySubmitter = string(store.RoleSubmitter)
+	PausedByOperator  = string(store.RoleOperator)
+	PausedByAdmin     = string(store.RoleAdmin)
+)
 
 func jobView(j store.Job) Job {
 	models := j.GPUModels
@@ -65,8 +81,19 @@ func jobView(j store.Job) Job {
 		RunCount: j.RunCount, WaitReason: waitReason(j), ErrorMessage: j.ErrorMessage,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
 		SubmittedBy: j.SubmittedBy, TemporalWorkflowID: j.TemporalWorkflowID, Result: nullToAbsent(j.Result),
-		PausedByParent: j.PausedByParent,
+		PausedByParent: j.PausedByParent, PausedBy: pausedBy(j), PausedByToken: j.PausedByToken,
 	}
+}
+
+// pausedBy returns the value of Job.PausedBy for j.
+func pausedBy(j store.Job) string {
+	switch {
+	case j.PausedByParent:
+		return PausedByParent
+	case j.PausedByRole != nil:
+		return string(*j.PausedByRole)
+	}
+	return ""
 }
 
 // nullToAbsent returns nil for a JSON null, so that omitempty leaves the field out.

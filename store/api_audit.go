@@ -133,15 +133,19 @@ func quotaImage(q QuotaState) map[string]any {
 
 // jobImage is the part of a job that API actions change, as audit records show it.
 func jobImage(j Job) map[string]any {
-	return statusImage(j.Status, j.Priority, j.PausedByParent)
+	return statusImage(j.Status, j.Priority, j.PausedByParent, j.PausedByRole)
 }
 
 // statusImage is jobImage from its parts. paused_by_parent appears only when true, so the
-// images of jobs outside an hpo search read as before it existed.
-func statusImage(status JobStatus, priority int, pausedByParent bool) map[string]any {
+// images of jobs outside an hpo search read as before it existed. paused_by, the role of
+// the token whose pause paused the job, appears only when the job records one.
+func statusImage(status JobStatus, priority int, pausedByParent bool, pausedBy *Role) map[string]any {
 	image := map[string]any{"status": status, "priority": priority}
 	if pausedByParent {
 		image["paused_by_parent"] = true
+	}
+	if pausedBy != nil {
+		image["paused_by"] = *pausedBy
 	}
 	return image
 }

@@ -65,10 +65,13 @@ var trialMoves = map[JobStatus]trialMove{
 //     again. A trial paused on its own stays paused.
 //   - to cancelled: every trial that has not ended is cancelled.
 //
-// It returns ErrStaleStatus when the parent is no longer in status from, ErrTrialsEnded
-// when a pause finds no trial that has not ended, and a *TrialRunLiveError when a resume
-// finds a trial still stopping its last run. ErrIllegalTransition means a move that no
-// parent makes, or a job that is no hpo parent. Nothing is written in any of these cases.
+// The parent's own move is that of SetJobStatus: its pause records the actor of audit, and
+// an operator's or admin's pause holds the parent, so that a submitter's resume returns a
+// *PauseHeldError. It returns ErrStaleStatus when the parent is no longer in status from,
+// ErrTrialsEnded when a pause finds no trial that has not ended, and a *TrialRunLiveError
+// when a resume finds a trial still stopping its last run. ErrIllegalTransition means a
+// move that no parent makes, or a job that is no hpo parent. Nothing is written in any of
+// these cases.
 func (s *Store) MoveHPOParent(ctx context.Context, ref JobRef, from, to JobStatus, at time.Time, audit *Audit) (ParentMove, error) {
 	doing := fmt.Sprintf("move hpo job %s from %s to %s", ref.ID, from, to)
 	trials, ok := trialMoves[to]
@@ -82,6 +85,9 @@ func (s *Store) MoveHPOParent(ctx context.Context, ref JobRef, from, to JobStatu
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
+		if err := s.heldPauseError(ctx, ref, from, to, audit); err != nil {
+			return ParentMove{}, wrap(err, doing)
+		}
 		return ParentMove{}, s.staleOrMissing(ctx, ref, doing)
 	}
 	return move, wrap(err, doing)
@@ -92,7 +98,7 @@ func (s *Store) MoveHPOParent(ctx context.Context, ref JobRef, from, to JobStatu
 // for the move and then reads the parent's new status.
 func moveParentInTx(ctx context.Context, tx pgx.Tx, ref JobRef, from, to JobStatus, trials trialMove,
 	at time.Time, audit *Audit) (ParentMove, error) {
-	rows, err := tx.Query(ctx, sqlSetJobStatus, ref.ID, ref.CreatedAt, from, to, at)
+	rows, err := tx.Query(ctx, sqlSetJobStatus, setJobStatusArgs(ref, from, to, at, audit)...)
 	if err != nil {
 		return ParentMove{}, err
 	}
@@ -120,7 +126,7 @@ func moveParentInTx(ctx context.Context, tx pgx.Tx, ref JobRef, from, to JobStat
 	if err := auditTrials(ctx, tx, audit, parent.ProjectID, before, moved); err != nil {
 		return ParentMove{}, err
 	}
-	parentBefore := statusImage(from, parent.Priority, false)
+	parentBefore := statusImage(from, parent.Priority, false, nil)
 	parentAfter := jobImage(parent)
 	parentAfter["trials_moved"] = len(moved)
 	return ParentMove{Parent: parent, Trials: moved},
@@ -162,10 +168,8 @@ func checkTrialsMovable(ctx context.Context, tx pgx.Tx, parent Job, to JobStatus
 
 // lockedTrial is a trial as lockTrials read it, before the move.
 type lockedTrial struct {
-	ID             uuid.UUID `db:"id"`
-	Status         JobStatus `db:"status"`
-	Priority       int       `db:"priority"`
-	PausedByParent bool      `db:"paused_by_parent"`
+	ID uuid.UUID `db:"id"`
+	pausedJob
 }
 
 // lockTrials locks the parent's trials that the move changes and returns them as they are
@@ -180,7 +184,8 @@ func lockTrials(ctx context.Context, tx pgx.Tx, parent JobRef, move trialMove) (
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT id, status::text AS status, priority, paused_by_parent FROM jobs
+	rows, err := tx.Query(ctx, `SELECT id, status::text AS status, priority, paused_by_parent,
+		    paused_by_role::text AS paused_by_role FROM jobs
 		WHERE parent_job_id = $1 AND parent_created_at = $2 AND status = ANY($3::job_status[])
 		  AND (paused_by_parent OR NOT $4)
 		ORDER BY id FOR UPDATE`, parent.ID, parent.CreatedAt, statusStrings(move.from), move.byParent)
@@ -235,8 +240,7 @@ func auditTrials(ctx context.Context, tx pgx.Tx, audit *Audit, project string, b
 	ids := make([]uuid.UUID, len(moved))
 	befores, afters := make([]string, len(moved)), make([]string, len(moved))
 	for i, j := range moved {
-		b := images[j.ID]
-		beforeJSON, err := json.Marshal(statusImage(b.Status, b.Priority, b.PausedByParent))
+		beforeJSON, err := json.Marshal(images[j.ID].image())
 		if err != nil {
 			return err
 		}
@@ -264,33 +268,4 @@ func statusStrings(statuses []JobStatus) []string {
 		out[i] = string(s)
 	}
 	return out
-}
-
-const sqlKeepTrialPaused = `
-UPDATE jobs SET paused_by_parent = false
-WHERE id = $1 AND created_at = $2 AND status = 'paused' AND paused_by_parent
-RETURNING ` + jobColumns
-
-// KeepTrialPaused makes the pause of a trial that its hpo parent's pause paused the
-// trial's own, so that the parent's resume leaves it paused, and records the change when
-// audit is not nil. It returns ErrStaleStatus when the trial is no longer paused by its
-// parent.
-func (s *Store) KeepTrialPaused(ctx context.Context, ref JobRef, audit *Audit) (Job, error) {
-	doing := fmt.Sprintf("keep trial %s paused", ref.ID)
-	var job Job
-	err := s.inTxRetry(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sqlKeepTrialPaused, ref.ID, ref.CreatedAt)
-		if err != nil {
-			return err
-		}
-		if job, err = collectOne[Job](rows); err != nil {
-			return err
-		}
-		before := statusImage(job.Status, job.Priority, true)
-		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before, jobImage(job))
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Job{}, fmt.Errorf("%s: %w (it is no longer paused by its parent)", doing, ErrStaleStatus)
-	}
-	return job, wrap(err, doing)
 }

@@ -168,7 +168,8 @@ func TestPauseHPOParentAudited(t *testing.T) {
 		got[*r.JobID] = string(r.Before) + " -> " + string(r.After)
 	}
 	want := map[uuid.UUID]string{
-		h.parent.ID:    `{"priority": 7, "status": "running"} -> {"status": "paused", "priority": 7, "trials_moved": 2}`,
+		h.parent.ID: `{"priority": 7, "status": "running"} -> ` +
+			`{"status": "paused", "priority": 7, "paused_by": "operator", "trials_moved": 2}`,
 		h.trials[0].ID: `{"priority": 7, "status": "running"} -> {"status": "paused", "priority": 7, "paused_by_parent": true}`,
 		h.trials[1].ID: `{"priority": 7, "status": "queued"} -> {"status": "paused", "priority": 7, "paused_by_parent": true}`,
 	}
@@ -196,7 +197,7 @@ func TestResumeHPOParentKeepsOwnPauses(t *testing.T) {
 	if _, err := moveParent(s, h, store.JobRunning, store.JobPaused, "job.pause"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.KeepTrialPaused(ctx, h.trials[3].Ref(), operatorAudit("job.pause")); err != nil {
+	if _, err := s.ClaimPause(ctx, h.trials[3].Ref(), operatorAudit("job.pause")); err != nil {
 		t.Fatalf("an operator's pause of a trial the parent paused: %v", err)
 	}
 

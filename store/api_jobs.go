@@ -87,7 +87,9 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 }
 
 // The status change of SetJobStatus. A job goes back to the queue only when none of its
-// runs is live, so that a paused job resumed at once cannot run twice.
+// runs is live, so that a paused job resumed at once cannot run twice. A pause records the
+// role and token name of the pauser ($6, $7), and a resume by a caller that may not lift a
+// pause hold ($8 false) changes no row of a job that an operator or admin paused.
 const sqlSetJobStatus = `
 UPDATE jobs j SET status = $4,
     completed_at = CASE WHEN $4::job_status IN ('completed', 'failed', 'cancelled', 'eval_failed')
@@ -97,18 +99,33 @@ UPDATE jobs j SET status = $4,
     error_message = CASE WHEN $4::job_status = 'cancelled' THEN NULL ELSE j.error_message END,
     -- A reason is the scheduler's, from its last look at a queued job: a job that leaves the
     -- queue has none, and one that comes back gets a fresh one at the next dequeue.
-    wait_reason = NULL
+    wait_reason = NULL,
+    -- Any other move leaves paused, so the pauser is cleared (as the trigger of migration
+    -- 26 does for other writers).
+    paused_by_role = CASE WHEN $4::job_status = 'paused' THEN $6::api_role END,
+    paused_by_token = CASE WHEN $4::job_status = 'paused' THEN $7::text END
 WHERE j.id = $1 AND j.created_at = $2 AND j.status = $3
   AND ($4::job_status <> 'queued' OR NOT EXISTS (
       SELECT 1 FROM runs r
       WHERE r.job_id = j.id AND r.job_created_at = j.created_at AND r.status IN ('pending', 'running')))
+  AND ($8::boolean OR j.status <> 'paused' OR $4::job_status NOT IN ('queued', 'running')
+       OR coalesce(j.paused_by_role, 'submitter') = 'submitter')
 RETURNING ` + jobColumns
 
+// setJobStatusArgs returns the arguments of sqlSetJobStatus for a move by the actor of audit.
+func setJobStatusArgs(ref JobRef, from, to JobStatus, at time.Time, audit *Audit) []any {
+	role, token := pauserOf(audit)
+	return []any{ref.ID, ref.CreatedAt, from, to, at, role, token, liftsHolds(audit)}
+}
+
 // SetJobStatus moves a job from the status the caller saw to another, at time at, and
-// records the move when audit is not nil. It returns ErrStaleStatus when the job is no
-// longer in status from, ErrIllegalTransition when the move is not allowed, and ErrRunLive
-// when a move to queued finds a run of the job still live. A running job's pod is not
-// touched here: the dispatcher stops the run when it finds the job cancelled or paused.
+// records the move when audit is not nil. A pause records the actor of audit as the
+// pauser, and an operator's or admin's pause holds the job (see PauseHeldError). A
+// submitter's resume of a held job returns a *PauseHeldError. It returns ErrStaleStatus
+// when the job is no longer in status from, ErrIllegalTransition when the move is not
+// allowed, and ErrRunLive when a move to queued finds a run of the job still live. A
+// running job's pod is not touched here: the dispatcher stops the run when it finds the job
+// cancelled or paused.
 func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus, at time.Time, audit *Audit) (Job, error) {
 	doing := fmt.Sprintf("move job %s from %s to %s", ref.ID, from, to)
 	var job Job
@@ -116,7 +133,7 @@ func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus
 		if err := lockQueueRow(ctx, tx, ref, from); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, sqlSetJobStatus, ref.ID, ref.CreatedAt, from, to, at)
+		rows, err := tx.Query(ctx, sqlSetJobStatus, setJobStatusArgs(ref, from, to, at, audit)...)
 		if err != nil {
 			return err
 		}
@@ -128,13 +145,17 @@ func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus
 		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before, jobImage(job))
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Job{}, s.whyStatusUnchanged(ctx, ref, from, doing)
+		return Job{}, s.whyStatusUnchanged(ctx, ref, from, to, audit, doing)
 	}
 	return job, wrap(err, doing)
 }
 
 // whyStatusUnchanged explains why the guarded statement of SetJobStatus changed no row.
-func (s *Store) whyStatusUnchanged(ctx context.Context, ref JobRef, from JobStatus, doing string) error {
+func (s *Store) whyStatusUnchanged(ctx context.Context, ref JobRef, from, to JobStatus, audit *Audit,
+	doing string) error {
+	if err := s.heldPauseError(ctx, ref, from, to, audit); err != nil {
+		return wrap(err, doing)
+	}
 	var status JobStatus
 	var live bool
 	err := s.pool.QueryRow(ctx, `

@@ -11,7 +11,8 @@ import (
 )
 
 // Role is the permission level of an API token, a value of the api_role type. The api
-// package decides what each role allows.
+// package decides what each role allows, except for pause holds, which the store enforces
+// in its statements (PauseHeldError).
 type Role string
 
 const (

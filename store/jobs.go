@@ -82,6 +82,17 @@ type Job struct {
 	// PausedByParent marks a trial that its hpo parent's pause paused, which the parent's
 	// resume queues again. It is false for a trial paused on its own.
 	PausedByParent bool `db:"paused_by_parent"`
+	// PausedByRole and PausedByToken are the role and name of the API token whose pause
+	// paused the job. Both are nil on a job that is not paused, on a trial that its parent's
+	// pause paused, and on a job paused before migration 26 or by a caller without a token.
+	PausedByRole  *Role   `db:"paused_by_role"`
+	PausedByToken *string `db:"paused_by_token"`
+}
+
+// PauseHeld reports whether an operator's or admin's pause holds the job, so that a
+// submitter's resume changes nothing (SetJobStatus).
+func (j Job) PauseHeld() bool {
+	return j.PausedByRole != nil && *j.PausedByRole != RoleSubmitter
 }
 
 // Ref returns the job's key.
@@ -92,7 +103,7 @@ const jobColumns = `id, created_at, idempotency_key, project_id, org_id, job_typ
     parent_created_at, updated_at, started_at, completed_at, error_message, tags, gpu_milli,
     gpu_models, max_runtime_seconds, max_attempts, attempts, max_preemptions, preemptions, run_count,
     wait_reason, submitted_by, coalesce(submitter_owner, submitted_by) AS submitter_owner,
-    result_json, paused_by_parent`
+    result_json, paused_by_parent, paused_by_role::text AS paused_by_role, paused_by_token`
 
 // Submission is a new job as the API accepted it. The scheduling fields are derived from
 // the validated config by the caller.
