@@ -781,11 +781,19 @@ func printJob(tw *tabwriter.Writer, v any) {
 	fmt.Fprintf(tw, "error\t%s\n", orDash(j.ErrorMessage, plain))
 }
 
-// jobStatus returns the job's status, and for a trial that its hpo parent's pause paused,
-// the parent whose resume queues it again.
+// jobStatus returns the job's status and, for a paused job, who paused it. A trial that its
+// hpo parent's pause paused names the parent, whose resume queues it again. Any other job
+// names the token whose pause paused it, and notes when only an operator or admin can
+// resume it.
 func jobStatus(j *api.Job) string {
-	if j.PausedByParent && j.ParentJobID != nil {
+	switch {
+	case j.PausedByParent && j.ParentJobID != nil:
 		return fmt.Sprintf("%s by its hpo parent %s", j.Status, j.ParentJobID)
+	case j.PausedBy == api.PausedBySubmitter && j.PausedByToken != nil:
+		return fmt.Sprintf("%s by submitter token %q", j.Status, *j.PausedByToken)
+	case j.PausedBy != "" && j.PausedByToken != nil:
+		return fmt.Sprintf("%s by %s token %q (only an operator or admin can resume it)", j.Status,
+			j.PausedBy, *j.PausedByToken)
 	}
 	return j.Status
 }

@@ -146,3 +146,27 @@ func TestPrintJobPausedByParent(t *testing.T) {
 		t.Errorf("job get printed:\n%s\nwant the line %q", b.String(), want)
 	}
 }
+
+// job get names the token whose pause paused a job, and notes when only an operator or
+// admin can resume it.
+func TestPrintJobPausedByToken(t *testing.T) {
+	cases := []struct {
+		pausedBy, token, want string
+	}{
+		{api.PausedByOperator, "oncall", `paused by operator token "oncall" (only an operator or admin can resume it)`},
+		{api.PausedByAdmin, "root", `paused by admin token "root" (only an operator or admin can resume it)`},
+		{api.PausedBySubmitter, "vision-ci", `paused by submitter token "vision-ci"`},
+	}
+	for _, c := range cases {
+		j := api.Job{Status: "paused", PausedBy: c.pausedBy, PausedByToken: &c.token, GPUModels: []string{}}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		printJob(tw, &j)
+		if err := tw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if want := "status       " + c.want + "\n"; !strings.Contains(b.String(), want) {
+			t.Errorf("job get printed:\n%s\nwant the line %q", b.String(), want)
+		}
+	}
+}
