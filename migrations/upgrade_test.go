@@ -429,3 +429,49 @@ func TestPauseHoldsThrough026(t *testing.T) {
 		t.Fatalf("migrate up to 26 again: %v", err)
 	}
 }
+
+// Migration 027 leaves a live run stored before it without the start of its container's
+// wait, so the dispatcher counts its image pull grace from the pod's start as before. Its
+// down step drops the column and keeps the run.
+func TestContainerWaitStartThrough027(t *testing.T) {
+	ctx := context.Background()
+	conn := migratedTo(t, 26, "fine_tune")
+	_, err := conn.Exec(ctx, `UPDATE jobs SET status = 'running';
+		INSERT INTO runs (job_id, job_created_at, run_number, status, gpu_milli, pod_name)
+		VALUES ('00000000-0000-0000-0000-000000000001', '2025-01-20 08:00+00', 1, 'pending', 4000, 'p1')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.To(ctx, conn, 27); err != nil {
+		t.Fatal(err)
+	}
+	var started *time.Time
+	if err := conn.QueryRow(ctx, `SELECT container_wait_started_at FROM runs`).Scan(&started); err != nil {
+		t.Fatal(err)
+	}
+	if started != nil {
+		t.Errorf("run stored before 027 has container_wait_started_at %v, want NULL", started)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE runs SET container_wait_started_at = '2025-01-20 09:00+00'`); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.To(ctx, conn, 26); err != nil {
+		t.Fatal(err)
+	}
+	var columns, runs int
+	err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM information_schema.columns
+		WHERE table_name = 'runs' AND column_name = 'container_wait_started_at'), (SELECT count(*) FROM runs)`).
+		Scan(&columns, &runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if columns != 0 {
+		t.Errorf("%d container_wait_started_at columns left after migrating down to 26, want 0", columns)
+	}
+	if runs != 1 {
+		t.Errorf("%d runs after migrating down to 26, want 1", runs)
+	}
+	expectVersion(t, conn, 26)
+}

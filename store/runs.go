@@ -58,6 +58,9 @@ type Run struct {
 	StopReason      *string    `db:"stop_reason"`
 	StopRetryable   bool       `db:"stop_retryable"`
 	StopRequestedAt *time.Time `db:"stop_requested_at"`
+	// ContainerWaitStartedAt is when the image pull grace of the run's pod began to count
+	// (RecordContainerWait), nil until a container of the pod waits for a cause that may pass.
+	ContainerWaitStartedAt *time.Time `db:"container_wait_started_at"`
 	// DrainDeadline is the drain deadline of the project's queue, read only by GetRun and GetRuns so
 	// that the dispatcher checks it without another query.
 	DrainDeadline *time.Time `db:"-"`
@@ -71,7 +74,8 @@ const runColumns = `r.id, r.job_id, r.job_created_at, r.run_number, r.status::te
     r.gpu_hours_reserved::float8 AS gpu_hours_reserved, r.gpu_milli, r.gpu_model, r.namespace,
     r.pod_name, r.pod_created_at, r.worker_node, r.last_checkpoint_uri, r.last_checkpoint_step,
     r.end_reason, r.exit_code, j.project_id, j.status::text AS job_status, j.priority AS job_priority,
-    j.started_at AS job_started_at, j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable, r.stop_requested_at`
+    j.started_at AS job_started_at, j.config_json, r.stop_status::text AS stop_status, r.stop_reason, r.stop_retryable, r.stop_requested_at,
+    r.container_wait_started_at`
 
 const sqlLiveRuns = `SELECT ` + runColumns + `
 FROM runs r JOIN jobs j ON j.id = r.job_id AND j.created_at = r.job_created_at
@@ -209,6 +213,22 @@ func (s *Store) MarkPodsCreated(ctx context.Context, runIDs []uuid.UUID) error {
 	_, err := s.pool.Exec(ctx, `UPDATE runs SET pod_created_at = now()
 		WHERE id = ANY($1) AND status = 'pending' AND pod_created_at IS NULL`, runIDs)
 	return wrap(err, fmt.Sprintf("mark pods of %d runs created", len(runIDs)))
+}
+
+const sqlRecordContainerWait = `
+UPDATE runs SET container_wait_started_at = $2
+WHERE id = $1 AND status IN ('pending', 'running') AND container_wait_started_at IS NULL`
+
+// RecordContainerWait stores at as the time from which the image pull grace of a live run's
+// pod counts, unless a time is stored already: the first one stays, so a restart or a new
+// leader does not restart the grace. It reports whether it stored at. It stores nothing for
+// a run that has ended.
+func (s *Store) RecordContainerWait(ctx context.Context, runID uuid.UUID, at time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, sqlRecordContainerWait, runID, at)
+	if err != nil {
+		return false, wrap(err, "record when the container of run "+runID.String()+" began to wait")
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // sqlStartRun and the other statements that update jobs on every run's start or end set

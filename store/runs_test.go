@@ -317,3 +317,54 @@ func TestCompletedRunMarksEvaluating(t *testing.T) {
 		})
 	}
 }
+
+// The first time stored for a run's container wait stays: a second call, as from a restarted
+// dispatcher or a new leader, changes nothing. A run that has ended gets no time.
+func TestRecordContainerWaitSetsOnce(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	a := admitOne(t, s, 1000, 3)
+	first := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+	run, err := s.GetRun(ctx, a.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ContainerWaitStartedAt != nil {
+		t.Fatalf("new run has container wait start %v, want none", run.ContainerWaitStartedAt)
+	}
+
+	stored, err := s.RecordContainerWait(ctx, a.RunID, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored {
+		t.Error("first call reports nothing stored, want stored")
+	}
+	stored, err = s.RecordContainerWait(ctx, a.RunID, first.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored {
+		t.Error("second call reports stored, want the first time kept")
+	}
+	run, err = s.GetRun(ctx, a.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ContainerWaitStartedAt == nil || !run.ContainerWaitStartedAt.Equal(first) {
+		t.Errorf("container wait start %v after two calls, want the first call's %v", run.ContainerWaitStartedAt, first)
+	}
+
+	ended := admitOne(t, s, 1000, 3)
+	if _, err := s.EndRun(ctx, store.RunEnd{RunID: ended.RunID, Status: store.RunFailed, EndedAt: first}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err = s.RecordContainerWait(ctx, ended.RunID, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored {
+		t.Error("ended run: reports stored, want nothing stored")
+	}
+}
