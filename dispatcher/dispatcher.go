@@ -46,10 +46,11 @@ type Config struct {
 	// UnschedulableTimeout no pod waits for GPUs past that timeout.
 	GPUWaitTimeout time.Duration
 	// ImagePullGrace is how long a pod's container may wait with ErrImagePull,
-	// ImagePullBackOff or CreateContainerError, counted from the pod's start on its node,
-	// before the run fails (5m). Until then the kubelet retries, and a registry timeout or
-	// rate limit may pass. The periodic resync judges a pod whose status no longer changes,
-	// so a run fails up to ResyncInterval after the grace.
+	// ImagePullBackOff, CreateContainerError or a missing Secret, counted from the first such
+	// wait that the dispatcher saw (containerWaitStart), before the run fails (5m). Until then
+	// the kubelet retries, and a registry timeout or rate limit may pass. The periodic resync
+	// judges a pod whose status no longer changes, so a run fails up to ResyncInterval after
+	// the grace.
 	ImagePullGrace time.Duration
 	// PodTolerations are extra tolerations (none) for GPU nodes tainted by the operator,
 	// such as dedicated=ml:NoSchedule, or copies of those the cluster adds to pods at
@@ -105,6 +106,7 @@ type Dispatcher struct {
 	terminating       sync.Map // run ID to the store.RunEnd of its pod's deletion by someone else
 	finished          sync.Map // run ID to the last state of its finished pod, once deleted
 	deletedUnfinished sync.Map // run ID to the last state of its pod deleted before it finished
+	waitingAtStart    sync.Map // run IDs whose pods waited for a cause that mayPass at the first cache sync
 	capacityDirty     atomic.Bool
 	synced            atomic.Bool
 
@@ -198,6 +200,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// Step 2: count GPU capacity and reconcile every live run once.
 	if err := d.syncCapacity(ctx); err != nil {
 		log.Error("GPU capacity sync failed", "err", err)
+	}
+	if err := d.noteWaitsAtStart(); err != nil {
+		return err
 	}
 	if err := d.firstResync(ctx); err != nil {
 		return err

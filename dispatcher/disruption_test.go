@@ -168,7 +168,7 @@ func TestJudgeDisruptionCounting(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			obs := Judge(c.pod, nodeFactsOf(c.node), now, testLimits)
+			obs := Judge(c.pod, nodeFactsOf(c.node), now, testLimits, time.Time{})
 
 			if obs.Verdict != c.verdict {
 				t.Fatalf("verdict %d, want %d", obs.Verdict, c.verdict)
@@ -213,11 +213,11 @@ func TestJudgeStuckTerminatingNode(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			facts := nodeFactsOf(c.node)
-			if obs := Judge(pod, facts, now.Add(-time.Second), testLimits); obs.Verdict != Terminating {
+			if obs := Judge(pod, facts, now.Add(-time.Second), testLimits, time.Time{}); obs.Verdict != Terminating {
 				t.Errorf("verdict %d a second before the limit, want Terminating", obs.Verdict)
 			}
 
-			obs := Judge(pod, facts, now, testLimits)
+			obs := Judge(pod, facts, now, testLimits, time.Time{})
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d at the limit, want Ended", obs.Verdict)
 			}
@@ -246,14 +246,14 @@ func TestUncountedDisruptionKeptAfterNodeReturns(t *testing.T) {
 	if err := nodes.Add(downNode(corev1.ConditionUnknown, corev1.TaintNodeUnreachable)); err != nil {
 		t.Fatal(err)
 	}
-	terminating := Judge(evicted, d.nodeFacts("node-1"), disruptedAt.Add(10*time.Second), testLimits)
+	terminating := Judge(evicted, d.nodeFacts("node-1"), disruptedAt.Add(10*time.Second), testLimits, time.Time{})
 	d.keepDisruption(run, terminating.End)
 
 	if err := nodes.Update(readyNode()); err != nil {
 		t.Fatal(err)
 	}
 	failed := stoppedByKubelet(evicted.DeepCopy(), "", "")
-	obs := Judge(failed, d.nodeFacts("node-1"), disruptedAt.Add(time.Minute), testLimits)
+	obs := Judge(failed, d.nodeFacts("node-1"), disruptedAt.Add(time.Minute), testLimits, time.Time{})
 	if obs.End.NotCounted {
 		t.Fatalf("pod judged alone on the node that came back: not counted, want counted")
 	}

@@ -441,9 +441,9 @@ func TestNodeMissingFromCacheConfirmedWithAPI(t *testing.T) {
 	}
 }
 
-// A container in image pull back-off fails its run, without a retry, once the pod has
-// waited the grace since its start, and not before: the kubelet's own retries may pull the
-// image meanwhile.
+// A container in image pull back-off fails its run, without a retry, once it has waited the
+// grace since the dispatcher saw it wait, and not before: the kubelet's own retries may pull
+// the image meanwhile.
 func TestImagePullFailureFailsAfterGrace(t *testing.T) {
 	const grace = 5 * time.Second
 	h := daemontest.Start(t, daemontest.Options{Configure: func(cfg *daemon.Config) {

@@ -36,14 +36,14 @@ func TestStripPodKeepsWhatJudgeReads(t *testing.T) {
 	start := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	now := start.Add(time.Minute)
 	pod := runningPod(run, start)
-	want := Judge(pod.DeepCopy(), NodeFacts{}, now, testLimits)
+	want := Judge(pod.DeepCopy(), NodeFacts{}, now, testLimits, time.Time{})
 
 	stripped, err := stripPod(pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := stripped.(*corev1.Pod)
-	if obs := Judge(got, NodeFacts{}, now, testLimits); obs != want {
+	if obs := Judge(got, NodeFacts{}, now, testLimits, time.Time{}); obs != want {
 		t.Errorf("Judge of the stripped pod %+v, of the full pod %+v", obs, want)
 	}
 	if id, ok := runIDOf(got); !ok || id != run {

@@ -54,7 +54,7 @@ func failureCause(reason string) string {
 	}
 	for _, wait := range imagePullReasons {
 		// waitFailure writes "Reason: message" for an immediate failure and "Reason for
-		// 5m0s: message" after the grace.
+		// 5m0s since TIME: message" after the grace.
 		if strings.HasPrefix(reason, wait+":") || strings.HasPrefix(reason, wait+" for ") {
 			return metrics.CauseImagePull
 		}

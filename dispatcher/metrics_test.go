@@ -19,8 +19,8 @@ func TestRunEndCause(t *testing.T) {
 		{store.RunEnd{Status: store.RunFailed, Reason: "Error (exit code 1)"}, metrics.CauseFailed},
 		{store.RunEnd{Status: store.RunFailed, Reason: "ImagePullBackOff: pull access denied"}, metrics.CauseImagePull},
 		{store.RunEnd{Status: store.RunFailed, Reason: "ErrImagePull: not found"}, metrics.CauseImagePull},
-		{store.RunEnd{Status: store.RunFailed, Reason: "ImagePullBackOff for 5m0s: rate limited"}, metrics.CauseImagePull},
-		{store.RunEnd{Status: store.RunFailed, Reason: "CreateContainerError for 5m0s: runtime timeout"}, metrics.CauseFailed},
+		{store.RunEnd{Status: store.RunFailed, Reason: "ImagePullBackOff for 5m0s since 2026-12-05T10:00:00Z: rate limited"}, metrics.CauseImagePull},
+		{store.RunEnd{Status: store.RunFailed, Reason: "CreateContainerError for 5m0s since 2026-12-05T10:00:00Z: runtime timeout"}, metrics.CauseFailed},
 		// A container config error is permanent but no image problem.
 		{store.RunEnd{Status: store.RunFailed, Reason: "CreateContainerConfigError: no secret"}, metrics.CauseFailed},
 		{store.RunEnd{Status: store.RunFailed, Reason: "DeadlineExceeded: ran past max_runtime_seconds"}, metrics.CauseDeadlineExceeded},

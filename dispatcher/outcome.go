@@ -53,7 +53,8 @@ type Observation struct {
 type Limits struct {
 	// UnschedulableTimeout is how long a pod may stay unschedulable.
 	UnschedulableTimeout time.Duration
-	// ImagePullGrace is how long a container may wait with a transientWaitReasons reason.
+	// ImagePullGrace is how long a container may wait for a cause that mayPass, counted from
+	// Judge's waitStarted.
 	ImagePullGrace time.Duration
 }
 
@@ -99,7 +100,9 @@ func mayPass(w *corev1.ContainerStateWaiting) bool {
 // after recording the run's end or stop, and such a run is not judged this way, so someone
 // else (an operator, an eviction, kube-scheduler making room) removed it. node decides whether
 // such a preemption counts toward the job's max_preemptions (uncountedDisruption).
-func Judge(pod *corev1.Pod, node NodeFacts, now time.Time, limits Limits) Observation {
+// waitStarted is when Limits.ImagePullGrace began to count for the pod, as the run records
+// it (store.Run.ContainerWaitStartedAt). Zero counts the grace from the pod's start.
+func Judge(pod *corev1.Pod, node NodeFacts, now time.Time, limits Limits, waitStarted time.Time) Observation {
 	obs := Observation{Node: pod.Spec.NodeName, StartedAt: containerStart(pod)}
 
 	switch pod.Status.Phase {
@@ -116,7 +119,7 @@ func Judge(pod *corev1.Pod, node NodeFacts, now time.Time, limits Limits) Observ
 		}
 		return obs
 	}
-	if reason, failed := waitFailure(pod, now, limits.ImagePullGrace); failed {
+	if reason, failed := waitFailure(pod, now, limits.ImagePullGrace, waitStarted); failed {
 		obs.Verdict = Ended
 		obs.End = store.RunEnd{Status: store.RunFailed, EndedAt: now, Reason: reason, Retryable: false}
 		return obs
@@ -256,8 +259,9 @@ func deletionReason(pod *corev1.Pod) string {
 
 // waitFailure returns why the run of a pod with a container that cannot start fails, if it
 // does: at once for a permanentWaitReasons reason, and for a reason that mayPass once the
-// pod has waited grace since waitStart. Until then the kubelet's retries may succeed.
-func waitFailure(pod *corev1.Pod, now time.Time, grace time.Duration) (string, bool) {
+// pod has waited grace since waitStarted, or since its start (podStart) when waitStarted is
+// zero. Until then the kubelet's retries may succeed.
+func waitFailure(pod *corev1.Pod, now time.Time, grace time.Duration, waitStarted time.Time) (string, bool) {
 	var transient *corev1.ContainerStateWaiting
 	for _, cs := range pod.Status.ContainerStatuses {
 		w := cs.State.Waiting
@@ -274,20 +278,35 @@ func waitFailure(pod *corev1.Pod, now time.Time, grace time.Duration) (string, b
 	if transient == nil {
 		return "", false
 	}
-	waited := now.Sub(waitStart(pod))
+	since := waitStarted
+	if since.IsZero() {
+		since = podStart(pod)
+	}
+	waited := now.Sub(since)
 	if waited < grace {
 		return "", false
 	}
-	return fmt.Sprintf("%s for %s: %s", transient.Reason, waited.Round(time.Second), transient.Message), true
+	return fmt.Sprintf("%s for %s since %s: %s", transient.Reason, waited.Round(time.Second),
+		since.UTC().Format(time.RFC3339), transient.Message), true
 }
 
-// waitStart returns when the pod's containers began to wait for their images: the pod's
-// status.startTime, which the kubelet sets when it accepts the pod, before it pulls the
-// images. A pod without one, whose status someone else wrote, falls back to its binding
-// (the PodScheduled condition) and then to its creation.
-// NOTE: no pod field records when a container began to wait with its current reason, so a
-// pull that takes longer than the grace and then fails once fails the run at once.
-func waitStart(pod *corev1.Pod) time.Time {
+// transientWait returns the first waiting state of the pod's containers whose cause mayPass,
+// or nil when no container waits for such a cause.
+func transientWait(pod *corev1.Pod) *corev1.ContainerStateWaiting {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && mayPass(w) {
+			return w
+		}
+	}
+	return nil
+}
+
+// podStart returns the earliest time the pod's containers could begin to wait for their
+// images: the pod's status.startTime, which the kubelet sets when it accepts the pod, before
+// it pulls the images. A pod without one, whose status someone else wrote, falls back to its
+// binding (the PodScheduled condition) and then to its creation. The grace counts from here
+// only when the run records no time of its own (store.Run.ContainerWaitStartedAt).
+func podStart(pod *corev1.Pod) time.Time {
 	if pod.Status.StartTime != nil {
 		return pod.Status.StartTime.Time
 	}

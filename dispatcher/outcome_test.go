@@ -67,7 +67,7 @@ func TestJudgeFinishedPodDeletion(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			obs := Judge(c.pod, NodeFacts{}, now, testLimits)
+			obs := Judge(c.pod, NodeFacts{}, now, testLimits, time.Time{})
 
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
@@ -123,7 +123,7 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 	pulling := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
 		Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "istio-proxy", State: proxyRunning}, {Name: TrainContainer, State: trainWaiting}}}}
-	obs := Judge(pulling, NodeFacts{}, now, testLimits)
+	obs := Judge(pulling, NodeFacts{}, now, testLimits, time.Time{})
 	if obs.Verdict != Waiting {
 		t.Errorf("train not started: verdict %d, want Waiting", obs.Verdict)
 	}
@@ -137,7 +137,7 @@ func TestJudgeIgnoresOtherContainers(t *testing.T) {
 		FinishedAt: metav1.NewTime(finish.Add(2 * time.Second))}
 	proxy := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{Terminated: proxyDone}}
 	oom.Status.ContainerStatuses = append([]corev1.ContainerStatus{proxy}, oom.Status.ContainerStatuses...)
-	obs = Judge(oom, NodeFacts{}, now, testLimits)
+	obs = Judge(oom, NodeFacts{}, now, testLimits, time.Time{})
 	if obs.Verdict != Ended {
 		t.Fatalf("train OOMKilled: verdict %d, want Ended", obs.Verdict)
 	}
@@ -166,7 +166,7 @@ func TestJudgeKubeletRejection(t *testing.T) {
 		Phase: corev1.PodFailed, Reason: "OutOfnvidia.com/gpu",
 		Message: "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 8, capacity: 8"}}
 
-	obs := Judge(pod, NodeFacts{}, now, testLimits)
+	obs := Judge(pod, NodeFacts{}, now, testLimits, time.Time{})
 	if obs.Verdict != Ended {
 		t.Fatalf("verdict %d, want Ended", obs.Verdict)
 	}
@@ -197,8 +197,9 @@ func waitingPodWithMessage(reason, message string, start time.Time) *corev1.Pod 
 			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}}}}}
 }
 
-// A container that waits for a reason that may pass fails its run only once the pod has
-// waited the default grace since its start. Until then the pod waits. A config error
+// A container that waits for a reason that may pass, in a run that records no start of the
+// wait, fails its run only once the pod has waited the default grace since its start. Until
+// then the pod waits. A config error
 // passes when its Secret or ConfigMap appears: the messages are the kubelet's (1.37).
 func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 	limits := withDefaults(Config{}).limits()
@@ -218,13 +219,13 @@ func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 		t.Run(c.reason+"/"+c.message, func(t *testing.T) {
 			pod := waitingPodWithMessage(c.reason, c.message, start)
 
-			before := Judge(pod, NodeFacts{}, start.Add(5*time.Minute-time.Second), limits)
+			before := Judge(pod, NodeFacts{}, start.Add(5*time.Minute-time.Second), limits, time.Time{})
 			if before.Verdict != Waiting {
 				t.Errorf("verdict %d a second before the grace, want Waiting", before.Verdict)
 			}
 
 			at := start.Add(5 * time.Minute)
-			obs := Judge(pod, NodeFacts{}, at, limits)
+			obs := Judge(pod, NodeFacts{}, at, limits, time.Time{})
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d at the grace, want Ended", obs.Verdict)
 			}
@@ -234,7 +235,7 @@ func TestJudgeTransientWaitAfterGrace(t *testing.T) {
 			if obs.End.Retryable {
 				t.Error("run end is retryable, want not")
 			}
-			if want := c.reason + " for 5m0s: " + c.message; obs.End.Reason != want {
+			if want := c.reason + " for 5m0s since 2026-12-05T10:00:00Z: " + c.message; obs.End.Reason != want {
 				t.Errorf("reason %q, want %q", obs.End.Reason, want)
 			}
 			if !obs.End.EndedAt.Equal(at) {
@@ -257,7 +258,7 @@ func TestJudgePermanentWaitAtOnce(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.reason, func(t *testing.T) {
-			obs := Judge(waitingPodWithMessage(c.reason, c.message, start), NodeFacts{}, now, limits)
+			obs := Judge(waitingPodWithMessage(c.reason, c.message, start), NodeFacts{}, now, limits, time.Time{})
 			if obs.Verdict != Ended {
 				t.Fatalf("verdict %d, want Ended", obs.Verdict)
 			}
@@ -276,7 +277,7 @@ func TestJudgePermanentWaitAtOnce(t *testing.T) {
 	sidecar := corev1.ContainerStatus{Name: "istio-proxy", State: corev1.ContainerState{
 		Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "rate limited"}}}
 	pod.Status.ContainerStatuses = append([]corev1.ContainerStatus{sidecar}, pod.Status.ContainerStatuses...)
-	obs := Judge(pod, NodeFacts{}, now, limits)
+	obs := Judge(pod, NodeFacts{}, now, limits, time.Time{})
 	if obs.Verdict != Ended {
 		t.Fatalf("sidecar in back-off: verdict %d, want Ended", obs.Verdict)
 	}
@@ -297,22 +298,62 @@ func TestJudgeTransientWaitStartFallbacks(t *testing.T) {
 	pod.CreationTimestamp = metav1.NewTime(created)
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue,
 		LastTransitionTime: metav1.NewTime(bound)}}
-	if obs := Judge(pod, NodeFacts{}, bound.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
+	if obs := Judge(pod, NodeFacts{}, bound.Add(5*time.Minute-time.Second), limits, time.Time{}); obs.Verdict != Waiting {
 		t.Errorf("bound 5m less 1s ago: verdict %d, want Waiting", obs.Verdict)
 	}
-	if obs := Judge(pod, NodeFacts{}, bound.Add(5*time.Minute), limits); obs.Verdict != Ended {
+	if obs := Judge(pod, NodeFacts{}, bound.Add(5*time.Minute), limits, time.Time{}); obs.Verdict != Ended {
 		t.Errorf("bound 5m ago: verdict %d, want Ended", obs.Verdict)
 	}
 
 	pod.Status.Conditions = nil
-	if obs := Judge(pod, NodeFacts{}, created.Add(5*time.Minute-time.Second), limits); obs.Verdict != Waiting {
+	if obs := Judge(pod, NodeFacts{}, created.Add(5*time.Minute-time.Second), limits, time.Time{}); obs.Verdict != Waiting {
 		t.Errorf("created 5m less 1s ago, never bound: verdict %d, want Waiting", obs.Verdict)
 	}
-	obs := Judge(pod, NodeFacts{}, created.Add(5*time.Minute), limits)
+	obs := Judge(pod, NodeFacts{}, created.Add(5*time.Minute), limits, time.Time{})
 	if obs.Verdict != Ended {
 		t.Fatalf("created 5m ago, never bound: verdict %d, want Ended", obs.Verdict)
 	}
-	if want := "ImagePullBackOff for 5m0s: registry timed out"; obs.End.Reason != want {
+	if want := "ImagePullBackOff for 5m0s since 2026-12-05T10:00:00Z: registry timed out"; obs.End.Reason != want {
 		t.Errorf("created 5m ago, never bound: reason %q, want %q", obs.End.Reason, want)
+	}
+}
+
+// The grace counts from the time the run records for the container's wait, not from the
+// pod's start: a pod that started an hour ago, and whose pull failed only now, waits the
+// whole grace from that failure. Without a recorded time it counts from the pod's start.
+func TestJudgeTransientWaitFromRecordedStart(t *testing.T) {
+	limits := withDefaults(Config{}).limits()
+	podStarted := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	now := podStarted.Add(time.Hour)
+
+	cases := []struct {
+		name        string
+		waitStarted time.Time
+		wantVerdict Verdict
+		wantReason  string
+	}{
+		{"began waiting a minute ago", now.Add(-time.Minute), Waiting, ""},
+		{"began waiting the grace less 1s ago", now.Add(-5*time.Minute + time.Second), Waiting, ""},
+		{"began waiting the grace ago", now.Add(-5 * time.Minute), Ended,
+			"ErrImagePull for 5m0s since 2026-12-05T10:55:00Z: registry timed out"},
+		{"began waiting 10 minutes ago", now.Add(-10 * time.Minute), Ended,
+			"ErrImagePull for 10m0s since 2026-12-05T10:50:00Z: registry timed out"},
+		{"no recorded start", time.Time{}, Ended,
+			"ErrImagePull for 1h0m0s since 2026-12-05T10:00:00Z: registry timed out"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			obs := Judge(waitingPod("ErrImagePull", podStarted), NodeFacts{}, now, limits, c.waitStarted)
+
+			if obs.Verdict != c.wantVerdict {
+				t.Fatalf("verdict %d, want %d", obs.Verdict, c.wantVerdict)
+			}
+			if obs.End.Reason != c.wantReason {
+				t.Errorf("reason %q, want %q", obs.End.Reason, c.wantReason)
+			}
+			if c.wantVerdict == Ended && obs.End.Status != store.RunFailed {
+				t.Errorf("run ends %s, want failed", obs.End.Status)
+			}
+		})
 	}
 }

@@ -104,6 +104,7 @@ func (d *Dispatcher) forgetPod(runID uuid.UUID) {
 	d.terminating.Delete(runID)
 	d.finished.Delete(runID)
 	d.deletedUnfinished.Delete(runID)
+	d.waitingAtStart.Delete(runID)
 }
 
 // podFinished reports whether pod exists and its containers have ended, in success or
@@ -165,7 +166,11 @@ func (d *Dispatcher) reconcilePod(ctx context.Context, run store.Run, pod *corev
 	if err != nil {
 		return err
 	}
-	obs := Judge(pod, node, now, d.cfg.limits())
+	waitStarted, err := d.containerWaitStart(ctx, run, pod, now)
+	if err != nil {
+		return err
+	}
+	obs := Judge(pod, node, now, d.cfg.limits(), waitStarted)
 	if obs.Verdict != Ended {
 		gone, err := d.nodeGone(ctx, obs.Node)
 		if err != nil {
@@ -313,7 +318,7 @@ func (d *Dispatcher) finishStop(ctx context.Context, run store.Run, pod *corev1.
 		return d.deletePod(ctx, pod, "stop: "+stop.Reason, false)
 	}
 
-	obs := Judge(pod, d.nodeFacts(pod.Spec.NodeName), now, d.cfg.limits())
+	obs := Judge(pod, d.nodeFacts(pod.Spec.NodeName), now, d.cfg.limits(), recordedWaitStart(run))
 	gone, err := d.nodeGone(ctx, obs.Node)
 	switch {
 	case err != nil:
