@@ -46,8 +46,9 @@ type Config struct {
 	// GPUWaitTimeout is how long in all a pod that lacks only GPUs that other pods use may
 	// stay unschedulable before its job is requeued. See dispatcher.Config.
 	GPUWaitTimeout time.Duration
-	// ImagePullGrace is how long a container may wait with ErrImagePull, ImagePullBackOff or
-	// CreateContainerError, from its pod's start, before its run fails.
+	// ImagePullGrace is how long a container may wait with ErrImagePull, ImagePullBackOff,
+	// CreateContainerError or a missing Secret, from the first such wait the dispatcher saw,
+	// before its run fails. See dispatcher.Config.
 	ImagePullGrace time.Duration
 	// PodTolerations are added to every training pod, and the GPU capacity count judges
 	// node taints with them (SCHEDULERD_POD_TOLERATIONS). See dispatcher.Config.
@@ -136,7 +137,7 @@ var coreSettings = []setting{
 		"time in all a pod that lacks only GPUs that other pods use may stay unschedulable before its job is requeued (counted)", "1h",
 		func(c *Config, v string) (err error) { c.GPUWaitTimeout, err = positiveDuration(v); return }},
 	{"image-pull-grace", "SCHEDULERD_IMAGE_PULL_GRACE",
-		"time a container may wait with ErrImagePull, ImagePullBackOff or CreateContainerError before its run fails", "5m",
+		"time a container may wait with ErrImagePull, ImagePullBackOff, CreateContainerError or a missing Secret, from its first such wait, before its run fails", "5m",
 		func(c *Config, v string) (err error) { c.ImagePullGrace, err = positiveDuration(v); return }},
 	{"pod-tolerations", "SCHEDULERD_POD_TOLERATIONS",
 		"JSON array of Kubernetes tolerations that every training pod gets and the GPU capacity count applies, such as " +
