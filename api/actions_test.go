@@ -194,10 +194,13 @@ func TestJobActionsAudited(t *testing.T) {
 	}
 	wantJSON(t, "before", pause.Before, `{"priority":5,"status":"queued"}`)
 	wantJSON(t, "after", pause.After, `{"priority":5,"status":"paused","paused_by":"operator"}`)
-	wantJSON(t, "priority before", audit.Records[1].Before, `{"priority":5,"status":"paused"}`)
+	wantJSON(t, "priority before", audit.Records[1].Before,
+		`{"priority":5,"status":"paused","paused_by":"operator"}`)
 	wantJSON(t, "priority after", audit.Records[1].After,
 		`{"priority":9,"status":"paused","paused_by":"operator"}`)
 	wantJSON(t, "own pause after", audit.Records[3].After,
+		`{"priority":5,"status":"paused","paused_by":"submitter"}`)
+	wantJSON(t, "resume before", audit.Records[0].Before,
 		`{"priority":5,"status":"paused","paused_by":"submitter"}`)
 	wantJSON(t, "resume after", audit.Records[0].After, `{"priority":5,"status":"queued"}`)
 }

@@ -98,6 +98,10 @@ func (s *Store) MoveHPOParent(ctx context.Context, ref JobRef, from, to JobStatu
 // for the move and then reads the parent's new status.
 func moveParentInTx(ctx context.Context, tx pgx.Tx, ref JobRef, from, to JobStatus, trials trialMove,
 	at time.Time, audit *Audit) (ParentMove, error) {
+	parentBefore, err := lockPausedJob(ctx, tx, ref)
+	if err != nil {
+		return ParentMove{}, err
+	}
 	rows, err := tx.Query(ctx, sqlSetJobStatus, setJobStatusArgs(ref, from, to, at, audit)...)
 	if err != nil {
 		return ParentMove{}, err
@@ -126,11 +130,10 @@ func moveParentInTx(ctx context.Context, tx pgx.Tx, ref JobRef, from, to JobStat
 	if err := auditTrials(ctx, tx, audit, parent.ProjectID, before, moved); err != nil {
 		return ParentMove{}, err
 	}
-	parentBefore := statusImage(from, parent.Priority, false, nil)
 	parentAfter := jobImage(parent)
 	parentAfter["trials_moved"] = len(moved)
 	return ParentMove{Parent: parent, Trials: moved},
-		writeAudit(ctx, tx, audit, parent.ProjectID, &parent.ID, parentBefore, parentAfter)
+		writeAudit(ctx, tx, audit, parent.ProjectID, &parent.ID, parentBefore.image(), parentAfter)
 }
 
 // checkTrialsMovable rejects a pause of a parent whose trials have all ended, and a resume

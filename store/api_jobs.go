@@ -133,6 +133,10 @@ func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus
 		if err := lockQueueRow(ctx, tx, ref, from); err != nil {
 			return err
 		}
+		before, err := lockPausedJob(ctx, tx, ref)
+		if err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, sqlSetJobStatus, setJobStatusArgs(ref, from, to, at, audit)...)
 		if err != nil {
 			return err
@@ -141,8 +145,7 @@ func (s *Store) SetJobStatus(ctx context.Context, ref JobRef, from, to JobStatus
 		if err != nil {
 			return err
 		}
-		before := map[string]any{"status": from, "priority": job.Priority}
-		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before, jobImage(job))
+		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before.image(), jobImage(job))
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, s.whyStatusUnchanged(ctx, ref, from, to, audit, doing)
@@ -186,9 +189,7 @@ func (s *Store) SetJobPriority(ctx context.Context, ref JobRef, seen JobStatus, 
 		if err := lockQueueRow(ctx, tx, ref, seen); err != nil {
 			return err
 		}
-		var oldPriority int
-		err := tx.QueryRow(ctx, `SELECT priority FROM jobs WHERE id = $1 AND created_at = $2 FOR UPDATE`,
-			ref.ID, ref.CreatedAt).Scan(&oldPriority)
+		before, err := lockPausedJob(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
@@ -201,8 +202,7 @@ func (s *Store) SetJobPriority(ctx context.Context, ref JobRef, seen JobStatus, 
 		if err != nil {
 			return err
 		}
-		before := map[string]any{"status": seen, "priority": oldPriority}
-		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before, jobImage(job))
+		return writeAudit(ctx, tx, audit, job.ProjectID, &job.ID, before.image(), jobImage(job))
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, s.staleOrMissing(ctx, ref, doing)

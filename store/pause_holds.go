@@ -96,18 +96,12 @@ func (s *Store) ClaimPause(ctx context.Context, ref JobRef, audit *Audit) (Job, 
 	role, token := pauserOf(audit)
 	var job Job
 	err := s.inTxRetry(ctx, func(tx pgx.Tx) error {
-		var before pausedJob
-		rows, err := tx.Query(ctx, `SELECT status::text AS status, priority, paused_by_parent,
-			    paused_by_role::text AS paused_by_role
-			FROM jobs WHERE id = $1 AND created_at = $2 FOR UPDATE`, ref.ID, ref.CreatedAt)
+		before, err := lockPausedJob(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
-		if before, err = collectOne[pausedJob](rows); err != nil {
-			return err
-		}
 
-		rows, err = tx.Query(ctx, sqlClaimPause, ref.ID, ref.CreatedAt, role, token)
+		rows, err := tx.Query(ctx, sqlClaimPause, ref.ID, ref.CreatedAt, role, token)
 		if err != nil {
 			return err
 		}
@@ -135,4 +129,16 @@ type pausedJob struct {
 // image is the job as audit records show it.
 func (p pausedJob) image() map[string]any {
 	return statusImage(p.Status, p.Priority, p.PausedByParent, p.PausedByRole)
+}
+
+// lockPausedJob locks the job's row and reads it as an audit record's before image shows
+// it. A status change clears the pauser, so the image is read before the change.
+func lockPausedJob(ctx context.Context, tx pgx.Tx, ref JobRef) (pausedJob, error) {
+	rows, err := tx.Query(ctx, `SELECT status::text AS status, priority, paused_by_parent,
+		    paused_by_role::text AS paused_by_role
+		FROM jobs WHERE id = $1 AND created_at = $2 FOR UPDATE`, ref.ID, ref.CreatedAt)
+	if err != nil {
+		return pausedJob{}, err
+	}
+	return collectOne[pausedJob](rows)
 }

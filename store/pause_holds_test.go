@@ -179,3 +179,87 @@ func TestClaimPause(t *testing.T) {
 		t.Errorf("audit of the claim: %s, want %s", claim, want)
 	}
 }
+
+// auditPairs returns the project's audit records of action as "before -> after", oldest
+// first.
+func auditPairs(t *testing.T, s *store.Store, action string) []string {
+	t.Helper()
+	records, err := s.ListAudit(context.Background(), store.AuditFilter{ProjectID: "vision", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for i := len(records) - 1; i >= 0; i-- {
+		if records[i].Action == action {
+			pairs = append(pairs, string(records[i].Before)+" -> "+string(records[i].After))
+		}
+	}
+	return pairs
+}
+
+// wantAuditPair checks that the only audit record of action is the pair want.
+func wantAuditPair(t *testing.T, s *store.Store, action, want string) {
+	t.Helper()
+	pairs := auditPairs(t, s, action)
+	if len(pairs) != 1 {
+		t.Fatalf("%d %s audit records, want 1", len(pairs), action)
+	}
+	if !sameJSONPair(t, pairs[0], want) {
+		t.Errorf("audit of %s: %s, want %s", action, pairs[0], want)
+	}
+}
+
+// The before image of a change to a held job names the hold, so that the audit log shows
+// a priority change that kept the hold and a resume that lifted it.
+func TestHeldJobAuditNamesPauser(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	job, err := s.SubmitJob(ctx, submission(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetJobStatus(ctx, job.Ref(), store.JobQueued, store.JobPaused, time.Now(),
+		operatorAudit("job.pause")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetJobPriority(ctx, job.Ref(), store.JobPaused, 9, submitterAudit("job.priority")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetJobStatus(ctx, job.Ref(), store.JobPaused, store.JobQueued, time.Now(),
+		operatorAudit("job.resume")); err != nil {
+		t.Fatal(err)
+	}
+
+	wantAuditPair(t, s, "job.priority", `{"status": "paused", "priority": 7, "paused_by": "operator"} -> `+
+		`{"status": "paused", "priority": 9, "paused_by": "operator"}`)
+	wantAuditPair(t, s, "job.resume", `{"status": "paused", "priority": 9, "paused_by": "operator"} -> `+
+		`{"status": "queued", "priority": 9}`)
+}
+
+// The before image of the resume of a held hpo parent names the hold that it lifted.
+func TestHeldHPOParentAuditNamesPauser(t *testing.T) {
+	s := setup(t)
+	h := newSearch(t, s, 1)
+	if _, err := moveParent(s, h, store.JobRunning, store.JobPaused, "job.pause"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := moveParent(s, h, store.JobPaused, store.JobRunning, "job.resume"); err != nil {
+		t.Fatal(err)
+	}
+
+	var parentPair string
+	records, err := s.ListAudit(context.Background(), store.AuditFilter{ProjectID: "vision", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		if r.Action == "job.resume" && r.JobID != nil && *r.JobID == h.parent.ID {
+			parentPair = string(r.Before) + " -> " + string(r.After)
+		}
+	}
+	want := `{"status": "paused", "priority": 7, "paused_by": "operator"} -> ` +
+		`{"status": "running", "priority": 7, "trials_moved": 1}`
+	if !sameJSONPair(t, parentPair, want) {
+		t.Errorf("audit of the parent's resume: %q, want %s", parentPair, want)
+	}
+}
