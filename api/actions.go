@@ -90,7 +90,7 @@ func (s *Server) applyJobAction(w http.ResponseWriter, r *http.Request, caller *
 			return conflict("%s applies to a job that is %s; job %s is %s",
 				a.name, joinStatuses(a.from), job.ID, job.Status)
 		}
-		if err := s.checkParentNotPaused(r, job, a); err != nil {
+		if err := s.checkParentNotPaused(r, caller, job, a); err != nil {
 			return err
 		}
 
@@ -154,8 +154,8 @@ func retryAfterRead(err error, job store.Job) bool {
 
 // checkParentNotPaused rejects the resume of a trial whose hpo parent is paused: it would
 // start a trial of a paused search. The database rejects it too (migration 24); this check
-// names the way out.
-func (s *Server) checkParentNotPaused(r *http.Request, job store.Job, a jobAction) error {
+// names the way out, which for a submitter under the parent's pause hold is an operator.
+func (s *Server) checkParentNotPaused(r *http.Request, caller *principal, job store.Job, a jobAction) error {
 	if a.name != resumeAction.name || job.ParentJobID == nil {
 		return nil
 	}
@@ -163,11 +163,16 @@ func (s *Server) checkParentNotPaused(r *http.Request, job store.Job, a jobActio
 	if err != nil {
 		return fmt.Errorf("read the parent of job %s: %w", job.ID, err)
 	}
-	if parent.JobType == "hpo" && parent.Status == store.JobPaused {
-		return conflict("job %s is a trial of hpo job %s, which is paused: resume the parent first",
-			job.ID, parent.ID)
+	switch {
+	case parent.JobType != "hpo" || parent.Status != store.JobPaused:
+		return nil
+	case parent.PauseHeld() && parent.PausedByToken != nil && !caller.isStaff():
+		return conflict("job %s is a trial of hpo job %s, which %s token %q paused: "+
+			"an operator or admin must resume the parent first", job.ID, parent.ID, *parent.PausedByRole,
+			*parent.PausedByToken)
 	}
-	return nil
+	return conflict("job %s is a trial of hpo job %s, which is paused: resume the parent first",
+		job.ID, parent.ID)
 }
 
 // applyParentAction applies a to an hpo parent and its trials in one transaction. A

@@ -177,6 +177,11 @@ func TestTrialOfPausedHPOParent(t *testing.T) {
 	if !strings.Contains(p.Detail, "hpo job "+parent.ID.String()) || !strings.Contains(p.Detail, "resume the parent") {
 		t.Errorf("resume of a trial of a paused parent: detail %q, want it to name the parent and the way out", p.Detail)
 	}
+	// The parent is the operator's hold, so the way out is an operator's resume of it.
+	wantHold := `which operator token "oncall" paused: an operator or admin must resume the parent first`
+	if !strings.Contains(p.Detail, wantHold) {
+		t.Errorf("submitter's resume of a trial of a held parent: detail %q, want it to contain %q", p.Detail, wantHold)
+	}
 	var pausedByOperator api.Job
 	f.action(f.operator, trials[0], "pause").want(200).decode(&pausedByOperator)
 	if pausedByOperator.Status != "paused" {
