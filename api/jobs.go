@@ -241,7 +241,7 @@ func (s *Server) checkWorkflowSections(sub submission) error {
 		missing = "this daemon runs without a Temporal address"
 	case !s.cfg.S3Configured:
 		missing = "the workflow reads eval reports and model artifacts from S3, and this daemon has no " +
-			"S3 endpoint or region (SCHEDULERD_S3_ENDPOINT, SCHEDULERD_S3_REGION)"
+			"S3 endpoint or region (SCHEDULERD_S3_ENDPOINT, SCHEDULERD_S3_REGION or AWS_REGION)"
 	default:
 		return nil
 	}

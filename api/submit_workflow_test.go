@@ -85,7 +85,7 @@ func TestSubmitWithoutS3(t *testing.T) {
 	delete(withModel["config"].(map[string]any), "evaluation")
 	withEvaluation := registeredBody()
 	delete(withEvaluation["config"].(map[string]any), "model")
-	const noS3 = "this daemon has no S3 endpoint or region (SCHEDULERD_S3_ENDPOINT, SCHEDULERD_S3_REGION)"
+	const noS3 = "this daemon has no S3 endpoint or region (SCHEDULERD_S3_ENDPOINT, SCHEDULERD_S3_REGION or AWS_REGION)"
 
 	cases := []struct {
 		name  string
