@@ -352,6 +352,59 @@ func TestMigrateDownRejectsNegativeVersion(t *testing.T) {
 	}
 }
 
+// A -to above the binary's versions is rejected before it reaches tern, which takes an
+// int32: 4294967297 would wrap to version 1 and drop almost every table.
+func TestMigrateDownRejectsVersionAboveLatest(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
+	latest, err := migrations.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("schema version %d of %d\n", latest, latest)
+	for _, to := range []string{fmt.Sprint(latest + 1), "4294967297"} {
+		code, _, stderr := run(t, env, "migrate", "down", "-to", to)
+		if code != 2 {
+			t.Errorf("-to %s: exit %d, want 2; stderr %q", to, code, stderr)
+		}
+		wantErr := fmt.Sprintf("invalid -to %s: want a version from 0 to %d", to, latest)
+		if !strings.Contains(stderr, wantErr) {
+			t.Errorf("-to %s: stderr %q, want it to contain %q", to, stderr, wantErr)
+		}
+		if _, stdout, _ := run(t, env, "migrate", "status"); stdout != want {
+			t.Errorf("-to %s: status %q after the rejected rollback, want %q", to, stdout, want)
+		}
+	}
+}
+
+// migrate down never applies migrations: a -to above the current version is rejected and
+// the schema stays where it is.
+func TestMigrateDownRejectsVersionAboveCurrent(t *testing.T) {
+	env := map[string]string{"SCHEDULERD_DATABASE_URL": pgtest.NewDatabase(t)}
+	latest, err := migrations.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, env, "migrate", "down", "-to", fmt.Sprint(latest-2)); code != 0 {
+		t.Fatalf("migrate down -to %d: exit %d, stderr %q", latest-2, code, stderr)
+	}
+
+	code, _, stderr := run(t, env, "migrate", "down", "-to", fmt.Sprint(latest))
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr %q", code, stderr)
+	}
+	wantErr := fmt.Sprintf("-to %d is above the schema's version %d", latest, latest-2)
+	if !strings.Contains(stderr, wantErr) {
+		t.Errorf("stderr %q, want it to contain %q", stderr, wantErr)
+	}
+	if !strings.Contains(stderr, "schedulerd migrate up") {
+		t.Errorf("stderr %q, want it to name schedulerd migrate up", stderr)
+	}
+	_, stdout, _ := run(t, env, "migrate", "status")
+	if want := fmt.Sprintf("schema version %d of %d\n", latest-2, latest); stdout != want {
+		t.Errorf("status %q after the rejected rollback, want %q", stdout, want)
+	}
+}
+
 // TestBadCronSettingsRejectedBeforeConnecting: a bad cron time zone or schedule in the
 // environment stops run and cron run with exit 2, before they connect to the closed port.
 func TestBadCronSettingsRejectedBeforeConnecting(t *testing.T) {
@@ -410,7 +463,7 @@ func TestInvalidArgumentsRejectedBeforeConnecting(t *testing.T) {
 		{[]string{"replay", "-trace-dir", "traces", "-mode", "fast"}, `invalid mode "fast": want paced or fill`},
 		{[]string{"replay", "-trace-dir", "traces", "-limit", "-3"}, "invalid limit -3"},
 		{[]string{"migrate", "up", "extra"}, `unexpected arguments ["extra"]: migrate up takes flags only`},
-		{[]string{"migrate", "down", "-to", "-1"}, "invalid -to -1: want a version from 0 up"},
+		{[]string{"migrate", "down", "-to", "-1"}, "invalid -to -1: want a version from 0 to "},
 		{[]string{"token", "list", "extra"}, "usage: schedulerd token list"},
 		{[]string{"token", "create", "-name", "ana", "-role", "root"}, `invalid role "root"`},
 		{[]string{"report", "-from", "2026-02-01", "-to", "2026-01-01"},

@@ -34,8 +34,10 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	if err := parseNoArgs(fs, args[1:]); err != nil {
 		return err
 	}
-	if flagSet(fs, "to") && *to < 0 {
-		return usageError{fmt.Sprintf("invalid -to %d: want a version from 0 up", *to)}
+	if flagSet(fs, "to") {
+		if err := checkTargetVersion(*to); err != nil {
+			return err
+		}
 	}
 	switch {
 	case args[0] != "up" && args[0] != "down" && args[0] != "status":
@@ -75,18 +77,37 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
-func migrateDown(ctx context.Context, conn *pgx.Conn, to int) error {
-	if to >= 0 {
-		return migrations.To(ctx, conn, int32(to))
+// checkTargetVersion rejects a -to outside the versions embedded in this binary. It runs
+// before the version becomes tern's int32, which would wrap a larger value to a low version.
+func checkTargetVersion(to int) error {
+	latest, err := migrations.Latest()
+	if err != nil {
+		return err
 	}
+	if to < 0 || to > int(latest) {
+		return usageError{fmt.Sprintf("invalid -to %d: want a version from 0 to %d", to, latest)}
+	}
+	return nil
+}
+
+// migrateDown rolls the schema back to version to, or one step without -to (to < 0). It
+// rejects a version above the current one, because tern would apply migrations to reach it.
+func migrateDown(ctx context.Context, conn *pgx.Conn, to int) error {
 	status, err := migrations.CurrentStatus(ctx, conn)
 	if err != nil {
 		return err
 	}
-	if status.Current == 0 {
-		return nil
+	if to < 0 {
+		if status.Current == 0 {
+			return nil
+		}
+		to = int(status.Current) - 1
 	}
-	return migrations.To(ctx, conn, status.Current-1)
+	if to > int(status.Current) {
+		return fmt.Errorf("-to %d is above the schema's version %d, and migrate down only rolls back, "+
+			"so run 'schedulerd migrate up' to apply migrations", to, status.Current)
+	}
+	return migrations.To(ctx, conn, int32(to))
 }
 
 // migrateRiver applies River's own migrations, which the cron service's durable jobs need.
