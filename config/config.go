@@ -44,7 +44,7 @@ type Config struct {
 	// requeued and its reservation released.
 	UnschedulableTimeout time.Duration
 	// GPUWaitTimeout is how long in all a pod that lacks only GPUs that other pods use may
-	// stay unschedulable before its job is requeued. See dispatcher.Config.
+	// stay unschedulable before its run ends as preempted. See dispatcher.Config.
 	GPUWaitTimeout time.Duration
 	// ImagePullGrace is how long a container may wait with ErrImagePull, ImagePullBackOff,
 	// CreateContainerError or a missing Secret, from the first such wait the dispatcher saw,
@@ -131,10 +131,10 @@ var coreSettings = []setting{
 	{"dequeue-batch", "SCHEDULERD_DEQUEUE_BATCH", "jobs admitted per dequeue transaction at most", "64",
 		func(c *Config, v string) (err error) { c.DequeueBatch, err = positiveInt(v); return }},
 	{"unschedulable-timeout", "SCHEDULERD_UNSCHEDULABLE_TIMEOUT",
-		"time a pod may stay unschedulable before its job is requeued (a pod that lacks only GPUs that other pods use waits on)", "5m",
+		"time a pod may stay unschedulable before its run ends as preempted, counted (a pod that lacks only GPUs that other pods use waits on)", "5m",
 		func(c *Config, v string) (err error) { c.UnschedulableTimeout, err = positiveDuration(v); return }},
 	{"gpu-wait-timeout", "SCHEDULERD_GPU_WAIT_TIMEOUT",
-		"time in all a pod that lacks only GPUs that other pods use may stay unschedulable before its job is requeued (counted)", "1h",
+		"time in all a pod that lacks only GPUs that other pods use may stay unschedulable before its run ends as preempted, counted", "1h",
 		func(c *Config, v string) (err error) { c.GPUWaitTimeout, err = positiveDuration(v); return }},
 	{"image-pull-grace", "SCHEDULERD_IMAGE_PULL_GRACE",
 		"time a container may wait with ErrImagePull, ImagePullBackOff, CreateContainerError or a missing Secret, from its first such wait, before its run fails", "5m",
