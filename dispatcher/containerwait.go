@@ -24,19 +24,19 @@ import (
 // also change to another reason that may pass (the image pulls, then its Secret is missing).
 // A grace reset on each change would let a pod whose image never pulls hold its GPUs
 // without end.
-// Once the training container has started it never waits again (RestartPolicyNever). A
-// later wait of another container, such as a sidecar's, counts from the same stored time,
-// which is never before the pod's start.
+// Once the training container has started it never waits again, because BuildPod sets
+// RestartPolicyNever. A later wait of another container, such as a sidecar's, counts from
+// the same stored time, which is never before the pod's start.
 
 // containerWaitStart returns when the image pull grace of the run's pod began to count, for
 // Judge, or zero while no container of the pod waits for a cause that mayPass. It stores the
 // time only while the run has none (ContainerWaitStartedAt), so the grace costs one UPDATE
 // per run, whatever the number of resyncs.
-// NOTE: a wait that the pod already showed when this dispatcher's caches synced
-// (waitingAtStart), with no time stored, began while no dispatcher of this version followed
-// the pod: the daemon was down, an older version ran, or no replica held the Lease. Nothing
-// tells when, so it counts from the pod's start, and a long pull that failed then may fail
-// its run at once.
+// NOTE: some waits began while no dispatcher of this version followed the pod, because the
+// daemon was down, an older version ran, or no replica held the Lease. Such a wait shows
+// when this dispatcher's caches sync (waitingAtStart) and has no stored time. No field
+// records when it began, so it counts from the pod's start, and a long pull that failed
+// then may fail its run at once.
 func (d *Dispatcher) containerWaitStart(ctx context.Context, run store.Run, pod *corev1.Pod, now time.Time) (time.Time, error) {
 	if run.ContainerWaitStartedAt != nil {
 		return *run.ContainerWaitStartedAt, nil
